@@ -1,0 +1,39 @@
+//! Pure domain rules and types for the ekspertbistand platform: identifiers with checksums,
+//! money, counties, competence areas, the pilot and routing policy, the grant rate table and
+//! name validation.
+//!
+//! This crate does no I/O, so every rule here can be tested in isolation and reused by every
+//! service. Everything public is re-exported at the crate root.
+
+mod competence_area;
+mod config_error;
+mod date_range;
+mod digits;
+mod error;
+mod fodselsnummer;
+mod grant_rate;
+mod money;
+mod municipality;
+mod organisation_number;
+mod pilot_policy;
+mod pseudonym_key;
+mod routing_policy;
+mod serde_str;
+mod text;
+
+pub use competence_area::CompetenceArea;
+pub use config_error::PolicyConfigError;
+pub use date_range::{DateRange, parse_iso_date};
+pub use error::DomainError;
+pub use fodselsnummer::{Fodselsnummer, SyntheticPolicy};
+pub use grant_rate::MaxRateTable;
+pub use money::Money;
+pub use municipality::{CountyCode, MunicipalityNumber};
+pub use organisation_number::{OrganisationNumber, with_valid_check_digit};
+pub use pilot_policy::PilotPolicy;
+pub use pseudonym_key::{MIN_PSEUDONYM_KEY_BYTES, PseudonymKey};
+pub use routing_policy::{
+    AgreementCoverage, ExpertChoice, Flow, RoutingDecision, RoutingReason, RoutingRequest,
+    StaticCoverage, decide_route,
+};
+pub use text::validate_name;

@@ -1,0 +1,428 @@
+//! Configuration shared by every service: defaults → optional file → `EKB__SECTION__KEY`
+//! environment variables, validated once at start so a bad value stops the process with a
+//! message that names the key (DESIGN.md §5). Secrets are `SecretString`s and never printed.
+
+use std::net::SocketAddr;
+
+use config::{Config, Environment, File, FileFormat};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, de::DeserializeOwned};
+
+/// Defaults every service starts from; each service may add its own on top.
+const PLATFORM_DEFAULTS: &str = r#"
+[grpc]
+addr = "0.0.0.0:50051"
+request_timeout_seconds = 30
+
+[metrics]
+addr = "0.0.0.0:9090"
+
+[database]
+url = "postgres://postgres@127.0.0.1:5432/postgres"
+max_connections = 10
+create_if_missing = false
+
+[kafka]
+brokers = "127.0.0.1:9092"
+security_protocol = "plaintext"
+topic_prefix = "ekspertbistand"
+session_timeout_ms = 45000
+
+[telemetry]
+log_format = "text"
+log_filter = "info,sqlx=warn,rdkafka=warn,h2=warn,tower=warn"
+otlp_endpoint = ""
+
+[auth]
+mode = "jwt"
+issuer = ""
+audience = ""
+jwks_url = ""
+roles_claim = "roles"
+
+[shutdown]
+drain_seconds = 5
+grace_seconds = 20
+
+[outbox]
+batch_size = 500
+poll_interval_ms = 100
+retention_hours = 168
+
+[consumer]
+max_attempts = 5
+initial_backoff_ms = 100
+max_backoff_ms = 5000
+"#;
+
+/// The environment variable that names an optional configuration file (TOML).
+pub const CONFIG_FILE_ENV: &str = "EKB_CONFIG_FILE";
+
+/// Configuration sections every service has.
+#[derive(Debug, Clone, Deserialize)]
+pub struct PlatformConfig {
+    /// gRPC server.
+    pub grpc: GrpcConfig,
+    /// Prometheus endpoint.
+    pub metrics: MetricsConfig,
+    /// The service's own database.
+    pub database: DatabaseConfig,
+    /// Kafka cluster.
+    pub kafka: KafkaConfig,
+    /// Logging and tracing.
+    pub telemetry: TelemetryConfig,
+    /// Bearer-token authentication.
+    pub auth: AuthConfig,
+    /// Graceful shutdown timing.
+    pub shutdown: ShutdownConfig,
+    /// Transactional outbox relay.
+    pub outbox: OutboxConfig,
+    /// Event consumer retries.
+    pub consumer: ConsumerConfig,
+}
+
+/// gRPC server settings.
+#[derive(Debug, Clone, Deserialize)]
+pub struct GrpcConfig {
+    /// Listen address; port 0 picks a free port (tests).
+    pub addr: SocketAddr,
+    /// Upper bound for one call.
+    pub request_timeout_seconds: u64,
+}
+
+/// Prometheus metrics endpoint settings.
+#[derive(Debug, Clone, Deserialize)]
+pub struct MetricsConfig {
+    /// Listen address of `GET /metrics`.
+    pub addr: SocketAddr,
+}
+
+/// Database settings.
+#[derive(Debug, Clone, Deserialize)]
+pub struct DatabaseConfig {
+    /// Connection URL, a secret (it may hold a password).
+    pub url: SecretString,
+    /// Pool size.
+    pub max_connections: u32,
+    /// Create the database at start if it does not exist (local runs and tests only).
+    pub create_if_missing: bool,
+}
+
+/// Kafka client settings, passed to librdkafka.
+#[derive(Debug, Clone, Deserialize)]
+pub struct KafkaConfig {
+    /// Comma-separated bootstrap servers.
+    pub brokers: String,
+    /// librdkafka `security.protocol`: plaintext, ssl, sasl_plaintext or sasl_ssl.
+    pub security_protocol: String,
+    /// First part of every topic and consumer-group name (`<prefix>.<service>.v1`); tests use a
+    /// unique prefix so runs against a shared cluster do not see each other's events.
+    pub topic_prefix: String,
+    /// Consumer group session timeout; tests lower it so a new member need not wait long.
+    pub session_timeout_ms: u32,
+    /// CA certificate file for TLS.
+    #[serde(default)]
+    pub ssl_ca_location: Option<String>,
+    /// Client certificate file for mutual TLS.
+    #[serde(default)]
+    pub ssl_certificate_location: Option<String>,
+    /// Client key file for mutual TLS.
+    #[serde(default)]
+    pub ssl_key_location: Option<String>,
+    /// SASL mechanism, e.g. PLAIN or SCRAM-SHA-512.
+    #[serde(default)]
+    pub sasl_mechanism: Option<String>,
+    /// SASL user name.
+    #[serde(default)]
+    pub sasl_username: Option<String>,
+    /// SASL password, a secret.
+    #[serde(default)]
+    pub sasl_password: Option<SecretString>,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines, for laptops.
+    Text,
+    /// One JSON object per line, for deployments.
+    Json,
+}
+
+/// Logging and tracing settings.
+#[derive(Debug, Clone, Deserialize)]
+pub struct TelemetryConfig {
+    /// Text or JSON.
+    pub log_format: LogFormat,
+    /// `tracing_subscriber::EnvFilter` directive; `RUST_LOG` wins when set.
+    pub log_filter: String,
+    /// OTLP/gRPC endpoint for traces; empty switches export off.
+    pub otlp_endpoint: String,
+}
+
+/// Whether bearer tokens are checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthMode {
+    /// Every RPC except health and reflection needs a valid JWT with the RPC's role.
+    Jwt,
+    /// No checks: only for local runs, set explicitly.
+    Disabled,
+}
+
+/// Bearer JWT validation settings.
+#[derive(Debug, Clone, Deserialize)]
+pub struct AuthConfig {
+    /// `jwt` or `disabled`.
+    pub mode: AuthMode,
+    /// Expected `iss` claim.
+    pub issuer: String,
+    /// Expected `aud` claim.
+    pub audience: String,
+    /// Where the issuer publishes its signing keys.
+    pub jwks_url: String,
+    /// The claim that holds the caller's roles (a list of strings).
+    pub roles_claim: String,
+}
+
+/// Graceful shutdown timing.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ShutdownConfig {
+    /// After SIGTERM, keep serving while reporting NOT_SERVING this long, so load balancers
+    /// stop sending new calls before the server stops accepting them.
+    pub drain_seconds: u64,
+    /// Upper bound for finishing in-flight work and flushing the producer.
+    pub grace_seconds: u64,
+}
+
+/// Outbox relay settings.
+#[derive(Debug, Clone, Deserialize)]
+pub struct OutboxConfig {
+    /// Rows published per round.
+    pub batch_size: i64,
+    /// How often the relay looks for rows when nothing woke it.
+    pub poll_interval_ms: u64,
+    /// How long published rows are kept for audit before cleanup.
+    pub retention_hours: i64,
+}
+
+/// Event consumer settings.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ConsumerConfig {
+    /// Attempts before a failing message goes to the dead-letter topic.
+    pub max_attempts: u32,
+    /// First retry delay; doubles per attempt.
+    pub initial_backoff_ms: u64,
+    /// Largest retry delay.
+    pub max_backoff_ms: u64,
+}
+
+/// A configuration value that failed to load or validate.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The sources could not be read or did not match the expected types.
+    #[error("invalid configuration: {0}")]
+    Load(#[from] config::ConfigError),
+    /// A value has the right type but breaks a rule.
+    #[error("invalid configuration: {key} ({env}): {rule}")]
+    Invalid {
+        /// Dotted key, e.g. `kafka.brokers`.
+        key: String,
+        /// The environment variable that sets it.
+        env: String,
+        /// The rule broken.
+        rule: String,
+    },
+}
+
+impl ConfigError {
+    /// A rule violation for `key`, naming its environment variable too.
+    pub fn invalid(key: &str, rule: impl Into<String>) -> Self {
+        ConfigError::Invalid {
+            key: key.to_owned(),
+            env: env_var_for(key),
+            rule: rule.into(),
+        }
+    }
+}
+
+/// The environment variable that sets a dotted key: `kafka.brokers` → `EKB__KAFKA__BROKERS`.
+pub fn env_var_for(key: &str) -> String {
+    format!("EKB__{}", key.replace('.', "__").to_uppercase())
+}
+
+/// Builds a service's configuration from the layered sources.
+#[derive(Debug, Default, Clone)]
+pub struct ConfigLoader {
+    service_defaults: Option<&'static str>,
+    overrides: Vec<(String, String)>,
+    list_keys: Vec<&'static str>,
+}
+
+impl ConfigLoader {
+    /// A loader with the platform defaults only.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds the service's own TOML defaults on top of the platform defaults.
+    pub fn with_defaults(mut self, toml: &'static str) -> Self {
+        self.service_defaults = Some(toml);
+        self
+    }
+
+    /// Declares a key whose environment value is a comma-separated list.
+    pub fn with_list_key(mut self, key: &'static str) -> Self {
+        self.list_keys.push(key);
+        self
+    }
+
+    /// Sets a value above every other source (tests and the dev launcher use this).
+    pub fn with_override(mut self, key: &str, value: impl Into<String>) -> Self {
+        self.overrides.push((key.to_owned(), value.into()));
+        self
+    }
+
+    /// Loads and deserializes; validation is the caller's next step.
+    pub fn load<T: DeserializeOwned>(&self) -> Result<T, ConfigError> {
+        let mut builder =
+            Config::builder().add_source(File::from_str(PLATFORM_DEFAULTS, FileFormat::Toml));
+        if let Some(defaults) = self.service_defaults {
+            builder = builder.add_source(File::from_str(defaults, FileFormat::Toml));
+        }
+        if let Ok(path) = std::env::var(CONFIG_FILE_ENV) {
+            builder = builder.add_source(File::with_name(&path).format(FileFormat::Toml));
+        }
+        let mut environment = Environment::with_prefix("EKB")
+            .prefix_separator("__")
+            .separator("__")
+            .try_parsing(true);
+        if !self.list_keys.is_empty() {
+            environment = environment.list_separator(",");
+            for key in &self.list_keys {
+                environment = environment.with_list_parse_key(key);
+            }
+        }
+        builder = builder.add_source(environment);
+        for (key, value) in &self.overrides {
+            let is_list = self.list_keys.contains(&key.as_str());
+            builder = if is_list {
+                let items: Vec<String> = value
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned)
+                    .collect();
+                builder.set_override(key.as_str(), items)?
+            } else {
+                builder.set_override(key.as_str(), value.as_str())?
+            };
+        }
+        Ok(builder.build()?.try_deserialize()?)
+    }
+}
+
+impl PlatformConfig {
+    /// Checks the rules the types cannot express.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.database.url.expose_secret().trim().is_empty() {
+            return Err(ConfigError::invalid("database.url", "must not be empty"));
+        }
+        if !self.database.url.expose_secret().starts_with("postgres") {
+            return Err(ConfigError::invalid(
+                "database.url",
+                "must be a postgres:// or postgresql:// URL",
+            ));
+        }
+        if self.database.max_connections == 0 {
+            return Err(ConfigError::invalid("database.max_connections", "must be at least 1"));
+        }
+        if self.kafka.brokers.trim().is_empty() {
+            return Err(ConfigError::invalid("kafka.brokers", "must not be empty"));
+        }
+        const PROTOCOLS: [&str; 4] = ["plaintext", "ssl", "sasl_plaintext", "sasl_ssl"];
+        if !PROTOCOLS.contains(&self.kafka.security_protocol.as_str()) {
+            return Err(ConfigError::invalid(
+                "kafka.security_protocol",
+                format!("must be one of {}", PROTOCOLS.join(", ")),
+            ));
+        }
+        if self.auth.mode == AuthMode::Jwt {
+            for (key, value) in [
+                ("auth.issuer", &self.auth.issuer),
+                ("auth.audience", &self.auth.audience),
+                ("auth.jwks_url", &self.auth.jwks_url),
+            ] {
+                if value.trim().is_empty() {
+                    return Err(ConfigError::invalid(
+                        key,
+                        "must be set when auth.mode is jwt (set EKB__AUTH__MODE=disabled only for local runs)",
+                    ));
+                }
+            }
+        }
+        if self.outbox.batch_size < 1 {
+            return Err(ConfigError::invalid("outbox.batch_size", "must be at least 1"));
+        }
+        if self.consumer.max_attempts < 1 {
+            return Err(ConfigError::invalid("consumer.max_attempts", "must be at least 1"));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(overrides: &[(&str, &str)]) -> Result<PlatformConfig, ConfigError> {
+        let mut loader = ConfigLoader::new();
+        for (key, value) in overrides {
+            loader = loader.with_override(key, *value);
+        }
+        let config: PlatformConfig = loader.load()?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    #[test]
+    fn defaults_need_auth_settings_unless_disabled() {
+        let err = load(&[]).expect_err("jwt mode without issuer must fail");
+        assert!(err.to_string().contains("auth.issuer"), "{err}");
+        assert!(err.to_string().contains("EKB__AUTH__ISSUER"), "{err}");
+        let ok = load(&[("auth.mode", "disabled")]).expect("disabled auth loads");
+        assert_eq!(ok.grpc.addr.port(), 50051);
+    }
+
+    #[test]
+    fn a_wrong_type_names_the_key() {
+        let err = load(&[("auth.mode", "disabled"), ("grpc.addr", "not-an-address")])
+            .expect_err("bad address must fail");
+        assert!(err.to_string().contains("grpc.addr"), "{err}");
+    }
+
+    #[test]
+    fn a_bad_security_protocol_is_rejected() {
+        let err = load(&[("auth.mode", "disabled"), ("kafka.security_protocol", "tls")])
+            .expect_err("unknown protocol must fail");
+        assert!(err.to_string().contains("kafka.security_protocol"), "{err}");
+    }
+
+    #[test]
+    fn debug_output_hides_the_database_url() {
+        let config = load(&[
+            ("auth.mode", "disabled"),
+            ("database.url", "postgres://app:hunter2@db/routing"),
+        ])
+        .expect("loads");
+        let printed = format!("{config:?}");
+        assert!(!printed.contains("hunter2"), "{printed}");
+    }
+
+    #[test]
+    fn env_var_names_follow_the_convention() {
+        assert_eq!(env_var_for("kafka.brokers"), "EKB__KAFKA__BROKERS");
+        assert_eq!(env_var_for("pilot.periods"), "EKB__PILOT__PERIODS");
+    }
+}

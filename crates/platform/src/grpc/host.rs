@@ -1,0 +1,284 @@
+//! Runs one service: the gRPC server (its API, `grpc.health.v1`, reflection) behind the
+//! [`GatewayLayer`](super::gateway::GatewayLayer), the metrics endpoint, the service's startup
+//! work (database creation and migrations) and its background workers (outbox relay, event
+//! consumer), with the health status telling the truth and graceful shutdown (DESIGN.md §5).
+//!
+//! Health is NOT_SERVING until startup finished and the database and the broker answer; it
+//! follows their reachability afterwards; it turns NOT_SERVING when a stop begins.
+
+use std::{future::Future, net::SocketAddr, time::Duration};
+
+use futures::future::BoxFuture;
+use rdkafka::producer::FutureProducer;
+use sqlx::PgPool;
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tokio_util::sync::CancellationToken;
+use tonic::service::Routes;
+use tonic_health::ServingStatus;
+
+use super::gateway::GatewayLayer;
+use crate::{
+    auth::{JwtValidator, RpcRoles},
+    config::{AuthMode, PlatformConfig},
+    db, messaging,
+    shutdown::ShutdownPlan,
+    trace_context::set_remote_parent_from_http,
+};
+
+const READINESS_INTERVAL: Duration = Duration::from_secs(2);
+
+/// What identifies a service to the host.
+#[derive(Debug, Clone)]
+pub struct ServiceIdentity {
+    /// Short name, e.g. `routing` (logs, metrics, topics).
+    pub name: &'static str,
+    /// Full gRPC service name, e.g. `ekspertbistand.v1.RoutingService` (health status key).
+    pub grpc_name: &'static str,
+    /// The role each RPC requires.
+    pub roles: RpcRoles,
+}
+
+/// The two listeners a service serves on; bind them first so tests can use port 0.
+#[derive(Debug)]
+pub struct Listeners {
+    /// gRPC.
+    pub grpc: TcpListener,
+    /// Prometheus metrics.
+    pub metrics: TcpListener,
+}
+
+impl Listeners {
+    /// Binds both addresses of the configuration.
+    pub async fn bind(config: &PlatformConfig) -> anyhow::Result<Self> {
+        Ok(Listeners {
+            grpc: TcpListener::bind(config.grpc.addr).await?,
+            metrics: TcpListener::bind(config.metrics.addr).await?,
+        })
+    }
+
+    /// The bound gRPC address.
+    pub fn grpc_addr(&self) -> anyhow::Result<SocketAddr> {
+        Ok(self.grpc.local_addr()?)
+    }
+
+    /// The bound metrics address.
+    pub fn metrics_addr(&self) -> anyhow::Result<SocketAddr> {
+        Ok(self.metrics.local_addr()?)
+    }
+}
+
+type Worker = Box<dyn FnOnce(CancellationToken, Duration) -> BoxFuture<'static, anyhow::Result<()>> + Send>;
+
+/// A service being assembled: its API routes, startup work and workers.
+pub struct ServiceHost {
+    identity: ServiceIdentity,
+    config: PlatformConfig,
+    pool: PgPool,
+    producer: FutureProducer,
+    workers: Vec<(&'static str, Worker)>,
+}
+
+impl ServiceHost {
+    /// A host for the service with its own pool and producer (used for readiness checks).
+    pub fn new(identity: ServiceIdentity, config: PlatformConfig, pool: PgPool, producer: FutureProducer) -> Self {
+        ServiceHost {
+            identity,
+            config,
+            pool,
+            producer,
+            workers: Vec::new(),
+        }
+    }
+
+    /// Adds a background worker, started once startup (migrations) finished. It must return
+    /// soon after its token is cancelled; it gets the grace period for its last work.
+    pub fn worker<F, Fut>(mut self, name: &'static str, worker: F) -> Self
+    where
+        F: FnOnce(CancellationToken, Duration) -> Fut + Send + 'static,
+        Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
+    {
+        self.workers
+            .push((name, Box::new(move |stop, grace| Box::pin(worker(stop, grace)))));
+        self
+    }
+
+    /// Serves until `trigger` is cancelled, then stops gracefully. `migrator` holds the
+    /// service's own migrations (run together with the platform's).
+    pub async fn serve(
+        self,
+        listeners: Listeners,
+        routes: Routes,
+        migrator: &'static sqlx::migrate::Migrator,
+        trigger: CancellationToken,
+    ) -> anyhow::Result<()> {
+        let ServiceHost {
+            identity,
+            config,
+            pool,
+            producer,
+            workers,
+        } = self;
+        let plan = ShutdownPlan::new(
+            trigger,
+            Duration::from_secs(config.shutdown.drain_seconds),
+            Duration::from_secs(config.shutdown.grace_seconds),
+        );
+
+        let (health, health_service) = tonic_health::server::health_reporter();
+        set_health(&health, identity.grpc_name, ServingStatus::NotServing).await;
+        let reflection = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(ekb_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1()?;
+
+        let validator = match config.auth.mode {
+            AuthMode::Jwt => Some(JwtValidator::new(&config.auth)?),
+            AuthMode::Disabled => {
+                tracing::warn!("authentication is DISABLED by configuration (auth.mode=disabled); local use only");
+                None
+            }
+        };
+        let gateway = GatewayLayer::new(identity.name, identity.roles.clone(), validator);
+
+        crate::metrics::recorder()?;
+        let metrics_task = tokio::spawn(crate::metrics::serve(listeners.metrics, plan.stop.clone()));
+
+        let readiness = tokio::spawn(readiness_loop(
+            identity.clone(),
+            config.clone(),
+            pool.clone(),
+            producer,
+            migrator,
+            health.clone(),
+            workers,
+            plan.clone(),
+        ));
+
+        let service_name = identity.name;
+        let server = tonic::transport::Server::builder()
+            .timeout(Duration::from_secs(config.grpc.request_timeout_seconds))
+            .trace_fn(move |request| {
+                let span = tracing::info_span!(
+                    "grpc",
+                    service = service_name,
+                    rpc.method = %request.uri().path(),
+                    otel.kind = "server",
+                );
+                set_remote_parent_from_http(&span, request.headers());
+                span
+            })
+            .layer(gateway)
+            .add_routes(routes)
+            .add_service(health_service)
+            .add_service(reflection);
+        let incoming = TcpListenerStream::new(listeners.grpc);
+        let stop = plan.stop.clone();
+        tracing::info!(service = service_name, "gRPC server started");
+        server
+            .serve_with_incoming_shutdown(incoming, stop.cancelled_owned())
+            .await?;
+        tracing::info!(service = service_name, "gRPC server stopped accepting; in-flight calls done");
+
+        match tokio::time::timeout(plan.grace + Duration::from_secs(1), readiness).await {
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(error))) => tracing::error!(error = %format!("{error:#}"), "a worker failed"),
+            Ok(Err(error)) => tracing::error!(%error, "the worker supervisor panicked"),
+            Err(_) => tracing::warn!("workers did not stop within the grace period"),
+        }
+        metrics_task.abort();
+        pool.close().await;
+        tracing::info!(service = service_name, "stopped");
+        Ok(())
+    }
+}
+
+async fn set_health(health: &tonic_health::server::HealthReporter, grpc_name: &str, status: ServingStatus) {
+    health.set_service_status("", status).await;
+    health.set_service_status(grpc_name, status).await;
+}
+
+/// Startup (create database, migrate) with retries, then workers, then reachability checks
+/// that drive the health status; on stop, NOT_SERVING and wait for the workers.
+#[allow(clippy::too_many_arguments)]
+async fn readiness_loop(
+    identity: ServiceIdentity,
+    config: PlatformConfig,
+    pool: PgPool,
+    producer: FutureProducer,
+    migrator: &'static sqlx::migrate::Migrator,
+    health: tonic_health::server::HealthReporter,
+    workers: Vec<(&'static str, Worker)>,
+    plan: ShutdownPlan,
+) -> anyhow::Result<()> {
+    let mut delay = Duration::from_millis(250);
+    loop {
+        let attempt = async {
+            if config.database.create_if_missing {
+                db::create_database_if_missing(&config.database).await?;
+            }
+            db::migrate(&pool, migrator).await
+        };
+        let outcome = tokio::select! {
+            () = plan.begin.cancelled() => return Ok(()),
+            outcome = attempt => outcome,
+        };
+        match outcome {
+            Ok(()) => break,
+            Err(error) => {
+                tracing::warn!(error = %format!("{error:#}"), "startup not done yet (database); retrying");
+                tokio::select! {
+                    () = plan.begin.cancelled() => return Ok(()),
+                    () = tokio::time::sleep(delay) => {}
+                }
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+    tracing::info!(service = identity.name, "migrations applied");
+
+    let mut running = Vec::new();
+    for (name, worker) in workers {
+        let task = tokio::spawn(worker(plan.stop.clone(), plan.grace));
+        running.push((name, task));
+    }
+
+    let mut current = ServingStatus::NotServing;
+    let mut ticker = tokio::time::interval(READINESS_INTERVAL);
+    loop {
+        tokio::select! {
+            () = plan.begin.cancelled() => break,
+            _ = ticker.tick() => {}
+        }
+        let database = db::is_reachable(&pool).await;
+        let broker = messaging::kafka::is_reachable(&producer, Duration::from_secs(2)).await;
+        let status = if database && broker {
+            ServingStatus::Serving
+        } else {
+            ServingStatus::NotServing
+        };
+        if status != current {
+            tracing::info!(database, broker, ?status, "health status changed");
+            set_health(&health, identity.grpc_name, status).await;
+            current = status;
+        }
+        if status == ServingStatus::NotServing {
+            ticker.reset_after(Duration::from_millis(250));
+        }
+    }
+    set_health(&health, identity.grpc_name, ServingStatus::NotServing).await;
+    tracing::info!("health set to NOT_SERVING; draining");
+
+    let mut first_error = None;
+    for (name, task) in running {
+        match task.await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => {
+                tracing::error!(worker = name, error = %format!("{error:#}"), "worker failed");
+                first_error.get_or_insert(error);
+            }
+            Err(error) => tracing::error!(worker = name, %error, "worker panicked"),
+        }
+    }
+    first_error.map_or(Ok(()), Err)
+}

@@ -1,0 +1,21 @@
+//! The platform every ekspertbistand service stands on, written once: configuration,
+//! telemetry and trace propagation, the gRPC host (health, reflection, authentication, metrics,
+//! error mapping, graceful shutdown), the database pool and migrations, and messaging (outbox
+//! relay and consumer with inbox and dead-letter topic).
+//!
+//! A service crate supplies its handlers, its migrations and its event handler; everything that
+//! makes it operable comes from here, so every service behaves the same in production.
+
+pub mod auth;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod grpc;
+pub mod messaging;
+pub mod metrics;
+pub mod shutdown;
+pub mod telemetry;
+pub mod tls;
+pub mod trace_context;
+
+pub use error::{ApiError, Violations};

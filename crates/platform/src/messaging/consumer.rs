@@ -1,0 +1,423 @@
+//! The event consumer: at-least-once delivery, effects exactly once (DESIGN.md §3).
+//!
+//! For each message, one database transaction inserts the event id into the inbox
+//! (`ON CONFLICT DO NOTHING` — a redelivered event finds its id and changes nothing) and applies
+//! the handler's effect. Only after that transaction committed is the message's offset stored for
+//! the next commit. A handler failure is retried with exponential backoff; after
+//! `consumer.max_attempts` (or at once for a permanent failure, like an undecodable envelope) the
+//! message goes to the service's dead-letter topic with the error in its headers, so it never
+//! blocks its partition and is never dropped silently. Event types the handler does not know are
+//! skipped explicitly: recorded in the inbox as `skipped_unknown_type`, logged and counted.
+
+use std::{collections::HashMap, future::Future, sync::Arc, time::Duration};
+
+use ekb_proto::v1::EventEnvelope;
+use prost::Message as _;
+use rdkafka::{
+    Message, Offset, TopicPartitionList,
+    consumer::{CommitMode, Consumer, StreamConsumer},
+    message::{BorrowedMessage, Header, Headers, OwnedHeaders},
+    producer::{FutureProducer, FutureRecord},
+};
+use sqlx::{PgConnection, PgPool};
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use super::envelope::EVENT_TYPE_HEADER;
+use crate::{
+    config::{ConsumerConfig, KafkaConfig},
+    metrics::{CONSUMER_DEAD_LETTERED, CONSUMER_EVENTS, CONSUMER_LAG, CONSUMER_RETRIES},
+    trace_context::set_remote_parent,
+};
+
+const LAG_INTERVAL: Duration = Duration::from_secs(15);
+
+/// How a handler failed.
+#[derive(Debug, thiserror::Error)]
+pub enum HandlerError {
+    /// Retrying cannot help (the payload is invalid); dead-letter at once.
+    #[error("permanent: {0}")]
+    Permanent(String),
+    /// May succeed later (database unavailable, a conflict); retried with backoff.
+    #[error("transient: {0}")]
+    Transient(#[from] anyhow::Error),
+}
+
+impl From<sqlx::Error> for HandlerError {
+    fn from(error: sqlx::Error) -> Self {
+        HandlerError::Transient(error.into())
+    }
+}
+
+impl From<prost::DecodeError> for HandlerError {
+    fn from(error: prost::DecodeError) -> Self {
+        HandlerError::Permanent(format!("payload does not decode: {error}"))
+    }
+}
+
+/// A service's reaction to the events it consumes.
+pub trait EventHandler: Send + Sync + 'static {
+    /// Whether this handler applies events of `event_type`; others are skipped explicitly.
+    fn handles(&self, event_type: &str) -> bool;
+
+    /// Applies one event inside the consumer's transaction (which also holds the inbox row).
+    fn apply<'a>(
+        &'a self,
+        connection: &'a mut PgConnection,
+        envelope: &'a EventEnvelope,
+    ) -> impl Future<Output = Result<(), HandlerError>> + Send + 'a;
+}
+
+/// What became of one message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// The handler's effect committed.
+    Applied,
+    /// The event id was in the inbox already; nothing changed.
+    Duplicate,
+    /// No handler for the type; recorded and skipped.
+    SkippedUnknownType,
+    /// Sent to the dead-letter topic.
+    DeadLettered,
+}
+
+impl Outcome {
+    fn label(self) -> &'static str {
+        match self {
+            Outcome::Applied => "applied",
+            Outcome::Duplicate => "duplicate",
+            Outcome::SkippedUnknownType => "skipped_unknown_type",
+            Outcome::DeadLettered => "dead_lettered",
+        }
+    }
+}
+
+/// Consumes a set of topics into one service's database.
+pub struct EventConsumer<H> {
+    service: &'static str,
+    pool: PgPool,
+    consumer: Arc<StreamConsumer>,
+    dead_letters: FutureProducer,
+    dead_letter_topic: String,
+    handler: H,
+    config: ConsumerConfig,
+}
+
+impl<H: EventHandler> EventConsumer<H> {
+    /// A consumer in group `ekspertbistand.<service>` subscribed to `topics`.
+    pub fn new(
+        service: &'static str,
+        kafka: &KafkaConfig,
+        topics: &[String],
+        pool: PgPool,
+        handler: H,
+        config: ConsumerConfig,
+    ) -> anyhow::Result<Self> {
+        let group = format!("{}.{service}", kafka.topic_prefix);
+        let consumer: StreamConsumer = super::kafka::client_config(kafka)
+            .set("group.id", &group)
+            .set("enable.auto.commit", "true")
+            .set("enable.auto.offset.store", "false")
+            .set("auto.commit.interval.ms", "1000")
+            .set("auto.offset.reset", "earliest")
+            .set("session.timeout.ms", &kafka.session_timeout_ms.to_string())
+            .set("heartbeat.interval.ms", &(kafka.session_timeout_ms / 4).max(100).to_string())
+            .set("topic.metadata.refresh.interval.ms", "5000")
+            .create()?;
+        let topic_names: Vec<&str> = topics.iter().map(String::as_str).collect();
+        consumer.subscribe(&topic_names)?;
+        Ok(EventConsumer {
+            service,
+            pool,
+            consumer: Arc::new(consumer),
+            dead_letters: super::kafka::idempotent_producer(kafka)?,
+            dead_letter_topic: super::envelope::dead_letter_topic_for(&kafka.topic_prefix, service),
+            handler,
+            config,
+        })
+    }
+
+    /// Consumes until `stop` is cancelled, then commits the stored offsets.
+    pub async fn run(self, stop: CancellationToken) -> anyhow::Result<()> {
+        let mut lag_timer = tokio::time::interval(LAG_INTERVAL);
+        loop {
+            let received = tokio::select! {
+                () = stop.cancelled() => break,
+                _ = lag_timer.tick() => { self.record_lag(); continue; }
+                received = self.consumer.recv() => received,
+            };
+            let message = match received {
+                Ok(message) => message,
+                Err(error) => {
+                    tracing::warn!(%error, "error while consuming; continuing");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    continue;
+                }
+            };
+            let Some(outcome) = self.process(&message, &stop).await else {
+                break; // stopped during a retry: the offset stays, the message comes again.
+            };
+            metrics::counter!(CONSUMER_EVENTS, "topic" => message.topic().to_owned(), "outcome" => outcome.label())
+                .increment(1);
+            if let Err(error) = self.consumer.store_offset_from_message(&message) {
+                tracing::warn!(%error, "could not store the offset; the message may be redelivered");
+            }
+        }
+        if let Err(error) = self.consumer.commit_consumer_state(CommitMode::Sync) {
+            tracing::debug!(%error, "nothing to commit at stop");
+        }
+        tracing::info!(service = self.service, "event consumer stopped");
+        Ok(())
+    }
+
+    /// Processes one message to its final outcome; `None` if `stop` interrupted a retry.
+    async fn process(&self, message: &BorrowedMessage<'_>, stop: &CancellationToken) -> Option<Outcome> {
+        let headers = header_map(message);
+        let span = tracing::info_span!(
+            "consume",
+            messaging.destination = message.topic(),
+            messaging.kafka.partition = message.partition(),
+            messaging.kafka.offset = message.offset(),
+            event_type = tracing::field::Empty,
+            event_id = tracing::field::Empty,
+        );
+        set_remote_parent(&span, &headers);
+        async {
+            let envelope = match decode_envelope(message.payload()) {
+                Ok(envelope) => envelope,
+                Err(reason) => return self.dead_letter(message, None, &reason, 1, stop).await,
+            };
+            let span = tracing::Span::current();
+            span.record("event_type", envelope.event_type.as_str());
+            span.record("event_id", envelope.event_id.as_str());
+            let mut attempt: u32 = 0;
+            loop {
+                attempt += 1;
+                match self.apply_once(message, &envelope).await {
+                    Ok(outcome) => {
+                        if outcome == Outcome::SkippedUnknownType {
+                            tracing::info!(event_type = %envelope.event_type, "skipped an event type this service does not handle");
+                        }
+                        return Some(outcome);
+                    }
+                    Err(HandlerError::Permanent(reason)) => {
+                        return self.dead_letter(message, Some(&envelope), &reason, attempt, stop).await;
+                    }
+                    Err(HandlerError::Transient(error)) if attempt >= self.config.max_attempts => {
+                        let reason = format!("failed {attempt} times, last: {error:#}");
+                        return self.dead_letter(message, Some(&envelope), &reason, attempt, stop).await;
+                    }
+                    Err(HandlerError::Transient(error)) => {
+                        metrics::counter!(CONSUMER_RETRIES, "topic" => message.topic().to_owned()).increment(1);
+                        let delay = self.backoff(attempt);
+                        tracing::warn!(error = %format!("{error:#}"), attempt, delay_ms = delay.as_millis() as u64, "event handler failed; retrying");
+                        tokio::select! {
+                            () = stop.cancelled() => return None,
+                            () = tokio::time::sleep(delay) => {}
+                        }
+                    }
+                }
+            }
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn apply_once(&self, message: &BorrowedMessage<'_>, envelope: &EventEnvelope) -> Result<Outcome, HandlerError> {
+        let event_id = uuid::Uuid::parse_str(&envelope.event_id)
+            .map_err(|_| HandlerError::Permanent("envelope event_id is not a UUID".to_owned()))?;
+        let known = self.handler.handles(&envelope.event_type);
+        let mut tx = self.pool.begin().await?;
+        let inserted = sqlx::query(
+            "INSERT INTO inbox (event_id, event_type, topic, kafka_partition, kafka_offset, outcome) \
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (event_id) DO NOTHING",
+        )
+        .bind(event_id)
+        .bind(&envelope.event_type)
+        .bind(message.topic())
+        .bind(message.partition())
+        .bind(message.offset())
+        .bind(if known { "applied" } else { "skipped_unknown_type" })
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if inserted == 0 {
+            tx.rollback().await?;
+            tracing::debug!(event_id = %event_id, "duplicate delivery; already applied");
+            return Ok(Outcome::Duplicate);
+        }
+        if !known {
+            tx.commit().await?;
+            return Ok(Outcome::SkippedUnknownType);
+        }
+        self.handler.apply(&mut tx, envelope).await?;
+        tx.commit().await?;
+        Ok(Outcome::Applied)
+    }
+
+    /// Sends the message to the dead-letter topic (retrying until Kafka takes it or `stop`).
+    async fn dead_letter(
+        &self,
+        message: &BorrowedMessage<'_>,
+        envelope: Option<&EventEnvelope>,
+        reason: &str,
+        attempts: u32,
+        stop: &CancellationToken,
+    ) -> Option<Outcome> {
+        tracing::error!(
+            topic = message.topic(),
+            partition = message.partition(),
+            offset = message.offset(),
+            event_id = envelope.map(|e| e.event_id.as_str()).unwrap_or("unknown"),
+            reason,
+            "sending message to the dead-letter topic"
+        );
+        let partition = message.partition().to_string();
+        let offset = message.offset().to_string();
+        let attempts_text = attempts.to_string();
+        let mut delay = Duration::from_millis(self.config.initial_backoff_ms);
+        loop {
+            let mut headers = OwnedHeaders::new();
+            if let Some(original) = message.headers() {
+                for header in original.iter() {
+                    headers = headers.insert(header);
+                }
+            }
+            for (key, value) in [
+                ("ekb-dlq-reason", reason),
+                ("ekb-dlq-source-topic", message.topic()),
+                ("ekb-dlq-source-partition", partition.as_str()),
+                ("ekb-dlq-source-offset", offset.as_str()),
+                ("ekb-dlq-attempts", attempts_text.as_str()),
+                ("ekb-dlq-consumer", self.service),
+            ] {
+                headers = headers.insert(Header { key, value: Some(value.as_bytes()) });
+            }
+            let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(&self.dead_letter_topic).headers(headers);
+            if let Some(key) = message.key() {
+                record = record.key(key);
+            }
+            if let Some(payload) = message.payload() {
+                record = record.payload(payload);
+            }
+            match self.dead_letters.send(record, Duration::from_secs(10)).await {
+                Ok(_) => break,
+                Err((error, _)) => {
+                    tracing::error!(%error, "dead-letter topic unavailable; retrying (the partition waits)");
+                    tokio::select! {
+                        () = stop.cancelled() => return None,
+                        () = tokio::time::sleep(delay) => {}
+                    }
+                    delay = (delay * 2).min(Duration::from_millis(self.config.max_backoff_ms));
+                }
+            }
+        }
+        metrics::counter!(CONSUMER_DEAD_LETTERED, "topic" => message.topic().to_owned()).increment(1);
+        if let Some(event_id) = envelope.and_then(|e| uuid::Uuid::parse_str(&e.event_id).ok()) {
+            let recorded = sqlx::query(
+                "INSERT INTO inbox (event_id, event_type, topic, kafka_partition, kafka_offset, outcome, detail) \
+                 VALUES ($1, $2, $3, $4, $5, 'dead_lettered', $6) ON CONFLICT (event_id) DO NOTHING",
+            )
+            .bind(event_id)
+            .bind(envelope.map(|e| e.event_type.as_str()).unwrap_or_default())
+            .bind(message.topic())
+            .bind(message.partition())
+            .bind(message.offset())
+            .bind(reason)
+            .execute(&self.pool)
+            .await;
+            if let Err(error) = recorded {
+                tracing::warn!(%error, "could not record the dead-lettered event in the inbox");
+            }
+        }
+        Some(Outcome::DeadLettered)
+    }
+
+    fn backoff(&self, attempt: u32) -> Duration {
+        let factor = 2u64.saturating_pow(attempt.saturating_sub(1));
+        Duration::from_millis(
+            self.config
+                .initial_backoff_ms
+                .saturating_mul(factor)
+                .min(self.config.max_backoff_ms),
+        )
+    }
+
+    fn record_lag(&self) {
+        let consumer = self.consumer.clone();
+        tokio::task::spawn_blocking(move || {
+            let Ok(assignment) = consumer.assignment() else { return };
+            let Ok(positions) = consumer.position() else { return };
+            for element in assignment.elements() {
+                let (topic, partition) = (element.topic(), element.partition());
+                let Ok((_, high)) = consumer.fetch_watermarks(topic, partition, Duration::from_secs(2)) else {
+                    continue;
+                };
+                let position = positions
+                    .find_partition(topic, partition)
+                    .and_then(|p| match p.offset() {
+                        Offset::Offset(offset) => Some(offset),
+                        _ => None,
+                    });
+                if let Some(position) = position {
+                    metrics::gauge!(CONSUMER_LAG, "topic" => topic.to_owned(), "partition" => partition.to_string())
+                        .set((high - position).max(0) as f64);
+                }
+            }
+        });
+    }
+
+    /// The partitions currently assigned (for tests and diagnostics).
+    pub fn assignment(&self) -> anyhow::Result<TopicPartitionList> {
+        Ok(self.consumer.assignment()?)
+    }
+}
+
+fn decode_envelope(payload: Option<&[u8]>) -> Result<EventEnvelope, String> {
+    let bytes = payload.ok_or_else(|| "message has no payload".to_owned())?;
+    let envelope = EventEnvelope::decode(bytes).map_err(|error| format!("envelope does not decode: {error}"))?;
+    if envelope.event_type.is_empty() {
+        return Err("envelope has no event_type".to_owned());
+    }
+    if uuid::Uuid::parse_str(&envelope.event_id).is_err() {
+        return Err("envelope event_id is not a UUID".to_owned());
+    }
+    Ok(envelope)
+}
+
+fn header_map(message: &BorrowedMessage<'_>) -> HashMap<String, String> {
+    let mut map = HashMap::new();
+    if let Some(headers) = message.headers() {
+        for header in headers.iter() {
+            if header.key == EVENT_TYPE_HEADER {
+                continue;
+            }
+            if let Some(value) = header.value.and_then(|v| std::str::from_utf8(v).ok()) {
+                map.insert(header.key.to_owned(), value.to_owned());
+            }
+        }
+    }
+    map
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn garbage_is_not_an_envelope() {
+        assert!(decode_envelope(None).is_err());
+        assert!(decode_envelope(Some(b"\xff\xff\xff not protobuf")).is_err());
+        let no_type = EventEnvelope {
+            event_id: uuid::Uuid::now_v7().to_string(),
+            ..Default::default()
+        };
+        assert_eq!(decode_envelope(Some(&no_type.encode_to_vec())).unwrap_err(), "envelope has no event_type");
+        let bad_id = EventEnvelope {
+            event_id: "42".to_owned(),
+            event_type: "x".to_owned(),
+            ..Default::default()
+        };
+        assert!(decode_envelope(Some(&bad_id.encode_to_vec())).is_err());
+    }
+}

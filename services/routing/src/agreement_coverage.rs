@@ -1,0 +1,130 @@
+//! Routing's read model of framework-agreement coverage, fed by expert-registry events
+//! (AgreementActivated, AgreementUpdated, AgreementEnded), so the routing decision needs no
+//! synchronous call to the registry. Each event carries the agreement's full state and version;
+//! an older version never overwrites a newer one, so redelivery and replays are harmless.
+
+use std::collections::HashSet;
+
+use ekb_domain::{AgreementCoverage, CompetenceArea, CountyCode, DateRange};
+use ekb_platform::messaging::{EventHandler, HandlerError, envelope::unwrap_payload};
+use ekb_proto::{
+    convert::competence_area_from_wire,
+    v1::{self, EventEnvelope},
+};
+use prost::Name;
+use sqlx::PgConnection;
+use time::Date;
+use uuid::Uuid;
+
+/// The competence areas covered by an active agreement in one county on one date.
+#[derive(Debug, Default)]
+pub struct CoveredAreas(HashSet<CompetenceArea>);
+
+impl AgreementCoverage for CoveredAreas {
+    fn has_active_agreement(&self, _county: &CountyCode, area: CompetenceArea, _date: Date) -> bool {
+        self.0.contains(&area)
+    }
+}
+
+/// Loads the areas covered in `county` on `date`.
+pub async fn covered_areas(connection: &mut PgConnection, county: &CountyCode, date: Date) -> Result<CoveredAreas, sqlx::Error> {
+    let codes: Vec<String> = sqlx::query_scalar(
+        "SELECT DISTINCT unnest(competence_areas) FROM agreement_coverage \
+         WHERE county_code = $1 AND valid_from <= $2 AND valid_to >= $2",
+    )
+    .bind(county.as_str())
+    .bind(date)
+    .fetch_all(connection)
+    .await?;
+    Ok(CoveredAreas(
+        codes.iter().filter_map(|code| CompetenceArea::parse_code(code).ok()).collect(),
+    ))
+}
+
+/// Applies expert-registry agreement events to the read model.
+#[derive(Debug, Clone, Default)]
+pub struct AgreementEventsHandler;
+
+impl EventHandler for AgreementEventsHandler {
+    fn handles(&self, event_type: &str) -> bool {
+        [
+            v1::AgreementActivated::full_name(),
+            v1::AgreementUpdated::full_name(),
+            v1::AgreementEnded::full_name(),
+        ]
+        .iter()
+        .any(|name| name == event_type)
+    }
+
+    async fn apply(&self, connection: &mut PgConnection, envelope: &EventEnvelope) -> Result<(), HandlerError> {
+        let agreement = if envelope.event_type == v1::AgreementActivated::full_name() {
+            unwrap_payload::<v1::AgreementActivated>(envelope)?.agreement
+        } else if envelope.event_type == v1::AgreementUpdated::full_name() {
+            unwrap_payload::<v1::AgreementUpdated>(envelope)?.agreement
+        } else {
+            unwrap_payload::<v1::AgreementEnded>(envelope)?.agreement
+        };
+        let coverage = Coverage::from_wire(agreement.as_ref())?;
+        sqlx::query(
+            "INSERT INTO agreement_coverage (agreement_id, county_code, competence_areas, valid_from, valid_to, version) \
+             VALUES ($1, $2, $3, $4, $5, $6) \
+             ON CONFLICT (agreement_id) DO UPDATE SET county_code = EXCLUDED.county_code, \
+               competence_areas = EXCLUDED.competence_areas, valid_from = EXCLUDED.valid_from, \
+               valid_to = EXCLUDED.valid_to, version = EXCLUDED.version, updated_at = now() \
+             WHERE agreement_coverage.version < EXCLUDED.version",
+        )
+        .bind(coverage.agreement_id)
+        .bind(coverage.county.as_str())
+        .bind(&coverage.areas)
+        .bind(coverage.covered.from())
+        .bind(coverage.covered.to())
+        .bind(coverage.version)
+        .execute(connection)
+        .await?;
+        Ok(())
+    }
+}
+
+/// The part of an agreement routing needs, validated.
+struct Coverage {
+    agreement_id: Uuid,
+    county: CountyCode,
+    areas: Vec<String>,
+    covered: DateRange,
+    version: i64,
+}
+
+impl Coverage {
+    fn from_wire(agreement: Option<&v1::Agreement>) -> Result<Self, HandlerError> {
+        let invalid = |what: &str| HandlerError::Permanent(format!("agreement event has an invalid {what}"));
+        let agreement = agreement.ok_or_else(|| invalid("agreement (missing)"))?;
+        let terms = agreement.terms.as_ref().ok_or_else(|| invalid("terms (missing)"))?;
+        let validity = terms.validity.as_ref().ok_or_else(|| invalid("validity (missing)"))?;
+        let from = ekb_domain::parse_iso_date(&validity.from_date).map_err(|_| invalid("validity.from_date"))?;
+        let mut to = ekb_domain::parse_iso_date(&validity.to_date).map_err(|_| invalid("validity.to_date"))?;
+        if !agreement.ended_on_date.is_empty() {
+            let ended = ekb_domain::parse_iso_date(&agreement.ended_on_date).map_err(|_| invalid("ended_on_date"))?;
+            to = to.min(ended);
+        }
+        let areas = terms
+            .competence_areas
+            .iter()
+            .map(|value| competence_area_from_wire(*value).map(|area| area.code().to_owned()))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|_| invalid("competence area"))?;
+        // An agreement ended before it started covers nothing: store an empty range's stand-in.
+        let covered = if to < from {
+            DateRange::new(from, from).map_err(|_| invalid("validity"))?
+        } else {
+            DateRange::new(from, to).map_err(|_| invalid("validity"))?
+        };
+        let areas = if to < from { Vec::new() } else { areas };
+        Ok(Coverage {
+            agreement_id: Uuid::parse_str(&agreement.agreement_id).map_err(|_| invalid("agreement_id"))?,
+            county: CountyCode::parse(&agreement.county_code).map_err(|_| invalid("county_code"))?,
+            areas,
+            covered,
+            version: agreement.version,
+        })
+    }
+}

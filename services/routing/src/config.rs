@@ -1,0 +1,90 @@
+//! Routing's configuration: the platform sections plus the pilot policy. Pilot counties and
+//! periods are configuration so that extending the pilot is a values change, not a release
+//! (`EKB__PILOT__COUNTIES=34,03`, `EKB__PILOT__PERIODS=2022-01-01/2026-12-31`).
+
+use ekb_domain::PilotPolicy;
+use ekb_platform::config::{ConfigError, ConfigLoader, PlatformConfig};
+use serde::Deserialize;
+
+/// Routing's defaults on top of the platform's.
+const ROUTING_DEFAULTS: &str = r#"
+[database]
+url = "postgres://postgres@127.0.0.1:5432/ekb_routing"
+
+[pilot]
+counties = ["34"]
+periods = ["2022-01-01/2026-12-31"]
+"#;
+
+#[derive(Debug, Clone, Deserialize)]
+struct PilotSection {
+    pilot: PilotSettings,
+}
+
+/// The pilot policy as configured (raw strings; parsed into [`PilotPolicy`]).
+#[derive(Debug, Clone, Deserialize)]
+pub struct PilotSettings {
+    /// County codes in the pilot.
+    pub counties: Vec<String>,
+    /// Inclusive periods `FROM/TO`.
+    pub periods: Vec<String>,
+}
+
+/// Everything routing is configured with, validated.
+#[derive(Debug, Clone)]
+pub struct RoutingConfig {
+    /// Shared sections.
+    pub platform: PlatformConfig,
+    /// The pilot policy.
+    pub pilot: PilotPolicy,
+}
+
+/// The loader with routing's defaults and list keys; add overrides before loading.
+pub fn loader() -> ConfigLoader {
+    ConfigLoader::new()
+        .with_defaults(ROUTING_DEFAULTS)
+        .with_list_key("pilot.counties")
+        .with_list_key("pilot.periods")
+}
+
+impl RoutingConfig {
+    /// Loads and validates from `loader`'s sources.
+    pub fn load(loader: &ConfigLoader) -> Result<Self, ConfigError> {
+        let platform: PlatformConfig = loader.load()?;
+        platform.validate()?;
+        let section: PilotSection = loader.load()?;
+        let pilot = PilotPolicy::from_config(&section.pilot.counties, &section.pilot.periods)
+            .map_err(|error| ConfigError::invalid(&error.key, error.to_string()))?;
+        Ok(RoutingConfig { platform, pilot })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pilot_policy_comes_from_configuration() {
+        let config = RoutingConfig::load(
+            &loader()
+                .with_override("auth.mode", "disabled")
+                .with_override("pilot.counties", "34,03")
+                .with_override("pilot.periods", "2022-01-01/2022-12-31,2024-01-01/2027-12-31"),
+        )
+        .expect("valid configuration");
+        assert_eq!(config.pilot.counties().len(), 2);
+        assert_eq!(config.pilot.periods().len(), 2);
+    }
+
+    #[test]
+    fn a_bad_period_names_the_key() {
+        let error = RoutingConfig::load(
+            &loader()
+                .with_override("auth.mode", "disabled")
+                .with_override("pilot.periods", "2022-12-31/2022-01-01"),
+        )
+        .expect_err("reversed period must fail");
+        let text = error.to_string();
+        assert!(text.contains("pilot.periods"), "{text}");
+    }
+}

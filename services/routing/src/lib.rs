@@ -1,0 +1,61 @@
+//! The routing service: decides for each new case whether it follows the regular grant flow or
+//! the § 9a pilot flow (the rule lives in `ekb_domain::decide_route`), stores the case and
+//! publishes CaseRouted through the outbox. Agreement coverage comes from a local read model fed
+//! by expert-registry events.
+//!
+//! `run` is the whole service; `main.rs` only loads configuration and calls it, so tests and the
+//! dev launcher can start the real thing in-process.
+
+pub mod agreement_coverage;
+pub mod api;
+pub mod case_store;
+pub mod config;
+pub mod facts;
+
+use ekb_platform::{
+    auth::RpcRoles,
+    db,
+    grpc::{Listeners, ServiceHost, ServiceIdentity},
+    messaging::{EventConsumer, Outbox, OutboxRelay, kafka, topic_for},
+};
+use ekb_proto::v1::routing_service_server::RoutingServiceServer;
+use tokio_util::sync::CancellationToken;
+
+pub use config::RoutingConfig;
+
+/// The service's short name (topics, metrics, logs).
+pub const SERVICE_NAME: &str = "routing";
+
+/// Routing's own migrations (numbered from 100).
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// Runs routing on `listeners` until `shutdown` is cancelled.
+pub async fn run(config: RoutingConfig, listeners: Listeners, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let platform = config.platform;
+    let pool = db::lazy_pool(&platform.database)?;
+    let producer = kafka::idempotent_producer(&platform.kafka)?;
+    let outbox = Outbox::for_service(&platform.kafka.topic_prefix, SERVICE_NAME);
+    let api = api::RoutingApi::new(pool.clone(), config.pilot, outbox);
+
+    let consumer = EventConsumer::new(
+        SERVICE_NAME,
+        &platform.kafka,
+        &[topic_for(&platform.kafka.topic_prefix, "expert-registry")],
+        pool.clone(),
+        agreement_coverage::AgreementEventsHandler,
+        platform.consumer.clone(),
+    )?;
+    let relay = OutboxRelay::new(pool.clone(), producer.clone(), platform.outbox.clone());
+
+    let identity = ServiceIdentity {
+        name: SERVICE_NAME,
+        grpc_name: api::GRPC_NAME,
+        roles: RpcRoles::new(api::GRPC_NAME, api::RPC_ROLES),
+    };
+    let routes = tonic::service::Routes::new(RoutingServiceServer::new(api));
+    ServiceHost::new(identity, platform, pool, producer)
+        .worker("outbox-relay", move |stop, grace| relay.run(stop, grace))
+        .worker("agreement-consumer", move |stop, _grace| consumer.run(stop))
+        .serve(listeners, routes, &MIGRATOR, shutdown)
+        .await
+}
