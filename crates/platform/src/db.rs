@@ -37,10 +37,11 @@ pub async fn create_database_if_missing(config: &DatabaseConfig) -> anyhow::Resu
         .ok_or_else(|| anyhow::anyhow!("database.url names no database"))?
         .to_owned();
     let mut admin = sqlx::PgConnection::connect_with(&options.clone().database("postgres")).await?;
-    let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
-        .bind(&name)
-        .fetch_one(&mut admin)
-        .await?;
+    let exists: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+            .bind(&name)
+            .fetch_one(&mut admin)
+            .await?;
     if !exists {
         let statement = format!("CREATE DATABASE \"{}\"", name.replace('"', "\"\""));
         if let Err(error) = admin.execute(sqlx::AssertSqlSafe(statement)).await {

@@ -131,7 +131,11 @@ impl Violations {
     }
 
     /// Records the error of `result` against `field`; returns the value if it was valid.
-    pub fn check<T, E: std::fmt::Display>(&mut self, field: &str, result: Result<T, E>) -> Option<T> {
+    pub fn check<T, E: std::fmt::Display>(
+        &mut self,
+        field: &str,
+        result: Result<T, E>,
+    ) -> Option<T> {
         match result {
             Ok(value) => Some(value),
             Err(error) => {
@@ -174,7 +178,11 @@ impl Violations {
 /// Unwraps a value that validation has already proven present. Returns an internal error
 /// instead of panicking if a handler's validation and unwrapping ever disagree.
 pub fn validated<T>(value: Option<T>, field: &str) -> Result<T, ApiError> {
-    value.ok_or_else(|| ApiError::internal(anyhow::anyhow!("{field} passed validation but has no value")))
+    value.ok_or_else(|| {
+        ApiError::internal(anyhow::anyhow!(
+            "{field} passed validation but has no value"
+        ))
+    })
 }
 
 #[cfg(test)]
@@ -188,16 +196,26 @@ mod tests {
         violations.add("request_id", "must be a UUID");
         let status = Status::from(violations.finish().expect_err("two violations"));
         assert_eq!(status.code(), Code::InvalidArgument);
-        assert!(status.message().contains("facts.case_date: must be a date YYYY-MM-DD"));
+        assert!(
+            status
+                .message()
+                .contains("facts.case_date: must be a date YYYY-MM-DD")
+        );
         let details = status.get_error_details();
         let bad_request = details.bad_request().expect("bad request details");
-        let fields: Vec<_> = bad_request.field_violations.iter().map(|v| v.field.as_str()).collect();
+        let fields: Vec<_> = bad_request
+            .field_violations
+            .iter()
+            .map(|v| v.field.as_str())
+            .collect();
         assert_eq!(fields, ["facts.case_date", "request_id"]);
     }
 
     #[test]
     fn internal_errors_do_not_leak_their_cause() {
-        let status = Status::from(ApiError::internal(anyhow::anyhow!("password=secret in DSN")));
+        let status = Status::from(ApiError::internal(anyhow::anyhow!(
+            "password=secret in DSN"
+        )));
         assert_eq!(status.code(), Code::Internal);
         assert_eq!(status.message(), "internal error");
     }

@@ -42,7 +42,9 @@ pub fn recorder() -> anyhow::Result<&'static PrometheusHandle> {
     let handle = PrometheusBuilder::new()
         .set_buckets_for_metric(
             metrics_exporter_prometheus::Matcher::Suffix("_seconds".to_owned()),
-            &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0],
+            &[
+                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+            ],
         )?
         .install_recorder()
         .or_else(|error| {
@@ -62,19 +64,26 @@ pub async fn serve(listener: TcpListener, stop: CancellationToken) -> anyhow::Re
             accepted = listener.accept() => accepted?,
             () = stop.cancelled() => return Ok(()),
         };
-        let service = service_fn(move |request: hyper::Request<hyper::body::Incoming>| async move {
-            let response = if request.uri().path() == "/metrics" {
-                handle.run_upkeep();
-                Response::builder()
-                    .header("content-type", "text/plain; version=0.0.4")
-                    .body(Full::new(Bytes::from(handle.render())))
-            } else {
-                Response::builder().status(404).body(Full::new(Bytes::from_static(b"not found\n")))
-            };
-            response
-        });
+        let service = service_fn(
+            move |request: hyper::Request<hyper::body::Incoming>| async move {
+                let response = if request.uri().path() == "/metrics" {
+                    handle.run_upkeep();
+                    Response::builder()
+                        .header("content-type", "text/plain; version=0.0.4")
+                        .body(Full::new(Bytes::from(handle.render())))
+                } else {
+                    Response::builder()
+                        .status(404)
+                        .body(Full::new(Bytes::from_static(b"not found\n")))
+                };
+                response
+            },
+        );
         tokio::spawn(async move {
-            if let Err(error) = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await {
+            if let Err(error) = http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await
+            {
                 tracing::debug!(%error, "metrics connection ended with an error");
             }
         });

@@ -14,7 +14,10 @@ pub async fn termination_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
-        match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+        match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) {
             (Ok(mut terminate), Ok(mut interrupt)) => {
                 tokio::select! {
                     _ = terminate.recv() => tracing::info!("received SIGTERM"),
@@ -53,7 +56,10 @@ impl ShutdownPlan {
         tokio::spawn(async move {
             trigger.cancelled().await;
             begin_handle.cancel();
-            tracing::info!(drain_seconds = drain.as_secs(), "stopping: draining before refusing new calls");
+            tracing::info!(
+                drain_seconds = drain.as_secs(),
+                "stopping: draining before refusing new calls"
+            );
             tokio::time::sleep(drain).await;
             stop_handle.cancel();
         });

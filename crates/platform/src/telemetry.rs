@@ -36,10 +36,15 @@ impl Drop for TelemetryGuard {
 /// Installs the global subscriber and propagator. A second call in the same process (tests
 /// that run several services in one process) keeps the first subscriber and returns a guard
 /// that owns nothing.
-pub fn init(service_name: &'static str, config: &TelemetryConfig) -> anyhow::Result<TelemetryGuard> {
+pub fn init(
+    service_name: &'static str,
+    config: &TelemetryConfig,
+) -> anyhow::Result<TelemetryGuard> {
     global::set_text_map_propagator(TraceContextPropagator::new());
     if PROVIDER.get().is_some() {
-        return Ok(TelemetryGuard { owns_provider: false });
+        return Ok(TelemetryGuard {
+            owns_provider: false,
+        });
     }
 
     let resource = Resource::builder().with_service_name(service_name).build();
@@ -55,8 +60,8 @@ pub fn init(service_name: &'static str, config: &TelemetryConfig) -> anyhow::Res
     let tracer = provider.tracer(service_name);
     global::set_tracer_provider(provider.clone());
 
-    let filter = EnvFilter::try_from_default_env()
-        .or_else(|_| EnvFilter::try_new(&config.log_filter))?;
+    let filter =
+        EnvFilter::try_from_default_env().or_else(|_| EnvFilter::try_new(&config.log_filter))?;
     let fmt_layer = match config.log_format {
         LogFormat::Json => tracing_subscriber::fmt::layer()
             .json()

@@ -25,7 +25,9 @@ pub fn competence_area_from_wire(value: i32) -> Result<CompetenceArea, ContractE
         Ok(v1::CompetenceArea::SickLeaveFollowUp) => Ok(CompetenceArea::SickLeaveFollowUp),
         Ok(v1::CompetenceArea::ConflictHandling) => Ok(CompetenceArea::ConflictHandling),
         Ok(v1::CompetenceArea::Restructuring) => Ok(CompetenceArea::Restructuring),
-        Ok(v1::CompetenceArea::WorkCapacityAssessment) => Ok(CompetenceArea::WorkCapacityAssessment),
+        Ok(v1::CompetenceArea::WorkCapacityAssessment) => {
+            Ok(CompetenceArea::WorkCapacityAssessment)
+        }
         Ok(v1::CompetenceArea::CareerGuidance) => Ok(CompetenceArea::CareerGuidance),
         Err(_) => Err(ContractError::UnknownValue(value)),
     }
@@ -68,6 +70,14 @@ pub fn date_to_wire(date: time::Date) -> String {
     format!("{year:04}-{month:02}-{day:02}")
 }
 
+/// An instant as the contracts carry it.
+pub fn timestamp_to_wire(at: time::OffsetDateTime) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: at.unix_timestamp(),
+        nanos: i32::try_from(at.nanosecond()).unwrap_or(0),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -75,10 +85,19 @@ mod tests {
     #[test]
     fn every_area_round_trips_and_zero_is_rejected() {
         for area in CompetenceArea::ALL {
-            assert_eq!(competence_area_from_wire(competence_area_to_wire(area) as i32), Ok(area));
+            assert_eq!(
+                competence_area_from_wire(competence_area_to_wire(area) as i32),
+                Ok(area)
+            );
         }
-        assert_eq!(competence_area_from_wire(0), Err(ContractError::Unspecified));
-        assert_eq!(competence_area_from_wire(99), Err(ContractError::UnknownValue(99)));
+        assert_eq!(
+            competence_area_from_wire(0),
+            Err(ContractError::Unspecified)
+        );
+        assert_eq!(
+            competence_area_from_wire(99),
+            Err(ContractError::UnknownValue(99))
+        );
     }
 
     #[test]

@@ -10,6 +10,7 @@ pub mod v1 {
 }
 
 /// Encoded `FileDescriptorSet` of all contracts, for `tonic-reflection`.
-pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("ekspertbistand_descriptor");
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    tonic::include_file_descriptor_set!("ekspertbistand_descriptor");
 
 pub mod convert;

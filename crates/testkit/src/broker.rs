@@ -62,6 +62,7 @@ impl TestBroker {
     /// directory of the running executable (`target/debug/ekb-mock-broker` for a test binary
     /// in `target/debug/deps`). The child exits when this value is dropped, and also when the
     /// test process dies without dropping it (it watches its stdin, which we hold open).
+    /// Waiting blocks the calling thread; the mock is normally up within milliseconds.
     pub fn start() -> anyhow::Result<TestBroker> {
         if let Ok(brokers) = std::env::var(BROKERS_ENV) {
             let brokers = brokers.trim();
@@ -204,7 +205,10 @@ fn wait_for_port_file(child: &mut Child, port_file: &Path) -> anyhow::Result<Str
                 return Ok(servers.to_owned());
             }
         }
-        if let Some(status) = child.try_wait().context("checking the mock broker process")? {
+        if let Some(status) = child
+            .try_wait()
+            .context("checking the mock broker process")?
+        {
             bail!("mock broker exited with {status} before announcing its address");
         }
         if Instant::now() >= deadline {

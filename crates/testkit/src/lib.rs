@@ -1,1 +1,10 @@
-//! placeholder
+//! What the tests, the benchmark and the dev launcher need to run the real system: PostgreSQL
+//! databases, the broker (mock cluster process or a real Kafka), a local token issuer, and the
+//! services in-process or as processes. Nothing here fakes a part of the system; the only
+//! stand-in is the token issuer, which lies outside it.
+
+pub mod binaries;
+pub mod broker;
+pub mod issuer;
+pub mod postgres;
+pub mod services;

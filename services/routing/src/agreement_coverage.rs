@@ -21,13 +21,22 @@ use uuid::Uuid;
 pub struct CoveredAreas(HashSet<CompetenceArea>);
 
 impl AgreementCoverage for CoveredAreas {
-    fn has_active_agreement(&self, _county: &CountyCode, area: CompetenceArea, _date: Date) -> bool {
+    fn has_active_agreement(
+        &self,
+        _county: &CountyCode,
+        area: CompetenceArea,
+        _date: Date,
+    ) -> bool {
         self.0.contains(&area)
     }
 }
 
 /// Loads the areas covered in `county` on `date`.
-pub async fn covered_areas(connection: &mut PgConnection, county: &CountyCode, date: Date) -> Result<CoveredAreas, sqlx::Error> {
+pub async fn covered_areas(
+    connection: &mut PgConnection,
+    county: &CountyCode,
+    date: Date,
+) -> Result<CoveredAreas, sqlx::Error> {
     let codes: Vec<String> = sqlx::query_scalar(
         "SELECT DISTINCT unnest(competence_areas) FROM agreement_coverage \
          WHERE county_code = $1 AND valid_from <= $2 AND valid_to >= $2",
@@ -37,7 +46,10 @@ pub async fn covered_areas(connection: &mut PgConnection, county: &CountyCode, d
     .fetch_all(connection)
     .await?;
     Ok(CoveredAreas(
-        codes.iter().filter_map(|code| CompetenceArea::parse_code(code).ok()).collect(),
+        codes
+            .iter()
+            .filter_map(|code| CompetenceArea::parse_code(code).ok())
+            .collect(),
     ))
 }
 
@@ -56,7 +68,11 @@ impl EventHandler for AgreementEventsHandler {
         .any(|name| name == event_type)
     }
 
-    async fn apply(&self, connection: &mut PgConnection, envelope: &EventEnvelope) -> Result<(), HandlerError> {
+    async fn apply(
+        &self,
+        connection: &mut PgConnection,
+        envelope: &EventEnvelope,
+    ) -> Result<(), HandlerError> {
         let agreement = if envelope.event_type == v1::AgreementActivated::full_name() {
             unwrap_payload::<v1::AgreementActivated>(envelope)?.agreement
         } else if envelope.event_type == v1::AgreementUpdated::full_name() {
@@ -96,14 +112,24 @@ struct Coverage {
 
 impl Coverage {
     fn from_wire(agreement: Option<&v1::Agreement>) -> Result<Self, HandlerError> {
-        let invalid = |what: &str| HandlerError::Permanent(format!("agreement event has an invalid {what}"));
+        let invalid =
+            |what: &str| HandlerError::Permanent(format!("agreement event has an invalid {what}"));
         let agreement = agreement.ok_or_else(|| invalid("agreement (missing)"))?;
-        let terms = agreement.terms.as_ref().ok_or_else(|| invalid("terms (missing)"))?;
-        let validity = terms.validity.as_ref().ok_or_else(|| invalid("validity (missing)"))?;
-        let from = ekb_domain::parse_iso_date(&validity.from_date).map_err(|_| invalid("validity.from_date"))?;
-        let mut to = ekb_domain::parse_iso_date(&validity.to_date).map_err(|_| invalid("validity.to_date"))?;
+        let terms = agreement
+            .terms
+            .as_ref()
+            .ok_or_else(|| invalid("terms (missing)"))?;
+        let validity = terms
+            .validity
+            .as_ref()
+            .ok_or_else(|| invalid("validity (missing)"))?;
+        let from = ekb_domain::parse_iso_date(&validity.from_date)
+            .map_err(|_| invalid("validity.from_date"))?;
+        let mut to = ekb_domain::parse_iso_date(&validity.to_date)
+            .map_err(|_| invalid("validity.to_date"))?;
         if !agreement.ended_on_date.is_empty() {
-            let ended = ekb_domain::parse_iso_date(&agreement.ended_on_date).map_err(|_| invalid("ended_on_date"))?;
+            let ended = ekb_domain::parse_iso_date(&agreement.ended_on_date)
+                .map_err(|_| invalid("ended_on_date"))?;
             to = to.min(ended);
         }
         let areas = terms
@@ -120,8 +146,10 @@ impl Coverage {
         };
         let areas = if to < from { Vec::new() } else { areas };
         Ok(Coverage {
-            agreement_id: Uuid::parse_str(&agreement.agreement_id).map_err(|_| invalid("agreement_id"))?,
-            county: CountyCode::parse(&agreement.county_code).map_err(|_| invalid("county_code"))?,
+            agreement_id: Uuid::parse_str(&agreement.agreement_id)
+                .map_err(|_| invalid("agreement_id"))?,
+            county: CountyCode::parse(&agreement.county_code)
+                .map_err(|_| invalid("county_code"))?,
             areas,
             covered,
             version: agreement.version,

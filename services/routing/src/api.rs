@@ -4,7 +4,11 @@
 use std::sync::Arc;
 
 use ekb_domain::{PilotPolicy, RoutingDecision, RoutingRequest, decide_route};
-use ekb_platform::{ApiError, Violations, error::validated, messaging::{EventSubject, Outbox}};
+use ekb_platform::{
+    ApiError, Violations,
+    error::validated,
+    messaging::{EventSubject, Outbox},
+};
 use ekb_proto::v1::{self, routing_service_server::RoutingService};
 use sqlx::{PgConnection, PgPool};
 use tonic::{Request, Response, Status};
@@ -45,13 +49,18 @@ impl RoutingApi {
     }
 
     /// Applies the routing rule, reading agreement coverage only for pilot counties.
-    async fn decide(&self, connection: &mut PgConnection, facts: &CaseFacts) -> Result<RoutingDecision, ApiError> {
+    async fn decide(
+        &self,
+        connection: &mut PgConnection,
+        facts: &CaseFacts,
+    ) -> Result<RoutingDecision, ApiError> {
         let county = facts.municipality.county();
-        let coverage = if self.policy.is_pilot_county(&county) && self.policy.is_in_period(facts.date) {
-            covered_areas(connection, &county, facts.date).await?
-        } else {
-            Default::default()
-        };
+        let coverage =
+            if self.policy.is_pilot_county(&county) && self.policy.is_in_period(facts.date) {
+                covered_areas(connection, &county, facts.date).await?
+            } else {
+                Default::default()
+            };
         let request = RoutingRequest {
             county,
             date: facts.date,
@@ -60,30 +69,46 @@ impl RoutingApi {
         Ok(decide_route(&self.policy, &request, &coverage))
     }
 
-    async fn open_case(&self, request: v1::OpenCaseRequest) -> Result<v1::OpenCaseResponse, ApiError> {
+    async fn open_case(
+        &self,
+        request: v1::OpenCaseRequest,
+    ) -> Result<v1::OpenCaseResponse, ApiError> {
         let mut violations = Violations::new();
-        let request_id = violations.check("request_id", Uuid::parse_str(&request.request_id).map_err(|_| "must be a UUID"));
+        let request_id = violations.check(
+            "request_id",
+            Uuid::parse_str(&request.request_id).map_err(|_| "must be a UUID"),
+        );
         let facts = CaseFacts::check("facts", request.facts.as_ref(), &mut violations);
         violations.finish()?;
-        let (request_id, facts) = (validated(request_id, "request_id")?, validated(facts, "facts")?);
+        let (request_id, facts) = (
+            validated(request_id, "request_id")?,
+            validated(facts, "facts")?,
+        );
 
         let mut tx = self.pool.begin().await?;
         if let Some(existing) = case_store::find_by_request_id(&mut tx, request_id).await? {
             return replayed(existing, &facts);
         }
         let decision = self.decide(&mut tx, &facts).await?;
-        let inserted = case_store::insert_case(&mut tx, Uuid::now_v7(), request_id, &facts, decision).await?;
+        let inserted =
+            case_store::insert_case(&mut tx, Uuid::now_v7(), request_id, &facts, decision).await?;
         let Some(case) = inserted else {
             // A concurrent retry with the same request id won the insert.
             tx.rollback().await?;
             let mut connection = self.pool.acquire().await?;
             let existing = case_store::find_by_request_id(&mut connection, request_id)
                 .await?
-                .ok_or_else(|| ApiError::internal(anyhow::anyhow!("case of request {request_id} vanished")))?;
+                .ok_or_else(|| {
+                    ApiError::internal(anyhow::anyhow!("case of request {request_id} vanished"))
+                })?;
             return replayed(existing, &facts);
         };
         self.outbox
-            .record(&mut tx, &EventSubject::case(case.case_id.to_string()), &case.routed_event())
+            .record(
+                &mut tx,
+                &EventSubject::case(case.case_id.to_string()),
+                &case.routed_event(),
+            )
             .await?;
         tx.commit().await?;
         tracing::info!(
@@ -103,7 +128,10 @@ impl RoutingApi {
 }
 
 /// The answer to a retried OpenCase: the first attempt's case, if the facts are the same.
-fn replayed(existing: case_store::StoredCase, facts: &CaseFacts) -> Result<v1::OpenCaseResponse, ApiError> {
+fn replayed(
+    existing: case_store::StoredCase,
+    facts: &CaseFacts,
+) -> Result<v1::OpenCaseResponse, ApiError> {
     if existing.facts_fingerprint != facts.fingerprint() {
         return Err(ApiError::AlreadyExists(
             "request_id was already used for a case with different facts".to_owned(),
@@ -117,11 +145,19 @@ fn replayed(existing: case_store::StoredCase, facts: &CaseFacts) -> Result<v1::O
 
 #[tonic::async_trait]
 impl RoutingService for RoutingApi {
-    async fn open_case(&self, request: Request<v1::OpenCaseRequest>) -> Result<Response<v1::OpenCaseResponse>, Status> {
-        Ok(Response::new(RoutingApi::open_case(self, request.into_inner()).await?))
+    async fn open_case(
+        &self,
+        request: Request<v1::OpenCaseRequest>,
+    ) -> Result<Response<v1::OpenCaseResponse>, Status> {
+        Ok(Response::new(
+            RoutingApi::open_case(self, request.into_inner()).await?,
+        ))
     }
 
-    async fn get_case(&self, request: Request<v1::GetCaseRequest>) -> Result<Response<v1::GetCaseResponse>, Status> {
+    async fn get_case(
+        &self,
+        request: Request<v1::GetCaseRequest>,
+    ) -> Result<Response<v1::GetCaseResponse>, Status> {
         let case_id = Uuid::parse_str(&request.get_ref().case_id)
             .map_err(|_| ApiError::invalid("case_id", "must be a UUID"))?;
         let mut connection = self.pool.acquire().await.map_err(ApiError::from)?;

@@ -4,7 +4,7 @@
 use ekb_domain::{Flow, RoutingDecision, RoutingReason};
 use ekb_platform::ApiError;
 use ekb_proto::{
-    convert::{flow_to_wire, reason_to_wire},
+    convert::{flow_to_wire, reason_to_wire, timestamp_to_wire},
     v1,
 };
 use sqlx::PgConnection;
@@ -53,16 +53,28 @@ impl TryFrom<CaseRow> for StoredCase {
     type Error = ApiError;
 
     fn try_from(row: CaseRow) -> Result<Self, ApiError> {
-        let corrupt = |what: &str| ApiError::internal(anyhow::anyhow!("stored case {} has an invalid {what}", row.case_id));
+        let corrupt = |what: &str| {
+            ApiError::internal(anyhow::anyhow!(
+                "stored case {} has an invalid {what}",
+                row.case_id
+            ))
+        };
         let choice = match &row.competence_area {
             Some(code) => ekb_domain::ExpertChoice::FrameworkAgreement(
-                ekb_domain::CompetenceArea::parse_code(code).map_err(|_| corrupt("competence area"))?,
+                ekb_domain::CompetenceArea::parse_code(code)
+                    .map_err(|_| corrupt("competence area"))?,
             ),
             None => ekb_domain::ExpertChoice::OwnExpert,
         };
         let facts = CaseFacts {
-            employer: row.employer_organisation_number.parse().map_err(|_| corrupt("organisation number"))?,
-            municipality: row.municipality_number.parse().map_err(|_| corrupt("municipality number"))?,
+            employer: row
+                .employer_organisation_number
+                .parse()
+                .map_err(|_| corrupt("organisation number"))?,
+            municipality: row
+                .municipality_number
+                .parse()
+                .map_err(|_| corrupt("municipality number"))?,
             choice,
             date: row.case_date,
         };
@@ -111,20 +123,34 @@ pub async fn insert_case(
 }
 
 /// The case a request id created, if any.
-pub async fn find_by_request_id(connection: &mut PgConnection, request_id: Uuid) -> Result<Option<StoredCase>, ApiError> {
-    let row: Option<CaseRow> = sqlx::query_as(concat!("SELECT ", case_columns!(), " FROM cases WHERE request_id = $1"))
-        .bind(request_id)
-        .fetch_optional(connection)
-        .await?;
+pub async fn find_by_request_id(
+    connection: &mut PgConnection,
+    request_id: Uuid,
+) -> Result<Option<StoredCase>, ApiError> {
+    let row: Option<CaseRow> = sqlx::query_as(concat!(
+        "SELECT ",
+        case_columns!(),
+        " FROM cases WHERE request_id = $1"
+    ))
+    .bind(request_id)
+    .fetch_optional(connection)
+    .await?;
     row.map(StoredCase::try_from).transpose()
 }
 
 /// A case by id.
-pub async fn find_by_case_id(connection: &mut PgConnection, case_id: Uuid) -> Result<Option<StoredCase>, ApiError> {
-    let row: Option<CaseRow> = sqlx::query_as(concat!("SELECT ", case_columns!(), " FROM cases WHERE case_id = $1"))
-        .bind(case_id)
-        .fetch_optional(connection)
-        .await?;
+pub async fn find_by_case_id(
+    connection: &mut PgConnection,
+    case_id: Uuid,
+) -> Result<Option<StoredCase>, ApiError> {
+    let row: Option<CaseRow> = sqlx::query_as(concat!(
+        "SELECT ",
+        case_columns!(),
+        " FROM cases WHERE case_id = $1"
+    ))
+    .bind(case_id)
+    .fetch_optional(connection)
+    .await?;
     row.map(StoredCase::try_from).transpose()
 }
 
@@ -133,14 +159,6 @@ pub fn decision_to_wire(decision: RoutingDecision) -> v1::RoutingDecision {
     v1::RoutingDecision {
         flow: flow_to_wire(decision.flow) as i32,
         reason: reason_to_wire(decision.reason) as i32,
-    }
-}
-
-/// A timestamp as the contracts carry it.
-pub fn timestamp_to_wire(at: OffsetDateTime) -> prost_types::Timestamp {
-    prost_types::Timestamp {
-        seconds: at.unix_timestamp(),
-        nanos: at.nanosecond() as i32,
     }
 }
 

@@ -69,7 +69,10 @@ mod tests {
             &loader()
                 .with_override("auth.mode", "disabled")
                 .with_override("pilot.counties", "34,03")
-                .with_override("pilot.periods", "2022-01-01/2022-12-31,2024-01-01/2027-12-31"),
+                .with_override(
+                    "pilot.periods",
+                    "2022-01-01/2022-12-31,2024-01-01/2027-12-31",
+                ),
         )
         .expect("valid configuration");
         assert_eq!(config.pilot.counties().len(), 2);

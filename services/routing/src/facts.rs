@@ -31,7 +31,11 @@ pub struct CaseFacts {
 
 impl CaseFacts {
     /// Validates `facts` found at `field` (e.g. `facts`), adding violations to `violations`.
-    pub fn check(field: &str, facts: Option<&v1::CaseFacts>, violations: &mut Violations) -> Option<CaseFacts> {
+    pub fn check(
+        field: &str,
+        facts: Option<&v1::CaseFacts>,
+        violations: &mut Violations,
+    ) -> Option<CaseFacts> {
         let Some(facts) = facts else {
             violations.add(field, "is required");
             return None;
@@ -44,7 +48,11 @@ impl CaseFacts {
             &format!("{field}.municipality_number"),
             MunicipalityNumber::parse(&facts.municipality_number),
         );
-        let choice = check_choice(&format!("{field}.expert_choice"), facts.expert_choice.as_ref(), violations);
+        let choice = check_choice(
+            &format!("{field}.expert_choice"),
+            facts.expert_choice.as_ref(),
+            violations,
+        );
         let date = check_case_date(&format!("{field}.case_date"), &facts.case_date, violations);
         Some(CaseFacts {
             employer: employer?,
@@ -72,7 +80,9 @@ impl CaseFacts {
 
     /// The facts in one canonical line, to recognise a retried request.
     pub fn fingerprint(&self) -> String {
-        let choice = self.competence_area().map_or("OWN_EXPERT", |area| area.code());
+        let choice = self
+            .competence_area()
+            .map_or("OWN_EXPERT", |area| area.code());
         format!(
             "{}|{}|{}|{}",
             self.employer,
@@ -103,10 +113,16 @@ pub fn choice_to_wire(choice: ExpertChoice) -> v1::ExpertChoice {
         }
         ExpertChoice::OwnExpert => v1::expert_choice::Choice::OwnExpert(v1::OwnExpertChoice {}),
     };
-    v1::ExpertChoice { choice: Some(choice) }
+    v1::ExpertChoice {
+        choice: Some(choice),
+    }
 }
 
-fn check_choice(field: &str, choice: Option<&v1::ExpertChoice>, violations: &mut Violations) -> Option<ExpertChoice> {
+fn check_choice(
+    field: &str,
+    choice: Option<&v1::ExpertChoice>,
+    violations: &mut Violations,
+) -> Option<ExpertChoice> {
     match choice.and_then(|choice| choice.choice.as_ref()) {
         None => {
             violations.add(field, "is required: set framework_agreement or own_expert");
@@ -126,11 +142,17 @@ fn check_case_date(field: &str, text: &str, violations: &mut Violations) -> Opti
     let date = violations.check(field, parse_iso_date(text))?;
     let latest = OffsetDateTime::now_utc().date() + Duration::days(MAX_DAYS_AHEAD);
     if date.year() < EARLIEST_CASE_YEAR {
-        violations.add(field, format!("must not be before {EARLIEST_CASE_YEAR}-01-01"));
+        violations.add(
+            field,
+            format!("must not be before {EARLIEST_CASE_YEAR}-01-01"),
+        );
         return None;
     }
     if date > latest {
-        violations.add(field, format!("must not be more than {MAX_DAYS_AHEAD} days ahead"));
+        violations.add(
+            field,
+            format!("must not be more than {MAX_DAYS_AHEAD} days ahead"),
+        );
         return None;
     }
     Some(date)
@@ -153,7 +175,9 @@ mod tests {
 
     fn violated_fields(facts: v1::CaseFacts) -> Vec<String> {
         match CaseFacts::from_request("facts", Some(&facts)) {
-            Err(ApiError::InvalidArgument(violations)) => violations.into_iter().map(|v| v.field).collect(),
+            Err(ApiError::InvalidArgument(violations)) => {
+                violations.into_iter().map(|v| v.field).collect()
+            }
             other => panic!("expected INVALID_ARGUMENT, got {other:?}"),
         }
     }
@@ -161,7 +185,10 @@ mod tests {
     #[test]
     fn valid_facts_pass_and_fingerprint_is_stable() {
         let facts = CaseFacts::from_request("facts", Some(&valid())).expect("valid");
-        assert_eq!(facts.fingerprint(), "974760673|3403|CONFLICT_HANDLING|2024-05-02");
+        assert_eq!(
+            facts.fingerprint(),
+            "974760673|3403|CONFLICT_HANDLING|2024-05-02"
+        );
         assert_eq!(facts.to_wire(), valid());
     }
 
@@ -173,7 +200,11 @@ mod tests {
         facts.case_date = "2024-02-30".to_owned();
         assert_eq!(
             violated_fields(facts),
-            ["facts.employer_organisation_number", "facts.municipality_number", "facts.case_date"]
+            [
+                "facts.employer_organisation_number",
+                "facts.municipality_number",
+                "facts.case_date"
+            ]
         );
     }
 
@@ -182,11 +213,16 @@ mod tests {
         for value in [0, 42] {
             let mut facts = valid();
             facts.expert_choice = Some(v1::ExpertChoice {
-                choice: Some(v1::expert_choice::Choice::FrameworkAgreement(v1::FrameworkAgreementChoice {
-                    competence_area: value,
-                })),
+                choice: Some(v1::expert_choice::Choice::FrameworkAgreement(
+                    v1::FrameworkAgreementChoice {
+                        competence_area: value,
+                    },
+                )),
             });
-            assert_eq!(violated_fields(facts), ["facts.expert_choice.framework_agreement.competence_area"]);
+            assert_eq!(
+                violated_fields(facts),
+                ["facts.expert_choice.framework_agreement.competence_area"]
+            );
         }
     }
 
@@ -195,7 +231,10 @@ mod tests {
         let mut facts = valid();
         facts.expert_choice = None;
         facts.case_date = "9999-01-01".to_owned();
-        assert_eq!(violated_fields(facts), ["facts.expert_choice", "facts.case_date"]);
+        assert_eq!(
+            violated_fields(facts),
+            ["facts.expert_choice", "facts.case_date"]
+        );
         let mut old = valid();
         old.case_date = "1999-12-31".to_owned();
         assert_eq!(violated_fields(old), ["facts.case_date"]);
@@ -203,6 +242,9 @@ mod tests {
 
     #[test]
     fn missing_facts_are_rejected() {
-        assert!(matches!(CaseFacts::from_request("facts", None), Err(ApiError::InvalidArgument(_))));
+        assert!(matches!(
+            CaseFacts::from_request("facts", None),
+            Err(ApiError::InvalidArgument(_))
+        ));
     }
 }

@@ -14,9 +14,7 @@ pub mod facts;
 
 use ekb_platform::{
     auth::RpcRoles,
-    db,
     grpc::{Listeners, ServiceHost, ServiceIdentity},
-    messaging::{EventConsumer, Outbox, OutboxRelay, kafka, topic_for},
 };
 use ekb_proto::v1::routing_service_server::RoutingServiceServer;
 use tokio_util::sync::CancellationToken;
@@ -30,32 +28,21 @@ pub const SERVICE_NAME: &str = "routing";
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 /// Runs routing on `listeners` until `shutdown` is cancelled.
-pub async fn run(config: RoutingConfig, listeners: Listeners, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let platform = config.platform;
-    let pool = db::lazy_pool(&platform.database)?;
-    let producer = kafka::idempotent_producer(&platform.kafka)?;
-    let outbox = Outbox::for_service(&platform.kafka.topic_prefix, SERVICE_NAME);
-    let api = api::RoutingApi::new(pool.clone(), config.pilot, outbox);
-
-    let consumer = EventConsumer::new(
-        SERVICE_NAME,
-        &platform.kafka,
-        &[topic_for(&platform.kafka.topic_prefix, "expert-registry")],
-        pool.clone(),
-        agreement_coverage::AgreementEventsHandler,
-        platform.consumer.clone(),
-    )?;
-    let relay = OutboxRelay::new(pool.clone(), producer.clone(), platform.outbox.clone());
-
+pub async fn run(
+    config: RoutingConfig,
+    listeners: Listeners,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
     let identity = ServiceIdentity {
         name: SERVICE_NAME,
         grpc_name: api::GRPC_NAME,
         roles: RpcRoles::new(api::GRPC_NAME, api::RPC_ROLES),
     };
+    let host = ServiceHost::new(identity, config.platform)?.consume(
+        &["expert-registry"],
+        agreement_coverage::AgreementEventsHandler,
+    )?;
+    let api = api::RoutingApi::new(host.pool(), config.pilot, host.outbox());
     let routes = tonic::service::Routes::new(RoutingServiceServer::new(api));
-    ServiceHost::new(identity, platform, pool, producer)
-        .worker("outbox-relay", move |stop, grace| relay.run(stop, grace))
-        .worker("agreement-consumer", move |stop, _grace| consumer.run(stop))
-        .serve(listeners, routes, &MIGRATOR, shutdown)
-        .await
+    host.serve(listeners, routes, &MIGRATOR, shutdown).await
 }

@@ -72,7 +72,11 @@ impl JwtValidator {
     /// Validates an `authorization` header value and returns the caller.
     pub async fn validate_header(&self, header: Option<&str>) -> Result<Caller, TokenError> {
         let token = header
-            .and_then(|value| value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer ")))
+            .and_then(|value| {
+                value
+                    .strip_prefix("Bearer ")
+                    .or_else(|| value.strip_prefix("bearer "))
+            })
             .map(str::trim)
             .filter(|token| !token.is_empty())
             .ok_or(TokenError::Missing)?;
@@ -88,7 +92,9 @@ impl JwtValidator {
             .ok_or_else(|| TokenError::Invalid("token header has no kid".to_owned()))?;
         let (key, algorithm) = self.key(&key_id).await?;
         if header.alg != algorithm {
-            return Err(TokenError::Invalid("token algorithm does not match its key".to_owned()));
+            return Err(TokenError::Invalid(
+                "token algorithm does not match its key".to_owned(),
+            ));
         }
         let mut validation = Validation::new(algorithm);
         validation.set_issuer(&[&self.config.issuer]);
@@ -105,7 +111,12 @@ impl JwtValidator {
         let roles = claims
             .get(&self.config.roles_claim)
             .and_then(|value| value.as_array())
-            .map(|items| items.iter().filter_map(|item| item.as_str().map(str::to_owned)).collect())
+            .map(|items| {
+                items
+                    .iter()
+                    .filter_map(|item| item.as_str().map(str::to_owned))
+                    .collect()
+            })
             .unwrap_or_default();
         Ok(Caller {
             subject: text("sub").unwrap_or_default(),
@@ -153,7 +164,8 @@ impl JwtValidator {
         })?;
         let mut keys = HashMap::new();
         for jwk in &set.keys {
-            let (Some(key_id), Some(algorithm)) = (jwk.common.key_id.clone(), jwk.common.key_algorithm)
+            let (Some(key_id), Some(algorithm)) =
+                (jwk.common.key_id.clone(), jwk.common.key_algorithm)
             else {
                 continue;
             };

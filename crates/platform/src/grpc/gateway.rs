@@ -112,12 +112,18 @@ where
     }
 }
 
-async fn authorize<B>(state: &GatewayState, path: &str, request: &mut http::Request<B>) -> Result<(), Status> {
+async fn authorize<B>(
+    state: &GatewayState,
+    path: &str,
+    request: &mut http::Request<B>,
+) -> Result<(), Status> {
     if RpcRoles::is_open(path) {
         return Ok(());
     }
     let Some(required) = state.roles.required_role(path) else {
-        return Err(Status::permission_denied(format!("method {path} is not offered")));
+        return Err(Status::permission_denied(format!(
+            "method {path} is not offered"
+        )));
     };
     let Some(validator) = &state.validator else {
         request.extensions_mut().insert(Caller::local());
@@ -127,13 +133,18 @@ async fn authorize<B>(state: &GatewayState, path: &str, request: &mut http::Requ
         .headers()
         .get(http::header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok());
-    let caller = validator.validate_header(header).await.map_err(|error| match error {
-        TokenError::KeysUnavailable => Status::unavailable("cannot validate tokens right now"),
-        other => Status::unauthenticated(other.to_string()),
-    })?;
+    let caller = validator
+        .validate_header(header)
+        .await
+        .map_err(|error| match error {
+            TokenError::KeysUnavailable => Status::unavailable("cannot validate tokens right now"),
+            other => Status::unauthenticated(other.to_string()),
+        })?;
     if !caller.has_role(required) {
         tracing::info!(subject = %caller.subject, required, "caller lacks the required role");
-        return Err(Status::permission_denied(format!("requires role {required}")));
+        return Err(Status::permission_denied(format!(
+            "requires role {required}"
+        )));
     }
     request.extensions_mut().insert(caller);
     Ok(())

@@ -21,7 +21,8 @@ use super::gateway::GatewayLayer;
 use crate::{
     auth::{JwtValidator, RpcRoles},
     config::{AuthMode, PlatformConfig},
-    db, messaging,
+    db,
+    messaging::{self, EventConsumer, EventHandler, Outbox, OutboxRelay},
     shutdown::ShutdownPlan,
     trace_context::set_remote_parent_from_http,
 };
@@ -68,7 +69,8 @@ impl Listeners {
     }
 }
 
-type Worker = Box<dyn FnOnce(CancellationToken, Duration) -> BoxFuture<'static, anyhow::Result<()>> + Send>;
+type Worker =
+    Box<dyn FnOnce(CancellationToken, Duration) -> BoxFuture<'static, anyhow::Result<()>> + Send>;
 
 /// A service being assembled: its API routes, startup work and workers.
 pub struct ServiceHost {
@@ -80,15 +82,52 @@ pub struct ServiceHost {
 }
 
 impl ServiceHost {
-    /// A host for the service with its own pool and producer (used for readiness checks).
-    pub fn new(identity: ServiceIdentity, config: PlatformConfig, pool: PgPool, producer: FutureProducer) -> Self {
-        ServiceHost {
+    /// A host for the service: its lazily connecting pool, its idempotent producer, and the
+    /// outbox relay that publishes what its handlers record.
+    pub fn new(identity: ServiceIdentity, config: PlatformConfig) -> anyhow::Result<Self> {
+        let pool = db::lazy_pool(&config.database)?;
+        let producer = messaging::kafka::idempotent_producer(&config.kafka)?;
+        let relay = OutboxRelay::new(pool.clone(), producer.clone(), config.outbox.clone());
+        let host = ServiceHost {
             identity,
             config,
             pool,
             producer,
             workers: Vec::new(),
-        }
+        };
+        Ok(host.worker("outbox-relay", move |stop, grace| relay.run(stop, grace)))
+    }
+
+    /// The service's database pool.
+    pub fn pool(&self) -> PgPool {
+        self.pool.clone()
+    }
+
+    /// The outbox the service's handlers record events in.
+    pub fn outbox(&self) -> Outbox {
+        Outbox::for_service(&self.config.kafka.topic_prefix, self.identity.name)
+    }
+
+    /// Adds an event consumer for the topics of `producing_services`, applying events with
+    /// `handler` into this service's database.
+    pub fn consume<H: EventHandler>(
+        self,
+        producing_services: &[&str],
+        handler: H,
+    ) -> anyhow::Result<Self> {
+        let topics: Vec<String> = producing_services
+            .iter()
+            .map(|service| messaging::topic_for(&self.config.kafka.topic_prefix, service))
+            .collect();
+        let consumer = EventConsumer::new(
+            self.identity.name,
+            &self.config.kafka,
+            &topics,
+            self.pool.clone(),
+            handler,
+            self.config.consumer.clone(),
+        )?;
+        Ok(self.worker("event-consumer", move |stop, _grace| consumer.run(stop)))
     }
 
     /// Adds a background worker, started once startup (migrations) finished. It must return
@@ -98,8 +137,10 @@ impl ServiceHost {
         F: FnOnce(CancellationToken, Duration) -> Fut + Send + 'static,
         Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
     {
-        self.workers
-            .push((name, Box::new(move |stop, grace| Box::pin(worker(stop, grace)))));
+        self.workers.push((
+            name,
+            Box::new(move |stop, grace| Box::pin(worker(stop, grace))),
+        ));
         self
     }
 
@@ -135,14 +176,17 @@ impl ServiceHost {
         let validator = match config.auth.mode {
             AuthMode::Jwt => Some(JwtValidator::new(&config.auth)?),
             AuthMode::Disabled => {
-                tracing::warn!("authentication is DISABLED by configuration (auth.mode=disabled); local use only");
+                tracing::warn!(
+                    "authentication is DISABLED by configuration (auth.mode=disabled); local use only"
+                );
                 None
             }
         };
         let gateway = GatewayLayer::new(identity.name, identity.roles.clone(), validator);
 
         crate::metrics::recorder()?;
-        let metrics_task = tokio::spawn(crate::metrics::serve(listeners.metrics, plan.stop.clone()));
+        let metrics_task =
+            tokio::spawn(crate::metrics::serve(listeners.metrics, plan.stop.clone()));
 
         let readiness = tokio::spawn(readiness_loop(
             identity.clone(),
@@ -178,7 +222,10 @@ impl ServiceHost {
         server
             .serve_with_incoming_shutdown(incoming, stop.cancelled_owned())
             .await?;
-        tracing::info!(service = service_name, "gRPC server stopped accepting; in-flight calls done");
+        tracing::info!(
+            service = service_name,
+            "gRPC server stopped accepting; in-flight calls done"
+        );
 
         match tokio::time::timeout(plan.grace + Duration::from_secs(1), readiness).await {
             Ok(Ok(Ok(()))) => {}
@@ -193,7 +240,11 @@ impl ServiceHost {
     }
 }
 
-async fn set_health(health: &tonic_health::server::HealthReporter, grpc_name: &str, status: ServingStatus) {
+async fn set_health(
+    health: &tonic_health::server::HealthReporter,
+    grpc_name: &str,
+    status: ServingStatus,
+) {
     health.set_service_status("", status).await;
     health.set_service_status(grpc_name, status).await;
 }

@@ -121,8 +121,19 @@ impl<H: EventHandler> EventConsumer<H> {
             .set("auto.commit.interval.ms", "1000")
             .set("auto.offset.reset", "earliest")
             .set("session.timeout.ms", &kafka.session_timeout_ms.to_string())
-            .set("heartbeat.interval.ms", &(kafka.session_timeout_ms / 4).max(100).to_string())
+            .set(
+                "heartbeat.interval.ms",
+                &(kafka.session_timeout_ms / 4).max(100).to_string(),
+            )
             .set("topic.metadata.refresh.interval.ms", "5000")
+            .set(
+                "allow.auto.create.topics",
+                if kafka.auto_create_topics {
+                    "true"
+                } else {
+                    "false"
+                },
+            )
             .create()?;
         let topic_names: Vec<&str> = topics.iter().map(String::as_str).collect();
         consumer.subscribe(&topic_names)?;
@@ -171,7 +182,11 @@ impl<H: EventHandler> EventConsumer<H> {
     }
 
     /// Processes one message to its final outcome; `None` if `stop` interrupted a retry.
-    async fn process(&self, message: &BorrowedMessage<'_>, stop: &CancellationToken) -> Option<Outcome> {
+    async fn process(
+        &self,
+        message: &BorrowedMessage<'_>,
+        stop: &CancellationToken,
+    ) -> Option<Outcome> {
         let headers = header_map(message);
         let span = tracing::info_span!(
             "consume",
@@ -223,7 +238,11 @@ impl<H: EventHandler> EventConsumer<H> {
         .await
     }
 
-    async fn apply_once(&self, message: &BorrowedMessage<'_>, envelope: &EventEnvelope) -> Result<Outcome, HandlerError> {
+    async fn apply_once(
+        &self,
+        message: &BorrowedMessage<'_>,
+        envelope: &EventEnvelope,
+    ) -> Result<Outcome, HandlerError> {
         let event_id = uuid::Uuid::parse_str(&envelope.event_id)
             .map_err(|_| HandlerError::Permanent("envelope event_id is not a UUID".to_owned()))?;
         let known = self.handler.handles(&envelope.event_type);
@@ -291,16 +310,24 @@ impl<H: EventHandler> EventConsumer<H> {
                 ("ekb-dlq-attempts", attempts_text.as_str()),
                 ("ekb-dlq-consumer", self.service),
             ] {
-                headers = headers.insert(Header { key, value: Some(value.as_bytes()) });
+                headers = headers.insert(Header {
+                    key,
+                    value: Some(value.as_bytes()),
+                });
             }
-            let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(&self.dead_letter_topic).headers(headers);
+            let mut record: FutureRecord<'_, [u8], [u8]> =
+                FutureRecord::to(&self.dead_letter_topic).headers(headers);
             if let Some(key) = message.key() {
                 record = record.key(key);
             }
             if let Some(payload) = message.payload() {
                 record = record.payload(payload);
             }
-            match self.dead_letters.send(record, Duration::from_secs(10)).await {
+            match self
+                .dead_letters
+                .send(record, Duration::from_secs(10))
+                .await
+            {
                 Ok(_) => break,
                 Err((error, _)) => {
                     tracing::error!(%error, "dead-letter topic unavailable; retrying (the partition waits)");
@@ -312,7 +339,8 @@ impl<H: EventHandler> EventConsumer<H> {
                 }
             }
         }
-        metrics::counter!(CONSUMER_DEAD_LETTERED, "topic" => message.topic().to_owned()).increment(1);
+        metrics::counter!(CONSUMER_DEAD_LETTERED, "topic" => message.topic().to_owned())
+            .increment(1);
         if let Some(event_id) = envelope.and_then(|e| uuid::Uuid::parse_str(&e.event_id).ok()) {
             let recorded = sqlx::query(
                 "INSERT INTO inbox (event_id, event_type, topic, kafka_partition, kafka_offset, outcome, detail) \
@@ -346,19 +374,26 @@ impl<H: EventHandler> EventConsumer<H> {
     fn record_lag(&self) {
         let consumer = self.consumer.clone();
         tokio::task::spawn_blocking(move || {
-            let Ok(assignment) = consumer.assignment() else { return };
-            let Ok(positions) = consumer.position() else { return };
+            let Ok(assignment) = consumer.assignment() else {
+                return;
+            };
+            let Ok(positions) = consumer.position() else {
+                return;
+            };
             for element in assignment.elements() {
                 let (topic, partition) = (element.topic(), element.partition());
-                let Ok((_, high)) = consumer.fetch_watermarks(topic, partition, Duration::from_secs(2)) else {
+                let Ok((_, high)) =
+                    consumer.fetch_watermarks(topic, partition, Duration::from_secs(2))
+                else {
                     continue;
                 };
-                let position = positions
-                    .find_partition(topic, partition)
-                    .and_then(|p| match p.offset() {
-                        Offset::Offset(offset) => Some(offset),
-                        _ => None,
-                    });
+                let position =
+                    positions
+                        .find_partition(topic, partition)
+                        .and_then(|p| match p.offset() {
+                            Offset::Offset(offset) => Some(offset),
+                            _ => None,
+                        });
                 if let Some(position) = position {
                     metrics::gauge!(CONSUMER_LAG, "topic" => topic.to_owned(), "partition" => partition.to_string())
                         .set((high - position).max(0) as f64);
@@ -375,7 +410,8 @@ impl<H: EventHandler> EventConsumer<H> {
 
 fn decode_envelope(payload: Option<&[u8]>) -> Result<EventEnvelope, String> {
     let bytes = payload.ok_or_else(|| "message has no payload".to_owned())?;
-    let envelope = EventEnvelope::decode(bytes).map_err(|error| format!("envelope does not decode: {error}"))?;
+    let envelope = EventEnvelope::decode(bytes)
+        .map_err(|error| format!("envelope does not decode: {error}"))?;
     if envelope.event_type.is_empty() {
         return Err("envelope has no event_type".to_owned());
     }
@@ -412,7 +448,10 @@ mod tests {
             event_id: uuid::Uuid::now_v7().to_string(),
             ..Default::default()
         };
-        assert_eq!(decode_envelope(Some(&no_type.encode_to_vec())).unwrap_err(), "envelope has no event_type");
+        assert_eq!(
+            decode_envelope(Some(&no_type.encode_to_vec())).unwrap_err(),
+            "envelope has no event_type"
+        );
         let bad_id = EventEnvelope {
             event_id: "42".to_owned(),
             event_type: "x".to_owned(),

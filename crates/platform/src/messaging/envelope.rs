@@ -61,7 +61,11 @@ impl EventSubject {
 }
 
 /// Wraps `payload` in a new envelope with a fresh UUID v7.
-pub fn wrap<M: Message + Name>(producer: &str, subject: &EventSubject, payload: &M) -> EventEnvelope {
+pub fn wrap<M: Message + Name>(
+    producer: &str,
+    subject: &EventSubject,
+    payload: &M,
+) -> EventEnvelope {
     let now = std::time::SystemTime::now();
     EventEnvelope {
         event_id: uuid::Uuid::now_v7().to_string(),
@@ -76,6 +80,8 @@ pub fn wrap<M: Message + Name>(producer: &str, subject: &EventSubject, payload: 
 }
 
 /// Decodes the payload of an envelope whose type is `M`.
-pub fn unwrap_payload<M: Message + Name + Default>(envelope: &EventEnvelope) -> Result<M, prost::DecodeError> {
+pub fn unwrap_payload<M: Message + Name + Default>(
+    envelope: &EventEnvelope,
+) -> Result<M, prost::DecodeError> {
     M::decode(envelope.payload.as_slice())
 }

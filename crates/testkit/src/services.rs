@@ -1,0 +1,309 @@
+//! Starting the real services for tests and the dev launcher: in-process (service tests: the
+//! service's `run` on port 0) or as separate processes (end-to-end tests and `make run`), with
+//! the same configuration keys either way.
+
+use std::{
+    fs::File,
+    net::SocketAddr,
+    path::PathBuf,
+    process::{Child, Command, ExitStatus, Stdio},
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, bail};
+use ekb_platform::{
+    config::{ConfigLoader, env_var_for},
+    grpc::Listeners,
+};
+use tokio::{net::TcpListener, task::JoinHandle};
+use tokio_util::sync::CancellationToken;
+use tonic_health::pb::{
+    HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+};
+
+use crate::{binaries::workspace_binary, issuer::TestIssuer};
+
+/// Configuration for one service under test, as key/value overrides.
+#[derive(Debug, Clone, Default)]
+pub struct TestSettings {
+    overrides: Vec<(String, String)>,
+}
+
+impl TestSettings {
+    /// Settings for a service on `database_url`, the broker at `brokers`, and topics under
+    /// `topic_prefix`, with short timeouts suitable for tests and authentication disabled.
+    pub fn new(database_url: &str, brokers: &str, topic_prefix: &str) -> Self {
+        TestSettings::default()
+            .with("database.url", database_url)
+            .with("database.create_if_missing", "true")
+            .with("kafka.brokers", brokers)
+            .with("kafka.topic_prefix", topic_prefix)
+            .with("kafka.session_timeout_ms", "6000")
+            .with("kafka.auto_create_topics", "true")
+            .with("grpc.addr", "127.0.0.1:0")
+            .with("metrics.addr", "127.0.0.1:0")
+            .with("shutdown.drain_seconds", "0")
+            .with("shutdown.grace_seconds", "5")
+            .with("outbox.poll_interval_ms", "20")
+            .with("consumer.initial_backoff_ms", "20")
+            .with("consumer.max_backoff_ms", "200")
+            .with("consumer.max_attempts", "3")
+            .with("database.max_connections", "4")
+            .with("auth.mode", "disabled")
+    }
+
+    /// Sets one key.
+    pub fn with(mut self, key: &str, value: impl Into<String>) -> Self {
+        self.overrides.retain(|(existing, _)| existing != key);
+        self.overrides.push((key.to_owned(), value.into()));
+        self
+    }
+
+    /// Requires tokens from `issuer`.
+    pub fn with_auth(mut self, issuer: &TestIssuer) -> Self {
+        for (key, value) in issuer.auth_overrides() {
+            self = self.with(&key, value);
+        }
+        self
+    }
+
+    /// The value set for `key`.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.overrides
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Applies the settings to a service's loader.
+    pub fn apply(&self, mut loader: ConfigLoader) -> ConfigLoader {
+        for (key, value) in &self.overrides {
+            loader = loader.with_override(key, value.clone());
+        }
+        loader
+    }
+
+    /// The settings as `EKB__…` environment variables.
+    pub fn as_env(&self) -> Vec<(String, String)> {
+        self.overrides
+            .iter()
+            .map(|(key, value)| (env_var_for(key), value.clone()))
+            .collect()
+    }
+}
+
+/// A service running inside the test process.
+pub struct InProcessService {
+    /// gRPC address.
+    pub grpc_addr: SocketAddr,
+    /// Metrics address.
+    pub metrics_addr: SocketAddr,
+    stop: CancellationToken,
+    task: JoinHandle<anyhow::Result<()>>,
+}
+
+impl InProcessService {
+    /// Binds port-0 listeners and starts `run` with them.
+    pub async fn start<F, Fut>(run: F) -> anyhow::Result<Self>
+    where
+        F: FnOnce(Listeners, CancellationToken) -> Fut,
+        Fut: std::future::Future<Output = anyhow::Result<()>> + Send + 'static,
+    {
+        let listeners = Listeners {
+            grpc: TcpListener::bind("127.0.0.1:0").await?,
+            metrics: TcpListener::bind("127.0.0.1:0").await?,
+        };
+        let (grpc_addr, metrics_addr) = (listeners.grpc_addr()?, listeners.metrics_addr()?);
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(run(listeners, stop.clone()));
+        Ok(InProcessService {
+            grpc_addr,
+            metrics_addr,
+            stop,
+            task,
+        })
+    }
+
+    /// The gRPC endpoint URL.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.grpc_addr)
+    }
+
+    /// Stops the service gracefully and returns its result.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        self.stop.cancel();
+        tokio::time::timeout(Duration::from_secs(30), self.task)
+            .await
+            .context("service did not stop within 30 s")??
+    }
+}
+
+/// Starts routing in-process with `settings`.
+pub async fn start_routing(settings: &TestSettings) -> anyhow::Result<InProcessService> {
+    let config = ekb_routing::RoutingConfig::load(&settings.apply(ekb_routing::config::loader()))?;
+    let service =
+        InProcessService::start(move |listeners, stop| ekb_routing::run(config, listeners, stop))
+            .await?;
+    wait_until_serving(service.grpc_addr, Duration::from_secs(30)).await?;
+    Ok(service)
+}
+
+/// Starts the expert registry in-process with `settings`.
+pub async fn start_expert_registry(settings: &TestSettings) -> anyhow::Result<InProcessService> {
+    let config = ekb_expert_registry::RegistryConfig::load(
+        &settings.apply(ekb_expert_registry::config::loader()),
+    )?;
+    let service = InProcessService::start(move |listeners, stop| {
+        ekb_expert_registry::run(config, listeners, stop)
+    })
+    .await?;
+    wait_until_serving(service.grpc_addr, Duration::from_secs(30)).await?;
+    Ok(service)
+}
+
+/// The overall health status of the service at `addr` (`None` if it does not answer).
+pub async fn health_status(addr: SocketAddr) -> Option<ServingStatus> {
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+        .ok()?
+        .connect_timeout(Duration::from_secs(1))
+        .connect()
+        .await
+        .ok()?;
+    let response = HealthClient::new(channel)
+        .check(HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .ok()?;
+    ServingStatus::try_from(response.into_inner().status).ok()
+}
+
+/// Waits until the service at `addr` reports SERVING.
+pub async fn wait_until_serving(addr: SocketAddr, timeout: Duration) -> anyhow::Result<()> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let status = health_status(addr).await;
+        if status == Some(ServingStatus::Serving) {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            bail!("service at {addr} not SERVING within {timeout:?} (last status: {status:?})");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A free TCP port on 127.0.0.1 (bound and released; tiny race accepted in tests).
+pub fn free_local_addr() -> anyhow::Result<SocketAddr> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    Ok(listener.local_addr()?)
+}
+
+/// A service binary running as its own process.
+pub struct ServiceProcess {
+    /// Binary name.
+    pub name: String,
+    /// gRPC address.
+    pub grpc_addr: SocketAddr,
+    /// Metrics address.
+    pub metrics_addr: SocketAddr,
+    /// Where its stdout/stderr go.
+    pub log_path: PathBuf,
+    child: Child,
+}
+
+impl ServiceProcess {
+    /// Spawns binary `name` with `settings` as environment, on free ports, logging to a file
+    /// under `log_dir`.
+    pub fn spawn(
+        name: &str,
+        settings: &TestSettings,
+        log_dir: &std::path::Path,
+    ) -> anyhow::Result<Self> {
+        let binary = workspace_binary(name)?;
+        let (grpc_addr, metrics_addr) = (free_local_addr()?, free_local_addr()?);
+        std::fs::create_dir_all(log_dir)?;
+        let log_path = log_dir.join(format!("{name}-{}.log", uuid::Uuid::new_v4().simple()));
+        let log = File::create(&log_path)?;
+        let settings = settings
+            .clone()
+            .with("grpc.addr", grpc_addr.to_string())
+            .with("metrics.addr", metrics_addr.to_string());
+        let mut command = Command::new(&binary);
+        command
+            .envs(settings.as_env())
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log);
+        let child = command
+            .spawn()
+            .with_context(|| format!("spawning {}", binary.display()))?;
+        Ok(ServiceProcess {
+            name: name.to_owned(),
+            grpc_addr,
+            metrics_addr,
+            log_path,
+            child,
+        })
+    }
+
+    /// The gRPC endpoint URL.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.grpc_addr)
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends SIGTERM.
+    pub fn terminate(&self) -> anyhow::Result<()> {
+        let status = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status()?;
+        anyhow::ensure!(status.success(), "kill -TERM failed: {status}");
+        Ok(())
+    }
+
+    /// Waits for the process to exit.
+    pub fn wait_exit(&mut self, timeout: Duration) -> anyhow::Result<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                return Ok(status);
+            }
+            if Instant::now() >= deadline {
+                bail!("{} did not exit within {timeout:?}", self.name);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Whether it is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// What it has logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+}
+
+impl Drop for ServiceProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Adds `authorization: Bearer <token>` to a request.
+pub fn with_bearer<T>(message: T, token: &str) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    if let Ok(value) = format!("Bearer {token}").parse() {
+        request.metadata_mut().insert("authorization", value);
+    }
+    request
+}

@@ -1,0 +1,190 @@
+//! Service tests of routing (in-process on port 0, fresh databases, the broker process): the
+//! routing rule with every reason, idempotent OpenCase, the dry run, and the bad-input corpus.
+//! The agreement coverage is fed the real way: registry → outbox → broker → routing's consumer.
+
+use std::time::Duration;
+
+use ekb_proto::v1::{self, CompetenceArea, Flow, RoutingReason};
+use ekb_tests::{
+    BERGEN, HAMAR, InProcessStack, case_facts, eventually, open_case, register_agreement,
+};
+use sqlx::Connection;
+use tonic::Code;
+
+async fn route_now(
+    stack: &InProcessStack,
+    facts: v1::CaseFacts,
+) -> anyhow::Result<(Flow, RoutingReason)> {
+    let mut routing = stack.routing_client().await?;
+    let decision = routing
+        .evaluate_route(v1::EvaluateRouteRequest { facts: Some(facts) })
+        .await?
+        .into_inner()
+        .decision
+        .unwrap_or_default();
+    Ok((decision.flow(), decision.reason()))
+}
+
+/// Registers an Innlandet agreement for conflict handling and waits until routing sees it.
+async fn stack_with_conflict_agreement(
+    purpose: &str,
+) -> anyhow::Result<(InProcessStack, v1::Agreement)> {
+    let stack = InProcessStack::start(purpose).await?;
+    let agreement = stack
+        .registry_client()
+        .await?
+        .register_agreement(register_agreement(
+            "34",
+            &[CompetenceArea::ConflictHandling],
+        ))
+        .await?
+        .into_inner()
+        .agreement
+        .unwrap_or_default();
+    eventually(
+        "routing's read model to see the agreement",
+        Duration::from_secs(30),
+        || async {
+            let routed = route_now(
+                &stack,
+                case_facts(HAMAR, Some(CompetenceArea::ConflictHandling), "2025-03-01"),
+            )
+            .await?;
+            Ok((routed.0 == Flow::Pilot).then_some(()))
+        },
+    )
+    .await?;
+    Ok((stack, agreement))
+}
+
+#[tokio::test]
+async fn routes_by_county_period_choice_and_agreement() -> anyhow::Result<()> {
+    let (stack, _) = stack_with_conflict_agreement("rules").await?;
+    let mut routing = stack.routing_client().await?;
+    let cases = [
+        (
+            case_facts(HAMAR, Some(CompetenceArea::ConflictHandling), "2025-03-01"),
+            Flow::Pilot,
+            RoutingReason::PilotEligible,
+        ),
+        (
+            case_facts(BERGEN, Some(CompetenceArea::ConflictHandling), "2025-03-01"),
+            Flow::Regular,
+            RoutingReason::OutsidePilotCounty,
+        ),
+        (
+            case_facts(HAMAR, None, "2025-03-01"),
+            Flow::Regular,
+            RoutingReason::EmployerChoseOwnExpert,
+        ),
+        (
+            case_facts(HAMAR, Some(CompetenceArea::ConflictHandling), "2021-06-01"),
+            Flow::Regular,
+            RoutingReason::OutsidePilotPeriod,
+        ),
+        (
+            case_facts(HAMAR, Some(CompetenceArea::CareerGuidance), "2025-03-01"),
+            Flow::Regular,
+            RoutingReason::NoAgreementForArea,
+        ),
+    ];
+    for (facts, flow, reason) in cases {
+        let opened = routing
+            .open_case(open_case(facts.clone()))
+            .await?
+            .into_inner();
+        assert!(opened.created);
+        let case = opened.case.unwrap_or_default();
+        let decision = case.decision.clone().unwrap_or_default();
+        assert_eq!(
+            (decision.flow(), decision.reason()),
+            (flow, reason),
+            "facts {facts:?}"
+        );
+        assert_eq!(case.facts.as_ref(), Some(&facts));
+        let fetched = routing
+            .get_case(v1::GetCaseRequest {
+                case_id: case.case_id.clone(),
+            })
+            .await?
+            .into_inner()
+            .case
+            .unwrap_or_default();
+        assert_eq!(fetched, case, "GetCase returns what OpenCase stored");
+    }
+    stack.stop().await
+}
+
+#[tokio::test]
+async fn an_ended_agreement_stops_covering_and_a_retry_returns_the_same_case() -> anyhow::Result<()>
+{
+    let (stack, agreement) = stack_with_conflict_agreement("ended").await?;
+    let mut routing = stack.routing_client().await?;
+
+    let request = open_case(case_facts(
+        HAMAR,
+        Some(CompetenceArea::ConflictHandling),
+        "2025-03-01",
+    ));
+    let first = routing.open_case(request.clone()).await?.into_inner();
+    let retry = routing.open_case(request.clone()).await?.into_inner();
+    assert!(first.created && !retry.created);
+    assert_eq!(
+        first.case, retry.case,
+        "a retry returns the first attempt's case"
+    );
+    let mut changed = request.clone();
+    changed.facts = Some(case_facts(BERGEN, None, "2025-03-01"));
+    let reused = routing
+        .open_case(changed)
+        .await
+        .expect_err("same id, other facts");
+    assert_eq!(reused.code(), Code::AlreadyExists);
+
+    stack
+        .registry_client()
+        .await?
+        .end_agreement(v1::EndAgreementRequest {
+            agreement_id: agreement.agreement_id.clone(),
+            end_date: "2025-01-31".to_owned(),
+            reason: "supplier bankrupt".to_owned(),
+        })
+        .await?;
+    eventually(
+        "routing to see the agreement end",
+        Duration::from_secs(30),
+        || async {
+            let routed = route_now(
+                &stack,
+                case_facts(HAMAR, Some(CompetenceArea::ConflictHandling), "2025-03-01"),
+            )
+            .await?;
+            Ok((routed == (Flow::Regular, RoutingReason::NoAgreementForArea)).then_some(()))
+        },
+    )
+    .await?;
+    // Before the end date the agreement still covered the area.
+    let before_end = route_now(
+        &stack,
+        case_facts(HAMAR, Some(CompetenceArea::ConflictHandling), "2025-01-15"),
+    )
+    .await?;
+    assert_eq!(before_end, (Flow::Pilot, RoutingReason::PilotEligible));
+
+    let database_url = stack
+        .routing_settings
+        .get("database.url")
+        .unwrap_or_default()
+        .to_owned();
+    let mut connection = sqlx::PgConnection::connect(&database_url).await?;
+    let (cases, events): (i64, i64) =
+        sqlx::query_as("SELECT (SELECT count(*) FROM cases), (SELECT count(*) FROM outbox)")
+            .fetch_one(&mut connection)
+            .await?;
+    assert_eq!(
+        (cases, events),
+        (1, 1),
+        "one case and one CaseRouted, however often it was retried"
+    );
+    stack.stop().await
+}
