@@ -357,11 +357,11 @@ async fn new_member_resumes_exactly_after_mid_fetch_commit() -> anyhow::Result<(
     Ok(())
 }
 
-/// What a member's driving task saw: (member, partition, payload).
-type Seen = (&'static str, i32, String);
+/// What a member's driving task saw: (member, partition, payload, commit outcome).
+type Seen = (&'static str, i32, String, Result<(), String>);
 
-/// Keeps `consumer` polled (which also runs its rebalances) and commits each message
-/// synchronously after reporting it, like a service consumer does after its transaction.
+/// Keeps `consumer` polled (which also runs its rebalances), commits each message synchronously
+/// as a service consumer does after its transaction, then reports it with the commit outcome.
 fn drive(
     member: &'static str,
     consumer: Arc<StreamConsumer>,
@@ -370,10 +370,15 @@ fn drive(
     tokio::spawn(async move {
         loop {
             if let Ok(message) = consumer.recv().await {
-                let _ = seen.send((member, message.partition(), text(message.payload())));
-                if let Err(error) = consumer.commit_message(&message, CommitMode::Sync) {
-                    eprintln!("{member}: commit failed: {error}");
-                }
+                let committed = consumer
+                    .commit_message(&message, CommitMode::Sync)
+                    .map_err(|error| error.to_string());
+                let _ = seen.send((
+                    member,
+                    message.partition(),
+                    text(message.payload()),
+                    committed,
+                ));
             }
         }
     })
@@ -467,7 +472,13 @@ async fn rebalance_hands_all_partitions_to_the_remaining_member() -> anyhow::Res
         .await?;
     }
     let before = collect(&mut seen, all.len(), "messages before the leave").await?;
-    for (member, partition, payload) in &before {
+    for (member, partition, payload, committed) in &before {
+        // The assignment is stable here, so a commit has no reason to fail; hand-over below
+        // relies on these offsets.
+        ensure!(
+            committed.is_ok(),
+            "{member} could not commit {payload}: {committed:?}"
+        );
         let owner = if a_parts.contains(partition) {
             "a"
         } else {
@@ -504,7 +515,7 @@ async fn rebalance_hands_all_partitions_to_the_remaining_member() -> anyhow::Res
     let after = collect(&mut seen, all.len(), "messages after the leave").await?;
     let got: BTreeMap<i32, (&str, String)> = after
         .iter()
-        .map(|(member, p, payload)| (*p, (*member, payload.clone())))
+        .map(|(member, p, payload, _)| (*p, (*member, payload.clone())))
         .collect();
     for p in &all {
         ensure!(

@@ -267,8 +267,8 @@ impl ServiceProcess {
         Ok(())
     }
 
-    /// Waits for the process to exit.
-    pub fn wait_exit(&mut self, timeout: Duration) -> anyhow::Result<ExitStatus> {
+    /// Waits for the process to exit (async, so the caller's runtime keeps running).
+    pub async fn wait_exit(&mut self, timeout: Duration) -> anyhow::Result<ExitStatus> {
         let deadline = Instant::now() + timeout;
         loop {
             if let Some(status) = self.child.try_wait()? {
@@ -277,7 +277,7 @@ impl ServiceProcess {
             if Instant::now() >= deadline {
                 bail!("{} did not exit within {timeout:?}", self.name);
             }
-            std::thread::sleep(Duration::from_millis(50));
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 

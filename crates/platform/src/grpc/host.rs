@@ -219,9 +219,21 @@ impl ServiceHost {
         let incoming = TcpListenerStream::new(listeners.grpc);
         let stop = plan.stop.clone();
         tracing::info!(service = service_name, "gRPC server started");
-        server
-            .serve_with_incoming_shutdown(incoming, stop.cancelled_owned())
-            .await?;
+        let mut serving = tokio::spawn(server.serve_with_incoming_shutdown(incoming, stop.cancelled_owned()));
+        tokio::select! {
+            finished = &mut serving => finished??,
+            () = plan.stop.cancelled() => {
+                // Graceful shutdown waits for clients to close their connections after GOAWAY;
+                // a client that never does must not keep the pod alive past its grace period.
+                match tokio::time::timeout(plan.grace, &mut serving).await {
+                    Ok(finished) => finished??,
+                    Err(_) => {
+                        serving.abort();
+                        tracing::warn!("connections still open after the grace period; closed them");
+                    }
+                }
+            }
+        }
         tracing::info!(
             service = service_name,
             "gRPC server stopped accepting; in-flight calls done"

@@ -1,0 +1,96 @@
+//! End-to-end: both services as separate processes, talking to the broker process over TCP,
+//! called over gRPC with bearer tokens like another NAV system would. Shows the whole § 9a
+//! routing path: agreement registered → AgreementActivated → routing's read model → OpenCase
+//! routes to PILOT; every REGULAR reason; and CaseRouted read back from the broker with its key,
+//! type header and the caller's trace context.
+
+use std::time::Duration;
+
+use ekb_platform::messaging::envelope::EVENT_TYPE_HEADER;
+use ekb_proto::v1::{self, CompetenceArea, Flow, RoutingReason};
+use ekb_testkit::services::with_bearer;
+use ekb_tests::{BERGEN, HAMAR, ProcessStack, case_facts, open_case, read_until, register_agreement, topic_reader};
+use prost::{Message as _, Name};
+use rdkafka::{Message, message::Headers};
+
+/// A W3C traceparent the "calling system" sends; its trace id must reach the event.
+const CALLER_TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+
+fn header<'a>(message: &'a rdkafka::message::OwnedMessage, key: &str) -> Option<&'a str> {
+    message
+        .headers()?
+        .iter()
+        .find(|header| header.key == key)
+        .and_then(|header| header.value)
+        .and_then(|value| std::str::from_utf8(value).ok())
+}
+
+#[tokio::test]
+async fn agreement_event_drives_routing_and_case_routed_reaches_the_broker() -> anyhow::Result<()> {
+    let stack = ProcessStack::start("e2e_flow").await?;
+    let token = stack.admin_token();
+
+    // The registry publishes AgreementActivated; routing's consumer builds its read model.
+    let pilot_facts = case_facts(HAMAR, Some(CompetenceArea::SickLeaveFollowUp), "2025-10-01");
+    assert_eq!(
+        stack.evaluate(pilot_facts.clone()).await?,
+        (Flow::Regular, RoutingReason::NoAgreementForArea),
+        "before any agreement, Innlandet framework cases go to the regular flow"
+    );
+    stack
+        .registry_client()
+        .await?
+        .register_agreement(with_bearer(
+            register_agreement("34", &[CompetenceArea::SickLeaveFollowUp, CompetenceArea::ConflictHandling]),
+            &token,
+        ))
+        .await?;
+    stack.wait_for_route(pilot_facts.clone(), (Flow::Pilot, RoutingReason::PilotEligible)).await?;
+
+    let cases = [
+        (pilot_facts, Flow::Pilot, RoutingReason::PilotEligible),
+        (case_facts(BERGEN, Some(CompetenceArea::SickLeaveFollowUp), "2025-10-01"), Flow::Regular, RoutingReason::OutsidePilotCounty),
+        (case_facts(HAMAR, None, "2025-10-01"), Flow::Regular, RoutingReason::EmployerChoseOwnExpert),
+        (case_facts(HAMAR, Some(CompetenceArea::SickLeaveFollowUp), "2021-10-01"), Flow::Regular, RoutingReason::OutsidePilotPeriod),
+        (case_facts(HAMAR, Some(CompetenceArea::Restructuring), "2025-10-01"), Flow::Regular, RoutingReason::NoAgreementForArea),
+    ];
+    let mut routing = stack.routing_client().await?;
+    let mut opened = Vec::new();
+    for (facts, flow, reason) in cases {
+        let mut request = with_bearer(open_case(facts), &token);
+        request
+            .metadata_mut()
+            .insert("traceparent", format!("00-{CALLER_TRACE_ID}-00f067aa0ba902b7-01").parse()?);
+        let case = routing.open_case(request).await?.into_inner().case.unwrap_or_default();
+        let decision = case.decision.clone().unwrap_or_default();
+        assert_eq!((decision.flow(), decision.reason()), (flow, reason));
+        opened.push(case);
+    }
+
+    // Every CaseRouted is on the broker, keyed by case id, typed, carrying the caller's trace.
+    let reader = topic_reader(stack.broker.bootstrap_servers(), &stack.topic("routing"))?;
+    let messages = read_until(&reader, Duration::from_secs(30), |read| read.len() >= opened.len()).await?;
+    assert_eq!(messages.len(), opened.len(), "exactly one CaseRouted per case");
+    for case in &opened {
+        let message = messages
+            .iter()
+            .find(|message| message.key() == Some(case.case_id.as_bytes()))
+            .unwrap_or_else(|| panic!("no event keyed by case {}", case.case_id));
+        assert_eq!(header(message, EVENT_TYPE_HEADER), Some(v1::CaseRouted::full_name().as_str()));
+        let traceparent = header(message, "traceparent").expect("traceparent header");
+        assert!(
+            traceparent.starts_with(&format!("00-{CALLER_TRACE_ID}-")),
+            "event continues the caller's trace, got {traceparent}"
+        );
+        let envelope = v1::EventEnvelope::decode(message.payload().unwrap_or_default())?;
+        assert_eq!(envelope.case_id, case.case_id);
+        assert_eq!(envelope.producer, "routing");
+        assert_eq!(envelope.schema_version, 1);
+        assert_eq!(uuid::Uuid::parse_str(&envelope.event_id)?.get_version_num(), 7);
+        let routed = v1::CaseRouted::decode(envelope.payload.as_slice())?;
+        let decision = case.decision.clone().unwrap_or_default();
+        assert_eq!((routed.flow, routed.reason), (decision.flow, decision.reason));
+        assert_eq!(Some(routed.county_code.as_str()), Some(case.county_code.as_str()));
+    }
+    Ok(())
+}

@@ -1,0 +1,74 @@
+//! Lifecycle of a service process as Kubernetes sees it: health is NOT_SERVING until its
+//! database is reachable and SERVING after; on SIGTERM it turns NOT_SERVING while it drains,
+//! then the process exits 0 within the grace period.
+
+use std::time::{Duration, Instant};
+
+use ekb_testkit::{
+    broker::TestBroker,
+    postgres::{create_database, unique_name, url_for},
+    services::{ServiceProcess, TestSettings, health_status},
+};
+use ekb_tests::{test_log_dir, unique_topic_prefix};
+use tonic_health::pb::health_check_response::ServingStatus;
+
+async fn wait_for_status(process: &ServiceProcess, wanted: ServingStatus, timeout: Duration) -> anyhow::Result<()> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let status = health_status(process.grpc_addr).await;
+        if status == Some(wanted) {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            anyhow::bail!("{} not {wanted:?} within {timeout:?} (last {status:?})\n{}", process.name, process.log());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn health_follows_the_database_and_sigterm_drains_then_exits() -> anyhow::Result<()> {
+    let broker = TestBroker::start()?;
+    // The database does not exist yet, and the service may not create it.
+    let name = unique_name("lifecycle");
+    let settings = TestSettings::new(&url_for(&name), broker.bootstrap_servers(), &unique_topic_prefix())
+        .with("database.create_if_missing", "false")
+        .with("shutdown.drain_seconds", "2");
+    let mut routing = ServiceProcess::spawn("routing", &settings, &test_log_dir())?;
+
+    wait_for_status(&routing, ServingStatus::NotServing, Duration::from_secs(20)).await?;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        health_status(routing.grpc_addr).await,
+        Some(ServingStatus::NotServing),
+        "stays NOT_SERVING while its database is missing"
+    );
+
+    create_database(&name).await?;
+    wait_for_status(&routing, ServingStatus::Serving, Duration::from_secs(30)).await?;
+
+    routing.terminate()?;
+    wait_for_status(&routing, ServingStatus::NotServing, Duration::from_secs(2)).await?;
+    assert!(routing.is_running(), "still running (draining) right after SIGTERM");
+    let status = routing.wait_exit(Duration::from_secs(20)).await?;
+    assert!(status.success(), "exit status {status}\n{}", routing.log());
+    let log = routing.log();
+    assert!(log.contains("health set to NOT_SERVING"), "{log}");
+    assert!(log.contains("outbox relay stopped"), "{log}");
+    assert!(!log.contains("connections still open"), "clients closed after GOAWAY: {log}");
+    Ok(())
+}
+
+#[test]
+fn a_bad_configuration_value_stops_the_process_naming_the_key() -> anyhow::Result<()> {
+    let binary = ekb_testkit::binaries::workspace_binary("routing")?;
+    let output = std::process::Command::new(binary)
+        .env("EKB__AUTH__MODE", "disabled")
+        .env("EKB__PILOT__PERIODS", "2022-01-01/2021-01-01")
+        .output()?;
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("pilot.periods"), "{stderr}");
+    assert!(stderr.contains("EKB__PILOT__PERIODS"), "{stderr}");
+    Ok(())
+}
