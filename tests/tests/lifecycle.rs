@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use ekb_testkit::{
     broker::TestBroker,
     postgres::{create_database, unique_name, url_for},
-    services::{ServiceProcess, TestSettings, health_status},
+    services::{ServiceProcess, TestSettings, health_status, health_status_of},
 };
 use ekb_tests::{test_log_dir, unique_topic_prefix};
 use tonic_health::pb::health_check_response::ServingStatus;
@@ -42,6 +42,11 @@ async fn health_follows_the_database_and_sigterm_drains_then_exits() -> anyhow::
         health_status(routing.grpc_addr).await,
         Some(ServingStatus::NotServing),
         "stays NOT_SERVING while its database is missing"
+    );
+    assert_eq!(
+        health_status_of(routing.grpc_addr, "liveness").await,
+        Some(ServingStatus::Serving),
+        "alive all the same: a dependency outage must not get the pod restarted"
     );
 
     create_database(&name).await?;

@@ -163,6 +163,11 @@ pub async fn start_expert_registry(settings: &TestSettings) -> anyhow::Result<In
 
 /// The overall health status of the service at `addr` (`None` if it does not answer).
 pub async fn health_status(addr: SocketAddr) -> Option<ServingStatus> {
+    health_status_of(addr, "").await
+}
+
+/// The health status of entry `service` (e.g. `liveness`) at `addr`.
+pub async fn health_status_of(addr: SocketAddr, service: &str) -> Option<ServingStatus> {
     let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
         .ok()?
         .connect_timeout(Duration::from_secs(1))
@@ -170,9 +175,7 @@ pub async fn health_status(addr: SocketAddr) -> Option<ServingStatus> {
         .await
         .ok()?;
     let response = HealthClient::new(channel)
-        .check(HealthCheckRequest {
-            service: String::new(),
-        })
+        .check(HealthCheckRequest { service: service.to_owned() })
         .await
         .ok()?;
     ServingStatus::try_from(response.into_inner().status).ok()

@@ -29,6 +29,9 @@ use crate::{
 
 const READINESS_INTERVAL: Duration = Duration::from_secs(2);
 
+/// Health service name that reports SERVING while the process runs (liveness probes).
+pub const LIVENESS_SERVICE: &str = "liveness";
+
 /// What identifies a service to the host.
 #[derive(Debug, Clone)]
 pub struct ServiceIdentity {
@@ -168,6 +171,9 @@ impl ServiceHost {
 
         let (health, health_service) = tonic_health::server::health_reporter();
         set_health(&health, identity.grpc_name, ServingStatus::NotServing).await;
+        // Process-only entry for liveness probes: a dependency outage must make the pod
+        // unready, not restart it.
+        health.set_service_status(LIVENESS_SERVICE, ServingStatus::Serving).await;
         let reflection = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(ekb_proto::FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)

@@ -1,0 +1,359 @@
+//! The pgbench baseline: how many OpenCase-shaped transactions PostgreSQL itself completes on
+//! this machine at the same concurrency, with no service in between. It answers "how much does
+//! the service cost on top of its database?", which a bare requests-per-second figure cannot.
+//!
+//! The transaction is the one OpenCase commits — insert the case, insert its outbox row — on a
+//! fresh database migrated by routing's own migrations (so tables, indexes and constraints are
+//! identical), with the column values copied from a case and an outbox row the service just
+//! wrote (same payload bytes, same trace context), only the ids fresh. pgbench runs with
+//! prepared statements, as sqlx uses them. On request a second, informational script adds
+//! OpenCase's two reads (the request-id lookup and the agreement-coverage query).
+
+use std::{
+    path::{Path, PathBuf},
+    process::Stdio,
+    time::Duration,
+};
+
+use anyhow::{Context, bail};
+use ekb_testkit::postgres::{TestDatabase, fresh_database};
+use sqlx::{Connection, PgConnection, postgres::PgPoolOptions};
+
+use crate::workload::PILOT_COUNTY;
+
+/// Which transaction the pgbench script runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shape {
+    /// Insert case + insert outbox row (the issue's baseline).
+    Inserts,
+    /// The two inserts plus OpenCase's two SELECTs.
+    Full,
+}
+
+/// One case row and one outbox row as routing wrote them, to copy into the script.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RowSample {
+    facts_fingerprint: String,
+    employer_organisation_number: String,
+    municipality_number: String,
+    county_code: String,
+    competence_area: Option<String>,
+    case_date: String,
+    flow: String,
+    reason: String,
+    topic: String,
+    event_type: String,
+    payload: Vec<u8>,
+    trace_context: String,
+}
+
+impl RowSample {
+    /// Size of the outbox payload in bytes.
+    pub fn payload_len(&self) -> usize {
+        self.payload.len()
+    }
+
+    /// Reads the latest PILOT case and the latest outbox row of routing's database.
+    pub async fn read(routing_db_url: &str) -> anyhow::Result<Self> {
+        let mut connection = PgConnection::connect(routing_db_url).await?;
+        let case: (
+            String,
+            String,
+            String,
+            String,
+            Option<String>,
+            String,
+            String,
+            String,
+        ) = sqlx::query_as(
+            "SELECT facts_fingerprint, employer_organisation_number, municipality_number, \
+                 county_code, competence_area, case_date::text, flow, reason \
+                 FROM cases WHERE flow = 'PILOT' ORDER BY opened_at DESC LIMIT 1",
+        )
+        .fetch_optional(&mut connection)
+        .await?
+        .context("routing stored no PILOT case")?;
+        let event: (String, String, Vec<u8>, String) = sqlx::query_as(
+            "SELECT topic, event_type, payload, trace_context::text FROM outbox \
+             ORDER BY id DESC LIMIT 1",
+        )
+        .fetch_optional(&mut connection)
+        .await?
+        .context("routing stored no outbox row")?;
+        connection.close().await?;
+        Ok(RowSample {
+            facts_fingerprint: case.0,
+            employer_organisation_number: case.1,
+            municipality_number: case.2,
+            county_code: case.3,
+            competence_area: case.4,
+            case_date: case.5,
+            flow: case.6,
+            reason: case.7,
+            topic: event.0,
+            event_type: event.1,
+            payload: event.2,
+            trace_context: event.3,
+        })
+    }
+}
+
+/// A SQL string literal.
+fn literal(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
+}
+
+/// A bytea literal in hex form.
+fn bytea_literal(bytes: &[u8]) -> String {
+    let hex: String = bytes.iter().map(|byte| format!("{byte:02x}")).collect();
+    format!("'\\x{hex}'::bytea")
+}
+
+/// The pgbench script of `shape` with values copied from `sample`.
+pub fn script(shape: Shape, sample: &RowSample) -> String {
+    let mut lines = Vec::new();
+    if shape == Shape::Full {
+        lines.push("\\set r random(1, 2000000000)".to_owned());
+    }
+    lines.push("BEGIN;".to_owned());
+    if shape == Shape::Full {
+        lines.push(
+            "SELECT case_id, facts_fingerprint, employer_organisation_number, municipality_number, \
+             competence_area, case_date, flow, reason, opened_at FROM cases \
+             WHERE request_id = md5(:r::text)::uuid;"
+                .to_owned(),
+        );
+        lines.push(format!(
+            "SELECT DISTINCT unnest(competence_areas) FROM agreement_coverage \
+             WHERE county_code = {county} AND valid_from <= {date}::date AND valid_to >= {date}::date;",
+            county = literal(&sample.county_code),
+            date = literal(&sample.case_date),
+        ));
+    }
+    lines.push(format!(
+        "INSERT INTO cases (case_id, request_id, facts_fingerprint, employer_organisation_number, \
+         municipality_number, county_code, competence_area, case_date, flow, reason) \
+         VALUES (gen_random_uuid(), gen_random_uuid(), {}, {}, {}, {}, {}, {}::date, {}, {}) \
+         ON CONFLICT (request_id) DO NOTHING RETURNING case_id, facts_fingerprint, \
+         employer_organisation_number, municipality_number, competence_area, case_date, flow, \
+         reason, opened_at;",
+        literal(&sample.facts_fingerprint),
+        literal(&sample.employer_organisation_number),
+        literal(&sample.municipality_number),
+        literal(&sample.county_code),
+        sample
+            .competence_area
+            .as_deref()
+            .map_or_else(|| "NULL".to_owned(), literal),
+        literal(&sample.case_date),
+        literal(&sample.flow),
+        literal(&sample.reason),
+    ));
+    lines.push(format!(
+        "INSERT INTO outbox (event_id, topic, message_key, event_type, payload, trace_context) \
+         VALUES (gen_random_uuid(), {}, gen_random_uuid()::text, {}, {}, {}::jsonb);",
+        literal(&sample.topic),
+        literal(&sample.event_type),
+        bytea_literal(&sample.payload),
+        literal(&sample.trace_context),
+    ));
+    lines.push("END;".to_owned());
+    lines.join("\n") + "\n"
+}
+
+/// Creates a fresh database with routing's schema (platform + routing migrations, exactly as
+/// the service applies them) and one active Innlandet agreement-coverage row.
+pub async fn prepare_database(sample: &RowSample) -> anyhow::Result<TestDatabase> {
+    let database = fresh_database("bench_pgbench").await?;
+    let pool = PgPoolOptions::new()
+        .max_connections(1)
+        .connect(&database.url)
+        .await
+        .context("connecting to the baseline database")?;
+    ekb_platform::db::migrate(&pool, &ekb_routing::MIGRATOR)
+        .await
+        .context("migrating the baseline database")?;
+    let areas: Vec<String> = sample.competence_area.iter().cloned().collect();
+    sqlx::query(
+        "INSERT INTO agreement_coverage (agreement_id, county_code, competence_areas, valid_from, \
+         valid_to, version) VALUES (gen_random_uuid(), $1, $2, DATE '2024-01-01', \
+         DATE '2026-12-31', 1)",
+    )
+    .bind(PILOT_COUNTY)
+    .bind(&areas)
+    .execute(&pool)
+    .await?;
+    pool.close().await;
+    Ok(database)
+}
+
+/// The pgbench binary: `explicit`, else `pgbench` on PATH, else the newest
+/// `/usr/lib/postgresql/<version>/bin/pgbench`.
+pub fn find_pgbench(explicit: Option<&Path>) -> anyhow::Result<PathBuf> {
+    if let Some(path) = explicit {
+        anyhow::ensure!(path.is_file(), "{} is not a file", path.display());
+        return Ok(path.to_path_buf());
+    }
+    if let Some(paths) = std::env::var_os("PATH")
+        && let Some(found) = std::env::split_paths(&paths)
+            .map(|dir| dir.join("pgbench"))
+            .find(|path| path.is_file())
+    {
+        return Ok(found);
+    }
+    let mut candidates: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| {
+            let version = entry.file_name().to_str()?.parse::<u32>().ok()?;
+            let path = entry.path().join("bin/pgbench");
+            path.is_file().then_some((version, path))
+        })
+        .collect();
+    candidates.sort();
+    match candidates.pop() {
+        Some((_, path)) => Ok(path),
+        None => bail!(
+            "pgbench not found on PATH or under /usr/lib/postgresql/*/bin; install PostgreSQL's \
+             client tools or pass --pgbench"
+        ),
+    }
+}
+
+/// What one pgbench run reported.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PgbenchResult {
+    /// Transactions per second, without the initial connection time.
+    pub tps: f64,
+    /// Failed transactions (PostgreSQL ≥ 15 reports them).
+    pub failed: u64,
+}
+
+/// Runs `script` with `clients` clients for `seconds` against `database_url` and parses the
+/// result. pgbench stops by itself after `seconds`; it is killed if it overruns by 60 s.
+pub async fn run_pgbench(
+    pgbench: &Path,
+    database_url: &str,
+    script: &Path,
+    clients: usize,
+    seconds: u64,
+) -> anyhow::Result<PgbenchResult> {
+    let jobs = clients.min(2);
+    let child = tokio::process::Command::new(pgbench)
+        .args(["-n", "-M", "prepared"])
+        .arg(format!("--client={clients}"))
+        .arg(format!("--jobs={jobs}"))
+        .arg(format!("--time={seconds}"))
+        .arg(format!("--file={}", script.display()))
+        .arg(database_url)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .with_context(|| format!("starting {}", pgbench.display()))?;
+    let limit = Duration::from_secs(seconds + 60);
+    let output = tokio::time::timeout(limit, child.wait_with_output())
+        .await
+        .with_context(|| format!("pgbench did not finish within {limit:?}"))??;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    if !output.status.success() {
+        bail!("pgbench failed ({}):\n{stdout}\n{stderr}", output.status);
+    }
+    parse_output(&stdout).with_context(|| format!("no tps line in pgbench's output:\n{stdout}"))
+}
+
+/// Reads `tps = …` and `number of failed transactions: …` from pgbench's report.
+fn parse_output(stdout: &str) -> Option<PgbenchResult> {
+    let number_after = |prefix: &str| {
+        stdout
+            .lines()
+            .find_map(|line| line.trim().strip_prefix(prefix))
+            .and_then(|rest| rest.split_whitespace().next())
+    };
+    let tps = number_after("tps = ")?.parse().ok()?;
+    let failed = number_after("number of failed transactions:")
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    Some(PgbenchResult { tps, failed })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> RowSample {
+        RowSample {
+            facts_fingerprint: "974760673|3403|CONFLICT_HANDLING|2025-03-01".to_owned(),
+            employer_organisation_number: "974760673".to_owned(),
+            municipality_number: "3403".to_owned(),
+            county_code: "34".to_owned(),
+            competence_area: Some("CONFLICT_HANDLING".to_owned()),
+            case_date: "2025-03-01".to_owned(),
+            flow: "PILOT".to_owned(),
+            reason: "PILOT_ELIGIBLE".to_owned(),
+            topic: "ekbbench.routing.v1".to_owned(),
+            event_type: "ekspertbistand.v1.CaseRouted".to_owned(),
+            payload: vec![0x0a, 0xff, 0x27],
+            trace_context: r#"{"traceparent": "00-ab-cd-01", "note": "it's"}"#.to_owned(),
+        }
+    }
+
+    #[test]
+    fn the_insert_script_is_one_transaction_of_two_inserts() {
+        let text = script(Shape::Inserts, &sample());
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 4);
+        assert_eq!(lines[0], "BEGIN;");
+        assert!(lines[1].starts_with("INSERT INTO cases"));
+        assert!(lines[1].contains("'CONFLICT_HANDLING'"));
+        assert!(lines[2].starts_with("INSERT INTO outbox"));
+        assert!(lines[2].contains("'\\x0aff27'::bytea"));
+        assert!(lines[2].contains("it''s"), "quotes are doubled");
+        assert_eq!(lines[3], "END;");
+    }
+
+    #[test]
+    fn the_full_script_adds_both_reads() {
+        let text = script(Shape::Full, &sample());
+        assert!(text.starts_with("\\set r random("));
+        assert!(text.contains("WHERE request_id = md5(:r::text)::uuid"));
+        assert!(text.contains("FROM agreement_coverage WHERE county_code = '34'"));
+        assert_eq!(text.matches("INSERT INTO").count(), 2);
+    }
+
+    #[test]
+    fn own_expert_cases_insert_null() {
+        let mut own = sample();
+        own.competence_area = None;
+        assert!(script(Shape::Inserts, &own).contains("'34', NULL, '2025-03-01'::date"));
+    }
+
+    #[test]
+    fn reads_tps_and_failures() {
+        let report = "\
+transaction type: /tmp/x.sql
+scaling factor: 1
+query mode: prepared
+number of clients: 16
+number of threads: 2
+maximum number of tries: 1
+duration: 20 s
+number of transactions actually processed: 51234
+number of failed transactions: 0 (0.000%)
+latency average = 6.246 ms
+initial connection time = 21.554 ms
+tps = 2561.734401 (without initial connection time)
+";
+        assert_eq!(
+            parse_output(report),
+            Some(PgbenchResult {
+                tps: 2561.734401,
+                failed: 0
+            })
+        );
+        assert_eq!(parse_output("nothing here"), None);
+    }
+}

@@ -1,0 +1,356 @@
+//! `ekb-bench` (what `make bench` runs): how fast does OpenCase go on this machine, and how
+//! much of PostgreSQL's own speed does the service keep?
+//!
+//! It starts the real system as processes (broker, `expert-registry`, `routing`, each service
+//! with its own fresh database), registers an Innlandet framework agreement and waits until
+//! routing's read model has it, so most requests take the PILOT path with its coverage query.
+//! A short closed-loop probe estimates the maximum rate; an open-loop run then offers a fixed
+//! fraction of it and measures throughput and latency without coordinated omission
+//! ([`load`]). After that, pgbench runs the same transaction shape on the same server at the
+//! same concurrency ([`baseline`]), and the ratio of the two is the headline figure. Peak RSS
+//! of each service comes from the kernel's high-water mark.
+//!
+//! All load goes to 127.0.0.1 and every phase is bounded in time, so a run always ends by
+//! itself. The exit status is non-zero only when something failed — a setup step, a request,
+//! or event publishing — never for a missed target.
+
+mod baseline;
+mod load;
+mod options;
+mod process_stats;
+mod report;
+mod stack;
+mod workload;
+
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+    process::ExitCode,
+    time::Duration,
+};
+
+use anyhow::Context;
+use ekb_testkit::postgres::admin_url;
+use sqlx::{Connection, Executor, PgConnection};
+
+use crate::{
+    baseline::{RowSample, Shape},
+    options::{Command, Options},
+    process_stats::CpuSnapshot,
+    report::{Machine, Run},
+    stack::Stack,
+};
+
+/// Warm-up of the closed-loop probe before its measured part.
+const PROBE_WARMUP: Duration = Duration::from_secs(1);
+/// How long the outbox relay may take to publish the last events after the load.
+const OUTBOX_DRAIN_TIMEOUT: Duration = Duration::from_secs(15);
+
+fn main() -> ExitCode {
+    let options = match options::parse(std::env::args().skip(1)) {
+        Ok(Command::Run(options)) => options,
+        Ok(Command::Help) => {
+            println!("{}", options::USAGE);
+            return ExitCode::SUCCESS;
+        }
+        Err(error) => {
+            eprintln!("ekb-bench: {error:#}\n\n{}", options::USAGE);
+            return ExitCode::from(2);
+        }
+    };
+    // One thread: the load generator should take as little as possible of the two CPUs it
+    // shares with what it measures, and needs no locks this way.
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("ekb-bench: cannot start the runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(bench(&options)) {
+        Ok(run) => {
+            println!("{}", run.summary());
+            let probe_errors = run.probe.as_ref().map_or(0, load::LoadResult::error_count);
+            if run.open_loop.error_count() > 0 || probe_errors > 0 || run.outbox_unpublished > 0 {
+                eprintln!(
+                    "ekb-bench: FAILED: requests failed or events stayed unpublished (see above)"
+                );
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
+        Err(error) => {
+            eprintln!("ekb-bench: setup failed: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The cargo target directory holding this executable (`target/release/ekb-bench` → `target`).
+fn target_dir() -> anyhow::Result<PathBuf> {
+    let exe = std::env::current_exe().context("locating the executable")?;
+    let profile = exe.parent().context("the executable has no directory")?;
+    let profile = ekb_testkit::binaries::profile_dir(profile);
+    Ok(profile.parent().unwrap_or(profile).to_path_buf())
+}
+
+/// Runs every phase and collects the figures.
+async fn bench(options: &Options) -> anyhow::Result<Run> {
+    let bench_dir = target_dir()?.join("bench");
+    let json_path = options
+        .out
+        .clone()
+        .unwrap_or_else(|| bench_dir.join("open_case.json"));
+    let log_dir = bench_dir.join("logs");
+    // Logs of earlier runs would only confuse; the directory is ours alone.
+    let _ = std::fs::remove_dir_all(&log_dir);
+    std::fs::create_dir_all(&log_dir)?;
+    let pgbench = baseline::find_pgbench(options.pgbench.as_deref())?;
+    let date = time::OffsetDateTime::now_utc().date().to_string();
+
+    phase("starting the broker, expert-registry and routing (release binaries)");
+    let stack = Stack::start(options, &log_dir).await?;
+    let machine = machine(&stack).await?;
+    phase("registering an Innlandet agreement and waiting for routing to see it");
+    stack.register_pilot_agreement().await?;
+    let client = stack.routing_client().await?;
+    let mut sequence = load::Sequence::default();
+
+    let (probe, offered_rate, rate_source) = match options.rate {
+        Some(rate) => (None, rate, "given with --rate".to_owned()),
+        None => {
+            phase(&format!(
+                "closed-loop probe: {} in flight for {} s",
+                options.concurrency, options.probe_seconds
+            ));
+            let probe = load::closed_loop(
+                &client,
+                &mut sequence,
+                options.concurrency,
+                PROBE_WARMUP,
+                Duration::from_secs(options.probe_seconds),
+            )
+            .await?;
+            anyhow::ensure!(
+                probe.throughput_per_s > 0.0,
+                "the probe completed no request ({} errors: {:?}); routing log: {}",
+                probe.error_count(),
+                probe.errors,
+                stack.routing.log_path.display()
+            );
+            let rate = probe.throughput_per_s * options.rate_fraction;
+            let source = format!(
+                "{:.0} % of the probed {:.1}/s",
+                options.rate_fraction * 100.0,
+                probe.throughput_per_s
+            );
+            (Some(probe), rate, source)
+        }
+    };
+
+    phase(&format!(
+        "open loop: {offered_rate:.1}/s, at most {} in flight, {} s + {} s warm-up",
+        options.concurrency, options.seconds, options.warmup_seconds
+    ));
+    let cpu_before = CpuSnapshot::take()?;
+    let open_loop = load::open_loop(
+        &client,
+        &mut sequence,
+        options.concurrency,
+        offered_rate,
+        Duration::from_secs(options.warmup_seconds),
+        Duration::from_secs(options.seconds),
+    )
+    .await?;
+    let run_cpu = CpuSnapshot::take()?.since(&cpu_before);
+    drop(client);
+
+    phase("waiting for the outbox relay to publish every event");
+    let (outbox_rows, outbox_unpublished) = wait_for_outbox(&stack.routing_db.url).await?;
+    let mut peak_rss_mib = BTreeMap::new();
+    for service in [&stack.routing, &stack.registry] {
+        peak_rss_mib.insert(
+            service.name.clone(),
+            process_stats::peak_rss_mib(service.pid())?,
+        );
+    }
+    let sample = RowSample::read(&stack.routing_db.url).await?;
+    let databases = vec![
+        stack.routing_db.name.clone(),
+        stack.registry_db.name.clone(),
+    ];
+    phase("stopping the services");
+    stack.stop().await?;
+
+    phase(&format!(
+        "pgbench baseline: {} clients, {} s + {} s warm-up",
+        options.concurrency, options.seconds, options.warmup_seconds
+    ));
+    let baseline_db = baseline::prepare_database(&sample).await?;
+    let script_path =
+        std::env::temp_dir().join(format!("ekb-bench-{}.sql", uuid::Uuid::new_v4().simple()));
+    let result = run_baselines(options, &pgbench, &baseline_db.url, &script_path, &sample).await;
+    let _ = std::fs::remove_file(&script_path);
+    let (baseline, baseline_cpu, full_shape) = result?;
+    let mut databases = databases;
+    databases.push(baseline_db.name);
+    drop_databases(&databases).await;
+
+    let run = Run {
+        date,
+        machine,
+        concurrency: options.concurrency,
+        pool_size: options.pool_size,
+        routing_settings: options.routing_settings.clone(),
+        probe,
+        offered_rate,
+        rate_source,
+        warmup: Duration::from_secs(options.warmup_seconds),
+        open_loop,
+        run_cpu,
+        outbox_rows,
+        outbox_unpublished,
+        peak_rss_mib,
+        payload_bytes: sample.payload_len(),
+        baseline,
+        baseline_cpu,
+        full_shape,
+        json_path: json_path.display().to_string(),
+        log_dir: log_dir.display().to_string(),
+    };
+    run.write_json(&json_path)?;
+    Ok(run)
+}
+
+/// The measured pgbench run (after a warm-up run), and the optional full-shape run.
+async fn run_baselines(
+    options: &Options,
+    pgbench: &Path,
+    database_url: &str,
+    script_path: &Path,
+    sample: &RowSample,
+) -> anyhow::Result<(
+    baseline::PgbenchResult,
+    CpuSnapshot,
+    Option<baseline::PgbenchResult>,
+)> {
+    std::fs::write(script_path, baseline::script(Shape::Inserts, sample))?;
+    if options.warmup_seconds > 0 {
+        baseline::run_pgbench(
+            pgbench,
+            database_url,
+            script_path,
+            options.concurrency,
+            options.warmup_seconds,
+        )
+        .await
+        .context("pgbench warm-up")?;
+    }
+    let before = CpuSnapshot::take()?;
+    let measured = baseline::run_pgbench(
+        pgbench,
+        database_url,
+        script_path,
+        options.concurrency,
+        options.seconds,
+    )
+    .await?;
+    let cpu = CpuSnapshot::take()?.since(&before);
+    let full = if options.full_shape_baseline {
+        phase("pgbench with OpenCase's two SELECTs added (informational)");
+        std::fs::write(script_path, baseline::script(Shape::Full, sample))?;
+        Some(
+            baseline::run_pgbench(
+                pgbench,
+                database_url,
+                script_path,
+                options.concurrency,
+                options.seconds,
+            )
+            .await?,
+        )
+    } else {
+        None
+    };
+    Ok((measured, cpu, full))
+}
+
+/// Waits until routing's relay has published every outbox row (or the timeout passes);
+/// returns (rows, still unpublished).
+async fn wait_for_outbox(routing_db_url: &str) -> anyhow::Result<(i64, i64)> {
+    let mut connection = PgConnection::connect(routing_db_url).await?;
+    let deadline = tokio::time::Instant::now() + OUTBOX_DRAIN_TIMEOUT;
+    loop {
+        let (rows, unpublished): (i64, i64) = sqlx::query_as(
+            "SELECT count(*), count(*) FILTER (WHERE published_at IS NULL) FROM outbox",
+        )
+        .fetch_one(&mut connection)
+        .await?;
+        if unpublished == 0 || tokio::time::Instant::now() >= deadline {
+            connection.close().await?;
+            return Ok((rows, unpublished));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Drops the run's databases; a failure only costs disk until `make test` drops leftovers.
+async fn drop_databases(names: &[String]) {
+    let Ok(mut admin) = PgConnection::connect(&admin_url()).await else {
+        return;
+    };
+    for name in names {
+        let statement = format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)");
+        if let Err(error) = admin.execute(sqlx::AssertSqlSafe(statement)).await {
+            eprintln!("ekb-bench: could not drop database {name}: {error}");
+        }
+    }
+    let _ = admin.close().await;
+}
+
+/// What the figures were measured on.
+async fn machine(stack: &Stack) -> anyhow::Result<Machine> {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let cpu_model = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|info| {
+            info.lines()
+                .find_map(|line| line.strip_prefix("model name"))
+                .and_then(|rest| rest.split_once(':'))
+                .map(|(_, model)| model.trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown".to_owned());
+    let mut admin = PgConnection::connect(&admin_url()).await?;
+    let (version, fsync, synchronous_commit): (String, String, String) = sqlx::query_as(
+        "SELECT current_setting('server_version'), current_setting('fsync'), \
+         current_setting('synchronous_commit')",
+    )
+    .fetch_one(&mut admin)
+    .await?;
+    admin.close().await?;
+    let broker = if stack.broker.is_external() {
+        format!("external Kafka at {}", stack.broker.bootstrap_servers())
+    } else {
+        "ekb-mock-broker (librdkafka mock cluster, in memory)".to_owned()
+    };
+    Ok(Machine {
+        cpus,
+        cpu_model,
+        postgres: format!("{version} (fsync={fsync}, synchronous_commit={synchronous_commit})"),
+        broker,
+        notes: format!(
+            "all on one machine with {cpus} CPUs: the load generator (1 thread), routing, \
+             expert-registry, PostgreSQL and the broker share them; pgbench ran on the same \
+             server afterwards with the services stopped"
+        ),
+    })
+}
+
+/// Announces a phase on stderr, so the summary on stdout stays clean.
+fn phase(what: &str) {
+    eprintln!("ekb-bench: {what}");
+}

@@ -1,0 +1,196 @@
+//! What the processes cost, read from Linux's `/proc`: each service's peak resident set
+//! (`VmHWM`, the high-water mark the kernel keeps, so no sampling can miss the peak), and CPU
+//! time per component over the measured window. All of it shares two cores, so the CPU split
+//! is what explains the throughput: whoever burns the most CPU per request limits it.
+
+use std::{collections::BTreeMap, fs, path::Path, process::Command};
+
+use anyhow::{Context, bail};
+
+/// Peak resident set size of process `pid` in MiB (`VmHWM` in `/proc/<pid>/status`).
+pub fn peak_rss_mib(pid: u32) -> anyhow::Result<f64> {
+    let status = fs::read_to_string(format!("/proc/{pid}/status"))
+        .with_context(|| format!("reading /proc/{pid}/status"))?;
+    status_kib(&status, "VmHWM:")
+        .map(|kib| kib as f64 / 1024.0)
+        .with_context(|| format!("no VmHWM in /proc/{pid}/status"))
+}
+
+/// The value in KiB of field `name` (e.g. `VmHWM:`) in a `/proc/<pid>/status` text.
+fn status_kib(status: &str, name: &str) -> Option<u64> {
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix(name))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|number| number.parse().ok())
+}
+
+/// Command name and user+system CPU ticks of one process, from `/proc/<pid>/stat`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct ProcStat {
+    comm: String,
+    parent: u32,
+    ticks: u64,
+}
+
+/// Parses `/proc/<pid>/stat`. The command name is in parentheses and may itself contain
+/// spaces and parentheses, so fields are counted from the last `)`.
+fn parse_stat(stat: &str) -> Option<ProcStat> {
+    let open = stat.find('(')?;
+    let close = stat.rfind(')')?;
+    let comm = stat.get(open + 1..close)?.to_owned();
+    let fields: Vec<&str> = stat.get(close + 1..)?.split_whitespace().collect();
+    // After the name: state(3) ppid(4) … utime(14) stime(15), so index = field number - 3.
+    let parent = fields.get(1)?.parse().ok()?;
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some(ProcStat {
+        comm,
+        parent,
+        ticks: utime + stime,
+    })
+}
+
+/// Clock ticks per second of the CPU times in `/proc` (`getconf CLK_TCK`, almost always 100).
+fn ticks_per_second() -> f64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|output| String::from_utf8(output.stdout).ok())
+        .and_then(|text| text.trim().parse::<f64>().ok())
+        .filter(|ticks| *ticks > 0.0)
+        .unwrap_or(100.0)
+}
+
+/// CPU seconds used so far, by component: this benchmark, each child process (the services
+/// and the mock broker, by command name), and all `postgres` processes together. A snapshot
+/// taken after a run minus one taken before gives the run's CPU split.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CpuSnapshot {
+    /// Seconds by component name.
+    pub seconds: BTreeMap<String, f64>,
+    /// Whole-machine busy and total seconds (all CPUs), from `/proc/stat`.
+    pub machine_busy: f64,
+    /// See `machine_busy`.
+    pub machine_total: f64,
+}
+
+/// The component name the benchmark itself is reported under.
+pub const LOAD_GENERATOR: &str = "load generator (ekb-bench)";
+/// The component name of all PostgreSQL processes.
+pub const POSTGRES: &str = "postgres (all processes)";
+
+impl CpuSnapshot {
+    /// Reads the current counters.
+    pub fn take() -> anyhow::Result<Self> {
+        let per_second = ticks_per_second();
+        let me = std::process::id();
+        let mut seconds = BTreeMap::new();
+        let entries = fs::read_dir("/proc").context("listing /proc")?;
+        for entry in entries.flatten() {
+            let Some(pid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| n.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            // Processes come and go while we read; a vanished one simply does not count.
+            let Some(stat) = fs::read_to_string(entry.path().join("stat"))
+                .ok()
+                .and_then(|text| parse_stat(&text))
+            else {
+                continue;
+            };
+            let component = if pid == me {
+                LOAD_GENERATOR.to_owned()
+            } else if stat.parent == me {
+                stat.comm
+            } else if stat.comm == "postgres" {
+                POSTGRES.to_owned()
+            } else {
+                continue;
+            };
+            *seconds.entry(component).or_insert(0.0) += stat.ticks as f64 / per_second;
+        }
+        let (machine_busy, machine_total) = machine_seconds(Path::new("/proc/stat"), per_second)?;
+        Ok(CpuSnapshot {
+            seconds,
+            machine_busy,
+            machine_total,
+        })
+    }
+
+    /// CPU seconds each component used between `before` and `self`.
+    pub fn since(&self, before: &CpuSnapshot) -> CpuSnapshot {
+        let seconds = self
+            .seconds
+            .iter()
+            .map(|(name, now)| {
+                let earlier = before.seconds.get(name).copied().unwrap_or(0.0);
+                (name.clone(), (now - earlier).max(0.0))
+            })
+            .collect();
+        CpuSnapshot {
+            seconds,
+            machine_busy: self.machine_busy - before.machine_busy,
+            machine_total: self.machine_total - before.machine_total,
+        }
+    }
+}
+
+/// Busy and total CPU seconds of the whole machine from the `cpu` line of `/proc/stat`.
+fn machine_seconds(path: &Path, per_second: f64) -> anyhow::Result<(f64, f64)> {
+    let text = fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let Some(line) = text.lines().find(|line| line.starts_with("cpu ")) else {
+        bail!("no cpu line in {}", path.display());
+    };
+    let fields: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|field| field.parse().ok())
+        .collect();
+    let total: u64 = fields.iter().sum();
+    // idle and iowait are the 4th and 5th numbers.
+    let idle = fields.get(3).copied().unwrap_or(0) + fields.get(4).copied().unwrap_or(0);
+    Ok((
+        total.saturating_sub(idle) as f64 / per_second,
+        total as f64 / per_second,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_high_water_mark() {
+        let status =
+            "Name:\trouting\nVmPeak:\t  900000 kB\nVmHWM:\t   24576 kB\nVmRSS:\t   20000 kB\n";
+        assert_eq!(status_kib(status, "VmHWM:"), Some(24_576));
+        assert_eq!(status_kib(status, "VmSwap:"), None);
+    }
+
+    #[test]
+    fn stat_fields_are_counted_after_the_name() {
+        let stat = "4242 (tokio (rt) x) S 17 4242 17 0 -1 4194560 100 0 0 0 250 30 0 0 20 0 9 0";
+        assert_eq!(
+            parse_stat(stat),
+            Some(ProcStat {
+                comm: "tokio (rt) x".to_owned(),
+                parent: 17,
+                ticks: 280,
+            })
+        );
+    }
+
+    #[test]
+    fn our_own_process_can_be_measured() -> anyhow::Result<()> {
+        assert!(peak_rss_mib(std::process::id())? > 0.0);
+        let snapshot = CpuSnapshot::take()?;
+        assert!(snapshot.seconds.contains_key(LOAD_GENERATOR));
+        assert!(snapshot.machine_total >= snapshot.machine_busy);
+        Ok(())
+    }
+}

@@ -1,0 +1,437 @@
+//! The results: the JSON file other tools read (`target/bench/open_case.json`, fields fixed by
+//! the issue) and the human summary, which marks each target met or not met. The benchmark
+//! reports; it does not fail on a missed target, only on errors.
+
+use std::{collections::BTreeMap, fmt::Write as _, path::Path, time::Duration};
+
+use anyhow::Context;
+use serde::Serialize;
+
+use crate::{
+    baseline::PgbenchResult,
+    load::LoadResult,
+    process_stats::{CpuSnapshot, LOAD_GENERATOR, POSTGRES},
+};
+
+/// Target: service throughput at least this fraction of the pgbench baseline.
+pub const RATIO_TARGET: f64 = 0.7;
+/// Target: each service's peak resident set at most this many MiB.
+pub const RSS_TARGET_MIB: f64 = 50.0;
+
+/// Where and on what the run happened.
+#[derive(Debug, Clone, Serialize)]
+pub struct Machine {
+    /// CPUs the OS offers.
+    pub cpus: usize,
+    /// CPU model from /proc/cpuinfo.
+    pub cpu_model: String,
+    /// PostgreSQL server version and durability settings.
+    pub postgres: String,
+    /// Which broker was used.
+    pub broker: String,
+    /// What shares the machine.
+    pub notes: String,
+}
+
+/// Everything one benchmark run found out.
+#[derive(Debug, Clone)]
+pub struct Run {
+    /// Date of the run, YYYY-MM-DD (UTC).
+    pub date: String,
+    /// The machine.
+    pub machine: Machine,
+    /// In-flight bound and pgbench clients.
+    pub concurrency: usize,
+    /// Routing's pool size.
+    pub pool_size: u32,
+    /// Extra routing settings given on the command line.
+    pub routing_settings: Vec<(String, String)>,
+    /// The closed-loop probe, unless the rate was given.
+    pub probe: Option<LoadResult>,
+    /// The offered rate and how it was chosen.
+    pub offered_rate: f64,
+    /// How the rate was chosen, for the summary.
+    pub rate_source: String,
+    /// Warm-up before the window.
+    pub warmup: Duration,
+    /// The open-loop run.
+    pub open_loop: LoadResult,
+    /// CPU used during the open-loop run (warm-up and drain included), by component.
+    pub run_cpu: CpuSnapshot,
+    /// Outbox rows written and rows the relay had not published 15 s after the load.
+    pub outbox_rows: i64,
+    /// See `outbox_rows`.
+    pub outbox_unpublished: i64,
+    /// Peak RSS by service name.
+    pub peak_rss_mib: BTreeMap<String, f64>,
+    /// Size of the CaseRouted outbox payload the baseline copies.
+    pub payload_bytes: usize,
+    /// The pgbench baseline (insert case + insert outbox row).
+    pub baseline: PgbenchResult,
+    /// CPU used during the measured pgbench run.
+    pub baseline_cpu: CpuSnapshot,
+    /// The informational full-shape pgbench run, if asked for.
+    pub full_shape: Option<PgbenchResult>,
+    /// Where the JSON went.
+    pub json_path: String,
+    /// Where the service logs are.
+    pub log_dir: String,
+}
+
+/// The JSON document, with the issue's field names.
+#[derive(Debug, Clone, Serialize)]
+pub struct Figures {
+    /// Successful OpenCase answers per second in the measured window.
+    pub throughput_per_s: f64,
+    /// Median latency (from the scheduled send time), ms.
+    pub p50_ms: f64,
+    /// 99th-percentile latency, ms.
+    pub p99_ms: f64,
+    /// pgbench transactions per second at the same concurrency.
+    pub baseline_tps: f64,
+    /// `throughput_per_s / baseline_tps`.
+    pub ratio: f64,
+    /// Peak RSS per service, MiB.
+    pub peak_rss_mib: BTreeMap<String, f64>,
+    /// In-flight bound and pgbench clients.
+    pub concurrency: usize,
+    /// Measured window, seconds.
+    pub duration_s: u64,
+    /// Offered arrival rate, per second.
+    pub offered_rate_per_s: f64,
+    /// Failed requests of the open-loop run (warm-up included).
+    pub errors: u64,
+    /// YYYY-MM-DD.
+    pub date: String,
+    /// The machine.
+    pub machine: Machine,
+}
+
+/// Rounds to `digits` decimals, so the JSON does not pretend to more precision than it has.
+fn round(value: f64, digits: i32) -> f64 {
+    let scale = 10f64.powi(digits);
+    (value * scale).round() / scale
+}
+
+impl Run {
+    /// Service throughput over baseline throughput.
+    pub fn ratio(&self) -> f64 {
+        if self.baseline.tps > 0.0 {
+            self.open_loop.throughput_per_s / self.baseline.tps
+        } else {
+            0.0
+        }
+    }
+
+    /// The JSON document.
+    pub fn figures(&self) -> Figures {
+        Figures {
+            throughput_per_s: round(self.open_loop.throughput_per_s, 1),
+            p50_ms: round(self.open_loop.latency.p50_ms, 3),
+            p99_ms: round(self.open_loop.latency.p99_ms, 3),
+            baseline_tps: round(self.baseline.tps, 1),
+            ratio: round(self.ratio(), 3),
+            peak_rss_mib: self
+                .peak_rss_mib
+                .iter()
+                .map(|(name, mib)| (name.clone(), round(*mib, 1)))
+                .collect(),
+            concurrency: self.concurrency,
+            duration_s: self.open_loop.window.as_secs(),
+            offered_rate_per_s: round(self.offered_rate, 1),
+            errors: self.open_loop.error_count(),
+            date: self.date.clone(),
+            machine: self.machine.clone(),
+        }
+    }
+
+    /// Writes the JSON document to `path`, creating its directory.
+    pub fn write_json(&self, path: &Path) -> anyhow::Result<()> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
+        let text = serde_json::to_string_pretty(&self.figures())? + "\n";
+        std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
+    }
+
+    /// The readable summary.
+    pub fn summary(&self) -> String {
+        let mut out = String::new();
+        // Writing to a String cannot fail.
+        let _ = self.write_summary(&mut out);
+        out
+    }
+
+    fn write_summary(&self, out: &mut String) -> std::fmt::Result {
+        let run = &self.open_loop;
+        let met = |ok: bool| if ok { "met" } else { "NOT MET" };
+        writeln!(out, "\n=== OpenCase benchmark, {} ===", self.date)?;
+        writeln!(
+            out,
+            "machine      {} CPUs ({}), shared by the load generator, routing, expert-registry, \
+             PostgreSQL and the broker",
+            self.machine.cpus, self.machine.cpu_model
+        )?;
+        writeln!(
+            out,
+            "             PostgreSQL {}; broker: {}",
+            self.machine.postgres, self.machine.broker
+        )?;
+        let extra: Vec<String> = self
+            .routing_settings
+            .iter()
+            .map(|(key, value)| format!("{key}={value}"))
+            .collect();
+        writeln!(
+            out,
+            "setup        concurrency {}, routing pool {}{}, auth disabled, JSON logs at info",
+            self.concurrency,
+            self.pool_size,
+            if extra.is_empty() {
+                String::new()
+            } else {
+                format!(", {}", extra.join(", "))
+            }
+        )?;
+        if let Some(probe) = &self.probe {
+            writeln!(
+                out,
+                "probe        closed loop, {} s: {:.1}/s (p50 {:.2} ms, p99 {:.2} ms)",
+                probe.window.as_secs(),
+                probe.throughput_per_s,
+                probe.latency.p50_ms,
+                probe.latency.p99_ms
+            )?;
+        }
+        writeln!(
+            out,
+            "offered      {:.1} requests/s, open loop ({}), {} s after {} s warm-up",
+            self.offered_rate,
+            self.rate_source,
+            run.window.as_secs(),
+            self.warmup.as_secs()
+        )?;
+        writeln!(
+            out,
+            "throughput   {:.1}/s ({} OK answers in the window; {} sent in all)",
+            run.throughput_per_s, run.ok_in_window, run.sent
+        )?;
+        writeln!(
+            out,
+            "latency      p50 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms, max {:.2} ms (from the scheduled send time)",
+            run.latency.p50_ms, run.latency.p99_ms, run.latency.p999_ms, run.latency.max_ms
+        )?;
+        writeln!(
+            out,
+            "             from the actual send: p50 {:.2} ms, p99 {:.2} ms; largest wait for a slot {:.1} ms",
+            run.service_latency.p50_ms,
+            run.service_latency.p99_ms,
+            run.max_send_lag.as_secs_f64() * 1000.0
+        )?;
+        let probe_errors = self.probe.as_ref().map_or(0, LoadResult::error_count);
+        if run.error_count() == 0 && probe_errors == 0 {
+            writeln!(out, "errors       0")?;
+        } else {
+            writeln!(
+                out,
+                "errors       !!! {} in the run, {} in the probe !!!",
+                run.error_count(),
+                probe_errors
+            )?;
+            let mut all = run.errors.clone();
+            if let Some(probe) = &self.probe {
+                for (kind, count) in &probe.errors {
+                    *all.entry(format!("{kind} (probe)")).or_default() += count;
+                }
+            }
+            for (kind, count) in all {
+                writeln!(out, "             !!! {count} × {kind}")?;
+            }
+        }
+        writeln!(
+            out,
+            "events       {} CaseRouted rows in the outbox, {} unpublished 15 s after the load{}",
+            self.outbox_rows,
+            self.outbox_unpublished,
+            if self.outbox_unpublished > 0 {
+                "  !!!"
+            } else {
+                ""
+            }
+        )?;
+        writeln!(
+            out,
+            "baseline     pgbench, insert case + insert outbox row ({} B payload), {} clients, prepared: {:.1} tps{}",
+            self.payload_bytes,
+            self.concurrency,
+            self.baseline.tps,
+            if self.baseline.failed > 0 {
+                format!(" ({} failed!)", self.baseline.failed)
+            } else {
+                String::new()
+            }
+        )?;
+        if let Some(full) = &self.full_shape {
+            writeln!(
+                out,
+                "             with OpenCase's two SELECTs added: {:.1} tps (ratio to it {:.2})",
+                full.tps,
+                if full.tps > 0.0 {
+                    run.throughput_per_s / full.tps
+                } else {
+                    0.0
+                }
+            )?;
+        }
+        let ratio = self.ratio();
+        writeln!(
+            out,
+            "ratio        {ratio:.3}  (target ≥ {RATIO_TARGET}: {})",
+            met(ratio >= RATIO_TARGET)
+        )?;
+        for (name, mib) in &self.peak_rss_mib {
+            writeln!(
+                out,
+                "peak RSS     {name}: {mib:.1} MiB  (target ≤ {RSS_TARGET_MIB} MiB: {})",
+                met(*mib <= RSS_TARGET_MIB)
+            )?;
+        }
+        self.write_cpu(out)?;
+        writeln!(out, "json         {}", self.json_path)?;
+        writeln!(out, "logs         {}", self.log_dir)?;
+        Ok(())
+    }
+
+    /// CPU per request by component during the service run, and per transaction under pgbench.
+    fn write_cpu(&self, out: &mut String) -> std::fmt::Result {
+        let cpu = &self.run_cpu;
+        let requests = self.open_loop.sent.max(1) as f64;
+        writeln!(
+            out,
+            "CPU          during the run, machine {:.0} % busy; CPU time per request:",
+            100.0 * cpu.machine_busy / cpu.machine_total.max(f64::MIN_POSITIVE)
+        )?;
+        let mut parts: Vec<(&String, &f64)> =
+            cpu.seconds.iter().filter(|(_, s)| **s > 0.0).collect();
+        parts.sort_by(|a, b| b.1.total_cmp(a.1));
+        for (name, seconds) in parts {
+            let label = match name.as_str() {
+                LOAD_GENERATOR | POSTGRES => name.clone(),
+                other => format!("{other} (process)"),
+            };
+            writeln!(
+                out,
+                "             {:>7.0} µs  {label}",
+                seconds * 1e6 / requests
+            )?;
+        }
+        let txns = (self.baseline.tps * self.open_loop.window.as_secs_f64()).max(1.0);
+        if let Some(postgres) = self.baseline_cpu.seconds.get(POSTGRES) {
+            writeln!(
+                out,
+                "             under pgbench: {:.0} µs postgres per transaction, machine {:.0} % busy",
+                postgres * 1e6 / txns,
+                100.0 * self.baseline_cpu.machine_busy
+                    / self.baseline_cpu.machine_total.max(f64::MIN_POSITIVE)
+            )?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::load::Percentiles;
+
+    fn run() -> Run {
+        let open_loop = LoadResult {
+            window: Duration::from_secs(20),
+            ok_in_window: 20_000,
+            throughput_per_s: 1000.0,
+            latency: Percentiles {
+                count: 20_000,
+                p50_ms: 2.5,
+                p99_ms: 9.25,
+                p999_ms: 12.0,
+                max_ms: 15.0,
+            },
+            service_latency: Percentiles::default(),
+            errors: BTreeMap::new(),
+            sent: 23_000,
+            max_send_lag: Duration::ZERO,
+        };
+        Run {
+            date: "2026-11-22".to_owned(),
+            machine: Machine {
+                cpus: 2,
+                cpu_model: "test cpu".to_owned(),
+                postgres: "15".to_owned(),
+                broker: "mock".to_owned(),
+                notes: "shared".to_owned(),
+            },
+            concurrency: 16,
+            pool_size: 10,
+            routing_settings: Vec::new(),
+            probe: None,
+            offered_rate: 1000.0,
+            rate_source: "--rate".to_owned(),
+            warmup: Duration::from_secs(3),
+            open_loop,
+            run_cpu: CpuSnapshot::default(),
+            outbox_rows: 23_000,
+            outbox_unpublished: 0,
+            peak_rss_mib: BTreeMap::from([
+                ("routing".to_owned(), 31.04),
+                ("expert-registry".to_owned(), 62.0),
+            ]),
+            payload_bytes: 250,
+            baseline: PgbenchResult {
+                tps: 1600.0,
+                failed: 0,
+            },
+            baseline_cpu: CpuSnapshot::default(),
+            full_shape: None,
+            json_path: "target/bench/open_case.json".to_owned(),
+            log_dir: "target/bench/logs".to_owned(),
+        }
+    }
+
+    #[test]
+    fn the_json_has_the_issue_fields() -> anyhow::Result<()> {
+        let value = serde_json::to_value(run().figures())?;
+        for key in [
+            "throughput_per_s",
+            "p50_ms",
+            "p99_ms",
+            "baseline_tps",
+            "ratio",
+            "peak_rss_mib",
+            "concurrency",
+            "duration_s",
+            "offered_rate_per_s",
+            "errors",
+            "date",
+            "machine",
+        ] {
+            assert!(value.get(key).is_some(), "missing {key}");
+        }
+        assert_eq!(value["ratio"], 0.625);
+        assert_eq!(value["peak_rss_mib"]["routing"], 31.0);
+        assert_eq!(value["peak_rss_mib"]["expert-registry"], 62.0);
+        assert_eq!(value["duration_s"], 20);
+        Ok(())
+    }
+
+    #[test]
+    fn the_summary_marks_targets() {
+        let text = run().summary();
+        assert!(text.contains("target ≥ 0.7: NOT MET"), "{text}");
+        assert!(
+            text.contains("routing: 31.0 MiB  (target ≤ 50 MiB: met)"),
+            "{text}"
+        );
+        assert!(text.contains("expert-registry: 62.0 MiB  (target ≤ 50 MiB: NOT MET)"));
+        assert!(text.contains("errors       0"));
+    }
+}

@@ -1,0 +1,172 @@
+//! The system under test, started the way it is deployed: the broker, one fresh database per
+//! service, and `expert-registry` and `routing` as separate release-built processes, with the
+//! Helm chart's performance-relevant settings (pool size 10, JSON logs at `info`, the default
+//! outbox poll interval) rather than the test suite's. Only authentication is off, because a
+//! token issuer would be a stand-in outside the system.
+
+use std::{path::Path, time::Duration};
+
+use anyhow::{Context, bail};
+use ekb_proto::v1::{
+    self, Flow, expert_registry_service_client::ExpertRegistryServiceClient,
+    routing_service_client::RoutingServiceClient,
+};
+use ekb_testkit::{
+    broker::TestBroker,
+    postgres::{TestDatabase, fresh_database},
+    services::{ServiceProcess, TestSettings, wait_until_serving},
+};
+use tonic::transport::Channel;
+
+use crate::{options::Options, workload};
+
+/// How long a service may take to report SERVING.
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long routing may take to see the registered agreement through the broker.
+const AGREEMENT_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a service may take to exit after SIGTERM.
+const STOP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The running system.
+pub struct Stack {
+    /// The broker (mock process unless `EKB__KAFKA__BROKERS` names a real cluster).
+    pub broker: TestBroker,
+    /// Routing's database.
+    pub routing_db: TestDatabase,
+    /// The registry's database.
+    pub registry_db: TestDatabase,
+    /// The registry process.
+    pub registry: ServiceProcess,
+    /// The routing process.
+    pub routing: ServiceProcess,
+}
+
+impl Stack {
+    /// Starts the broker, creates the databases, and starts both services with logs under
+    /// `log_dir`; returns once both report SERVING.
+    pub async fn start(options: &Options, log_dir: &Path) -> anyhow::Result<Stack> {
+        let broker = TestBroker::start().context("starting the broker")?;
+        let topic_prefix = format!("ekbbench{}", uuid::Uuid::new_v4().simple());
+        let registry_db = fresh_database("bench_reg").await?;
+        let routing_db = fresh_database("bench_rt").await?;
+        let registry_settings = deployed_settings(
+            TestSettings::new(&registry_db.url, broker.bootstrap_servers(), &topic_prefix),
+            10,
+        );
+        let mut routing_settings = deployed_settings(
+            TestSettings::new(&routing_db.url, broker.bootstrap_servers(), &topic_prefix),
+            options.pool_size,
+        );
+        for (key, value) in &options.routing_settings {
+            routing_settings = routing_settings.with(key, value.clone());
+        }
+        let registry = ServiceProcess::spawn("expert-registry", &registry_settings, log_dir)?;
+        let routing = ServiceProcess::spawn("routing", &routing_settings, log_dir)?;
+        for service in [&registry, &routing] {
+            if let Err(error) = wait_until_serving(service.grpc_addr, START_TIMEOUT).await {
+                bail!(
+                    "{error:#}\n--- last lines of {} ({}) ---\n{}",
+                    service.name,
+                    service.log_path.display(),
+                    tail(&service.log(), 20)
+                );
+            }
+        }
+        Ok(Stack {
+            broker,
+            routing_db,
+            registry_db,
+            registry,
+            routing,
+        })
+    }
+
+    /// A client of routing on its own HTTP/2 connection.
+    pub async fn routing_client(&self) -> anyhow::Result<RoutingServiceClient<Channel>> {
+        RoutingServiceClient::connect(self.routing.url())
+            .await
+            .context("connecting to routing")
+    }
+
+    /// Registers the Innlandet agreement in the registry and waits until routing's read model
+    /// has it (the event travels registry outbox → broker → routing's consumer), so that the
+    /// load exercises the real pilot path.
+    pub async fn register_pilot_agreement(&self) -> anyhow::Result<()> {
+        let mut registry = ExpertRegistryServiceClient::connect(self.registry.url())
+            .await
+            .context("connecting to expert-registry")?;
+        registry
+            .register_agreement(workload::pilot_agreement())
+            .await
+            .context("registering the Innlandet agreement")?;
+        let mut routing = self.routing_client().await?;
+        let probe = workload::case_facts("3403", Some(workload::AGREEMENT_AREAS[0]), "2025-03-01");
+        let deadline = tokio::time::Instant::now() + AGREEMENT_TIMEOUT;
+        loop {
+            let decision = routing
+                .evaluate_route(v1::EvaluateRouteRequest {
+                    facts: Some(probe.clone()),
+                })
+                .await
+                .context("EvaluateRoute")?
+                .into_inner()
+                .decision
+                .unwrap_or_default();
+            if decision.flow() == Flow::Pilot {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() >= deadline {
+                bail!(
+                    "routing did not see the agreement within {AGREEMENT_TIMEOUT:?} (still {:?}); \
+                     routing log: {}",
+                    decision.reason(),
+                    self.routing.log_path.display()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Stops both services with SIGTERM (routing first, as it consumes the registry's topic)
+    /// and then the broker. Returns the first problem, after trying everything.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        let mut problems = Vec::new();
+        for service in [&mut self.routing, &mut self.registry] {
+            let result = match service.terminate() {
+                Ok(()) => service.wait_exit(STOP_TIMEOUT).await,
+                Err(error) => Err(error),
+            };
+            match result {
+                Ok(status) if status.success() => {}
+                Ok(status) => problems.push(format!("{} exited with {status}", service.name)),
+                Err(error) => problems.push(format!("{}: {error:#}", service.name)),
+            }
+        }
+        self.broker.kill();
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            bail!("stopping the services: {}", problems.join("; "))
+        }
+    }
+}
+
+/// `settings` with what the Helm chart deploys where it matters for speed: pool size, JSON
+/// logs with the chart's filter, and the platform's outbox and consumer timings (the test
+/// settings shorten those).
+fn deployed_settings(settings: TestSettings, pool_size: u32) -> TestSettings {
+    settings
+        .with("database.max_connections", pool_size.to_string())
+        .with("telemetry.log_format", "json")
+        .with("telemetry.log_filter", "info,sqlx=warn")
+        .with("outbox.poll_interval_ms", "100")
+        .with("consumer.initial_backoff_ms", "100")
+        .with("consumer.max_backoff_ms", "5000")
+        .with("consumer.max_attempts", "5")
+}
+
+/// The last `lines` lines of `text`.
+fn tail(text: &str, lines: usize) -> String {
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}

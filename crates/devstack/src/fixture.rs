@@ -1,0 +1,383 @@
+//! A small, realistic fixture for the § 9a pilot: framework agreements in Innlandet (county
+//! 34) and a few experts, loaded through the registry's public gRPC API exactly as an
+//! administrator's tool would, so the registry publishes its events and routing builds its
+//! read model the real way.
+//!
+//! The fixture covers five of the six competence areas and deliberately leaves career guidance
+//! uncovered, so that a sample case shows `NO_AGREEMENT_FOR_AREA`. References and
+//! authorisation numbers are fixed: when the databases are kept between runs, registering
+//! them again answers ALREADY_EXISTS, which counts as "already there".
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use ekb_domain::with_valid_check_digit;
+use ekb_proto::v1::{
+    self, CompetenceArea, expert_registry_service_client::ExpertRegistryServiceClient,
+    routing_service_client::RoutingServiceClient,
+};
+use tonic::{Code, transport::Channel};
+
+/// The pilot county of the fixture (Innlandet).
+pub const COUNTY: &str = "34";
+/// Validity of every fixture agreement: the configured pilot period.
+pub const VALID_FROM: &str = "2022-01-01";
+/// Last day of every fixture agreement.
+pub const VALID_TO: &str = "2026-12-31";
+/// The one area no fixture agreement covers.
+pub const UNCOVERED_AREA: CompetenceArea = CompetenceArea::CareerGuidance;
+
+/// The municipality and date the read-model check evaluates (Hamar, inside the pilot period).
+const PROBE_MUNICIPALITY: &str = "3403";
+/// See [`PROBE_MUNICIPALITY`].
+const PROBE_DATE: &str = "2026-03-02";
+/// An employer in Innlandet, for the read-model check.
+const PROBE_EMPLOYER: &str = "974760673";
+
+/// A supplier's organisation number: a fixed valid one, or the first eight digits completed
+/// with their mod-11 check digit.
+#[derive(Debug, Clone, Copy)]
+enum Orgnr {
+    /// Nine digits already valid.
+    Full(&'static str),
+    /// Eight digits to complete.
+    Completed(&'static str),
+}
+
+impl Orgnr {
+    fn resolve(self) -> anyhow::Result<String> {
+        match self {
+            Orgnr::Full(digits) => Ok(digits.to_owned()),
+            Orgnr::Completed(first8) => with_valid_check_digit(first8)
+                .map(|orgnr| orgnr.as_str().to_owned())
+                .with_context(|| format!("{first8} has no valid check digit")),
+        }
+    }
+}
+
+/// One framework agreement of the fixture.
+#[derive(Debug, Clone, Copy)]
+struct FixtureAgreement {
+    reference: &'static str,
+    supplier: &'static str,
+    supplier_orgnr: Orgnr,
+    areas: &'static [CompetenceArea],
+    price_ore: i64,
+    ranking: i32,
+    monthly_capacity: i32,
+}
+
+/// Three suppliers; prices per assignment in øre excluding VAT (2 400 000 øre = 24 000 kr).
+const AGREEMENTS: [FixtureAgreement; 3] = [
+    FixtureAgreement {
+        reference: "RA-2022-34-001",
+        supplier: "Innlandet Arbeidshelse AS",
+        supplier_orgnr: Orgnr::Full("923609016"),
+        areas: &[
+            CompetenceArea::SickLeaveFollowUp,
+            CompetenceArea::WorkCapacityAssessment,
+        ],
+        price_ore: 2_400_000,
+        ranking: 1,
+        monthly_capacity: 12,
+    },
+    FixtureAgreement {
+        reference: "RA-2022-34-002",
+        supplier: "Mjøsa Konflikt og Kommunikasjon AS",
+        supplier_orgnr: Orgnr::Completed("92345678"),
+        areas: &[
+            CompetenceArea::ConflictHandling,
+            CompetenceArea::WorkplaceRelations,
+        ],
+        price_ore: 2_150_000,
+        ranking: 2,
+        monthly_capacity: 8,
+    },
+    FixtureAgreement {
+        reference: "RA-2022-34-003",
+        supplier: "Gudbrandsdal Omstilling og HR AS",
+        supplier_orgnr: Orgnr::Completed("93456789"),
+        areas: &[
+            CompetenceArea::Restructuring,
+            CompetenceArea::WorkplaceRelations,
+            CompetenceArea::ConflictHandling,
+        ],
+        price_ore: 2_650_000,
+        ranking: 3,
+        monthly_capacity: 5,
+    },
+];
+
+/// One expert of the fixture, working for the supplier of agreement `supplier_index`.
+#[derive(Debug, Clone, Copy)]
+struct FixtureExpert {
+    name: &'static str,
+    supplier_index: usize,
+    profession: v1::Profession,
+    authorisation: v1::AuthorisationKind,
+    reference: &'static str,
+    areas: &'static [CompetenceArea],
+}
+
+/// Synthetic names and authorisation numbers.
+const EXPERTS: [FixtureExpert; 3] = [
+    FixtureExpert {
+        name: "Kari Nordmann",
+        supplier_index: 0,
+        profession: v1::Profession::Physiotherapist,
+        authorisation: v1::AuthorisationKind::HealthPersonnel,
+        reference: "9100001",
+        areas: &[
+            CompetenceArea::SickLeaveFollowUp,
+            CompetenceArea::WorkCapacityAssessment,
+        ],
+    },
+    FixtureExpert {
+        name: "Ola Bakken",
+        supplier_index: 1,
+        profession: v1::Profession::Psychologist,
+        authorisation: v1::AuthorisationKind::HealthPersonnel,
+        reference: "9100002",
+        areas: &[
+            CompetenceArea::ConflictHandling,
+            CompetenceArea::WorkplaceRelations,
+        ],
+    },
+    FixtureExpert {
+        name: "Ingrid Haugen",
+        supplier_index: 2,
+        profession: v1::Profession::HrConsultant,
+        authorisation: v1::AuthorisationKind::ApprovedEducation,
+        reference: "Master i organisasjon og ledelse, Høgskolen i Innlandet",
+        areas: &[CompetenceArea::Restructuring],
+    },
+];
+
+/// How many fixture records were new and how many were there from an earlier run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Loaded {
+    /// Agreements registered now.
+    pub agreements_new: usize,
+    /// Agreements found registered already.
+    pub agreements_kept: usize,
+    /// Experts registered now.
+    pub experts_new: usize,
+    /// Experts found registered already.
+    pub experts_kept: usize,
+}
+
+/// One line per fixture agreement, for the launcher's output.
+pub fn describe_agreements() -> Vec<String> {
+    AGREEMENTS
+        .iter()
+        .map(|agreement| {
+            let areas: Vec<&str> = agreement.areas.iter().map(|a| area_name(*a)).collect();
+            format!(
+                "{}  rank {}  {:>6} kr  {}: {}",
+                agreement.reference,
+                agreement.ranking,
+                kroner(agreement.price_ore),
+                agreement.supplier,
+                areas.join(", ")
+            )
+        })
+        .collect()
+}
+
+/// Registers the fixture's agreements and experts, treating ALREADY_EXISTS as success.
+pub async fn load(registry: &mut ExpertRegistryServiceClient<Channel>) -> anyhow::Result<Loaded> {
+    let mut loaded = Loaded::default();
+    let mut supplier_orgnrs = Vec::with_capacity(AGREEMENTS.len());
+    for agreement in AGREEMENTS {
+        let orgnr = agreement.supplier_orgnr.resolve()?;
+        let request = v1::RegisterAgreementRequest {
+            agreement_reference: agreement.reference.to_owned(),
+            supplier_organisation_number: orgnr.clone(),
+            supplier_name: agreement.supplier.to_owned(),
+            county_code: COUNTY.to_owned(),
+            terms: Some(v1::AgreementTerms {
+                competence_areas: agreement.areas.iter().map(|a| *a as i32).collect(),
+                price_per_assignment_ore: agreement.price_ore,
+                ranking: agreement.ranking,
+                monthly_capacity: agreement.monthly_capacity,
+                validity: Some(v1::DateRange {
+                    from_date: VALID_FROM.to_owned(),
+                    to_date: VALID_TO.to_owned(),
+                }),
+            }),
+        };
+        match registry.register_agreement(request).await {
+            Ok(_) => loaded.agreements_new += 1,
+            Err(status) if status.code() == Code::AlreadyExists => loaded.agreements_kept += 1,
+            Err(status) => {
+                return Err(status)
+                    .with_context(|| format!("registering agreement {}", agreement.reference));
+            }
+        }
+        supplier_orgnrs.push(orgnr);
+    }
+    for expert in EXPERTS {
+        let supplier = supplier_orgnrs
+            .get(expert.supplier_index)
+            .with_context(|| format!("expert {} names no fixture supplier", expert.name))?;
+        let request = v1::RegisterExpertRequest {
+            details: Some(v1::ExpertDetails {
+                name: expert.name.to_owned(),
+                supplier_organisation_number: supplier.clone(),
+                profession: expert.profession as i32,
+                authorisation: Some(v1::Authorisation {
+                    kind: expert.authorisation as i32,
+                    reference: expert.reference.to_owned(),
+                }),
+                competence_areas: expert.areas.iter().map(|a| *a as i32).collect(),
+            }),
+        };
+        match registry.register_expert(request).await {
+            Ok(_) => loaded.experts_new += 1,
+            Err(status) if status.code() == Code::AlreadyExists => loaded.experts_kept += 1,
+            Err(status) => {
+                return Err(status).with_context(|| format!("registering expert {}", expert.name));
+            }
+        }
+    }
+    Ok(loaded)
+}
+
+/// Waits until routing's read model, fed by the registry's events, routes every covered area
+/// in Innlandet to the pilot (polling EvaluateRoute, which stores and publishes nothing).
+pub async fn wait_for_routing_read_model(
+    routing: &mut RoutingServiceClient<Channel>,
+    timeout: Duration,
+) -> anyhow::Result<()> {
+    let deadline = Instant::now() + timeout;
+    let mut areas = covered_areas();
+    while !areas.is_empty() {
+        let area = areas[0];
+        let response = routing
+            .evaluate_route(v1::EvaluateRouteRequest {
+                facts: Some(framework_facts(area)),
+            })
+            .await
+            .context("EvaluateRoute")?
+            .into_inner();
+        let flow = response
+            .decision
+            .map(|decision| decision.flow())
+            .unwrap_or_default();
+        if flow == v1::Flow::Pilot {
+            areas.remove(0);
+            continue;
+        }
+        if Instant::now() >= deadline {
+            bail!(
+                "routing still routes {} in county {COUNTY} to {} after {timeout:?}: it has not \
+                 seen the registry's AgreementActivated events. If the databases were kept \
+                 from a run whose events were lost with the embedded broker, run with --fresh.",
+                area_name(area),
+                flow.as_str_name()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    Ok(())
+}
+
+/// Every area some fixture agreement covers, each once, in enum order.
+fn covered_areas() -> Vec<CompetenceArea> {
+    let mut areas: Vec<CompetenceArea> = AGREEMENTS
+        .iter()
+        .flat_map(|agreement| agreement.areas.iter().copied())
+        .collect();
+    areas.sort_by_key(|area| *area as i32);
+    areas.dedup();
+    areas
+}
+
+/// Facts of an Innlandet employer asking for a framework expert in `area`.
+fn framework_facts(area: CompetenceArea) -> v1::CaseFacts {
+    v1::CaseFacts {
+        employer_organisation_number: PROBE_EMPLOYER.to_owned(),
+        municipality_number: PROBE_MUNICIPALITY.to_owned(),
+        expert_choice: Some(v1::ExpertChoice {
+            choice: Some(v1::expert_choice::Choice::FrameworkAgreement(
+                v1::FrameworkAgreementChoice {
+                    competence_area: area as i32,
+                },
+            )),
+        }),
+        case_date: PROBE_DATE.to_owned(),
+    }
+}
+
+/// `COMPETENCE_AREA_CONFLICT_HANDLING` → `CONFLICT_HANDLING`.
+pub fn area_name(area: CompetenceArea) -> &'static str {
+    let name = area.as_str_name();
+    name.strip_prefix("COMPETENCE_AREA_").unwrap_or(name)
+}
+
+/// Øre as whole kroner with a space every three digits (`2_400_000` → `24 000`).
+fn kroner(ore: i64) -> String {
+    let digits = (ore / 100).to_string();
+    let mut grouped = String::new();
+    for (index, digit) in digits.chars().enumerate() {
+        if index > 0 && (digits.len() - index) % 3 == 0 {
+            grouped.push(' ');
+        }
+        grouped.push(digit);
+    }
+    grouped
+}
+
+#[cfg(test)]
+mod tests {
+    use ekb_domain::OrganisationNumber;
+
+    use super::*;
+
+    #[test]
+    fn every_supplier_orgnr_is_valid() {
+        for agreement in AGREEMENTS {
+            let orgnr = agreement.supplier_orgnr.resolve().expect("completes");
+            OrganisationNumber::parse(&orgnr).expect("valid organisation number");
+        }
+        OrganisationNumber::parse(PROBE_EMPLOYER).expect("valid employer");
+    }
+
+    #[test]
+    fn the_fixture_covers_all_areas_but_career_guidance() {
+        let covered = covered_areas();
+        assert_eq!(covered.len(), 5);
+        assert!(!covered.contains(&UNCOVERED_AREA));
+        assert!(!covered.contains(&CompetenceArea::Unspecified));
+    }
+
+    #[test]
+    fn agreements_have_distinct_references_and_rankings_one_to_three() {
+        let mut references: Vec<_> = AGREEMENTS.iter().map(|a| a.reference).collect();
+        references.dedup();
+        assert_eq!(references.len(), AGREEMENTS.len());
+        let rankings: Vec<_> = AGREEMENTS.iter().map(|a| a.ranking).collect();
+        assert_eq!(rankings, [1, 2, 3]);
+    }
+
+    #[test]
+    fn experts_work_for_fixture_suppliers_within_its_areas() {
+        for expert in EXPERTS {
+            let agreement = AGREEMENTS
+                .get(expert.supplier_index)
+                .expect("supplier exists");
+            assert!(
+                expert.areas.iter().all(|a| agreement.areas.contains(a)),
+                "{}",
+                expert.name
+            );
+        }
+    }
+
+    #[test]
+    fn prices_print_as_grouped_kroner() {
+        assert_eq!(kroner(2_400_000), "24 000");
+        assert_eq!(kroner(150_000_000), "1 500 000");
+        assert_eq!(kroner(99_900), "999");
+    }
+}

@@ -1,0 +1,311 @@
+//! The sample cases `make run` routes, and the table it prints.
+//!
+//! Six cases chosen so that together they show both flows and every routing reason: one pilot
+//! case and one case per reason for the regular flow, including an own-expert choice outside
+//! Innlandet (the county decides before the choice does). Each case states the reason it is
+//! expected to get, so a broken routing rule or fixture stops the launcher — and the smoke
+//! test — instead of printing a plausible-looking table.
+
+use anyhow::{Context, bail};
+use ekb_domain::MunicipalityNumber;
+use ekb_proto::v1::{
+    self, CompetenceArea, Flow, RoutingReason, routing_service_client::RoutingServiceClient,
+};
+use tonic::transport::Channel;
+
+use crate::fixture::area_name;
+
+/// The date of every sample case that is meant to be inside the pilot period.
+const CASE_DATE: &str = "2026-03-02";
+
+/// An employer with business units in several municipalities (the legal entity).
+const EMPLOYER: &str = "974760673";
+
+/// One sample case.
+#[derive(Debug, Clone, Copy)]
+struct SampleCase {
+    /// 4-digit municipality number of the business unit.
+    municipality: &'static str,
+    /// The municipality's name (the domain knows county names only).
+    place: &'static str,
+    /// A framework-agreement area, or `None` for the employer's own expert.
+    area: Option<CompetenceArea>,
+    /// Case date.
+    date: &'static str,
+    /// The reason routing must give.
+    expected: RoutingReason,
+}
+
+/// Both flows, every reason.
+const SAMPLE_CASES: [SampleCase; 6] = [
+    SampleCase {
+        municipality: "3403",
+        place: "Hamar",
+        area: Some(CompetenceArea::ConflictHandling),
+        date: CASE_DATE,
+        expected: RoutingReason::PilotEligible,
+    },
+    SampleCase {
+        municipality: "3405",
+        place: "Lillehammer",
+        area: None,
+        date: CASE_DATE,
+        expected: RoutingReason::EmployerChoseOwnExpert,
+    },
+    SampleCase {
+        municipality: "3407",
+        place: "Gjøvik",
+        area: Some(CompetenceArea::CareerGuidance),
+        date: CASE_DATE,
+        expected: RoutingReason::NoAgreementForArea,
+    },
+    SampleCase {
+        municipality: "4601",
+        place: "Bergen",
+        area: Some(CompetenceArea::SickLeaveFollowUp),
+        date: CASE_DATE,
+        expected: RoutingReason::OutsidePilotCounty,
+    },
+    SampleCase {
+        municipality: "0301",
+        place: "Oslo",
+        area: None,
+        date: CASE_DATE,
+        expected: RoutingReason::OutsidePilotCounty,
+    },
+    SampleCase {
+        municipality: "3403",
+        place: "Hamar",
+        area: Some(CompetenceArea::ConflictHandling),
+        date: "2021-06-01",
+        expected: RoutingReason::OutsidePilotPeriod,
+    },
+];
+
+/// One routed case, ready to print.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoutedRow {
+    /// The case id routing minted.
+    pub case_id: String,
+    /// `3403 Hamar, Innlandet`.
+    pub municipality: String,
+    /// Case date.
+    pub date: String,
+    /// `framework: CONFLICT_HANDLING` or `own expert`.
+    pub choice: String,
+    /// `PILOT` / `REGULAR`.
+    pub flow: String,
+    /// `PILOT_ELIGIBLE`, `OUTSIDE_PILOT_COUNTY`, …
+    pub reason: String,
+}
+
+/// Opens every sample case through OpenCase (fresh request ids: a new run opens new cases)
+/// and returns the rows, plus the cases whose reason differed from the expected one.
+pub async fn route_all(
+    routing: &mut RoutingServiceClient<Channel>,
+) -> anyhow::Result<(Vec<RoutedRow>, Vec<String>)> {
+    let mut rows = Vec::with_capacity(SAMPLE_CASES.len());
+    let mut surprises = Vec::new();
+    for sample in SAMPLE_CASES {
+        let response = routing
+            .open_case(v1::OpenCaseRequest {
+                request_id: uuid::Uuid::new_v4().to_string(),
+                facts: Some(facts(&sample)),
+            })
+            .await
+            .with_context(|| {
+                format!(
+                    "OpenCase for {} {} on {}",
+                    sample.municipality, sample.place, sample.date
+                )
+            })?
+            .into_inner();
+        let case = response.case.context("OpenCase answered without a case")?;
+        let decision = case.decision.context("the case has no routing decision")?;
+        let row = RoutedRow {
+            case_id: case.case_id,
+            municipality: municipality_label(&sample)?,
+            date: sample.date.to_owned(),
+            choice: match sample.area {
+                Some(area) => format!("framework: {}", area_name(area)),
+                None => "own expert".to_owned(),
+            },
+            flow: flow_name(decision.flow()).to_owned(),
+            reason: reason_name(decision.reason()).to_owned(),
+        };
+        if decision.reason() != sample.expected {
+            surprises.push(format!(
+                "{} ({}, {}) was routed {}, expected {}",
+                row.municipality,
+                row.choice,
+                row.date,
+                row.reason,
+                reason_name(sample.expected)
+            ));
+        }
+        rows.push(row);
+    }
+    Ok((rows, surprises))
+}
+
+/// The rows as an aligned table with a header line.
+pub fn table(rows: &[RoutedRow]) -> String {
+    let header = [
+        "CASE",
+        "MUNICIPALITY",
+        "DATE",
+        "EMPLOYER'S CHOICE",
+        "FLOW",
+        "REASON",
+    ];
+    let cells: Vec<[String; 6]> = rows
+        .iter()
+        .map(|row| {
+            [
+                short_id(&row.case_id),
+                row.municipality.clone(),
+                row.date.clone(),
+                row.choice.clone(),
+                row.flow.clone(),
+                row.reason.clone(),
+            ]
+        })
+        .collect();
+    let mut widths = header.map(|title| title.chars().count());
+    for row in &cells {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let line = |cells: &[&str]| -> String {
+        let padded: Vec<String> = cells
+            .iter()
+            .zip(widths)
+            .map(|(cell, width)| {
+                let pad = width.saturating_sub(cell.chars().count());
+                format!("{cell}{}", " ".repeat(pad))
+            })
+            .collect();
+        format!("  {}", padded.join("  ").trim_end())
+    };
+    let mut out = vec![line(&header)];
+    for row in &cells {
+        out.push(line(&row.each_ref().map(String::as_str)));
+    }
+    out.join("\n")
+}
+
+/// The case id's last 12 hex digits: routing mints UUID v7s, whose leading digits are a
+/// timestamp and would be equal for cases opened in the same moment.
+fn short_id(case_id: &str) -> String {
+    let tail: String = case_id
+        .chars()
+        .rev()
+        .take(12)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
+    format!("…{tail}")
+}
+
+/// `3403 Hamar, Innlandet`, with the county named by the domain's county table.
+fn municipality_label(sample: &SampleCase) -> anyhow::Result<String> {
+    let municipality = MunicipalityNumber::parse(sample.municipality)
+        .with_context(|| format!("sample municipality {}", sample.municipality))?;
+    let county = municipality.county();
+    let Some(county_name) = county.name() else {
+        bail!("sample municipality {municipality} lies in unknown county {county}");
+    };
+    Ok(format!("{municipality} {}, {county_name}", sample.place))
+}
+
+/// The facts of a sample case.
+fn facts(sample: &SampleCase) -> v1::CaseFacts {
+    let choice = match sample.area {
+        Some(area) => v1::expert_choice::Choice::FrameworkAgreement(v1::FrameworkAgreementChoice {
+            competence_area: area as i32,
+        }),
+        None => v1::expert_choice::Choice::OwnExpert(v1::OwnExpertChoice {}),
+    };
+    v1::CaseFacts {
+        employer_organisation_number: EMPLOYER.to_owned(),
+        municipality_number: sample.municipality.to_owned(),
+        expert_choice: Some(v1::ExpertChoice {
+            choice: Some(choice),
+        }),
+        case_date: sample.date.to_owned(),
+    }
+}
+
+/// `FLOW_PILOT` → `PILOT`.
+fn flow_name(flow: Flow) -> &'static str {
+    let name = flow.as_str_name();
+    name.strip_prefix("FLOW_").unwrap_or(name)
+}
+
+/// `ROUTING_REASON_NO_AGREEMENT_FOR_AREA` → `NO_AGREEMENT_FOR_AREA`.
+fn reason_name(reason: RoutingReason) -> &'static str {
+    let name = reason.as_str_name();
+    name.strip_prefix("ROUTING_REASON_").unwrap_or(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_samples_show_both_flows_and_every_reason() {
+        let reasons: Vec<RoutingReason> = SAMPLE_CASES.iter().map(|s| s.expected).collect();
+        for reason in [
+            RoutingReason::PilotEligible,
+            RoutingReason::OutsidePilotCounty,
+            RoutingReason::OutsidePilotPeriod,
+            RoutingReason::EmployerChoseOwnExpert,
+            RoutingReason::NoAgreementForArea,
+        ] {
+            assert!(reasons.contains(&reason), "{reason:?} missing");
+        }
+    }
+
+    #[test]
+    fn every_sample_municipality_has_a_county_name() {
+        for sample in SAMPLE_CASES {
+            let label = municipality_label(&sample).expect("known county");
+            assert!(label.starts_with(sample.municipality), "{label}");
+        }
+        let hamar = municipality_label(&SAMPLE_CASES[0]).expect("Hamar");
+        assert_eq!(hamar, "3403 Hamar, Innlandet");
+    }
+
+    #[test]
+    fn the_table_aligns_columns_and_shortens_ids() {
+        let row = |id: &str, municipality: &str, reason: &str| RoutedRow {
+            case_id: id.to_owned(),
+            municipality: municipality.to_owned(),
+            date: "2026-03-02".to_owned(),
+            choice: "own expert".to_owned(),
+            flow: "REGULAR".to_owned(),
+            reason: reason.to_owned(),
+        };
+        let text = table(&[
+            row(
+                "0197a3b2-0000-7000-8000-00000000abcd",
+                "3403 Hamar, Innlandet",
+                "EMPLOYER_CHOSE_OWN_EXPERT",
+            ),
+            row(
+                "0197a3b2-0000-7000-8000-0000000000ef",
+                "4601 Bergen, Vestland",
+                "OUTSIDE_PILOT_COUNTY",
+            ),
+        ]);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 3);
+        assert!(lines[1].contains("…00000000abcd"), "{text}");
+        let column =
+            |line: &str, needle: &str| line.find(needle).map(|i| line[..i].chars().count());
+        assert_eq!(column(lines[0], "REASON"), column(lines[1], "EMPLOYER"));
+        assert_eq!(column(lines[1], "REGULAR"), column(lines[2], "REGULAR"));
+    }
+}
