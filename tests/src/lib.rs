@@ -225,10 +225,23 @@ impl ProcessStack {
                 .with_auth(&issuer)
                 .with("telemetry.log_format", "json")
         };
-        let registry = ekb_testkit::services::ServiceProcess::spawn("expert-registry", &settings(&registry_db.url), &test_log_dir())?;
-        let routing = ekb_testkit::services::ServiceProcess::spawn("routing", &settings(&routing_db.url), &test_log_dir())?;
+        let registry = ekb_testkit::services::ServiceProcess::spawn(
+            "expert-registry",
+            &settings(&registry_db.url),
+            &test_log_dir(),
+        )?;
+        let routing = ekb_testkit::services::ServiceProcess::spawn(
+            "routing",
+            &settings(&routing_db.url),
+            &test_log_dir(),
+        )?;
         for process in [&registry, &routing] {
-            if let Err(error) = ekb_testkit::services::wait_until_serving(process.grpc_addr, Duration::from_secs(60)).await {
+            if let Err(error) = ekb_testkit::services::wait_until_serving(
+                process.grpc_addr,
+                Duration::from_secs(60),
+            )
+            .await
+            {
                 anyhow::bail!("{error:#}\n--- {} log ---\n{}", process.name, process.log());
             }
         }
@@ -245,34 +258,70 @@ impl ProcessStack {
 
     /// A token with every role of both services.
     pub fn admin_token(&self) -> String {
-        self.issuer
-            .token("e2e-tests", &["case-writer", "case-reader", "registry-admin", "registry-reader"])
+        self.issuer.token(
+            "e2e-tests",
+            &[
+                "case-writer",
+                "case-reader",
+                "registry-admin",
+                "registry-reader",
+            ],
+        )
     }
 
     /// A routing client.
-    pub async fn routing_client(&self) -> anyhow::Result<v1::routing_service_client::RoutingServiceClient<tonic::transport::Channel>> {
+    pub async fn routing_client(
+        &self,
+    ) -> anyhow::Result<v1::routing_service_client::RoutingServiceClient<tonic::transport::Channel>>
+    {
         Ok(v1::routing_service_client::RoutingServiceClient::connect(self.routing.url()).await?)
     }
 
     /// A registry client.
     pub async fn registry_client(
         &self,
-    ) -> anyhow::Result<v1::expert_registry_service_client::ExpertRegistryServiceClient<tonic::transport::Channel>> {
-        Ok(v1::expert_registry_service_client::ExpertRegistryServiceClient::connect(self.registry.url()).await?)
+    ) -> anyhow::Result<
+        v1::expert_registry_service_client::ExpertRegistryServiceClient<tonic::transport::Channel>,
+    > {
+        Ok(
+            v1::expert_registry_service_client::ExpertRegistryServiceClient::connect(
+                self.registry.url(),
+            )
+            .await?,
+        )
     }
 
     /// Asks routing which flow `facts` would get now (dry run).
-    pub async fn evaluate(&self, facts: v1::CaseFacts) -> anyhow::Result<(v1::Flow, v1::RoutingReason)> {
-        let request = ekb_testkit::services::with_bearer(v1::EvaluateRouteRequest { facts: Some(facts) }, &self.admin_token());
-        let decision = self.routing_client().await?.evaluate_route(request).await?.into_inner().decision.unwrap_or_default();
+    pub async fn evaluate(
+        &self,
+        facts: v1::CaseFacts,
+    ) -> anyhow::Result<(v1::Flow, v1::RoutingReason)> {
+        let request = ekb_testkit::services::with_bearer(
+            v1::EvaluateRouteRequest { facts: Some(facts) },
+            &self.admin_token(),
+        );
+        let decision = self
+            .routing_client()
+            .await?
+            .evaluate_route(request)
+            .await?
+            .into_inner()
+            .decision
+            .unwrap_or_default();
         Ok((decision.flow(), decision.reason()))
     }
 
     /// Waits until routing routes `facts` to `expected`.
-    pub async fn wait_for_route(&self, facts: v1::CaseFacts, expected: (v1::Flow, v1::RoutingReason)) -> anyhow::Result<()> {
-        eventually(&format!("routing to give {expected:?}"), Duration::from_secs(30), || async {
-            Ok((self.evaluate(facts.clone()).await? == expected).then_some(()))
-        })
+    pub async fn wait_for_route(
+        &self,
+        facts: v1::CaseFacts,
+        expected: (v1::Flow, v1::RoutingReason),
+    ) -> anyhow::Result<()> {
+        eventually(
+            &format!("routing to give {expected:?}"),
+            Duration::from_secs(30),
+            || async { Ok((self.evaluate(facts.clone()).await? == expected).then_some(())) },
+        )
         .await
     }
 
@@ -283,13 +332,20 @@ impl ProcessStack {
 }
 
 /// A plain consumer reading `topic` from the beginning, in its own group.
-pub fn topic_reader(brokers: &str, topic: &str) -> anyhow::Result<rdkafka::consumer::StreamConsumer> {
+pub fn topic_reader(
+    brokers: &str,
+    topic: &str,
+) -> anyhow::Result<rdkafka::consumer::StreamConsumer> {
     use rdkafka::consumer::Consumer;
-    let consumer: rdkafka::consumer::StreamConsumer = ekb_testkit::broker::test_client_config(brokers)
-        .set("group.id", format!("reader-{}", uuid::Uuid::new_v4().simple()))
-        .set("auto.offset.reset", "earliest")
-        .set("enable.auto.commit", "false")
-        .create()?;
+    let consumer: rdkafka::consumer::StreamConsumer =
+        ekb_testkit::broker::test_client_config(brokers)
+            .set(
+                "group.id",
+                format!("reader-{}", uuid::Uuid::new_v4().simple()),
+            )
+            .set("auto.offset.reset", "earliest")
+            .set("enable.auto.commit", "false")
+            .create()?;
     consumer.subscribe(&[topic])?;
     Ok(consumer)
 }
@@ -308,7 +364,10 @@ where
     while !done(&messages) {
         let remaining = deadline.saturating_duration_since(Instant::now());
         if remaining.is_zero() {
-            anyhow::bail!("timed out after {timeout:?} with {} messages read", messages.len());
+            anyhow::bail!(
+                "timed out after {timeout:?} with {} messages read",
+                messages.len()
+            );
         }
         match tokio::time::timeout(remaining, consumer.recv()).await {
             Ok(Ok(message)) => messages.push(message.detach()),
@@ -337,9 +396,15 @@ pub async fn send(
 ) -> anyhow::Result<()> {
     let mut headers = rdkafka::message::OwnedHeaders::new();
     if let Some(event_type) = event_type {
-        headers = headers.insert(rdkafka::message::Header { key: "ekb-event-type", value: Some(event_type) });
+        headers = headers.insert(rdkafka::message::Header {
+            key: "ekb-event-type",
+            value: Some(event_type),
+        });
     }
-    let record = rdkafka::producer::FutureRecord::to(topic).key(key).payload(payload).headers(headers);
+    let record = rdkafka::producer::FutureRecord::to(topic)
+        .key(key)
+        .payload(payload)
+        .headers(headers);
     producer
         .send(record, Duration::from_secs(10))
         .await

@@ -9,7 +9,10 @@ use std::time::Duration;
 use ekb_platform::messaging::envelope::EVENT_TYPE_HEADER;
 use ekb_proto::v1::{self, CompetenceArea, Flow, RoutingReason};
 use ekb_testkit::services::with_bearer;
-use ekb_tests::{BERGEN, HAMAR, ProcessStack, case_facts, open_case, read_until, register_agreement, topic_reader};
+use ekb_tests::{
+    BERGEN, HAMAR, ProcessStack, case_facts, open_case, read_until, register_agreement,
+    topic_reader,
+};
 use prost::{Message as _, Name};
 use rdkafka::{Message, message::Headers};
 
@@ -41,42 +44,89 @@ async fn agreement_event_drives_routing_and_case_routed_reaches_the_broker() -> 
         .registry_client()
         .await?
         .register_agreement(with_bearer(
-            register_agreement("34", &[CompetenceArea::SickLeaveFollowUp, CompetenceArea::ConflictHandling]),
+            register_agreement(
+                "34",
+                &[
+                    CompetenceArea::SickLeaveFollowUp,
+                    CompetenceArea::ConflictHandling,
+                ],
+            ),
             &token,
         ))
         .await?;
-    stack.wait_for_route(pilot_facts.clone(), (Flow::Pilot, RoutingReason::PilotEligible)).await?;
+    stack
+        .wait_for_route(
+            pilot_facts.clone(),
+            (Flow::Pilot, RoutingReason::PilotEligible),
+        )
+        .await?;
 
     let cases = [
         (pilot_facts, Flow::Pilot, RoutingReason::PilotEligible),
-        (case_facts(BERGEN, Some(CompetenceArea::SickLeaveFollowUp), "2025-10-01"), Flow::Regular, RoutingReason::OutsidePilotCounty),
-        (case_facts(HAMAR, None, "2025-10-01"), Flow::Regular, RoutingReason::EmployerChoseOwnExpert),
-        (case_facts(HAMAR, Some(CompetenceArea::SickLeaveFollowUp), "2021-10-01"), Flow::Regular, RoutingReason::OutsidePilotPeriod),
-        (case_facts(HAMAR, Some(CompetenceArea::Restructuring), "2025-10-01"), Flow::Regular, RoutingReason::NoAgreementForArea),
+        (
+            case_facts(
+                BERGEN,
+                Some(CompetenceArea::SickLeaveFollowUp),
+                "2025-10-01",
+            ),
+            Flow::Regular,
+            RoutingReason::OutsidePilotCounty,
+        ),
+        (
+            case_facts(HAMAR, None, "2025-10-01"),
+            Flow::Regular,
+            RoutingReason::EmployerChoseOwnExpert,
+        ),
+        (
+            case_facts(HAMAR, Some(CompetenceArea::SickLeaveFollowUp), "2021-10-01"),
+            Flow::Regular,
+            RoutingReason::OutsidePilotPeriod,
+        ),
+        (
+            case_facts(HAMAR, Some(CompetenceArea::Restructuring), "2025-10-01"),
+            Flow::Regular,
+            RoutingReason::NoAgreementForArea,
+        ),
     ];
     let mut routing = stack.routing_client().await?;
     let mut opened = Vec::new();
     for (facts, flow, reason) in cases {
         let mut request = with_bearer(open_case(facts), &token);
-        request
-            .metadata_mut()
-            .insert("traceparent", format!("00-{CALLER_TRACE_ID}-00f067aa0ba902b7-01").parse()?);
-        let case = routing.open_case(request).await?.into_inner().case.unwrap_or_default();
-        let decision = case.decision.clone().unwrap_or_default();
+        request.metadata_mut().insert(
+            "traceparent",
+            format!("00-{CALLER_TRACE_ID}-00f067aa0ba902b7-01").parse()?,
+        );
+        let case = routing
+            .open_case(request)
+            .await?
+            .into_inner()
+            .case
+            .unwrap_or_default();
+        let decision = case.decision.unwrap_or_default();
         assert_eq!((decision.flow(), decision.reason()), (flow, reason));
         opened.push(case);
     }
 
     // Every CaseRouted is on the broker, keyed by case id, typed, carrying the caller's trace.
     let reader = topic_reader(stack.broker.bootstrap_servers(), &stack.topic("routing"))?;
-    let messages = read_until(&reader, Duration::from_secs(30), |read| read.len() >= opened.len()).await?;
-    assert_eq!(messages.len(), opened.len(), "exactly one CaseRouted per case");
+    let messages = read_until(&reader, Duration::from_secs(30), |read| {
+        read.len() >= opened.len()
+    })
+    .await?;
+    assert_eq!(
+        messages.len(),
+        opened.len(),
+        "exactly one CaseRouted per case"
+    );
     for case in &opened {
         let message = messages
             .iter()
             .find(|message| message.key() == Some(case.case_id.as_bytes()))
             .unwrap_or_else(|| panic!("no event keyed by case {}", case.case_id));
-        assert_eq!(header(message, EVENT_TYPE_HEADER), Some(v1::CaseRouted::full_name().as_str()));
+        assert_eq!(
+            header(message, EVENT_TYPE_HEADER),
+            Some(v1::CaseRouted::full_name().as_str())
+        );
         let traceparent = header(message, "traceparent").expect("traceparent header");
         assert!(
             traceparent.starts_with(&format!("00-{CALLER_TRACE_ID}-")),
@@ -86,11 +136,20 @@ async fn agreement_event_drives_routing_and_case_routed_reaches_the_broker() -> 
         assert_eq!(envelope.case_id, case.case_id);
         assert_eq!(envelope.producer, "routing");
         assert_eq!(envelope.schema_version, 1);
-        assert_eq!(uuid::Uuid::parse_str(&envelope.event_id)?.get_version_num(), 7);
+        assert_eq!(
+            uuid::Uuid::parse_str(&envelope.event_id)?.get_version_num(),
+            7
+        );
         let routed = v1::CaseRouted::decode(envelope.payload.as_slice())?;
-        let decision = case.decision.clone().unwrap_or_default();
-        assert_eq!((routed.flow, routed.reason), (decision.flow, decision.reason));
-        assert_eq!(Some(routed.county_code.as_str()), Some(case.county_code.as_str()));
+        let decision = case.decision.unwrap_or_default();
+        assert_eq!(
+            (routed.flow, routed.reason),
+            (decision.flow, decision.reason)
+        );
+        assert_eq!(
+            Some(routed.county_code.as_str()),
+            Some(case.county_code.as_str())
+        );
     }
     Ok(())
 }

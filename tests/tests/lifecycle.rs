@@ -12,7 +12,11 @@ use ekb_testkit::{
 use ekb_tests::{test_log_dir, unique_topic_prefix};
 use tonic_health::pb::health_check_response::ServingStatus;
 
-async fn wait_for_status(process: &ServiceProcess, wanted: ServingStatus, timeout: Duration) -> anyhow::Result<()> {
+async fn wait_for_status(
+    process: &ServiceProcess,
+    wanted: ServingStatus,
+    timeout: Duration,
+) -> anyhow::Result<()> {
     let deadline = Instant::now() + timeout;
     loop {
         let status = health_status(process.grpc_addr).await;
@@ -20,7 +24,11 @@ async fn wait_for_status(process: &ServiceProcess, wanted: ServingStatus, timeou
             return Ok(());
         }
         if Instant::now() >= deadline {
-            anyhow::bail!("{} not {wanted:?} within {timeout:?} (last {status:?})\n{}", process.name, process.log());
+            anyhow::bail!(
+                "{} not {wanted:?} within {timeout:?} (last {status:?})\n{}",
+                process.name,
+                process.log()
+            );
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -31,9 +39,13 @@ async fn health_follows_the_database_and_sigterm_drains_then_exits() -> anyhow::
     let broker = TestBroker::start()?;
     // The database does not exist yet, and the service may not create it.
     let name = unique_name("lifecycle");
-    let settings = TestSettings::new(&url_for(&name), broker.bootstrap_servers(), &unique_topic_prefix())
-        .with("database.create_if_missing", "false")
-        .with("shutdown.drain_seconds", "2");
+    let settings = TestSettings::new(
+        &url_for(&name),
+        broker.bootstrap_servers(),
+        &unique_topic_prefix(),
+    )
+    .with("database.create_if_missing", "false")
+    .with("shutdown.drain_seconds", "2");
     let mut routing = ServiceProcess::spawn("routing", &settings, &test_log_dir())?;
 
     wait_for_status(&routing, ServingStatus::NotServing, Duration::from_secs(20)).await?;
@@ -54,13 +66,19 @@ async fn health_follows_the_database_and_sigterm_drains_then_exits() -> anyhow::
 
     routing.terminate()?;
     wait_for_status(&routing, ServingStatus::NotServing, Duration::from_secs(2)).await?;
-    assert!(routing.is_running(), "still running (draining) right after SIGTERM");
+    assert!(
+        routing.is_running(),
+        "still running (draining) right after SIGTERM"
+    );
     let status = routing.wait_exit(Duration::from_secs(20)).await?;
     assert!(status.success(), "exit status {status}\n{}", routing.log());
     let log = routing.log();
     assert!(log.contains("health set to NOT_SERVING"), "{log}");
     assert!(log.contains("outbox relay stopped"), "{log}");
-    assert!(!log.contains("connections still open"), "clients closed after GOAWAY: {log}");
+    assert!(
+        !log.contains("connections still open"),
+        "clients closed after GOAWAY: {log}"
+    );
     Ok(())
 }
 

@@ -95,7 +95,7 @@ async fn routes_by_county_period_choice_and_agreement() -> anyhow::Result<()> {
             .into_inner();
         assert!(opened.created);
         let case = opened.case.unwrap_or_default();
-        let decision = case.decision.clone().unwrap_or_default();
+        let decision = case.decision.unwrap_or_default();
         assert_eq!(
             (decision.flow(), decision.reason()),
             (flow, reason),

@@ -10,7 +10,8 @@
 //! and exits too.
 
 use std::{
-    path::PathBuf,
+    fs::File,
+    path::{Path, PathBuf},
     process::{Child, Command, Stdio},
     time::{Duration, Instant},
 };
@@ -45,9 +46,10 @@ pub struct DevBroker {
 
 impl DevBroker {
     /// Uses `EKB__KAFKA__BROKERS` when set and non-empty, else starts `ekb-mock-broker`
-    /// (`EKB_MOCK_BROKER_BIN`, else beside the other workspace binaries) and waits until it
-    /// listens. Blocks the calling thread while waiting.
-    pub fn start() -> anyhow::Result<Self> {
+    /// (`EKB_MOCK_BROKER_BIN`, else beside the other workspace binaries), logging to
+    /// `log_dir/ekb-mock-broker.log`, and waits until it listens. Blocks the calling thread
+    /// while waiting.
+    pub fn start(log_dir: &Path) -> anyhow::Result<Self> {
         if let Some(servers) = std::env::var(BROKERS_ENV)
             .ok()
             .map(|servers| servers.trim().to_owned())
@@ -70,13 +72,18 @@ impl DevBroker {
         std::fs::create_dir_all(&scratch)
             .with_context(|| format!("creating {}", scratch.display()))?;
         let port_file = scratch.join("bootstrap_servers");
+        std::fs::create_dir_all(log_dir)
+            .with_context(|| format!("creating log directory {}", log_dir.display()))?;
+        let log_path = log_dir.join(format!("{MOCK_BROKER}.log"));
+        let log = File::create(&log_path)
+            .with_context(|| format!("creating log file {}", log_path.display()))?;
         let child = Command::new(&binary)
             .arg("--port-file")
             .arg(&port_file)
             .arg("--exit-on-stdin-eof")
             .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
+            .stdout(log.try_clone()?)
+            .stderr(log)
             .process_group(0)
             .spawn()
             .with_context(|| format!("starting {}", binary.display()));
@@ -92,7 +99,13 @@ impl DevBroker {
             bootstrap_servers: String::new(),
             embedded: Some(Embedded { child, scratch }),
         };
-        broker.bootstrap_servers = broker.wait_for_port_file(&port_file)?;
+        broker.bootstrap_servers = broker.wait_for_port_file(&port_file).map_err(|error| {
+            let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+            match log.trim_end() {
+                "" => error,
+                log => error.context(format!("{} ends with:\n{log}\n", log_path.display())),
+            }
+        })?;
         Ok(broker)
     }
 
@@ -136,7 +149,7 @@ impl DevBroker {
     }
 
     /// Polls until the broker has written its address, exited, or [`START_TIMEOUT`] passed.
-    fn wait_for_port_file(&mut self, port_file: &std::path::Path) -> anyhow::Result<String> {
+    fn wait_for_port_file(&mut self, port_file: &Path) -> anyhow::Result<String> {
         let deadline = Instant::now() + START_TIMEOUT;
         let Some(embedded) = self.embedded.as_mut() else {
             bail!("no embedded broker to wait for");

@@ -69,6 +69,12 @@ pub fn how_to_call(
     );
     let _ = writeln!(
         out,
+        "  scripts/call_routing.py {} --municipality 3403 --area CONFLICT_HANDLING   \
+         # Python grpcio: pip install grpcio grpcio-tools",
+        routing.grpc_addr
+    );
+    let _ = writeln!(
+        out,
         "  kcat -b {brokers} -C -t {} -f '%k %h\\n'   # CaseRouted events: key = case id, headers",
         topic_for(topic_prefix, routing.name)
     );

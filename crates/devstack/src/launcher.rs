@@ -89,6 +89,11 @@ impl Stack {
     /// SIGTERM to the services, waits for both, then stops the broker. Fails if a service
     /// that had reached SERVING did not exit cleanly.
     async fn stop(&mut self) -> anyhow::Result<()> {
+        let mut stopped: Vec<&str> = [&self.routing, &self.registry]
+            .into_iter()
+            .flatten()
+            .map(|service| service.name)
+            .collect();
         let (routing, registry) = tokio::join!(
             stop_service(self.routing.as_mut()),
             stop_service(self.registry.as_mut())
@@ -100,15 +105,16 @@ impl Stack {
         if let Some(broker) = self.broker.take() {
             let external = broker.is_external();
             match broker.stop().await {
-                Ok(()) if external => {
-                    println!("Stopped; the external Kafka cluster keeps running.")
-                }
-                Ok(()) => println!("Stopped both services and the embedded broker."),
+                Ok(()) if external => {}
+                Ok(()) => stopped.push("the embedded broker"),
                 Err(error) => problems.push(format!("{error:#}")),
             }
         }
         if !problems.is_empty() {
             bail!("stopping: {}", problems.join("; "));
+        }
+        if !stopped.is_empty() {
+            println!("Stopped {}.", stopped.join(", "));
         }
         Ok(())
     }
@@ -169,7 +175,12 @@ pub async fn run(options: Options) -> anyhow::Result<ExitCode> {
 async fn bring_up_and_serve(stack: &mut Stack, options: &Options) -> anyhow::Result<()> {
     // If a signal ends this while the broker is starting, the blocking task still finishes and
     // drops the broker it made, which stops it.
-    let broker = tokio::task::spawn_blocking(DevBroker::start)
+    let log_dir = match &options.log_dir {
+        Some(dir) => dir.clone(),
+        None => default_log_dir()?,
+    };
+    let broker_log_dir = log_dir.clone();
+    let broker = tokio::task::spawn_blocking(move || DevBroker::start(&broker_log_dir))
         .await
         .context("starting the broker")??;
     let brokers = broker.bootstrap_servers().to_owned();
@@ -212,10 +223,6 @@ async fn bring_up_and_serve(stack: &mut Stack, options: &Options) -> anyhow::Res
         "Auth        OFF (auth.mode=disabled): no bearer token needed, no role checks. Local runs only."
     );
 
-    let log_dir = match &options.log_dir {
-        Some(dir) => dir.clone(),
-        None => default_log_dir()?,
-    };
     let settings = |database: &ServiceDatabase| {
         TestSettings::new(&database.url, &brokers, &options.topic_prefix)
             .with("auth.mode", "disabled")
@@ -239,8 +246,13 @@ async fn bring_up_and_serve(stack: &mut Stack, options: &Options) -> anyhow::Res
         ("--routing-port", "--routing-metrics-port"),
         &log_dir,
     )?);
+    let broker_log = if stack.broker.as_ref().is_some_and(DevBroker::is_external) {
+        ""
+    } else {
+        ",ekb-mock-broker"
+    };
     println!(
-        "Logs        {}/{{{ROUTING},{REGISTRY}}}.log",
+        "Logs        {}/{{{ROUTING},{REGISTRY}{broker_log}}}.log",
         log_dir.display()
     );
 

@@ -7,6 +7,7 @@
 //! makes it operable comes from here, so every service behaves the same in production.
 
 pub mod auth;
+pub mod bootstrap;
 pub mod config;
 pub mod db;
 pub mod error;

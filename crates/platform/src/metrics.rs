@@ -66,7 +66,7 @@ pub async fn serve(listener: TcpListener, stop: CancellationToken) -> anyhow::Re
         };
         let service = service_fn(
             move |request: hyper::Request<hyper::body::Incoming>| async move {
-                let response = if request.uri().path() == "/metrics" {
+                if request.uri().path() == "/metrics" {
                     handle.run_upkeep();
                     Response::builder()
                         .header("content-type", "text/plain; version=0.0.4")
@@ -75,8 +75,7 @@ pub async fn serve(listener: TcpListener, stop: CancellationToken) -> anyhow::Re
                     Response::builder()
                         .status(404)
                         .body(Full::new(Bytes::from_static(b"not found\n")))
-                };
-                response
+                }
             },
         );
         tokio::spawn(async move {

@@ -175,7 +175,9 @@ pub async fn health_status_of(addr: SocketAddr, service: &str) -> Option<Serving
         .await
         .ok()?;
     let response = HealthClient::new(channel)
-        .check(HealthCheckRequest { service: service.to_owned() })
+        .check(HealthCheckRequest {
+            service: service.to_owned(),
+        })
         .await
         .ok()?;
     ServingStatus::try_from(response.into_inner().status).ok()

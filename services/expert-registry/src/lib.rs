@@ -8,10 +8,7 @@ pub mod config;
 pub mod expert_store;
 pub mod validation;
 
-use ekb_platform::{
-    auth::RpcRoles,
-    grpc::{Listeners, ServiceHost, ServiceIdentity},
-};
+use ekb_platform::grpc::{Listeners, ServiceHost, ServiceIdentity};
 use ekb_proto::v1::expert_registry_service_server::ExpertRegistryServiceServer;
 use tokio_util::sync::CancellationToken;
 
@@ -29,11 +26,7 @@ pub async fn run(
     listeners: Listeners,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let identity = ServiceIdentity {
-        name: SERVICE_NAME,
-        grpc_name: api::GRPC_NAME,
-        roles: RpcRoles::new(api::GRPC_NAME, api::RPC_ROLES),
-    };
+    let identity = ServiceIdentity::new(SERVICE_NAME, api::GRPC_NAME, api::RPC_ROLES);
     let host = ServiceHost::new(identity, config.platform)?;
     let api = api::RegistryApi::new(host.pool(), host.outbox());
     let routes = tonic::service::Routes::new(ExpertRegistryServiceServer::new(api));

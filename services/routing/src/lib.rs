@@ -12,10 +12,7 @@ pub mod case_store;
 pub mod config;
 pub mod facts;
 
-use ekb_platform::{
-    auth::RpcRoles,
-    grpc::{Listeners, ServiceHost, ServiceIdentity},
-};
+use ekb_platform::grpc::{Listeners, ServiceHost, ServiceIdentity};
 use ekb_proto::v1::routing_service_server::RoutingServiceServer;
 use tokio_util::sync::CancellationToken;
 
@@ -33,11 +30,7 @@ pub async fn run(
     listeners: Listeners,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let identity = ServiceIdentity {
-        name: SERVICE_NAME,
-        grpc_name: api::GRPC_NAME,
-        roles: RpcRoles::new(api::GRPC_NAME, api::RPC_ROLES),
-    };
+    let identity = ServiceIdentity::new(SERVICE_NAME, api::GRPC_NAME, api::RPC_ROLES);
     let host = ServiceHost::new(identity, config.platform)?.consume(
         &["expert-registry"],
         agreement_coverage::AgreementEventsHandler,

@@ -1,25 +1,14 @@
-//! The routing binary: load configuration (fail fast with the bad key named), start
-//! telemetry, bind, serve until SIGTERM.
+//! The routing binary: everything but the service itself is `ekb_platform::bootstrap`.
 
-use ekb_platform::{grpc::Listeners, shutdown, telemetry};
 use ekb_routing::{RoutingConfig, SERVICE_NAME, config::loader};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    if std::env::args().any(|arg| arg == "--version") {
-        println!("{SERVICE_NAME} {}", env!("CARGO_PKG_VERSION"));
-        return Ok(());
-    }
-    let config = RoutingConfig::load(&loader()).map_err(|error| {
-        eprintln!("{SERVICE_NAME}: {error}");
-        error
-    })?;
-    let _telemetry = telemetry::init(SERVICE_NAME, &config.platform.telemetry)?;
-    let listeners = Listeners::bind(&config.platform).await?;
-    tracing::info!(
-        grpc = %listeners.grpc_addr()?,
-        metrics = %listeners.metrics_addr()?,
-        "routing listening"
-    );
-    ekb_routing::run(config, listeners, shutdown::on_signal()).await
+    ekb_platform::bootstrap::service_main(
+        SERVICE_NAME,
+        || RoutingConfig::load(&loader()),
+        |config| &config.platform,
+        ekb_routing::run,
+    )
+    .await
 }

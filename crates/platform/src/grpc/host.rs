@@ -52,6 +52,22 @@ pub struct Listeners {
     pub metrics: TcpListener,
 }
 
+impl ServiceIdentity {
+    /// The identity of service `name` serving `grpc_name`, whose methods need `roles`
+    /// (`(method, role)` pairs).
+    pub fn new(
+        name: &'static str,
+        grpc_name: &'static str,
+        roles: &[(&str, &'static str)],
+    ) -> Self {
+        ServiceIdentity {
+            name,
+            grpc_name,
+            roles: RpcRoles::new(grpc_name, roles),
+        }
+    }
+}
+
 impl Listeners {
     /// Binds both addresses of the configuration.
     pub async fn bind(config: &PlatformConfig) -> anyhow::Result<Self> {
@@ -173,7 +189,9 @@ impl ServiceHost {
         set_health(&health, identity.grpc_name, ServingStatus::NotServing).await;
         // Process-only entry for liveness probes: a dependency outage must make the pod
         // unready, not restart it.
-        health.set_service_status(LIVENESS_SERVICE, ServingStatus::Serving).await;
+        health
+            .set_service_status(LIVENESS_SERVICE, ServingStatus::Serving)
+            .await;
         let reflection = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(ekb_proto::FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -225,7 +243,8 @@ impl ServiceHost {
         let incoming = TcpListenerStream::new(listeners.grpc);
         let stop = plan.stop.clone();
         tracing::info!(service = service_name, "gRPC server started");
-        let mut serving = tokio::spawn(server.serve_with_incoming_shutdown(incoming, stop.cancelled_owned()));
+        let mut serving =
+            tokio::spawn(server.serve_with_incoming_shutdown(incoming, stop.cancelled_owned()));
         tokio::select! {
             finished = &mut serving => finished??,
             () = plan.stop.cancelled() => {

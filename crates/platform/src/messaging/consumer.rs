@@ -120,10 +120,10 @@ impl<H: EventHandler> EventConsumer<H> {
             .set("enable.auto.offset.store", "false")
             .set("auto.commit.interval.ms", "1000")
             .set("auto.offset.reset", "earliest")
-            .set("session.timeout.ms", &kafka.session_timeout_ms.to_string())
+            .set("session.timeout.ms", kafka.session_timeout_ms.to_string())
             .set(
                 "heartbeat.interval.ms",
-                &(kafka.session_timeout_ms / 4).max(100).to_string(),
+                (kafka.session_timeout_ms / 4).max(100).to_string(),
             )
             .set("topic.metadata.refresh.interval.ms", "5000")
             .set(
@@ -449,7 +449,7 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(
-            decode_envelope(Some(&no_type.encode_to_vec())).unwrap_err(),
+            decode_envelope(Some(&no_type.encode_to_vec())).expect_err("no type"),
             "envelope has no event_type"
         );
         let bad_id = EventEnvelope {

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# `make run`, the README's first command: the whole system on this machine.
+#
+#   1. makes sure PostgreSQL answers on 127.0.0.1:5432 (scripts/ensure-postgres.sh), unless
+#      EKB_TEST_DATABASE_URL names another server;
+#   2. builds every binary (the services, the mock broker and the launcher itself);
+#   3. runs target/debug/ekb-dev, passing on any arguments, e.g.
+#        scripts/run.sh --fresh             # start with empty databases
+#        scripts/run.sh --exit-after-demo   # stop after the sample cases
+#        scripts/run.sh --help
+#
+# ekb-dev uses the Kafka named by EKB__KAFKA__BROKERS, or else starts the embedded mock broker;
+# starts routing (gRPC 127.0.0.1:50051) and expert-registry (127.0.0.1:50052) with
+# authentication OFF, loads Innlandet framework agreements, routes sample cases, prints where
+# everything listens and serves until Ctrl-C. Service logs: target/run-logs/<service>.log.
+set -euo pipefail
+
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$root"
+
+if [ -z "${EKB_TEST_DATABASE_URL:-}" ]; then
+  scripts/ensure-postgres.sh
+fi
+
+echo "run: building the workspace (cargo build --workspace --bins)"
+cargo build --quiet --workspace --bins
+
+target="${CARGO_TARGET_DIR:-$root/target}"
+exec "$target/debug/ekb-dev" "$@"
