@@ -95,3 +95,48 @@ fn a_bad_configuration_value_stops_the_process_naming_the_key() -> anyhow::Resul
     assert!(stderr.contains("EKB__PILOT__PERIODS"), "{stderr}");
     Ok(())
 }
+
+#[tokio::test]
+async fn a_worker_that_dies_stops_the_service_with_an_error() -> anyhow::Result<()> {
+    use ekb_platform::grpc::{Listeners, ServiceHost, ServiceIdentity};
+
+    let broker = TestBroker::start()?;
+    let database = ekb_testkit::postgres::fresh_database("worker_dies").await?;
+    let settings = TestSettings::new(
+        &database.url,
+        broker.bootstrap_servers(),
+        &unique_topic_prefix(),
+    );
+    let config: ekb_platform::config::PlatformConfig = settings
+        .apply(ekb_platform::config::ConfigLoader::new())
+        .load()?;
+    let host = ServiceHost::new(
+        ServiceIdentity::new("probe", "ekspertbistand.v1.Probe", &[]),
+        config,
+    )?
+    .worker("fragile", |_stop, _grace| async {
+        anyhow::bail!("lost its connection")
+    });
+    let listeners = Listeners {
+        grpc: tokio::net::TcpListener::bind("127.0.0.1:0").await?,
+        metrics: tokio::net::TcpListener::bind("127.0.0.1:0").await?,
+    };
+    let never = tokio_util::sync::CancellationToken::new();
+    let served = tokio::time::timeout(
+        Duration::from_secs(30),
+        host.serve(
+            listeners,
+            tonic::service::Routes::builder().routes(),
+            &ekb_routing::MIGRATOR,
+            never,
+        ),
+    )
+    .await
+    .map_err(|_| anyhow::anyhow!("the service kept running without its worker"))?;
+    let error = served.expect_err("a dead worker must fail the service");
+    assert!(
+        format!("{error:#}").contains("lost its connection"),
+        "{error:#}"
+    );
+    Ok(())
+}

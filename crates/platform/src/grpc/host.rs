@@ -179,8 +179,10 @@ impl ServiceHost {
             producer,
             workers,
         } = self;
+        // The supervisor may also start the stop, when a worker dies unexpectedly.
+        let trigger = trigger.child_token();
         let plan = ShutdownPlan::new(
-            trigger,
+            trigger.clone(),
             Duration::from_secs(config.shutdown.drain_seconds),
             Duration::from_secs(config.shutdown.grace_seconds),
         );
@@ -221,6 +223,7 @@ impl ServiceHost {
             health.clone(),
             workers,
             plan.clone(),
+            trigger,
         ));
 
         let service_name = identity.name;
@@ -264,16 +267,20 @@ impl ServiceHost {
             "gRPC server stopped accepting; in-flight calls done"
         );
 
-        match tokio::time::timeout(plan.grace + Duration::from_secs(1), readiness).await {
-            Ok(Ok(Ok(()))) => {}
-            Ok(Ok(Err(error))) => tracing::error!(error = %format!("{error:#}"), "a worker failed"),
-            Ok(Err(error)) => tracing::error!(%error, "the worker supervisor panicked"),
-            Err(_) => tracing::warn!("workers did not stop within the grace period"),
-        }
+        let outcome =
+            match tokio::time::timeout(plan.grace + Duration::from_secs(1), readiness).await {
+                Ok(Ok(outcome)) => outcome,
+                Ok(Err(error)) => Err(anyhow::anyhow!("the worker supervisor panicked: {error}")),
+                Err(_) => {
+                    tracing::warn!("workers did not stop within the grace period");
+                    Ok(())
+                }
+            };
         metrics_task.abort();
         pool.close().await;
         tracing::info!(service = service_name, "stopped");
-        Ok(())
+        // A failed worker makes the process exit non-zero, so the orchestrator restarts it.
+        outcome
     }
 }
 
@@ -298,6 +305,7 @@ async fn readiness_loop(
     health: tonic_health::server::HealthReporter,
     workers: Vec<(&'static str, Worker)>,
     plan: ShutdownPlan,
+    trigger: CancellationToken,
 ) -> anyhow::Result<()> {
     let mut delay = Duration::from_millis(250);
     loop {
@@ -332,11 +340,23 @@ async fn readiness_loop(
     }
 
     let mut current = ServingStatus::NotServing;
+    let mut worker_died: Option<&'static str> = None;
     let mut ticker = tokio::time::interval(READINESS_INTERVAL);
     loop {
         tokio::select! {
             () = plan.begin.cancelled() => break,
             _ = ticker.tick() => {}
+        }
+        if let Some((name, _)) = running.iter().find(|(_, task)| task.is_finished()) {
+            // Serving without its relay or consumer would accept changes whose events never
+            // leave, or ignore the events it depends on: stop and let the orchestrator restart.
+            tracing::error!(
+                worker = name,
+                "worker stopped unexpectedly; stopping the service"
+            );
+            worker_died.get_or_insert(*name);
+            trigger.cancel();
+            break;
         }
         let database = db::is_reachable(&pool).await;
         let broker = messaging::kafka::is_reachable(&producer, Duration::from_secs(2)).await;
@@ -365,8 +385,16 @@ async fn readiness_loop(
                 tracing::error!(worker = name, error = %format!("{error:#}"), "worker failed");
                 first_error.get_or_insert(error);
             }
-            Err(error) => tracing::error!(worker = name, %error, "worker panicked"),
+            Err(error) => {
+                tracing::error!(worker = name, %error, "worker panicked");
+                first_error.get_or_insert(anyhow::anyhow!("worker {name} panicked"));
+            }
         }
+    }
+    if let Some(name) = worker_died {
+        first_error.get_or_insert(anyhow::anyhow!(
+            "worker {name} stopped while the service was running"
+        ));
     }
     first_error.map_or(Ok(()), Err)
 }
