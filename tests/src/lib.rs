@@ -1,5 +1,6 @@
 //! Shared fixtures of the service and end-to-end tests: valid requests that each test then
-//! breaks in one way, and a helper that starts the broker and both services for a test.
+//! breaks in one way (built in `ekb_testkit::fixtures`, re-exported here), and helpers that
+//! start the broker and both services for a test.
 
 use std::time::{Duration, Instant};
 
@@ -10,96 +11,11 @@ use ekb_testkit::{
     services::{InProcessService, TestSettings, start_expert_registry, start_routing},
 };
 
-/// A valid organisation number of an employer in Innlandet.
-pub const EMPLOYER_ORGNR: &str = "974760673";
-/// A valid organisation number of an expert supplier.
-pub const SUPPLIER_ORGNR: &str = "923609016";
-/// Hamar, Innlandet (county 34).
-pub const HAMAR: &str = "3403";
-/// Bergen, Vestland (county 46).
-pub const BERGEN: &str = "4601";
+pub use ekb_testkit::fixtures::*;
 
 /// A unique topic prefix for one test, so runs against a shared real Kafka never mix.
 pub fn unique_topic_prefix() -> String {
     format!("ekbtest{}", uuid::Uuid::new_v4().simple())
-}
-
-/// Terms of a valid Innlandet agreement covering `areas` in 2024–2026.
-pub fn agreement_terms(areas: &[v1::CompetenceArea]) -> v1::AgreementTerms {
-    v1::AgreementTerms {
-        competence_areas: areas.iter().map(|area| *area as i32).collect(),
-        price_per_assignment_ore: 2_400_000,
-        ranking: 1,
-        monthly_capacity: 10,
-        validity: Some(v1::DateRange {
-            from_date: "2024-01-01".to_owned(),
-            to_date: "2026-12-31".to_owned(),
-        }),
-    }
-}
-
-/// A valid RegisterAgreement request for county `county` (reference made unique).
-pub fn register_agreement(
-    county: &str,
-    areas: &[v1::CompetenceArea],
-) -> v1::RegisterAgreementRequest {
-    v1::RegisterAgreementRequest {
-        agreement_reference: format!(
-            "RA-{county}-{}",
-            &uuid::Uuid::new_v4().simple().to_string()[..8]
-        ),
-        supplier_organisation_number: SUPPLIER_ORGNR.to_owned(),
-        supplier_name: "Innlandet Arbeidshelse AS".to_owned(),
-        county_code: county.to_owned(),
-        terms: Some(agreement_terms(areas)),
-    }
-}
-
-/// A valid RegisterExpert request.
-pub fn register_expert(hpr_number: &str) -> v1::RegisterExpertRequest {
-    v1::RegisterExpertRequest {
-        details: Some(v1::ExpertDetails {
-            name: "Kari Nordmann".to_owned(),
-            supplier_organisation_number: SUPPLIER_ORGNR.to_owned(),
-            profession: v1::Profession::Physiotherapist as i32,
-            authorisation: Some(v1::Authorisation {
-                kind: v1::AuthorisationKind::HealthPersonnel as i32,
-                reference: hpr_number.to_owned(),
-            }),
-            competence_areas: vec![v1::CompetenceArea::SickLeaveFollowUp as i32],
-        }),
-    }
-}
-
-/// Case facts: employer in `municipality`, choosing a framework expert in `area` (or their own
-/// expert when `None`), on `date`.
-pub fn case_facts(
-    municipality: &str,
-    area: Option<v1::CompetenceArea>,
-    date: &str,
-) -> v1::CaseFacts {
-    let choice = match area {
-        Some(area) => v1::expert_choice::Choice::FrameworkAgreement(v1::FrameworkAgreementChoice {
-            competence_area: area as i32,
-        }),
-        None => v1::expert_choice::Choice::OwnExpert(v1::OwnExpertChoice {}),
-    };
-    v1::CaseFacts {
-        employer_organisation_number: EMPLOYER_ORGNR.to_owned(),
-        municipality_number: municipality.to_owned(),
-        expert_choice: Some(v1::ExpertChoice {
-            choice: Some(choice),
-        }),
-        case_date: date.to_owned(),
-    }
-}
-
-/// An OpenCase request with a fresh request id.
-pub fn open_case(facts: v1::CaseFacts) -> v1::OpenCaseRequest {
-    v1::OpenCaseRequest {
-        request_id: uuid::Uuid::new_v4().to_string(),
-        facts: Some(facts),
-    }
 }
 
 /// The broker, the databases and both services in this process, for a service test.
@@ -225,25 +141,18 @@ impl ProcessStack {
                 .with_auth(&issuer)
                 .with("telemetry.log_format", "json")
         };
-        let registry = ekb_testkit::services::ServiceProcess::spawn(
+        let mut registry = ekb_testkit::services::ServiceProcess::spawn(
             "expert-registry",
             &settings(&registry_db.url),
             &test_log_dir(),
         )?;
-        let routing = ekb_testkit::services::ServiceProcess::spawn(
+        let mut routing = ekb_testkit::services::ServiceProcess::spawn(
             "routing",
             &settings(&routing_db.url),
             &test_log_dir(),
         )?;
-        for process in [&registry, &routing] {
-            if let Err(error) = ekb_testkit::services::wait_until_serving(
-                process.grpc_addr,
-                Duration::from_secs(60),
-            )
-            .await
-            {
-                anyhow::bail!("{error:#}\n--- {} log ---\n{}", process.name, process.log());
-            }
+        for process in [&mut registry, &mut routing] {
+            process.wait_until_serving(Duration::from_secs(60)).await?;
         }
         Ok(ProcessStack {
             broker,

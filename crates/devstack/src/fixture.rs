@@ -16,10 +16,13 @@ use ekb_proto::v1::{
     self, CompetenceArea, expert_registry_service_client::ExpertRegistryServiceClient,
     routing_service_client::RoutingServiceClient,
 };
+use ekb_testkit::fixtures::{
+    HAMAR, INNLANDET, agreement_request, agreement_terms, case_facts, date_range, expert_request,
+};
 use tonic::{Code, transport::Channel};
 
 /// The pilot county of the fixture (Innlandet).
-pub const COUNTY: &str = "34";
+pub const COUNTY: &str = INNLANDET;
 /// Validity of every fixture agreement: the configured pilot period.
 pub const VALID_FROM: &str = "2022-01-01";
 /// Last day of every fixture agreement.
@@ -27,12 +30,8 @@ pub const VALID_TO: &str = "2026-12-31";
 /// The one area no fixture agreement covers.
 pub const UNCOVERED_AREA: CompetenceArea = CompetenceArea::CareerGuidance;
 
-/// The municipality and date the read-model check evaluates (Hamar, inside the pilot period).
-const PROBE_MUNICIPALITY: &str = "3403";
-/// See [`PROBE_MUNICIPALITY`].
+/// The date the read-model check evaluates (in Hamar, inside the pilot period).
 const PROBE_DATE: &str = "2026-03-02";
-/// An employer in Innlandet, for the read-model check.
-const PROBE_EMPLOYER: &str = "974760673";
 
 /// A supplier's organisation number: a fixed valid one, or the first eight digits completed
 /// with their mod-11 check digit.
@@ -190,22 +189,20 @@ pub async fn load(registry: &mut ExpertRegistryServiceClient<Channel>) -> anyhow
     let mut supplier_orgnrs = Vec::with_capacity(AGREEMENTS.len());
     for agreement in AGREEMENTS {
         let orgnr = agreement.supplier_orgnr.resolve()?;
-        let request = v1::RegisterAgreementRequest {
-            agreement_reference: agreement.reference.to_owned(),
-            supplier_organisation_number: orgnr.clone(),
-            supplier_name: agreement.supplier.to_owned(),
-            county_code: COUNTY.to_owned(),
-            terms: Some(v1::AgreementTerms {
-                competence_areas: agreement.areas.iter().map(|a| *a as i32).collect(),
-                price_per_assignment_ore: agreement.price_ore,
-                ranking: agreement.ranking,
-                monthly_capacity: agreement.monthly_capacity,
-                validity: Some(v1::DateRange {
-                    from_date: VALID_FROM.to_owned(),
-                    to_date: VALID_TO.to_owned(),
-                }),
-            }),
+        let terms = v1::AgreementTerms {
+            price_per_assignment_ore: agreement.price_ore,
+            ranking: agreement.ranking,
+            monthly_capacity: agreement.monthly_capacity,
+            validity: Some(date_range(VALID_FROM, VALID_TO)),
+            ..agreement_terms(agreement.areas)
         };
+        let request = agreement_request(
+            agreement.reference,
+            &orgnr,
+            agreement.supplier,
+            COUNTY,
+            terms,
+        );
         match registry.register_agreement(request).await {
             Ok(_) => loaded.agreements_new += 1,
             Err(status) if status.code() == Code::AlreadyExists => loaded.agreements_kept += 1,
@@ -220,18 +217,14 @@ pub async fn load(registry: &mut ExpertRegistryServiceClient<Channel>) -> anyhow
         let supplier = supplier_orgnrs
             .get(expert.supplier_index)
             .with_context(|| format!("expert {} names no fixture supplier", expert.name))?;
-        let request = v1::RegisterExpertRequest {
-            details: Some(v1::ExpertDetails {
-                name: expert.name.to_owned(),
-                supplier_organisation_number: supplier.clone(),
-                profession: expert.profession as i32,
-                authorisation: Some(v1::Authorisation {
-                    kind: expert.authorisation as i32,
-                    reference: expert.reference.to_owned(),
-                }),
-                competence_areas: expert.areas.iter().map(|a| *a as i32).collect(),
-            }),
-        };
+        let request = expert_request(
+            expert.name,
+            supplier,
+            expert.profession,
+            expert.authorisation,
+            expert.reference,
+            expert.areas,
+        );
         match registry.register_expert(request).await {
             Ok(_) => loaded.experts_new += 1,
             Err(status) if status.code() == Code::AlreadyExists => loaded.experts_kept += 1,
@@ -255,7 +248,7 @@ pub async fn wait_for_routing_read_model(
         let area = areas[0];
         let response = routing
             .evaluate_route(v1::EvaluateRouteRequest {
-                facts: Some(framework_facts(area)),
+                facts: Some(case_facts(HAMAR, Some(area), PROBE_DATE)),
             })
             .await
             .context("EvaluateRoute")?
@@ -293,22 +286,6 @@ fn covered_areas() -> Vec<CompetenceArea> {
     areas
 }
 
-/// Facts of an Innlandet employer asking for a framework expert in `area`.
-fn framework_facts(area: CompetenceArea) -> v1::CaseFacts {
-    v1::CaseFacts {
-        employer_organisation_number: PROBE_EMPLOYER.to_owned(),
-        municipality_number: PROBE_MUNICIPALITY.to_owned(),
-        expert_choice: Some(v1::ExpertChoice {
-            choice: Some(v1::expert_choice::Choice::FrameworkAgreement(
-                v1::FrameworkAgreementChoice {
-                    competence_area: area as i32,
-                },
-            )),
-        }),
-        case_date: PROBE_DATE.to_owned(),
-    }
-}
-
 /// `COMPETENCE_AREA_CONFLICT_HANDLING` → `CONFLICT_HANDLING`.
 pub fn area_name(area: CompetenceArea) -> &'static str {
     let name = area.as_str_name();
@@ -340,7 +317,7 @@ mod tests {
             let orgnr = agreement.supplier_orgnr.resolve().expect("completes");
             OrganisationNumber::parse(&orgnr).expect("valid organisation number");
         }
-        OrganisationNumber::parse(PROBE_EMPLOYER).expect("valid employer");
+        OrganisationNumber::parse(ekb_testkit::fixtures::EMPLOYER_ORGNR).expect("valid employer");
     }
 
     #[test]

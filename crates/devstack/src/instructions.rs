@@ -5,13 +5,12 @@
 use std::fmt::Write as _;
 
 use ekb_platform::messaging::{dead_letter_topic_for, topic_for};
-
-use crate::service_process::DevService;
+use ekb_testkit::services::ServiceProcess;
 
 /// The "how to call it" block, for the running `routing` and `registry` on `brokers`.
 pub fn how_to_call(
-    routing: &DevService,
-    registry: &DevService,
+    routing: &ServiceProcess,
+    registry: &ServiceProcess,
     brokers: &str,
     topic_prefix: &str,
 ) -> String {
@@ -37,8 +36,8 @@ pub fn how_to_call(
             out,
             "    {:<16} {}  (dead letters: {})",
             service.name,
-            topic_for(topic_prefix, service.name),
-            dead_letter_topic_for(topic_prefix, service.name)
+            topic_for(topic_prefix, &service.name),
+            dead_letter_topic_for(topic_prefix, &service.name)
         );
     }
     let _ = writeln!(out, "  Logs:");
@@ -76,7 +75,7 @@ pub fn how_to_call(
     let _ = writeln!(
         out,
         "  kcat -b {brokers} -C -t {} -f '%k %h\\n'   # CaseRouted events: key = case id, headers",
-        topic_for(topic_prefix, routing.name)
+        topic_for(topic_prefix, &routing.name)
     );
     let _ = writeln!(
         out,

@@ -1,14 +1,22 @@
 //! The launcher's sequence: broker → databases → services → fixture → sample cases → serve
 //! until a signal → stop everything in order.
 //!
-//! A signal is honoured at every step, not only once the system is up: the services run in
-//! their own process groups (see `service_process`), so if `ekb-dev` simply died on Ctrl-C
-//! during start-up they would outlive it and keep their ports. Instead each step runs inside
-//! a race with the signal, and whatever happens the services get SIGTERM and are waited for.
+//! The pieces are testkit's (`TestBroker`, `ServiceProcess`, `postgres`), as in the end-to-end
+//! tests; what the launcher adds is fixed ports and log paths, and process groups of their own
+//! for the broker and the services (`ProcessGroup::Own`). In a terminal, Ctrl-C goes to the
+//! whole foreground group: in one group, the broker would die at once while the services were
+//! still shutting down, and each service's log would end in "all brokers down" errors. Apart,
+//! the Ctrl-C reaches only `ekb-dev`, which stops the services and then the broker.
+//!
+//! A signal is honoured at every step, not only once the system is up: since the children are
+//! in their own process groups, if `ekb-dev` simply died on Ctrl-C during start-up they would
+//! outlive it and keep their ports. Instead each step runs inside a race with the signal, and
+//! whatever happens the services get SIGTERM and are waited for.
 
 use std::{
+    net::{SocketAddr, TcpListener},
     os::unix::process::ExitStatusExt,
-    path::PathBuf,
+    path::{Path, PathBuf},
     process::ExitCode,
     time::{Duration, Instant},
 };
@@ -23,19 +31,17 @@ use ekb_proto::v1::{
 use ekb_routing::SERVICE_NAME as ROUTING;
 use ekb_testkit::{
     binaries::profile_dir,
-    broker::{BROKERS_ENV, create_topic},
-    postgres::admin_url,
-    services::TestSettings,
+    broker::{BROKERS_ENV, BrokerOptions, MOCK_BROKER_BIN_NAME, TestBroker, create_topic},
+    postgres::{TestDatabase, admin_url, drop_database, server_address},
+    process::ProcessGroup,
+    services::{ServiceProcess, TestSettings},
 };
 use tokio::signal::unix::{Signal, SignalKind, signal};
 
 use crate::{
-    broker::DevBroker,
-    databases::{self, ServiceDatabase, server_address},
-    fixture, instructions,
-    options::Options,
+    databases, fixture, instructions,
+    options::{Options, ServicePorts},
     sample_cases,
-    service_process::DevService,
 };
 
 /// How long a service may take from spawn to SERVING (the first start runs migrations).
@@ -78,9 +84,9 @@ impl Signals {
 /// exactly that gets stopped.
 #[derive(Default)]
 struct Stack {
-    broker: Option<DevBroker>,
-    registry: Option<DevService>,
-    routing: Option<DevService>,
+    broker: Option<TestBroker>,
+    registry: Option<ServiceProcess>,
+    routing: Option<ServiceProcess>,
     /// Set once the demo table has been printed.
     up: bool,
 }
@@ -89,10 +95,10 @@ impl Stack {
     /// SIGTERM to the services, waits for both, then stops the broker. Fails if a service
     /// that had reached SERVING did not exit cleanly.
     async fn stop(&mut self) -> anyhow::Result<()> {
-        let mut stopped: Vec<&str> = [&self.routing, &self.registry]
+        let mut stopped: Vec<String> = [&self.routing, &self.registry]
             .into_iter()
             .flatten()
-            .map(|service| service.name)
+            .map(|service| service.name.clone())
             .collect();
         let (routing, registry) = tokio::join!(
             stop_service(self.routing.as_mut()),
@@ -106,7 +112,7 @@ impl Stack {
             let external = broker.is_external();
             match broker.stop().await {
                 Ok(()) if external => {}
-                Ok(()) => stopped.push("the embedded broker"),
+                Ok(()) => stopped.push("the embedded broker".to_owned()),
                 Err(error) => problems.push(format!("{error:#}")),
             }
         }
@@ -121,15 +127,14 @@ impl Stack {
 }
 
 /// Stops one service, if it was started.
-async fn stop_service(service: Option<&mut DevService>) -> anyhow::Result<()> {
+async fn stop_service(service: Option<&mut ServiceProcess>) -> anyhow::Result<()> {
     let Some(service) = service else {
         return Ok(());
     };
-    service.terminate()?;
-    let status = service.wait_exit(STOP_TIMEOUT).await?;
+    let status = service.stop(STOP_TIMEOUT).await?;
     // Before a service has installed its signal handler, SIGTERM simply ends it: expected
     // when the start itself is interrupted.
-    let ended_while_starting = !service.is_serving() && status.signal() == Some(SIGTERM);
+    let ended_while_starting = !service.has_served() && status.signal() == Some(SIGTERM);
     if !status.success() && !ended_while_starting {
         bail!(
             "{} exited with {status}; see {}",
@@ -179,8 +184,11 @@ async fn bring_up_and_serve(stack: &mut Stack, options: &Options) -> anyhow::Res
         Some(dir) => dir.clone(),
         None => default_log_dir()?,
     };
-    let broker_log_dir = log_dir.clone();
-    let broker = tokio::task::spawn_blocking(move || DevBroker::start(&broker_log_dir))
+    let broker_options = BrokerOptions {
+        process_group: ProcessGroup::Own,
+        log_path: Some(log_dir.join(format!("{MOCK_BROKER_BIN_NAME}.log"))),
+    };
+    let broker = tokio::task::spawn_blocking(move || TestBroker::start_with(&broker_options))
         .await
         .context("starting the broker")??;
     let brokers = broker.bootstrap_servers().to_owned();
@@ -203,10 +211,12 @@ async fn bring_up_and_serve(stack: &mut Stack, options: &Options) -> anyhow::Res
             .with_context(|| format!("creating topic {topic} on {brokers}"))?;
     }
 
-    let registry_db = ServiceDatabase::for_service(&options.db_prefix, REGISTRY);
-    let routing_db = ServiceDatabase::for_service(&options.db_prefix, ROUTING);
+    let registry_db = databases::for_service(&options.db_prefix, REGISTRY);
+    let routing_db = databases::for_service(&options.db_prefix, ROUTING);
     if options.fresh {
-        databases::drop_all(&[&registry_db, &routing_db]).await?;
+        for database in [&registry_db, &routing_db] {
+            drop_database(&database.name).await?;
+        }
     }
     println!(
         "PostgreSQL  {}: databases {} and {} ({})",
@@ -223,33 +233,31 @@ async fn bring_up_and_serve(stack: &mut Stack, options: &Options) -> anyhow::Res
         "Auth        OFF (auth.mode=disabled): no bearer token needed, no role checks. Local runs only."
     );
 
-    let settings = |database: &ServiceDatabase| {
+    let settings = |database: &TestDatabase| {
         TestSettings::new(&database.url, &brokers, &options.topic_prefix)
             .with("auth.mode", "disabled")
             .with("kafka.topic_prefix", options.topic_prefix.clone())
             .with("kafka.auto_create_topics", "true")
             .with("database.create_if_missing", "true")
     };
-    let registry = stack.registry.insert(DevService::spawn(
+    let registry = stack.registry.insert(spawn_service(
         REGISTRY,
         &settings(&registry_db),
-        ([127, 0, 0, 1], options.registry.grpc).into(),
-        ([127, 0, 0, 1], options.registry.metrics).into(),
+        options.registry,
         ("--registry-port", "--registry-metrics-port"),
         &log_dir,
     )?);
-    let routing = stack.routing.insert(DevService::spawn(
+    let routing = stack.routing.insert(spawn_service(
         ROUTING,
         &settings(&routing_db),
-        ([127, 0, 0, 1], options.routing.grpc).into(),
-        ([127, 0, 0, 1], options.routing.metrics).into(),
+        options.routing,
         ("--routing-port", "--routing-metrics-port"),
         &log_dir,
     )?);
-    let broker_log = if stack.broker.as_ref().is_some_and(DevBroker::is_external) {
-        ""
+    let broker_log = if stack.broker.as_ref().is_some_and(TestBroker::is_external) {
+        String::new()
     } else {
-        ",ekb-mock-broker"
+        format!(",{MOCK_BROKER_BIN_NAME}")
     };
     println!(
         "Logs        {}/{{{ROUTING},{REGISTRY}{broker_log}}}.log",
@@ -280,8 +288,8 @@ async fn bring_up_and_serve(stack: &mut Stack, options: &Options) -> anyhow::Res
 /// Waits for SERVING, loads the fixture, waits for routing's read model and routes the
 /// sample cases, printing as it goes.
 async fn demo(
-    routing_service: &mut DevService,
-    registry_service: &mut DevService,
+    routing_service: &mut ServiceProcess,
+    registry_service: &mut ServiceProcess,
 ) -> anyhow::Result<()> {
     println!("\nStarting {ROUTING} and {REGISTRY}…");
     let started = Instant::now();
@@ -299,14 +307,12 @@ async fn demo(
     }
     println!("  (both up in {:.1} s)", started.elapsed().as_secs_f64());
 
-    let mut registry =
-        ExpertRegistryServiceClient::connect(format!("http://{}", registry_service.grpc_addr))
-            .await
-            .context("connecting to the expert registry")?;
-    let mut routing =
-        RoutingServiceClient::connect(format!("http://{}", routing_service.grpc_addr))
-            .await
-            .context("connecting to routing")?;
+    let mut registry = ExpertRegistryServiceClient::connect(registry_service.url())
+        .await
+        .context("connecting to the expert registry")?;
+    let mut routing = RoutingServiceClient::connect(routing_service.url())
+        .await
+        .context("connecting to routing")?;
     let loaded = fixture::load(&mut registry).await?;
     println!(
         "\nFixture (RegisterAgreement/RegisterExpert): framework agreements in county {} \
@@ -341,6 +347,44 @@ async fn demo(
         );
     }
     Ok(())
+}
+
+/// Starts service `name` in its own process group on `ports` of 127.0.0.1, logging to
+/// `log_dir/<name>.log` (truncated). Fails at once if a port is taken, naming the flag
+/// (of `port_flags`: gRPC, metrics) that moves it.
+fn spawn_service(
+    name: &str,
+    settings: &TestSettings,
+    ports: ServicePorts,
+    port_flags: (&str, &str),
+    log_dir: &Path,
+) -> anyhow::Result<ServiceProcess> {
+    let grpc_addr = SocketAddr::from(([127, 0, 0, 1], ports.grpc));
+    let metrics_addr = SocketAddr::from(([127, 0, 0, 1], ports.metrics));
+    ensure_free(grpc_addr, name, "gRPC", port_flags.0)?;
+    ensure_free(metrics_addr, name, "metrics", port_flags.1)?;
+    ServiceProcess::spawn_at(
+        name,
+        settings,
+        grpc_addr,
+        metrics_addr,
+        &log_dir.join(format!("{name}.log")),
+        ProcessGroup::Own,
+    )
+}
+
+/// Fails if `addr` cannot be bound now, naming the flag that moves the service elsewhere.
+fn ensure_free(addr: SocketAddr, service: &str, what: &str, flag: &str) -> anyhow::Result<()> {
+    match TcpListener::bind(addr) {
+        Ok(listener) => {
+            drop(listener);
+            Ok(())
+        }
+        Err(error) => bail!(
+            "{service} {what} address {addr} is not free ({error}); is another `make run` \
+             still running? Choose another port with {flag}."
+        ),
+    }
 }
 
 /// `target/run-logs`: beside the cargo profile directory `ekb-dev` runs from.

@@ -9,14 +9,12 @@
 //! real cluster, keeps data between runs unless `--fresh`, and `--exit-after-demo` turns the
 //! whole sequence into a smoke test (`tests/demo.rs`).
 
-mod broker;
 mod databases;
 mod fixture;
 mod instructions;
 mod launcher;
 mod options;
 mod sample_cases;
-mod service_process;
 
 use std::process::ExitCode;
 

@@ -9,17 +9,15 @@
 use anyhow::{Context, bail};
 use ekb_domain::MunicipalityNumber;
 use ekb_proto::v1::{
-    self, CompetenceArea, Flow, RoutingReason, routing_service_client::RoutingServiceClient,
+    CompetenceArea, Flow, RoutingReason, routing_service_client::RoutingServiceClient,
 };
+use ekb_testkit::fixtures::{BERGEN, GJOVIK, HAMAR, LILLEHAMMER, OSLO, case_facts, open_case};
 use tonic::transport::Channel;
 
 use crate::fixture::area_name;
 
 /// The date of every sample case that is meant to be inside the pilot period.
 const CASE_DATE: &str = "2026-03-02";
-
-/// An employer with business units in several municipalities (the legal entity).
-const EMPLOYER: &str = "974760673";
 
 /// One sample case.
 #[derive(Debug, Clone, Copy)]
@@ -39,42 +37,42 @@ struct SampleCase {
 /// Both flows, every reason.
 const SAMPLE_CASES: [SampleCase; 6] = [
     SampleCase {
-        municipality: "3403",
+        municipality: HAMAR,
         place: "Hamar",
         area: Some(CompetenceArea::ConflictHandling),
         date: CASE_DATE,
         expected: RoutingReason::PilotEligible,
     },
     SampleCase {
-        municipality: "3405",
+        municipality: LILLEHAMMER,
         place: "Lillehammer",
         area: None,
         date: CASE_DATE,
         expected: RoutingReason::EmployerChoseOwnExpert,
     },
     SampleCase {
-        municipality: "3407",
+        municipality: GJOVIK,
         place: "Gjøvik",
         area: Some(CompetenceArea::CareerGuidance),
         date: CASE_DATE,
         expected: RoutingReason::NoAgreementForArea,
     },
     SampleCase {
-        municipality: "4601",
+        municipality: BERGEN,
         place: "Bergen",
         area: Some(CompetenceArea::SickLeaveFollowUp),
         date: CASE_DATE,
         expected: RoutingReason::OutsidePilotCounty,
     },
     SampleCase {
-        municipality: "0301",
+        municipality: OSLO,
         place: "Oslo",
         area: None,
         date: CASE_DATE,
         expected: RoutingReason::OutsidePilotCounty,
     },
     SampleCase {
-        municipality: "3403",
+        municipality: HAMAR,
         place: "Hamar",
         area: Some(CompetenceArea::ConflictHandling),
         date: "2021-06-01",
@@ -108,10 +106,11 @@ pub async fn route_all(
     let mut surprises = Vec::new();
     for sample in SAMPLE_CASES {
         let response = routing
-            .open_case(v1::OpenCaseRequest {
-                request_id: uuid::Uuid::new_v4().to_string(),
-                facts: Some(facts(&sample)),
-            })
+            .open_case(open_case(case_facts(
+                sample.municipality,
+                sample.area,
+                sample.date,
+            )))
             .await
             .with_context(|| {
                 format!(
@@ -218,24 +217,6 @@ fn municipality_label(sample: &SampleCase) -> anyhow::Result<String> {
         bail!("sample municipality {municipality} lies in unknown county {county}");
     };
     Ok(format!("{municipality} {}, {county_name}", sample.place))
-}
-
-/// The facts of a sample case.
-fn facts(sample: &SampleCase) -> v1::CaseFacts {
-    let choice = match sample.area {
-        Some(area) => v1::expert_choice::Choice::FrameworkAgreement(v1::FrameworkAgreementChoice {
-            competence_area: area as i32,
-        }),
-        None => v1::expert_choice::Choice::OwnExpert(v1::OwnExpertChoice {}),
-    };
-    v1::CaseFacts {
-        employer_organisation_number: EMPLOYER.to_owned(),
-        municipality_number: sample.municipality.to_owned(),
-        expert_choice: Some(v1::ExpertChoice {
-            choice: Some(choice),
-        }),
-        case_date: sample.date.to_owned(),
-    }
 }
 
 /// `FLOW_PILOT` → `PILOT`.

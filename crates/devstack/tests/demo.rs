@@ -15,10 +15,9 @@ use std::{
 
 use anyhow::{Context, bail};
 use ekb_testkit::{
-    postgres::{TEST_DATABASE_PREFIX, admin_url},
+    postgres::{TEST_DATABASE_PREFIX, drop_database},
     services::free_local_addr,
 };
-use sqlx::{Connection, Executor, PgConnection};
 
 /// Upper bound for the whole run (it takes a few seconds on an idle machine).
 const RUN_TIMEOUT: Duration = Duration::from_secs(120);
@@ -53,15 +52,9 @@ fn wait_with_timeout(child: &mut Child, timeout: Duration) -> anyhow::Result<Exi
 
 /// Drops the databases of this run.
 async fn drop_databases(names: &[String]) -> anyhow::Result<()> {
-    let mut admin = PgConnection::connect(&admin_url()).await?;
     for name in names {
-        admin
-            .execute(sqlx::AssertSqlSafe(format!(
-                "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
-            )))
-            .await?;
+        drop_database(name).await?;
     }
-    admin.close().await?;
     Ok(())
 }
 

@@ -38,3 +38,24 @@ pub fn workspace_binary(name: &str) -> anyhow::Result<PathBuf> {
     }
     Ok(path)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn profile_dir_strips_deps_and_examples_only() {
+        assert_eq!(
+            profile_dir(Path::new("/w/target/debug/deps")),
+            Path::new("/w/target/debug")
+        );
+        assert_eq!(
+            profile_dir(Path::new("/w/target/debug")),
+            Path::new("/w/target/debug")
+        );
+        assert_eq!(
+            profile_dir(Path::new("/w/target/release/examples")),
+            Path::new("/w/target/release")
+        );
+    }
+}

@@ -4,7 +4,9 @@
 //! [`TestBroker::start`] spawns our `ekb-mock-broker` binary (librdkafka's mock cluster hosted
 //! in a process, DESIGN §6) and reads its address from a port file. Setting
 //! `EKB__KAFKA__BROKERS` — the same key the services read — points everything at a real cluster
-//! instead, so the same tests run unchanged against real Kafka.
+//! instead, so the same tests run unchanged against real Kafka. The dev launcher starts the
+//! same broker with [`TestBroker::start_with`], in its own process group and logging to a file,
+//! and stops it last with [`TestBroker::stop`].
 //!
 //! The mock has no CreateTopics API and creates topics on first use with 4 partitions;
 //! [`create_topic`] hides that difference. Because a real cluster keeps state between runs,
@@ -14,6 +16,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::{
+    binaries::workspace_binary,
+    process::{ProcessGroup, create_log},
+};
 use anyhow::{Context, anyhow, bail};
 use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
@@ -26,11 +32,15 @@ pub const BROKERS_ENV: &str = "EKB__KAFKA__BROKERS";
 /// Environment variable overriding where the `ekb-mock-broker` binary is.
 pub const MOCK_BROKER_BIN_ENV: &str = "EKB_MOCK_BROKER_BIN";
 
-/// File name of the mock broker binary inside a cargo target profile directory.
-const MOCK_BROKER_BIN_NAME: &str = "ekb-mock-broker";
+/// Name of the mock broker binary (and of its log file, `ekb-mock-broker.log`, in the dev
+/// launcher's log directory).
+pub const MOCK_BROKER_BIN_NAME: &str = "ekb-mock-broker";
 
 /// How long [`TestBroker::start`] waits for a spawned broker to announce its address.
 const START_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// How long [`TestBroker::stop`] waits for the mock broker to exit once its stdin is closed.
+const STOP_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// librdkafka names its mock clusters `mockCluster<hex>`; real clusters have other ids.
 const MOCK_CLUSTER_ID_PREFIX: &str = "mockCluster";
@@ -47,6 +57,20 @@ pub struct TestBroker {
     external: bool,
 }
 
+/// How [`TestBroker::start_with`] runs a mock broker; the default is what
+/// [`TestBroker::start`] does. Both are ignored for an external cluster.
+#[derive(Debug, Clone, Default)]
+pub struct BrokerOptions {
+    /// The caller's process group (default), or its own: then a terminal's Ctrl-C reaches
+    /// only the caller, which can stop the services first and the broker last
+    /// ([`TestBroker::stop`]), so the services do not lose it while they flush and leave their
+    /// consumer groups.
+    pub process_group: ProcessGroup,
+    /// Where its stdout and stderr go (created with its directory, truncated); `None` (default)
+    /// discards its stdout and passes its stderr through to the caller's.
+    pub log_path: Option<PathBuf>,
+}
+
 /// The spawned mock broker and the scratch directory holding its port file.
 #[derive(Debug)]
 struct BrokerProcess {
@@ -58,12 +82,18 @@ impl TestBroker {
     /// Returns the cluster named by `EKB__KAFKA__BROKERS` when that is set and non-empty;
     /// otherwise spawns `ekb-mock-broker` and waits (at most 20 s) until it listens.
     ///
-    /// The binary is taken from `EKB_MOCK_BROKER_BIN`, or else from the cargo target profile
-    /// directory of the running executable (`target/debug/ekb-mock-broker` for a test binary
-    /// in `target/debug/deps`). The child exits when this value is dropped, and also when the
+    /// The binary is taken from `EKB_MOCK_BROKER_BIN`, or else found like the other workspace
+    /// binaries ([`workspace_binary`]: `EKB_BIN_DIR`, else the cargo target profile directory
+    /// of the running executable, e.g. `target/debug/ekb-mock-broker` for a test binary in
+    /// `target/debug/deps`). The child exits when this value is dropped, and also when the
     /// test process dies without dropping it (it watches its stdin, which we hold open).
     /// Waiting blocks the calling thread; the mock is normally up within milliseconds.
     pub fn start() -> anyhow::Result<TestBroker> {
+        TestBroker::start_with(&BrokerOptions::default())
+    }
+
+    /// As [`TestBroker::start`], running a spawned mock broker as `options` say.
+    pub fn start_with(options: &BrokerOptions) -> anyhow::Result<TestBroker> {
         if let Ok(brokers) = std::env::var(BROKERS_ENV) {
             let brokers = brokers.trim();
             if !brokers.is_empty() {
@@ -75,7 +105,7 @@ impl TestBroker {
             }
         }
         let binary = mock_broker_binary()?;
-        let (process, bootstrap_servers) = spawn_mock_broker(&binary)?;
+        let (process, bootstrap_servers) = spawn_mock_broker(&binary, options)?;
         Ok(TestBroker {
             bootstrap_servers,
             process: Some(process),
@@ -101,6 +131,36 @@ impl TestBroker {
             process.stop();
         }
     }
+
+    /// Stops the mock broker gracefully: closes its stdin, on which it removes its port file
+    /// and exits 0, and waits (at most 5 s, then kills it). Fails if it had to be killed or
+    /// did not exit cleanly. Does nothing for an external cluster or a broker already killed.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        let Some(mut process) = self.process.take() else {
+            return Ok(());
+        };
+        drop(process.child.stdin.take());
+        let deadline = Instant::now() + STOP_TIMEOUT;
+        let outcome = loop {
+            match process.child.try_wait() {
+                Ok(Some(status)) if status.success() => break Ok(()),
+                Ok(Some(status)) => {
+                    break Err(anyhow!("{MOCK_BROKER_BIN_NAME} exited with {status}"));
+                }
+                Ok(None) if Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                Ok(None) => {
+                    break Err(anyhow!(
+                        "{MOCK_BROKER_BIN_NAME} did not exit within {STOP_TIMEOUT:?}; killed"
+                    ));
+                }
+                Err(error) => break Err(error.into()),
+            }
+        };
+        process.stop();
+        outcome
+    }
 }
 
 impl Drop for TestBroker {
@@ -110,7 +170,7 @@ impl Drop for TestBroker {
 }
 
 impl BrokerProcess {
-    /// Kills and reaps the child, then removes its scratch directory.
+    /// Kills (if still running) and reaps the child, then removes its scratch directory.
     fn stop(mut self) {
         // Errors mean the child already exited; nothing is left to clean up then.
         let _ = self.child.kill();
@@ -119,8 +179,8 @@ impl BrokerProcess {
     }
 }
 
-/// Finds the `ekb-mock-broker` binary: `EKB_MOCK_BROKER_BIN`, else the target profile directory
-/// of the current executable.
+/// Finds the `ekb-mock-broker` binary: `EKB_MOCK_BROKER_BIN`, else where
+/// [`workspace_binary`] finds the workspace's binaries.
 fn mock_broker_binary() -> anyhow::Result<PathBuf> {
     if let Some(path) = std::env::var_os(MOCK_BROKER_BIN_ENV).filter(|path| !path.is_empty()) {
         let path = PathBuf::from(path);
@@ -132,35 +192,26 @@ fn mock_broker_binary() -> anyhow::Result<PathBuf> {
         }
         return Ok(path);
     }
-    let exe = std::env::current_exe().context("locating the current executable")?;
-    let exe_dir = exe
-        .parent()
-        .with_context(|| format!("{} has no parent directory", exe.display()))?;
-    let path = profile_dir(exe_dir).join(format!(
-        "{MOCK_BROKER_BIN_NAME}{}",
-        std::env::consts::EXE_SUFFIX
-    ));
-    if !path.is_file() {
-        bail!(
-            "mock broker binary not found at {}: run `cargo build --workspace --bins` first \
-             (or set {MOCK_BROKER_BIN_ENV} to its path, or {BROKERS_ENV} to use a real Kafka)",
-            path.display()
-        );
-    }
-    Ok(path)
-}
-
-/// The cargo profile directory for an executable in `exe_dir`: test binaries live in
-/// `target/<profile>/deps`, binaries and examples' parents directly in `target/<profile>`.
-fn profile_dir(exe_dir: &Path) -> &Path {
-    match (exe_dir.file_name(), exe_dir.parent()) {
-        (Some(name), Some(parent)) if name == "deps" || name == "examples" => parent,
-        _ => exe_dir,
-    }
+    workspace_binary(MOCK_BROKER_BIN_NAME).map_err(|error| {
+        anyhow!(
+            "{error:#} (or set {MOCK_BROKER_BIN_ENV} to its path, or {BROKERS_ENV} to use a real \
+             Kafka)"
+        )
+    })
 }
 
 /// Spawns the mock broker with a port file in a fresh scratch directory and waits for it.
-fn spawn_mock_broker(binary: &Path) -> anyhow::Result<(BrokerProcess, String)> {
+fn spawn_mock_broker(
+    binary: &Path,
+    options: &BrokerOptions,
+) -> anyhow::Result<(BrokerProcess, String)> {
+    let (stdout, stderr) = match &options.log_path {
+        Some(path) => {
+            let log = create_log(path)?;
+            (Stdio::from(log.try_clone()?), Stdio::from(log))
+        }
+        None => (Stdio::null(), Stdio::inherit()),
+    };
     let dir = std::env::temp_dir().join(format!(
         "ekb-mock-broker-{}-{}",
         std::process::id(),
@@ -169,15 +220,15 @@ fn spawn_mock_broker(binary: &Path) -> anyhow::Result<(BrokerProcess, String)> {
     std::fs::create_dir_all(&dir)
         .with_context(|| format!("creating scratch directory {}", dir.display()))?;
     let port_file = dir.join("bootstrap_servers");
-    let child = match Command::new(binary)
+    let mut command = Command::new(binary);
+    command
         .arg("--port-file")
         .arg(&port_file)
         .arg("--exit-on-stdin-eof")
         .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-    {
+        .stdout(stdout)
+        .stderr(stderr);
+    let child = match options.process_group.apply(&mut command).spawn() {
         Ok(child) => child,
         Err(error) => {
             let _ = std::fs::remove_dir_all(&dir);
@@ -189,7 +240,19 @@ fn spawn_mock_broker(binary: &Path) -> anyhow::Result<(BrokerProcess, String)> {
         Ok(servers) => Ok((process, servers)),
         Err(error) => {
             process.stop();
-            Err(error.context(format!("starting {}", binary.display())))
+            let error = error.context(format!("starting {}", binary.display()));
+            let log = options
+                .log_path
+                .as_deref()
+                .map(|path| (path, std::fs::read_to_string(path).unwrap_or_default()));
+            match log {
+                Some((path, log)) if !log.trim_end().is_empty() => Err(error.context(format!(
+                    "{} ends with:\n{}\n",
+                    path.display(),
+                    log.trim_end()
+                ))),
+                _ => Err(error),
+            }
         }
     }
 }
@@ -315,22 +378,6 @@ pub async fn create_topic(brokers: &str, topic: &str, partitions: i32) -> anyhow
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn profile_dir_strips_deps_only() {
-        assert_eq!(
-            profile_dir(Path::new("/w/target/debug/deps")),
-            Path::new("/w/target/debug")
-        );
-        assert_eq!(
-            profile_dir(Path::new("/w/target/debug")),
-            Path::new("/w/target/debug")
-        );
-        assert_eq!(
-            profile_dir(Path::new("/w/target/release/examples")),
-            Path::new("/w/target/release")
-        );
-    }
 
     #[test]
     fn unique_topics_differ_and_keep_prefix() {

@@ -1,8 +1,9 @@
-//! PostgreSQL for tests: the server named by `EKB_TEST_DATABASE_URL` (default
-//! `postgres://postgres@127.0.0.1:5432/postgres`, which `scripts/ensure-postgres.sh` makes sure
-//! answers), and a fresh, uniquely named database per test.
+//! PostgreSQL for tests and the dev launcher: the server named by `EKB_TEST_DATABASE_URL`
+//! (default `postgres://postgres@127.0.0.1:5432/postgres`, which `scripts/ensure-postgres.sh`
+//! makes sure answers), a fresh, uniquely named database per test, and named databases that
+//! the dev launcher drops for `--fresh`.
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 use sqlx::{Connection, Executor, PgConnection};
 
 /// Environment variable naming the admin URL of the test server.
@@ -26,6 +27,16 @@ pub struct TestDatabase {
     pub name: String,
     /// A URL that connects to it.
     pub url: String,
+}
+
+impl TestDatabase {
+    /// Database `name` on the test server, whether or not it exists (nothing is created).
+    pub fn named(name: &str) -> Self {
+        TestDatabase {
+            name: name.to_owned(),
+            url: url_for(name),
+        }
+    }
 }
 
 /// The URL of database `name` on the test server.
@@ -64,21 +75,60 @@ pub fn unique_name(purpose: &str) -> String {
 pub async fn fresh_database(purpose: &str) -> anyhow::Result<TestDatabase> {
     let name = unique_name(purpose);
     create_database(&name).await?;
-    Ok(TestDatabase {
-        url: url_for(&name),
-        name,
-    })
+    Ok(TestDatabase::named(&name))
 }
 
 /// Creates database `name` on the test server.
 pub async fn create_database(name: &str) -> anyhow::Result<()> {
-    let mut admin = PgConnection::connect(&admin_url())
-        .await
-        .with_context(|| format!("connecting to the test PostgreSQL ({TEST_DATABASE_URL_ENV}); run scripts/ensure-postgres.sh"))?;
+    let statement = format!("CREATE DATABASE \"{}\"", quotable(name)?);
+    admin_statement(&statement, || format!("creating database {name}")).await
+}
+
+/// Drops database `name` from the test server if it exists, ending its open sessions first.
+pub async fn drop_database(name: &str) -> anyhow::Result<()> {
+    let statement = format!(
+        "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
+        quotable(name)?
+    );
+    admin_statement(&statement, || format!("dropping database {name}")).await
+}
+
+/// The `host:port` part of a database URL (no credentials, no database), for printing.
+pub fn server_address(url: &str) -> String {
+    let without_scheme = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let authority = without_scheme
+        .split(['/', '?'])
+        .next()
+        .unwrap_or(without_scheme);
+    authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host_port)| host_port)
+        .to_owned()
+}
+
+/// `name`, if it can stand between double quotes as an identifier as it is.
+fn quotable(name: &str) -> anyhow::Result<&str> {
+    if name.is_empty() || name.contains(['"', '\0']) {
+        bail!("{name:?} is not a usable database name");
+    }
+    Ok(name)
+}
+
+/// Runs one statement on an admin connection to the test server; `what` describes it if it
+/// fails.
+async fn admin_statement(statement: &str, what: impl Fn() -> String) -> anyhow::Result<()> {
+    let url = admin_url();
+    let mut admin = PgConnection::connect(&url).await.with_context(|| {
+        format!(
+            "connecting to the test PostgreSQL at {} ({TEST_DATABASE_URL_ENV}); run \
+             scripts/ensure-postgres.sh",
+            server_address(&url)
+        )
+    })?;
     admin
-        .execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
+        .execute(sqlx::AssertSqlSafe(statement.to_owned()))
         .await
-        .with_context(|| format!("creating database {name}"))?;
+        .with_context(what)?;
     admin.close().await?;
     Ok(())
 }
@@ -86,4 +136,33 @@ pub async fn create_database(name: &str) -> anyhow::Result<()> {
 /// Connects to a test database.
 pub async fn connect(url: &str) -> anyhow::Result<PgConnection> {
     Ok(PgConnection::connect(url).await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_server_address_is_host_and_port_only() {
+        assert_eq!(
+            server_address("postgres://postgres@127.0.0.1:5432/postgres"),
+            "127.0.0.1:5432"
+        );
+        assert_eq!(
+            server_address("postgres://u:p@ss@db.local:6543/x?sslmode=require"),
+            "db.local:6543"
+        );
+        assert_eq!(server_address("postgres://localhost"), "localhost");
+        assert_eq!(
+            server_address("postgres://127.0.0.1:5432/x?application_name=a@b"),
+            "127.0.0.1:5432"
+        );
+    }
+
+    #[test]
+    fn names_that_cannot_be_quoted_are_refused() {
+        assert_eq!(quotable("ekb_routing").ok(), Some("ekb_routing"));
+        assert!(quotable("").is_err());
+        assert!(quotable("a\"; DROP").is_err());
+    }
 }

@@ -3,9 +3,8 @@
 //! the same configuration keys either way.
 
 use std::{
-    fs::File,
     net::SocketAddr,
-    path::PathBuf,
+    path::{Path, PathBuf},
     process::{Child, Command, ExitStatus, Stdio},
     time::{Duration, Instant},
 };
@@ -21,7 +20,11 @@ use tonic_health::pb::{
     HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
 };
 
-use crate::{binaries::workspace_binary, issuer::TestIssuer};
+use crate::{
+    binaries::workspace_binary,
+    issuer::TestIssuer,
+    process::{ProcessGroup, create_log, log_tail},
+};
 
 /// Configuration for one service under test, as key/value overrides.
 #[derive(Debug, Clone, Default)]
@@ -204,7 +207,10 @@ pub fn free_local_addr() -> anyhow::Result<SocketAddr> {
     Ok(listener.local_addr()?)
 }
 
-/// A service binary running as its own process.
+/// How many log lines [`ServiceProcess`]'s errors quote.
+const LOG_TAIL_LINES: usize = 25;
+
+/// A service binary running as its own process, its stdout and stderr going to a log file.
 pub struct ServiceProcess {
     /// Binary name.
     pub name: String,
@@ -215,21 +221,38 @@ pub struct ServiceProcess {
     /// Where its stdout/stderr go.
     pub log_path: PathBuf,
     child: Child,
+    served: bool,
 }
 
 impl ServiceProcess {
     /// Spawns binary `name` with `settings` as environment, on free ports, logging to a file
-    /// under `log_dir`.
-    pub fn spawn(
+    /// under `log_dir` (`<name>-<random>.log`), in the caller's process group.
+    pub fn spawn(name: &str, settings: &TestSettings, log_dir: &Path) -> anyhow::Result<Self> {
+        let log_path = log_dir.join(format!("{name}-{}.log", uuid::Uuid::new_v4().simple()));
+        ServiceProcess::spawn_at(
+            name,
+            settings,
+            free_local_addr()?,
+            free_local_addr()?,
+            &log_path,
+            ProcessGroup::Inherit,
+        )
+    }
+
+    /// Spawns binary `name` with `settings` as environment, serving gRPC on `grpc_addr` and
+    /// metrics on `metrics_addr`, in process group `group`. Its stdout and stderr go to
+    /// `log_path` (created with its directory, truncated), and since that is a file and not a
+    /// terminal it runs with `NO_COLOR=1`.
+    pub fn spawn_at(
         name: &str,
         settings: &TestSettings,
-        log_dir: &std::path::Path,
+        grpc_addr: SocketAddr,
+        metrics_addr: SocketAddr,
+        log_path: &Path,
+        group: ProcessGroup,
     ) -> anyhow::Result<Self> {
         let binary = workspace_binary(name)?;
-        let (grpc_addr, metrics_addr) = (free_local_addr()?, free_local_addr()?);
-        std::fs::create_dir_all(log_dir)?;
-        let log_path = log_dir.join(format!("{name}-{}.log", uuid::Uuid::new_v4().simple()));
-        let log = File::create(&log_path)?;
+        let log = create_log(log_path)?;
         let settings = settings
             .clone()
             .with("grpc.addr", grpc_addr.to_string())
@@ -237,18 +260,21 @@ impl ServiceProcess {
         let mut command = Command::new(&binary);
         command
             .envs(settings.as_env())
+            .env("NO_COLOR", "1")
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log);
-        let child = command
+        let child = group
+            .apply(&mut command)
             .spawn()
             .with_context(|| format!("spawning {}", binary.display()))?;
         Ok(ServiceProcess {
             name: name.to_owned(),
             grpc_addr,
             metrics_addr,
-            log_path,
+            log_path: log_path.to_owned(),
             child,
+            served: false,
         })
     }
 
@@ -262,12 +288,15 @@ impl ServiceProcess {
         self.child.id()
     }
 
-    /// Sends SIGTERM.
+    /// Sends SIGTERM, which starts the service's graceful shutdown (health NOT_SERVING, drain,
+    /// finish in-flight work, flush the producer). See [`Self::stop`] for the whole sequence.
     pub fn terminate(&self) -> anyhow::Result<()> {
+        // std can only SIGKILL, and the workspace has no libc binding; kill(1) is everywhere.
         let status = Command::new("kill")
             .arg("-TERM")
             .arg(self.child.id().to_string())
-            .status()?;
+            .status()
+            .context("running kill -TERM")?;
         anyhow::ensure!(status.success(), "kill -TERM failed: {status}");
         Ok(())
     }
@@ -286,18 +315,91 @@ impl ServiceProcess {
         }
     }
 
+    /// Stops the service: SIGTERM (unless it has exited already), then waits for it to exit;
+    /// kills it and fails if that takes longer than `timeout`. Returns its exit status.
+    pub async fn stop(&mut self, timeout: Duration) -> anyhow::Result<ExitStatus> {
+        if self.child.try_wait()?.is_none()
+            && let Err(error) = self.terminate()
+            && self.child.try_wait()?.is_none()
+        {
+            return Err(error);
+        }
+        match self.wait_exit(timeout).await {
+            Ok(status) => Ok(status),
+            Err(_) => {
+                // Errors here mean it exited meanwhile; the wait below reports that status.
+                let _ = self.child.kill();
+                let status = self.child.wait()?;
+                bail!(
+                    "{} did not stop within {timeout:?} after SIGTERM and was killed ({status})",
+                    self.name
+                )
+            }
+        }
+    }
+
     /// Whether it is still running.
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Fails, quoting the end of its log, if the process has exited.
+    pub fn ensure_running(&mut self) -> anyhow::Result<()> {
+        if let Some(status) = self.child.try_wait()? {
+            bail!(
+                "{} exited unexpectedly ({status}); end of {}:\n{}",
+                self.name,
+                self.log_path.display(),
+                self.log_tail(LOG_TAIL_LINES)
+            );
+        }
+        Ok(())
+    }
+
+    /// Waits until the service reports SERVING on `grpc.health.v1`; fails, quoting the end of
+    /// its log, as soon as it exits or once `timeout` has passed.
+    pub async fn wait_until_serving(&mut self, timeout: Duration) -> anyhow::Result<()> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let status = health_status(self.grpc_addr).await;
+            if status == Some(ServingStatus::Serving) {
+                self.served = true;
+                return Ok(());
+            }
+            self.ensure_running()?;
+            if Instant::now() >= deadline {
+                bail!(
+                    "{} did not report SERVING within {timeout:?} (last status: {status:?}); \
+                     end of {}:\n{}",
+                    self.name,
+                    self.log_path.display(),
+                    self.log_tail(LOG_TAIL_LINES)
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Whether [`Self::wait_until_serving`] has seen it SERVING, by which time the service has
+    /// installed its signal handlers (before that, SIGTERM simply ends it).
+    pub fn has_served(&self) -> bool {
+        self.served
     }
 
     /// What it has logged so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log_path).unwrap_or_default()
     }
+
+    /// The last `lines` lines of its log, indented, for error messages.
+    pub fn log_tail(&self, lines: usize) -> String {
+        log_tail(&self.log_path, lines)
+    }
 }
 
 impl Drop for ServiceProcess {
+    /// Kills the process if it still runs; the last resort for one in its own process group,
+    /// which would otherwise outlive the caller and keep its ports.
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
