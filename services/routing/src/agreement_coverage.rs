@@ -20,6 +20,12 @@ use uuid::Uuid;
 #[derive(Debug, Default)]
 pub struct CoveredAreas(HashSet<CompetenceArea>);
 
+impl FromIterator<CompetenceArea> for CoveredAreas {
+    fn from_iter<I: IntoIterator<Item = CompetenceArea>>(areas: I) -> Self {
+        CoveredAreas(areas.into_iter().collect())
+    }
+}
+
 impl AgreementCoverage for CoveredAreas {
     fn has_active_agreement(
         &self,
@@ -29,28 +35,6 @@ impl AgreementCoverage for CoveredAreas {
     ) -> bool {
         self.0.contains(&area)
     }
-}
-
-/// Loads the areas covered in `county` on `date`.
-pub async fn covered_areas(
-    connection: &mut PgConnection,
-    county: &CountyCode,
-    date: Date,
-) -> Result<CoveredAreas, sqlx::Error> {
-    let codes: Vec<String> = sqlx::query_scalar(
-        "SELECT DISTINCT unnest(competence_areas) FROM agreement_coverage \
-         WHERE county_code = $1 AND valid_from <= $2 AND valid_to >= $2",
-    )
-    .bind(county.as_str())
-    .bind(date)
-    .fetch_all(connection)
-    .await?;
-    Ok(CoveredAreas(
-        codes
-            .iter()
-            .filter_map(|code| CompetenceArea::parse_code(code).ok())
-            .collect(),
-    ))
 }
 
 /// Applies expert-registry agreement events to the read model.

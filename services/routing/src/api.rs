@@ -10,13 +10,13 @@ use ekb_platform::{
     messaging::{EventSubject, Outbox},
 };
 use ekb_proto::v1::{self, routing_service_server::RoutingService};
-use sqlx::{PgConnection, PgPool};
+use sqlx::PgPool;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use crate::{
-    agreement_coverage::covered_areas,
     case_store::{self, decision_to_wire},
+    coverage_snapshot::CoverageSnapshot,
     facts::CaseFacts,
 };
 
@@ -35,29 +35,32 @@ pub const RPC_ROLES: &[(&str, &str)] = &[
 pub struct RoutingApi {
     pool: PgPool,
     policy: Arc<PilotPolicy>,
+    coverage: Arc<CoverageSnapshot>,
     outbox: Outbox,
 }
 
 impl RoutingApi {
-    /// Handlers over the service's pool, pilot policy and outbox.
-    pub fn new(pool: PgPool, policy: PilotPolicy, outbox: Outbox) -> Self {
+    /// Handlers over the service's pool, pilot policy, coverage snapshot and outbox.
+    pub fn new(
+        pool: PgPool,
+        policy: PilotPolicy,
+        coverage: CoverageSnapshot,
+        outbox: Outbox,
+    ) -> Self {
         RoutingApi {
             pool,
             policy: Arc::new(policy),
+            coverage: Arc::new(coverage),
             outbox,
         }
     }
 
     /// Applies the routing rule, reading agreement coverage only for pilot counties.
-    async fn decide(
-        &self,
-        connection: &mut PgConnection,
-        facts: &CaseFacts,
-    ) -> Result<RoutingDecision, ApiError> {
+    async fn decide(&self, facts: &CaseFacts) -> Result<RoutingDecision, ApiError> {
         let county = facts.municipality.county();
         let coverage =
             if self.policy.is_pilot_county(&county) && self.policy.is_in_period(facts.date) {
-                covered_areas(connection, &county, facts.date).await?
+                self.coverage.covered_areas(&county, facts.date).await?
             } else {
                 Default::default()
             };
@@ -85,22 +88,21 @@ impl RoutingApi {
             validated(facts, "facts")?,
         );
 
+        // Decide first (no round trip: coverage comes from the snapshot), then one insert that
+        // also detects a retry, so a new case costs BEGIN, two INSERTs and COMMIT.
+        let decision = self.decide(&facts).await?;
         let mut tx = self.pool.begin().await?;
-        if let Some(existing) = case_store::find_by_request_id(&mut tx, request_id).await? {
-            return replayed(existing, &facts);
-        }
-        let decision = self.decide(&mut tx, &facts).await?;
         let inserted =
             case_store::insert_case(&mut tx, Uuid::now_v7(), request_id, &facts, decision).await?;
         let Some(case) = inserted else {
-            // A concurrent retry with the same request id won the insert.
-            tx.rollback().await?;
-            let mut connection = self.pool.acquire().await?;
-            let existing = case_store::find_by_request_id(&mut connection, request_id)
+            // A retry (or a concurrent twin) with this request id: ON CONFLICT waited for the
+            // first attempt to commit, so its case is visible now.
+            let existing = case_store::find_by_request_id(&mut tx, request_id)
                 .await?
                 .ok_or_else(|| {
                     ApiError::internal(anyhow::anyhow!("case of request {request_id} vanished"))
                 })?;
+            tx.rollback().await?;
             return replayed(existing, &facts);
         };
         self.outbox
@@ -174,8 +176,7 @@ impl RoutingService for RoutingApi {
         request: Request<v1::EvaluateRouteRequest>,
     ) -> Result<Response<v1::EvaluateRouteResponse>, Status> {
         let facts = CaseFacts::from_request("facts", request.get_ref().facts.as_ref())?;
-        let mut connection = self.pool.acquire().await.map_err(ApiError::from)?;
-        let decision = self.decide(&mut connection, &facts).await?;
+        let decision = self.decide(&facts).await?;
         Ok(Response::new(v1::EvaluateRouteResponse {
             decision: Some(decision_to_wire(decision)),
             county_code: facts.municipality.county().as_str().to_owned(),

@@ -11,14 +11,25 @@ const ROUTING_DEFAULTS: &str = r#"
 [database]
 url = "postgres://postgres@127.0.0.1:5432/ekb_routing"
 
+[coverage]
+max_age_ms = 1000
+
 [pilot]
 counties = ["34"]
 periods = ["2022-01-01/2026-12-31"]
 "#;
 
 #[derive(Debug, Clone, Deserialize)]
-struct PilotSection {
+struct RoutingSections {
     pilot: PilotSettings,
+    coverage: CoverageSettings,
+}
+
+/// How the agreement-coverage snapshot is kept.
+#[derive(Debug, Clone, Deserialize)]
+struct CoverageSettings {
+    /// Reload the snapshot when it is older than this.
+    max_age_ms: u64,
 }
 
 /// The pilot policy as configured (raw strings; parsed into [`PilotPolicy`]).
@@ -37,6 +48,8 @@ pub struct RoutingConfig {
     pub platform: PlatformConfig,
     /// The pilot policy.
     pub pilot: PilotPolicy,
+    /// Longest time a coverage snapshot is used before it is reloaded (`coverage.max_age_ms`).
+    pub coverage_max_age: std::time::Duration,
 }
 
 /// The loader with routing's defaults and list keys; add overrides before loading.
@@ -52,10 +65,14 @@ impl RoutingConfig {
     pub fn load(loader: &ConfigLoader) -> Result<Self, ConfigError> {
         let platform: PlatformConfig = loader.load()?;
         platform.validate()?;
-        let section: PilotSection = loader.load()?;
+        let section: RoutingSections = loader.load()?;
         let pilot = PilotPolicy::from_config(&section.pilot.counties, &section.pilot.periods)
             .map_err(|error| ConfigError::invalid(&error.key, error.to_string()))?;
-        Ok(RoutingConfig { platform, pilot })
+        Ok(RoutingConfig {
+            platform,
+            pilot,
+            coverage_max_age: std::time::Duration::from_millis(section.coverage.max_age_ms),
+        })
     }
 }
 

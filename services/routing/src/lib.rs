@@ -10,6 +10,7 @@ pub mod agreement_coverage;
 pub mod api;
 pub mod case_store;
 pub mod config;
+pub mod coverage_snapshot;
 pub mod facts;
 
 use ekb_platform::grpc::{Listeners, ServiceHost, ServiceIdentity};
@@ -35,7 +36,8 @@ pub async fn run(
         &["expert-registry"],
         agreement_coverage::AgreementEventsHandler,
     )?;
-    let api = api::RoutingApi::new(host.pool(), config.pilot, host.outbox());
+    let coverage = coverage_snapshot::CoverageSnapshot::new(host.pool(), config.coverage_max_age);
+    let api = api::RoutingApi::new(host.pool(), config.pilot, coverage, host.outbox());
     let routes = tonic::service::Routes::new(RoutingServiceServer::new(api));
     host.serve(listeners, routes, &MIGRATOR, shutdown).await
 }
