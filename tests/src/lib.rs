@@ -13,6 +13,13 @@ use ekb_testkit::{
 
 pub use ekb_testkit::fixtures::*;
 
+/// A routing client over a plain channel.
+pub type RoutingClient =
+    v1::routing_service_client::RoutingServiceClient<tonic::transport::Channel>;
+/// An expert-registry client over a plain channel.
+pub type RegistryClient =
+    v1::expert_registry_service_client::ExpertRegistryServiceClient<tonic::transport::Channel>;
+
 /// A unique topic prefix for one test, so runs against a shared real Kafka never mix.
 pub fn unique_topic_prefix() -> String {
     format!("ekbtest{}", uuid::Uuid::new_v4().simple())
@@ -58,25 +65,13 @@ impl InProcessStack {
     }
 
     /// A routing client.
-    pub async fn routing_client(
-        &self,
-    ) -> anyhow::Result<v1::routing_service_client::RoutingServiceClient<tonic::transport::Channel>>
-    {
-        Ok(v1::routing_service_client::RoutingServiceClient::connect(self.routing.url()).await?)
+    pub async fn routing_client(&self) -> anyhow::Result<RoutingClient> {
+        Ok(RoutingClient::connect(self.routing.url()).await?)
     }
 
     /// A registry client.
-    pub async fn registry_client(
-        &self,
-    ) -> anyhow::Result<
-        v1::expert_registry_service_client::ExpertRegistryServiceClient<tonic::transport::Channel>,
-    > {
-        Ok(
-            v1::expert_registry_service_client::ExpertRegistryServiceClient::connect(
-                self.registry.url(),
-            )
-            .await?,
-        )
+    pub async fn registry_client(&self) -> anyhow::Result<RegistryClient> {
+        Ok(RegistryClient::connect(self.registry.url()).await?)
     }
 
     /// Stops both services.
@@ -179,25 +174,13 @@ impl ProcessStack {
     }
 
     /// A routing client.
-    pub async fn routing_client(
-        &self,
-    ) -> anyhow::Result<v1::routing_service_client::RoutingServiceClient<tonic::transport::Channel>>
-    {
-        Ok(v1::routing_service_client::RoutingServiceClient::connect(self.routing.url()).await?)
+    pub async fn routing_client(&self) -> anyhow::Result<RoutingClient> {
+        Ok(RoutingClient::connect(self.routing.url()).await?)
     }
 
     /// A registry client.
-    pub async fn registry_client(
-        &self,
-    ) -> anyhow::Result<
-        v1::expert_registry_service_client::ExpertRegistryServiceClient<tonic::transport::Channel>,
-    > {
-        Ok(
-            v1::expert_registry_service_client::ExpertRegistryServiceClient::connect(
-                self.registry.url(),
-            )
-            .await?,
-        )
+    pub async fn registry_client(&self) -> anyhow::Result<RegistryClient> {
+        Ok(RegistryClient::connect(self.registry.url()).await?)
     }
 
     /// Asks routing which flow `facts` would get now (dry run).

@@ -132,15 +132,16 @@ pub async fn find_for_update(
     connection: &mut PgConnection,
     agreement_id: Uuid,
 ) -> Result<Option<StoredAgreement>, ApiError> {
-    let row: Option<AgreementRow> = sqlx::query_as(concat!(
-        "SELECT ",
-        agreement_columns!(),
-        " FROM agreements WHERE agreement_id = $1 FOR UPDATE"
-    ))
-    .bind(agreement_id)
-    .fetch_optional(connection)
-    .await?;
-    Ok(row.map(Into::into))
+    fetch_by_id(
+        connection,
+        concat!(
+            "SELECT ",
+            agreement_columns!(),
+            " FROM agreements WHERE agreement_id = $1 FOR UPDATE"
+        ),
+        agreement_id,
+    )
+    .await
 }
 
 /// An agreement by id.
@@ -148,14 +149,27 @@ pub async fn find(
     connection: &mut PgConnection,
     agreement_id: Uuid,
 ) -> Result<Option<StoredAgreement>, ApiError> {
-    let row: Option<AgreementRow> = sqlx::query_as(concat!(
-        "SELECT ",
-        agreement_columns!(),
-        " FROM agreements WHERE agreement_id = $1"
-    ))
-    .bind(agreement_id)
-    .fetch_optional(connection)
-    .await?;
+    fetch_by_id(
+        connection,
+        concat!(
+            "SELECT ",
+            agreement_columns!(),
+            " FROM agreements WHERE agreement_id = $1"
+        ),
+        agreement_id,
+    )
+    .await
+}
+
+async fn fetch_by_id(
+    connection: &mut PgConnection,
+    sql: &'static str,
+    agreement_id: Uuid,
+) -> Result<Option<StoredAgreement>, ApiError> {
+    let row: Option<AgreementRow> = sqlx::query_as(sql)
+        .bind(agreement_id)
+        .fetch_optional(connection)
+        .await?;
     Ok(row.map(Into::into))
 }
 

@@ -66,31 +66,39 @@ impl From<ExpertRow> for v1::Expert {
     }
 }
 
+type PgQueryAs<'q, O> = sqlx::query::QueryAs<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments>;
+
+/// Binds the details as parameters $2–$7 (insert and update share the order).
+fn bind_details<'q, O>(query: PgQueryAs<'q, O>, expert: &'q ValidExpert) -> PgQueryAs<'q, O> {
+    query
+        .bind(expert.name.as_str())
+        .bind(expert.supplier.as_str())
+        .bind(expert.profession.as_str_name())
+        .bind(expert.authorisation_kind.as_str_name())
+        .bind(expert.authorisation_reference.as_str())
+        .bind(area_codes(&expert.areas))
+}
+
 /// Inserts a new expert (version 1).
 pub async fn insert(
     connection: &mut PgConnection,
     expert: &ValidExpert,
 ) -> Result<v1::Expert, ApiError> {
-    let row: ExpertRow = sqlx::query_as(concat!(
+    let query = sqlx::query_as(concat!(
         "INSERT INTO experts (expert_id, name, supplier_organisation_number, profession, authorisation_kind, \
          authorisation_reference, competence_areas, version) VALUES ($1, $2, $3, $4, $5, $6, $7, 1) RETURNING ",
         expert_columns!()
     ))
-    .bind(Uuid::now_v7())
-    .bind(&expert.name)
-    .bind(expert.supplier.as_str())
-    .bind(expert.profession.as_str_name())
-    .bind(expert.authorisation_kind.as_str_name())
-    .bind(&expert.authorisation_reference)
-    .bind(area_codes(&expert.areas))
-    .fetch_one(connection)
-    .await
-    .map_err(|error| match ApiError::from(error) {
-        ApiError::AlreadyExists(_) => {
-            ApiError::AlreadyExists("an expert with this authorisation kind and reference is registered".to_owned())
-        }
-        other => other,
-    })?;
+    .bind(Uuid::now_v7());
+    let row: ExpertRow = bind_details(query, expert)
+        .fetch_one(connection)
+        .await
+        .map_err(|error| match ApiError::from(error) {
+            ApiError::AlreadyExists(_) => ApiError::AlreadyExists(
+                "an expert with this authorisation kind and reference is registered".to_owned(),
+            ),
+            other => other,
+        })?;
     Ok(row.into())
 }
 
@@ -100,21 +108,16 @@ pub async fn update(
     expert_id: Uuid,
     expert: &ValidExpert,
 ) -> Result<Option<v1::Expert>, ApiError> {
-    let row: Option<ExpertRow> = sqlx::query_as(concat!(
+    let query = sqlx::query_as(concat!(
         "UPDATE experts SET name = $2, supplier_organisation_number = $3, profession = $4, authorisation_kind = $5, \
          authorisation_reference = $6, competence_areas = $7, version = version + 1, updated_at = now() \
          WHERE expert_id = $1 RETURNING ",
         expert_columns!()
     ))
-    .bind(expert_id)
-    .bind(&expert.name)
-    .bind(expert.supplier.as_str())
-    .bind(expert.profession.as_str_name())
-    .bind(expert.authorisation_kind.as_str_name())
-    .bind(&expert.authorisation_reference)
-    .bind(area_codes(&expert.areas))
-    .fetch_optional(connection)
-    .await?;
+    .bind(expert_id);
+    let row: Option<ExpertRow> = bind_details(query, expert)
+        .fetch_optional(connection)
+        .await?;
     Ok(row.map(Into::into))
 }
 
