@@ -6,8 +6,7 @@
 //! fresh database migrated by routing's own migrations (so tables, indexes and constraints are
 //! identical), with the column values copied from a case and an outbox row the service just
 //! wrote (same payload bytes, same trace context), only the ids fresh. pgbench runs with
-//! prepared statements, as sqlx uses them. On request a second, informational script adds
-//! OpenCase's two reads (the request-id lookup and the agreement-coverage query).
+//! prepared statements, as sqlx uses them.
 
 use std::{
     path::{Path, PathBuf},
@@ -20,15 +19,6 @@ use ekb_testkit::postgres::{TestDatabase, fresh_database};
 use sqlx::{Connection, PgConnection, postgres::PgPoolOptions};
 
 use crate::workload::PILOT_COUNTY;
-
-/// Which transaction the pgbench script runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Shape {
-    /// Insert case + insert outbox row (the issue's baseline).
-    Inserts,
-    /// The two inserts plus OpenCase's two SELECTs.
-    Full,
-}
 
 /// One case row and one outbox row as routing wrote them, to copy into the script.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -109,27 +99,9 @@ fn bytea_literal(bytes: &[u8]) -> String {
     format!("'\\x{hex}'::bytea")
 }
 
-/// The pgbench script of `shape` with values copied from `sample`.
-pub fn script(shape: Shape, sample: &RowSample) -> String {
-    let mut lines = Vec::new();
-    if shape == Shape::Full {
-        lines.push("\\set r random(1, 2000000000)".to_owned());
-    }
-    lines.push("BEGIN;".to_owned());
-    if shape == Shape::Full {
-        lines.push(
-            "SELECT case_id, facts_fingerprint, employer_organisation_number, municipality_number, \
-             competence_area, case_date, flow, reason, opened_at FROM cases \
-             WHERE request_id = md5(:r::text)::uuid;"
-                .to_owned(),
-        );
-        lines.push(format!(
-            "SELECT DISTINCT unnest(competence_areas) FROM agreement_coverage \
-             WHERE county_code = {county} AND valid_from <= {date}::date AND valid_to >= {date}::date;",
-            county = literal(&sample.county_code),
-            date = literal(&sample.case_date),
-        ));
-    }
+/// The pgbench script: OpenCase's transaction with values copied from `sample`.
+pub fn script(sample: &RowSample) -> String {
+    let mut lines = vec!["BEGIN;".to_owned()];
     lines.push(format!(
         "INSERT INTO cases (case_id, request_id, facts_fingerprint, employer_organisation_number, \
          municipality_number, county_code, competence_area, case_date, flow, reason) \
@@ -303,7 +275,7 @@ mod tests {
 
     #[test]
     fn the_insert_script_is_one_transaction_of_two_inserts() {
-        let text = script(Shape::Inserts, &sample());
+        let text = script(&sample());
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 4);
         assert_eq!(lines[0], "BEGIN;");
@@ -316,19 +288,10 @@ mod tests {
     }
 
     #[test]
-    fn the_full_script_adds_both_reads() {
-        let text = script(Shape::Full, &sample());
-        assert!(text.starts_with("\\set r random("));
-        assert!(text.contains("WHERE request_id = md5(:r::text)::uuid"));
-        assert!(text.contains("FROM agreement_coverage WHERE county_code = '34'"));
-        assert_eq!(text.matches("INSERT INTO").count(), 2);
-    }
-
-    #[test]
     fn own_expert_cases_insert_null() {
         let mut own = sample();
         own.competence_area = None;
-        assert!(script(Shape::Inserts, &own).contains("'34', NULL, '2025-03-01'::date"));
+        assert!(script(&own).contains("'34', NULL, '2025-03-01'::date"));
     }
 
     #[test]

@@ -30,6 +30,10 @@ use crate::workload::{self, Expected};
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long after the window's end due requests may still be sent.
 const SEND_GRACE: Duration = Duration::from_secs(5);
+/// Share of the offered rate that must be answered for a run to count as sustained.
+pub const SUSTAINED_SHARE: f64 = 0.97;
+/// Longest a request may wait to be sent for a run to count as sustained.
+pub const SUSTAINED_MAX_SEND_LAG: Duration = Duration::from_millis(500);
 /// Largest latency the histograms hold, in microseconds (longer values are clamped).
 const MAX_LATENCY_US: u64 = 120_000_000;
 
@@ -117,14 +121,29 @@ pub struct LoadResult {
     pub errors: BTreeMap<String, u64>,
     /// Requests sent, including warm-up.
     pub sent: u64,
-    /// Largest delay between a request's due time and its send, inside the window.
+    /// Largest delay between a request's due time and its send, inside the window: waiting
+    /// for a free slot, or the load generator itself falling behind.
     pub max_send_lag: Duration,
+    /// When the slowest request of the window was due, counted from the window's start.
+    pub slowest_due_at: Duration,
+    /// 99th-percentile latency (ms) of the requests due in each second of the window, to show
+    /// whether the tail is spread out or one stall.
+    pub p99_by_second_ms: Vec<f64>,
 }
 
 impl LoadResult {
     /// Total failures.
     pub fn error_count(&self) -> u64 {
         self.errors.values().sum()
+    }
+
+    /// Whether the service kept up with `offered` requests per second: it answered at least
+    /// [`SUSTAINED_SHARE`] of them within the window, and no request had to wait more than
+    /// [`SUSTAINED_MAX_SEND_LAG`] to be sent. A backlog that keeps growing fails the second
+    /// test long before it shows in the first.
+    pub fn sustained(&self, offered: f64) -> bool {
+        self.throughput_per_s >= SUSTAINED_SHARE * offered
+            && self.max_send_lag <= SUSTAINED_MAX_SEND_LAG
     }
 }
 
@@ -134,10 +153,12 @@ struct Tally {
     window_end: Instant,
     latency: Histogram<u64>,
     service_latency: Histogram<u64>,
+    by_second: Vec<Histogram<u64>>,
     ok_in_window: u64,
     errors: BTreeMap<String, u64>,
     sent: u64,
     max_send_lag: Duration,
+    slowest: (Duration, Duration),
 }
 
 impl Tally {
@@ -147,10 +168,14 @@ impl Tally {
             window_end,
             latency: Histogram::new_with_bounds(1, MAX_LATENCY_US, 3)?,
             service_latency: Histogram::new_with_bounds(1, MAX_LATENCY_US, 3)?,
+            by_second: (0..(window_end - window_start).as_secs().max(1))
+                .map(|_| Histogram::new_with_bounds(1, MAX_LATENCY_US, 2))
+                .collect::<Result<_, _>>()?,
             ok_in_window: 0,
             errors: BTreeMap::new(),
             sent: 0,
             max_send_lag: Duration::ZERO,
+            slowest: (Duration::ZERO, Duration::ZERO),
         })
     }
 
@@ -178,7 +203,15 @@ impl Tally {
             // In range by the clamps, so recording cannot fail.
             let _ = self.latency.record(from_due);
             let _ = self.service_latency.record(from_send);
+            let second = (outcome.scheduled - self.window_start).as_secs() as usize;
+            if let Some(histogram) = self.by_second.get_mut(second) {
+                let _ = histogram.record(from_due);
+            }
             self.max_send_lag = self.max_send_lag.max(outcome.sent - outcome.scheduled);
+            let latency = outcome.finished - outcome.scheduled;
+            if latency > self.slowest.0 {
+                self.slowest = (latency, outcome.scheduled - self.window_start);
+            }
         }
     }
 
@@ -193,6 +226,12 @@ impl Tally {
             errors: self.errors,
             sent: self.sent,
             max_send_lag: self.max_send_lag,
+            slowest_due_at: self.slowest.1,
+            p99_by_second_ms: self
+                .by_second
+                .iter()
+                .map(|histogram| histogram.value_at_quantile(0.99) as f64 / 1000.0)
+                .collect(),
         }
     }
 }
@@ -400,9 +439,22 @@ mod tests {
         );
         assert!((result.service_latency.max_ms - 20.0).abs() < 0.1);
         assert_eq!(result.max_send_lag, Duration::from_millis(40));
+        assert_eq!(result.slowest_due_at, Duration::ZERO);
         assert_eq!(result.error_count(), 4);
         assert_eq!(result.sent, 4);
         assert!((result.throughput_per_s - 1.0).abs() < 1e-9);
+        Ok(())
+    }
+
+    #[test]
+    fn a_run_is_sustained_only_if_answered_and_sent_on_time() -> anyhow::Result<()> {
+        let start = Instant::now();
+        let mut result = Tally::new(start, start + Duration::from_secs(10))?.finish();
+        result.throughput_per_s = 98.0;
+        assert!(result.sustained(100.0));
+        assert!(!result.sustained(110.0), "answered too few");
+        result.max_send_lag = Duration::from_millis(800);
+        assert!(!result.sustained(100.0), "a growing client queue");
         Ok(())
     }
 

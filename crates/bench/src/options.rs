@@ -27,7 +27,6 @@ Options:
   --rate-fraction F       offer F x the probed maximum (default 0.9)
   --pool-size N           routing's database.max_connections (default 10, the Helm default)
   --routing-setting K=V   extra routing setting, e.g. telemetry.log_filter=warn (repeatable)
-  --full-shape-baseline   also run pgbench with the service's two SELECTs added (informational)
   --out PATH              JSON output (default <target>/bench/open_case.json)
   --pgbench PATH          pgbench binary (default: PATH, then /usr/lib/postgresql/*/bin)
   --help                  this text
@@ -54,8 +53,6 @@ pub struct Options {
     pub pool_size: u32,
     /// Extra routing settings (dotted key, value).
     pub routing_settings: Vec<(String, String)>,
-    /// Whether to run the informational full-shape pgbench too.
-    pub full_shape_baseline: bool,
     /// Where the JSON goes; `None` means `<target>/bench/open_case.json`.
     pub out: Option<PathBuf>,
     /// The pgbench binary; `None` means search.
@@ -73,7 +70,6 @@ impl Default for Options {
             rate_fraction: 0.9,
             pool_size: 10,
             routing_settings: Vec::new(),
-            full_shape_baseline: false,
             out: None,
             pgbench: None,
         }
@@ -102,7 +98,6 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> anyhow::Result<Command>
         };
         match name.as_str() {
             "--help" | "-h" => return Ok(Command::Help),
-            "--full-shape-baseline" => options.full_shape_baseline = true,
             _ => {
                 let value = match inline {
                     Some(value) => value,
@@ -201,13 +196,11 @@ mod tests {
             "450.5",
             "--routing-setting",
             "telemetry.log_filter=warn,sqlx=warn",
-            "--full-shape-baseline",
         ])
         .expect("parses");
         assert_eq!(options.concurrency, 8);
         assert_eq!(options.seconds, 30);
         assert_eq!(options.rate, Some(450.5));
-        assert!(options.full_shape_baseline);
         assert_eq!(
             options.routing_settings,
             [(

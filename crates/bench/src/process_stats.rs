@@ -25,12 +25,15 @@ fn status_kib(status: &str, name: &str) -> Option<u64> {
         .and_then(|number| number.parse().ok())
 }
 
-/// Command name and user+system CPU ticks of one process, from `/proc/<pid>/stat`.
+/// Command name and CPU ticks of one process, from `/proc/<pid>/stat`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct ProcStat {
     comm: String,
     parent: u32,
+    /// User + system time of the process itself.
     ticks: u64,
+    /// User + system time of its children that exited and were waited for.
+    reaped_children_ticks: u64,
 }
 
 /// Parses `/proc/<pid>/stat`. The command name is in parentheses and may itself contain
@@ -40,14 +43,15 @@ fn parse_stat(stat: &str) -> Option<ProcStat> {
     let close = stat.rfind(')')?;
     let comm = stat.get(open + 1..close)?.to_owned();
     let fields: Vec<&str> = stat.get(close + 1..)?.split_whitespace().collect();
-    // After the name: state(3) ppid(4) … utime(14) stime(15), so index = field number - 3.
+    // After the name: state(3) ppid(4) … utime(14) stime(15) cutime(16) cstime(17), so the
+    // index here is the field number minus 3.
     let parent = fields.get(1)?.parse().ok()?;
-    let utime: u64 = fields.get(11)?.parse().ok()?;
-    let stime: u64 = fields.get(12)?.parse().ok()?;
+    let number = |index: usize| fields.get(index)?.parse::<u64>().ok();
     Some(ProcStat {
         comm,
         parent,
-        ticks: utime + stime,
+        ticks: number(11)? + number(12)?,
+        reaped_children_ticks: number(13)? + number(14)?,
     })
 }
 
@@ -63,16 +67,20 @@ fn ticks_per_second() -> f64 {
         .unwrap_or(100.0)
 }
 
-/// CPU seconds used so far, by component: this benchmark, each child process (the services
-/// and the mock broker, by command name), and all `postgres` processes together. A snapshot
-/// taken after a run minus one taken before gives the run's CPU split.
+/// CPU seconds used so far, by component: this benchmark, each running child process (the
+/// services and the mock broker, by command name), children of this benchmark that already
+/// exited (pgbench), and all `postgres` processes together — including backends that already
+/// exited, whose time the postmaster inherits. A snapshot taken after a run minus one taken
+/// before gives the run's CPU split.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct CpuSnapshot {
     /// Seconds by component name.
     pub seconds: BTreeMap<String, f64>,
-    /// Whole-machine busy and total seconds (all CPUs), from `/proc/stat`.
+    /// Whole-machine busy seconds (all CPUs), from `/proc/stat`.
     pub machine_busy: f64,
-    /// See `machine_busy`.
+    /// Seconds the hypervisor ran something else while this machine wanted the CPU ("steal").
+    pub machine_steal: f64,
+    /// Whole-machine seconds in all states.
     pub machine_total: f64,
 }
 
@@ -80,6 +88,8 @@ pub struct CpuSnapshot {
 pub const LOAD_GENERATOR: &str = "load generator (ekb-bench)";
 /// The component name of all PostgreSQL processes.
 pub const POSTGRES: &str = "postgres (all processes)";
+/// The component name of this benchmark's children that have exited (pgbench, mostly).
+pub const EXITED_CHILDREN: &str = "exited children of ekb-bench (pgbench)";
 
 impl CpuSnapshot {
     /// Reads the current counters.
@@ -103,22 +113,25 @@ impl CpuSnapshot {
             else {
                 continue;
             };
-            let component = if pid == me {
-                LOAD_GENERATOR.to_owned()
+            let (component, ticks) = if pid == me {
+                *seconds.entry(EXITED_CHILDREN.to_owned()).or_insert(0.0) +=
+                    stat.reaped_children_ticks as f64 / per_second;
+                (LOAD_GENERATOR.to_owned(), stat.ticks)
             } else if stat.parent == me {
-                stat.comm
+                (stat.comm, stat.ticks)
             } else if stat.comm == "postgres" {
-                POSTGRES.to_owned()
+                (POSTGRES.to_owned(), stat.ticks + stat.reaped_children_ticks)
             } else {
                 continue;
             };
-            *seconds.entry(component).or_insert(0.0) += stat.ticks as f64 / per_second;
+            *seconds.entry(component).or_insert(0.0) += ticks as f64 / per_second;
         }
-        let (machine_busy, machine_total) = machine_seconds(Path::new("/proc/stat"), per_second)?;
+        let machine = machine_seconds(Path::new("/proc/stat"), per_second)?;
         Ok(CpuSnapshot {
             seconds,
-            machine_busy,
-            machine_total,
+            machine_busy: machine.busy,
+            machine_steal: machine.steal,
+            machine_total: machine.total,
         })
     }
 
@@ -135,13 +148,22 @@ impl CpuSnapshot {
         CpuSnapshot {
             seconds,
             machine_busy: self.machine_busy - before.machine_busy,
+            machine_steal: self.machine_steal - before.machine_steal,
             machine_total: self.machine_total - before.machine_total,
         }
     }
 }
 
-/// Busy and total CPU seconds of the whole machine from the `cpu` line of `/proc/stat`.
-fn machine_seconds(path: &Path, per_second: f64) -> anyhow::Result<(f64, f64)> {
+/// CPU seconds of the whole machine by state.
+struct MachineSeconds {
+    busy: f64,
+    steal: f64,
+    total: f64,
+}
+
+/// Reads the `cpu` line of `/proc/stat`: user nice system idle iowait irq softirq steal (then
+/// guest times, which are already part of user and nice).
+fn machine_seconds(path: &Path, per_second: f64) -> anyhow::Result<MachineSeconds> {
     let text = fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let Some(line) = text.lines().find(|line| line.starts_with("cpu ")) else {
         bail!("no cpu line in {}", path.display());
@@ -151,13 +173,14 @@ fn machine_seconds(path: &Path, per_second: f64) -> anyhow::Result<(f64, f64)> {
         .skip(1)
         .filter_map(|field| field.parse().ok())
         .collect();
-    let total: u64 = fields.iter().sum();
-    // idle and iowait are the 4th and 5th numbers.
-    let idle = fields.get(3).copied().unwrap_or(0) + fields.get(4).copied().unwrap_or(0);
-    Ok((
-        total.saturating_sub(idle) as f64 / per_second,
-        total as f64 / per_second,
-    ))
+    let field = |index: usize| fields.get(index).copied().unwrap_or(0);
+    let total: u64 = (0..8).map(field).sum();
+    let (idle, steal) = (field(3) + field(4), field(7));
+    Ok(MachineSeconds {
+        busy: total.saturating_sub(idle + steal) as f64 / per_second,
+        steal: steal as f64 / per_second,
+        total: total as f64 / per_second,
+    })
 }
 
 #[cfg(test)]
@@ -174,13 +197,14 @@ mod tests {
 
     #[test]
     fn stat_fields_are_counted_after_the_name() {
-        let stat = "4242 (tokio (rt) x) S 17 4242 17 0 -1 4194560 100 0 0 0 250 30 0 0 20 0 9 0";
+        let stat = "4242 (tokio (rt) x) S 17 4242 17 0 -1 4194560 100 0 0 0 250 30 7 3 20 0 9 0";
         assert_eq!(
             parse_stat(stat),
             Some(ProcStat {
                 comm: "tokio (rt) x".to_owned(),
                 parent: 17,
                 ticks: 280,
+                reaped_children_ticks: 10,
             })
         );
     }

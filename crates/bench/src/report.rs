@@ -10,13 +10,21 @@ use serde::Serialize;
 use crate::{
     baseline::PgbenchResult,
     load::LoadResult,
-    process_stats::{CpuSnapshot, LOAD_GENERATOR, POSTGRES},
+    process_stats::{CpuSnapshot, EXITED_CHILDREN, LOAD_GENERATOR, POSTGRES},
 };
 
 /// Target: service throughput at least this fraction of the pgbench baseline.
 pub const RATIO_TARGET: f64 = 0.7;
 /// Target: each service's peak resident set at most this many MiB.
 pub const RSS_TARGET_MIB: f64 = 50.0;
+/// Above this share of CPU used by others during the run, the summary warns.
+const NOISY_PERCENT: f64 = 10.0;
+
+/// Percent of the machine's CPU time in `cpu` that none of its components used.
+pub fn other_cpu_percent(cpu: &CpuSnapshot) -> f64 {
+    let attributed: f64 = cpu.seconds.values().sum();
+    100.0 * (cpu.machine_busy - attributed).max(0.0) / cpu.machine_total.max(f64::MIN_POSITIVE)
+}
 
 /// Where and on what the run happened.
 #[derive(Debug, Clone, Serialize)]
@@ -29,6 +37,11 @@ pub struct Machine {
     pub postgres: String,
     /// Which broker was used.
     pub broker: String,
+    /// Share of the machine's CPU time during the measured run that went to none of the
+    /// benchmark's processes (other users' work, interrupts): the noise in the figures.
+    pub other_cpu_percent: f64,
+    /// Share of the machine's CPU time the hypervisor gave to other guests during the run.
+    pub steal_percent: f64,
     /// What shares the machine.
     pub notes: String,
 }
@@ -52,6 +65,8 @@ pub struct Run {
     pub offered_rate: f64,
     /// How the rate was chosen, for the summary.
     pub rate_source: String,
+    /// Earlier open-loop runs whose offered rate (first) was not sustained.
+    pub unsustained: Vec<(f64, LoadResult)>,
     /// Warm-up before the window.
     pub warmup: Duration,
     /// The open-loop run.
@@ -70,8 +85,6 @@ pub struct Run {
     pub baseline: PgbenchResult,
     /// CPU used during the measured pgbench run.
     pub baseline_cpu: CpuSnapshot,
-    /// The informational full-shape pgbench run, if asked for.
-    pub full_shape: Option<PgbenchResult>,
     /// Where the JSON went.
     pub json_path: String,
     /// Where the service logs are.
@@ -114,6 +127,17 @@ fn round(value: f64, digits: i32) -> f64 {
 }
 
 impl Run {
+    /// Failed requests of the probe and of every open-loop run.
+    pub fn total_errors(&self) -> u64 {
+        self.open_loop.error_count()
+            + self.probe.as_ref().map_or(0, LoadResult::error_count)
+            + self
+                .unsustained
+                .iter()
+                .map(|(_, result)| result.error_count())
+                .sum::<u64>()
+    }
+
     /// Service throughput over baseline throughput.
     pub fn ratio(&self) -> f64 {
         if self.baseline.tps > 0.0 {
@@ -141,7 +165,11 @@ impl Run {
             offered_rate_per_s: round(self.offered_rate, 1),
             errors: self.open_loop.error_count(),
             date: self.date.clone(),
-            machine: self.machine.clone(),
+            machine: Machine {
+                other_cpu_percent: round(self.machine.other_cpu_percent, 1),
+                steal_percent: round(self.machine.steal_percent, 1),
+                ..self.machine.clone()
+            },
         }
     }
 
@@ -174,6 +202,17 @@ impl Run {
         )?;
         writeln!(
             out,
+            "             {:.1} % of the machine's CPU went elsewhere during the run, {:.1} % was stolen by the hypervisor{}",
+            self.machine.other_cpu_percent,
+            self.machine.steal_percent,
+            if self.machine.other_cpu_percent + self.machine.steal_percent > NOISY_PERCENT {
+                "  (!!! not idle: the figures are pessimistic)"
+            } else {
+                ""
+            }
+        )?;
+        writeln!(
+            out,
             "             PostgreSQL {}; broker: {}",
             self.machine.postgres, self.machine.broker
         )?;
@@ -203,6 +242,15 @@ impl Run {
                 probe.latency.p99_ms
             )?;
         }
+        for (rate, attempt) in &self.unsustained {
+            writeln!(
+                out,
+                "not kept up  {rate:.1}/s offered: {:.1}/s answered, send delay up to {:.0} ms, p99 {:.1} ms; stepped down",
+                attempt.throughput_per_s,
+                attempt.max_send_lag.as_secs_f64() * 1000.0,
+                attempt.latency.p99_ms
+            )?;
+        }
         writeln!(
             out,
             "offered      {:.1} requests/s, open loop ({}), {} s after {} s warm-up",
@@ -213,8 +261,15 @@ impl Run {
         )?;
         writeln!(
             out,
-            "throughput   {:.1}/s ({} OK answers in the window; {} sent in all)",
-            run.throughput_per_s, run.ok_in_window, run.sent
+            "throughput   {:.1}/s ({} OK answers in the window; {} sent in all){}",
+            run.throughput_per_s,
+            run.ok_in_window,
+            run.sent,
+            if run.sustained(self.offered_rate) {
+                ""
+            } else {
+                "  !!! offered rate NOT sustained: latency includes a growing client-side queue"
+            }
         )?;
         writeln!(
             out,
@@ -223,25 +278,47 @@ impl Run {
         )?;
         writeln!(
             out,
-            "             from the actual send: p50 {:.2} ms, p99 {:.2} ms; largest wait for a slot {:.1} ms",
-            run.service_latency.p50_ms,
-            run.service_latency.p99_ms,
-            run.max_send_lag.as_secs_f64() * 1000.0
+            "             from the actual send: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+            run.service_latency.p50_ms, run.service_latency.p99_ms, run.service_latency.max_ms,
         )?;
-        let probe_errors = self.probe.as_ref().map_or(0, LoadResult::error_count);
-        if run.error_count() == 0 && probe_errors == 0 {
+        writeln!(
+            out,
+            "             largest send delay behind schedule {:.1} ms; slowest request due {:.1} s into the window",
+            run.max_send_lag.as_secs_f64() * 1000.0,
+            run.slowest_due_at.as_secs_f64()
+        )?;
+        let by_second: Vec<String> = run
+            .p99_by_second_ms
+            .iter()
+            .map(|ms| format!("{ms:.0}"))
+            .collect();
+        writeln!(
+            out,
+            "             p99 by second of the window (ms): {}",
+            by_second.join(" ")
+        )?;
+        if self.total_errors() == 0 {
             writeln!(out, "errors       0")?;
         } else {
             writeln!(
                 out,
-                "errors       !!! {} in the run, {} in the probe !!!",
+                "errors       !!! {} failed requests ({} in the measured run) !!!",
+                self.total_errors(),
                 run.error_count(),
-                probe_errors
             )?;
             let mut all = run.errors.clone();
-            if let Some(probe) = &self.probe {
-                for (kind, count) in &probe.errors {
-                    *all.entry(format!("{kind} (probe)")).or_default() += count;
+            let earlier = self
+                .probe
+                .iter()
+                .map(|probe| ("probe".to_owned(), probe))
+                .chain(
+                    self.unsustained
+                        .iter()
+                        .map(|(rate, attempt)| (format!("run at {rate:.1}/s"), attempt)),
+                );
+            for (phase, result) in earlier {
+                for (kind, count) in &result.errors {
+                    *all.entry(format!("{kind} ({phase})")).or_default() += count;
                 }
             }
             for (kind, count) in all {
@@ -271,18 +348,6 @@ impl Run {
                 String::new()
             }
         )?;
-        if let Some(full) = &self.full_shape {
-            writeln!(
-                out,
-                "             with OpenCase's two SELECTs added: {:.1} tps (ratio to it {:.2})",
-                full.tps,
-                if full.tps > 0.0 {
-                    run.throughput_per_s / full.tps
-                } else {
-                    0.0
-                }
-            )?;
-        }
         let ratio = self.ratio();
         writeln!(
             out,
@@ -308,35 +373,54 @@ impl Run {
         let requests = self.open_loop.sent.max(1) as f64;
         writeln!(
             out,
-            "CPU          during the run, machine {:.0} % busy; CPU time per request:",
-            100.0 * cpu.machine_busy / cpu.machine_total.max(f64::MIN_POSITIVE)
+            "CPU          during the run, {}; CPU time per request:",
+            machine_state(cpu)
         )?;
-        let mut parts: Vec<(&String, &f64)> =
-            cpu.seconds.iter().filter(|(_, s)| **s > 0.0).collect();
-        parts.sort_by(|a, b| b.1.total_cmp(a.1));
-        for (name, seconds) in parts {
-            let label = match name.as_str() {
-                LOAD_GENERATOR | POSTGRES => name.clone(),
-                other => format!("{other} (process)"),
-            };
-            writeln!(
-                out,
-                "             {:>7.0} µs  {label}",
-                seconds * 1e6 / requests
-            )?;
-        }
+        write_cpu_parts(out, cpu, requests)?;
+        let base = &self.baseline_cpu;
         let txns = (self.baseline.tps * self.open_loop.window.as_secs_f64()).max(1.0);
-        if let Some(postgres) = self.baseline_cpu.seconds.get(POSTGRES) {
-            writeln!(
-                out,
-                "             under pgbench: {:.0} µs postgres per transaction, machine {:.0} % busy",
-                postgres * 1e6 / txns,
-                100.0 * self.baseline_cpu.machine_busy
-                    / self.baseline_cpu.machine_total.max(f64::MIN_POSITIVE)
-            )?;
-        }
-        Ok(())
+        writeln!(
+            out,
+            "             under pgbench, {}; CPU time per transaction:",
+            machine_state(base)
+        )?;
+        write_cpu_parts(out, base, txns)
     }
+}
+
+/// How busy the machine was, and how much the hypervisor took away.
+fn machine_state(cpu: &CpuSnapshot) -> String {
+    let total = cpu.machine_total.max(f64::MIN_POSITIVE);
+    format!(
+        "machine {:.0} % busy, {:.1} % stolen by the hypervisor",
+        100.0 * cpu.machine_busy / total,
+        100.0 * cpu.machine_steal / total
+    )
+}
+
+/// One line per component that used CPU: microseconds per unit of work; then what the
+/// machine spent beyond them (other processes, interrupts), which is noise in the figures.
+fn write_cpu_parts(out: &mut String, cpu: &CpuSnapshot, units: f64) -> std::fmt::Result {
+    let attributed: f64 = cpu.seconds.values().sum();
+    let other = (cpu.machine_busy - attributed).max(0.0) * 1e6 / units;
+    let mut parts: Vec<(&String, f64)> = cpu
+        .seconds
+        .iter()
+        .map(|(name, seconds)| (name, seconds * 1e6 / units))
+        .filter(|(_, micros)| *micros >= 0.5)
+        .collect();
+    parts.sort_by(|a, b| b.1.total_cmp(&a.1));
+    for (name, micros) in parts {
+        let label = match name.as_str() {
+            LOAD_GENERATOR | POSTGRES | EXITED_CHILDREN => name.clone(),
+            other => format!("{other} (process)"),
+        };
+        writeln!(out, "             {micros:>7.0} µs  {label}")?;
+    }
+    writeln!(
+        out,
+        "             {other:>7.0} µs  everything else on the machine (other processes, interrupts)"
+    )
 }
 
 #[cfg(test)]
@@ -360,6 +444,8 @@ mod tests {
             errors: BTreeMap::new(),
             sent: 23_000,
             max_send_lag: Duration::ZERO,
+            slowest_due_at: Duration::ZERO,
+            p99_by_second_ms: vec![9.0; 20],
         };
         Run {
             date: "2026-11-22".to_owned(),
@@ -368,6 +454,8 @@ mod tests {
                 cpu_model: "test cpu".to_owned(),
                 postgres: "15".to_owned(),
                 broker: "mock".to_owned(),
+                other_cpu_percent: 1.0,
+                steal_percent: 0.5,
                 notes: "shared".to_owned(),
             },
             concurrency: 16,
@@ -376,6 +464,7 @@ mod tests {
             probe: None,
             offered_rate: 1000.0,
             rate_source: "--rate".to_owned(),
+            unsustained: Vec::new(),
             warmup: Duration::from_secs(3),
             open_loop,
             run_cpu: CpuSnapshot::default(),
@@ -391,7 +480,6 @@ mod tests {
                 failed: 0,
             },
             baseline_cpu: CpuSnapshot::default(),
-            full_shape: None,
             json_path: "target/bench/open_case.json".to_owned(),
             log_dir: "target/bench/logs".to_owned(),
         }
@@ -420,6 +508,7 @@ mod tests {
         assert_eq!(value["peak_rss_mib"]["routing"], 31.0);
         assert_eq!(value["peak_rss_mib"]["expert-registry"], 62.0);
         assert_eq!(value["duration_s"], 20);
+        assert_eq!(value["machine"]["steal_percent"], 0.5);
         Ok(())
     }
 

@@ -6,8 +6,6 @@
 
 use ekb_proto::v1::{self, CompetenceArea, Flow, RoutingReason};
 
-/// A valid organisation number of the employer (mod-11 check digit).
-pub const EMPLOYER_ORGNR: &str = "974760673";
 /// A valid organisation number of the framework-agreement supplier.
 pub const SUPPLIER_ORGNR: &str = "923609016";
 /// The pilot county (Innlandet).
@@ -60,24 +58,9 @@ pub fn open_case(index: u64) -> (v1::OpenCaseRequest, Expected) {
     )
 }
 
-/// Case facts of the benchmark's employer in `municipality`, choosing `area` under a framework
-/// agreement (or its own expert when `None`), on `date`.
-pub fn case_facts(municipality: &str, area: Option<CompetenceArea>, date: &str) -> v1::CaseFacts {
-    let choice = match area {
-        Some(area) => v1::expert_choice::Choice::FrameworkAgreement(v1::FrameworkAgreementChoice {
-            competence_area: area as i32,
-        }),
-        None => v1::expert_choice::Choice::OwnExpert(v1::OwnExpertChoice {}),
-    };
-    v1::CaseFacts {
-        employer_organisation_number: EMPLOYER_ORGNR.to_owned(),
-        municipality_number: municipality.to_owned(),
-        expert_choice: Some(v1::ExpertChoice {
-            choice: Some(choice),
-        }),
-        case_date: date.to_owned(),
-    }
-}
+/// Case facts of the benchmark's employer (the test fixtures' employer) in `municipality`,
+/// choosing `area` under a framework agreement (or its own expert when `None`), on `date`.
+pub use ekb_testkit::fixtures::case_facts;
 
 /// A RegisterAgreement request for an Innlandet agreement covering [`AGREEMENT_AREAS`] from
 /// 2024 to the end of 2026.

@@ -25,6 +25,9 @@ pub fn lazy_pool(config: &DatabaseConfig) -> anyhow::Result<PgPool> {
     Ok(PgPoolOptions::new()
         .max_connections(config.max_connections)
         .acquire_timeout(Duration::from_secs(5))
+        // No ping on every checkout (a round trip per request); a broken connection fails its
+        // statement and is dropped, and the readiness loop notices a database outage.
+        .test_before_acquire(false)
         .connect_lazy_with(options))
 }
 
