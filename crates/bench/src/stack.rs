@@ -14,7 +14,7 @@ use ekb_proto::v1::{
 use ekb_testkit::{
     broker::TestBroker,
     postgres::{TestDatabase, fresh_database},
-    services::{ServiceProcess, TestSettings, wait_until_serving},
+    services::{ServiceProcess, TestSettings},
 };
 use tonic::transport::Channel;
 
@@ -60,17 +60,10 @@ impl Stack {
         for (key, value) in &options.routing_settings {
             routing_settings = routing_settings.with(key, value.clone());
         }
-        let registry = ServiceProcess::spawn("expert-registry", &registry_settings, log_dir)?;
-        let routing = ServiceProcess::spawn("routing", &routing_settings, log_dir)?;
-        for service in [&registry, &routing] {
-            if let Err(error) = wait_until_serving(service.grpc_addr, START_TIMEOUT).await {
-                bail!(
-                    "{error:#}\n--- last lines of {} ({}) ---\n{}",
-                    service.name,
-                    service.log_path.display(),
-                    tail(&service.log(), 20)
-                );
-            }
+        let mut registry = ServiceProcess::spawn("expert-registry", &registry_settings, log_dir)?;
+        let mut routing = ServiceProcess::spawn("routing", &routing_settings, log_dir)?;
+        for service in [&mut registry, &mut routing] {
+            service.wait_until_serving(START_TIMEOUT).await?;
         }
         Ok(Stack {
             broker,
@@ -132,11 +125,7 @@ impl Stack {
     pub async fn stop(mut self) -> anyhow::Result<()> {
         let mut problems = Vec::new();
         for service in [&mut self.routing, &mut self.registry] {
-            let result = match service.terminate() {
-                Ok(()) => service.wait_exit(STOP_TIMEOUT).await,
-                Err(error) => Err(error),
-            };
-            match result {
+            match service.stop(STOP_TIMEOUT).await {
                 Ok(status) if status.success() => {}
                 Ok(status) => problems.push(format!("{} exited with {status}", service.name)),
                 Err(error) => problems.push(format!("{}: {error:#}", service.name)),
@@ -163,10 +152,4 @@ fn deployed_settings(settings: TestSettings, pool_size: u32) -> TestSettings {
         .with("consumer.initial_backoff_ms", "100")
         .with("consumer.max_backoff_ms", "5000")
         .with("consumer.max_attempts", "5")
-}
-
-/// The last `lines` lines of `text`.
-fn tail(text: &str, lines: usize) -> String {
-    let all: Vec<&str> = text.lines().collect();
-    all[all.len().saturating_sub(lines)..].join("\n")
 }
