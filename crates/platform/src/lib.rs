@@ -15,6 +15,7 @@ pub mod grpc;
 pub mod messaging;
 pub mod metrics;
 pub mod shutdown;
+pub mod span_ids;
 pub mod telemetry;
 pub mod tls;
 pub mod trace_context;
