@@ -11,6 +11,7 @@ use ekb_testkit::{
     services::{InProcessService, TestSettings, start_expert_registry, start_routing},
 };
 
+pub use ekb_testkit::broker::topic_reader;
 pub use ekb_testkit::fixtures::*;
 
 /// A routing client over a plain channel.
@@ -221,25 +222,6 @@ impl ProcessStack {
     pub fn topic(&self, service: &str) -> String {
         ekb_platform::messaging::topic_for(&self.topic_prefix, service)
     }
-}
-
-/// A plain consumer reading `topic` from the beginning, in its own group.
-pub fn topic_reader(
-    brokers: &str,
-    topic: &str,
-) -> anyhow::Result<rdkafka::consumer::StreamConsumer> {
-    use rdkafka::consumer::Consumer;
-    let consumer: rdkafka::consumer::StreamConsumer =
-        ekb_testkit::broker::test_client_config(brokers)
-            .set(
-                "group.id",
-                format!("reader-{}", uuid::Uuid::new_v4().simple()),
-            )
-            .set("auto.offset.reset", "earliest")
-            .set("enable.auto.commit", "false")
-            .create()?;
-    consumer.subscribe(&[topic])?;
-    Ok(consumer)
 }
 
 /// Reads messages from `consumer` until `done` says so or `timeout` passes.

@@ -4,21 +4,31 @@
 //!
 //! The transaction is the one OpenCase commits — insert the case, insert its outbox row — on a
 //! fresh database migrated by routing's own migrations (so tables, indexes and constraints are
-//! identical), with the column values copied from a case and an outbox row the service just
-//! wrote (same payload bytes, same trace context), only the ids fresh. pgbench runs with
+//! identical), with the column values copied from a case the service just stored and an event it
+//! published (same payload bytes, same trace context), only the ids fresh. pgbench runs with
 //! prepared statements, as sqlx uses them.
 
 use std::{
+    collections::BTreeMap,
     path::{Path, PathBuf},
     process::Stdio,
     time::Duration,
 };
 
 use anyhow::{Context, bail};
-use ekb_testkit::postgres::{TestDatabase, fresh_database};
+use ekb_platform::messaging::envelope::EVENT_TYPE_HEADER;
+use ekb_testkit::{
+    broker::topic_reader,
+    postgres::{TestDatabase, fresh_database},
+};
+use rdkafka::{Message, message::Headers};
 use sqlx::{Connection, PgConnection, postgres::PgPoolOptions};
 
 use crate::workload::PILOT_COUNTY;
+
+/// How long reading back one published event may take (a new consumer group on the mock
+/// broker waits about 3 s for its assignment).
+const EVENT_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// One case row and one outbox row as routing wrote them, to copy into the script.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,8 +53,9 @@ impl RowSample {
         self.payload.len()
     }
 
-    /// Reads the latest PILOT case and the latest outbox row of routing's database.
-    pub async fn read(routing_db_url: &str) -> anyhow::Result<Self> {
+    /// Reads the latest PILOT case of routing's database, and the first CaseRouted routing
+    /// published on `topic` (its outbox rows may already be deleted: `outbox.retention_hours`).
+    pub async fn read(routing_db_url: &str, brokers: &str, topic: &str) -> anyhow::Result<Self> {
         let mut connection = PgConnection::connect(routing_db_url).await?;
         let case: (
             String,
@@ -63,13 +74,7 @@ impl RowSample {
         .fetch_optional(&mut connection)
         .await?
         .context("routing stored no PILOT case")?;
-        let event: (String, String, Vec<u8>, String) = sqlx::query_as(
-            "SELECT topic, event_type, payload, trace_context::text FROM outbox \
-             ORDER BY id DESC LIMIT 1",
-        )
-        .fetch_optional(&mut connection)
-        .await?
-        .context("routing stored no outbox row")?;
+        let event = published_event(brokers, topic).await?;
         connection.close().await?;
         Ok(RowSample {
             facts_fingerprint: case.0,
@@ -80,12 +85,45 @@ impl RowSample {
             case_date: case.5,
             flow: case.6,
             reason: case.7,
-            topic: event.0,
-            event_type: event.1,
-            payload: event.2,
-            trace_context: event.3,
+            topic: topic.to_owned(),
+            event_type: event.event_type,
+            payload: event.payload,
+            trace_context: event.trace_context,
         })
     }
+}
+
+/// What the baseline copies of one published event.
+struct PublishedEvent {
+    event_type: String,
+    payload: Vec<u8>,
+    /// The trace headers as the JSON object the outbox stores.
+    trace_context: String,
+}
+
+/// The first event on `topic`, read back from the broker.
+async fn published_event(brokers: &str, topic: &str) -> anyhow::Result<PublishedEvent> {
+    let reader = topic_reader(brokers, topic)?;
+    let message = tokio::time::timeout(EVENT_READ_TIMEOUT, reader.recv())
+        .await
+        .with_context(|| format!("no event on {topic} within {EVENT_READ_TIMEOUT:?}"))??;
+    let mut event_type = None;
+    let mut trace_context = BTreeMap::new();
+    for header in message.headers().iter().flat_map(|headers| headers.iter()) {
+        let value = String::from_utf8_lossy(header.value.unwrap_or_default()).into_owned();
+        match header.key {
+            EVENT_TYPE_HEADER => event_type = Some(value),
+            "traceparent" | "tracestate" => {
+                trace_context.insert(header.key.to_owned(), value);
+            }
+            _ => {}
+        }
+    }
+    Ok(PublishedEvent {
+        event_type: event_type.context("the event has no event-type header")?,
+        payload: message.payload().unwrap_or_default().to_vec(),
+        trace_context: serde_json::to_string(&trace_context)?,
+    })
 }
 
 /// A SQL string literal.

@@ -8,13 +8,15 @@
 //! fraction of it and measures throughput and latency without coordinated omission
 //! ([`load`]). After that, pgbench runs the same transaction shape on the same server at the
 //! same concurrency ([`baseline`]), and the ratio of the two is the headline figure. Peak RSS
-//! of each service comes from the kernel's high-water mark.
+//! of each service comes from the kernel's high-water mark. PostgreSQL runs on its own half of
+//! the CPUs and everything else on the other half, in both runs ([`cpu_layout`], ADR 0013).
 //!
 //! All load goes to 127.0.0.1 and every phase is bounded in time, so a run always ends by
 //! itself. The exit status is non-zero only when something failed — a setup step, a request,
 //! or event publishing — never for a missed target.
 
 mod baseline;
+mod cpu_layout;
 mod load;
 mod options;
 mod process_stats;
@@ -115,9 +117,17 @@ async fn bench(options: &Options) -> anyhow::Result<Run> {
     let pgbench = baseline::find_pgbench(options.pgbench.as_deref())?;
     let date = time::OffsetDateTime::now_utc().date().to_string();
 
+    // Before anything starts, so the services, the broker and pgbench inherit their CPUs; the
+    // guard lives until the baseline is done and then gives PostgreSQL its CPUs back.
+    let placement = if database_is_local() {
+        cpu_layout::CpuPlacement::apply(options.cpu_layout)
+    } else {
+        cpu_layout::CpuPlacement::apply(cpu_layout::CpuLayout::Shared)
+    };
+    phase(&format!("CPU layout: {}", placement.description));
     phase("starting the broker, expert-registry and routing (release binaries)");
     let stack = Stack::start(options, &log_dir).await?;
-    let mut machine = machine(&stack).await?;
+    let mut machine = machine(&stack, &placement.description).await?;
     phase("registering an Innlandet agreement and waiting for routing to see it");
     stack.register_pilot_agreement().await?;
     let client = stack.routing_client().await?;
@@ -204,7 +214,7 @@ async fn bench(options: &Options) -> anyhow::Result<Run> {
         100.0 * run_cpu.machine_steal / run_cpu.machine_total.max(f64::MIN_POSITIVE);
 
     phase("waiting for the outbox relay to publish every event");
-    let (outbox_rows, outbox_unpublished) = wait_for_outbox(&stack.routing_db.url).await?;
+    let (cases_opened, outbox_unpublished) = wait_for_outbox(&stack.routing_db.url).await?;
     let mut peak_rss_mib = BTreeMap::new();
     for service in [&stack.routing, &stack.registry] {
         peak_rss_mib.insert(
@@ -212,7 +222,12 @@ async fn bench(options: &Options) -> anyhow::Result<Run> {
             process_stats::peak_rss_mib(service.pid())?,
         );
     }
-    let sample = RowSample::read(&stack.routing_db.url).await?;
+    let sample = RowSample::read(
+        &stack.routing_db.url,
+        stack.broker.bootstrap_servers(),
+        &stack.routing_topic(),
+    )
+    .await?;
     let databases = vec![
         stack.routing_db.name.clone(),
         stack.registry_db.name.clone(),
@@ -247,7 +262,7 @@ async fn bench(options: &Options) -> anyhow::Result<Run> {
         warmup: Duration::from_secs(options.warmup_seconds),
         open_loop,
         run_cpu,
-        outbox_rows,
+        cases_opened,
         outbox_unpublished,
         peak_rss_mib,
         payload_bytes: sample.payload_len(),
@@ -294,13 +309,15 @@ async fn run_baselines(
 }
 
 /// Waits until routing's relay has published every outbox row (or the timeout passes);
-/// returns (rows, still unpublished).
+/// returns (cases opened, events still unpublished). Published rows may be deleted or kept
+/// (`outbox.retention_hours`); unpublished ones are always there.
 async fn wait_for_outbox(routing_db_url: &str) -> anyhow::Result<(i64, i64)> {
     let mut connection = PgConnection::connect(routing_db_url).await?;
     let deadline = tokio::time::Instant::now() + OUTBOX_DRAIN_TIMEOUT;
     loop {
         let (rows, unpublished): (i64, i64) = sqlx::query_as(
-            "SELECT count(*), count(*) FILTER (WHERE published_at IS NULL) FROM outbox",
+            "SELECT (SELECT count(*) FROM cases), \
+                    (SELECT count(*) FROM outbox WHERE published_at IS NULL)",
         )
         .fetch_one(&mut connection)
         .await?;
@@ -310,6 +327,15 @@ async fn wait_for_outbox(routing_db_url: &str) -> anyhow::Result<(i64, i64)> {
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+/// Whether the PostgreSQL server is on this machine (only then can its CPUs be chosen).
+fn database_is_local() -> bool {
+    use std::str::FromStr;
+    sqlx::postgres::PgConnectOptions::from_str(&admin_url()).is_ok_and(|options| {
+        let host = options.get_host();
+        host.starts_with('/') || ["127.0.0.1", "localhost", "::1"].contains(&host)
+    })
 }
 
 /// Drops the run's databases; a failure only costs disk until `make test` drops leftovers.
@@ -327,8 +353,14 @@ async fn drop_databases(names: &[String]) {
 }
 
 /// What the figures were measured on.
-async fn machine(stack: &Stack) -> anyhow::Result<Machine> {
-    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+async fn machine(stack: &Stack, cpu_layout: &str) -> anyhow::Result<Machine> {
+    // Counted from /proc/cpuinfo: this process may already be confined to some of them.
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let cpus = cpuinfo
+        .lines()
+        .filter(|line| line.starts_with("processor"))
+        .count()
+        .max(1);
     let cpu_model = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|info| {
@@ -359,9 +391,7 @@ async fn machine(stack: &Stack) -> anyhow::Result<Machine> {
         other_cpu_percent: 0.0,
         steal_percent: 0.0,
         notes: format!(
-            "all on one machine with {cpus} CPUs: the load generator (1 thread), routing, \
-             expert-registry, PostgreSQL and the broker share them; pgbench ran on the same \
-             server afterwards with the services stopped"
+            "CPU layout {cpu_layout}; pgbench ran on the same server after the services stopped"
         ),
     })
 }

@@ -6,6 +6,8 @@ use std::path::PathBuf;
 
 use anyhow::{Context, bail};
 
+use crate::cpu_layout::CpuLayout;
+
 /// Upper bound of the concurrency flag; more in-flight calls than this only measure queueing.
 const MAX_CONCURRENCY: usize = 256;
 /// Upper bound of any duration flag, in seconds.
@@ -26,6 +28,8 @@ Options:
   --rate R                offer R requests/s and skip the probe
   --rate-fraction F       offer F x the probed maximum (default 0.9)
   --pool-size N           routing's database.max_connections (default 10, the Helm default)
+  --cpu-layout L          split (default): PostgreSQL on half the CPUs, everything else on the
+                          other half, as in production; shared: everything on every CPU
   --routing-setting K=V   extra routing setting, e.g. telemetry.log_filter=warn (repeatable)
   --out PATH              JSON output (default <target>/bench/open_case.json)
   --pgbench PATH          pgbench binary (default: PATH, then /usr/lib/postgresql/*/bin)
@@ -51,6 +55,8 @@ pub struct Options {
     pub rate_fraction: f64,
     /// Routing's pool size.
     pub pool_size: u32,
+    /// Where PostgreSQL and the rest of the run execute.
+    pub cpu_layout: CpuLayout,
     /// Extra routing settings (dotted key, value).
     pub routing_settings: Vec<(String, String)>,
     /// Where the JSON goes; `None` means `<target>/bench/open_case.json`.
@@ -69,6 +75,7 @@ impl Default for Options {
             rate: None,
             rate_fraction: 0.9,
             pool_size: 10,
+            cpu_layout: CpuLayout::Split,
             routing_settings: Vec::new(),
             out: None,
             pgbench: None,
@@ -140,6 +147,7 @@ fn apply(options: &mut Options, name: &str, value: &str) -> anyhow::Result<()> {
             options.rate_fraction = fraction;
         }
         "--pool-size" => options.pool_size = bounded(name, value, 1, 200)?,
+        "--cpu-layout" => options.cpu_layout = CpuLayout::parse(value)?,
         "--routing-setting" => {
             let (key, setting) = value
                 .split_once('=')
@@ -196,9 +204,11 @@ mod tests {
             "450.5",
             "--routing-setting",
             "telemetry.log_filter=warn,sqlx=warn",
+            "--cpu-layout=shared",
         ])
         .expect("parses");
         assert_eq!(options.concurrency, 8);
+        assert_eq!(options.cpu_layout, CpuLayout::Shared);
         assert_eq!(options.seconds, 30);
         assert_eq!(options.rate, Some(450.5));
         assert_eq!(
@@ -218,6 +228,7 @@ mod tests {
         assert!(run(&["--rate-fraction", "1.5"]).is_err());
         assert!(run(&["--seconds"]).is_err());
         assert!(run(&["--turbo"]).is_err());
+        assert!(run(&["--cpu-layout", "half"]).is_err());
     }
 
     #[test]

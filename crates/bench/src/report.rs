@@ -73,9 +73,9 @@ pub struct Run {
     pub open_loop: LoadResult,
     /// CPU used during the open-loop run (warm-up and drain included), by component.
     pub run_cpu: CpuSnapshot,
-    /// Outbox rows written and rows the relay had not published 15 s after the load.
-    pub outbox_rows: i64,
-    /// See `outbox_rows`.
+    /// Cases routing stored (each wrote one CaseRouted outbox row).
+    pub cases_opened: i64,
+    /// Outbox rows the relay had not published 15 s after the load.
     pub outbox_unpublished: i64,
     /// Peak RSS by service name.
     pub peak_rss_mib: BTreeMap<String, f64>,
@@ -196,9 +196,8 @@ impl Run {
         writeln!(out, "\n=== OpenCase benchmark, {} ===", self.date)?;
         writeln!(
             out,
-            "machine      {} CPUs ({}), shared by the load generator, routing, expert-registry, \
-             PostgreSQL and the broker",
-            self.machine.cpus, self.machine.cpu_model
+            "machine      {} CPUs ({}); {}",
+            self.machine.cpus, self.machine.cpu_model, self.machine.notes
         )?;
         writeln!(
             out,
@@ -327,8 +326,8 @@ impl Run {
         }
         writeln!(
             out,
-            "events       {} CaseRouted rows in the outbox, {} unpublished 15 s after the load{}",
-            self.outbox_rows,
+            "events       {} cases opened, {} of their CaseRouted events unpublished 15 s after the load{}",
+            self.cases_opened,
             self.outbox_unpublished,
             if self.outbox_unpublished > 0 {
                 "  !!!"
@@ -468,7 +467,7 @@ mod tests {
             warmup: Duration::from_secs(3),
             open_loop,
             run_cpu: CpuSnapshot::default(),
-            outbox_rows: 23_000,
+            cases_opened: 23_000,
             outbox_unpublished: 0,
             peak_rss_mib: BTreeMap::from([
                 ("routing".to_owned(), 31.04),

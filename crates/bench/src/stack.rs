@@ -39,6 +39,8 @@ pub struct Stack {
     pub registry: ServiceProcess,
     /// The routing process.
     pub routing: ServiceProcess,
+    /// Prefix of this run's topics.
+    topic_prefix: String,
 }
 
 impl Stack {
@@ -67,11 +69,17 @@ impl Stack {
         }
         Ok(Stack {
             broker,
+            topic_prefix,
             routing_db,
             registry_db,
             registry,
             routing,
         })
+    }
+
+    /// The topic routing publishes CaseRouted on.
+    pub fn routing_topic(&self) -> String {
+        ekb_platform::messaging::topic_for(&self.topic_prefix, "routing")
     }
 
     /// A client of routing on its own HTTP/2 connection.

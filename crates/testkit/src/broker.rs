@@ -24,6 +24,7 @@ use anyhow::{Context, anyhow, bail};
 use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::types::RDKafkaErrorCode;
 
 /// Environment variable naming an external cluster; the platform's own broker setting.
@@ -303,6 +304,21 @@ pub fn test_client_config(brokers: &str) -> ClientConfig {
         .set("topic.metadata.refresh.interval.ms", "500")
         .set("allow.auto.create.topics", "true");
     config
+}
+
+/// A plain consumer reading `topic` from the beginning, in a group of its own, committing
+/// nothing: for reading back what a service published.
+pub fn topic_reader(brokers: &str, topic: &str) -> anyhow::Result<StreamConsumer> {
+    let consumer: StreamConsumer = test_client_config(brokers)
+        .set("group.id", unique_topic("reader-"))
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .create()
+        .context("creating a topic reader")?;
+    consumer
+        .subscribe(&[topic])
+        .with_context(|| format!("subscribing to {topic}"))?;
+    Ok(consumer)
 }
 
 /// Makes sure `topic` exists and every partition has a leader; returns its partition count.
