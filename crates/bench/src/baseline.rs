@@ -54,7 +54,7 @@ impl RowSample {
     }
 
     /// Reads the latest PILOT case of routing's database, and the first CaseRouted routing
-    /// published on `topic` (its outbox rows may already be deleted: `outbox.retention_hours`).
+    /// published on `topic`, as the broker delivered it.
     pub async fn read(routing_db_url: &str, brokers: &str, topic: &str) -> anyhow::Result<Self> {
         let mut connection = PgConnection::connect(routing_db_url).await?;
         let case: (

@@ -46,9 +46,10 @@ pub struct CpuPlacement {
 }
 
 impl CpuPlacement {
-    /// Applies `layout`. A split that cannot be made (one CPU, no local PostgreSQL processes,
-    /// no permission) falls back to sharing and says why in the description.
-    pub fn apply(layout: CpuLayout) -> CpuPlacement {
+    /// Applies `layout`. A split that cannot be made (the server is not on this machine, one
+    /// CPU, no local PostgreSQL processes, no permission) falls back to sharing and says why
+    /// in the description.
+    pub fn apply(layout: CpuLayout, database_is_local: bool) -> CpuPlacement {
         let shared = |why: &str| CpuPlacement {
             description: format!("shared: everything on every CPU{why}"),
             postgres_before: BTreeMap::new(),
@@ -56,6 +57,11 @@ impl CpuPlacement {
         };
         if layout == CpuLayout::Shared {
             return shared("");
+        }
+        if !database_is_local {
+            return shared(
+                " (a split was asked for but the PostgreSQL server is not on this machine)",
+            );
         }
         match Self::split() {
             Ok(placement) => placement,
@@ -203,9 +209,16 @@ mod tests {
         assert_eq!(CpuLayout::parse("split")?, CpuLayout::Split);
         assert!(CpuLayout::parse("half").is_err());
         let before = allowed_cpus(std::process::id())?;
-        let placement = CpuPlacement::apply(CpuLayout::Shared);
+        let placement = CpuPlacement::apply(CpuLayout::Shared, true);
         assert!(placement.description.starts_with("shared"));
         drop(placement);
+        let remote = CpuPlacement::apply(CpuLayout::Split, false);
+        assert!(
+            remote.description.contains("not on this machine"),
+            "{}",
+            remote.description
+        );
+        drop(remote);
         assert_eq!(allowed_cpus(std::process::id())?, before);
         Ok(())
     }

@@ -119,11 +119,7 @@ async fn bench(options: &Options) -> anyhow::Result<Run> {
 
     // Before anything starts, so the services, the broker and pgbench inherit their CPUs; the
     // guard lives until the baseline is done and then gives PostgreSQL its CPUs back.
-    let placement = if database_is_local() {
-        cpu_layout::CpuPlacement::apply(options.cpu_layout)
-    } else {
-        cpu_layout::CpuPlacement::apply(cpu_layout::CpuLayout::Shared)
-    };
+    let placement = cpu_layout::CpuPlacement::apply(options.cpu_layout, database_is_local());
     phase(&format!("CPU layout: {}", placement.description));
     phase("starting the broker, expert-registry and routing (release binaries)");
     let stack = Stack::start(options, &log_dir).await?;
@@ -309,8 +305,7 @@ async fn run_baselines(
 }
 
 /// Waits until routing's relay has published every outbox row (or the timeout passes);
-/// returns (cases opened, events still unpublished). Published rows may be deleted or kept
-/// (`outbox.retention_hours`); unpublished ones are always there.
+/// returns (cases opened, events still unpublished).
 async fn wait_for_outbox(routing_db_url: &str) -> anyhow::Result<(i64, i64)> {
     let mut connection = PgConnection::connect(routing_db_url).await?;
     let deadline = tokio::time::Instant::now() + OUTBOX_DRAIN_TIMEOUT;
@@ -361,15 +356,14 @@ async fn machine(stack: &Stack, cpu_layout: &str) -> anyhow::Result<Machine> {
         .filter(|line| line.starts_with("processor"))
         .count()
         .max(1);
-    let cpu_model = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|info| {
-            info.lines()
-                .find_map(|line| line.strip_prefix("model name"))
-                .and_then(|rest| rest.split_once(':'))
-                .map(|(_, model)| model.trim().to_owned())
-        })
-        .unwrap_or_else(|| "unknown".to_owned());
+    let cpu_model = cpuinfo
+        .lines()
+        .find_map(|line| line.strip_prefix("model name"))
+        .and_then(|rest| rest.split_once(':'))
+        .map_or_else(
+            || "unknown".to_owned(),
+            |(_, model)| model.trim().to_owned(),
+        );
     let mut admin = PgConnection::connect(&admin_url()).await?;
     let (version, fsync, synchronous_commit): (String, String, String) = sqlx::query_as(
         "SELECT current_setting('server_version'), current_setting('fsync'), \

@@ -3,12 +3,12 @@
 //! Trace context must reach outbox rows, Kafka headers and outgoing calls whether or not spans
 //! are exported. With OTLP export on, the `tracing-opentelemetry` layer gives every span its ids.
 //! With export off, that layer would still build an SDK span for every request only to throw
-//! it away — about a third of routing's CPU per OpenCase in the benchmark (docs/benchmarks.md).
+//! it away — about a tenth of routing's CPU per OpenCase in the benchmark (docs/benchmarks.md).
 //! [`SpanIdLayer`] is what is left when nothing is exported: each span gets a span id, inherits
 //! its parent's trace id, flags and trace state, or adopts a remote parent's
 //! ([`adopt_remote_parent`]). [`crate::trace_context`] reads whichever of the two is installed.
 
-use opentelemetry::trace::{SpanContext, TraceFlags, TraceState};
+use opentelemetry::trace::{SpanContext, SpanId, TraceFlags, TraceState};
 use opentelemetry_sdk::trace::{IdGenerator, RandomIdGenerator};
 use tracing::{Subscriber, span};
 use tracing_subscriber::{Registry, layer::Context, registry::LookupSpan};
@@ -36,13 +36,7 @@ where
             .parent()
             .and_then(|parent| parent.extensions().get::<SpanIdentity>().cloned());
         let identity = match parent {
-            Some(SpanIdentity(parent)) => SpanContext::new(
-                parent.trace_id(),
-                self.ids.new_span_id(),
-                parent.trace_flags(),
-                false,
-                parent.trace_state().clone(),
-            ),
+            Some(SpanIdentity(parent)) => in_trace_of(&parent, self.ids.new_span_id()),
             None => SpanContext::new(
                 self.ids.new_trace_id(),
                 self.ids.new_span_id(),
@@ -81,13 +75,18 @@ pub(crate) fn span_context_of(span: &tracing::Span) -> Option<SpanContext> {
 /// under `span` keep the trace they started with; call this right after creating `span`.
 pub(crate) fn adopt_remote_parent(span: &tracing::Span, remote: &SpanContext) -> bool {
     with_identity(span, |identity| {
-        identity.0 = SpanContext::new(
-            remote.trace_id(),
-            identity.0.span_id(),
-            remote.trace_flags(),
-            false,
-            remote.trace_state().clone(),
-        );
+        identity.0 = in_trace_of(remote, identity.0.span_id());
     })
     .is_some()
+}
+
+/// The local span `span_id` in the trace of `trace`: its trace id, flags and trace state.
+fn in_trace_of(trace: &SpanContext, span_id: SpanId) -> SpanContext {
+    SpanContext::new(
+        trace.trace_id(),
+        span_id,
+        trace.trace_flags(),
+        false,
+        trace.trace_state().clone(),
+    )
 }
