@@ -2,11 +2,12 @@
 //! this machine at the same concurrency, with no service in between. It answers "how much does
 //! the service cost on top of its database?", which a bare requests-per-second figure cannot.
 //!
-//! The transaction is the one OpenCase commits — insert the case, insert its outbox row — on a
-//! fresh database migrated by routing's own migrations (so tables, indexes and constraints are
-//! identical), with the column values copied from a case the service just stored and an event it
-//! published (same payload bytes, same trace context), only the ids fresh. pgbench runs with
-//! prepared statements, as sqlx uses them.
+//! The transaction is the one OpenCase commits — insert the case, insert its outbox row, in the
+//! very statement routing sends (one data-modifying CTE) — on a fresh database migrated by
+//! routing's own migrations (so tables, indexes and constraints are identical), with the column
+//! values copied from a case the service just stored and an event it published (same payload
+//! bytes, same trace context), only the ids fresh. pgbench runs with prepared statements, as
+//! sqlx uses them. The textbook four-statement form of the transaction runs too, for comparison.
 
 use std::{
     collections::BTreeMap,
@@ -137,24 +138,52 @@ fn bytea_literal(bytes: &[u8]) -> String {
     format!("'\\x{hex}'::bytea")
 }
 
-/// The pgbench script: OpenCase's transaction with values copied from `sample`.
+/// The pgbench script: OpenCase's statement with values copied from `sample`. Like routing
+/// (`case_store::insert_with_event`), it inserts the case and its outbox row in one statement,
+/// so one implicit transaction and one round trip; only the ids are fresh and the opening time
+/// is the server's.
 pub fn script(sample: &RowSample) -> String {
+    format!(
+        "WITH new_case AS (INSERT INTO cases (case_id, facts_fingerprint, \
+         employer_organisation_number, municipality_number, competence_area, case_date, flow, \
+         reason, opened_at, request_id, county_code) \
+         VALUES (gen_random_uuid(), {}, {}, {}, {}, {}::date, {}, {}, now(), gen_random_uuid(), {}) \
+         ON CONFLICT (request_id) DO NOTHING RETURNING case_id), \
+         new_event AS (INSERT INTO outbox (event_id, topic, message_key, event_type, payload, \
+         trace_context) SELECT gen_random_uuid(), {}, case_id::text, {}, {}, {}::jsonb \
+         FROM new_case) \
+         SELECT case_id FROM new_case;\n",
+        literal(&sample.facts_fingerprint),
+        literal(&sample.employer_organisation_number),
+        literal(&sample.municipality_number),
+        area_literal(sample),
+        literal(&sample.case_date),
+        literal(&sample.flow),
+        literal(&sample.reason),
+        literal(&sample.county_code),
+        literal(&sample.topic),
+        literal(&sample.event_type),
+        bytea_literal(&sample.payload),
+        literal(&sample.trace_context),
+    )
+}
+
+/// The textbook form of the same transaction, as routing sent it until 2026-11-23 and as the
+/// issue describes it: `BEGIN`, insert the case, insert its outbox row, `END`. Four statements
+/// and four round trips; reported beside the real baseline so the two definitions can be
+/// compared (docs/benchmarks.md).
+pub fn four_statement_script(sample: &RowSample) -> String {
     let mut lines = vec!["BEGIN;".to_owned()];
     lines.push(format!(
         "INSERT INTO cases (case_id, request_id, facts_fingerprint, employer_organisation_number, \
          municipality_number, county_code, competence_area, case_date, flow, reason) \
          VALUES (gen_random_uuid(), gen_random_uuid(), {}, {}, {}, {}, {}, {}::date, {}, {}) \
-         ON CONFLICT (request_id) DO NOTHING RETURNING case_id, facts_fingerprint, \
-         employer_organisation_number, municipality_number, competence_area, case_date, flow, \
-         reason, opened_at;",
+         ON CONFLICT (request_id) DO NOTHING RETURNING case_id;",
         literal(&sample.facts_fingerprint),
         literal(&sample.employer_organisation_number),
         literal(&sample.municipality_number),
         literal(&sample.county_code),
-        sample
-            .competence_area
-            .as_deref()
-            .map_or_else(|| "NULL".to_owned(), literal),
+        area_literal(sample),
         literal(&sample.case_date),
         literal(&sample.flow),
         literal(&sample.reason),
@@ -169,6 +198,14 @@ pub fn script(sample: &RowSample) -> String {
     ));
     lines.push("END;".to_owned());
     lines.join("\n") + "\n"
+}
+
+/// The competence area as a literal, or `NULL` for an own-expert case.
+fn area_literal(sample: &RowSample) -> String {
+    sample
+        .competence_area
+        .as_deref()
+        .map_or_else(|| "NULL".to_owned(), literal)
 }
 
 /// Creates a fresh database with routing's schema (platform + routing migrations, exactly as
@@ -312,16 +349,28 @@ mod tests {
     }
 
     #[test]
-    fn the_insert_script_is_one_transaction_of_two_inserts() {
+    fn the_script_is_one_statement_inserting_the_case_and_its_event() {
         let text = script(&sample());
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 1, "one statement on one line: {text}");
+        let statement = lines[0];
+        assert!(statement.starts_with("WITH new_case AS (INSERT INTO cases"));
+        assert!(statement.contains("'CONFLICT_HANDLING'"));
+        assert!(statement.contains("new_event AS (INSERT INTO outbox"));
+        assert!(statement.contains("'\\x0aff27'::bytea"));
+        assert!(statement.contains("it''s"), "quotes are doubled");
+        assert!(statement.ends_with("SELECT case_id FROM new_case;"));
+    }
+
+    #[test]
+    fn the_four_statement_script_is_one_transaction_of_two_inserts() {
+        let text = four_statement_script(&sample());
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 4);
         assert_eq!(lines[0], "BEGIN;");
         assert!(lines[1].starts_with("INSERT INTO cases"));
-        assert!(lines[1].contains("'CONFLICT_HANDLING'"));
         assert!(lines[2].starts_with("INSERT INTO outbox"));
         assert!(lines[2].contains("'\\x0aff27'::bytea"));
-        assert!(lines[2].contains("it''s"), "quotes are doubled");
         assert_eq!(lines[3], "END;");
     }
 
@@ -329,7 +378,7 @@ mod tests {
     fn own_expert_cases_insert_null() {
         let mut own = sample();
         own.competence_area = None;
-        assert!(script(&own).contains("'34', NULL, '2025-03-01'::date"));
+        assert!(script(&own).contains("'3403', NULL, '2025-03-01'::date"));
     }
 
     #[test]

@@ -232,15 +232,15 @@ async fn bench(options: &Options) -> anyhow::Result<Run> {
     stack.stop().await?;
 
     phase(&format!(
-        "pgbench baseline: {} clients, {} s + {} s warm-up",
-        options.concurrency, options.seconds, options.warmup_seconds
+        "pgbench baseline: {} clients, {} s + {} s warm-up, then {} s of the four-statement form",
+        options.concurrency, options.seconds, options.warmup_seconds, options.seconds
     ));
     let baseline_db = baseline::prepare_database(&sample).await?;
     let script_path =
         std::env::temp_dir().join(format!("ekb-bench-{}.sql", uuid::Uuid::new_v4().simple()));
     let result = run_baselines(options, &pgbench, &baseline_db.url, &script_path, &sample).await;
     let _ = std::fs::remove_file(&script_path);
-    let (baseline, baseline_cpu) = result?;
+    let (baseline, baseline_cpu, four_statement_baseline) = result?;
     let mut databases = databases;
     databases.push(baseline_db.name);
     drop_databases(&databases).await;
@@ -249,7 +249,7 @@ async fn bench(options: &Options) -> anyhow::Result<Run> {
         date,
         machine,
         concurrency: options.concurrency,
-        pool_size: options.pool_size,
+        pool_size: options.routing_pool_size(),
         routing_settings: options.routing_settings.clone(),
         probe,
         offered_rate,
@@ -264,6 +264,7 @@ async fn bench(options: &Options) -> anyhow::Result<Run> {
         payload_bytes: sample.payload_len(),
         baseline,
         baseline_cpu,
+        four_statement_baseline,
         json_path: json_path.display().to_string(),
         log_dir: log_dir.display().to_string(),
     };
@@ -271,37 +272,42 @@ async fn bench(options: &Options) -> anyhow::Result<Run> {
     Ok(run)
 }
 
-/// The measured pgbench run (after a warm-up run) and the CPU it used.
+/// The measured pgbench run of routing's statement (after a warm-up run) and the CPU it used,
+/// then a run of the four-statement form on the same, now warm, database.
 async fn run_baselines(
     options: &Options,
     pgbench: &Path,
     database_url: &str,
     script_path: &Path,
     sample: &RowSample,
-) -> anyhow::Result<(baseline::PgbenchResult, CpuSnapshot)> {
-    std::fs::write(script_path, baseline::script(sample))?;
-    if options.warmup_seconds > 0 {
+) -> anyhow::Result<(
+    baseline::PgbenchResult,
+    CpuSnapshot,
+    baseline::PgbenchResult,
+)> {
+    let run = |seconds: u64| {
         baseline::run_pgbench(
             pgbench,
             database_url,
             script_path,
             options.concurrency,
-            options.warmup_seconds,
+            seconds,
         )
-        .await
-        .context("pgbench warm-up")?;
+    };
+    std::fs::write(script_path, baseline::script(sample))?;
+    if options.warmup_seconds > 0 {
+        run(options.warmup_seconds)
+            .await
+            .context("pgbench warm-up")?;
     }
     let before = CpuSnapshot::take()?;
-    let measured = baseline::run_pgbench(
-        pgbench,
-        database_url,
-        script_path,
-        options.concurrency,
-        options.seconds,
-    )
-    .await?;
+    let measured = run(options.seconds).await?;
     let cpu = CpuSnapshot::take()?.since(&before);
-    Ok((measured, cpu))
+    std::fs::write(script_path, baseline::four_statement_script(sample))?;
+    let four_statements = run(options.seconds)
+        .await
+        .context("pgbench, four-statement form")?;
+    Ok((measured, cpu, four_statements))
 }
 
 /// Waits until routing's relay has published every outbox row (or the timeout passes);

@@ -27,7 +27,8 @@ Options:
   --probe-seconds S       closed-loop probe that estimates the maximum rate (default 5)
   --rate R                offer R requests/s and skip the probe
   --rate-fraction F       offer F x the probed maximum (default 0.9)
-  --pool-size N           routing's database.max_connections (default 10, the Helm default)
+  --pool-size N           routing's database.max_connections (default: the concurrency, so
+                          routing has as many connections as pgbench has clients)
   --cpu-layout L          split (default): PostgreSQL on half the CPUs, everything else on the
                           other half, as in production; shared: everything on every CPU
   --routing-setting K=V   extra routing setting, e.g. telemetry.log_filter=warn (repeatable)
@@ -53,8 +54,8 @@ pub struct Options {
     pub rate: Option<f64>,
     /// Fraction of the probed maximum to offer.
     pub rate_fraction: f64,
-    /// Routing's pool size.
-    pub pool_size: u32,
+    /// Routing's pool size; `None` means as many connections as `concurrency`.
+    pub pool_size: Option<u32>,
     /// Where PostgreSQL and the rest of the run execute.
     pub cpu_layout: CpuLayout,
     /// Extra routing settings (dotted key, value).
@@ -63,6 +64,15 @@ pub struct Options {
     pub out: Option<PathBuf>,
     /// The pgbench binary; `None` means search.
     pub pgbench: Option<PathBuf>,
+}
+
+impl Options {
+    /// Routing's pool size: as given, else one connection per in-flight call, the same number
+    /// of connections pgbench opens.
+    pub fn routing_pool_size(&self) -> u32 {
+        self.pool_size
+            .unwrap_or_else(|| u32::try_from(self.concurrency).unwrap_or(u32::MAX))
+    }
 }
 
 impl Default for Options {
@@ -74,7 +84,7 @@ impl Default for Options {
             probe_seconds: 5,
             rate: None,
             rate_fraction: 0.9,
-            pool_size: 10,
+            pool_size: None,
             cpu_layout: CpuLayout::Split,
             routing_settings: Vec::new(),
             out: None,
@@ -146,7 +156,7 @@ fn apply(options: &mut Options, name: &str, value: &str) -> anyhow::Result<()> {
             }
             options.rate_fraction = fraction;
         }
-        "--pool-size" => options.pool_size = bounded(name, value, 1, 200)?,
+        "--pool-size" => options.pool_size = Some(bounded(name, value, 1, 200)?),
         "--cpu-layout" => options.cpu_layout = CpuLayout::parse(value)?,
         "--routing-setting" => {
             let (key, setting) = value
@@ -208,6 +218,11 @@ mod tests {
         ])
         .expect("parses");
         assert_eq!(options.concurrency, 8);
+        assert_eq!(
+            options.routing_pool_size(),
+            8,
+            "the pool follows the concurrency"
+        );
         assert_eq!(options.cpu_layout, CpuLayout::Shared);
         assert_eq!(options.seconds, 30);
         assert_eq!(options.rate, Some(450.5));
@@ -218,6 +233,13 @@ mod tests {
                 "warn,sqlx=warn".to_owned()
             )]
         );
+    }
+
+    #[test]
+    fn an_explicit_pool_size_wins() {
+        let options = run(&["--pool-size", "10"]).expect("parses");
+        assert_eq!(options.routing_pool_size(), 10);
+        assert_eq!(Options::default().routing_pool_size(), 16);
     }
 
     #[test]

@@ -8,6 +8,7 @@ use anyhow::Context;
 use serde::Serialize;
 
 use crate::{
+    RATE_STEP_DOWN,
     baseline::PgbenchResult,
     load::LoadResult,
     process_stats::{CpuSnapshot, EXITED_CHILDREN, LOAD_GENERATOR, POSTGRES},
@@ -81,10 +82,12 @@ pub struct Run {
     pub peak_rss_mib: BTreeMap<String, f64>,
     /// Size of the CaseRouted outbox payload the baseline copies.
     pub payload_bytes: usize,
-    /// The pgbench baseline (insert case + insert outbox row).
+    /// The pgbench baseline: routing's own statement (insert case + insert outbox row).
     pub baseline: PgbenchResult,
     /// CPU used during the measured pgbench run.
     pub baseline_cpu: CpuSnapshot,
+    /// pgbench with the textbook form of the transaction (BEGIN, two INSERTs, END).
+    pub four_statement_baseline: PgbenchResult,
     /// Where the JSON went.
     pub json_path: String,
     /// Where the service logs are.
@@ -104,6 +107,10 @@ pub struct Figures {
     pub baseline_tps: f64,
     /// `throughput_per_s / baseline_tps`.
     pub ratio: f64,
+    /// pgbench transactions per second of the four-statement form of the transaction.
+    pub baseline_four_statements_tps: f64,
+    /// `throughput_per_s / baseline_four_statements_tps`.
+    pub ratio_to_four_statements: f64,
     /// Peak RSS per service, MiB.
     pub peak_rss_mib: BTreeMap<String, f64>,
     /// In-flight bound and pgbench clients.
@@ -118,6 +125,15 @@ pub struct Figures {
     pub date: String,
     /// The machine.
     pub machine: Machine,
+}
+
+/// " (N failed!)" when pgbench reported failed transactions.
+fn failures(result: &PgbenchResult) -> String {
+    if result.failed > 0 {
+        format!(" ({} failed!)", result.failed)
+    } else {
+        String::new()
+    }
 }
 
 /// Rounds to `digits` decimals, so the JSON does not pretend to more precision than it has.
@@ -140,8 +156,13 @@ impl Run {
 
     /// Service throughput over baseline throughput.
     pub fn ratio(&self) -> f64 {
-        if self.baseline.tps > 0.0 {
-            self.open_loop.throughput_per_s / self.baseline.tps
+        self.ratio_to(&self.baseline)
+    }
+
+    /// Service throughput over the throughput of `baseline`.
+    fn ratio_to(&self, baseline: &PgbenchResult) -> f64 {
+        if baseline.tps > 0.0 {
+            self.open_loop.throughput_per_s / baseline.tps
         } else {
             0.0
         }
@@ -155,6 +176,8 @@ impl Run {
             p99_ms: round(self.open_loop.latency.p99_ms, 3),
             baseline_tps: round(self.baseline.tps, 1),
             ratio: round(self.ratio(), 3),
+            baseline_four_statements_tps: round(self.four_statement_baseline.tps, 1),
+            ratio_to_four_statements: round(self.ratio_to(&self.four_statement_baseline), 3),
             peak_rss_mib: self
                 .peak_rss_mib
                 .iter()
@@ -250,9 +273,16 @@ impl Run {
                 attempt.latency.p99_ms
             )?;
         }
+        let stepped_down = match self.unsustained.len() {
+            0 => String::new(),
+            steps => format!(
+                ", stepped down {steps} × {:.0} %",
+                (1.0 - RATE_STEP_DOWN) * 100.0
+            ),
+        };
         writeln!(
             out,
-            "offered      {:.1} requests/s, open loop ({}), {} s after {} s warm-up",
+            "offered      {:.1} requests/s, open loop ({}{stepped_down}), {} s after {} s warm-up",
             self.offered_rate,
             self.rate_source,
             run.window.as_secs(),
@@ -337,21 +367,24 @@ impl Run {
         )?;
         writeln!(
             out,
-            "baseline     pgbench, insert case + insert outbox row ({} B payload), {} clients, prepared: {:.1} tps{}",
+            "baseline     pgbench, routing's statement: insert case + insert outbox row ({} B payload), {} clients, prepared: {:.1} tps{}",
             self.payload_bytes,
             self.concurrency,
             self.baseline.tps,
-            if self.baseline.failed > 0 {
-                format!(" ({} failed!)", self.baseline.failed)
-            } else {
-                String::new()
-            }
+            failures(&self.baseline)
         )?;
         let ratio = self.ratio();
         writeln!(
             out,
             "ratio        {ratio:.3}  (target ≥ {RATIO_TARGET}: {})",
             met(ratio >= RATIO_TARGET)
+        )?;
+        writeln!(
+            out,
+            "for comparison: the four-statement form (BEGIN, 2 × INSERT, END): {:.1} tps{}; throughput / that = {:.3}",
+            self.four_statement_baseline.tps,
+            failures(&self.four_statement_baseline),
+            self.ratio_to(&self.four_statement_baseline)
         )?;
         for (name, mib) in &self.peak_rss_mib {
             writeln!(
@@ -479,6 +512,10 @@ mod tests {
                 failed: 0,
             },
             baseline_cpu: CpuSnapshot::default(),
+            four_statement_baseline: PgbenchResult {
+                tps: 800.0,
+                failed: 0,
+            },
             json_path: "target/bench/open_case.json".to_owned(),
             log_dir: "target/bench/logs".to_owned(),
         }
@@ -504,6 +541,8 @@ mod tests {
             assert!(value.get(key).is_some(), "missing {key}");
         }
         assert_eq!(value["ratio"], 0.625);
+        assert_eq!(value["baseline_four_statements_tps"], 800.0);
+        assert_eq!(value["ratio_to_four_statements"], 1.25);
         assert_eq!(value["peak_rss_mib"]["routing"], 31.0);
         assert_eq!(value["peak_rss_mib"]["expert-registry"], 62.0);
         assert_eq!(value["duration_s"], 20);

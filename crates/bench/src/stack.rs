@@ -57,7 +57,7 @@ impl Stack {
         );
         let mut routing_settings = deployed_settings(
             TestSettings::new(&routing_db.url, broker.bootstrap_servers(), &topic_prefix),
-            options.pool_size,
+            options.routing_pool_size(),
         );
         for (key, value) in &options.routing_settings {
             routing_settings = routing_settings.with(key, value.clone());

@@ -88,31 +88,25 @@ impl RoutingApi {
             validated(facts, "facts")?,
         );
 
-        // Decide first (no round trip: coverage comes from the snapshot), then one insert that
-        // also detects a retry, so a new case costs BEGIN, two INSERTs and COMMIT.
+        // Decide first (no round trip: coverage comes from the snapshot), build the case and its
+        // CaseRouted event, then store both in one statement that also detects a retry: a new
+        // case costs one round trip and one commit.
         let decision = self.decide(&facts).await?;
-        let mut tx = self.pool.begin().await?;
-        let inserted =
-            case_store::insert_case(&mut tx, Uuid::now_v7(), request_id, &facts, decision).await?;
-        let Some(case) = inserted else {
-            // A retry (or a concurrent twin) with this request id: ON CONFLICT waited for the
-            // first attempt to commit, so its case is visible now.
-            let existing = case_store::find_by_request_id(&mut tx, request_id)
+        let case = case_store::StoredCase::open(facts, decision);
+        let event = self.outbox.pending(
+            &EventSubject::case(case.case_id.to_string()),
+            &case.routed_event(),
+        )?;
+        let mut connection = self.pool.acquire().await?;
+        if !case_store::insert_with_event(&mut connection, &case, request_id, &event).await? {
+            // A retry (or a concurrent twin) with this request id: its case is visible now.
+            let existing = case_store::find_by_request_id(&mut connection, request_id)
                 .await?
                 .ok_or_else(|| {
                     ApiError::internal(anyhow::anyhow!("case of request {request_id} vanished"))
                 })?;
-            tx.rollback().await?;
-            return replayed(existing, &facts);
-        };
-        self.outbox
-            .record(
-                &mut tx,
-                &EventSubject::case(case.case_id.to_string()),
-                &case.routed_event(),
-            )
-            .await?;
-        tx.commit().await?;
+            return replayed(existing, &case.facts);
+        }
         tracing::info!(
             case_id = %case.case_id,
             county = %case.facts.municipality.county(),

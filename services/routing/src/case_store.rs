@@ -2,7 +2,7 @@
 //! request id so a retried OpenCase finds the case its first attempt created.
 
 use ekb_domain::{Flow, RoutingDecision, RoutingReason};
-use ekb_platform::ApiError;
+use ekb_platform::{ApiError, messaging::PendingEvent};
 use ekb_proto::{
     convert::{flow_to_wire, reason_to_wire, timestamp_to_wire},
     v1,
@@ -92,34 +92,67 @@ impl TryFrom<CaseRow> for StoredCase {
     }
 }
 
-/// Inserts a new case unless the request id is taken; returns `None` when it was.
-pub async fn insert_case(
+impl StoredCase {
+    /// A new case opened now with `facts` and `decision`; nothing is stored yet. The opening
+    /// time is cut to microseconds, PostgreSQL's precision, so the stored case and its event
+    /// carry the same instant.
+    pub fn open(facts: CaseFacts, decision: RoutingDecision) -> Self {
+        let now = OffsetDateTime::now_utc();
+        let opened_at = now
+            .replace_nanosecond(now.nanosecond() / 1_000 * 1_000)
+            .unwrap_or(now);
+        StoredCase {
+            case_id: Uuid::now_v7(),
+            facts_fingerprint: facts.fingerprint(),
+            facts,
+            decision,
+            opened_at,
+        }
+    }
+}
+
+/// Inserts `case` and its outbox row `event` in one statement, unless `request_id` is taken;
+/// returns whether it inserted.
+///
+/// One statement is one implicit transaction: both rows commit together or neither does, in a
+/// single round trip (no `BEGIN`/`COMMIT`). When the request id belongs to a transaction still
+/// in progress, `ON CONFLICT` waits for it, so after `false` the other case is visible.
+pub async fn insert_with_event(
     connection: &mut PgConnection,
-    case_id: Uuid,
+    case: &StoredCase,
     request_id: Uuid,
-    facts: &CaseFacts,
-    decision: RoutingDecision,
-) -> Result<Option<StoredCase>, ApiError> {
-    let row: Option<CaseRow> = sqlx::query_as(concat!(
-        "INSERT INTO cases (case_id, request_id, facts_fingerprint, employer_organisation_number, \
-         municipality_number, county_code, competence_area, case_date, flow, reason) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
-         ON CONFLICT (request_id) DO NOTHING RETURNING ",
-        case_columns!()
+    event: &PendingEvent,
+) -> Result<bool, ApiError> {
+    let inserted: Option<Uuid> = sqlx::query_scalar(concat!(
+        "WITH new_case AS (INSERT INTO cases (",
+        case_columns!(),
+        ", request_id, county_code) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+         ON CONFLICT (request_id) DO NOTHING RETURNING case_id), \
+         new_event AS (INSERT INTO outbox (",
+        ekb_platform::outbox_columns!(),
+        ") SELECT $12, $13, $14, $15, $16, $17 FROM new_case) \
+         SELECT case_id FROM new_case"
     ))
-    .bind(case_id)
+    .bind(case.case_id)
+    .bind(&case.facts_fingerprint)
+    .bind(case.facts.employer.as_str())
+    .bind(case.facts.municipality.as_str())
+    .bind(case.facts.competence_area().map(|area| area.code()))
+    .bind(case.facts.date)
+    .bind(case.decision.flow.code())
+    .bind(case.decision.reason.code())
+    .bind(case.opened_at)
     .bind(request_id)
-    .bind(facts.fingerprint())
-    .bind(facts.employer.as_str())
-    .bind(facts.municipality.as_str())
-    .bind(facts.municipality.county().as_str())
-    .bind(facts.competence_area().map(|area| area.code()))
-    .bind(facts.date)
-    .bind(decision.flow.code())
-    .bind(decision.reason.code())
+    .bind(case.facts.municipality.county().as_str())
+    .bind(event.event_id)
+    .bind(&event.topic)
+    .bind(&event.message_key)
+    .bind(&event.event_type)
+    .bind(&event.payload)
+    .bind(&event.trace_context)
     .fetch_optional(connection)
     .await?;
-    row.map(StoredCase::try_from).transpose()
+    Ok(inserted.is_some())
 }
 
 /// The case a request id created, if any.

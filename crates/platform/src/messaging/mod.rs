@@ -9,5 +9,5 @@ pub mod relay;
 
 pub use consumer::{EventConsumer, EventHandler, HandlerError, Outcome};
 pub use envelope::{EventSubject, dead_letter_topic_for, topic_for};
-pub use outbox::Outbox;
+pub use outbox::{Outbox, PendingEvent};
 pub use relay::OutboxRelay;

@@ -2,8 +2,9 @@
 //! delivery in batches, then marks them published (DESIGN.md §3).
 //!
 //! One relay per database publishes at a time: each round takes a transaction-scoped advisory
-//! lock, so rows of one key can never overtake each other across replicas. Rows are locked with
-//! `FOR UPDATE SKIP LOCKED` on that transaction. A row is marked only after Kafka acknowledged it
+//! lock, so rows of one key can never overtake each other across replicas. The lock is also why
+//! the rows are read without `FOR UPDATE`: no other relay can be reading them, and a row lock
+//! would cost a WAL record per event for nothing. A row is marked only after Kafka acknowledged it
 //! (`acks=all`); marking stops at the first failed delivery so per-key order holds on retry.
 //! Delivery is at least once; consumers de-duplicate on the event id.
 
@@ -133,7 +134,7 @@ impl OutboxRelay {
         }
         let rows: Vec<OutboxRow> = sqlx::query_as(
             "SELECT id, topic, message_key, event_type, payload, trace_context FROM outbox \
-             WHERE published_at IS NULL ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
+             WHERE published_at IS NULL ORDER BY id LIMIT $1",
         )
         .bind(self.config.batch_size)
         .fetch_all(&mut *tx)
