@@ -188,3 +188,50 @@ async fn an_ended_agreement_stops_covering_and_a_retry_returns_the_same_case() -
     );
     stack.stop().await
 }
+
+#[tokio::test]
+async fn concurrent_twins_of_one_request_open_one_case() -> anyhow::Result<()> {
+    let (stack, _) = stack_with_conflict_agreement("twins").await?;
+    let request = open_case(case_facts(
+        HAMAR,
+        Some(CompetenceArea::ConflictHandling),
+        "2025-03-01",
+    ));
+    // Eight clients, eight connections, the same request id at the same moment: the insert's
+    // ON CONFLICT makes the losers wait for the winner and then answer with its case.
+    let mut calls = Vec::new();
+    for _ in 0..8 {
+        let mut routing = stack.routing_client().await?;
+        let request = request.clone();
+        calls.push(async move { routing.open_case(request).await });
+    }
+    let answers: Vec<v1::OpenCaseResponse> = futures::future::try_join_all(calls)
+        .await?
+        .into_iter()
+        .map(tonic::Response::into_inner)
+        .collect();
+    assert_eq!(
+        answers.iter().filter(|answer| answer.created).count(),
+        1,
+        "exactly one twin created the case"
+    );
+    let first = answers[0].case.clone();
+    assert!(first.is_some());
+    assert!(
+        answers.iter().all(|answer| answer.case == first),
+        "every twin got the same case"
+    );
+
+    let database_url = stack
+        .routing_settings
+        .get("database.url")
+        .unwrap_or_default()
+        .to_owned();
+    let mut connection = sqlx::PgConnection::connect(&database_url).await?;
+    let (cases, events): (i64, i64) =
+        sqlx::query_as("SELECT (SELECT count(*) FROM cases), (SELECT count(*) FROM outbox)")
+            .fetch_one(&mut connection)
+            .await?;
+    assert_eq!((cases, events), (1, 1), "one case, one CaseRouted");
+    stack.stop().await
+}
