@@ -25,6 +25,21 @@ async fn route_now(
     Ok((decision.flow(), decision.reason()))
 }
 
+/// How many cases routing stored and how many events it queued in its outbox.
+async fn case_and_event_counts(stack: &InProcessStack) -> anyhow::Result<(i64, i64)> {
+    let database_url = stack
+        .routing_settings
+        .get("database.url")
+        .unwrap_or_default()
+        .to_owned();
+    let mut connection = sqlx::PgConnection::connect(&database_url).await?;
+    Ok(
+        sqlx::query_as("SELECT (SELECT count(*) FROM cases), (SELECT count(*) FROM outbox)")
+            .fetch_one(&mut connection)
+            .await?,
+    )
+}
+
 /// Registers an Innlandet agreement for conflict handling and waits until routing sees it.
 async fn stack_with_conflict_agreement(
     purpose: &str,
@@ -171,18 +186,8 @@ async fn an_ended_agreement_stops_covering_and_a_retry_returns_the_same_case() -
     .await?;
     assert_eq!(before_end, (Flow::Pilot, RoutingReason::PilotEligible));
 
-    let database_url = stack
-        .routing_settings
-        .get("database.url")
-        .unwrap_or_default()
-        .to_owned();
-    let mut connection = sqlx::PgConnection::connect(&database_url).await?;
-    let (cases, events): (i64, i64) =
-        sqlx::query_as("SELECT (SELECT count(*) FROM cases), (SELECT count(*) FROM outbox)")
-            .fetch_one(&mut connection)
-            .await?;
     assert_eq!(
-        (cases, events),
+        case_and_event_counts(&stack).await?,
         (1, 1),
         "one case and one CaseRouted, however often it was retried"
     );
@@ -222,16 +227,10 @@ async fn concurrent_twins_of_one_request_open_one_case() -> anyhow::Result<()> {
         "every twin got the same case"
     );
 
-    let database_url = stack
-        .routing_settings
-        .get("database.url")
-        .unwrap_or_default()
-        .to_owned();
-    let mut connection = sqlx::PgConnection::connect(&database_url).await?;
-    let (cases, events): (i64, i64) =
-        sqlx::query_as("SELECT (SELECT count(*) FROM cases), (SELECT count(*) FROM outbox)")
-            .fetch_one(&mut connection)
-            .await?;
-    assert_eq!((cases, events), (1, 1), "one case, one CaseRouted");
+    assert_eq!(
+        case_and_event_counts(&stack).await?,
+        (1, 1),
+        "one case, one CaseRouted"
+    );
     stack.stop().await
 }

@@ -105,7 +105,7 @@ impl RoutingApi {
                 .ok_or_else(|| {
                     ApiError::internal(anyhow::anyhow!("case of request {request_id} vanished"))
                 })?;
-            return replayed(existing, &case.facts);
+            return replayed(existing, &case);
         }
         tracing::info!(
             case_id = %case.case_id,
@@ -123,12 +123,13 @@ impl RoutingApi {
     }
 }
 
-/// The answer to a retried OpenCase: the first attempt's case, if the facts are the same.
+/// The answer to a retried OpenCase: the first attempt's case, if it was opened with the same
+/// facts as `attempt`, the case this retry would have opened.
 fn replayed(
     existing: case_store::StoredCase,
-    facts: &CaseFacts,
+    attempt: &case_store::StoredCase,
 ) -> Result<v1::OpenCaseResponse, ApiError> {
-    if existing.facts_fingerprint != facts.fingerprint() {
+    if existing.facts_fingerprint != attempt.facts_fingerprint {
         return Err(ApiError::AlreadyExists(
             "request_id was already used for a case with different facts".to_owned(),
         ));

@@ -77,8 +77,8 @@ impl Outbox {
             event_id,
             topic: self.topic.clone(),
             message_key: subject.key().to_owned(),
-            event_type: envelope.event_type.clone(),
             payload: envelope.encode_to_vec(),
+            event_type: envelope.event_type,
             trace_context,
         })
     }
