@@ -138,10 +138,12 @@ fn bytea_literal(bytes: &[u8]) -> String {
     format!("'\\x{hex}'::bytea")
 }
 
-/// The pgbench script: OpenCase's statement with values copied from `sample`. Like routing
-/// (`case_store::insert_with_event`), it inserts the case and its outbox row in one statement,
-/// so one implicit transaction and one round trip; only the ids are fresh and the opening time
-/// is the server's.
+/// The pgbench script: OpenCase's statement for one case, with values copied from `sample`. It
+/// inserts the case and its outbox row in one statement, so one implicit transaction and one
+/// round trip per case; only the ids are fresh and the opening time is the server's. Routing
+/// sends the same statement shape over arrays (`case_store::insert_with_events`), for as many
+/// cases as are waiting together (ADR 0015); the baseline stays one case per transaction, what
+/// any client of the database would do without batching.
 pub fn script(sample: &RowSample) -> String {
     format!(
         "WITH new_case AS (INSERT INTO cases (case_id, facts_fingerprint, \

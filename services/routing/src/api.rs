@@ -15,7 +15,8 @@ use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use crate::{
-    case_store::{self, decision_to_wire},
+    case_store::{self, NewCase, decision_to_wire},
+    case_writer::{CaseWriter, WriteOutcome},
     coverage_snapshot::CoverageSnapshot,
     facts::CaseFacts,
 };
@@ -36,21 +37,25 @@ pub struct RoutingApi {
     pool: PgPool,
     policy: Arc<PilotPolicy>,
     coverage: Arc<CoverageSnapshot>,
+    writer: CaseWriter,
     outbox: Outbox,
 }
 
 impl RoutingApi {
-    /// Handlers over the service's pool, pilot policy, coverage snapshot and outbox.
+    /// Handlers over the service's pool, pilot policy, coverage snapshot, case writer and
+    /// outbox.
     pub fn new(
         pool: PgPool,
         policy: PilotPolicy,
         coverage: CoverageSnapshot,
+        writer: CaseWriter,
         outbox: Outbox,
     ) -> Self {
         RoutingApi {
             pool,
             policy: Arc::new(policy),
             coverage: Arc::new(coverage),
+            writer,
             outbox,
         }
     }
@@ -89,24 +94,32 @@ impl RoutingApi {
         );
 
         // Decide first (no round trip: coverage comes from the snapshot), build the case and its
-        // CaseRouted event, then store both in one statement that also detects a retry: a new
-        // case costs one round trip and one commit.
+        // CaseRouted event, then hand both to the writer, which stores them in one statement
+        // with whatever other cases are waiting (group commit, ADR 0015) and detects a retry.
         let decision = self.decide(&facts).await?;
         let case = case_store::StoredCase::open(facts, decision);
         let event = self.outbox.pending(
             &EventSubject::case(case.case_id.to_string()),
             &case.routed_event(),
         )?;
-        let mut connection = self.pool.acquire().await?;
-        if !case_store::insert_with_event(&mut connection, &case, request_id, &event).await? {
-            // A retry (or a concurrent twin) with this request id: its case is visible now.
-            let existing = case_store::find_by_request_id(&mut connection, request_id)
-                .await?
-                .ok_or_else(|| {
-                    ApiError::internal(anyhow::anyhow!("case of request {request_id} vanished"))
-                })?;
-            return replayed(existing, &case);
-        }
+        let new_case = NewCase {
+            case,
+            request_id,
+            event,
+        };
+        let case = match self.writer.write(new_case).await? {
+            WriteOutcome::Inserted(new_case) => new_case.case,
+            WriteOutcome::RequestIdTaken(attempt) => {
+                // A retry (or a concurrent twin) with this request id: its case is visible now.
+                let mut connection = self.pool.acquire().await?;
+                let existing = case_store::find_by_request_id(&mut connection, request_id)
+                    .await?
+                    .ok_or_else(|| {
+                        ApiError::internal(anyhow::anyhow!("case of request {request_id} vanished"))
+                    })?;
+                return replayed(existing, &attempt.case);
+            }
+        };
         tracing::info!(
             case_id = %case.case_id,
             county = %case.facts.municipality.county(),

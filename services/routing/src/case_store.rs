@@ -111,48 +111,145 @@ impl StoredCase {
     }
 }
 
-/// Inserts `case` and its outbox row `event` in one statement, unless `request_id` is taken;
-/// returns whether it inserted.
+/// A case to store with its CaseRouted outbox row, unless its request id is taken.
+#[derive(Debug)]
+pub struct NewCase {
+    /// The case, as the service decided it.
+    pub case: StoredCase,
+    /// The client's idempotency key.
+    pub request_id: Uuid,
+    /// Its CaseRouted event.
+    pub event: PendingEvent,
+}
+
+/// Inserts every case of `cases` whose request id is not taken, each with its outbox row, in
+/// one statement; returns the ids of the cases it inserted.
 ///
-/// One statement is one implicit transaction: both rows commit together or neither does, in a
-/// single round trip (no `BEGIN`/`COMMIT`). When the request id belongs to a transaction still
-/// in progress, `ON CONFLICT` waits for it, so after `false` the other case is visible.
-pub async fn insert_with_event(
+/// One statement is one implicit transaction: all rows commit together or none does, in a
+/// single round trip (no `BEGIN`/`COMMIT`). The values travel as one array per column and
+/// `unnest` turns them back into rows. A request id that appears twice in `cases` is inserted
+/// once. When a request id belongs to a transaction still in progress, `ON CONFLICT` waits for
+/// it, so a case that was not inserted has a visible twin afterwards.
+pub async fn insert_with_events(
     connection: &mut PgConnection,
-    case: &StoredCase,
-    request_id: Uuid,
-    event: &PendingEvent,
-) -> Result<bool, ApiError> {
-    let inserted: Option<Uuid> = sqlx::query_scalar(concat!(
-        "WITH new_case AS (INSERT INTO cases (",
+    cases: &[&NewCase],
+) -> Result<Vec<Uuid>, ApiError> {
+    let inserted: Vec<Uuid> = sqlx::query_scalar(concat!(
+        "WITH input AS (SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], \
+         $5::text[], $6::date[], $7::text[], $8::text[], $9::timestamptz[], $10::uuid[], \
+         $11::text[], $12::uuid[], $13::text[], $14::text[], $15::text[], $16::bytea[], \
+         $17::jsonb[]) AS input (",
         case_columns!(),
-        ", request_id, county_code) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+        ", request_id, county_code, ",
+        ekb_platform::outbox_columns!(),
+        ")), new_case AS (INSERT INTO cases (",
+        case_columns!(),
+        ", request_id, county_code) SELECT ",
+        case_columns!(),
+        ", request_id, county_code FROM input \
          ON CONFLICT (request_id) DO NOTHING RETURNING case_id), \
          new_event AS (INSERT INTO outbox (",
         ekb_platform::outbox_columns!(),
-        ") SELECT $12, $13, $14, $15, $16, $17 FROM new_case) \
+        ") SELECT ",
+        ekb_platform::outbox_columns!(),
+        " FROM input JOIN new_case USING (case_id)) \
          SELECT case_id FROM new_case"
     ))
-    .bind(case.case_id)
-    .bind(&case.facts_fingerprint)
-    .bind(case.facts.employer.as_str())
-    .bind(case.facts.municipality.as_str())
-    .bind(case.facts.competence_area().map(|area| area.code()))
-    .bind(case.facts.date)
-    .bind(case.decision.flow.code())
-    .bind(case.decision.reason.code())
-    .bind(case.opened_at)
-    .bind(request_id)
-    .bind(case.facts.municipality.county().as_str())
-    .bind(event.event_id)
-    .bind(&event.topic)
-    .bind(&event.message_key)
-    .bind(&event.event_type)
-    .bind(&event.payload)
-    .bind(&event.trace_context)
-    .fetch_optional(connection)
+    .bind(cases.iter().map(|new| new.case.case_id).collect::<Vec<_>>())
+    .bind(
+        cases
+            .iter()
+            .map(|new| new.case.facts_fingerprint.as_str())
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        cases
+            .iter()
+            .map(|new| new.case.facts.employer.as_str())
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        cases
+            .iter()
+            .map(|new| new.case.facts.municipality.as_str())
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        cases
+            .iter()
+            .map(|new| new.case.facts.competence_area().map(|area| area.code()))
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        cases
+            .iter()
+            .map(|new| new.case.facts.date)
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        cases
+            .iter()
+            .map(|new| new.case.decision.flow.code())
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        cases
+            .iter()
+            .map(|new| new.case.decision.reason.code())
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        cases
+            .iter()
+            .map(|new| new.case.opened_at)
+            .collect::<Vec<_>>(),
+    )
+    .bind(cases.iter().map(|new| new.request_id).collect::<Vec<_>>())
+    .bind(
+        cases
+            .iter()
+            .map(|new| new.case.facts.municipality.county().as_str().to_owned())
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        cases
+            .iter()
+            .map(|new| new.event.event_id)
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        cases
+            .iter()
+            .map(|new| new.event.topic.as_str())
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        cases
+            .iter()
+            .map(|new| new.event.message_key.as_str())
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        cases
+            .iter()
+            .map(|new| new.event.event_type.as_str())
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        cases
+            .iter()
+            .map(|new| new.event.payload.as_slice())
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        cases
+            .iter()
+            .map(|new| &new.event.trace_context)
+            .collect::<Vec<_>>(),
+    )
+    .fetch_all(connection)
     .await?;
-    Ok(inserted.is_some())
+    Ok(inserted)
 }
 
 /// The case a request id created, if any.

@@ -6,6 +6,8 @@ use ekb_domain::PilotPolicy;
 use ekb_platform::config::{ConfigError, ConfigLoader, PlatformConfig};
 use serde::Deserialize;
 
+use crate::case_writer::CaseWriterSettings;
+
 /// Routing's defaults on top of the platform's.
 const ROUTING_DEFAULTS: &str = r#"
 [database]
@@ -13,6 +15,10 @@ url = "postgres://postgres@127.0.0.1:5432/ekb_routing"
 
 [coverage]
 max_age_ms = 1000
+
+[case_writer]
+concurrent_batches = 2
+max_batch_size = 64
 
 [pilot]
 counties = ["34"]
@@ -23,6 +29,16 @@ periods = ["2022-01-01/2026-12-31"]
 struct RoutingSections {
     pilot: PilotSettings,
     coverage: CoverageSettings,
+    case_writer: CaseWriterSection,
+}
+
+/// How OpenCase batches its writes (ADR 0015).
+#[derive(Debug, Clone, Deserialize)]
+struct CaseWriterSection {
+    /// Batches in flight at once, each on its own pooled connection.
+    concurrent_batches: usize,
+    /// Most cases in one statement.
+    max_batch_size: usize,
 }
 
 /// How the agreement-coverage snapshot is kept.
@@ -50,6 +66,8 @@ pub struct RoutingConfig {
     pub pilot: PilotPolicy,
     /// Longest time a coverage snapshot is used before it is reloaded (`coverage.max_age_ms`).
     pub coverage_max_age: std::time::Duration,
+    /// How OpenCase batches its writes (`case_writer.*`).
+    pub case_writer: CaseWriterSettings,
 }
 
 /// The loader with routing's defaults and list keys; add overrides before loading.
@@ -68,10 +86,33 @@ impl RoutingConfig {
         let section: RoutingSections = loader.load()?;
         let pilot = PilotPolicy::from_config(&section.pilot.counties, &section.pilot.periods)
             .map_err(|error| ConfigError::invalid(&error.key, error.to_string()))?;
+        let writer = section.case_writer;
+        if writer.concurrent_batches == 0 {
+            return Err(ConfigError::invalid(
+                "case_writer.concurrent_batches",
+                "must be at least 1",
+            ));
+        }
+        if writer.concurrent_batches > platform.database.max_connections as usize {
+            return Err(ConfigError::invalid(
+                "case_writer.concurrent_batches",
+                "must not exceed database.max_connections",
+            ));
+        }
+        if !(1..=1000).contains(&writer.max_batch_size) {
+            return Err(ConfigError::invalid(
+                "case_writer.max_batch_size",
+                "must be between 1 and 1000",
+            ));
+        }
         Ok(RoutingConfig {
             platform,
             pilot,
             coverage_max_age: std::time::Duration::from_millis(section.coverage.max_age_ms),
+            case_writer: CaseWriterSettings {
+                concurrent_batches: writer.concurrent_batches,
+                max_batch_size: writer.max_batch_size,
+            },
         })
     }
 }
@@ -106,5 +147,36 @@ mod tests {
         .expect_err("reversed period must fail");
         let text = error.to_string();
         assert!(text.contains("pilot.periods"), "{text}");
+    }
+
+    #[test]
+    fn case_writer_settings_are_checked_against_the_pool() {
+        let config = RoutingConfig::load(&loader().with_override("auth.mode", "disabled"))
+            .expect("defaults are valid");
+        assert_eq!(config.case_writer.concurrent_batches, 2);
+        assert_eq!(config.case_writer.max_batch_size, 64);
+
+        let error = RoutingConfig::load(
+            &loader()
+                .with_override("auth.mode", "disabled")
+                .with_override("database.max_connections", "4")
+                .with_override("case_writer.concurrent_batches", "5"),
+        )
+        .expect_err("more batches than connections must fail");
+        assert!(
+            error.to_string().contains("case_writer.concurrent_batches"),
+            "{error}"
+        );
+
+        let error = RoutingConfig::load(
+            &loader()
+                .with_override("auth.mode", "disabled")
+                .with_override("case_writer.max_batch_size", "0"),
+        )
+        .expect_err("an empty batch must fail");
+        assert!(
+            error.to_string().contains("case_writer.max_batch_size"),
+            "{error}"
+        );
     }
 }

@@ -9,6 +9,7 @@
 pub mod agreement_coverage;
 pub mod api;
 pub mod case_store;
+pub mod case_writer;
 pub mod config;
 pub mod coverage_snapshot;
 pub mod facts;
@@ -37,7 +38,8 @@ pub async fn run(
         agreement_coverage::AgreementEventsHandler,
     )?;
     let coverage = coverage_snapshot::CoverageSnapshot::new(host.pool(), config.coverage_max_age);
-    let api = api::RoutingApi::new(host.pool(), config.pilot, coverage, host.outbox());
+    let writer = case_writer::CaseWriter::start(host.pool(), config.case_writer);
+    let api = api::RoutingApi::new(host.pool(), config.pilot, coverage, writer, host.outbox());
     let routes = tonic::service::Routes::new(RoutingServiceServer::new(api));
     host.serve(listeners, routes, &MIGRATOR, shutdown).await
 }
