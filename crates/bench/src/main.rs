@@ -211,6 +211,7 @@ async fn bench(options: &Options) -> anyhow::Result<Run> {
 
     phase("waiting for the outbox relay to publish every event");
     let (cases_opened, outbox_unpublished) = wait_for_outbox(&stack.routing_db.url).await?;
+    let cases_per_commit = cases_per_commit(&stack.routing_db.url).await?;
     let mut peak_rss_mib = BTreeMap::new();
     for service in [&stack.routing, &stack.registry] {
         peak_rss_mib.insert(
@@ -259,6 +260,7 @@ async fn bench(options: &Options) -> anyhow::Result<Run> {
         open_loop,
         run_cpu,
         cases_opened,
+        cases_per_commit,
         outbox_unpublished,
         peak_rss_mib,
         payload_bytes: sample.payload_len(),
@@ -328,6 +330,19 @@ async fn wait_for_outbox(routing_db_url: &str) -> anyhow::Result<(i64, i64)> {
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+/// How many cases routing stored per transaction over the whole run (probe and warm-up
+/// included): rows written by one transaction share its id (`xmin`), so this is the mean size
+/// of OpenCase's group commits (ADR 0015).
+async fn cases_per_commit(routing_db_url: &str) -> anyhow::Result<f64> {
+    let mut connection = PgConnection::connect(routing_db_url).await?;
+    let (cases, transactions): (i64, i64) =
+        sqlx::query_as("SELECT count(*), count(DISTINCT xmin::text) FROM cases")
+            .fetch_one(&mut connection)
+            .await?;
+    connection.close().await?;
+    Ok(cases as f64 / transactions.max(1) as f64)
 }
 
 /// Whether the PostgreSQL server is on this machine (only then can its CPUs be chosen).

@@ -76,6 +76,8 @@ pub struct Run {
     pub run_cpu: CpuSnapshot,
     /// Cases routing stored (each wrote one CaseRouted outbox row).
     pub cases_opened: i64,
+    /// Mean cases stored per transaction (OpenCase's group commit, ADR 0015).
+    pub cases_per_commit: f64,
     /// Outbox rows the relay had not published 15 s after the load.
     pub outbox_unpublished: i64,
     /// Peak RSS by service name.
@@ -111,6 +113,9 @@ pub struct Figures {
     pub baseline_four_statements_tps: f64,
     /// `throughput_per_s / baseline_four_statements_tps`.
     pub ratio_to_four_statements: f64,
+    /// Mean cases routing stored per transaction (group commit, ADR 0015); the baseline
+    /// stores one.
+    pub cases_per_commit: f64,
     /// Peak RSS per service, MiB.
     pub peak_rss_mib: BTreeMap<String, f64>,
     /// In-flight bound and pgbench clients.
@@ -178,6 +183,7 @@ impl Run {
             ratio: round(self.ratio(), 3),
             baseline_four_statements_tps: round(self.four_statement_baseline.tps, 1),
             ratio_to_four_statements: round(self.ratio_to(&self.four_statement_baseline), 3),
+            cases_per_commit: round(self.cases_per_commit, 2),
             peak_rss_mib: self
                 .peak_rss_mib
                 .iter()
@@ -356,8 +362,9 @@ impl Run {
         }
         writeln!(
             out,
-            "events       {} cases opened, {} of their CaseRouted events unpublished 15 s after the load{}",
+            "events       {} cases opened ({:.1} per commit), {} of their CaseRouted events unpublished 15 s after the load{}",
             self.cases_opened,
+            self.cases_per_commit,
             self.outbox_unpublished,
             if self.outbox_unpublished > 0 {
                 "  !!!"
@@ -501,6 +508,7 @@ mod tests {
             open_loop,
             run_cpu: CpuSnapshot::default(),
             cases_opened: 23_000,
+            cases_per_commit: 3.0,
             outbox_unpublished: 0,
             peak_rss_mib: BTreeMap::from([
                 ("routing".to_owned(), 31.04),
@@ -544,6 +552,7 @@ mod tests {
         assert_eq!(value["baseline_four_statements_tps"], 800.0);
         assert_eq!(value["ratio_to_four_statements"], 1.25);
         assert_eq!(value["peak_rss_mib"]["routing"], 31.0);
+        assert_eq!(value["cases_per_commit"], 3.0);
         assert_eq!(value["peak_rss_mib"]["expert-registry"], 62.0);
         assert_eq!(value["duration_s"], 20);
         assert_eq!(value["machine"]["steal_percent"], 0.5);
