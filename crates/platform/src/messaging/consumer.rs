@@ -31,6 +31,8 @@ use crate::{
 };
 
 const LAG_INTERVAL: Duration = Duration::from_secs(15);
+/// How long one metadata request for a subscribed topic may take at start.
+const TOPIC_METADATA_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How a handler failed.
 #[derive(Debug, thiserror::Error)]
@@ -101,6 +103,8 @@ pub struct EventConsumer<H> {
     dead_letter_topic: String,
     handler: H,
     config: ConsumerConfig,
+    topics: Vec<String>,
+    auto_create_topics: bool,
 }
 
 impl<H: EventHandler> EventConsumer<H> {
@@ -135,8 +139,6 @@ impl<H: EventHandler> EventConsumer<H> {
                 },
             )
             .create()?;
-        let topic_names: Vec<&str> = topics.iter().map(String::as_str).collect();
-        consumer.subscribe(&topic_names)?;
         Ok(EventConsumer {
             service,
             pool,
@@ -145,11 +147,19 @@ impl<H: EventHandler> EventConsumer<H> {
             dead_letter_topic: super::envelope::dead_letter_topic_for(&kafka.topic_prefix, service),
             handler,
             config,
+            topics: topics.to_vec(),
+            auto_create_topics: kafka.auto_create_topics,
         })
     }
 
-    /// Consumes until `stop` is cancelled, then commits the stored offsets.
+    /// Subscribes (creating missing topics first where that is allowed), then consumes until
+    /// `stop` is cancelled, and commits the stored offsets.
     pub async fn run(self, stop: CancellationToken) -> anyhow::Result<()> {
+        if self.auto_create_topics {
+            self.create_missing_topics().await;
+        }
+        let topic_names: Vec<&str> = self.topics.iter().map(String::as_str).collect();
+        self.consumer.subscribe(&topic_names)?;
         let mut lag_timer = tokio::time::interval(LAG_INTERVAL);
         loop {
             let received = tokio::select! {
@@ -179,6 +189,28 @@ impl<H: EventHandler> EventConsumer<H> {
         }
         tracing::info!(service = self.service, "event consumer stopped");
         Ok(())
+    }
+
+    /// Asks the broker for each subscribed topic by name, which creates it where auto-creation is
+    /// on (local runs and tests). Subscribing to a topic that does not exist yet works in
+    /// principle, but the group then only rebalances when a later metadata refresh finds the
+    /// topic, and librdkafka's mock cluster sometimes never does: a consumer started before its
+    /// producer could wait forever for its first event. A failure here is only logged; the
+    /// subscription still picks the topic up when it appears.
+    async fn create_missing_topics(&self) {
+        let consumer = self.consumer.clone();
+        let topics = self.topics.clone();
+        let asked = tokio::task::spawn_blocking(move || {
+            for topic in &topics {
+                if let Err(error) = consumer.fetch_metadata(Some(topic), TOPIC_METADATA_TIMEOUT) {
+                    tracing::warn!(%topic, %error, "could not create or find a subscribed topic");
+                }
+            }
+        })
+        .await;
+        if let Err(error) = asked {
+            tracing::warn!(%error, "asking for the subscribed topics failed");
+        }
     }
 
     /// Processes one message to its final outcome; `None` if `stop` interrupted a retry.
