@@ -27,6 +27,17 @@ async fn routing_database(purpose: &str) -> anyhow::Result<(TestDatabase, PgPool
     Ok((database, pool))
 }
 
+/// A case writer with a single writer, so cases queued together form one batch.
+fn one_writer(pool: &PgPool) -> CaseWriter {
+    CaseWriter::start(
+        pool.clone(),
+        CaseWriterSettings {
+            concurrent_batches: 1,
+            max_batch_size: 64,
+        },
+    )
+}
+
 /// A new pilot case in Hamar with its CaseRouted event, for `request_id`.
 fn new_case(request_id: Uuid) -> anyhow::Result<NewCase> {
     let facts = CaseFacts::from_request(
@@ -72,13 +83,7 @@ fn inserted(outcome: &WriteOutcome) -> bool {
 async fn cases_waiting_together_commit_in_one_transaction_each_with_its_event() -> anyhow::Result<()>
 {
     let (database, pool) = routing_database("writer_batch").await?;
-    let writer = CaseWriter::start(
-        pool.clone(),
-        CaseWriterSettings {
-            concurrent_batches: 1,
-            max_batch_size: 64,
-        },
-    );
+    let writer = one_writer(&pool);
     // On this single-threaded runtime all twenty are queued before the writer first runs.
     let cases = (0..20)
         .map(|_| new_case(Uuid::new_v4()))
@@ -107,13 +112,7 @@ async fn cases_waiting_together_commit_in_one_transaction_each_with_its_event() 
 #[tokio::test]
 async fn a_request_id_twice_in_one_batch_is_stored_once() -> anyhow::Result<()> {
     let (database, pool) = routing_database("writer_twins").await?;
-    let writer = CaseWriter::start(
-        pool.clone(),
-        CaseWriterSettings {
-            concurrent_batches: 1,
-            max_batch_size: 64,
-        },
-    );
+    let writer = one_writer(&pool);
     let request_id = Uuid::new_v4();
     let twins = [
         new_case(request_id)?,
@@ -140,13 +139,7 @@ async fn a_request_id_twice_in_one_batch_is_stored_once() -> anyhow::Result<()> 
 async fn a_failing_batch_is_retried_case_by_case_and_only_the_bad_case_fails() -> anyhow::Result<()>
 {
     let (database, pool) = routing_database("writer_fallback").await?;
-    let writer = CaseWriter::start(
-        pool.clone(),
-        CaseWriterSettings {
-            concurrent_batches: 1,
-            max_batch_size: 64,
-        },
-    );
+    let writer = one_writer(&pool);
     let first = new_case(Uuid::new_v4())?;
     let first_request = first.request_id;
     // Same case id, another request: the batch breaks the primary key and fails as a whole.

@@ -155,101 +155,35 @@ pub async fn insert_with_events(
         " FROM input JOIN new_case USING (case_id)) \
          SELECT case_id FROM new_case"
     ))
-    .bind(cases.iter().map(|new| new.case.case_id).collect::<Vec<_>>())
-    .bind(
-        cases
-            .iter()
-            .map(|new| new.case.facts_fingerprint.as_str())
-            .collect::<Vec<_>>(),
-    )
-    .bind(
-        cases
-            .iter()
-            .map(|new| new.case.facts.employer.as_str())
-            .collect::<Vec<_>>(),
-    )
-    .bind(
-        cases
-            .iter()
-            .map(|new| new.case.facts.municipality.as_str())
-            .collect::<Vec<_>>(),
-    )
-    .bind(
-        cases
-            .iter()
-            .map(|new| new.case.facts.competence_area().map(|area| area.code()))
-            .collect::<Vec<_>>(),
-    )
-    .bind(
-        cases
-            .iter()
-            .map(|new| new.case.facts.date)
-            .collect::<Vec<_>>(),
-    )
-    .bind(
-        cases
-            .iter()
-            .map(|new| new.case.decision.flow.code())
-            .collect::<Vec<_>>(),
-    )
-    .bind(
-        cases
-            .iter()
-            .map(|new| new.case.decision.reason.code())
-            .collect::<Vec<_>>(),
-    )
-    .bind(
-        cases
-            .iter()
-            .map(|new| new.case.opened_at)
-            .collect::<Vec<_>>(),
-    )
-    .bind(cases.iter().map(|new| new.request_id).collect::<Vec<_>>())
-    .bind(
-        cases
-            .iter()
-            .map(|new| new.case.facts.municipality.county().as_str().to_owned())
-            .collect::<Vec<_>>(),
-    )
-    .bind(
-        cases
-            .iter()
-            .map(|new| new.event.event_id)
-            .collect::<Vec<_>>(),
-    )
-    .bind(
-        cases
-            .iter()
-            .map(|new| new.event.topic.as_str())
-            .collect::<Vec<_>>(),
-    )
-    .bind(
-        cases
-            .iter()
-            .map(|new| new.event.message_key.as_str())
-            .collect::<Vec<_>>(),
-    )
-    .bind(
-        cases
-            .iter()
-            .map(|new| new.event.event_type.as_str())
-            .collect::<Vec<_>>(),
-    )
-    .bind(
-        cases
-            .iter()
-            .map(|new| new.event.payload.as_slice())
-            .collect::<Vec<_>>(),
-    )
-    .bind(
-        cases
-            .iter()
-            .map(|new| &new.event.trace_context)
-            .collect::<Vec<_>>(),
-    )
+    .bind(column(cases, |new| new.case.case_id))
+    .bind(column(cases, |new| new.case.facts_fingerprint.as_str()))
+    .bind(column(cases, |new| new.case.facts.employer.as_str()))
+    .bind(column(cases, |new| new.case.facts.municipality.as_str()))
+    .bind(column(cases, |new| {
+        new.case.facts.competence_area().map(|area| area.code())
+    }))
+    .bind(column(cases, |new| new.case.facts.date))
+    .bind(column(cases, |new| new.case.decision.flow.code()))
+    .bind(column(cases, |new| new.case.decision.reason.code()))
+    .bind(column(cases, |new| new.case.opened_at))
+    .bind(column(cases, |new| new.request_id))
+    .bind(column(cases, |new| {
+        new.case.facts.municipality.county().as_str().to_owned()
+    }))
+    .bind(column(cases, |new| new.event.event_id))
+    .bind(column(cases, |new| new.event.topic.as_str()))
+    .bind(column(cases, |new| new.event.message_key.as_str()))
+    .bind(column(cases, |new| new.event.event_type.as_str()))
+    .bind(column(cases, |new| new.event.payload.as_slice()))
+    .bind(column(cases, |new| &new.event.trace_context))
     .fetch_all(connection)
     .await?;
     Ok(inserted)
+}
+
+/// One array parameter of [`insert_with_events`]: `value` of every case, in order.
+fn column<'a, T>(cases: &[&'a NewCase], value: impl Fn(&'a NewCase) -> T) -> Vec<T> {
+    cases.iter().map(|new| value(new)).collect()
 }
 
 /// The case a request id created, if any.
