@@ -114,8 +114,7 @@ async fn write_batch(pool: &PgPool, mut jobs: Vec<Job>) {
     match result {
         Ok(inserted) => {
             for job in jobs {
-                let taken = !inserted.contains(&job.new_case.case.case_id);
-                answer(job, Ok(taken));
+                answer(job, Ok(&inserted));
             }
         }
         Err(error) if jobs.len() == 1 => answer(jobs.remove(0), Err(error)),
@@ -126,8 +125,10 @@ async fn write_batch(pool: &PgPool, mut jobs: Vec<Job>) {
                 "a batch of new cases failed; writing them one by one"
             );
             for job in jobs {
-                let result = insert(pool, &[&job.new_case]).await;
-                answer(job, result.map(|inserted| inserted.is_empty()));
+                match insert(pool, &[&job.new_case]).await {
+                    Ok(inserted) => answer(job, Ok(&inserted)),
+                    Err(error) => answer(job, Err(error)),
+                }
             }
         }
     }
@@ -138,14 +139,15 @@ async fn insert(pool: &PgPool, cases: &[&NewCase]) -> Result<Vec<Uuid>, ApiError
     case_store::insert_with_events(&mut connection, cases).await
 }
 
-/// Sends `job` its outcome; `Ok(true)` means its request id was taken. A caller that gave up
-/// (its RPC was cancelled) is no longer listening; its case stays stored for a retry to find.
-fn answer(job: Job, result: Result<bool, ApiError>) {
-    let outcome = result.map(|taken| {
-        if taken {
-            WriteOutcome::RequestIdTaken(job.new_case)
-        } else {
+/// Sends `job` its outcome, given the ids of the cases its statement inserted: its case was
+/// stored if its id is among them, and otherwise its request id was taken. A caller that gave
+/// up (its RPC was cancelled) is no longer listening; its case stays stored for a retry to find.
+fn answer(job: Job, inserted: Result<&[Uuid], ApiError>) {
+    let outcome = inserted.map(|inserted| {
+        if inserted.contains(&job.new_case.case.case_id) {
             WriteOutcome::Inserted(job.new_case)
+        } else {
+            WriteOutcome::RequestIdTaken(job.new_case)
         }
     });
     let _ = job.reply.send(outcome);
