@@ -146,27 +146,10 @@ fn bytea_literal(bytes: &[u8]) -> String {
 /// any client of the database would do without batching.
 pub fn script(sample: &RowSample) -> String {
     format!(
-        "WITH new_case AS (INSERT INTO cases (case_id, facts_fingerprint, \
-         employer_organisation_number, municipality_number, competence_area, case_date, flow, \
-         reason, opened_at, request_id, county_code) \
-         VALUES (gen_random_uuid(), {}, {}, {}, {}, {}::date, {}, {}, now(), gen_random_uuid(), {}) \
-         ON CONFLICT (request_id) DO NOTHING RETURNING case_id), \
-         new_event AS (INSERT INTO outbox (event_id, topic, message_key, event_type, payload, \
-         trace_context) SELECT gen_random_uuid(), {}, case_id::text, {}, {}, {}::jsonb \
-         FROM new_case) \
-         SELECT case_id FROM new_case;\n",
-        literal(&sample.facts_fingerprint),
-        literal(&sample.employer_organisation_number),
-        literal(&sample.municipality_number),
-        area_literal(sample),
-        literal(&sample.case_date),
-        literal(&sample.flow),
-        literal(&sample.reason),
-        literal(&sample.county_code),
-        literal(&sample.topic),
-        literal(&sample.event_type),
-        bytea_literal(&sample.payload),
-        literal(&sample.trace_context),
+        "WITH new_case AS ({}), new_event AS (INSERT INTO outbox ({OUTBOX_COLUMNS}) \
+         SELECT {} FROM new_case) SELECT case_id FROM new_case;\n",
+        case_insert(sample),
+        outbox_values(sample, "case_id::text"),
     )
 }
 
@@ -175,31 +158,46 @@ pub fn script(sample: &RowSample) -> String {
 /// and four round trips; reported beside the real baseline so the two definitions can be
 /// compared (docs/benchmarks.md).
 pub fn four_statement_script(sample: &RowSample) -> String {
-    let mut lines = vec!["BEGIN;".to_owned()];
-    lines.push(format!(
-        "INSERT INTO cases (case_id, request_id, facts_fingerprint, employer_organisation_number, \
-         municipality_number, county_code, competence_area, case_date, flow, reason) \
-         VALUES (gen_random_uuid(), gen_random_uuid(), {}, {}, {}, {}, {}, {}::date, {}, {}) \
-         ON CONFLICT (request_id) DO NOTHING RETURNING case_id;",
+    format!(
+        "BEGIN;\n{};\nINSERT INTO outbox ({OUTBOX_COLUMNS}) VALUES ({});\nEND;\n",
+        case_insert(sample),
+        outbox_values(sample, "gen_random_uuid()::text"),
+    )
+}
+
+/// The outbox columns both scripts fill, in the order of [`outbox_values`].
+const OUTBOX_COLUMNS: &str = "event_id, topic, message_key, event_type, payload, trace_context";
+
+/// The insert of one case with `sample`'s values, fresh ids and the server's time, returning
+/// the case id unless the request id is taken: the same in both scripts.
+fn case_insert(sample: &RowSample) -> String {
+    format!(
+        "INSERT INTO cases (case_id, request_id, opened_at, facts_fingerprint, \
+         employer_organisation_number, municipality_number, competence_area, case_date, flow, \
+         reason, county_code) \
+         VALUES (gen_random_uuid(), gen_random_uuid(), now(), {}, {}, {}, {}, {}::date, {}, {}, {}) \
+         ON CONFLICT (request_id) DO NOTHING RETURNING case_id",
         literal(&sample.facts_fingerprint),
         literal(&sample.employer_organisation_number),
         literal(&sample.municipality_number),
-        literal(&sample.county_code),
         area_literal(sample),
         literal(&sample.case_date),
         literal(&sample.flow),
         literal(&sample.reason),
-    ));
-    lines.push(format!(
-        "INSERT INTO outbox (event_id, topic, message_key, event_type, payload, trace_context) \
-         VALUES (gen_random_uuid(), {}, gen_random_uuid()::text, {}, {}, {}::jsonb);",
+        literal(&sample.county_code),
+    )
+}
+
+/// The values of one outbox row for [`OUTBOX_COLUMNS`], with a fresh event id and
+/// `message_key` as the key's SQL expression.
+fn outbox_values(sample: &RowSample, message_key: &str) -> String {
+    format!(
+        "gen_random_uuid(), {}, {message_key}, {}, {}, {}::jsonb",
         literal(&sample.topic),
         literal(&sample.event_type),
         bytea_literal(&sample.payload),
         literal(&sample.trace_context),
-    ));
-    lines.push("END;".to_owned());
-    lines.join("\n") + "\n"
+    )
 }
 
 /// The competence area as a literal, or `NULL` for an own-expert case.
