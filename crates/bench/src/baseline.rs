@@ -277,6 +277,39 @@ pub struct PgbenchResult {
     pub failed: u64,
 }
 
+/// pgbench's figure for routing's statement, measured twice on fresh databases: just before
+/// the service's load and just after it. The VM's speed drifts by up to a quarter within an
+/// hour (docs/benchmarks.md), so a single baseline taken after the service run compared the
+/// service with a different machine; the mean of two runs that bracket it does not.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BaselineBracket {
+    /// The run before the probe and the open loop.
+    pub before: PgbenchResult,
+    /// The run after the open loop.
+    pub after: PgbenchResult,
+}
+
+impl BaselineBracket {
+    /// Above this relative difference between the two runs, the summary warns that the
+    /// machine changed speed during the run and the ratio is uncertain.
+    pub const DRIFT_WARNING: f64 = 0.15;
+
+    /// The mean of the two runs: what the service is compared with.
+    pub fn tps(&self) -> f64 {
+        (self.before.tps + self.after.tps) / 2.0
+    }
+
+    /// How far apart the two runs are, relative to their mean (0.1 = 10 %).
+    pub fn drift(&self) -> f64 {
+        let mean = self.tps();
+        if mean > 0.0 {
+            (self.after.tps - self.before.tps).abs() / mean
+        } else {
+            0.0
+        }
+    }
+}
+
 /// Runs `script` with `clients` clients for `seconds` against `database_url` and parses the
 /// result. pgbench stops by itself after `seconds`; it is killed if it overruns by 60 s.
 pub async fn run_pgbench(
@@ -379,6 +412,23 @@ mod tests {
         let mut own = sample();
         own.competence_area = None;
         assert!(script(&own).contains("'3403', NULL, '2025-03-01'::date"));
+    }
+
+    #[test]
+    fn the_bracket_compares_with_the_mean_and_measures_the_drift() {
+        let bracket = BaselineBracket {
+            before: PgbenchResult {
+                tps: 4000.0,
+                failed: 1,
+            },
+            after: PgbenchResult {
+                tps: 6000.0,
+                failed: 2,
+            },
+        };
+        assert_eq!(bracket.tps(), 5000.0);
+        assert!((bracket.drift() - 0.4).abs() < 1e-12);
+        assert!(bracket.drift() > BaselineBracket::DRIFT_WARNING);
     }
 
     #[test]

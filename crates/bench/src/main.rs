@@ -6,8 +6,10 @@
 //! routing's read model has it, so most requests take the PILOT path with its coverage query.
 //! A short closed-loop probe estimates the maximum rate; an open-loop run then offers a fixed
 //! fraction of it and measures throughput and latency without coordinated omission
-//! ([`load`]). After that, pgbench runs the same transaction shape on the same server at the
-//! same concurrency ([`baseline`]), and the ratio of the two is the headline figure. Peak RSS
+//! ([`load`]). pgbench runs the same transaction shape on the same server at the same
+//! concurrency ([`baseline`]) just before the probe and again just after the open loop, and
+//! the service's throughput over the mean of the two is the headline figure: the VM's speed
+//! drifts, and a baseline on one side only measured the drift as well. Peak RSS
 //! of each service comes from the kernel's high-water mark. PostgreSQL runs on its own half of
 //! the CPUs and everything else on the other half, in both runs ([`cpu_layout`], ADR 0013).
 //!
@@ -32,8 +34,10 @@ use std::{
 };
 
 use anyhow::Context;
+use ekb_proto::v1::{Flow, routing_service_client::RoutingServiceClient};
 use ekb_testkit::postgres::admin_url;
 use sqlx::{Connection, Executor, PgConnection};
+use tonic::transport::Channel;
 
 use crate::{
     baseline::RowSample,
@@ -127,9 +131,160 @@ async fn bench(options: &Options) -> anyhow::Result<Run> {
     phase("registering an Innlandet agreement and waiting for routing to see it");
     stack.register_pilot_agreement().await?;
     let client = stack.routing_client().await?;
+    phase("opening one PILOT case, whose stored rows the pgbench script copies");
+    let sample = sample_rows(&stack, &client).await?;
+    let script_path =
+        std::env::temp_dir().join(format!("ekb-bench-{}.sql", uuid::Uuid::new_v4().simple()));
+    let mut databases = vec![
+        stack.routing_db.name.clone(),
+        stack.registry_db.name.clone(),
+    ];
+    let result = measure(
+        options,
+        &pgbench,
+        &stack,
+        &client,
+        &sample,
+        &script_path,
+        &mut databases,
+    )
+    .await;
+    let _ = std::fs::remove_file(&script_path);
+    drop(client);
+    phase("stopping the services");
+    let stopped = stack.stop().await;
+    drop_databases(&databases).await;
+    let measured = result?;
+    stopped?;
+
+    machine.other_cpu_percent = report::other_cpu_percent(&measured.run_cpu);
+    machine.steal_percent = 100.0 * measured.run_cpu.machine_steal
+        / measured.run_cpu.machine_total.max(f64::MIN_POSITIVE);
+    let run = Run {
+        date,
+        machine,
+        concurrency: options.concurrency,
+        pool_size: options.routing_pool_size(),
+        routing_settings: options.routing_settings.clone(),
+        probe: measured.probe,
+        offered_rate: measured.offered_rate,
+        rate_source: measured.rate_source,
+        unsustained: measured.unsustained,
+        warmup: Duration::from_secs(options.warmup_seconds),
+        open_loop: measured.open_loop,
+        run_cpu: measured.run_cpu,
+        cases_opened: measured.cases_opened,
+        cases_per_commit: measured.cases_per_commit,
+        outbox_unpublished: measured.outbox_unpublished,
+        peak_rss_mib: measured.peak_rss_mib,
+        payload_bytes: sample.payload_len(),
+        baseline: measured.baseline,
+        baseline_cpu: measured.baseline_cpu,
+        four_statement_baseline: measured.four_statement_baseline,
+        json_path: json_path.display().to_string(),
+        log_dir: log_dir.display().to_string(),
+    };
+    run.write_json(&json_path)?;
+    Ok(run)
+}
+
+/// The figures [`measure`] collects while the system runs.
+struct Measured {
+    probe: Option<load::LoadResult>,
+    offered_rate: f64,
+    rate_source: String,
+    unsustained: Vec<(f64, load::LoadResult)>,
+    open_loop: load::LoadResult,
+    run_cpu: CpuSnapshot,
+    cases_opened: i64,
+    cases_per_commit: f64,
+    outbox_unpublished: i64,
+    peak_rss_mib: BTreeMap<String, f64>,
+    baseline: baseline::BaselineBracket,
+    baseline_cpu: CpuSnapshot,
+    four_statement_baseline: baseline::PgbenchResult,
+}
+
+/// pgbench, then the probe and the open loop against the running services, then pgbench again
+/// and its four-statement form. The services stay up but idle while pgbench runs, both times,
+/// so the two baselines see the same machine. Every database it creates is added to
+/// `databases` for the caller to drop.
+async fn measure(
+    options: &Options,
+    pgbench: &Path,
+    stack: &Stack,
+    client: &RoutingServiceClient<Channel>,
+    sample: &RowSample,
+    script_path: &Path,
+    databases: &mut Vec<String>,
+) -> anyhow::Result<Measured> {
+    phase(&format!(
+        "pgbench baseline before the load: {} clients, {} s + {} s warm-up",
+        options.concurrency, options.seconds, options.warmup_seconds
+    ));
+    let (before, before_cpu, _) =
+        run_baseline(options, pgbench, sample, script_path, databases).await?;
     let mut sequence = load::Sequence::default();
 
-    let (probe, offered_rate, rate_source) = match options.rate {
+    let (probe, offered_rate, rate_source) =
+        choose_rate(options, stack, client, &mut sequence).await?;
+    let (open_loop, run_cpu, offered_rate, unsustained) =
+        open_loop_stepping_down(options, client, &mut sequence, offered_rate).await?;
+    phase("waiting for the outbox relay to publish every event");
+    let (cases_opened, outbox_unpublished) = wait_for_outbox(&stack.routing_db.url).await?;
+    let cases_per_commit = cases_per_commit(&stack.routing_db.url).await?;
+    let mut peak_rss_mib = BTreeMap::new();
+    for service in [&stack.routing, &stack.registry] {
+        peak_rss_mib.insert(
+            service.name.clone(),
+            process_stats::peak_rss_mib(service.pid())?,
+        );
+    }
+
+    phase(&format!(
+        "pgbench baseline after the load: {} clients, {} s + {} s warm-up, then {} s of the \
+         four-statement form",
+        options.concurrency, options.seconds, options.warmup_seconds, options.seconds
+    ));
+    let (after, after_cpu, database_url) =
+        run_baseline(options, pgbench, sample, script_path, databases).await?;
+    std::fs::write(script_path, baseline::four_statement_script(sample))?;
+    let four_statement_baseline = baseline::run_pgbench(
+        pgbench,
+        &database_url,
+        script_path,
+        options.concurrency,
+        options.seconds,
+    )
+    .await
+    .context("pgbench, four-statement form")?;
+    Ok(Measured {
+        probe,
+        offered_rate,
+        rate_source,
+        unsustained,
+        open_loop,
+        run_cpu,
+        cases_opened,
+        cases_per_commit,
+        outbox_unpublished,
+        peak_rss_mib,
+        baseline: baseline::BaselineBracket { before, after },
+        baseline_cpu: before_cpu.plus(&after_cpu),
+        four_statement_baseline,
+    })
+}
+
+/// The rate to offer: the one given with `--rate`, or a fraction of what a closed-loop probe
+/// reached (the probe's figures are returned too, and the relay's backlog from the probe is
+/// drained first).
+async fn choose_rate(
+    options: &Options,
+    stack: &Stack,
+    client: &RoutingServiceClient<Channel>,
+    sequence: &mut load::Sequence,
+) -> anyhow::Result<(Option<load::LoadResult>, f64, String)> {
+    Ok(match options.rate {
         Some(rate) => (None, rate, "given with --rate".to_owned()),
         None => {
             phase(&format!(
@@ -137,8 +292,8 @@ async fn bench(options: &Options) -> anyhow::Result<Run> {
                 options.concurrency, options.probe_seconds
             ));
             let probe = load::closed_loop(
-                &client,
-                &mut sequence,
+                client,
+                sequence,
                 options.concurrency,
                 PROBE_WARMUP,
                 Duration::from_secs(options.probe_seconds),
@@ -168,21 +323,35 @@ async fn bench(options: &Options) -> anyhow::Result<Run> {
             ));
             (Some(probe), rate, source)
         }
-    };
+    })
+}
 
-    // Offer the rate; if it turns out not to be sustainable (the machine is shared, and a
-    // 5-second probe can be lucky), step down and measure again, a bounded number of times.
+/// The open-loop run at `offered_rate`; if that is not sustained (the machine is shared, and
+/// a 5-second probe can be lucky), steps the rate down and measures again, a bounded number of
+/// times. Returns the last run, its CPU, its rate and the unsustained attempts before it.
+async fn open_loop_stepping_down(
+    options: &Options,
+    client: &RoutingServiceClient<Channel>,
+    sequence: &mut load::Sequence,
+    offered_rate: f64,
+) -> anyhow::Result<(
+    load::LoadResult,
+    CpuSnapshot,
+    f64,
+    Vec<(f64, load::LoadResult)>,
+)> {
     let mut offered_rate = offered_rate;
     let mut unsustained = Vec::new();
-    let (open_loop, run_cpu) = loop {
+    loop {
         phase(&format!(
             "open loop: {offered_rate:.1}/s, at most {} in flight, {} s + {} s warm-up",
             options.concurrency, options.seconds, options.warmup_seconds
         ));
+        checkpoint().await;
         let cpu_before = CpuSnapshot::take()?;
         let result = load::open_loop(
-            &client,
-            &mut sequence,
+            client,
+            sequence,
             options.concurrency,
             offered_rate,
             Duration::from_secs(options.warmup_seconds),
@@ -192,7 +361,7 @@ async fn bench(options: &Options) -> anyhow::Result<Run> {
         let cpu = CpuSnapshot::take()?.since(&cpu_before);
         let last_attempt = options.rate.is_some() || unsustained.len() + 1 >= RATE_ATTEMPTS;
         if result.sustained(offered_rate) || last_attempt {
-            break (result, cpu);
+            return Ok((result, cpu, offered_rate, unsustained));
         }
         phase(&format!(
             "{offered_rate:.1}/s was not sustained ({:.1}/s answered, send delay up to {:.0} ms); \
@@ -203,100 +372,58 @@ async fn bench(options: &Options) -> anyhow::Result<Run> {
         ));
         unsustained.push((offered_rate, result));
         offered_rate *= RATE_STEP_DOWN;
-    };
-    drop(client);
-    machine.other_cpu_percent = report::other_cpu_percent(&run_cpu);
-    machine.steal_percent =
-        100.0 * run_cpu.machine_steal / run_cpu.machine_total.max(f64::MIN_POSITIVE);
-
-    phase("waiting for the outbox relay to publish every event");
-    let (cases_opened, outbox_unpublished) = wait_for_outbox(&stack.routing_db.url).await?;
-    let cases_per_commit = cases_per_commit(&stack.routing_db.url).await?;
-    let mut peak_rss_mib = BTreeMap::new();
-    for service in [&stack.routing, &stack.registry] {
-        peak_rss_mib.insert(
-            service.name.clone(),
-            process_stats::peak_rss_mib(service.pid())?,
-        );
     }
-    let sample = RowSample::read(
+}
+
+/// Opens one PILOT case (request 0 of the mix), waits until its CaseRouted event is published,
+/// and reads both rows back as the pgbench script's values.
+async fn sample_rows(
+    stack: &Stack,
+    client: &RoutingServiceClient<Channel>,
+) -> anyhow::Result<RowSample> {
+    let (request, expected) = workload::open_case(0);
+    anyhow::ensure!(expected.0 == Flow::Pilot, "request 0 of the mix is a PILOT case");
+    client
+        .clone()
+        .open_case(request)
+        .await
+        .context("opening the sample case")?;
+    let (_, unpublished) = wait_for_outbox(&stack.routing_db.url).await?;
+    anyhow::ensure!(
+        unpublished == 0,
+        "the sample case's event was not published within {OUTBOX_DRAIN_TIMEOUT:?}"
+    );
+    RowSample::read(
         &stack.routing_db.url,
         stack.broker.bootstrap_servers(),
         &stack.routing_topic(),
     )
-    .await?;
-    let databases = vec![
-        stack.routing_db.name.clone(),
-        stack.registry_db.name.clone(),
-    ];
-    phase("stopping the services");
-    stack.stop().await?;
-
-    phase(&format!(
-        "pgbench baseline: {} clients, {} s + {} s warm-up, then {} s of the four-statement form",
-        options.concurrency, options.seconds, options.warmup_seconds, options.seconds
-    ));
-    let baseline_db = baseline::prepare_database(&sample).await?;
-    let script_path =
-        std::env::temp_dir().join(format!("ekb-bench-{}.sql", uuid::Uuid::new_v4().simple()));
-    let result = run_baselines(options, &pgbench, &baseline_db.url, &script_path, &sample).await;
-    let _ = std::fs::remove_file(&script_path);
-    let (baseline, baseline_cpu, four_statement_baseline) = result?;
-    let mut databases = databases;
-    databases.push(baseline_db.name);
-    drop_databases(&databases).await;
-
-    let run = Run {
-        date,
-        machine,
-        concurrency: options.concurrency,
-        pool_size: options.routing_pool_size(),
-        routing_settings: options.routing_settings.clone(),
-        probe,
-        offered_rate,
-        rate_source,
-        unsustained,
-        warmup: Duration::from_secs(options.warmup_seconds),
-        open_loop,
-        run_cpu,
-        cases_opened,
-        cases_per_commit,
-        outbox_unpublished,
-        peak_rss_mib,
-        payload_bytes: sample.payload_len(),
-        baseline,
-        baseline_cpu,
-        four_statement_baseline,
-        json_path: json_path.display().to_string(),
-        log_dir: log_dir.display().to_string(),
-    };
-    run.write_json(&json_path)?;
-    Ok(run)
+    .await
 }
 
-/// The measured pgbench run of routing's statement (after a warm-up run) and the CPU it used,
-/// then a run of the four-statement form on the same, now warm, database.
-async fn run_baselines(
+/// One baseline measurement: a fresh database with routing's schema (recorded in
+/// `databases`), a warm-up run of routing's statement, then the measured run and the CPU it
+/// used. Returns the database's URL too, for the four-statement run.
+async fn run_baseline(
     options: &Options,
     pgbench: &Path,
-    database_url: &str,
-    script_path: &Path,
     sample: &RowSample,
-) -> anyhow::Result<(
-    baseline::PgbenchResult,
-    CpuSnapshot,
-    baseline::PgbenchResult,
-)> {
+    script_path: &Path,
+    databases: &mut Vec<String>,
+) -> anyhow::Result<(baseline::PgbenchResult, CpuSnapshot, String)> {
+    let database = baseline::prepare_database(sample).await?;
+    databases.push(database.name.clone());
     let run = |seconds: u64| {
         baseline::run_pgbench(
             pgbench,
-            database_url,
+            &database.url,
             script_path,
             options.concurrency,
             seconds,
         )
     };
     std::fs::write(script_path, baseline::script(sample))?;
+    checkpoint().await;
     if options.warmup_seconds > 0 {
         run(options.warmup_seconds)
             .await
@@ -305,11 +432,25 @@ async fn run_baselines(
     let before = CpuSnapshot::take()?;
     let measured = run(options.seconds).await?;
     let cpu = CpuSnapshot::take()?.since(&before);
-    std::fs::write(script_path, baseline::four_statement_script(sample))?;
-    let four_statements = run(options.seconds)
-        .await
-        .context("pgbench, four-statement form")?;
-    Ok((measured, cpu, four_statements))
+    Ok((measured, cpu, database.url.clone()))
+}
+
+/// Asks PostgreSQL for a checkpoint, so that each measured phase starts with no dirty pages
+/// left by the one before and none of them pays for writing out another's (without it, a
+/// checkpoint falls at a random point of whichever phase is running when it is due). Needs a
+/// superuser or `pg_checkpoint`; without one the run goes on, and says so.
+async fn checkpoint() {
+    let result = async {
+        let mut admin = PgConnection::connect(&admin_url()).await?;
+        admin.execute("CHECKPOINT").await?;
+        admin.close().await
+    }
+    .await;
+    if let Err(error) = result {
+        phase(&format!(
+            "could not run CHECKPOINT ({error}); phases may pay for each other's writes"
+        ));
+    }
 }
 
 /// Waits until routing's relay has published every outbox row (or the timeout passes);
@@ -406,7 +547,8 @@ async fn machine(stack: &Stack, cpu_layout: &str) -> anyhow::Result<Machine> {
         other_cpu_percent: 0.0,
         steal_percent: 0.0,
         notes: format!(
-            "CPU layout {cpu_layout}; pgbench ran on the same server after the services stopped"
+            "CPU layout {cpu_layout}; pgbench ran on the same server before and after the load, \
+             with the services idle"
         ),
     })
 }

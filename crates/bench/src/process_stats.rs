@@ -135,6 +135,20 @@ impl CpuSnapshot {
         })
     }
 
+    /// The CPU of two separate spans together (`self` and `other`, each from [`Self::since`]).
+    pub fn plus(&self, other: &CpuSnapshot) -> CpuSnapshot {
+        let mut seconds = self.seconds.clone();
+        for (name, more) in &other.seconds {
+            *seconds.entry(name.clone()).or_insert(0.0) += more;
+        }
+        CpuSnapshot {
+            seconds,
+            machine_busy: self.machine_busy + other.machine_busy,
+            machine_steal: self.machine_steal + other.machine_steal,
+            machine_total: self.machine_total + other.machine_total,
+        }
+    }
+
     /// CPU seconds each component used between `before` and `self`.
     pub fn since(&self, before: &CpuSnapshot) -> CpuSnapshot {
         let seconds = self
@@ -206,6 +220,26 @@ mod tests {
                 ticks: 280,
                 reaped_children_ticks: 10,
             })
+        );
+    }
+
+    #[test]
+    fn two_spans_add_up_by_component() {
+        let span = |postgres: f64, pgbench: Option<f64>| CpuSnapshot {
+            seconds: [(POSTGRES.to_owned(), postgres)]
+                .into_iter()
+                .chain(pgbench.map(|s| (EXITED_CHILDREN.to_owned(), s)))
+                .collect(),
+            machine_busy: 2.0,
+            machine_steal: 0.5,
+            machine_total: 4.0,
+        };
+        let both = span(1.0, Some(0.25)).plus(&span(1.5, None));
+        assert_eq!(both.seconds[POSTGRES], 2.5);
+        assert_eq!(both.seconds[EXITED_CHILDREN], 0.25);
+        assert_eq!(
+            (both.machine_busy, both.machine_steal, both.machine_total),
+            (4.0, 1.0, 8.0)
         );
     }
 

@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use crate::{
     RATE_STEP_DOWN,
-    baseline::PgbenchResult,
+    baseline::{BaselineBracket, PgbenchResult},
     load::LoadResult,
     process_stats::{CpuSnapshot, EXITED_CHILDREN, LOAD_GENERATOR, POSTGRES},
 };
@@ -84,9 +84,10 @@ pub struct Run {
     pub peak_rss_mib: BTreeMap<String, f64>,
     /// Size of the CaseRouted outbox payload the baseline copies.
     pub payload_bytes: usize,
-    /// The pgbench baseline: routing's own statement (insert case + insert outbox row).
-    pub baseline: PgbenchResult,
-    /// CPU used during the measured pgbench run.
+    /// The pgbench baseline: routing's own statement (insert case + insert outbox row), run
+    /// before and after the service's load.
+    pub baseline: BaselineBracket,
+    /// CPU used during the two measured pgbench runs together.
     pub baseline_cpu: CpuSnapshot,
     /// pgbench with the textbook form of the transaction (BEGIN, two INSERTs, END).
     pub four_statement_baseline: PgbenchResult,
@@ -105,8 +106,16 @@ pub struct Figures {
     pub p50_ms: f64,
     /// 99th-percentile latency, ms.
     pub p99_ms: f64,
-    /// pgbench transactions per second at the same concurrency.
+    /// pgbench transactions per second at the same concurrency: the mean of the runs before
+    /// and after the service's load.
     pub baseline_tps: f64,
+    /// The pgbench run before the service's load.
+    pub baseline_tps_before: f64,
+    /// The pgbench run after the service's load.
+    pub baseline_tps_after: f64,
+    /// How far apart the two pgbench runs are, relative to their mean: how much the machine's
+    /// speed drifted during the run (above 0.15 the ratio is uncertain).
+    pub baseline_drift: f64,
     /// `throughput_per_s / baseline_tps`.
     pub ratio: f64,
     /// pgbench transactions per second of the four-statement form of the transaction.
@@ -159,15 +168,15 @@ impl Run {
                 .sum::<u64>()
     }
 
-    /// Service throughput over baseline throughput.
+    /// Service throughput over baseline throughput (the mean of the two pgbench runs).
     pub fn ratio(&self) -> f64 {
-        self.ratio_to(&self.baseline)
+        self.ratio_to(self.baseline.tps())
     }
 
-    /// Service throughput over the throughput of `baseline`.
-    fn ratio_to(&self, baseline: &PgbenchResult) -> f64 {
-        if baseline.tps > 0.0 {
-            self.open_loop.throughput_per_s / baseline.tps
+    /// Service throughput over `baseline_tps`.
+    fn ratio_to(&self, baseline_tps: f64) -> f64 {
+        if baseline_tps > 0.0 {
+            self.open_loop.throughput_per_s / baseline_tps
         } else {
             0.0
         }
@@ -179,10 +188,13 @@ impl Run {
             throughput_per_s: round(self.open_loop.throughput_per_s, 1),
             p50_ms: round(self.open_loop.latency.p50_ms, 3),
             p99_ms: round(self.open_loop.latency.p99_ms, 3),
-            baseline_tps: round(self.baseline.tps, 1),
+            baseline_tps: round(self.baseline.tps(), 1),
+            baseline_tps_before: round(self.baseline.before.tps, 1),
+            baseline_tps_after: round(self.baseline.after.tps, 1),
+            baseline_drift: round(self.baseline.drift(), 3),
             ratio: round(self.ratio(), 3),
             baseline_four_statements_tps: round(self.four_statement_baseline.tps, 1),
-            ratio_to_four_statements: round(self.ratio_to(&self.four_statement_baseline), 3),
+            ratio_to_four_statements: round(self.ratio_to(self.four_statement_baseline.tps), 3),
             cases_per_commit: round(self.cases_per_commit, 2),
             peak_rss_mib: self
                 .peak_rss_mib
@@ -372,13 +384,26 @@ impl Run {
                 ""
             }
         )?;
+        let baseline = &self.baseline;
         writeln!(
             out,
-            "baseline     pgbench, routing's statement: insert case + insert outbox row ({} B payload), {} clients, prepared: {:.1} tps{}",
-            self.payload_bytes,
-            self.concurrency,
-            self.baseline.tps,
-            failures(&self.baseline)
+            "baseline     pgbench, routing's statement: insert case + insert outbox row ({} B payload), {} clients, prepared",
+            self.payload_bytes, self.concurrency,
+        )?;
+        writeln!(
+            out,
+            "             before the load {:.1} tps{}, after it {:.1} tps{}: mean {:.1} tps, {:.0} % apart{}",
+            baseline.before.tps,
+            failures(&baseline.before),
+            baseline.after.tps,
+            failures(&baseline.after),
+            baseline.tps(),
+            baseline.drift() * 100.0,
+            if baseline.drift() > BaselineBracket::DRIFT_WARNING {
+                "  (!!! the machine's speed changed during the run: the ratio is uncertain, run again)"
+            } else {
+                ""
+            }
         )?;
         let ratio = self.ratio();
         writeln!(
@@ -391,7 +416,7 @@ impl Run {
             "for comparison: the four-statement form (BEGIN, 2 × INSERT, END): {:.1} tps{}; throughput / that = {:.3}",
             self.four_statement_baseline.tps,
             failures(&self.four_statement_baseline),
-            self.ratio_to(&self.four_statement_baseline)
+            self.ratio_to(self.four_statement_baseline.tps)
         )?;
         for (name, mib) in &self.peak_rss_mib {
             writeln!(
@@ -417,10 +442,15 @@ impl Run {
         )?;
         write_cpu_parts(out, cpu, requests)?;
         let base = &self.baseline_cpu;
-        let txns = (self.baseline.tps * self.open_loop.window.as_secs_f64()).max(1.0);
+        let runs = [self.baseline.before, self.baseline.after];
+        let txns = runs
+            .iter()
+            .map(|run| run.tps * self.open_loop.window.as_secs_f64())
+            .sum::<f64>()
+            .max(1.0);
         writeln!(
             out,
-            "             under pgbench, {}; CPU time per transaction:",
+            "             under pgbench (both runs), {}; CPU time per transaction:",
             machine_state(base)
         )?;
         write_cpu_parts(out, base, txns)
@@ -515,9 +545,15 @@ mod tests {
                 ("expert-registry".to_owned(), 62.0),
             ]),
             payload_bytes: 250,
-            baseline: PgbenchResult {
-                tps: 1600.0,
-                failed: 0,
+            baseline: BaselineBracket {
+                before: PgbenchResult {
+                    tps: 1400.0,
+                    failed: 0,
+                },
+                after: PgbenchResult {
+                    tps: 1800.0,
+                    failed: 0,
+                },
             },
             baseline_cpu: CpuSnapshot::default(),
             four_statement_baseline: PgbenchResult {
@@ -549,6 +585,10 @@ mod tests {
             assert!(value.get(key).is_some(), "missing {key}");
         }
         assert_eq!(value["ratio"], 0.625);
+        assert_eq!(value["baseline_tps"], 1600.0);
+        assert_eq!(value["baseline_tps_before"], 1400.0);
+        assert_eq!(value["baseline_tps_after"], 1800.0);
+        assert_eq!(value["baseline_drift"], 0.25);
         assert_eq!(value["baseline_four_statements_tps"], 800.0);
         assert_eq!(value["ratio_to_four_statements"], 1.25);
         assert_eq!(value["peak_rss_mib"]["routing"], 31.0);
@@ -569,5 +609,9 @@ mod tests {
         );
         assert!(text.contains("expert-registry: 62.0 MiB  (target ≤ 50 MiB: NOT MET)"));
         assert!(text.contains("errors       0"));
+        assert!(
+            text.contains("mean 1600.0 tps, 25 % apart  (!!! the machine's speed changed"),
+            "{text}"
+        );
     }
 }
