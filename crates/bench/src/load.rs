@@ -14,17 +14,20 @@
 //!   offers a fraction of.
 //!
 //! Everything runs on the benchmark's single-threaded runtime: in-flight calls are futures in
-//! one `FuturesUnordered`, so no locks or task spawns sit on the measured path.
+//! one `FuturesUnordered`, so no locks or task spawns sit on the measured path, and the calls
+//! go straight onto one HTTP/2 connection ([`crate::h2_connection`]).
 
 use std::{collections::BTreeMap, fmt, time::Duration};
 
-use ekb_proto::v1::{self, routing_service_client::RoutingServiceClient};
+use ekb_proto::v1;
 use futures::{StreamExt, stream::FuturesUnordered};
 use hdrhistogram::Histogram;
 use tokio::time::Instant;
-use tonic::transport::Channel;
 
-use crate::workload::{self, Expected};
+use crate::{
+    h2_connection::RoutingClient,
+    workload::{self, Expected},
+};
 
 /// Deadline of one call (sent as `grpc-timeout` and enforced locally).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -248,11 +251,7 @@ impl Sequence {
 }
 
 /// Sends request `index` of the mix, due at `scheduled`, and checks the answer.
-async fn call(
-    mut client: RoutingServiceClient<Channel>,
-    index: u64,
-    scheduled: Instant,
-) -> Outcome {
+async fn call(mut client: RoutingClient, index: u64, scheduled: Instant) -> Outcome {
     let sent = Instant::now();
     let (message, expected) = workload::open_case(index);
     let mut request = tonic::Request::new(message);
@@ -299,7 +298,7 @@ fn check(response: &v1::OpenCaseResponse, expected: Expected) -> Result<(), Fail
 /// Closed loop: keeps `concurrency` calls in flight for `warmup + window`, measuring the
 /// window.
 pub async fn closed_loop(
-    client: &RoutingServiceClient<Channel>,
+    client: &RoutingClient,
     sequence: &mut Sequence,
     concurrency: usize,
     warmup: Duration,
@@ -325,7 +324,7 @@ pub async fn closed_loop(
 /// `concurrency` in flight, measuring the window. Returns after every sent request answered
 /// or timed out.
 pub async fn open_loop(
-    client: &RoutingServiceClient<Channel>,
+    client: &RoutingClient,
     sequence: &mut Sequence,
     concurrency: usize,
     rate: f64,

@@ -19,6 +19,7 @@
 
 mod baseline;
 mod cpu_layout;
+mod h2_connection;
 mod load;
 mod options;
 mod process_stats;
@@ -34,13 +35,13 @@ use std::{
 };
 
 use anyhow::Context;
-use ekb_proto::v1::{Flow, routing_service_client::RoutingServiceClient};
+use ekb_proto::v1::Flow;
 use ekb_testkit::postgres::admin_url;
 use sqlx::{Connection, Executor, PgConnection};
-use tonic::transport::Channel;
 
 use crate::{
     baseline::RowSample,
+    h2_connection::RoutingClient,
     options::{Command, Options},
     process_stats::CpuSnapshot,
     report::{Machine, Run},
@@ -213,7 +214,7 @@ async fn measure(
     options: &Options,
     pgbench: &Path,
     stack: &Stack,
-    client: &RoutingServiceClient<Channel>,
+    client: &RoutingClient,
     sample: &RowSample,
     script_path: &Path,
     databases: &mut Vec<String>,
@@ -281,7 +282,7 @@ async fn measure(
 async fn choose_rate(
     options: &Options,
     stack: &Stack,
-    client: &RoutingServiceClient<Channel>,
+    client: &RoutingClient,
     sequence: &mut load::Sequence,
 ) -> anyhow::Result<(Option<load::LoadResult>, f64, String)> {
     Ok(match options.rate {
@@ -331,7 +332,7 @@ async fn choose_rate(
 /// times. Returns the last run, its CPU, its rate and the unsustained attempts before it.
 async fn open_loop_stepping_down(
     options: &Options,
-    client: &RoutingServiceClient<Channel>,
+    client: &RoutingClient,
     sequence: &mut load::Sequence,
     offered_rate: f64,
 ) -> anyhow::Result<(
@@ -377,12 +378,12 @@ async fn open_loop_stepping_down(
 
 /// Opens one PILOT case (request 0 of the mix), waits until its CaseRouted event is published,
 /// and reads both rows back as the pgbench script's values.
-async fn sample_rows(
-    stack: &Stack,
-    client: &RoutingServiceClient<Channel>,
-) -> anyhow::Result<RowSample> {
+async fn sample_rows(stack: &Stack, client: &RoutingClient) -> anyhow::Result<RowSample> {
     let (request, expected) = workload::open_case(0);
-    anyhow::ensure!(expected.0 == Flow::Pilot, "request 0 of the mix is a PILOT case");
+    anyhow::ensure!(
+        expected.0 == Flow::Pilot,
+        "request 0 of the mix is a PILOT case"
+    );
     client
         .clone()
         .open_case(request)

@@ -7,18 +7,18 @@
 use std::{path::Path, time::Duration};
 
 use anyhow::{Context, bail};
-use ekb_proto::v1::{
-    self, Flow, expert_registry_service_client::ExpertRegistryServiceClient,
-    routing_service_client::RoutingServiceClient,
-};
+use ekb_proto::v1::{self, Flow, expert_registry_service_client::ExpertRegistryServiceClient};
 use ekb_testkit::{
     broker::TestBroker,
     postgres::{TestDatabase, fresh_database},
     services::{ServiceProcess, TestSettings},
 };
-use tonic::transport::Channel;
 
-use crate::{options::Options, workload};
+use crate::{
+    h2_connection::{H2Connection, RoutingClient},
+    options::Options,
+    workload,
+};
 
 /// How long a service may take to report SERVING.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
@@ -82,11 +82,9 @@ impl Stack {
         ekb_platform::messaging::topic_for(&self.topic_prefix, "routing")
     }
 
-    /// A client of routing on its own HTTP/2 connection.
-    pub async fn routing_client(&self) -> anyhow::Result<RoutingServiceClient<Channel>> {
-        RoutingServiceClient::connect(self.routing.url())
-            .await
-            .context("connecting to routing")
+    /// A client of routing on its own HTTP/2 connection ([`H2Connection`]).
+    pub async fn routing_client(&self) -> anyhow::Result<RoutingClient> {
+        H2Connection::routing_client(self.routing.grpc_addr).await
     }
 
     /// Registers the Innlandet agreement in the registry and waits until routing's read model
