@@ -121,17 +121,29 @@ impl RoutingConfig {
 mod tests {
     use super::*;
 
+    /// Routing's configuration with authentication off and `overrides` on top of the defaults.
+    fn load_with(overrides: &[(&str, &str)]) -> Result<RoutingConfig, ConfigError> {
+        let loader = overrides.iter().fold(
+            loader().with_override("auth.mode", "disabled"),
+            |loader, (key, value)| loader.with_override(key, *value),
+        );
+        RoutingConfig::load(&loader)
+    }
+
+    /// The error text of a configuration that must be rejected.
+    fn rejection(overrides: &[(&str, &str)], why: &str) -> String {
+        load_with(overrides).expect_err(why).to_string()
+    }
+
     #[test]
     fn pilot_policy_comes_from_configuration() {
-        let config = RoutingConfig::load(
-            &loader()
-                .with_override("auth.mode", "disabled")
-                .with_override("pilot.counties", "34,03")
-                .with_override(
-                    "pilot.periods",
-                    "2022-01-01/2022-12-31,2024-01-01/2027-12-31",
-                ),
-        )
+        let config = load_with(&[
+            ("pilot.counties", "34,03"),
+            (
+                "pilot.periods",
+                "2022-01-01/2022-12-31,2024-01-01/2027-12-31",
+            ),
+        ])
         .expect("valid configuration");
         assert_eq!(config.pilot.counties().len(), 2);
         assert_eq!(config.pilot.periods().len(), 2);
@@ -139,44 +151,32 @@ mod tests {
 
     #[test]
     fn a_bad_period_names_the_key() {
-        let error = RoutingConfig::load(
-            &loader()
-                .with_override("auth.mode", "disabled")
-                .with_override("pilot.periods", "2022-12-31/2022-01-01"),
-        )
-        .expect_err("reversed period must fail");
-        let text = error.to_string();
+        let text = rejection(
+            &[("pilot.periods", "2022-12-31/2022-01-01")],
+            "reversed period must fail",
+        );
         assert!(text.contains("pilot.periods"), "{text}");
     }
 
     #[test]
     fn case_writer_settings_are_checked_against_the_pool() {
-        let config = RoutingConfig::load(&loader().with_override("auth.mode", "disabled"))
-            .expect("defaults are valid");
+        let config = load_with(&[]).expect("defaults are valid");
         assert_eq!(config.case_writer.concurrent_batches, 2);
         assert_eq!(config.case_writer.max_batch_size, 64);
 
-        let error = RoutingConfig::load(
-            &loader()
-                .with_override("auth.mode", "disabled")
-                .with_override("database.max_connections", "4")
-                .with_override("case_writer.concurrent_batches", "5"),
-        )
-        .expect_err("more batches than connections must fail");
-        assert!(
-            error.to_string().contains("case_writer.concurrent_batches"),
-            "{error}"
+        let text = rejection(
+            &[
+                ("database.max_connections", "4"),
+                ("case_writer.concurrent_batches", "5"),
+            ],
+            "more batches than connections must fail",
         );
+        assert!(text.contains("case_writer.concurrent_batches"), "{text}");
 
-        let error = RoutingConfig::load(
-            &loader()
-                .with_override("auth.mode", "disabled")
-                .with_override("case_writer.max_batch_size", "0"),
-        )
-        .expect_err("an empty batch must fail");
-        assert!(
-            error.to_string().contains("case_writer.max_batch_size"),
-            "{error}"
+        let text = rejection(
+            &[("case_writer.max_batch_size", "0")],
+            "an empty batch must fail",
         );
+        assert!(text.contains("case_writer.max_batch_size"), "{text}");
     }
 }
