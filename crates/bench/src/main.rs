@@ -44,7 +44,7 @@ use crate::{
     h2_connection::RoutingClient,
     options::{Command, Options},
     process_stats::CpuSnapshot,
-    report::{Machine, Run},
+    report::{Machine, Measured, Run},
     stack::Stack,
 };
 
@@ -84,7 +84,7 @@ fn main() -> ExitCode {
     match runtime.block_on(bench(&options)) {
         Ok(run) => {
             println!("{}", run.summary());
-            if run.total_errors() > 0 || run.outbox_unpublished > 0 {
+            if run.total_errors() > 0 || run.measured.outbox_unpublished > 0 {
                 eprintln!(
                     "ekb-bench: FAILED: requests failed or events stayed unpublished (see above)"
                 );
@@ -167,43 +167,14 @@ async fn bench(options: &Options) -> anyhow::Result<Run> {
         concurrency: options.concurrency,
         pool_size: options.routing_pool_size(),
         routing_settings: options.routing_settings.clone(),
-        probe: measured.probe,
-        offered_rate: measured.offered_rate,
-        rate_source: measured.rate_source,
-        unsustained: measured.unsustained,
         warmup: Duration::from_secs(options.warmup_seconds),
-        open_loop: measured.open_loop,
-        run_cpu: measured.run_cpu,
-        cases_opened: measured.cases_opened,
-        cases_per_commit: measured.cases_per_commit,
-        outbox_unpublished: measured.outbox_unpublished,
-        peak_rss_mib: measured.peak_rss_mib,
         payload_bytes: sample.payload_len(),
-        baseline: measured.baseline,
-        baseline_cpu: measured.baseline_cpu,
-        four_statement_baseline: measured.four_statement_baseline,
+        measured,
         json_path: json_path.display().to_string(),
         log_dir: log_dir.display().to_string(),
     };
     run.write_json(&json_path)?;
     Ok(run)
-}
-
-/// The figures [`measure`] collects while the system runs.
-struct Measured {
-    probe: Option<load::LoadResult>,
-    offered_rate: f64,
-    rate_source: String,
-    unsustained: Vec<(f64, load::LoadResult)>,
-    open_loop: load::LoadResult,
-    run_cpu: CpuSnapshot,
-    cases_opened: i64,
-    cases_per_commit: f64,
-    outbox_unpublished: i64,
-    peak_rss_mib: BTreeMap<String, f64>,
-    baseline: baseline::BaselineBracket,
-    baseline_cpu: CpuSnapshot,
-    four_statement_baseline: baseline::PgbenchResult,
 }
 
 /// pgbench, then the probe and the open loop against the running services, then pgbench again

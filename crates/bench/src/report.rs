@@ -47,7 +47,7 @@ pub struct Machine {
     pub notes: String,
 }
 
-/// Everything one benchmark run found out.
+/// Everything one benchmark run found out: how it was set up, and what it measured.
 #[derive(Debug, Clone)]
 pub struct Run {
     /// Date of the run, YYYY-MM-DD (UTC).
@@ -60,16 +60,29 @@ pub struct Run {
     pub pool_size: u32,
     /// Extra routing settings given on the command line.
     pub routing_settings: Vec<(String, String)>,
+    /// Warm-up before the window.
+    pub warmup: Duration,
+    /// Size of the CaseRouted outbox payload the baseline copies.
+    pub payload_bytes: usize,
+    /// The figures.
+    pub measured: Measured,
+    /// Where the JSON went.
+    pub json_path: String,
+    /// Where the service logs are.
+    pub log_dir: String,
+}
+
+/// What a run measured while the system was up.
+#[derive(Debug, Clone)]
+pub struct Measured {
     /// The closed-loop probe, unless the rate was given.
     pub probe: Option<LoadResult>,
-    /// The offered rate and how it was chosen.
+    /// The offered rate of the run that counts.
     pub offered_rate: f64,
     /// How the rate was chosen, for the summary.
     pub rate_source: String,
     /// Earlier open-loop runs whose offered rate (first) was not sustained.
     pub unsustained: Vec<(f64, LoadResult)>,
-    /// Warm-up before the window.
-    pub warmup: Duration,
     /// The open-loop run.
     pub open_loop: LoadResult,
     /// CPU used during the open-loop run (warm-up and drain included), by component.
@@ -82,8 +95,6 @@ pub struct Run {
     pub outbox_unpublished: i64,
     /// Peak RSS by service name.
     pub peak_rss_mib: BTreeMap<String, f64>,
-    /// Size of the CaseRouted outbox payload the baseline copies.
-    pub payload_bytes: usize,
     /// The pgbench baseline: routing's own statement (insert case + insert outbox row), run
     /// before and after the service's load.
     pub baseline: BaselineBracket,
@@ -91,10 +102,6 @@ pub struct Run {
     pub baseline_cpu: CpuSnapshot,
     /// pgbench with the textbook form of the transaction (BEGIN, two INSERTs, END).
     pub four_statement_baseline: PgbenchResult,
-    /// Where the JSON went.
-    pub json_path: String,
-    /// Where the service logs are.
-    pub log_dir: String,
 }
 
 /// The JSON document, with the field names.
@@ -159,9 +166,14 @@ fn round(value: f64, digits: i32) -> f64 {
 impl Run {
     /// Failed requests of the probe and of every open-loop run.
     pub fn total_errors(&self) -> u64 {
-        self.open_loop.error_count()
-            + self.probe.as_ref().map_or(0, LoadResult::error_count)
+        self.measured.open_loop.error_count()
             + self
+                .measured
+                .probe
+                .as_ref()
+                .map_or(0, LoadResult::error_count)
+            + self
+                .measured
                 .unsustained
                 .iter()
                 .map(|(_, result)| result.error_count())
@@ -170,13 +182,13 @@ impl Run {
 
     /// Service throughput over baseline throughput (the mean of the two pgbench runs).
     pub fn ratio(&self) -> f64 {
-        self.ratio_to(self.baseline.tps())
+        self.ratio_to(self.measured.baseline.tps())
     }
 
     /// Service throughput over `baseline_tps`.
     fn ratio_to(&self, baseline_tps: f64) -> f64 {
         if baseline_tps > 0.0 {
-            self.open_loop.throughput_per_s / baseline_tps
+            self.measured.open_loop.throughput_per_s / baseline_tps
         } else {
             0.0
         }
@@ -185,26 +197,30 @@ impl Run {
     /// The JSON document.
     pub fn figures(&self) -> Figures {
         Figures {
-            throughput_per_s: round(self.open_loop.throughput_per_s, 1),
-            p50_ms: round(self.open_loop.latency.p50_ms, 3),
-            p99_ms: round(self.open_loop.latency.p99_ms, 3),
-            baseline_tps: round(self.baseline.tps(), 1),
-            baseline_tps_before: round(self.baseline.before.tps, 1),
-            baseline_tps_after: round(self.baseline.after.tps, 1),
-            baseline_drift: round(self.baseline.drift(), 3),
+            throughput_per_s: round(self.measured.open_loop.throughput_per_s, 1),
+            p50_ms: round(self.measured.open_loop.latency.p50_ms, 3),
+            p99_ms: round(self.measured.open_loop.latency.p99_ms, 3),
+            baseline_tps: round(self.measured.baseline.tps(), 1),
+            baseline_tps_before: round(self.measured.baseline.before.tps, 1),
+            baseline_tps_after: round(self.measured.baseline.after.tps, 1),
+            baseline_drift: round(self.measured.baseline.drift(), 3),
             ratio: round(self.ratio(), 3),
-            baseline_four_statements_tps: round(self.four_statement_baseline.tps, 1),
-            ratio_to_four_statements: round(self.ratio_to(self.four_statement_baseline.tps), 3),
-            cases_per_commit: round(self.cases_per_commit, 2),
+            baseline_four_statements_tps: round(self.measured.four_statement_baseline.tps, 1),
+            ratio_to_four_statements: round(
+                self.ratio_to(self.measured.four_statement_baseline.tps),
+                3,
+            ),
+            cases_per_commit: round(self.measured.cases_per_commit, 2),
             peak_rss_mib: self
+                .measured
                 .peak_rss_mib
                 .iter()
                 .map(|(name, mib)| (name.clone(), round(*mib, 1)))
                 .collect(),
             concurrency: self.concurrency,
-            duration_s: self.open_loop.window.as_secs(),
-            offered_rate_per_s: round(self.offered_rate, 1),
-            errors: self.open_loop.error_count(),
+            duration_s: self.measured.open_loop.window.as_secs(),
+            offered_rate_per_s: round(self.measured.offered_rate, 1),
+            errors: self.measured.open_loop.error_count(),
             date: self.date.clone(),
             machine: Machine {
                 other_cpu_percent: round(self.machine.other_cpu_percent, 1),
@@ -232,7 +248,7 @@ impl Run {
     }
 
     fn write_summary(&self, out: &mut String) -> std::fmt::Result {
-        let run = &self.open_loop;
+        let run = &self.measured.open_loop;
         let met = |ok: bool| if ok { "met" } else { "NOT MET" };
         writeln!(out, "\n=== OpenCase benchmark, {} ===", self.date)?;
         writeln!(
@@ -272,7 +288,7 @@ impl Run {
                 format!(", {}", extra.join(", "))
             }
         )?;
-        if let Some(probe) = &self.probe {
+        if let Some(probe) = &self.measured.probe {
             writeln!(
                 out,
                 "probe        closed loop, {} s: {:.1}/s (p50 {:.2} ms, p99 {:.2} ms)",
@@ -282,7 +298,7 @@ impl Run {
                 probe.latency.p99_ms
             )?;
         }
-        for (rate, attempt) in &self.unsustained {
+        for (rate, attempt) in &self.measured.unsustained {
             writeln!(
                 out,
                 "not kept up  {rate:.1}/s offered: {:.1}/s answered, send delay up to {:.0} ms, p99 {:.1} ms; stepped down",
@@ -291,7 +307,7 @@ impl Run {
                 attempt.latency.p99_ms
             )?;
         }
-        let stepped_down = match self.unsustained.len() {
+        let stepped_down = match self.measured.unsustained.len() {
             0 => String::new(),
             steps => format!(
                 ", stepped down {steps} × {:.0} %",
@@ -301,8 +317,8 @@ impl Run {
         writeln!(
             out,
             "offered      {:.1} requests/s, open loop ({}{stepped_down}), {} s after {} s warm-up",
-            self.offered_rate,
-            self.rate_source,
+            self.measured.offered_rate,
+            self.measured.rate_source,
             run.window.as_secs(),
             self.warmup.as_secs()
         )?;
@@ -312,7 +328,7 @@ impl Run {
             run.throughput_per_s,
             run.ok_in_window,
             run.sent,
-            if run.sustained(self.offered_rate) {
+            if run.sustained(self.measured.offered_rate) {
                 ""
             } else {
                 "  !!! offered rate NOT sustained: latency includes a growing client-side queue"
@@ -355,11 +371,13 @@ impl Run {
             )?;
             let mut all = run.errors.clone();
             let earlier = self
+                .measured
                 .probe
                 .iter()
                 .map(|probe| ("probe".to_owned(), probe))
                 .chain(
-                    self.unsustained
+                    self.measured
+                        .unsustained
                         .iter()
                         .map(|(rate, attempt)| (format!("run at {rate:.1}/s"), attempt)),
                 );
@@ -375,16 +393,16 @@ impl Run {
         writeln!(
             out,
             "events       {} cases opened ({:.1} per commit), {} of their CaseRouted events unpublished 15 s after the load{}",
-            self.cases_opened,
-            self.cases_per_commit,
-            self.outbox_unpublished,
-            if self.outbox_unpublished > 0 {
+            self.measured.cases_opened,
+            self.measured.cases_per_commit,
+            self.measured.outbox_unpublished,
+            if self.measured.outbox_unpublished > 0 {
                 "  !!!"
             } else {
                 ""
             }
         )?;
-        let baseline = &self.baseline;
+        let baseline = &self.measured.baseline;
         writeln!(
             out,
             "baseline     pgbench, routing's statement: insert case + insert outbox row ({} B payload), {} clients, prepared",
@@ -414,11 +432,11 @@ impl Run {
         writeln!(
             out,
             "for comparison: the four-statement form (BEGIN, 2 × INSERT, END): {:.1} tps{}; throughput / that = {:.3}",
-            self.four_statement_baseline.tps,
-            failures(&self.four_statement_baseline),
-            self.ratio_to(self.four_statement_baseline.tps)
+            self.measured.four_statement_baseline.tps,
+            failures(&self.measured.four_statement_baseline),
+            self.ratio_to(self.measured.four_statement_baseline.tps)
         )?;
-        for (name, mib) in &self.peak_rss_mib {
+        for (name, mib) in &self.measured.peak_rss_mib {
             writeln!(
                 out,
                 "peak RSS     {name}: {mib:.1} MiB  (target ≤ {RSS_TARGET_MIB} MiB: {})",
@@ -433,19 +451,19 @@ impl Run {
 
     /// CPU per request by component during the service run, and per transaction under pgbench.
     fn write_cpu(&self, out: &mut String) -> std::fmt::Result {
-        let cpu = &self.run_cpu;
-        let requests = self.open_loop.sent.max(1) as f64;
+        let cpu = &self.measured.run_cpu;
+        let requests = self.measured.open_loop.sent.max(1) as f64;
         writeln!(
             out,
             "CPU          during the run, {}; CPU time per request:",
             machine_state(cpu)
         )?;
         write_cpu_parts(out, cpu, requests)?;
-        let base = &self.baseline_cpu;
-        let runs = [self.baseline.before, self.baseline.after];
+        let base = &self.measured.baseline_cpu;
+        let runs = [self.measured.baseline.before, self.measured.baseline.after];
         let txns = runs
             .iter()
-            .map(|run| run.tps * self.open_loop.window.as_secs_f64())
+            .map(|run| run.tps * self.measured.open_loop.window.as_secs_f64())
             .sum::<f64>()
             .max(1.0);
         writeln!(
@@ -530,35 +548,37 @@ mod tests {
             concurrency: 16,
             pool_size: 10,
             routing_settings: Vec::new(),
-            probe: None,
-            offered_rate: 1000.0,
-            rate_source: "--rate".to_owned(),
-            unsustained: Vec::new(),
             warmup: Duration::from_secs(3),
-            open_loop,
-            run_cpu: CpuSnapshot::default(),
-            cases_opened: 23_000,
-            cases_per_commit: 3.0,
-            outbox_unpublished: 0,
-            peak_rss_mib: BTreeMap::from([
-                ("routing".to_owned(), 31.04),
-                ("expert-registry".to_owned(), 62.0),
-            ]),
             payload_bytes: 250,
-            baseline: BaselineBracket {
-                before: PgbenchResult {
-                    tps: 1400.0,
+            measured: Measured {
+                probe: None,
+                offered_rate: 1000.0,
+                rate_source: "--rate".to_owned(),
+                unsustained: Vec::new(),
+                open_loop,
+                run_cpu: CpuSnapshot::default(),
+                cases_opened: 23_000,
+                cases_per_commit: 3.0,
+                outbox_unpublished: 0,
+                peak_rss_mib: BTreeMap::from([
+                    ("routing".to_owned(), 31.04),
+                    ("expert-registry".to_owned(), 62.0),
+                ]),
+                baseline: BaselineBracket {
+                    before: PgbenchResult {
+                        tps: 1400.0,
+                        failed: 0,
+                    },
+                    after: PgbenchResult {
+                        tps: 1800.0,
+                        failed: 0,
+                    },
+                },
+                baseline_cpu: CpuSnapshot::default(),
+                four_statement_baseline: PgbenchResult {
+                    tps: 800.0,
                     failed: 0,
                 },
-                after: PgbenchResult {
-                    tps: 1800.0,
-                    failed: 0,
-                },
-            },
-            baseline_cpu: CpuSnapshot::default(),
-            four_statement_baseline: PgbenchResult {
-                tps: 800.0,
-                failed: 0,
             },
             json_path: "target/bench/open_case.json".to_owned(),
             log_dir: "target/bench/logs".to_owned(),
