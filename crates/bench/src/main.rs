@@ -15,7 +15,8 @@
 //!
 //! All load goes to 127.0.0.1 and every phase is bounded in time, so a run always ends by
 //! itself. The exit status is non-zero only when something failed — a setup step, a request,
-//! or event publishing — never for a missed target.
+//! or event publishing — never for a missed target. One run at a time holds the bench
+//! directory's lock, and Ctrl-C or SIGTERM stops what the run started ([`run_guard`]).
 
 mod baseline;
 mod cpu_layout;
@@ -24,6 +25,7 @@ mod load;
 mod options;
 mod process_stats;
 mod report;
+mod run_guard;
 mod stack;
 mod workload;
 
@@ -81,8 +83,16 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(bench(&options)) {
-        Ok(run) => {
+    match runtime.block_on(guarded_bench(&options)) {
+        Ok(Err(interruption)) => {
+            eprintln!(
+                "ekb-bench: interrupted by {}; the broker and the services were stopped and \
+                 PostgreSQL has its CPUs back",
+                interruption.name()
+            );
+            ExitCode::from(130)
+        }
+        Ok(Ok(run)) => {
             println!("{}", run.summary());
             if run.total_errors() > 0 || run.measured.outbox_unpublished > 0 {
                 eprintln!(
@@ -108,9 +118,24 @@ fn target_dir() -> anyhow::Result<PathBuf> {
     Ok(profile.parent().unwrap_or(profile).to_path_buf())
 }
 
-/// Runs every phase and collects the figures.
-async fn bench(options: &Options) -> anyhow::Result<Run> {
+/// [`bench`] while holding the bench directory's run lock, stopped early (and everything it
+/// started stopped with it) by SIGINT or SIGTERM.
+async fn guarded_bench(options: &Options) -> anyhow::Result<Result<Run, run_guard::Interruption>> {
     let bench_dir = target_dir()?.join("bench");
+    let _lock = run_guard::RunLock::take(&bench_dir)?;
+    // Holding the lock, every bench database is a leftover of a run that was killed.
+    drop_bench_databases().await;
+    match run_guard::until_interrupted(bench(options, &bench_dir)).await? {
+        Ok(run) => Ok(Ok(run?)),
+        Err(interruption) => {
+            drop_bench_databases().await;
+            Ok(Err(interruption))
+        }
+    }
+}
+
+/// Runs every phase and collects the figures.
+async fn bench(options: &Options, bench_dir: &Path) -> anyhow::Result<Run> {
     let json_path = options
         .out
         .clone()
@@ -465,6 +490,22 @@ fn database_is_local() -> bool {
         let host = options.get_host();
         host.starts_with('/') || ["127.0.0.1", "localhost", "::1"].contains(&host)
     })
+}
+
+/// Drops every database a benchmark run creates (their names start with
+/// `ekbtest_bench_`); only safe while holding the run lock.
+async fn drop_bench_databases() {
+    let Ok(mut admin) = PgConnection::connect(&admin_url()).await else {
+        return;
+    };
+    let names: Vec<String> = sqlx::query_scalar(
+        "SELECT datname FROM pg_database WHERE datname LIKE 'ekbtest\\_bench\\_%'",
+    )
+    .fetch_all(&mut admin)
+    .await
+    .unwrap_or_default();
+    let _ = admin.close().await;
+    drop_databases(&names).await;
 }
 
 /// Drops the run's databases; a failure only costs disk until `make test` drops leftovers.
