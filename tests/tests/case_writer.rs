@@ -1,10 +1,13 @@
 //! Tests of routing's group commit (ADR 0015) against a fresh database migrated by routing's
 //! own migrations: cases waiting together are stored in one transaction, a request id that
-//! appears twice is stored once, and a batch that fails is retried case by case so only the
-//! bad case fails.
+//! appears twice is stored once, a batch that fails is retried case by case so only the
+//! bad case fails, and closing the pool takes back the connection a writer keeps.
 
 use ekb_domain::{Flow, RoutingDecision, RoutingReason};
-use ekb_platform::messaging::{EventSubject, Outbox};
+use ekb_platform::{
+    ApiError,
+    messaging::{EventSubject, Outbox},
+};
 use ekb_routing::{
     case_store::{NewCase, StoredCase},
     case_writer::{CaseWriter, CaseWriterSettings, WriteOutcome},
@@ -14,6 +17,8 @@ use ekb_testkit::postgres::{TestDatabase, drop_database, fresh_database};
 use ekb_tests::{HAMAR, case_facts};
 use futures::future::join_all;
 use sqlx::{PgPool, postgres::PgPoolOptions};
+use std::time::Duration;
+
 use uuid::Uuid;
 
 /// A fresh database with routing's schema, and a pool on it.
@@ -170,5 +175,23 @@ async fn a_failing_batch_is_retried_case_by_case_and_only_the_bad_case_fails() -
             .await?;
     assert_eq!(clashing_stored, 1);
     pool.close().await;
+    drop_database(&database.name).await
+}
+
+#[tokio::test]
+async fn closing_the_pool_takes_back_the_writers_connection_and_stops_the_writer()
+-> anyhow::Result<()> {
+    let (database, pool) = routing_database("writer_close").await?;
+    let writer = one_writer(&pool);
+    // The writer now keeps the connection it stored this case with.
+    assert!(inserted(&writer.write(new_case(Uuid::new_v4())?).await?));
+    tokio::time::timeout(Duration::from_secs(10), pool.close())
+        .await
+        .map_err(|_| anyhow::anyhow!("closing the pool waited for the writer's connection"))?;
+    let after_close = writer.write(new_case(Uuid::new_v4())?).await;
+    assert!(
+        matches!(after_close, Err(ApiError::Unavailable(_))),
+        "{after_close:?}"
+    );
     drop_database(&database.name).await
 }

@@ -14,11 +14,23 @@
 //!
 //! A batch is one statement, so it commits or fails as a whole. When it fails, its cases are
 //! written one by one, so a case that cannot be stored fails only its own call.
+//!
+//! Each writer keeps its pool connection from one batch to the next ([`HeldConnection`]):
+//! sqlx's pool tests every connection given back to it with a round trip to PostgreSQL, which
+//! cost a tenth of routing's CPU per case in the benchmark (docs/benchmarks.md). A writer gives
+//! its connection back after a failed statement (the pool then tests it and closes it if it is
+//! broken), after holding it for [`HOLD_AT_MOST`], so the pool's lifetime rules still apply,
+//! and when the pool closes, so closing it at shutdown does not wait forever.
+//! The writers' connections come out of `database.max_connections`, which must leave room for
+//! everything else (the configuration checks it).
 
-use std::sync::Arc;
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use ekb_platform::ApiError;
-use sqlx::PgPool;
+use sqlx::{PgPool, Postgres, pool::PoolConnection};
 use tokio::sync::{Mutex, mpsc, oneshot};
 use uuid::Uuid;
 
@@ -80,36 +92,71 @@ impl CaseWriter {
     }
 }
 
+/// How long a writer keeps one pool connection before giving it back for the pool to test,
+/// age and hand out again.
+pub const HOLD_AT_MOST: Duration = Duration::from_secs(60);
+
+/// A writer's connection, kept between statements while they succeed (see the module doc).
+struct HeldConnection {
+    pool: PgPool,
+    held: Option<(PoolConnection<Postgres>, Instant)>,
+}
+
+impl HeldConnection {
+    fn new(pool: PgPool) -> Self {
+        HeldConnection { pool, held: None }
+    }
+
+    /// Stores `cases` on the held connection (taking one from the pool if none is held).
+    async fn insert(&mut self, cases: &[&NewCase]) -> Result<Vec<Uuid>, ApiError> {
+        let (mut connection, since) = match self.held.take() {
+            Some(held) => held,
+            None => (self.pool.acquire().await?, Instant::now()),
+        };
+        let result = case_store::insert_with_events(&mut connection, cases).await;
+        // Dropping the connection gives it back to the pool.
+        if result.is_ok() && since.elapsed() < HOLD_AT_MOST {
+            self.held = Some((connection, since));
+        }
+        result
+    }
+}
+
 /// One writer: takes everything queued (up to `max_batch_size`) whenever it is free.
 async fn run_writer(
     pool: PgPool,
     receiver: Arc<Mutex<mpsc::Receiver<Job>>>,
     max_batch_size: usize,
 ) {
+    // Closing the pool waits for every connection to come back, the held one too: a writer
+    // stops when the pool closes, and cases still queued then fail as Unavailable.
+    let mut pool_closed = std::pin::pin!(pool.close_event());
+    let mut connection = HeldConnection::new(pool);
     let mut jobs = Vec::with_capacity(max_batch_size);
     loop {
-        let received = receiver
-            .lock()
-            .await
-            .recv_many(&mut jobs, max_batch_size)
-            .await;
+        let received = tokio::select! {
+            received = async {
+                receiver.lock().await.recv_many(&mut jobs, max_batch_size).await
+            } => received,
+            () = pool_closed.as_mut() => 0,
+        };
         if received == 0 {
             return;
         }
-        write_batch(&pool, std::mem::take(&mut jobs)).await;
+        write_batch(&mut connection, std::mem::take(&mut jobs)).await;
     }
 }
 
 /// Writes `jobs` in one statement and answers each; if the statement fails, writes them one
 /// by one so each call gets its own answer.
-async fn write_batch(pool: &PgPool, mut jobs: Vec<Job>) {
+async fn write_batch(connection: &mut HeldConnection, mut jobs: Vec<Job>) {
     // Concurrent batches take request-id locks in the same order, so twins of two requests
     // split over two batches cannot deadlock.
     jobs.sort_unstable_by_key(|job| job.new_case.request_id);
     metrics::histogram!("ekb_routing_case_batch_size").record(jobs.len() as f64);
     let result = {
         let cases: Vec<&NewCase> = jobs.iter().map(|job| &job.new_case).collect();
-        insert(pool, &cases).await
+        connection.insert(&cases).await
     };
     match result {
         Ok(inserted) => {
@@ -125,18 +172,13 @@ async fn write_batch(pool: &PgPool, mut jobs: Vec<Job>) {
                 "a batch of new cases failed; writing them one by one"
             );
             for job in jobs {
-                match insert(pool, &[&job.new_case]).await {
+                match connection.insert(&[&job.new_case]).await {
                     Ok(inserted) => answer(job, Ok(&inserted)),
                     Err(error) => answer(job, Err(error)),
                 }
             }
         }
     }
-}
-
-async fn insert(pool: &PgPool, cases: &[&NewCase]) -> Result<Vec<Uuid>, ApiError> {
-    let mut connection = pool.acquire().await?;
-    case_store::insert_with_events(&mut connection, cases).await
 }
 
 /// Sends `job` its outcome, given the ids of the cases its statement inserted: its case was

@@ -93,10 +93,12 @@ impl RoutingConfig {
                 "must be at least 1",
             ));
         }
-        if writer.concurrent_batches > platform.database.max_connections as usize {
+        // Each writer keeps a connection of its own; at least one must stay for everything else
+        // (GetCase, retried OpenCase, the outbox relay, the consumer, health checks).
+        if writer.concurrent_batches >= platform.database.max_connections as usize {
             return Err(ConfigError::invalid(
                 "case_writer.concurrent_batches",
-                "must not exceed database.max_connections",
+                "must be less than database.max_connections (each writer keeps a connection)",
             ));
         }
         if !(1..=1000).contains(&writer.max_batch_size) {
@@ -172,6 +174,24 @@ mod tests {
             "more batches than connections must fail",
         );
         assert!(text.contains("case_writer.concurrent_batches"), "{text}");
+
+        let text = rejection(
+            &[
+                ("database.max_connections", "4"),
+                ("case_writer.concurrent_batches", "4"),
+            ],
+            "writers holding every connection must fail",
+        );
+        assert!(
+            text.contains("must be less than database.max_connections"),
+            "{text}"
+        );
+        let config = load_with(&[
+            ("database.max_connections", "4"),
+            ("case_writer.concurrent_batches", "3"),
+        ])
+        .expect("one connection left over is enough");
+        assert_eq!(config.case_writer.concurrent_batches, 3);
 
         let text = rejection(
             &[("case_writer.max_batch_size", "0")],
