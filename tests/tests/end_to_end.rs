@@ -151,5 +151,20 @@ async fn agreement_event_drives_routing_and_case_routed_reaches_the_broker() -> 
             Some(case.county_code.as_str())
         );
     }
+
+    // Routing's JSON log line for each case carries the caller's trace id, so an operator can
+    // go from the line to the trace.
+    let log = stack.routing.log();
+    for case in &opened {
+        let line = log
+            .lines()
+            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+            .find(|line| line["fields"]["case_id"] == case.case_id.as_str())
+            .unwrap_or_else(|| panic!("no log line for case {}:\n{log}", case.case_id));
+        assert_eq!(line["fields"]["message"], "case opened and routed");
+        assert_eq!(line["trace_id"], CALLER_TRACE_ID, "{line}");
+        assert_eq!(line["span_id"].as_str().map(str::len), Some(16), "{line}");
+        assert_eq!(line["span"]["name"], "grpc", "{line}");
+    }
     Ok(())
 }

@@ -12,6 +12,7 @@ pub mod config;
 pub mod db;
 pub mod error;
 pub mod grpc;
+pub mod json_log;
 pub mod messaging;
 pub mod metrics;
 pub mod shutdown;

@@ -11,7 +11,11 @@
 use opentelemetry::trace::{SpanContext, SpanId, TraceFlags, TraceState};
 use opentelemetry_sdk::trace::{IdGenerator, RandomIdGenerator};
 use tracing::{Subscriber, span};
-use tracing_subscriber::{Registry, layer::Context, registry::LookupSpan};
+use tracing_subscriber::{
+    Registry,
+    layer::Context,
+    registry::{LookupSpan, SpanRef},
+};
 
 /// The W3C identity of one span, kept in the span's extensions by [`SpanIdLayer`].
 #[derive(Debug, Clone)]
@@ -62,6 +66,17 @@ fn with_identity<R>(
         extensions.get_mut::<SpanIdentity>().map(action)
     })
     .flatten()
+}
+
+/// The span context [`SpanIdLayer`] gave the span behind `span`, for code that already holds
+/// the registry's view of it (a log formatter).
+pub(crate) fn identity_of<R>(span: &SpanRef<'_, R>) -> Option<SpanContext>
+where
+    R: for<'lookup> LookupSpan<'lookup>,
+{
+    span.extensions()
+        .get::<SpanIdentity>()
+        .map(|identity| identity.0.clone())
 }
 
 /// The span context [`SpanIdLayer`] gave `span`, if that layer is installed.

@@ -1,5 +1,6 @@
 //! Logging and tracing for every service: `tracing-subscriber` with an `EnvFilter`, text or
-//! JSON on stdout, and OpenTelemetry spans.
+//! JSON on stdout (JSON lines carry the trace and span ids, [`crate::json_log`]), and
+//! OpenTelemetry spans.
 //!
 //! Spans always get W3C trace ids (so trace context can be carried to Kafka headers and
 //! outgoing gRPC calls even when nothing is exported); OTLP export is switched on by setting
@@ -11,10 +12,13 @@ use std::sync::OnceLock;
 use opentelemetry::{global, trace::TracerProvider as _};
 use opentelemetry_otlp::WithExportConfig;
 use opentelemetry_sdk::{Resource, propagation::TraceContextPropagator, trace::SdkTracerProvider};
-use tracing_subscriber::{EnvFilter, Layer, layer::SubscriberExt, util::SubscriberInitExt};
+use tracing_subscriber::{
+    EnvFilter, Layer, fmt::format::JsonFields, layer::SubscriberExt, util::SubscriberInitExt,
+};
 
 use crate::{
     config::{LogFormat, TelemetryConfig},
+    json_log::JsonLines,
     span_ids::SpanIdLayer,
 };
 
@@ -57,9 +61,8 @@ pub fn init(
         EnvFilter::try_from_default_env().or_else(|_| EnvFilter::try_new(&config.log_filter))?;
     let fmt_layer = match config.log_format {
         LogFormat::Json => tracing_subscriber::fmt::layer()
-            .json()
-            .with_current_span(true)
-            .with_span_list(false)
+            .fmt_fields(JsonFields::new())
+            .event_format(JsonLines)
             .boxed(),
         LogFormat::Text => tracing_subscriber::fmt::layer().compact().boxed(),
     };

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use opentelemetry::{
     Context, global,
     propagation::{Extractor, Injector},
-    trace::TraceContextExt,
+    trace::{SpanContext, TraceContextExt},
 };
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
@@ -41,6 +41,16 @@ pub fn current_context_fields() -> HashMap<String, String> {
     let mut fields = HashMap::new();
     global::get_text_map_propagator(|propagator| propagator.inject_context(&context, &mut fields));
     fields
+}
+
+/// The current span's W3C identity, from whichever layer gave it its ids (`None` outside any
+/// span). With OpenTelemetry export on, asking may start the span's export record early.
+pub(crate) fn span_context_of_current() -> Option<SpanContext> {
+    let span = tracing::Span::current();
+    if span.is_none() {
+        return None;
+    }
+    Some(context_of(&span).span().span_context().clone())
 }
 
 /// A parent context rebuilt from stored or received `traceparent`/`tracestate` fields.
