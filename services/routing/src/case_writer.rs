@@ -46,10 +46,10 @@ pub enum WriteOutcome {
     RequestIdTaken(NewCase),
 }
 
-/// How the writer batches.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How the writer batches (the `case_writer` section of routing's configuration).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
 pub struct CaseWriterSettings {
-    /// Batches in flight at once, each on its own connection.
+    /// Batches in flight at once, each on a connection it keeps.
     pub concurrent_batches: usize,
     /// Most cases in one statement.
     pub max_batch_size: usize,

@@ -29,16 +29,7 @@ periods = ["2022-01-01/2026-12-31"]
 struct RoutingSections {
     pilot: PilotSettings,
     coverage: CoverageSettings,
-    case_writer: CaseWriterSection,
-}
-
-/// How OpenCase batches its writes (ADR 0015).
-#[derive(Debug, Clone, Deserialize)]
-struct CaseWriterSection {
-    /// Batches in flight at once, each on its own pooled connection.
-    concurrent_batches: usize,
-    /// Most cases in one statement.
-    max_batch_size: usize,
+    case_writer: CaseWriterSettings,
 }
 
 /// How the agreement-coverage snapshot is kept.
@@ -111,10 +102,7 @@ impl RoutingConfig {
             platform,
             pilot,
             coverage_max_age: std::time::Duration::from_millis(section.coverage.max_age_ms),
-            case_writer: CaseWriterSettings {
-                concurrent_batches: writer.concurrent_batches,
-                max_batch_size: writer.max_batch_size,
-            },
+            case_writer: writer,
         })
     }
 }
