@@ -54,8 +54,9 @@ where
             .or_else(|| ctx.lookup_current());
         if let Some(span) = span {
             write_span::<S, N>(&mut writer, &span)?;
-            // Read before nothing else holds the span's extensions: with OpenTelemetry export,
-            // looking the ids up may have to write them.
+            // Looked up only once write_span has let go of the span's extensions: with
+            // OpenTelemetry export, the lookup may have to write them. That fallback reads the
+            // current span, which is this one unless the event named another parent.
             let ids = identity_of(&span).or_else(span_context_of_current);
             if let Some(ids) = ids.filter(SpanContext::is_valid) {
                 write!(
