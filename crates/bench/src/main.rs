@@ -38,7 +38,7 @@ use std::{
 
 use anyhow::Context;
 use ekb_proto::v1::Flow;
-use ekb_testkit::postgres::admin_url;
+use ekb_testkit::postgres::{TEST_DATABASE_PREFIX, admin_url, drop_database};
 use sqlx::{Connection, Executor, PgConnection};
 
 use crate::{
@@ -492,34 +492,34 @@ fn database_is_local() -> bool {
     })
 }
 
-/// Drops every database a benchmark run creates (their names start with
-/// `ekbtest_bench_`); only safe while holding the run lock.
+/// Drops every database a benchmark run creates (each run's purposes start with `bench_`);
+/// only safe while holding the run lock.
 async fn drop_bench_databases() {
-    let Ok(mut admin) = PgConnection::connect(&admin_url()).await else {
-        return;
-    };
-    let names: Vec<String> = sqlx::query_scalar(
-        "SELECT datname FROM pg_database WHERE datname LIKE 'ekbtest\\_bench\\_%'",
-    )
-    .fetch_all(&mut admin)
+    let prefix = format!("{TEST_DATABASE_PREFIX}bench_");
+    let names: Vec<String> = async {
+        let mut admin = PgConnection::connect(&admin_url()).await?;
+        let names: Vec<String> = sqlx::query_scalar("SELECT datname FROM pg_database")
+            .fetch_all(&mut admin)
+            .await?;
+        admin.close().await?;
+        Ok::<_, sqlx::Error>(names)
+    }
     .await
     .unwrap_or_default();
-    let _ = admin.close().await;
-    drop_databases(&names).await;
+    let leftovers: Vec<String> = names
+        .into_iter()
+        .filter(|name| name.starts_with(&prefix))
+        .collect();
+    drop_databases(&leftovers).await;
 }
 
 /// Drops the run's databases; a failure only costs disk until `make test` drops leftovers.
 async fn drop_databases(names: &[String]) {
-    let Ok(mut admin) = PgConnection::connect(&admin_url()).await else {
-        return;
-    };
     for name in names {
-        let statement = format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)");
-        if let Err(error) = admin.execute(sqlx::AssertSqlSafe(statement)).await {
-            eprintln!("ekb-bench: could not drop database {name}: {error}");
+        if let Err(error) = drop_database(name).await {
+            eprintln!("ekb-bench: could not drop database {name}: {error:#}");
         }
     }
-    let _ = admin.close().await;
 }
 
 /// What the figures were measured on.
