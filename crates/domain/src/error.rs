@@ -6,6 +6,8 @@
 
 use thiserror::Error;
 
+use crate::MunicipalityStructure;
+
 /// A domain rule was broken. The Display text names the rule, never the offending identifier.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum DomainError {
@@ -35,6 +37,16 @@ pub enum DomainError {
     /// The county code is not a county in the 2024 county structure.
     #[error("must be a county in the 2024 county structure")]
     UnknownCounty,
+    /// The municipality number is not a municipality in the structure in force on the date.
+    #[error(
+        "must be a municipality in the structure in force on {date} (the {structure} structure)"
+    )]
+    NotInMunicipalityStructure {
+        /// The date the number was checked at.
+        date: time::Date,
+        /// The structure in force on that date.
+        structure: MunicipalityStructure,
+    },
     /// A date range whose start lies after its end.
     #[error("from must not be after to")]
     InvalidDateRange,

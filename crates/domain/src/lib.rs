@@ -28,7 +28,7 @@ pub use error::DomainError;
 pub use fodselsnummer::{Fodselsnummer, SyntheticPolicy};
 pub use grant_rate::MaxRateTable;
 pub use money::Money;
-pub use municipality::{CountyCode, MunicipalityNumber};
+pub use municipality::{CountyCode, MunicipalityNumber, MunicipalityStructure};
 pub use organisation_number::{OrganisationNumber, with_valid_check_digit};
 pub use pilot_policy::PilotPolicy;
 pub use pseudonym_key::{MIN_PSEUDONYM_KEY_BYTES, PseudonymKey};
