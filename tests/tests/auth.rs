@@ -1,5 +1,5 @@
 //! Authentication and authorization in front of every RPC: a bearer JWT validated against the
-//! issuer's JWKS (signature, issuer, audience, expiry) and the RPC's declared role. Health and
+//! issuer's JWKS (signature, issuer, audience, expiry, not-before) and the RPC's declared role. Health and
 //! reflection stay open.
 
 use ekb_proto::v1::{self, CompetenceArea};
@@ -7,23 +7,43 @@ use ekb_testkit::{
     broker::TestBroker,
     issuer::TestIssuer,
     postgres::fresh_database,
-    services::{TestSettings, start_routing, with_bearer},
+    services::{InProcessService, TestSettings, start_in_process, with_bearer},
 };
 use ekb_tests::{HAMAR, case_facts, open_case, unique_topic_prefix};
 use tonic::Code;
 
-#[tokio::test]
-async fn tokens_and_roles_are_enforced_and_health_stays_open() -> anyhow::Result<()> {
+/// Routing in this process, trusting tokens from a local issuer.
+struct RoutingWithAuth {
+    _broker: TestBroker,
+    issuer: TestIssuer,
+    routing: InProcessService,
+}
+
+async fn routing_with_auth(purpose: &str) -> anyhow::Result<RoutingWithAuth> {
     let broker = TestBroker::start()?;
     let issuer = TestIssuer::start().await?;
-    let database = fresh_database("auth").await?;
+    let database = fresh_database(purpose).await?;
     let settings = TestSettings::new(
         &database.url,
         broker.bootstrap_servers(),
         &unique_topic_prefix(),
     )
     .with_auth(&issuer);
-    let routing = start_routing(&settings).await?;
+    let routing = start_in_process::<ekb_routing::Routing>(&settings).await?;
+    Ok(RoutingWithAuth {
+        _broker: broker,
+        issuer,
+        routing,
+    })
+}
+
+#[tokio::test]
+async fn tokens_and_roles_are_enforced_and_health_stays_open() -> anyhow::Result<()> {
+    let RoutingWithAuth {
+        _broker,
+        issuer,
+        routing,
+    } = routing_with_auth("auth").await?;
     let mut client =
         v1::routing_service_client::RoutingServiceClient::connect(routing.url()).await?;
     let request = || {
@@ -46,6 +66,13 @@ async fn tokens_and_roles_are_enforced_and_health_stays_open() -> anyhow::Result
             with_bearer(
                 request(),
                 &issuer.token_for_audience("someone-else", &["case-writer"]),
+            ),
+        ),
+        (
+            "not valid before an hour from now",
+            with_bearer(
+                request(),
+                &issuer.not_yet_valid_token(&["case-writer"], 3600),
             ),
         ),
     ];
@@ -80,10 +107,106 @@ async fn tokens_and_roles_are_enforced_and_health_stays_open() -> anyhow::Result
         .into_inner();
     assert_eq!(fetched.case.unwrap_or_default().case_id, case_id);
 
+    // A not-before a few seconds ahead lies within the clock-skew leeway (auth.clock_skew_seconds).
+    let skewed = issuer.not_yet_valid_token(&["case-writer"], 5);
+    client.open_case(with_bearer(request(), &skewed)).await?;
+
     // Health needs no token (Kubernetes probes carry none).
     assert_eq!(
         ekb_testkit::services::health_status(routing.grpc_addr).await,
         Some(tonic_health::pb::health_check_response::ServingStatus::Serving)
     );
+    routing.stop().await
+}
+
+/// Reflection, as other teams' tools meet it: both protocol versions answer (grpcio's client,
+/// older grpcurl and several GUI clients speak only v1alpha), without a token, and list only
+/// what this server serves — not the other services of the shared contract.
+#[tokio::test]
+async fn reflection_answers_v1_and_v1alpha_and_lists_only_this_service() -> anyhow::Result<()> {
+    use tonic_reflection::pb::{v1, v1alpha};
+
+    let RoutingWithAuth {
+        _broker, routing, ..
+    } = routing_with_auth("reflection").await?;
+    let expected = [
+        "ekspertbistand.v1.RoutingService",
+        "grpc.health.v1.Health",
+        "grpc.reflection.v1.ServerReflection",
+        "grpc.reflection.v1alpha.ServerReflection",
+    ];
+
+    let channel = tonic::transport::Endpoint::from_shared(routing.url())?
+        .connect()
+        .await?;
+    let mut alpha = v1alpha::server_reflection_client::ServerReflectionClient::new(channel.clone());
+    let ask = |request| {
+        futures::stream::iter([v1alpha::ServerReflectionRequest {
+            host: String::new(),
+            message_request: Some(request),
+        }])
+    };
+    let mut answers = alpha
+        .server_reflection_info(ask(
+            v1alpha::server_reflection_request::MessageRequest::ListServices(String::new()),
+        ))
+        .await?
+        .into_inner();
+    let listed = match answers
+        .message()
+        .await?
+        .and_then(|answer| answer.message_response)
+    {
+        Some(v1alpha::server_reflection_response::MessageResponse::ListServicesResponse(list)) => {
+            let mut names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+            names.sort();
+            names
+        }
+        other => anyhow::bail!("v1alpha ListServices answered {other:?}"),
+    };
+    assert_eq!(
+        listed, expected,
+        "v1alpha lists only this server's services"
+    );
+    let mut answers = alpha
+        .server_reflection_info(ask(
+            v1alpha::server_reflection_request::MessageRequest::FileContainingSymbol(
+                "ekspertbistand.v1.RoutingService".to_owned(),
+            ),
+        ))
+        .await?
+        .into_inner();
+    assert!(
+        matches!(
+            answers.message().await?.and_then(|answer| answer.message_response),
+            Some(v1alpha::server_reflection_response::MessageResponse::FileDescriptorResponse(files))
+                if !files.file_descriptor_proto.is_empty()
+        ),
+        "v1alpha describes the service"
+    );
+
+    let mut current = v1::server_reflection_client::ServerReflectionClient::new(channel);
+    let mut answers = current
+        .server_reflection_info(futures::stream::iter([v1::ServerReflectionRequest {
+            host: String::new(),
+            message_request: Some(v1::server_reflection_request::MessageRequest::ListServices(
+                String::new(),
+            )),
+        }]))
+        .await?
+        .into_inner();
+    let listed = match answers
+        .message()
+        .await?
+        .and_then(|answer| answer.message_response)
+    {
+        Some(v1::server_reflection_response::MessageResponse::ListServicesResponse(list)) => {
+            let mut names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+            names.sort();
+            names
+        }
+        other => anyhow::bail!("v1 ListServices answered {other:?}"),
+    };
+    assert_eq!(listed, expected, "v1 lists only this server's services");
     routing.stop().await
 }

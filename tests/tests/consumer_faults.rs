@@ -1,14 +1,16 @@
-//! Fault tests of routing's event consumer, with routing as a separate process and events
-//! injected on the expert-registry topic through the broker: a redelivered event is applied
+//! Messaging: fault tests of routing's event consumer, with routing as a separate process and
+//! events injected on the expert-registry topic through the broker: a redelivered event is applied
 //! once; a poison message ends in the dead-letter topic while later messages on the same
 //! partition still flow; an unknown event type is skipped explicitly (recorded, not crashed on).
+//! Also the housekeeping around it (outbox and inbox pruned by age, the relay woken by commits)
+//! and testkit's scripted budget, the counterpart other services' tests rely on.
 
 use std::time::Duration;
 
 use ekb_platform::messaging::{EventSubject, envelope::wrap};
 use ekb_proto::v1::{self, CompetenceArea, Flow, RoutingReason};
 use ekb_tests::{
-    HAMAR, ProcessStack, agreement_terms, case_facts, read_until, send, test_producer, topic_reader,
+    HAMAR, ProcessStack, agreement_state, case_facts, read_until, send, test_producer, topic_reader,
 };
 use prost::{Message as _, Name};
 use rdkafka::{Message, message::Headers};
@@ -19,16 +21,7 @@ fn agreement_event(
     areas: &[CompetenceArea],
     version: i64,
 ) -> v1::EventEnvelope {
-    let agreement = v1::Agreement {
-        agreement_id: agreement_id.to_owned(),
-        agreement_reference: format!("RA-TEST-{version}"),
-        supplier_organisation_number: ekb_tests::SUPPLIER_ORGNR.to_owned(),
-        supplier_name: "Test AS".to_owned(),
-        county_code: "34".to_owned(),
-        terms: Some(agreement_terms(areas)),
-        ended_on_date: String::new(),
-        version,
-    };
+    let agreement = agreement_state(agreement_id, "34", areas, version);
     wrap(
         "expert-registry",
         &EventSubject::aggregate(agreement_id),
@@ -210,5 +203,166 @@ async fn redelivery_is_applied_once_and_poison_is_dead_lettered_while_later_mess
         stack.routing.is_running(),
         "routing survived every bad message"
     );
+    Ok(())
+}
+
+/// Both ends of the messaging tables are pruned by age: published outbox rows after
+/// `outbox.retention_hours`, inbox rows after `consumer.inbox_retention_hours`; an unpublished
+/// outbox row is never deleted, however old.
+#[tokio::test]
+async fn outbox_and_inbox_are_pruned_by_age_and_unpublished_rows_stay() -> anyhow::Result<()> {
+    use ekb_platform::{
+        messaging::{consumer::prune_inbox, relay::prune_outbox},
+        service::ServiceDescription,
+    };
+
+    let database = ekb_testkit::postgres::fresh_database("retention").await?;
+    let pool = sqlx::PgPool::connect(&database.url).await?;
+    ekb_platform::db::migrate(&pool, ekb_routing::Routing::migrator()).await?;
+    for (age_hours, published) in [(1, true), (200, true), (200, false)] {
+        sqlx::query(
+            "INSERT INTO outbox (event_id, topic, message_key, event_type, payload, created_at, published_at) \
+             VALUES ($1, 't', 'k', 'x', '\\x00', now() - make_interval(hours => $2), \
+                     CASE WHEN $3 THEN now() - make_interval(hours => $2) END)",
+        )
+        .bind(uuid::Uuid::now_v7())
+        .bind(age_hours)
+        .bind(published)
+        .execute(&pool)
+        .await?;
+    }
+    for age_hours in [1, 2000] {
+        sqlx::query(
+            "INSERT INTO inbox (event_id, event_type, topic, kafka_partition, kafka_offset, outcome, received_at) \
+             VALUES ($1, 'x', 't', 0, 0, 'applied', now() - make_interval(hours => $2))",
+        )
+        .bind(uuid::Uuid::now_v7())
+        .bind(age_hours)
+        .execute(&pool)
+        .await?;
+    }
+    assert_eq!(
+        prune_outbox(&pool, 168).await?,
+        1,
+        "only the old published row"
+    );
+    assert_eq!(prune_inbox(&pool, 1440).await?, 1, "only the old inbox row");
+    let left: (i64, i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM outbox), (SELECT count(*) FROM outbox WHERE published_at IS NULL), \
+         (SELECT count(*) FROM inbox)",
+    )
+    .fetch_one(&pool)
+    .await?;
+    assert_eq!(left, (2, 1, 1));
+    Ok(())
+}
+
+/// A commit wakes the relay (LISTEN/NOTIFY): with the safety-net poll set to ten minutes, each
+/// event is still acknowledged by the broker moments after its commit.
+#[tokio::test]
+async fn a_commit_wakes_the_relay_without_polling() -> anyhow::Result<()> {
+    use ekb_tests::{RegistryClient, register_agreement};
+
+    let broker = ekb_testkit::broker::TestBroker::start()?;
+    let database = ekb_testkit::postgres::fresh_database("wakeup").await?;
+    let settings = ekb_testkit::services::TestSettings::new(
+        &database.url,
+        broker.bootstrap_servers(),
+        &ekb_tests::unique_topic_prefix(),
+    )
+    .with("outbox.poll_interval_ms", "600000");
+    let registry =
+        ekb_testkit::services::start_in_process::<ekb_expert_registry::ExpertRegistry>(&settings)
+            .await?;
+    let mut client = RegistryClient::connect(registry.url()).await?;
+    let pool = sqlx::PgPool::connect(&database.url).await?;
+    // The relay's first round ran at start; from now on only a notification can wake it.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for round in 1..=3_i64 {
+        client
+            .register_agreement(register_agreement("34", &[CompetenceArea::Restructuring]))
+            .await?;
+        let delay: f64 = ekb_tests::eventually(
+            "the relay to publish the event",
+            Duration::from_secs(10),
+            || async {
+                Ok(sqlx::query_scalar(
+                    "SELECT EXTRACT(EPOCH FROM published_at - created_at)::float8 FROM outbox \
+                     WHERE published_at IS NOT NULL ORDER BY id OFFSET $1 LIMIT 1",
+                )
+                .bind(round - 1)
+                .fetch_optional(&pool)
+                .await?)
+            },
+        )
+        .await?;
+        assert!(
+            delay < 2.0,
+            "event {round} waited {delay:.3} s after its commit: the relay did not wake"
+        );
+    }
+    registry.stop().await
+}
+
+/// testkit's scripted budget answers a funds request as budget would: FundsReserved while the
+/// money lasts, then FundsDenied(INSUFFICIENT_FUNDS) with what is left, on budget's topic keyed
+/// by case; service tests of applications and pilot-ordering rely on it.
+#[tokio::test]
+async fn the_scripted_budget_reserves_what_fits_and_denies_the_rest() -> anyhow::Result<()> {
+    use ekb_testkit::events::{EventFeed, ScriptedBudget};
+
+    let broker = ekb_testkit::broker::TestBroker::start()?;
+    let prefix = ekb_tests::unique_topic_prefix();
+    let budget = ScriptedBudget::start(broker.bootstrap_servers(), &prefix, 3_000_000).await?;
+    let feed = EventFeed::new(broker.bootstrap_servers(), &prefix)?;
+    let reader = topic_reader(
+        broker.bootstrap_servers(),
+        &ekb_platform::messaging::topic_for(&prefix, "budget"),
+    )?;
+    let case_ids: Vec<String> = (0..2).map(|_| uuid::Uuid::now_v7().to_string()).collect();
+    for case_id in &case_ids {
+        let grant_id = uuid::Uuid::now_v7().to_string();
+        feed.publish(
+            "applications",
+            &EventSubject {
+                case_id: Some(case_id.clone()),
+                aggregate_id: grant_id.clone(),
+            },
+            &v1::GrantRequested {
+                grant_id,
+                case_id: case_id.clone(),
+                county_code: "34".into(),
+                amount_ore: 2_000_000,
+                budget_year: 2026,
+                ..Default::default()
+            },
+        )
+        .await?;
+    }
+    let answers = read_until(&reader, Duration::from_secs(30), |read| read.len() >= 2).await?;
+    // The two requests may sit on different partitions, so either may come first.
+    let mut reserved = Vec::new();
+    let mut denied = Vec::new();
+    for message in &answers {
+        let envelope = v1::EventEnvelope::decode(message.payload().unwrap_or_default())?;
+        assert_eq!(
+            message.key(),
+            Some(envelope.case_id.as_bytes()),
+            "keyed by case"
+        );
+        assert!(case_ids.contains(&envelope.case_id));
+        if envelope.event_type == v1::FundsReserved::full_name() {
+            reserved.push(v1::FundsReserved::decode(envelope.payload.as_slice())?);
+        } else {
+            assert_eq!(envelope.event_type, v1::FundsDenied::full_name());
+            denied.push(v1::FundsDenied::decode(envelope.payload.as_slice())?);
+        }
+    }
+    assert_eq!((reserved.len(), denied.len()), (1, 1));
+    assert_eq!(reserved[0].amount_ore, 2_000_000);
+    assert_eq!(denied[0].reason(), v1::FundsDeniedReason::InsufficientFunds);
+    assert_eq!(denied[0].available_ore, 1_000_000);
+    assert_ne!(reserved[0].case_id, denied[0].case_id);
+    assert_eq!((budget.answered(), budget.available_ore()), (2, 1_000_000));
     Ok(())
 }

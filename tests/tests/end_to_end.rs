@@ -164,7 +164,88 @@ async fn agreement_event_drives_routing_and_case_routed_reaches_the_broker() -> 
         assert_eq!(line["fields"]["message"], "case opened and routed");
         assert_eq!(line["trace_id"], CALLER_TRACE_ID, "{line}");
         assert_eq!(line["span_id"].as_str().map(str::len), Some(16), "{line}");
-        assert_eq!(line["span"]["name"], "grpc", "{line}");
+        assert_eq!(line["span"]["name"], "grpc.server", "{line}");
+        assert_eq!(
+            line["span"]["otel.name"], "ekspertbistand.v1.RoutingService/OpenCase",
+            "{line}"
+        );
     }
+    Ok(())
+}
+
+/// What a trace UI shows for one RegisterAgreement: the server span named after the RPC, the
+/// relay's PRODUCER span and routing's CONSUMER span, all in the caller's trace, named and
+/// attributed as OpenTelemetry's RPC and messaging conventions say.
+#[tokio::test]
+async fn spans_follow_opentelemetry_conventions_across_kafka() -> anyhow::Result<()> {
+    use ekb_testkit::otlp::{SpanKind, TraceCollector};
+
+    let collector = TraceCollector::start().await?;
+    let endpoint = collector.endpoint();
+    let mut stack =
+        ProcessStack::start_with("e2e_spans", &[("telemetry.otlp_endpoint", &endpoint)]).await?;
+    let token = stack.admin_token();
+    let mut request = with_bearer(
+        register_agreement("34", &[CompetenceArea::Restructuring]),
+        &token,
+    );
+    request.metadata_mut().insert(
+        "traceparent",
+        format!("00-{CALLER_TRACE_ID}-00f067aa0ba902b7-01").parse()?,
+    );
+    stack
+        .registry_client()
+        .await?
+        .register_agreement(request)
+        .await?;
+    stack
+        .wait_for_route(
+            case_facts(HAMAR, Some(CompetenceArea::Restructuring), "2025-10-01"),
+            (Flow::Pilot, RoutingReason::PilotEligible),
+        )
+        .await?;
+    // Stopping flushes both services' span exporters.
+    stack.registry.stop(Duration::from_secs(20)).await?;
+    stack.routing.stop(Duration::from_secs(20)).await?;
+
+    let spans = collector.spans();
+    let in_trace: Vec<_> = spans
+        .iter()
+        .filter(|span| span.trace_id == CALLER_TRACE_ID)
+        .collect();
+    let describe = || format!("{in_trace:#?}");
+    let server = in_trace
+        .iter()
+        .find(|span| span.name == "ekspertbistand.v1.ExpertRegistryService/RegisterAgreement")
+        .ok_or_else(|| anyhow::anyhow!("no server span named after the RPC: {}", describe()))?;
+    assert_eq!(server.kind, SpanKind::Server);
+    assert_eq!(server.attribute("rpc.system"), Some("grpc"));
+    assert_eq!(
+        server.attribute("rpc.service"),
+        Some("ekspertbistand.v1.ExpertRegistryService")
+    );
+    assert_eq!(server.attribute("rpc.method"), Some("RegisterAgreement"));
+    assert_eq!(server.attribute("rpc.grpc.status_code"), Some("0"));
+
+    let registry_topic = stack.topic("expert-registry");
+    let producer = in_trace
+        .iter()
+        .find(|span| span.name == format!("{registry_topic} publish"))
+        .ok_or_else(|| anyhow::anyhow!("no PRODUCER span for the relay: {}", describe()))?;
+    assert_eq!(producer.kind, SpanKind::Producer);
+    assert_eq!(producer.service, "expert-registry");
+    assert_eq!(producer.attribute("messaging.system"), Some("kafka"));
+
+    let consumer = in_trace
+        .iter()
+        .find(|span| span.name == format!("{registry_topic} process"))
+        .ok_or_else(|| anyhow::anyhow!("no CONSUMER span in routing: {}", describe()))?;
+    assert_eq!(consumer.kind, SpanKind::Consumer);
+    assert_eq!(consumer.service, "routing");
+    assert_eq!(consumer.attribute("messaging.system"), Some("kafka"));
+    assert!(
+        !spans.iter().any(|span| span.name == "grpc"),
+        "no span is named just `grpc`"
+    );
     Ok(())
 }

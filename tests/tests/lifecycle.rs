@@ -4,6 +4,7 @@
 
 use std::time::{Duration, Instant};
 
+use ekb_platform::service::ServiceDescription;
 use ekb_testkit::{
     broker::TestBroker,
     postgres::{create_database, unique_name, url_for},
@@ -82,17 +83,91 @@ async fn health_follows_the_database_and_sigterm_drains_then_exits() -> anyhow::
     Ok(())
 }
 
-#[test]
-fn a_bad_configuration_value_stops_the_process_naming_the_key() -> anyhow::Result<()> {
+/// Starts the routing binary with `key=value` in its environment and asserts it refuses to start,
+/// naming `dotted` and `key`.
+fn routing_refuses(key: &str, value: &str, dotted: &str) -> anyhow::Result<()> {
     let binary = ekb_testkit::binaries::workspace_binary("routing")?;
     let output = std::process::Command::new(binary)
         .env("EKB__AUTH__MODE", "disabled")
-        .env("EKB__PILOT__PERIODS", "2022-01-01/2021-01-01")
+        .env(key, value)
         .output()?;
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("pilot.periods"), "{stderr}");
-    assert!(stderr.contains("EKB__PILOT__PERIODS"), "{stderr}");
+    assert!(stderr.contains(dotted), "{stderr}");
+    assert!(stderr.contains(key), "{stderr}");
+    Ok(())
+}
+
+#[test]
+fn a_misspelt_configuration_key_stops_the_process_naming_it() -> anyhow::Result<()> {
+    routing_refuses("EKB__PILOT__COUNTYS", "34,03", "pilot.countys")
+}
+
+#[test]
+fn a_bad_configuration_value_stops_the_process_naming_the_key() -> anyhow::Result<()> {
+    routing_refuses(
+        "EKB__PILOT__PERIODS",
+        "2022-01-01/2021-01-01",
+        "pilot.periods",
+    )
+}
+
+/// Routing with a role table that names an RPC routing does not have.
+struct RoutingWithAWrongRoleTable;
+
+impl ServiceDescription for RoutingWithAWrongRoleTable {
+    const NAME: &'static str = "routing";
+    const DEFAULTS: &'static str = ekb_routing::config::DEFAULTS;
+    const LIST_KEYS: &'static [&'static str] = ekb_routing::Routing::LIST_KEYS;
+    const ROLES: ekb_platform::auth::RoleTable = &[
+        ("OpenCase", &["case-writer"]),
+        ("GetCase", &["case-reader"]),
+        ("EvaluateRoute", &["case-reader"]),
+        ("DeleteCase", &["case-writer"]),
+    ];
+    type Server = <ekb_routing::Routing as ServiceDescription>::Server;
+    type Settings = ekb_routing::RoutingSettings;
+
+    fn migrator() -> &'static sqlx::migrate::Migrator {
+        ekb_routing::Routing::migrator()
+    }
+
+    fn build(
+        db: ekb_platform::messaging::Db,
+        settings: ekb_routing::RoutingSettings,
+    ) -> anyhow::Result<ekb_platform::service::Assembly> {
+        ekb_routing::Routing::build(db, settings)
+    }
+}
+
+#[tokio::test]
+async fn a_role_table_naming_a_missing_rpc_stops_the_service_at_start() -> anyhow::Result<()> {
+    let broker = TestBroker::start()?;
+    let database = ekb_testkit::postgres::fresh_database("wrong_roles").await?;
+    let settings = TestSettings::new(
+        &database.url,
+        broker.bootstrap_servers(),
+        &unique_topic_prefix(),
+    );
+    let started =
+        ekb_platform::service::load_config::<RoutingWithAWrongRoleTable>(&settings.apply(
+            ekb_platform::service::config_loader::<RoutingWithAWrongRoleTable>(),
+        ))?;
+    let listeners = ekb_platform::grpc::Listeners {
+        grpc: tokio::net::TcpListener::bind("127.0.0.1:0").await?,
+        metrics: tokio::net::TcpListener::bind("127.0.0.1:0").await?,
+    };
+    let refused = ekb_platform::service::run::<RoutingWithAWrongRoleTable>(
+        started,
+        listeners,
+        tokio_util::sync::CancellationToken::new(),
+    )
+    .await
+    .expect_err("refused at start");
+    assert!(
+        format!("{refused:#}").contains("names RPC DeleteCase"),
+        "{refused:#}"
+    );
     Ok(())
 }
 
@@ -107,11 +182,16 @@ async fn a_worker_that_dies_stops_the_service_with_an_error() -> anyhow::Result<
         broker.bootstrap_servers(),
         &unique_topic_prefix(),
     );
-    let config: ekb_platform::config::PlatformConfig = settings
+    let config = settings
         .apply(ekb_platform::config::ConfigLoader::new())
-        .load()?;
+        .load::<ekb_platform::config::NoSettings>()?
+        .platform;
     let host = ServiceHost::new(
-        ServiceIdentity::new("probe", "ekspertbistand.v1.Probe", &[]),
+        ServiceIdentity::new(
+            "probe",
+            "ekspertbistand.v1.Probe",
+            ekb_platform::auth::RpcRoles::default(),
+        ),
         config,
     )?
     .worker("fragile", |_stop, _grace| async {
@@ -127,7 +207,7 @@ async fn a_worker_that_dies_stops_the_service_with_an_error() -> anyhow::Result<
         host.serve(
             listeners,
             tonic::service::Routes::builder().routes(),
-            &ekb_routing::MIGRATOR,
+            <ekb_routing::Routing as ServiceDescription>::migrator(),
             never,
         ),
     )

@@ -7,7 +7,7 @@ use ekb_proto::v1::{self, CompetenceArea};
 use ekb_testkit::{
     broker::TestBroker,
     postgres::fresh_database,
-    services::{TestSettings, start_routing},
+    services::{TestSettings, start_in_process},
 };
 use ekb_tests::{HAMAR, case_facts, eventually, open_case, unique_topic_prefix};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -31,7 +31,7 @@ async fn rpc_counts_and_outbox_gauges_are_exported() -> anyhow::Result<()> {
         broker.bootstrap_servers(),
         &unique_topic_prefix(),
     );
-    let routing = start_routing(&settings).await?;
+    let routing = start_in_process::<ekb_routing::Routing>(&settings).await?;
     let mut client =
         v1::routing_service_client::RoutingServiceClient::connect(routing.url()).await?;
     client

@@ -2,12 +2,13 @@
 //! this machine at the same concurrency, with no service in between. It answers "how much does
 //! the service cost on top of its database?", which a bare requests-per-second figure cannot.
 //!
-//! The transaction is the one OpenCase commits — insert the case, insert its outbox row, in the
-//! very statement routing sends (one data-modifying CTE) — on a fresh database migrated by
-//! routing's own migrations (so tables, indexes and constraints are identical), with the column
-//! values copied from a case the service just stored and an event it published (same payload
-//! bytes, same trace context), only the ids fresh. pgbench runs with prepared statements, as
-//! sqlx uses them. The textbook four-statement form of the transaction runs too, for comparison.
+//! The transaction is the one OpenCase commits through the platform's unit of work: `BEGIN`,
+//! insert the case (`ON CONFLICT (request_id) DO NOTHING`), insert its outbox row, `COMMIT` —
+//! four statements and four round trips, as routing sends them — on a fresh database migrated
+//! by routing's own migrations (so tables, indexes, constraints and the outbox's wake-up
+//! trigger are identical), with the column values copied from a case the service just stored
+//! and an event it published (same payload bytes, same trace context), only the ids fresh.
+//! pgbench runs with prepared statements, as sqlx uses them.
 
 use std::{
     collections::BTreeMap,
@@ -138,45 +139,31 @@ fn bytea_literal(bytes: &[u8]) -> String {
     format!("'\\x{hex}'::bytea")
 }
 
-/// The pgbench script: OpenCase's statement for one case, with values copied from `sample`. It
-/// inserts the case and its outbox row in one statement, so one implicit transaction and one
-/// round trip per case; only the ids are fresh and the opening time is the server's. Routing
-/// sends the same statement shape over arrays (`case_store::insert_with_events`), for as many
-/// cases as are waiting together (ADR 0015); the baseline stays one case per transaction, what
-/// any client of the database would do without batching.
+/// The pgbench script: OpenCase's unit of work for one case, with values copied from
+/// `sample`: `BEGIN`, the case insert, the outbox insert, `COMMIT`, one statement per line, as
+/// routing sends them (`handlers::open_case`: `case_store::insert`, then `UnitOfWork::publish`
+/// and `commit`). Only the ids are fresh and the opening time is the server's.
 pub fn script(sample: &RowSample) -> String {
     format!(
-        "WITH new_case AS ({}), new_event AS (INSERT INTO outbox ({OUTBOX_COLUMNS}) \
-         SELECT {} FROM new_case) SELECT case_id FROM new_case;\n",
+        "BEGIN;\n{};\nINSERT INTO outbox ({OUTBOX_COLUMNS}) VALUES ({});\nCOMMIT;\n",
         case_insert(sample),
-        outbox_values(sample, "case_id::text"),
+        outbox_values(sample),
     )
 }
 
-/// The textbook form of the same transaction, as routing sent it until 2026-11-23 and as the
-/// issue describes it: `BEGIN`, insert the case, insert its outbox row, `END`. Four statements
-/// and four round trips; reported beside the real baseline so the two definitions can be
-/// compared (docs/benchmarks.md).
-pub fn four_statement_script(sample: &RowSample) -> String {
-    format!(
-        "BEGIN;\n{};\nINSERT INTO outbox ({OUTBOX_COLUMNS}) VALUES ({});\nEND;\n",
-        case_insert(sample),
-        outbox_values(sample, "gen_random_uuid()::text"),
-    )
-}
-
-/// The outbox columns both scripts fill, in the order of [`outbox_values`].
+/// The outbox columns the script fills, in the order of [`outbox_values`] (the platform's
+/// `Outbox::record`).
 const OUTBOX_COLUMNS: &str = "event_id, topic, message_key, event_type, payload, trace_context";
 
-/// The insert of one case with `sample`'s values, fresh ids and the server's time, returning
-/// the case id unless the request id is taken: the same in both scripts.
+/// The insert of one case with `sample`'s values, fresh ids and the server's time, skipped if
+/// the request id is taken (routing's `case_store::insert`).
 fn case_insert(sample: &RowSample) -> String {
     format!(
         "INSERT INTO cases (case_id, request_id, opened_at, facts_fingerprint, \
          employer_organisation_number, municipality_number, competence_area, case_date, flow, \
          reason, county_code) \
          VALUES (gen_random_uuid(), gen_random_uuid(), now(), {}, {}, {}, {}, {}::date, {}, {}, {}) \
-         ON CONFLICT (request_id) DO NOTHING RETURNING case_id",
+         ON CONFLICT (request_id) DO NOTHING",
         literal(&sample.facts_fingerprint),
         literal(&sample.employer_organisation_number),
         literal(&sample.municipality_number),
@@ -188,11 +175,11 @@ fn case_insert(sample: &RowSample) -> String {
     )
 }
 
-/// The values of one outbox row for [`OUTBOX_COLUMNS`], with a fresh event id and
-/// `message_key` as the key's SQL expression.
-fn outbox_values(sample: &RowSample, message_key: &str) -> String {
+/// The values of one outbox row for [`OUTBOX_COLUMNS`], with a fresh event id and a fresh
+/// message key as long as routing's (a case id).
+fn outbox_values(sample: &RowSample) -> String {
     format!(
-        "gen_random_uuid(), {}, {message_key}, {}, {}, {}::jsonb",
+        "gen_random_uuid(), {}, gen_random_uuid()::text, {}, {}, {}::jsonb",
         literal(&sample.topic),
         literal(&sample.event_type),
         bytea_literal(&sample.payload),
@@ -217,9 +204,12 @@ pub async fn prepare_database(sample: &RowSample) -> anyhow::Result<TestDatabase
         .connect(&database.url)
         .await
         .context("connecting to the baseline database")?;
-    ekb_platform::db::migrate(&pool, &ekb_routing::MIGRATOR)
-        .await
-        .context("migrating the baseline database")?;
+    ekb_platform::db::migrate(
+        &pool,
+        <ekb_routing::Routing as ekb_platform::service::ServiceDescription>::migrator(),
+    )
+    .await
+    .context("migrating the baseline database")?;
     let areas: Vec<String> = sample.competence_area.iter().cloned().collect();
     sqlx::query(
         "INSERT INTO agreement_coverage (agreement_id, county_code, competence_areas, valid_from, \
@@ -232,6 +222,28 @@ pub async fn prepare_database(sample: &RowSample) -> anyhow::Result<TestDatabase
     .await?;
     pool.close().await;
     Ok(database)
+}
+
+/// Drops every user trigger on the outbox of the database at `database_url` (the relay's
+/// commit-time NOTIFY, migration 2 of the platform) and returns their names.
+pub async fn drop_outbox_triggers(database_url: &str) -> anyhow::Result<Vec<String>> {
+    let mut connection = PgConnection::connect(database_url).await?;
+    let names: Vec<String> = sqlx::query_scalar(
+        "SELECT tgname::text FROM pg_trigger \
+         WHERE tgrelid = 'outbox'::regclass AND NOT tgisinternal ORDER BY tgname",
+    )
+    .fetch_all(&mut connection)
+    .await?;
+    for name in &names {
+        // The name is quoted as an identifier, so it cannot inject anything.
+        let statement = format!("DROP TRIGGER \"{}\" ON outbox", name.replace('"', "\"\""));
+        sqlx::query(sqlx::AssertSqlSafe(statement))
+            .execute(&mut connection)
+            .await
+            .with_context(|| format!("dropping trigger {name}"))?;
+    }
+    connection.close().await?;
+    Ok(names)
 }
 
 /// The pgbench binary: `explicit`, else `pgbench` on PATH, else the newest
@@ -382,29 +394,18 @@ mod tests {
     }
 
     #[test]
-    fn the_script_is_one_statement_inserting_the_case_and_its_event() {
+    fn the_script_is_the_unit_of_work_of_two_inserts() {
         let text = script(&sample());
         let lines: Vec<&str> = text.lines().collect();
-        assert_eq!(lines.len(), 1, "one statement on one line: {text}");
-        let statement = lines[0];
-        assert!(statement.starts_with("WITH new_case AS (INSERT INTO cases"));
-        assert!(statement.contains("'CONFLICT_HANDLING'"));
-        assert!(statement.contains("new_event AS (INSERT INTO outbox"));
-        assert!(statement.contains("'\\x0aff27'::bytea"));
-        assert!(statement.contains("it''s"), "quotes are doubled");
-        assert!(statement.ends_with("SELECT case_id FROM new_case;"));
-    }
-
-    #[test]
-    fn the_four_statement_script_is_one_transaction_of_two_inserts() {
-        let text = four_statement_script(&sample());
-        let lines: Vec<&str> = text.lines().collect();
-        assert_eq!(lines.len(), 4);
+        assert_eq!(lines.len(), 4, "one statement per line: {text}");
         assert_eq!(lines[0], "BEGIN;");
         assert!(lines[1].starts_with("INSERT INTO cases"));
+        assert!(lines[1].contains("'CONFLICT_HANDLING'"));
+        assert!(lines[1].ends_with("ON CONFLICT (request_id) DO NOTHING;"));
         assert!(lines[2].starts_with("INSERT INTO outbox"));
         assert!(lines[2].contains("'\\x0aff27'::bytea"));
-        assert_eq!(lines[3], "END;");
+        assert!(lines[2].contains("it''s"), "quotes are doubled");
+        assert_eq!(lines[3], "COMMIT;");
     }
 
     #[test]

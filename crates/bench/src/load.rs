@@ -295,6 +295,14 @@ fn check(response: &v1::OpenCaseResponse, expected: Expected) -> Result<(), Fail
     }
 }
 
+/// One call on its own (the next request of the mix), checked like every other; its latency is
+/// not recorded.
+pub async fn single_call(client: &RoutingClient, sequence: &mut Sequence) -> Result<(), Failure> {
+    call(client.clone(), sequence.next(), Instant::now())
+        .await
+        .result
+}
+
 /// Closed loop: keeps `concurrency` calls in flight for `warmup + window`, measuring the
 /// window.
 pub async fn closed_loop(

@@ -4,14 +4,18 @@
 //! It starts the real system as processes (broker, `expert-registry`, `routing`, each service
 //! with its own fresh database), registers an Innlandet framework agreement and waits until
 //! routing's read model has it, so most requests take the PILOT path with its coverage query.
-//! A short closed-loop probe estimates the maximum rate; an open-loop run then offers a fixed
-//! fraction of it and measures throughput and latency without coordinated omission
-//! ([`load`]). pgbench runs the same transaction shape on the same server at the same
-//! concurrency ([`baseline`]) just before the probe and again just after the open loop, and
-//! the service's throughput over the mean of the two is the headline figure: the VM's speed
-//! drifts, and a baseline on one side only measured the drift as well. Peak RSS
-//! of each service comes from the kernel's high-water mark. PostgreSQL runs on its own half of
-//! the CPUs and everything else on the other half, in both runs ([`cpu_layout`], ADR 0013).
+//! With the stack up and drained it measures each service's CPU over a quiet window, then
+//! makes single OpenCase calls a fifth of a second apart to time their events from commit to
+//! the broker with nothing else going on ([`event_latency`]). A short closed-loop probe
+//! estimates the maximum rate; an open-loop run then offers a fixed fraction of it and
+//! measures throughput and latency without coordinated omission ([`load`]), and afterwards the
+//! commit-to-broker time of every event of its window. pgbench runs the same transaction shape
+//! (OpenCase's unit of work) on the same server at the same concurrency ([`baseline`]) just
+//! before the probe and again just after the open loop, and the service's throughput over the
+//! mean of the two is the headline figure: the VM's speed drifts, and a baseline on one side
+//! only measured the drift as well. Peak RSS of each service comes from the kernel's
+//! high-water mark. PostgreSQL runs on its own half of the CPUs and everything else on the
+//! other half, in both runs ([`cpu_layout`], ADR 0013).
 //!
 //! All load goes to 127.0.0.1 and every phase is bounded in time, so a run always ends by
 //! itself. The exit status is non-zero only when something failed — a setup step, a request,
@@ -20,6 +24,7 @@
 
 mod baseline;
 mod cpu_layout;
+mod event_latency;
 mod h2_connection;
 mod load;
 mod options;
@@ -33,7 +38,7 @@ use std::{
     collections::BTreeMap,
     path::{Path, PathBuf},
     process::ExitCode,
-    time::Duration,
+    time::{Duration, SystemTime},
 };
 
 use anyhow::Context;
@@ -43,10 +48,11 @@ use sqlx::{Connection, Executor, PgConnection};
 
 use crate::{
     baseline::RowSample,
+    event_latency::{EventLatency, EventTiming, LiveReader, Window},
     h2_connection::RoutingClient,
     options::{Command, Options},
     process_stats::CpuSnapshot,
-    report::{Machine, Measured, Run},
+    report::{IdleCpu, Machine, Measured, RelayRounds, Run},
     stack::Stack,
 };
 
@@ -58,6 +64,19 @@ const RATE_ATTEMPTS: usize = 3;
 const RATE_STEP_DOWN: f64 = 0.85;
 /// How long the outbox relay may take to publish the last events after the load.
 const OUTBOX_DRAIN_TIMEOUT: Duration = Duration::from_secs(15);
+/// Pause before the idle-CPU window, for the start-up's last work to finish.
+const IDLE_SETTLE: Duration = Duration::from_secs(3);
+/// Pause between two idle OpenCase calls.
+const IDLE_SPACING: Duration = Duration::from_millis(200);
+/// The quiet window right after the load (and its drain): does anything keep running?
+const AFTER_LOAD_WINDOW: Duration = Duration::from_secs(10);
+/// How often [`wait_for_quiet_relay`] looks at the relay's round count.
+const QUIET_PROBE: Duration = Duration::from_secs(2);
+/// How long [`wait_for_quiet_relay`] waits at most.
+const QUIET_TIMEOUT: Duration = Duration::from_secs(180);
+/// Time the live event reader gets to connect before the first idle call, and the last event
+/// to arrive after the last call.
+const READER_SETTLE: Duration = Duration::from_secs(2);
 
 fn main() -> ExitCode {
     let options = match options::parse(std::env::args().skip(1)) {
@@ -177,6 +196,7 @@ async fn bench(options: &Options, bench_dir: &Path) -> anyhow::Result<Run> {
     .await;
     let _ = std::fs::remove_file(&script_path);
     drop(client);
+    let stack_poll_interval_ms = stack.outbox_poll_interval_ms;
     phase("stopping the services");
     let stopped = stack.stop().await;
     drop_databases(&databases).await;
@@ -192,6 +212,7 @@ async fn bench(options: &Options, bench_dir: &Path) -> anyhow::Result<Run> {
         concurrency: options.concurrency,
         pool_size: options.routing_pool_size(),
         routing_settings: options.routing_settings.clone(),
+        outbox_poll_interval_ms: stack_poll_interval_ms,
         warmup: Duration::from_secs(options.warmup_seconds),
         payload_bytes: sample.payload_len(),
         measured,
@@ -202,10 +223,10 @@ async fn bench(options: &Options, bench_dir: &Path) -> anyhow::Result<Run> {
     Ok(run)
 }
 
-/// pgbench, then the probe and the open loop against the running services, then pgbench again
-/// and its four-statement form. The services stay up but idle while pgbench runs, both times,
-/// so the two baselines see the same machine. Every database it creates is added to
-/// `databases` for the caller to drop.
+/// The quiet window and the idle calls, then pgbench, the probe and the open loop against the
+/// running services, the events read back, then pgbench again. The services stay up but idle
+/// while pgbench runs, both times, so the two baselines see the same machine. Every database
+/// it creates is added to `databases` for the caller to drop.
 async fn measure(
     options: &Options,
     pgbench: &Path,
@@ -215,21 +236,61 @@ async fn measure(
     script_path: &Path,
     databases: &mut Vec<String>,
 ) -> anyhow::Result<Measured> {
+    let mut sequence = load::Sequence::default();
+    phase(&format!(
+        "idle CPU: {} s with no calls",
+        options.idle_seconds
+    ));
+    tokio::time::sleep(IDLE_SETTLE).await;
+    let idle_cpu = quiet_window(stack, Duration::from_secs(options.idle_seconds)).await?;
+    phase(&format!(
+        "idle event latency: {} single OpenCase calls, {} ms apart",
+        options.idle_events,
+        IDLE_SPACING.as_millis()
+    ));
+    let (live_events, idle_window) = idle_events(options, stack, client, &mut sequence).await?;
+    wait_for_outbox(&stack.routing_db.url).await?;
+
     phase(&format!(
         "pgbench baseline before the load: {} clients, {} s + {} s warm-up",
         options.concurrency, options.seconds, options.warmup_seconds
     ));
-    let (before, before_cpu, _) =
-        run_baseline(options, pgbench, sample, script_path, databases).await?;
-    let mut sequence = load::Sequence::default();
+    let (before, before_cpu) = run_baseline(
+        options,
+        pgbench,
+        sample,
+        script_path,
+        databases,
+        Trigger::Keep,
+    )
+    .await?;
 
     let (probe, offered_rate, rate_source) =
         choose_rate(options, stack, client, &mut sequence).await?;
-    let (open_loop, run_cpu, offered_rate, unsustained) =
+    let (cases_before, rounds_before) = (
+        wait_for_outbox(&stack.routing_db.url).await?.0,
+        relay_rounds(&stack.routing_db.url).await?,
+    );
+    let (open_loop, run_cpu, offered_rate, unsustained, load_window) =
         open_loop_stepping_down(options, client, &mut sequence, offered_rate).await?;
     phase("waiting for the outbox relay to publish every event");
     let (cases_opened, outbox_unpublished) = wait_for_outbox(&stack.routing_db.url).await?;
-    let cases_per_commit = cases_per_commit(&stack.routing_db.url).await?;
+    let load_relay = RelayRounds {
+        rounds: relay_rounds(&stack.routing_db.url).await? - rounds_before,
+        events: cases_opened - cases_before,
+    };
+    phase(&format!(
+        "CPU right after the load: {} s with no calls",
+        AFTER_LOAD_WINDOW.as_secs()
+    ));
+    let after_load_cpu = quiet_window(stack, AFTER_LOAD_WINDOW).await?;
+    phase("waiting until routing's relay stops making rounds");
+    let relay_settle = wait_for_quiet_relay(&stack.routing_db.url).await?;
+    phase(&format!(
+        "the relay was quiet after {:.0} more seconds and {} more rounds",
+        relay_settle.0.as_secs_f64(),
+        relay_settle.1
+    ));
     let mut peak_rss_mib = BTreeMap::new();
     for service in [&stack.routing, &stack.registry] {
         peak_rss_mib.insert(
@@ -237,24 +298,46 @@ async fn measure(
             process_stats::peak_rss_mib(service.pid())?,
         );
     }
+    phase("reading routing's topic back for the events' timestamps");
+    let brokers = stack.broker.bootstrap_servers().to_owned();
+    let topic = stack.routing_topic();
+    let all_events =
+        tokio::task::spawn_blocking(move || event_latency::read_all(&brokers, &topic)).await??;
+    let event_latency = EventLatency::from_events(
+        &all_events,
+        &live_events,
+        idle_window,
+        load_window,
+        options.idle_events,
+        IDLE_SPACING,
+    );
 
     phase(&format!(
-        "pgbench baseline after the load: {} clients, {} s + {} s warm-up, then {} s of the \
-         four-statement form",
-        options.concurrency, options.seconds, options.warmup_seconds, options.seconds
+        "pgbench baseline after the load: {} clients, {} s + {} s warm-up",
+        options.concurrency, options.seconds, options.warmup_seconds
     ));
-    let (after, after_cpu, database_url) =
-        run_baseline(options, pgbench, sample, script_path, databases).await?;
-    std::fs::write(script_path, baseline::four_statement_script(sample))?;
-    let four_statement_baseline = baseline::run_pgbench(
+    let (after, after_cpu) = run_baseline(
+        options,
         pgbench,
-        &database_url,
+        sample,
         script_path,
-        options.concurrency,
-        options.seconds,
+        databases,
+        Trigger::Keep,
     )
-    .await
-    .context("pgbench, four-statement form")?;
+    .await?;
+    phase(&format!(
+        "for comparison, pgbench without the outbox's NOTIFY trigger: {} s + {} s warm-up",
+        options.seconds, options.warmup_seconds
+    ));
+    let (without_notify, _) = run_baseline(
+        options,
+        pgbench,
+        sample,
+        script_path,
+        databases,
+        Trigger::Drop,
+    )
+    .await?;
     Ok(Measured {
         probe,
         offered_rate,
@@ -263,13 +346,119 @@ async fn measure(
         open_loop,
         run_cpu,
         cases_opened,
-        cases_per_commit,
         outbox_unpublished,
         peak_rss_mib,
         baseline: baseline::BaselineBracket { before, after },
         baseline_cpu: before_cpu.plus(&after_cpu),
-        four_statement_baseline,
+        baseline_without_notify: without_notify,
+        idle_cpu,
+        after_load_cpu,
+        load_relay,
+        relay_settle,
+        event_latency,
     })
+}
+
+/// Each service's CPU (`utime + stime` from `/proc/<pid>/stat`) over `window` with nothing
+/// calling it, and routing's relay rounds in it; the whole machine's CPU over the same window
+/// says what else ran.
+async fn quiet_window(stack: &Stack, window: Duration) -> anyhow::Result<IdleCpu> {
+    let rounds_before = relay_rounds(&stack.routing_db.url).await?;
+    let services = [&stack.routing, &stack.registry];
+    type Reading = (f64, BTreeMap<String, f64>);
+    let read = || -> anyhow::Result<Vec<Reading>> {
+        services
+            .iter()
+            .map(|service| {
+                Ok((
+                    process_stats::cpu_seconds(service.pid())?,
+                    process_stats::thread_cpu_seconds(service.pid())?,
+                ))
+            })
+            .collect()
+    };
+    let machine_before = CpuSnapshot::take()?;
+    let before = read()?;
+    let started = tokio::time::Instant::now();
+    tokio::time::sleep(window).await;
+    let after = read()?;
+    let elapsed = started.elapsed();
+    let cpu = CpuSnapshot::take()?.since(&machine_before);
+    let relay_rounds = relay_rounds(&stack.routing_db.url).await? - rounds_before;
+    let mut service_seconds = BTreeMap::new();
+    let mut thread_seconds = BTreeMap::new();
+    for (service, (before, after)) in services.iter().zip(before.iter().zip(&after)) {
+        service_seconds.insert(service.name.clone(), (after.0 - before.0).max(0.0));
+        let threads: BTreeMap<String, f64> = after
+            .1
+            .iter()
+            .map(|(name, now)| {
+                let earlier = before.1.get(name).copied().unwrap_or(0.0);
+                (name.clone(), (now - earlier).max(0.0))
+            })
+            .collect();
+        thread_seconds.insert(service.name.clone(), threads);
+    }
+    Ok(IdleCpu {
+        window: elapsed,
+        relay_rounds,
+        service_seconds,
+        thread_seconds,
+        cpu,
+    })
+}
+
+/// After the load, waits until routing's relay stops starting rounds (at most one in
+/// [`QUIET_PROBE`]), for at most [`QUIET_TIMEOUT`]; returns how long that took and the rounds
+/// it made meanwhile. A relay that runs one round per queued commit notification keeps going
+/// long after the last event is published, and would load the second pgbench run.
+async fn wait_for_quiet_relay(routing_db_url: &str) -> anyhow::Result<(Duration, i64)> {
+    let started = tokio::time::Instant::now();
+    let first = relay_rounds(routing_db_url).await?;
+    let mut last = first;
+    loop {
+        tokio::time::sleep(QUIET_PROBE).await;
+        let now = relay_rounds(routing_db_url).await?;
+        let quiet = now - last <= 1;
+        last = now;
+        if quiet || started.elapsed() >= QUIET_TIMEOUT {
+            return Ok((started.elapsed(), last - first));
+        }
+    }
+}
+
+/// `--idle-events` single OpenCase calls, [`IDLE_SPACING`] apart, with a live reader on
+/// routing's topic; returns what the reader saw and the window the calls' events occurred in.
+async fn idle_events(
+    options: &Options,
+    stack: &Stack,
+    client: &RoutingClient,
+    sequence: &mut load::Sequence,
+) -> anyhow::Result<(Vec<EventTiming>, Window)> {
+    let reader = LiveReader::start(stack.broker.bootstrap_servers(), &stack.routing_topic())?;
+    tokio::time::sleep(READER_SETTLE).await;
+    let started = SystemTime::now();
+    let mut failures = BTreeMap::<String, u64>::new();
+    for _ in 0..options.idle_events {
+        if let Err(failure) = load::single_call(client, sequence).await {
+            *failures.entry(failure.to_string()).or_default() += 1;
+        }
+        tokio::time::sleep(IDLE_SPACING).await;
+    }
+    let window = Window::starting(
+        started,
+        SystemTime::now()
+            .duration_since(started)
+            .unwrap_or_default(),
+    );
+    tokio::time::sleep(READER_SETTLE).await;
+    let events = tokio::task::spawn_blocking(move || reader.stop()).await??;
+    anyhow::ensure!(
+        failures.is_empty(),
+        "idle OpenCase calls failed: {failures:?}; routing log: {}",
+        stack.routing.log_path.display()
+    );
+    Ok((events, window))
 }
 
 /// The rate to offer: the one given with `--rate`, or a fraction of what a closed-loop probe
@@ -325,7 +514,8 @@ async fn choose_rate(
 
 /// The open-loop run at `offered_rate`; if that is not sustained (the machine is shared, and
 /// a 5-second probe can be lucky), steps the rate down and measures again, a bounded number of
-/// times. Returns the last run, its CPU, its rate and the unsustained attempts before it.
+/// times. Returns the last run, its CPU, its rate, the unsustained attempts before it, and the
+/// wall-clock span of its measured window.
 async fn open_loop_stepping_down(
     options: &Options,
     client: &RoutingClient,
@@ -336,6 +526,7 @@ async fn open_loop_stepping_down(
     CpuSnapshot,
     f64,
     Vec<(f64, load::LoadResult)>,
+    Window,
 )> {
     let mut offered_rate = offered_rate;
     let mut unsustained = Vec::new();
@@ -346,6 +537,10 @@ async fn open_loop_stepping_down(
         ));
         checkpoint().await;
         let cpu_before = CpuSnapshot::take()?;
+        let window = Window::starting(
+            SystemTime::now() + Duration::from_secs(options.warmup_seconds),
+            Duration::from_secs(options.seconds),
+        );
         let result = load::open_loop(
             client,
             sequence,
@@ -358,7 +553,7 @@ async fn open_loop_stepping_down(
         let cpu = CpuSnapshot::take()?.since(&cpu_before);
         let last_attempt = options.rate.is_some() || unsustained.len() + 1 >= RATE_ATTEMPTS;
         if result.sustained(offered_rate) || last_attempt {
-            return Ok((result, cpu, offered_rate, unsustained));
+            return Ok((result, cpu, offered_rate, unsustained, window));
         }
         phase(&format!(
             "{offered_rate:.1}/s was not sustained ({:.1}/s answered, send delay up to {:.0} ms); \
@@ -398,18 +593,35 @@ async fn sample_rows(stack: &Stack, client: &RoutingClient) -> anyhow::Result<Ro
     .await
 }
 
+/// Whether the baseline database keeps the outbox's triggers (the relay's NOTIFY).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Trigger {
+    /// As routing's migrations create it: the headline baseline.
+    Keep,
+    /// Dropped, for comparison: what the commit-time NOTIFY costs PostgreSQL.
+    Drop,
+}
+
 /// One baseline measurement: a fresh database with routing's schema (recorded in
-/// `databases`), a warm-up run of routing's statement, then the measured run and the CPU it
-/// used. Returns the database's URL too, for the four-statement run.
+/// `databases`), a warm-up run of routing's transaction, then the measured run and the CPU it
+/// used.
 async fn run_baseline(
     options: &Options,
     pgbench: &Path,
     sample: &RowSample,
     script_path: &Path,
     databases: &mut Vec<String>,
-) -> anyhow::Result<(baseline::PgbenchResult, CpuSnapshot, String)> {
+    trigger: Trigger,
+) -> anyhow::Result<(baseline::PgbenchResult, CpuSnapshot)> {
     let database = baseline::prepare_database(sample).await?;
     databases.push(database.name.clone());
+    if trigger == Trigger::Drop {
+        let dropped = baseline::drop_outbox_triggers(&database.url).await?;
+        phase(&format!(
+            "dropped the outbox's triggers: {}",
+            dropped.join(", ")
+        ));
+    }
     let run = |seconds: u64| {
         baseline::run_pgbench(
             pgbench,
@@ -429,7 +641,7 @@ async fn run_baseline(
     let before = CpuSnapshot::take()?;
     let measured = run(options.seconds).await?;
     let cpu = CpuSnapshot::take()?.since(&before);
-    Ok((measured, cpu, database.url.clone()))
+    Ok((measured, cpu))
 }
 
 /// Asks PostgreSQL for a checkpoint, so that each measured phase starts with no dirty pages
@@ -470,17 +682,20 @@ async fn wait_for_outbox(routing_db_url: &str) -> anyhow::Result<(i64, i64)> {
     }
 }
 
-/// How many cases routing stored per transaction over the whole run (probe and warm-up
-/// included): rows written by one transaction share its id (`xmin`), so this is the mean size
-/// of OpenCase's group commits (ADR 0015).
-async fn cases_per_commit(routing_db_url: &str) -> anyhow::Result<f64> {
+/// Rounds of routing's outbox relay so far: each renews the relay's lease row first (an insert
+/// or update of `outbox_relay_lease`), which PostgreSQL's statistics count. A backend reports
+/// its counts when it goes idle, at most once a second, and up to 10 s late when it then stays
+/// idle, so a difference over a window is good to a round or two.
+async fn relay_rounds(routing_db_url: &str) -> anyhow::Result<i64> {
     let mut connection = PgConnection::connect(routing_db_url).await?;
-    let (cases, transactions): (i64, i64) =
-        sqlx::query_as("SELECT count(*), count(DISTINCT xmin::text) FROM cases")
-            .fetch_one(&mut connection)
-            .await?;
+    let rounds: Option<i64> = sqlx::query_scalar(
+        "SELECT n_tup_ins + n_tup_upd FROM pg_stat_user_tables \
+         WHERE relname = 'outbox_relay_lease'",
+    )
+    .fetch_optional(&mut connection)
+    .await?;
     connection.close().await?;
-    Ok(cases as f64 / transactions.max(1) as f64)
+    Ok(rounds.unwrap_or(0))
 }
 
 /// Whether the PostgreSQL server is on this machine (only then can its CPUs be chosen).

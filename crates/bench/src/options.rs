@@ -12,19 +12,26 @@ use crate::cpu_layout::CpuLayout;
 const MAX_CONCURRENCY: usize = 256;
 /// Upper bound of any duration flag, in seconds.
 const MAX_SECONDS: u64 = 600;
+/// Upper bound of the idle event calls (200 ms apart).
+const MAX_IDLE_EVENTS: usize = 1000;
 /// Upper bound of an explicitly offered rate, per second.
 const MAX_RATE: f64 = 50_000.0;
 
 /// What `ekb-bench --help` prints.
 pub const USAGE: &str = "\
 ekb-bench: open-loop OpenCase load against routing and expert-registry (real processes, real
-PostgreSQL, the broker), then a pgbench baseline of the same transaction shape.
+PostgreSQL, the broker), a pgbench baseline of the same transaction shape, each service's idle
+CPU, and how long a CaseRouted event takes from OpenCase's commit to the broker, idle and under
+load.
 
 Options:
   --concurrency N         in-flight OpenCase calls at most, and pgbench clients (default 16)
   --seconds S             measured open-loop duration (default 20)
   --warmup S              unmeasured warm-up before it, and before the pgbench run (default 3)
   --probe-seconds S       closed-loop probe that estimates the maximum rate (default 5)
+  --idle-seconds S        quiet window in which each service's idle CPU is measured (default 30)
+  --idle-events N         single OpenCase calls, 200 ms apart, for the idle event latency
+                          (default 40)
   --rate R                offer R requests/s and skip the probe
   --rate-fraction F       offer F x the probed maximum (default 0.9)
   --pool-size N           routing's database.max_connections (default: the concurrency, so
@@ -50,6 +57,10 @@ pub struct Options {
     pub warmup_seconds: u64,
     /// Length of the closed-loop probe.
     pub probe_seconds: u64,
+    /// Length of the quiet window for idle CPU.
+    pub idle_seconds: u64,
+    /// Single OpenCase calls for the idle event latency.
+    pub idle_events: usize,
     /// A fixed offered rate; `None` means probe and take `rate_fraction` of the maximum.
     pub rate: Option<f64>,
     /// Fraction of the probed maximum to offer.
@@ -82,6 +93,8 @@ impl Default for Options {
             seconds: 20,
             warmup_seconds: 3,
             probe_seconds: 5,
+            idle_seconds: 30,
+            idle_events: 40,
             rate: None,
             rate_fraction: 0.9,
             pool_size: None,
@@ -138,6 +151,8 @@ fn apply(options: &mut Options, name: &str, value: &str) -> anyhow::Result<()> {
         "--seconds" => options.seconds = bounded(name, value, 1, MAX_SECONDS)?,
         "--warmup" => options.warmup_seconds = bounded(name, value, 0, MAX_SECONDS)?,
         "--probe-seconds" => options.probe_seconds = bounded(name, value, 1, MAX_SECONDS)?,
+        "--idle-seconds" => options.idle_seconds = bounded(name, value, 1, MAX_SECONDS)?,
+        "--idle-events" => options.idle_events = bounded(name, value, 1, MAX_IDLE_EVENTS)?,
         "--rate" => {
             let rate: f64 = value
                 .parse()
@@ -215,6 +230,9 @@ mod tests {
             "--routing-setting",
             "telemetry.log_filter=warn,sqlx=warn",
             "--cpu-layout=shared",
+            "--idle-seconds",
+            "20",
+            "--idle-events=30",
         ])
         .expect("parses");
         assert_eq!(options.concurrency, 8);
@@ -225,6 +243,7 @@ mod tests {
         );
         assert_eq!(options.cpu_layout, CpuLayout::Shared);
         assert_eq!(options.seconds, 30);
+        assert_eq!((options.idle_seconds, options.idle_events), (20, 30));
         assert_eq!(options.rate, Some(450.5));
         assert_eq!(
             options.routing_settings,
@@ -246,6 +265,7 @@ mod tests {
     fn out_of_range_and_unknown_flags_are_refused() {
         assert!(run(&["--concurrency", "0"]).is_err());
         assert!(run(&["--seconds", "100000"]).is_err());
+        assert!(run(&["--idle-events", "0"]).is_err());
         assert!(run(&["--rate", "-1"]).is_err());
         assert!(run(&["--rate-fraction", "1.5"]).is_err());
         assert!(run(&["--seconds"]).is_err());

@@ -16,6 +16,39 @@ pub fn peak_rss_mib(pid: u32) -> anyhow::Result<f64> {
         .with_context(|| format!("no VmHWM in /proc/{pid}/status"))
 }
 
+/// CPU seconds (user + system, `utime + stime` of `/proc/<pid>/stat`) process `pid` used so
+/// far, all its threads included.
+pub fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat"))
+        .with_context(|| format!("reading /proc/{pid}/stat"))?;
+    let stat = parse_stat(&stat).with_context(|| format!("unreadable /proc/{pid}/stat"))?;
+    Ok(stat.ticks as f64 / ticks_per_second())
+}
+
+/// CPU seconds each thread of process `pid` used so far, summed by thread name (`comm` of
+/// `/proc/<pid>/task/<tid>/stat`: tokio's workers share one name, librdkafka names each of its
+/// threads after its role, e.g. `rdk:main`, `rdk:broker1`). Threads that already exited are
+/// not listed.
+pub fn thread_cpu_seconds(pid: u32) -> anyhow::Result<BTreeMap<String, f64>> {
+    let per_second = ticks_per_second();
+    let mut threads = BTreeMap::new();
+    let dir = format!("/proc/{pid}/task");
+    for entry in fs::read_dir(&dir)
+        .with_context(|| format!("listing {dir}"))?
+        .flatten()
+    {
+        // Threads come and go while we read; a vanished one simply does not count.
+        let Some(stat) = fs::read_to_string(entry.path().join("stat"))
+            .ok()
+            .and_then(|text| parse_stat(&text))
+        else {
+            continue;
+        };
+        *threads.entry(stat.comm).or_insert(0.0) += stat.ticks as f64 / per_second;
+    }
+    Ok(threads)
+}
+
 /// The value in KiB of field `name` (e.g. `VmHWM:`) in a `/proc/<pid>/status` text.
 fn status_kib(status: &str, name: &str) -> Option<u64> {
     status
@@ -246,6 +279,8 @@ mod tests {
     #[test]
     fn our_own_process_can_be_measured() -> anyhow::Result<()> {
         assert!(peak_rss_mib(std::process::id())? > 0.0);
+        assert!(cpu_seconds(std::process::id())? >= 0.0);
+        assert!(!thread_cpu_seconds(std::process::id())?.is_empty());
         let snapshot = CpuSnapshot::take()?;
         assert!(snapshot.seconds.contains_key(LOAD_GENERATOR));
         assert!(snapshot.machine_total >= snapshot.machine_busy);

@@ -10,6 +10,7 @@ use serde::Serialize;
 use crate::{
     RATE_STEP_DOWN,
     baseline::{BaselineBracket, PgbenchResult},
+    event_latency::{EventLatency, LIVE_FETCH_WAIT_MS, LatencySummary},
     load::LoadResult,
     process_stats::{CpuSnapshot, EXITED_CHILDREN, LOAD_GENERATOR, POSTGRES},
 };
@@ -18,6 +19,15 @@ use crate::{
 pub const RATIO_TARGET: f64 = 0.7;
 /// Target: each service's peak resident set at most this many MiB.
 pub const RSS_TARGET_MIB: f64 = 50.0;
+/// Target: each service's CPU with nothing to do, percent of one core ("well under 1 %").
+pub const IDLE_CPU_TARGET_PERCENT: f64 = 1.0;
+/// An idle event slower than this from commit to the broker means the relay did not wake on
+/// the commit's NOTIFY but waited for its safety-net poll (or something else stalled it).
+const RELAY_WAKE_SUSPECT_MS: f64 = 100.0;
+/// Threads per service the quiet windows list.
+const BUSIEST_THREADS: usize = 6;
+/// The broker's command name as `/proc` shows it (`ekb-mock-broker`, 15 characters).
+const BROKER_COMM: &str = "ekb-mock-broker";
 /// Above this share of CPU used by others during the run, the summary warns.
 const NOISY_PERCENT: f64 = 10.0;
 
@@ -60,6 +70,8 @@ pub struct Run {
     pub pool_size: u32,
     /// Extra routing settings given on the command line.
     pub routing_settings: Vec<(String, String)>,
+    /// The relay's safety-net poll interval the services ran with.
+    pub outbox_poll_interval_ms: u64,
     /// Warm-up before the window.
     pub warmup: Duration,
     /// Size of the CaseRouted outbox payload the baseline copies.
@@ -89,19 +101,131 @@ pub struct Measured {
     pub run_cpu: CpuSnapshot,
     /// Cases routing stored (each wrote one CaseRouted outbox row).
     pub cases_opened: i64,
-    /// Mean cases stored per transaction (OpenCase's group commit, ADR 0015).
-    pub cases_per_commit: f64,
     /// Outbox rows the relay had not published 15 s after the load.
     pub outbox_unpublished: i64,
     /// Peak RSS by service name.
     pub peak_rss_mib: BTreeMap<String, f64>,
-    /// The pgbench baseline: routing's own statement (insert case + insert outbox row), run
-    /// before and after the service's load.
+    /// The pgbench baseline: routing's unit of work (BEGIN, insert case, insert outbox row,
+    /// COMMIT), run before and after the service's load.
     pub baseline: BaselineBracket,
     /// CPU used during the two measured pgbench runs together.
     pub baseline_cpu: CpuSnapshot,
-    /// pgbench with the textbook form of the transaction (BEGIN, two INSERTs, END).
-    pub four_statement_baseline: PgbenchResult,
+    /// Each service's CPU over a quiet window before any load.
+    pub idle_cpu: IdleCpu,
+    /// The same, over a short window right after the load and its drain.
+    pub after_load_cpu: IdleCpu,
+    /// Routing's relay rounds from the open loop's start to the end of its drain.
+    pub load_relay: RelayRounds,
+    /// After the quiet window that follows the load: how long until routing's relay stopped
+    /// making rounds, and how many it made meanwhile.
+    pub relay_settle: (Duration, i64),
+    /// pgbench with routing's transaction on a database whose outbox has no NOTIFY trigger.
+    pub baseline_without_notify: PgbenchResult,
+    /// Commit → broker, idle and under load.
+    pub event_latency: EventLatency,
+}
+
+/// Routing's outbox relay rounds over a span, against the events committed in it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct RelayRounds {
+    /// Rounds that renewed the lease (each reads the unpublished rows).
+    pub rounds: i64,
+    /// Cases opened, each with one event.
+    pub events: i64,
+}
+
+/// CPU over a quiet window after the stack is up and its outbox drained, with no calls.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct IdleCpu {
+    /// The window's length.
+    pub window: Duration,
+    /// Rounds routing's relay made in it (≈; see `relay_rounds` in main.rs).
+    pub relay_rounds: i64,
+    /// CPU seconds in it by service, then by thread name.
+    pub thread_seconds: BTreeMap<String, BTreeMap<String, f64>>,
+    /// CPU seconds each service process used in it (`utime + stime`), by service name.
+    pub service_seconds: BTreeMap<String, f64>,
+    /// The same window by component, and the whole machine.
+    pub cpu: CpuSnapshot,
+}
+
+impl IdleCpu {
+    /// `seconds` of CPU over the window, as percent of one core.
+    pub fn percent(&self, seconds: f64) -> f64 {
+        100.0 * seconds / self.window.as_secs_f64().max(f64::MIN_POSITIVE)
+    }
+
+    /// Percent of one core by service.
+    pub fn service_percent(&self) -> BTreeMap<String, f64> {
+        self.service_seconds
+            .iter()
+            .map(|(name, seconds)| (name.clone(), self.percent(*seconds)))
+            .collect()
+    }
+
+    /// Percent of one core used by component `name` of the snapshot (0 if absent).
+    fn component_percent(&self, name: &str) -> f64 {
+        self.percent(self.cpu.seconds.get(name).copied().unwrap_or(0.0))
+    }
+
+    /// [`Self::service_percent`] rounded for the JSON.
+    fn rounded_percent(&self) -> BTreeMap<String, f64> {
+        self.service_percent()
+            .into_iter()
+            .map(|(name, percent)| (name, round(percent, 3)))
+            .collect()
+    }
+
+    /// The window's part of the JSON.
+    fn window_figures(&self) -> IdleWindowFigures {
+        let (busy, steal) = self.machine_percent();
+        IdleWindowFigures {
+            seconds: round(self.window.as_secs_f64(), 1),
+            broker_percent: round(self.component_percent(BROKER_COMM), 3),
+            postgres_percent: round(self.component_percent(POSTGRES), 3),
+            machine_busy_percent: round(busy, 1),
+            steal_percent: round(steal, 1),
+            routing_relay_rounds: self.relay_rounds,
+            threads_percent: self
+                .busiest_threads()
+                .into_iter()
+                .map(|(service, threads)| {
+                    let threads = threads
+                        .into_iter()
+                        .map(|(name, percent)| (name, round(percent, 3)))
+                        .collect();
+                    (service, threads)
+                })
+                .collect(),
+        }
+    }
+
+    /// Each service's threads that used CPU in the window, busiest first (at most
+    /// [`BUSIEST_THREADS`]), percent of one core.
+    fn busiest_threads(&self) -> BTreeMap<String, Vec<(String, f64)>> {
+        self.thread_seconds
+            .iter()
+            .map(|(service, threads)| {
+                let mut busiest: Vec<(String, f64)> = threads
+                    .iter()
+                    .filter(|(_, seconds)| **seconds > 0.0)
+                    .map(|(name, seconds)| (name.clone(), self.percent(*seconds)))
+                    .collect();
+                busiest.sort_by(|a, b| b.1.total_cmp(&a.1));
+                busiest.truncate(BUSIEST_THREADS);
+                (service.clone(), busiest)
+            })
+            .collect()
+    }
+
+    /// Percent of the whole machine (all CPUs) busy, and stolen.
+    fn machine_percent(&self) -> (f64, f64) {
+        let total = self.cpu.machine_total.max(f64::MIN_POSITIVE);
+        (
+            100.0 * self.cpu.machine_busy / total,
+            100.0 * self.cpu.machine_steal / total,
+        )
+    }
 }
 
 /// The JSON document, with the issue's field names.
@@ -125,15 +249,27 @@ pub struct Figures {
     pub baseline_drift: f64,
     /// `throughput_per_s / baseline_tps`.
     pub ratio: f64,
-    /// pgbench transactions per second of the four-statement form of the transaction.
-    pub baseline_four_statements_tps: f64,
-    /// `throughput_per_s / baseline_four_statements_tps`.
-    pub ratio_to_four_statements: f64,
-    /// Mean cases routing stored per transaction (group commit, ADR 0015); the baseline
-    /// stores one.
-    pub cases_per_commit: f64,
     /// Peak RSS per service, MiB.
     pub peak_rss_mib: BTreeMap<String, f64>,
+    /// Commit → on the broker, idle and under load.
+    pub event_latency_ms: EventLatencyFigures,
+    /// Each service's CPU over the quiet window, percent of one core.
+    pub idle_cpu_percent: BTreeMap<String, f64>,
+    /// The quiet window: its length and what else used CPU in it.
+    pub idle_window: IdleWindowFigures,
+    /// Each service's CPU over a short quiet window right after the load, percent of one core.
+    pub after_load_cpu_percent: BTreeMap<String, f64>,
+    /// That window.
+    pub after_load_window: IdleWindowFigures,
+    /// Routing's relay rounds from the open loop's start to the end of its drain.
+    pub load_relay_rounds: RelayRounds,
+    /// Seconds from the end of the after-load window until routing's relay made no more
+    /// rounds.
+    pub relay_quiet_after_s: f64,
+    /// Rounds it made in those seconds.
+    pub relay_rounds_until_quiet: i64,
+    /// pgbench with the same transaction on an outbox without its NOTIFY trigger (comparison).
+    pub baseline_without_notify_tps: f64,
     /// In-flight bound and pgbench clients.
     pub concurrency: usize,
     /// Measured window, seconds.
@@ -146,6 +282,120 @@ pub struct Figures {
     pub date: String,
     /// The machine.
     pub machine: Machine,
+}
+
+/// The event-latency part of the JSON document.
+#[derive(Debug, Clone, Serialize)]
+pub struct EventLatencyFigures {
+    /// What is measured.
+    pub measure: &'static str,
+    /// The idle calls' events.
+    pub idle: LatencySummary,
+    /// The events of the open loop's measured window.
+    pub under_load: LatencySummary,
+    /// The idle calls' events, receive time at a live reader − `occurred_at`.
+    pub idle_received_by_reader: LatencySummary,
+    /// The live reader's `fetch.wait.max.ms`.
+    pub reader_fetch_wait_ms: u32,
+    /// Single OpenCase calls for the idle figures.
+    pub idle_calls: usize,
+    /// Pause between two of them, ms.
+    pub idle_spacing_ms: u64,
+    /// Events whose message had no CreateTime (left out of the figures).
+    pub without_create_time: usize,
+    /// Every idle value, in the order the calls were made, ms.
+    pub idle_values_ms: Vec<f64>,
+    /// The relay's safety-net poll interval the services ran with, ms.
+    pub outbox_poll_interval_ms: u64,
+}
+
+/// The quiet window of the JSON document.
+#[derive(Debug, Clone, Serialize)]
+pub struct IdleWindowFigures {
+    /// Its length.
+    pub seconds: f64,
+    /// The mock broker's CPU, percent of one core.
+    pub broker_percent: f64,
+    /// All PostgreSQL processes' CPU, percent of one core.
+    pub postgres_percent: f64,
+    /// The whole machine's busy share (all CPUs), percent: others' work on a shared machine.
+    pub machine_busy_percent: f64,
+    /// Share stolen by the hypervisor, percent.
+    pub steal_percent: f64,
+    /// Rounds routing's outbox relay made in it (from PostgreSQL's statistics, ± 1–2).
+    pub routing_relay_rounds: i64,
+    /// Each service's busiest threads in it, percent of one core, by thread name.
+    pub threads_percent: BTreeMap<String, BTreeMap<String, f64>>,
+}
+
+/// `summary` with its figures rounded to µs.
+fn rounded(summary: LatencySummary) -> LatencySummary {
+    LatencySummary {
+        count: summary.count,
+        p50_ms: round(summary.p50_ms, 3),
+        p99_ms: round(summary.p99_ms, 3),
+        min_ms: round(summary.min_ms, 3),
+        max_ms: round(summary.max_ms, 3),
+    }
+}
+
+/// One quiet window: each service's CPU against the target, the broker, PostgreSQL, the
+/// machine, and routing's relay rounds.
+fn write_quiet_window(
+    out: &mut String,
+    label: &str,
+    what: &str,
+    idle: &IdleCpu,
+) -> std::fmt::Result {
+    let services: Vec<String> = idle
+        .service_percent()
+        .iter()
+        .map(|(name, percent)| {
+            format!(
+                "{name} {percent:.2} % ({})",
+                met(*percent < IDLE_CPU_TARGET_PERCENT)
+            )
+        })
+        .collect();
+    writeln!(
+        out,
+        "{label}{:.0} s {what}, percent of one core (target < {IDLE_CPU_TARGET_PERCENT} %): {}",
+        idle.window.as_secs_f64(),
+        services.join(", ")
+    )?;
+    for (service, threads) in idle.busiest_threads() {
+        let threads: Vec<String> = threads
+            .iter()
+            .map(|(name, percent)| format!("{name} {percent:.2}"))
+            .collect();
+        writeln!(
+            out,
+            "               {service} by thread (%): {}",
+            if threads.is_empty() {
+                "none used CPU".to_owned()
+            } else {
+                threads.join(", ")
+            }
+        )?;
+    }
+    let (busy, steal) = idle.machine_percent();
+    writeln!(
+        out,
+        "               routing's relay made {} rounds; broker {:.2} %, postgres (all processes) {:.2} %; the machine was {busy:.0} % busy (all CPUs), {steal:.1} % stolen{}",
+        idle.relay_rounds,
+        idle.component_percent(BROKER_COMM),
+        idle.component_percent(POSTGRES),
+        if busy > NOISY_PERCENT {
+            "  (others' work: the machine was shared)"
+        } else {
+            ""
+        }
+    )
+}
+
+/// "met" or "NOT MET".
+fn met(ok: bool) -> &'static str {
+    if ok { "met" } else { "NOT MET" }
 }
 
 /// " (N failed!)" when pgbench reported failed transactions.
@@ -205,18 +455,21 @@ impl Run {
             baseline_tps_after: round(self.measured.baseline.after.tps, 1),
             baseline_drift: round(self.measured.baseline.drift(), 3),
             ratio: round(self.ratio(), 3),
-            baseline_four_statements_tps: round(self.measured.four_statement_baseline.tps, 1),
-            ratio_to_four_statements: round(
-                self.ratio_to(self.measured.four_statement_baseline.tps),
-                3,
-            ),
-            cases_per_commit: round(self.measured.cases_per_commit, 2),
             peak_rss_mib: self
                 .measured
                 .peak_rss_mib
                 .iter()
                 .map(|(name, mib)| (name.clone(), round(*mib, 1)))
                 .collect(),
+            event_latency_ms: self.event_latency_figures(),
+            idle_cpu_percent: self.measured.idle_cpu.rounded_percent(),
+            idle_window: self.measured.idle_cpu.window_figures(),
+            after_load_cpu_percent: self.measured.after_load_cpu.rounded_percent(),
+            after_load_window: self.measured.after_load_cpu.window_figures(),
+            load_relay_rounds: self.measured.load_relay,
+            relay_quiet_after_s: round(self.measured.relay_settle.0.as_secs_f64(), 1),
+            relay_rounds_until_quiet: self.measured.relay_settle.1,
+            baseline_without_notify_tps: round(self.measured.baseline_without_notify.tps, 1),
             concurrency: self.concurrency,
             duration_s: self.measured.open_loop.window.as_secs(),
             offered_rate_per_s: round(self.measured.offered_rate, 1),
@@ -227,6 +480,28 @@ impl Run {
                 steal_percent: round(self.machine.steal_percent, 1),
                 ..self.machine.clone()
             },
+        }
+    }
+
+    fn event_latency_figures(&self) -> EventLatencyFigures {
+        let latency = &self.measured.event_latency;
+        EventLatencyFigures {
+            measure: "Kafka CreateTime (stamped by the relay's producer at the send) minus the \
+                      envelope's occurred_at (set by OpenCase just before its outbox insert and \
+                      COMMIT), on one machine's clock; CreateTime has 1 ms resolution",
+            idle: rounded(latency.idle),
+            under_load: rounded(latency.under_load),
+            idle_received_by_reader: rounded(latency.idle_received),
+            reader_fetch_wait_ms: LIVE_FETCH_WAIT_MS,
+            idle_calls: latency.idle_calls,
+            idle_spacing_ms: u64::try_from(latency.idle_spacing.as_millis()).unwrap_or(u64::MAX),
+            without_create_time: latency.without_create_time,
+            idle_values_ms: latency
+                .idle_values_ms
+                .iter()
+                .map(|ms| round(*ms, 3))
+                .collect(),
+            outbox_poll_interval_ms: self.outbox_poll_interval_ms,
         }
     }
 
@@ -249,7 +524,6 @@ impl Run {
 
     fn write_summary(&self, out: &mut String) -> std::fmt::Result {
         let run = &self.measured.open_loop;
-        let met = |ok: bool| if ok { "met" } else { "NOT MET" };
         writeln!(out, "\n=== OpenCase benchmark, {} ===", self.date)?;
         writeln!(
             out,
@@ -279,14 +553,15 @@ impl Run {
             .collect();
         writeln!(
             out,
-            "setup        concurrency {}, routing pool {}{}, auth disabled, JSON logs at info",
+            "setup        concurrency {}, routing pool {}{}, auth disabled, JSON logs at info, relay woken by NOTIFY with its {} ms safety-net poll",
             self.concurrency,
             self.pool_size,
             if extra.is_empty() {
                 String::new()
             } else {
                 format!(", {}", extra.join(", "))
-            }
+            },
+            self.outbox_poll_interval_ms
         )?;
         if let Some(probe) = &self.measured.probe {
             writeln!(
@@ -392,9 +667,8 @@ impl Run {
         }
         writeln!(
             out,
-            "events       {} cases opened ({:.1} per commit), {} of their CaseRouted events unpublished 15 s after the load{}",
+            "events       {} cases opened, {} of their CaseRouted events unpublished 15 s after the load{}",
             self.measured.cases_opened,
-            self.measured.cases_per_commit,
             self.measured.outbox_unpublished,
             if self.measured.outbox_unpublished > 0 {
                 "  !!!"
@@ -405,7 +679,7 @@ impl Run {
         let baseline = &self.measured.baseline;
         writeln!(
             out,
-            "baseline     pgbench, routing's statement: insert case + insert outbox row ({} B payload), {} clients, prepared",
+            "baseline     pgbench, routing's unit of work: BEGIN, insert case, insert outbox row ({} B payload), COMMIT; {} clients, prepared",
             self.payload_bytes, self.concurrency,
         )?;
         writeln!(
@@ -429,13 +703,16 @@ impl Run {
             "ratio        {ratio:.3}  (target ≥ {RATIO_TARGET}: {})",
             met(ratio >= RATIO_TARGET)
         )?;
+        let without = &self.measured.baseline_without_notify;
         writeln!(
             out,
-            "for comparison: the four-statement form (BEGIN, 2 × INSERT, END): {:.1} tps{}; throughput / that = {:.3}",
-            self.measured.four_statement_baseline.tps,
-            failures(&self.measured.four_statement_baseline),
-            self.ratio_to(self.measured.four_statement_baseline.tps)
+            "for comparison: the same pgbench without the outbox's NOTIFY trigger: {:.1} tps{} ({:.2} × the mean baseline)",
+            without.tps,
+            failures(without),
+            without.tps / self.measured.baseline.tps().max(f64::MIN_POSITIVE)
         )?;
+        self.write_event_latency(out)?;
+        self.write_idle_cpu(out)?;
         for (name, mib) in &self.measured.peak_rss_mib {
             writeln!(
                 out,
@@ -447,6 +724,96 @@ impl Run {
         writeln!(out, "json         {}", self.json_path)?;
         writeln!(out, "logs         {}", self.log_dir)?;
         Ok(())
+    }
+
+    /// Commit → broker, idle and under load.
+    fn write_event_latency(&self, out: &mut String) -> std::fmt::Result {
+        let latency = &self.measured.event_latency;
+        let line = |summary: &LatencySummary| {
+            format!(
+                "p50 {:.1} ms, p99 {:.1} ms (min {:.1}, max {:.1}; {} events)",
+                summary.p50_ms, summary.p99_ms, summary.min_ms, summary.max_ms, summary.count
+            )
+        };
+        writeln!(
+            out,
+            "event latency commit → on the broker (Kafka CreateTime − occurred_at, 1 ms resolution):"
+        )?;
+        writeln!(
+            out,
+            "             idle, {} single calls {} ms apart: {}{}",
+            latency.idle_calls,
+            latency.idle_spacing.as_millis(),
+            line(&latency.idle),
+            if latency.idle.p99_ms > RELAY_WAKE_SUSPECT_MS {
+                "  (!!! slower than a relay woken by the commit: did it wait for its poll?)"
+            } else {
+                ""
+            }
+        )?;
+        writeln!(
+            out,
+            "             under load, the measured window: {}",
+            line(&latency.under_load)
+        )?;
+        writeln!(
+            out,
+            "             idle, commit → received by a reader (fetch.wait.max.ms={LIVE_FETCH_WAIT_MS}): {}",
+            line(&latency.idle_received)
+        )?;
+        let values: Vec<String> = latency
+            .idle_values_ms
+            .iter()
+            .map(|ms| format!("{ms:.1}"))
+            .collect();
+        writeln!(
+            out,
+            "             idle, every value in call order (ms): {}",
+            values.join(" ")
+        )?;
+        if latency.without_create_time > 0 {
+            writeln!(
+                out,
+                "             !!! {} events had no CreateTime and are left out",
+                latency.without_create_time
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Each service's CPU over the quiet windows, and the relay's rounds.
+    fn write_idle_cpu(&self, out: &mut String) -> std::fmt::Result {
+        write_quiet_window(
+            out,
+            "idle CPU     ",
+            "with no calls",
+            &self.measured.idle_cpu,
+        )?;
+        write_quiet_window(
+            out,
+            "             ",
+            "right after the load",
+            &self.measured.after_load_cpu,
+        )?;
+        let relay = &self.measured.load_relay;
+        writeln!(
+            out,
+            "relay        {} rounds for {} events from the open loop's start to the drain's end ({:.2} per event)",
+            relay.rounds,
+            relay.events,
+            relay.rounds as f64 / relay.events.max(1) as f64
+        )?;
+        let (settle, rounds) = self.measured.relay_settle;
+        writeln!(
+            out,
+            "             after the after-load window it made {rounds} more rounds in {:.0} s before it was quiet{}",
+            settle.as_secs_f64(),
+            if rounds > 5 {
+                "  (!!! rounds with nothing to publish: one per queued commit notification?)"
+            } else {
+                ""
+            }
+        )
     }
 
     /// CPU per request by component during the service run, and per transaction under pgbench.
@@ -548,6 +915,7 @@ mod tests {
             concurrency: 16,
             pool_size: 10,
             routing_settings: Vec::new(),
+            outbox_poll_interval_ms: 5000,
             warmup: Duration::from_secs(3),
             payload_bytes: 250,
             measured: Measured {
@@ -558,7 +926,6 @@ mod tests {
                 open_loop,
                 run_cpu: CpuSnapshot::default(),
                 cases_opened: 23_000,
-                cases_per_commit: 3.0,
                 outbox_unpublished: 0,
                 peak_rss_mib: BTreeMap::from([
                     ("routing".to_owned(), 31.04),
@@ -575,9 +942,49 @@ mod tests {
                     },
                 },
                 baseline_cpu: CpuSnapshot::default(),
-                four_statement_baseline: PgbenchResult {
-                    tps: 800.0,
+                after_load_cpu: IdleCpu::default(),
+                relay_settle: (Duration::from_secs(4), 2),
+                baseline_without_notify: PgbenchResult {
+                    tps: 3200.0,
                     failed: 0,
+                },
+                load_relay: RelayRounds {
+                    rounds: 50,
+                    events: 100,
+                },
+                idle_cpu: IdleCpu {
+                    window: Duration::from_secs(20),
+                    relay_rounds: 4,
+                    thread_seconds: BTreeMap::from([(
+                        "routing".to_owned(),
+                        BTreeMap::from([
+                            ("rdk:main".to_owned(), 0.02),
+                            ("tokio-runtime-w".to_owned(), 0.01),
+                            ("idle".to_owned(), 0.0),
+                        ]),
+                    )]),
+                    service_seconds: BTreeMap::from([
+                        ("routing".to_owned(), 0.04),
+                        ("expert-registry".to_owned(), 0.3),
+                    ]),
+                    cpu: CpuSnapshot {
+                        seconds: BTreeMap::from([(BROKER_COMM.to_owned(), 0.5)]),
+                        machine_busy: 4.0,
+                        machine_steal: 0.0,
+                        machine_total: 40.0,
+                    },
+                },
+                event_latency: EventLatency {
+                    idle_calls: 40,
+                    idle_spacing: Duration::from_millis(200),
+                    idle: LatencySummary {
+                        count: 40,
+                        p50_ms: 2.4,
+                        p99_ms: 180.0,
+                        min_ms: 1.0,
+                        max_ms: 180.0,
+                    },
+                    ..EventLatency::default()
                 },
             },
             json_path: "target/bench/open_case.json".to_owned(),
@@ -609,10 +1016,21 @@ mod tests {
         assert_eq!(value["baseline_tps_before"], 1400.0);
         assert_eq!(value["baseline_tps_after"], 1800.0);
         assert_eq!(value["baseline_drift"], 0.25);
-        assert_eq!(value["baseline_four_statements_tps"], 800.0);
-        assert_eq!(value["ratio_to_four_statements"], 1.25);
         assert_eq!(value["peak_rss_mib"]["routing"], 31.0);
-        assert_eq!(value["cases_per_commit"], 3.0);
+        assert_eq!(value["idle_cpu_percent"]["routing"], 0.2);
+        assert_eq!(value["idle_cpu_percent"]["expert-registry"], 1.5);
+        assert_eq!(value["idle_window"]["broker_percent"], 2.5);
+        assert_eq!(value["idle_window"]["machine_busy_percent"], 10.0);
+        assert_eq!(value["idle_window"]["routing_relay_rounds"], 4);
+        assert_eq!(value["load_relay_rounds"]["rounds"], 50);
+        assert_eq!(value["baseline_without_notify_tps"], 3200.0);
+        assert_eq!(
+            value["idle_window"]["threads_percent"]["routing"]["rdk:main"],
+            0.1
+        );
+        assert_eq!(value["event_latency_ms"]["idle"]["p50_ms"], 2.4);
+        assert_eq!(value["event_latency_ms"]["idle"]["count"], 40);
+        assert_eq!(value["event_latency_ms"]["under_load"]["count"], 0);
         assert_eq!(value["peak_rss_mib"]["expert-registry"], 62.0);
         assert_eq!(value["duration_s"], 20);
         assert_eq!(value["machine"]["steal_percent"], 0.5);
@@ -629,6 +1047,20 @@ mod tests {
         );
         assert!(text.contains("expert-registry: 62.0 MiB  (target ≤ 50 MiB: NOT MET)"));
         assert!(text.contains("errors       0"));
+        assert!(text.contains("routing 0.20 % (met)"), "{text}");
+        assert!(text.contains("expert-registry 1.50 % (NOT MET)"), "{text}");
+        assert!(text.contains("p50 2.4 ms, p99 180.0 ms"), "{text}");
+        assert!(text.contains("did it wait for its poll?"), "{text}");
+        assert!(text.contains("relay made 4 rounds"), "{text}");
+        assert!(text.contains("50 rounds for 100 events"), "{text}");
+        assert!(
+            text.contains("routing by thread (%): rdk:main 0.10, tokio-runtime-w 0.05\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("3200.0 tps (2.00 × the mean baseline)"),
+            "{text}"
+        );
         assert!(
             text.contains("mean 1600.0 tps, 25 % apart  (!!! the machine's speed changed"),
             "{text}"

@@ -1,13 +1,18 @@
 //! The system under test, started the way it is deployed: the broker, one fresh database per
 //! service, and `expert-registry` and `routing` as separate release-built processes, with the
-//! Helm chart's performance-relevant settings (pool size 10, JSON logs at `info`, the default
-//! outbox poll interval) rather than the test suite's. Only authentication is off, because a
-//! token issuer would be a stand-in outside the system.
+//! Helm chart's performance-relevant settings (JSON logs at `info`, the platform's own outbox
+//! and consumer timings) rather than the test suite's shortened ones. Only authentication is
+//! off, because a token issuer would be a stand-in outside the system.
 
 use std::{path::Path, time::Duration};
 
 use anyhow::{Context, bail};
+use ekb_platform::{
+    config::PlatformConfig,
+    service::{config_loader, load_config},
+};
 use ekb_proto::v1::{self, Flow, expert_registry_service_client::ExpertRegistryServiceClient};
+use ekb_routing::Routing;
 use ekb_testkit::{
     broker::TestBroker,
     postgres::{TestDatabase, fresh_database},
@@ -41,12 +46,15 @@ pub struct Stack {
     pub routing: ServiceProcess,
     /// Prefix of this run's topics.
     topic_prefix: String,
+    /// The relay's safety-net poll interval both services run with (the platform default).
+    pub outbox_poll_interval_ms: u64,
 }
 
 impl Stack {
     /// Starts the broker, creates the databases, and starts both services with logs under
     /// `log_dir`; returns once both report SERVING.
     pub async fn start(options: &Options, log_dir: &Path) -> anyhow::Result<Stack> {
+        let defaults = platform_defaults()?;
         let broker = TestBroker::start().context("starting the broker")?;
         let topic_prefix = format!("ekbbench{}", uuid::Uuid::new_v4().simple());
         let registry_db = fresh_database("bench_reg").await?;
@@ -54,10 +62,12 @@ impl Stack {
         let registry_settings = deployed_settings(
             TestSettings::new(&registry_db.url, broker.bootstrap_servers(), &topic_prefix),
             10,
+            &defaults,
         );
         let mut routing_settings = deployed_settings(
             TestSettings::new(&routing_db.url, broker.bootstrap_servers(), &topic_prefix),
             options.routing_pool_size(),
+            &defaults,
         );
         for (key, value) in &options.routing_settings {
             routing_settings = routing_settings.with(key, value.clone());
@@ -70,6 +80,7 @@ impl Stack {
         Ok(Stack {
             broker,
             topic_prefix,
+            outbox_poll_interval_ms: defaults.outbox.poll_interval_ms,
             routing_db,
             registry_db,
             registry,
@@ -146,16 +157,43 @@ impl Stack {
     }
 }
 
+/// The platform's configuration as a deployed routing gets it when nothing overrides it: the
+/// defaults, and whatever `EKB__…` variables this process has (the services inherit them too).
+fn platform_defaults() -> anyhow::Result<PlatformConfig> {
+    let loader = config_loader::<Routing>().with_override("auth.mode", "disabled");
+    Ok(load_config::<Routing>(&loader)
+        .context("loading the platform's default configuration")?
+        .platform)
+}
+
 /// `settings` with what the Helm chart deploys where it matters for speed: pool size, JSON
-/// logs with the chart's filter, and the platform's outbox and consumer timings (the test
-/// settings shorten those).
-fn deployed_settings(settings: TestSettings, pool_size: u32) -> TestSettings {
+/// logs with the chart's filter, and the platform's own outbox and consumer timings — the
+/// relay woken by NOTIFY with its safety-net poll (`outbox.poll_interval_ms`), the consumer's
+/// retries — where the test settings shorten them. The chart sets none of those, so the
+/// defaults are what runs in production.
+fn deployed_settings(
+    settings: TestSettings,
+    pool_size: u32,
+    defaults: &PlatformConfig,
+) -> TestSettings {
     settings
         .with("database.max_connections", pool_size.to_string())
         .with("telemetry.log_format", "json")
         .with("telemetry.log_filter", "info,sqlx=warn")
-        .with("outbox.poll_interval_ms", "100")
-        .with("consumer.initial_backoff_ms", "100")
-        .with("consumer.max_backoff_ms", "5000")
-        .with("consumer.max_attempts", "5")
+        .with(
+            "outbox.poll_interval_ms",
+            defaults.outbox.poll_interval_ms.to_string(),
+        )
+        .with(
+            "consumer.initial_backoff_ms",
+            defaults.consumer.initial_backoff_ms.to_string(),
+        )
+        .with(
+            "consumer.max_backoff_ms",
+            defaults.consumer.max_backoff_ms.to_string(),
+        )
+        .with(
+            "consumer.max_attempts",
+            defaults.consumer.max_attempts.to_string(),
+        )
 }

@@ -10,7 +10,7 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use ekb_domain::with_valid_check_digit;
 use ekb_proto::v1::{
     self, CompetenceArea, expert_registry_service_client::ExpertRegistryServiceClient,
@@ -31,7 +31,7 @@ pub const VALID_TO: &str = "2026-12-31";
 pub const UNCOVERED_AREA: CompetenceArea = CompetenceArea::CareerGuidance;
 
 /// The date the read-model check evaluates (in Hamar, inside the pilot period).
-const PROBE_DATE: &str = "2026-03-02";
+pub const PROBE_DATE: &str = "2026-03-02";
 
 /// A supplier's organisation number: a fixed valid one, or the first eight digits completed
 /// with their mod-11 check digit.
@@ -236,43 +236,163 @@ pub async fn load(registry: &mut ExpertRegistryServiceClient<Channel>) -> anyhow
     Ok(loaded)
 }
 
-/// Waits until routing's read model, fed by the registry's events, routes every covered area
-/// in Innlandet to the pilot (polling EvaluateRoute, which stores and publishes nothing).
+/// What the registry answers for one competence area in county [`COUNTY`] on the probe date.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AreaCoverage {
+    /// The area.
+    pub area: CompetenceArea,
+    /// The agreements FindAgreements returns for it (active on the probe date), best first.
+    pub agreements: Vec<v1::Agreement>,
+}
+
+/// How routing's read model compared with the registry once the wait ended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReadModelCheck {
+    /// The registry's coverage of every demo area ([`demo_areas`]).
+    pub coverage: Vec<AreaCoverage>,
+    /// Where routing still disagreed with the registry when the time was up, one line each;
+    /// empty when it agreed on every area.
+    pub disagreements: Vec<String>,
+}
+
+/// Waits until routing's read model, fed by the registry's events, agrees with the registry
+/// for every demo area in Innlandet: EvaluateRoute (which stores and publishes nothing) answers
+/// PILOT_ELIGIBLE exactly where FindAgreements finds an active agreement. The registry is the
+/// truth, not the fixture: data kept from earlier runs may add agreements (or end the
+/// fixture's), and routing must reflect that too. Returns what it saw; where routing still
+/// disagrees after `timeout`, that is in [`ReadModelCheck::disagreements`] for the caller to
+/// judge (a fault on a fresh run, a leftover of an earlier run otherwise).
 pub async fn wait_for_routing_read_model(
     routing: &mut RoutingServiceClient<Channel>,
+    registry: &mut ExpertRegistryServiceClient<Channel>,
     timeout: Duration,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<ReadModelCheck> {
     let deadline = Instant::now() + timeout;
-    let mut areas = covered_areas();
-    while !areas.is_empty() {
-        let area = areas[0];
-        let response = routing
-            .evaluate_route(v1::EvaluateRouteRequest {
-                facts: Some(case_facts(HAMAR, Some(area), PROBE_DATE)),
-            })
-            .await
-            .context("EvaluateRoute")?
-            .into_inner();
-        let flow = response
-            .decision
-            .map(|decision| decision.flow())
-            .unwrap_or_default();
-        if flow == v1::Flow::Pilot {
-            areas.remove(0);
-            continue;
-        }
-        if Instant::now() >= deadline {
-            bail!(
-                "routing still routes {} in county {COUNTY} to {} after {timeout:?}: it has not \
-                 seen the registry's AgreementActivated events. If the databases were kept \
-                 from a run whose events were lost with the embedded broker, run with --fresh.",
-                area_name(area),
-                flow.as_str_name()
+    loop {
+        let mut check = ReadModelCheck {
+            coverage: Vec::new(),
+            disagreements: Vec::new(),
+        };
+        for area in demo_areas() {
+            let agreements = covering_agreements(registry, COUNTY, area, PROBE_DATE).await?;
+            let decision = routing
+                .evaluate_route(v1::EvaluateRouteRequest {
+                    facts: Some(case_facts(HAMAR, Some(area), PROBE_DATE)),
+                })
+                .await
+                .context("EvaluateRoute")?
+                .into_inner()
+                .decision
+                .unwrap_or_default();
+            let reason = decision.reason();
+            // Outside the pilot county or period (routing's pilot settings overridden), the
+            // answer does not depend on agreements: nothing to compare.
+            let depends_on_agreements = matches!(
+                reason,
+                v1::RoutingReason::PilotEligible | v1::RoutingReason::NoAgreementForArea
             );
+            let pilot = reason == v1::RoutingReason::PilotEligible;
+            if depends_on_agreements && pilot == agreements.is_empty() {
+                check.disagreements.push(if pilot {
+                    format!(
+                        "routing routes {} in county {COUNTY} on {PROBE_DATE} to the pilot, but \
+                         the registry has no agreement covering it",
+                        area_name(area)
+                    )
+                } else {
+                    format!(
+                        "routing finds no agreement for {} in county {COUNTY} on {PROBE_DATE}, \
+                         but the registry has {}",
+                        area_name(area),
+                        references(&agreements)
+                    )
+                });
+            }
+            check.coverage.push(AreaCoverage { area, agreements });
+        }
+        if check.disagreements.is_empty() || Instant::now() >= deadline {
+            return Ok(check);
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
-    Ok(())
+}
+
+/// The registry's agreements covering `area` in `county` on `date` (FindAgreements).
+pub async fn covering_agreements(
+    registry: &mut ExpertRegistryServiceClient<Channel>,
+    county: &str,
+    area: CompetenceArea,
+    date: &str,
+) -> anyhow::Result<Vec<v1::Agreement>> {
+    Ok(registry
+        .find_agreements(v1::FindAgreementsRequest {
+            county_code: county.to_owned(),
+            competence_area: area as i32,
+            on_date: date.to_owned(),
+        })
+        .await
+        .with_context(|| format!("FindAgreements for {} in county {county}", area_name(area)))?
+        .into_inner()
+        .agreements)
+}
+
+/// Whether `reference` names one of the fixture's agreements.
+pub fn is_fixture_agreement(reference: &str) -> bool {
+    AGREEMENTS
+        .iter()
+        .any(|agreement| agreement.reference == reference)
+}
+
+/// `RA-1 (Supplier AS), RA-2 (Other AS)`.
+pub fn references(agreements: &[v1::Agreement]) -> String {
+    let names: Vec<String> = agreements
+        .iter()
+        .map(|agreement| {
+            format!(
+                "{} ({})",
+                agreement.agreement_reference, agreement.supplier_name
+            )
+        })
+        .collect();
+    names.join(", ")
+}
+
+/// One line per agreement in `coverage` that is not the fixture's (registered by hand in an
+/// earlier run, its data kept), each once, for the launcher's output.
+pub fn describe_other_agreements(coverage: &[AreaCoverage]) -> Vec<String> {
+    let mut seen: Vec<&str> = Vec::new();
+    let mut lines = Vec::new();
+    for agreement in coverage.iter().flat_map(|area| &area.agreements) {
+        let reference = agreement.agreement_reference.as_str();
+        if is_fixture_agreement(reference) || seen.contains(&reference) {
+            continue;
+        }
+        seen.push(reference);
+        let terms = agreement.terms.clone().unwrap_or_default();
+        let areas: Vec<&str> = terms
+            .competence_areas
+            .iter()
+            .filter_map(|value| CompetenceArea::try_from(*value).ok())
+            .map(area_name)
+            .collect();
+        lines.push(format!(
+            "{reference}  rank {}  {:>6} kr  {}: {}",
+            terms.ranking,
+            kroner(terms.price_per_assignment_ore),
+            agreement.supplier_name,
+            areas.join(", ")
+        ));
+    }
+    lines
+}
+
+/// Every area the demo shows: those the fixture covers and the one it leaves uncovered, in
+/// enum order.
+pub fn demo_areas() -> Vec<CompetenceArea> {
+    let mut areas = covered_areas();
+    areas.push(UNCOVERED_AREA);
+    areas.sort_by_key(|area| *area as i32);
+    areas
 }
 
 /// Every area some fixture agreement covers, each once, in enum order.
@@ -326,6 +446,59 @@ mod tests {
         assert_eq!(covered.len(), 5);
         assert!(!covered.contains(&UNCOVERED_AREA));
         assert!(!covered.contains(&CompetenceArea::Unspecified));
+    }
+
+    #[test]
+    fn the_demo_shows_every_area_once() {
+        let areas = demo_areas();
+        assert_eq!(areas.len(), 6);
+        assert!(areas.contains(&UNCOVERED_AREA));
+        let mut distinct = areas.clone();
+        distinct.dedup();
+        assert_eq!(distinct, areas);
+    }
+
+    #[test]
+    fn only_other_agreements_are_described_each_once() {
+        let agreement = |reference: &str| v1::Agreement {
+            agreement_reference: reference.to_owned(),
+            supplier_name: "Karriere Innlandet AS".to_owned(),
+            terms: Some(v1::AgreementTerms {
+                ranking: 1,
+                price_per_assignment_ore: 1_800_000,
+                ..agreement_terms(&[UNCOVERED_AREA, CompetenceArea::Restructuring])
+            }),
+            ..Default::default()
+        };
+        let coverage = [
+            AreaCoverage {
+                area: UNCOVERED_AREA,
+                agreements: vec![agreement("RA-EXTRA-1")],
+            },
+            AreaCoverage {
+                area: CompetenceArea::Restructuring,
+                agreements: vec![agreement(AGREEMENTS[2].reference), agreement("RA-EXTRA-1")],
+            },
+        ];
+        let lines = describe_other_agreements(&coverage);
+        assert_eq!(
+            lines,
+            [format!(
+                "RA-EXTRA-1  rank 1  18 000 kr  Karriere Innlandet AS: {}",
+                expected_areas()
+            )]
+        );
+        assert!(is_fixture_agreement("RA-2022-34-001"));
+        assert!(!is_fixture_agreement("RA-EXTRA-1"));
+    }
+
+    /// The two areas of the test agreement, in the order the terms list them.
+    fn expected_areas() -> String {
+        format!(
+            "{}, {}",
+            area_name(UNCOVERED_AREA),
+            area_name(CompetenceArea::Restructuring)
+        )
     }
 
     #[test]

@@ -7,23 +7,24 @@ use std::fmt::Write as _;
 use ekb_platform::messaging::{dead_letter_topic_for, topic_for};
 use ekb_testkit::services::ServiceProcess;
 
-/// The "how to call it" block, for the running `routing` and `registry` on `brokers`.
-pub fn how_to_call(
-    routing: &ServiceProcess,
-    registry: &ServiceProcess,
-    brokers: &str,
-    topic_prefix: &str,
-) -> String {
+use crate::{
+    demo::{REGISTRY, ROUTING},
+    fixture::{UNCOVERED_AREA, area_name},
+};
+
+/// The "how to call it" block, for the running `services` on `brokers`: where each listens,
+/// then examples against routing and the registry (those of them that run).
+pub fn how_to_call(services: &[ServiceProcess], brokers: &str, topic_prefix: &str) -> String {
     let mut out = String::new();
     // Writing to a String cannot fail; the results are ignored for that reason only.
     let _ = writeln!(out, "The system is running (auth is OFF: no token needed).");
     let _ = writeln!(out);
     let _ = writeln!(out, "  gRPC (reflection on, plaintext):");
-    for service in [routing, registry] {
+    for service in services {
         let _ = writeln!(out, "    {:<16} {}", service.name, service.grpc_addr);
     }
     let _ = writeln!(out, "  Metrics:");
-    for service in [routing, registry] {
+    for service in services {
         let _ = writeln!(
             out,
             "    {:<16} http://{}/metrics",
@@ -31,7 +32,7 @@ pub fn how_to_call(
         );
     }
     let _ = writeln!(out, "  Kafka {brokers}, topics:");
-    for service in [routing, registry] {
+    for service in services {
         let _ = writeln!(
             out,
             "    {:<16} {}  (dead letters: {})",
@@ -41,7 +42,7 @@ pub fn how_to_call(
         );
     }
     let _ = writeln!(out, "  Logs:");
-    for service in [routing, registry] {
+    for service in services {
         let _ = writeln!(
             out,
             "    {:<16} {}",
@@ -49,6 +50,11 @@ pub fn how_to_call(
             service.log_path.display()
         );
     }
+    let routing = services.iter().find(|service| service.name == ROUTING);
+    let registry = services.iter().find(|service| service.name == REGISTRY);
+    let (Some(routing), Some(registry)) = (routing, registry) else {
+        return out;
+    };
     let _ = writeln!(out);
     let _ = writeln!(out, "Try:");
     let _ = writeln!(
@@ -68,6 +74,18 @@ pub fn how_to_call(
     );
     let _ = writeln!(
         out,
+        "  grpcurl -plaintext -d '{{\"agreement_reference\":\"RA-2026-34-101\",\
+         \"supplier_organisation_number\":\"923609016\",\"supplier_name\":\"Innlandet Arbeidshelse AS\",\
+         \"county_code\":\"34\",\"terms\":{{\"competence_areas\":[\"COMPETENCE_AREA_{uncovered}\"],\
+         \"price_per_assignment_ore\":\"1800000\",\"ranking\":1,\"monthly_capacity\":6,\
+         \"validity\":{{\"from_date\":\"2026-01-01\",\"to_date\":\"2026-12-31\"}}}}}}' \
+         {} ekspertbistand.v1.ExpertRegistryService/RegisterAgreement   \
+         # then {uncovered} in county 34 routes PILOT",
+        registry.grpc_addr,
+        uncovered = area_name(UNCOVERED_AREA),
+    );
+    let _ = writeln!(
+        out,
         "  scripts/call_routing.py {} --municipality 3403 --area CONFLICT_HANDLING   \
          # Python grpcio: pip install grpcio grpcio-tools",
         routing.grpc_addr
@@ -81,6 +99,11 @@ pub fn how_to_call(
         out,
         "  curl -s http://{}/metrics | grep -v '^#'",
         routing.metrics_addr
+    );
+    let _ = writeln!(
+        out,
+        "Data is kept between runs (what you register here is there next time, and the demo \
+         notes where it changes the sample cases); scripts/run.sh --fresh starts empty."
     );
     out
 }

@@ -1,5 +1,9 @@
-//! The launcher's sequence: broker → databases → services → fixture → sample cases → serve
-//! until a signal → stop everything in order.
+//! The launcher's sequence: broker → topics and databases → services → demo (fixture, sample
+//! cases) → serve until a signal → stop everything in order.
+//!
+//! Every service of the catalog (`ekb_testkit::catalog::SERVICES`) is started, waited for and
+//! stopped the same way; nothing here names a service. What is particular to routing and the
+//! registry — the fixture and the sample cases — is in `demo`, which finds them by name.
 //!
 //! The pieces are testkit's (`TestBroker`, `ServiceProcess`, `postgres`), as in the end-to-end
 //! tests; what the launcher adds is fixed ports and log paths, and process groups of their own
@@ -22,13 +26,7 @@ use std::{
 };
 
 use anyhow::{Context, bail};
-use ekb_expert_registry::SERVICE_NAME as REGISTRY;
 use ekb_platform::messaging::topic_for;
-use ekb_proto::v1::{
-    expert_registry_service_client::ExpertRegistryServiceClient,
-    routing_service_client::RoutingServiceClient,
-};
-use ekb_routing::SERVICE_NAME as ROUTING;
 use ekb_testkit::{
     binaries::profile_dir,
     broker::{BROKERS_ENV, BrokerOptions, MOCK_BROKER_BIN_NAME, TestBroker, create_topic},
@@ -36,18 +34,16 @@ use ekb_testkit::{
     process::ProcessGroup,
     services::{ServiceProcess, TestSettings},
 };
+use futures::future::join_all;
 use tokio::signal::unix::{Signal, SignalKind, signal};
 
 use crate::{
-    databases, fixture, instructions,
-    options::{Options, ServicePorts},
-    sample_cases,
+    databases, demo, instructions,
+    options::{METRICS_PORT_FLAG, Options, PORT_FLAG, ServiceOptions},
 };
 
 /// How long a service may take from spawn to SERVING (the first start runs migrations).
 const SERVING_TIMEOUT: Duration = Duration::from_secs(60);
-/// How long routing may take to see the fixture's agreements.
-const READ_MODEL_TIMEOUT: Duration = Duration::from_secs(30);
 /// SIGTERM's number.
 const SIGTERM: i32 = 15;
 /// How long a service may take to stop after SIGTERM before it is killed.
@@ -85,26 +81,23 @@ impl Signals {
 #[derive(Default)]
 struct Stack {
     broker: Option<TestBroker>,
-    registry: Option<ServiceProcess>,
-    routing: Option<ServiceProcess>,
+    /// The services spawned so far, in catalog order.
+    services: Vec<ServiceProcess>,
     /// Set once the demo table has been printed.
     up: bool,
 }
 
 impl Stack {
-    /// SIGTERM to the services, waits for both, then stops the broker. Fails if a service
-    /// that had reached SERVING did not exit cleanly.
+    /// SIGTERM to every service, waits for all of them, then stops the broker. Fails if a
+    /// service that had reached SERVING did not exit cleanly.
     async fn stop(&mut self) -> anyhow::Result<()> {
-        let mut stopped: Vec<String> = [&self.routing, &self.registry]
-            .into_iter()
-            .flatten()
+        let mut stopped: Vec<String> = self
+            .services
+            .iter()
             .map(|service| service.name.clone())
             .collect();
-        let (routing, registry) = tokio::join!(
-            stop_service(self.routing.as_mut()),
-            stop_service(self.registry.as_mut())
-        );
-        let mut problems: Vec<String> = [routing, registry]
+        let results = join_all(self.services.iter_mut().map(stop_service)).await;
+        let mut problems: Vec<String> = results
             .into_iter()
             .filter_map(|result| result.err().map(|error| format!("{error:#}")))
             .collect();
@@ -126,11 +119,8 @@ impl Stack {
     }
 }
 
-/// Stops one service, if it was started.
-async fn stop_service(service: Option<&mut ServiceProcess>) -> anyhow::Result<()> {
-    let Some(service) = service else {
-        return Ok(());
-    };
+/// Stops one service.
+async fn stop_service(service: &mut ServiceProcess) -> anyhow::Result<()> {
     let status = service.stop(STOP_TIMEOUT).await?;
     // Before a service has installed its signal handler, SIGTERM simply ends it: expected
     // when the start itself is interrupted.
@@ -174,9 +164,8 @@ pub async fn run(options: Options) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// Starts everything into `stack`, loads the fixture, routes the samples, then (unless
-/// `--exit-after-demo`) serves until the processes die — in practice until the caller's race
-/// with a signal ends it.
+/// Starts everything into `stack`, runs the demo, then (unless `--exit-after-demo`) serves
+/// until a process dies — in practice until the caller's race with a signal ends it.
 async fn bring_up_and_serve(stack: &mut Stack, options: &Options) -> anyhow::Result<()> {
     // If a signal ends this while the broker is starting, the blocking task still finishes and
     // drops the broker it made, which stops it.
@@ -202,27 +191,33 @@ async fn bring_up_and_serve(stack: &mut Stack, options: &Options) -> anyhow::Res
     }
     stack.broker = Some(broker);
 
-    // Created up front so routing's consumer does not subscribe to a topic that does not exist
-    // yet (harmless, but it logs an error until the registry's first event creates it).
-    for service in [REGISTRY, ROUTING] {
-        let topic = topic_for(&options.topic_prefix, service);
+    // Created up front so a consumer does not subscribe to a topic that does not exist yet
+    // (harmless, but it logs an error until the producer's first event creates it).
+    for service in &options.services {
+        let topic = topic_for(&options.topic_prefix, service.entry.name);
         create_topic(&brokers, &topic, TOPIC_PARTITIONS)
             .await
             .with_context(|| format!("creating topic {topic} on {brokers}"))?;
     }
 
-    let registry_db = databases::for_service(&options.db_prefix, REGISTRY);
-    let routing_db = databases::for_service(&options.db_prefix, ROUTING);
+    let databases: Vec<TestDatabase> = options
+        .services
+        .iter()
+        .map(|service| databases::for_service(&options.db_prefix, service.entry))
+        .collect();
     if options.fresh {
-        for database in [&registry_db, &routing_db] {
+        for database in &databases {
             drop_database(&database.name).await?;
         }
     }
+    let names: Vec<&str> = databases
+        .iter()
+        .map(|database| database.name.as_str())
+        .collect();
     println!(
-        "PostgreSQL  {}: databases {} and {} ({})",
+        "PostgreSQL  {}: databases {} ({})",
         server_address(&admin_url()),
-        routing_db.name,
-        registry_db.name,
+        names.join(", "),
         if options.fresh {
             "dropped, created empty by the services"
         } else {
@@ -233,158 +228,118 @@ async fn bring_up_and_serve(stack: &mut Stack, options: &Options) -> anyhow::Res
         "Auth        OFF (auth.mode=disabled): no bearer token needed, no role checks. Local runs only."
     );
 
-    let settings = |database: &TestDatabase| {
-        TestSettings::new(&database.url, &brokers, &options.topic_prefix)
+    // Every port is checked before anything is spawned, so a taken port starts nothing.
+    for service in &options.services {
+        ensure_free(service)?;
+    }
+    for (service, database) in options.services.iter().zip(&databases) {
+        let settings = TestSettings::new(&database.url, &brokers, &options.topic_prefix)
             .with("auth.mode", "disabled")
             .with("kafka.topic_prefix", options.topic_prefix.clone())
             .with("kafka.auto_create_topics", "true")
-            .with("database.create_if_missing", "true")
-    };
-    let registry = stack.registry.insert(spawn_service(
-        REGISTRY,
-        &settings(&registry_db),
-        options.registry,
-        ("--registry-port", "--registry-metrics-port"),
-        &log_dir,
-    )?);
-    let routing = stack.routing.insert(spawn_service(
-        ROUTING,
-        &settings(&routing_db),
-        options.routing,
-        ("--routing-port", "--routing-metrics-port"),
-        &log_dir,
-    )?);
-    let broker_log = if stack.broker.as_ref().is_some_and(TestBroker::is_external) {
-        String::new()
-    } else {
-        format!(",{MOCK_BROKER_BIN_NAME}")
-    };
+            .with("database.create_if_missing", "true");
+        stack
+            .services
+            .push(spawn_service(service, &settings, &log_dir)?);
+    }
+    let mut logs: Vec<&str> = options.services.iter().map(|s| s.entry.name).collect();
+    if !stack.broker.as_ref().is_some_and(TestBroker::is_external) {
+        logs.push(MOCK_BROKER_BIN_NAME);
+    }
     println!(
-        "Logs        {}/{{{ROUTING},{REGISTRY}{broker_log}}}.log",
-        log_dir.display()
+        "Logs        {}/{{{}}}.log",
+        log_dir.display(),
+        logs.join(",")
     );
 
-    demo(routing, registry).await?;
+    wait_until_serving(&mut stack.services).await?;
+    demo::run(&stack.services).await?;
     stack.up = true;
-    let (Some(routing), Some(registry)) = (stack.routing.as_mut(), stack.registry.as_mut()) else {
-        bail!("the services vanished from the stack");
-    };
     if options.exit_after_demo {
         println!("\n--exit-after-demo: stopping…");
         return Ok(());
     }
     println!(
         "\n{}",
-        instructions::how_to_call(routing, registry, &brokers, &options.topic_prefix)
+        instructions::how_to_call(&stack.services, &brokers, &options.topic_prefix)
     );
     println!("Press Ctrl-C to stop.");
     loop {
         tokio::time::sleep(Duration::from_secs(1)).await;
-        routing.ensure_running()?;
-        registry.ensure_running()?;
+        for service in &mut stack.services {
+            service.ensure_running()?;
+        }
     }
 }
 
-/// Waits for SERVING, loads the fixture, waits for routing's read model and routes the
-/// sample cases, printing as it goes.
-async fn demo(
-    routing_service: &mut ServiceProcess,
-    registry_service: &mut ServiceProcess,
-) -> anyhow::Result<()> {
-    println!("\nStarting {ROUTING} and {REGISTRY}…");
+/// Waits until every service reports SERVING (all at once), printing where each listens.
+async fn wait_until_serving(services: &mut [ServiceProcess]) -> anyhow::Result<()> {
+    let names: Vec<&str> = services
+        .iter()
+        .map(|service| service.name.as_str())
+        .collect();
+    println!("\nStarting {}…", names.join(", "));
     let started = Instant::now();
-    let (routing_ready, registry_ready) = tokio::join!(
-        routing_service.wait_until_serving(SERVING_TIMEOUT),
-        registry_service.wait_until_serving(SERVING_TIMEOUT)
-    );
-    routing_ready?;
-    registry_ready?;
-    for service in [&*routing_service, &*registry_service] {
+    let results = join_all(
+        services
+            .iter_mut()
+            .map(|service| service.wait_until_serving(SERVING_TIMEOUT)),
+    )
+    .await;
+    results.into_iter().collect::<anyhow::Result<Vec<()>>>()?;
+    for service in services.iter() {
         println!(
             "  {:<16} SERVING  gRPC {}  metrics http://{}/metrics",
             service.name, service.grpc_addr, service.metrics_addr
         );
     }
-    println!("  (both up in {:.1} s)", started.elapsed().as_secs_f64());
-
-    let mut registry = ExpertRegistryServiceClient::connect(registry_service.url())
-        .await
-        .context("connecting to the expert registry")?;
-    let mut routing = RoutingServiceClient::connect(routing_service.url())
-        .await
-        .context("connecting to routing")?;
-    let loaded = fixture::load(&mut registry).await?;
     println!(
-        "\nFixture (RegisterAgreement/RegisterExpert): framework agreements in county {} \
-         Innlandet, valid {}..{}",
-        fixture::COUNTY,
-        fixture::VALID_FROM,
-        fixture::VALID_TO
+        "  (all {} up in {:.1} s)",
+        services.len(),
+        started.elapsed().as_secs_f64()
     );
-    for line in fixture::describe_agreements() {
-        println!("  {line}");
-    }
-    println!(
-        "  No agreement covers {}.",
-        fixture::area_name(fixture::UNCOVERED_AREA)
-    );
-    println!(
-        "  Agreements: {} new, {} already registered. Experts: {} new, {} already registered.",
-        loaded.agreements_new, loaded.agreements_kept, loaded.experts_new, loaded.experts_kept
-    );
-    fixture::wait_for_routing_read_model(&mut routing, READ_MODEL_TIMEOUT).await?;
-    println!(
-        "  Routing's read model has them (EvaluateRoute answers PILOT for every covered area)."
-    );
-
-    let (rows, surprises) = sample_cases::route_all(&mut routing).await?;
-    println!("\nSample cases (OpenCase):");
-    println!("{}", sample_cases::table(&rows));
-    if !surprises.is_empty() {
-        bail!(
-            "sample cases routed unexpectedly:\n  {}",
-            surprises.join("\n  ")
-        );
-    }
     Ok(())
 }
 
-/// Starts service `name` in its own process group on `ports` of 127.0.0.1, logging to
-/// `log_dir/<name>.log` (truncated). Fails at once if a port is taken, naming the flag
-/// (of `port_flags`: gRPC, metrics) that moves it.
+/// Starts `service` in its own process group on its ports of 127.0.0.1, logging to
+/// `log_dir/<name>.log` (truncated).
 fn spawn_service(
-    name: &str,
+    service: &ServiceOptions,
     settings: &TestSettings,
-    ports: ServicePorts,
-    port_flags: (&str, &str),
     log_dir: &Path,
 ) -> anyhow::Result<ServiceProcess> {
-    let grpc_addr = SocketAddr::from(([127, 0, 0, 1], ports.grpc));
-    let metrics_addr = SocketAddr::from(([127, 0, 0, 1], ports.metrics));
-    ensure_free(grpc_addr, name, "gRPC", port_flags.0)?;
-    ensure_free(metrics_addr, name, "metrics", port_flags.1)?;
+    let name = service.entry.name;
     ServiceProcess::spawn_at(
         name,
         settings,
-        grpc_addr,
-        metrics_addr,
+        local(service.ports.grpc),
+        local(service.ports.metrics),
         &log_dir.join(format!("{name}.log")),
         ProcessGroup::Own,
     )
 }
 
-/// Fails if `addr` cannot be bound now, naming the flag that moves the service elsewhere.
-fn ensure_free(addr: SocketAddr, service: &str, what: &str, flag: &str) -> anyhow::Result<()> {
-    match TcpListener::bind(addr) {
-        Ok(listener) => {
-            drop(listener);
-            Ok(())
+/// `127.0.0.1:port`.
+fn local(port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], port))
+}
+
+/// Fails if a port of `service` cannot be bound now, naming the flag that moves it.
+fn ensure_free(service: &ServiceOptions) -> anyhow::Result<()> {
+    let name = service.entry.name;
+    for (port, what, flag) in [
+        (service.ports.grpc, "gRPC", PORT_FLAG),
+        (service.ports.metrics, "metrics", METRICS_PORT_FLAG),
+    ] {
+        let addr = local(port);
+        if let Err(error) = TcpListener::bind(addr) {
+            bail!(
+                "{name} {what} address {addr} is not free ({error}); is another `make run` \
+                 still running? Choose another port with {flag} {name}=PORT."
+            );
         }
-        Err(error) => bail!(
-            "{service} {what} address {addr} is not free ({error}); is another `make run` \
-             still running? Choose another port with {flag}."
-        ),
     }
+    Ok(())
 }
 
 /// `target/run-logs`: beside the cargo profile directory `ekb-dev` runs from.

@@ -2,25 +2,30 @@
 //!
 //! Six cases chosen so that together they show both flows and every routing reason: one pilot
 //! case and one case per reason for the regular flow, including an own-expert choice outside
-//! Innlandet (the county decides before the choice does). Each case states the reason it is
-//! expected to get, so a broken routing rule or fixture stops the launcher — and the smoke
-//! test — instead of printing a plausible-looking table.
+//! Innlandet (the county decides before the choice does). Each case states the reason the
+//! fixture alone gives it. Data is kept between runs, so what routing answers may differ — an
+//! agreement a developer registered yesterday covers the area the fixture leaves uncovered —
+//! and the launcher reports what it saw: the table shows routing's answer, and each case that
+//! differs gets a note saying why, from what the registry holds ([`notes`]). The smoke test
+//! checks that a fresh run differs nowhere.
 
 use anyhow::{Context, bail};
 use ekb_domain::MunicipalityNumber;
 use ekb_proto::v1::{
-    CompetenceArea, Flow, RoutingReason, routing_service_client::RoutingServiceClient,
+    CompetenceArea, Flow, RoutingReason,
+    expert_registry_service_client::ExpertRegistryServiceClient,
+    routing_service_client::RoutingServiceClient,
 };
 use ekb_testkit::fixtures::{BERGEN, GJOVIK, HAMAR, LILLEHAMMER, OSLO, case_facts, open_case};
 use tonic::transport::Channel;
 
-use crate::fixture::area_name;
+use crate::fixture::{self, area_name};
 
 /// The date of every sample case that is meant to be inside the pilot period.
 const CASE_DATE: &str = "2026-03-02";
 
 /// One sample case.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct SampleCase {
     /// 4-digit municipality number of the business unit.
     municipality: &'static str,
@@ -30,7 +35,7 @@ struct SampleCase {
     area: Option<CompetenceArea>,
     /// Case date.
     date: &'static str,
-    /// The reason routing must give.
+    /// The reason routing gives it with the fixture alone and the default pilot settings.
     expected: RoutingReason,
 }
 
@@ -95,15 +100,29 @@ pub struct RoutedRow {
     pub flow: String,
     /// `PILOT_ELIGIBLE`, `OUTSIDE_PILOT_COUNTY`, …
     pub reason: String,
+    /// The reason the fixture alone gives (equal to `reason` unless earlier data or settings
+    /// changed the outcome).
+    pub expected: String,
+    /// The number of its note in [`notes`], if it differs from the fixture alone.
+    pub note: Option<usize>,
+    sample: SampleCase,
+    routed: RoutingReason,
+}
+
+impl RoutedRow {
+    /// Whether routing's answer differs from what the fixture alone gives.
+    pub fn differs(&self) -> bool {
+        self.routed != self.sample.expected
+    }
 }
 
 /// Opens every sample case through OpenCase (fresh request ids: a new run opens new cases)
-/// and returns the rows, plus the cases whose reason differed from the expected one.
+/// and returns the rows, numbering the notes of those that differ from the fixture alone.
 pub async fn route_all(
     routing: &mut RoutingServiceClient<Channel>,
-) -> anyhow::Result<(Vec<RoutedRow>, Vec<String>)> {
+) -> anyhow::Result<Vec<RoutedRow>> {
     let mut rows = Vec::with_capacity(SAMPLE_CASES.len());
-    let mut surprises = Vec::new();
+    let mut notes = 0;
     for sample in SAMPLE_CASES {
         let response = routing
             .open_case(open_case(case_facts(
@@ -121,7 +140,12 @@ pub async fn route_all(
             .into_inner();
         let case = response.case.context("OpenCase answered without a case")?;
         let decision = case.decision.context("the case has no routing decision")?;
-        let row = RoutedRow {
+        let routed = decision.reason();
+        let note = (routed != sample.expected).then(|| {
+            notes += 1;
+            notes
+        });
+        rows.push(RoutedRow {
             case_id: case.case_id,
             municipality: municipality_label(&sample)?,
             date: sample.date.to_owned(),
@@ -130,21 +154,96 @@ pub async fn route_all(
                 None => "own expert".to_owned(),
             },
             flow: flow_name(decision.flow()).to_owned(),
-            reason: reason_name(decision.reason()).to_owned(),
-        };
-        if decision.reason() != sample.expected {
-            surprises.push(format!(
-                "{} ({}, {}) was routed {}, expected {}",
-                row.municipality,
-                row.choice,
-                row.date,
-                row.reason,
-                reason_name(sample.expected)
-            ));
-        }
-        rows.push(row);
+            reason: reason_name(routed).to_owned(),
+            expected: reason_name(sample.expected).to_owned(),
+            note,
+            sample,
+            routed,
+        });
     }
-    Ok((rows, surprises))
+    Ok(rows)
+}
+
+/// What `scripts/run.sh --fresh` is for, appended to every note about kept data.
+const FRESH_HINT: &str =
+    "Data is kept between runs; `scripts/run.sh --fresh` (ekb-dev --fresh) starts empty.";
+
+/// One note per row that differs from the fixture alone, numbered as in the table: what
+/// routing answered, what the fixture alone gives, and why, from what the registry now holds.
+pub async fn notes(
+    rows: &[RoutedRow],
+    registry: &mut ExpertRegistryServiceClient<Channel>,
+) -> anyhow::Result<Vec<String>> {
+    let mut notes = Vec::new();
+    for row in rows {
+        let Some(number) = row.note else { continue };
+        let why = explain(row, registry).await?;
+        notes.push(format!(
+            "Note {number}: {} ({}, {}) was routed {}, which differs from the fixture alone \
+             ({}): {why}",
+            row.municipality, row.choice, row.date, row.reason, row.expected
+        ));
+    }
+    Ok(notes)
+}
+
+/// Why `row` was routed as it was rather than as the fixture alone gives.
+async fn explain(
+    row: &RoutedRow,
+    registry: &mut ExpertRegistryServiceClient<Channel>,
+) -> anyhow::Result<String> {
+    let coverage_decides = |reason| {
+        matches!(
+            reason,
+            RoutingReason::PilotEligible | RoutingReason::NoAgreementForArea
+        )
+    };
+    let (Some(area), true, true) = (
+        row.sample.area,
+        coverage_decides(row.routed),
+        coverage_decides(row.sample.expected),
+    ) else {
+        let why = "routing's pilot settings differ from the defaults the sample cases assume \
+                   (pilot.counties, pilot.periods: are EKB__PILOT__COUNTIES or \
+                   EKB__PILOT__PERIODS set in this shell?)";
+        return Ok(why.to_owned());
+    };
+    let county = MunicipalityNumber::parse(row.sample.municipality)
+        .with_context(|| format!("sample municipality {}", row.sample.municipality))?
+        .county();
+    let agreements =
+        fixture::covering_agreements(registry, county.as_str(), area, row.sample.date).await?;
+    let others: Vec<_> = agreements
+        .iter()
+        .filter(|agreement| !fixture::is_fixture_agreement(&agreement.agreement_reference))
+        .cloned()
+        .collect();
+    let area = area_name(area);
+    let date = row.sample.date;
+    let why = match (row.routed, others.is_empty(), agreements.is_empty()) {
+        (RoutingReason::PilotEligible, false, _) => format!(
+            "{} covers {area} in county {county} on {date}, registered in an earlier run (not \
+             part of the fixture). {FRESH_HINT}",
+            fixture::references(&others),
+        ),
+        (RoutingReason::PilotEligible, true, _) => format!(
+            "routing's read model still has an agreement covering {area} in county {county} on \
+             {date} that the registry no longer finds active (its AgreementEnded or \
+             AgreementUpdated event was lost with an earlier run's embedded broker?). \
+             {FRESH_HINT}"
+        ),
+        (_, _, true) => format!(
+            "no agreement covers {area} in county {county} on {date} any more: an earlier run \
+             ended or changed the fixture's agreement. {FRESH_HINT}"
+        ),
+        (_, _, false) => format!(
+            "the registry has {} covering {area} in county {county} on {date}, but routing's \
+             read model lacks it (its event was lost with an earlier run's embedded broker?). \
+             {FRESH_HINT}",
+            fixture::references(&agreements)
+        ),
+    };
+    Ok(why)
 }
 
 /// The rows as an aligned table with a header line.
@@ -166,7 +265,10 @@ pub fn table(rows: &[RoutedRow]) -> String {
                 row.date.clone(),
                 row.choice.clone(),
                 row.flow.clone(),
-                row.reason.clone(),
+                match row.note {
+                    Some(number) => format!("{} (note {number})", row.reason),
+                    None => row.reason.clone(),
+                },
             ]
         })
         .collect();
@@ -268,6 +370,10 @@ mod tests {
             choice: "own expert".to_owned(),
             flow: "REGULAR".to_owned(),
             reason: reason.to_owned(),
+            expected: reason.to_owned(),
+            note: None,
+            sample: SAMPLE_CASES[1],
+            routed: RoutingReason::EmployerChoseOwnExpert,
         };
         let text = table(&[
             row(
@@ -288,5 +394,26 @@ mod tests {
             |line: &str, needle: &str| line.find(needle).map(|i| line[..i].chars().count());
         assert_eq!(column(lines[0], "REASON"), column(lines[1], "EMPLOYER"));
         assert_eq!(column(lines[1], "REGULAR"), column(lines[2], "REGULAR"));
+    }
+
+    #[test]
+    fn a_row_that_differs_points_to_its_note() {
+        let gjovik = SAMPLE_CASES[2];
+        assert_eq!(gjovik.expected, RoutingReason::NoAgreementForArea);
+        let row = RoutedRow {
+            case_id: "0197a3b2-0000-7000-8000-00000000abcd".to_owned(),
+            municipality: municipality_label(&gjovik).expect("known county"),
+            date: gjovik.date.to_owned(),
+            choice: "framework: CAREER_GUIDANCE".to_owned(),
+            flow: "PILOT".to_owned(),
+            reason: "PILOT_ELIGIBLE".to_owned(),
+            expected: "NO_AGREEMENT_FOR_AREA".to_owned(),
+            note: Some(1),
+            sample: gjovik,
+            routed: RoutingReason::PilotEligible,
+        };
+        assert!(row.differs());
+        let text = table(&[row]);
+        assert!(text.contains("PILOT_ELIGIBLE (note 1)"), "{text}");
     }
 }

@@ -1,26 +1,263 @@
-//! Smoke test of `make run`: the launcher brings the whole system up — broker, databases, both
-//! services as processes, the fixture — routes its sample cases and shuts down cleanly.
+//! Smoke tests of `make run`: the launcher brings the whole system up — broker, databases,
+//! every catalog service as a process, the fixture — routes its sample cases and shuts down
+//! cleanly; and a second run over the data a first run left behind (an agreement a developer
+//! registered by hand) reports what changed instead of refusing to start.
 //!
 //! Needs PostgreSQL (scripts/ensure-postgres.sh) and the service binaries
-//! (`cargo build --workspace --bins`). It runs beside a developer's `make run` without touching
-//! it: free ports, its own databases (`ekbtest_…`, dropped afterwards and by `make test`), its
-//! own topic prefix, its own log directory.
+//! (`cargo build --workspace --bins`). Each test runs beside a developer's `make run` without
+//! touching it: free ports for every service (`--port NAME=PORT`), its own databases
+//! (`ekbtest_…`, dropped afterwards and by `make test`), its own topic prefix, its own log
+//! directory.
 
 use std::{
-    io::Read,
+    io::{BufRead, BufReader, Read},
+    path::PathBuf,
     process::{Child, Command, ExitStatus, Stdio},
+    sync::{Arc, Mutex},
     thread::JoinHandle,
     time::{Duration, Instant},
 };
 
 use anyhow::{Context, bail};
+use ekb_devstack::fixture::{COUNTY, PROBE_DATE, UNCOVERED_AREA, area_name};
+use ekb_proto::v1::{
+    self, expert_registry_service_client::ExpertRegistryServiceClient,
+    routing_service_client::RoutingServiceClient,
+};
 use ekb_testkit::{
+    catalog::SERVICES,
+    fixtures::{GJOVIK, case_facts, register_agreement},
     postgres::{TEST_DATABASE_PREFIX, drop_database},
     services::free_local_addr,
 };
 
-/// Upper bound for the whole run (it takes a few seconds on an idle machine).
+/// Upper bound for a whole run, or for a long-lived run to come up (a few seconds on an idle
+/// machine).
 const RUN_TIMEOUT: Duration = Duration::from_secs(120);
+/// What `ekb-dev` prints once it serves.
+const SERVING_LINE: &str = "Press Ctrl-C to stop.";
+/// The words of a note on a sample case that earlier data changed.
+const DIFFERS: &str = "differs from the fixture alone";
+
+/// Where one test's stack lives: database and topic prefixes and a log directory of its own,
+/// the same for every run of the test, so a later run finds what an earlier one left.
+struct Sandbox {
+    db_prefix: String,
+    topic_prefix: String,
+    log_dir: PathBuf,
+}
+
+impl Sandbox {
+    fn new() -> Self {
+        let run_id = uuid::Uuid::new_v4().simple().to_string();
+        Sandbox {
+            db_prefix: format!("{TEST_DATABASE_PREFIX}dev{}_", &run_id[..8]),
+            topic_prefix: format!("ekbtest.dev{run_id}"),
+            log_dir: std::env::temp_dir().join(format!("ekb-dev-smoke-{run_id}")),
+        }
+    }
+
+    /// Starts `ekb-dev` with `flags`, every catalog service on free ports.
+    fn launch(&self, flags: &[&str]) -> anyhow::Result<Launcher> {
+        let mut ports = Vec::new();
+        let mut command = Command::new(env!("CARGO_BIN_EXE_ekb-dev"));
+        command.args(flags);
+        for service in SERVICES {
+            let grpc = free_local_addr()?.port();
+            let metrics = free_local_addr()?.port();
+            command
+                .arg("--port")
+                .arg(format!("{}={grpc}", service.name))
+                .arg("--metrics-port")
+                .arg(format!("{}={metrics}", service.name));
+            ports.push((service.name, grpc));
+        }
+        let mut child = command
+            .args(["--db-prefix", &self.db_prefix])
+            .args(["--topic-prefix", &self.topic_prefix])
+            .arg("--log-dir")
+            .arg(&self.log_dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .context("starting ekb-dev")?;
+        let stdout = Arc::new(Mutex::new(String::new()));
+        let lines = {
+            let stdout = stdout.clone();
+            let pipe = child.stdout.take().context("stdout is piped")?;
+            // Line by line, so a test can wait for one while the launcher keeps running.
+            std::thread::spawn(move || {
+                for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                    if let Ok(mut text) = stdout.lock() {
+                        text.push_str(&line);
+                        text.push('\n');
+                    }
+                }
+            })
+        };
+        let stderr = drain(child.stderr.take().context("stderr is piped")?);
+        Ok(Launcher {
+            child,
+            ports,
+            stdout,
+            lines: Some(lines),
+            stderr: Some(stderr),
+        })
+    }
+
+    /// Drops the databases the runs created and the logs.
+    async fn clean_up(&self) -> anyhow::Result<()> {
+        let _ = std::fs::remove_dir_all(&self.log_dir);
+        for service in SERVICES {
+            drop_database(&service.database_name(&self.db_prefix)).await?;
+        }
+        Ok(())
+    }
+}
+
+/// A running `ekb-dev`.
+struct Launcher {
+    child: Child,
+    /// gRPC port of each service.
+    ports: Vec<(&'static str, u16)>,
+    stdout: Arc<Mutex<String>>,
+    lines: Option<JoinHandle<()>>,
+    stderr: Option<JoinHandle<String>>,
+}
+
+/// What a finished run printed, and how it ended.
+struct Finished {
+    status: ExitStatus,
+    stdout: String,
+    stderr: String,
+}
+
+impl Finished {
+    /// Fails unless the run exited 0, quoting its output.
+    fn ensure_success(&self) -> anyhow::Result<()> {
+        if !self.status.success() {
+            bail!("ekb-dev exited with {}\n{self}", self.status);
+        }
+        Ok(())
+    }
+
+    /// The sample-case table's rows.
+    fn table_rows(&self) -> Vec<&str> {
+        self.stdout
+            .lines()
+            .filter(|line| line.contains("  REGULAR  ") || line.contains("  PILOT  "))
+            .collect()
+    }
+}
+
+impl std::fmt::Display for Finished {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "stdout:\n{}\nstderr:\n{}", self.stdout, self.stderr)
+    }
+}
+
+impl Launcher {
+    fn url(&self, service: &str) -> anyhow::Result<String> {
+        let (_, port) = self
+            .ports
+            .iter()
+            .find(|(name, _)| *name == service)
+            .with_context(|| format!("{service} is not in the catalog"))?;
+        Ok(format!("http://127.0.0.1:{port}"))
+    }
+
+    fn stdout(&self) -> String {
+        self.stdout
+            .lock()
+            .map(|text| text.clone())
+            .unwrap_or_default()
+    }
+
+    /// Waits until stdout has a line containing `needle`; fails if the launcher exits first
+    /// or `timeout` passes.
+    async fn wait_for(&mut self, needle: &str, timeout: Duration) -> anyhow::Result<()> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if self.stdout().contains(needle) {
+                return Ok(());
+            }
+            if let Some(status) = self.child.try_wait()? {
+                bail!(
+                    "ekb-dev exited ({status}) before printing {needle:?}\n{}",
+                    self.finish().await?
+                );
+            }
+            if Instant::now() >= deadline {
+                bail!(
+                    "ekb-dev did not print {needle:?} within {timeout:?}\n{}",
+                    self.stdout()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Sends SIGTERM, as a developer's Ctrl-C would (`ekb-dev` treats both alike).
+    fn terminate(&self) -> anyhow::Result<()> {
+        let status = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status()
+            .context("running kill -TERM")?;
+        anyhow::ensure!(status.success(), "kill -TERM failed: {status}");
+        Ok(())
+    }
+
+    /// Waits for the launcher to exit (at most [`RUN_TIMEOUT`]; killed after that) and
+    /// returns what it printed.
+    async fn finish(&mut self) -> anyhow::Result<Finished> {
+        let deadline = Instant::now() + RUN_TIMEOUT;
+        let status = loop {
+            if let Some(status) = self.child.try_wait()? {
+                break status;
+            }
+            if Instant::now() >= deadline {
+                // SIGKILL ends ekb-dev, whose broker then exits on stdin EOF; the services are
+                // killed by nothing — acceptable only because this path is already a failure.
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                bail!(
+                    "ekb-dev did not finish within {RUN_TIMEOUT:?}\nstdout:\n{}",
+                    self.stdout()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        if let Some(lines) = self.lines.take() {
+            let _ = lines.join();
+        }
+        let stderr = match self.stderr.take() {
+            Some(stderr) => stderr.join().unwrap_or_default(),
+            None => String::new(),
+        };
+        Ok(Finished {
+            status,
+            stdout: self.stdout(),
+            stderr,
+        })
+    }
+}
+
+impl Drop for Launcher {
+    /// A test that failed half-way still stops its launcher the way Ctrl-C would, so the
+    /// services (in process groups of their own) do not outlive it.
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) && self.terminate().is_ok() {
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
 
 /// Reads a child's pipe to the end on a thread, so a full pipe never blocks the child.
 fn drain(mut pipe: impl Read + Send + 'static) -> JoinHandle<String> {
@@ -32,73 +269,21 @@ fn drain(mut pipe: impl Read + Send + 'static) -> JoinHandle<String> {
     })
 }
 
-/// Waits for `child` at most `timeout`; kills it and fails after that.
-fn wait_with_timeout(child: &mut Child, timeout: Duration) -> anyhow::Result<ExitStatus> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(status) = child.try_wait()? {
-            return Ok(status);
-        }
-        if Instant::now() >= deadline {
-            // SIGKILL ends ekb-dev, whose broker then exits on stdin EOF; the services are
-            // killed by nothing — acceptable only because this path is already a failure.
-            let _ = child.kill();
-            let _ = child.wait();
-            bail!("ekb-dev did not finish within {timeout:?}");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-/// Drops the databases of this run.
-async fn drop_databases(names: &[String]) -> anyhow::Result<()> {
-    for name in names {
-        drop_database(name).await?;
-    }
-    Ok(())
+/// Runs `ekb-dev --exit-after-demo` with `flags` to the end.
+async fn run_once(sandbox: &Sandbox, flags: &[&str]) -> anyhow::Result<Finished> {
+    let mut flags = flags.to_vec();
+    flags.push("--exit-after-demo");
+    sandbox.launch(&flags)?.finish().await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exit_after_demo_routes_every_sample_and_stops_cleanly() -> anyhow::Result<()> {
-    let run_id = uuid::Uuid::new_v4().simple().to_string();
-    let db_prefix = format!("{TEST_DATABASE_PREFIX}dev{}_", &run_id[..8]);
-    let databases = [
-        format!("{db_prefix}routing"),
-        format!("{db_prefix}expert_registry"),
-    ];
-    let log_dir = std::env::temp_dir().join(format!("ekb-dev-smoke-{run_id}"));
-    let ports: Vec<String> = (0..4)
-        .map(|_| free_local_addr().map(|addr| addr.port().to_string()))
-        .collect::<anyhow::Result<_>>()?;
+    let sandbox = Sandbox::new();
+    let outcome = run_once(&sandbox, &["--fresh"]).await;
+    let cleanup = sandbox.clean_up().await;
+    let run = outcome?;
+    run.ensure_success()?;
 
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ekb-dev"))
-        .args(["--exit-after-demo", "--fresh"])
-        .args(["--routing-port", &ports[0]])
-        .args(["--registry-port", &ports[1]])
-        .args(["--routing-metrics-port", &ports[2]])
-        .args(["--registry-metrics-port", &ports[3]])
-        .args(["--db-prefix", &db_prefix])
-        .args(["--topic-prefix", &format!("ekbtest.dev{run_id}")])
-        .arg("--log-dir")
-        .arg(&log_dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .context("starting ekb-dev")?;
-    let stdout = drain(child.stdout.take().context("stdout is piped")?);
-    let stderr = drain(child.stderr.take().context("stderr is piped")?);
-    let status = tokio::task::block_in_place(|| wait_with_timeout(&mut child, RUN_TIMEOUT));
-    let stdout = stdout.join().unwrap_or_default();
-    let stderr = stderr.join().unwrap_or_default();
-    let cleanup = drop_databases(&databases).await;
-    let _ = std::fs::remove_dir_all(&log_dir);
-
-    let status = status.with_context(|| format!("stdout:\n{stdout}\nstderr:\n{stderr}"))?;
-    assert!(
-        status.success(),
-        "ekb-dev exited with {status}\nstdout:\n{stdout}\nstderr:\n{stderr}"
-    );
     for expected in [
         "PILOT",
         "PILOT_ELIGIBLE",
@@ -108,18 +293,141 @@ async fn exit_after_demo_routes_every_sample_and_stops_cleanly() -> anyhow::Resu
         "OUTSIDE_PILOT_COUNTY",
         "OUTSIDE_PILOT_PERIOD",
         "auth.mode=disabled",
-        &format!("127.0.0.1:{}", ports[0]),
-        &format!("127.0.0.1:{}", ports[1]),
+        "Routing's read model agrees with the registry",
     ] {
         assert!(
-            stdout.contains(expected),
-            "stdout lacks {expected:?}\nstdout:\n{stdout}\nstderr:\n{stderr}"
+            run.stdout.contains(expected),
+            "stdout lacks {expected:?}\n{run}"
         );
     }
-    let table_rows = stdout
-        .lines()
-        .filter(|line| line.contains("  REGULAR  ") || line.contains("  PILOT  "))
-        .count();
-    assert_eq!(table_rows, 6, "one table row per sample case\n{stdout}");
+    // Every catalog service ran, on the port it was given, and stopped.
+    for service in SERVICES {
+        let serving = run
+            .stdout
+            .lines()
+            .any(|line| line.trim_start().starts_with(service.name) && line.contains("SERVING"));
+        assert!(serving, "{} did not report SERVING\n{run}", service.name);
+        let database = service.database_name(&sandbox.db_prefix);
+        assert!(
+            run.stdout.contains(&database),
+            "{database} not named\n{run}"
+        );
+    }
+    assert!(run.stdout.contains("Stopped "), "{run}");
+    // A fresh run is the fixture alone: nothing differs, nothing is noted.
+    assert_eq!(
+        run.table_rows().len(),
+        6,
+        "one table row per sample case\n{run}"
+    );
+    assert!(!run.stdout.contains(DIFFERS), "{run}");
+    assert!(!run.stdout.contains("Warning"), "{run}");
     cleanup.context("dropping the smoke test's databases")
+}
+
+/// The scenario of a developer who follows the hints: on one `make run` they register an
+/// agreement for the area the fixture leaves uncovered, stop it, and run again over the same
+/// databases. The second run must serve (exit 0 here) and say why the sample case that the
+/// fixture alone routes NO_AGREEMENT_FOR_AREA now goes to the pilot.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_over_earlier_data_notes_what_differs_and_serves() -> anyhow::Result<()> {
+    let sandbox = Sandbox::new();
+    let outcome = two_runs(&sandbox).await;
+    let cleanup = sandbox.clean_up().await;
+    let (reference, second) = outcome?;
+    second.ensure_success()?;
+
+    let stdout = &second.stdout;
+    assert!(stdout.contains("data kept from earlier runs"), "{second}");
+    assert!(
+        stdout.contains("Agreements: 0 new, 3 already registered"),
+        "the fixture was kept\n{second}"
+    );
+    // The extra agreement is reported with the fixture…
+    let also = stdout
+        .lines()
+        .skip_while(|line| !line.contains("Also active in county"))
+        .nth(1)
+        .unwrap_or_default();
+    assert!(
+        also.contains(&reference) && also.contains(area_name(UNCOVERED_AREA)),
+        "the other agreement is not listed\n{second}"
+    );
+    // …the sample case it affects shows what routing did, pointing to a note…
+    let rows = second.table_rows();
+    assert_eq!(rows.len(), 6, "one table row per sample case\n{second}");
+    let uncovered = rows
+        .iter()
+        .find(|row| row.contains(area_name(UNCOVERED_AREA)))
+        .with_context(|| format!("no sample case for the uncovered area\n{second}"))?;
+    assert!(
+        uncovered.contains("  PILOT  ") && uncovered.contains("PILOT_ELIGIBLE (note 1)"),
+        "{uncovered}\n{second}"
+    );
+    // …which says what differs and why, naming the agreement and how to start empty.
+    let note = stdout
+        .lines()
+        .find(|line| line.contains("Note 1:"))
+        .with_context(|| format!("no note\n{second}"))?;
+    for needle in [
+        DIFFERS,
+        "NO_AGREEMENT_FOR_AREA",
+        &reference,
+        "earlier run",
+        "--fresh",
+    ] {
+        assert!(note.contains(needle), "note lacks {needle:?}: {note}");
+    }
+    // Only that case differs.
+    assert_eq!(stdout.matches("(note ").count(), 1, "{second}");
+    assert!(!stdout.contains("Note 2:"), "{second}");
+    assert!(!stdout.contains("Warning"), "{second}");
+    cleanup.context("dropping the smoke test's databases")
+}
+
+/// The first run (fresh, serving) gets an agreement for the uncovered area in county 34 through
+/// the registry's gRPC API and is stopped once routing routes that area to the pilot; the second
+/// runs over the same databases. Returns the agreement's reference and the second run.
+async fn two_runs(sandbox: &Sandbox) -> anyhow::Result<(String, Finished)> {
+    let mut first = sandbox.launch(&["--fresh"])?;
+    first.wait_for(SERVING_LINE, RUN_TIMEOUT).await?;
+    let mut registry = ExpertRegistryServiceClient::connect(first.url("expert-registry")?).await?;
+    let request = register_agreement(COUNTY, &[UNCOVERED_AREA]);
+    let reference = request.agreement_reference.clone();
+    registry
+        .register_agreement(request)
+        .await
+        .context("RegisterAgreement")?;
+
+    // Stopped only once routing has the agreement in its read model (its database): the
+    // embedded broker keeps events in memory, so one still in flight would be lost with it.
+    let mut routing = RoutingServiceClient::connect(first.url("routing")?).await?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let flow = routing
+            .evaluate_route(v1::EvaluateRouteRequest {
+                facts: Some(case_facts(GJOVIK, Some(UNCOVERED_AREA), PROBE_DATE)),
+            })
+            .await?
+            .into_inner()
+            .decision
+            .unwrap_or_default()
+            .flow();
+        if flow == v1::Flow::Pilot {
+            break;
+        }
+        if Instant::now() >= deadline {
+            bail!(
+                "routing never saw agreement {reference}\n{}",
+                first.stdout()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    first.terminate()?;
+    let first = first.finish().await?;
+    first.ensure_success()?;
+
+    let second = run_once(sandbox, &[]).await?;
+    Ok((reference, second))
 }

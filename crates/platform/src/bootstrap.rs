@@ -1,40 +1,42 @@
 //! What every service binary's `main` does, written once: `--version`, load and validate the
 //! configuration (printing the bad key and exiting non-zero), start telemetry, bind the
-//! listeners, and serve until SIGTERM/SIGINT.
-
-use std::future::Future;
-
-use tokio_util::sync::CancellationToken;
+//! listeners, and serve until SIGTERM/SIGINT. A service's `main.rs` is one line:
+//! `ekb_platform::service_main!(ekb_routing::Routing);`.
 
 use crate::{
-    config::{ConfigError, PlatformConfig},
     grpc::Listeners,
+    service::{self, ServiceDescription},
     shutdown, telemetry,
 };
 
-/// Runs a service binary. `load` reads its configuration, `platform` picks the shared sections
-/// out of it, and `run` is the service's own `run`.
-pub async fn service_main<C, Fut>(
-    service: &'static str,
-    load: impl FnOnce() -> Result<C, ConfigError>,
-    platform: impl Fn(&C) -> &PlatformConfig,
-    run: impl FnOnce(C, Listeners, CancellationToken) -> Fut,
-) -> anyhow::Result<()>
-where
-    Fut: Future<Output = anyhow::Result<()>>,
-{
+/// Runs service `S` as a binary.
+pub async fn service_main<S: ServiceDescription>() -> anyhow::Result<()> {
     if std::env::args().any(|arg| arg == "--version") {
-        println!("{service} {}", env!("CARGO_PKG_VERSION"));
+        println!("{} {}", S::NAME, env!("CARGO_PKG_VERSION"));
         return Ok(());
     }
-    let config = load().inspect_err(|error| eprintln!("{service}: {error}"))?;
-    let _telemetry = telemetry::init(service, &platform(&config).telemetry)?;
-    let listeners = Listeners::bind(platform(&config)).await?;
+    let config = service::load_config::<S>(&service::config_loader::<S>())
+        .inspect_err(|error| eprintln!("{}: {error}", S::NAME))?;
+    let _telemetry = telemetry::init(S::NAME, &config.platform.telemetry)?;
+    let listeners = Listeners::bind(&config.platform).await?;
     tracing::info!(
-        service,
+        service = S::NAME,
         grpc = %listeners.grpc_addr()?,
         metrics = %listeners.metrics_addr()?,
         "listening"
     );
-    run(config, listeners, shutdown::on_signal()).await
+    service::run::<S>(config, listeners, shutdown::on_signal()).await
+}
+
+/// The whole `main` of a service binary: `ekb_platform::service_main!(ekb_routing::Routing);`.
+#[macro_export]
+macro_rules! service_main {
+    ($description:ty) => {
+        fn main() -> ::anyhow::Result<()> {
+            $crate::reexports::tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?
+                .block_on($crate::bootstrap::service_main::<$description>())
+        }
+    };
 }

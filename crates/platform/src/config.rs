@@ -40,6 +40,7 @@ issuer = ""
 audience = ""
 jwks_url = ""
 roles_claim = "roles"
+clock_skew_seconds = 30
 
 [shutdown]
 drain_seconds = 5
@@ -47,13 +48,15 @@ grace_seconds = 20
 
 [outbox]
 batch_size = 500
-poll_interval_ms = 100
+poll_interval_ms = 5000
+lease_seconds = 60
 retention_hours = 168
 
 [consumer]
 max_attempts = 5
 initial_backoff_ms = 100
 max_backoff_ms = 5000
+inbox_retention_hours = 1440
 "#;
 
 /// The environment variable that names an optional configuration file (TOML).
@@ -188,6 +191,8 @@ pub struct AuthConfig {
     pub jwks_url: String,
     /// The claim that holds the caller's roles (a list of strings).
     pub roles_claim: String,
+    /// Leeway for `exp` and `nbf` against clock skew between the issuer and this pod.
+    pub clock_skew_seconds: u64,
 }
 
 /// Graceful shutdown timing.
@@ -205,8 +210,12 @@ pub struct ShutdownConfig {
 pub struct OutboxConfig {
     /// Rows published per round.
     pub batch_size: i64,
-    /// How often the relay looks for rows when nothing woke it.
+    /// How often the relay looks for rows when no commit woke it (the safety net: commits
+    /// wake it through LISTEN/NOTIFY).
     pub poll_interval_ms: u64,
+    /// How long the publishing relay's lease lasts without renewal; longer than one round can
+    /// take (`message.timeout.ms` is 30 s), so a live relay never loses it.
+    pub lease_seconds: u64,
     /// How long published rows are kept for audit before cleanup.
     pub retention_hours: i64,
 }
@@ -220,6 +229,9 @@ pub struct ConsumerConfig {
     pub initial_backoff_ms: u64,
     /// Largest retry delay.
     pub max_backoff_ms: u64,
+    /// How long inbox rows (the record of applied event ids) are kept; longer than the topics'
+    /// retention, so a redelivered event always finds its row.
+    pub inbox_retention_hours: i64,
 }
 
 /// A configuration value that failed to load or validate.
@@ -288,8 +300,9 @@ impl ConfigLoader {
         self
     }
 
-    /// Loads and deserializes; validation is the caller's next step.
-    pub fn load<T: DeserializeOwned>(&self) -> Result<T, ConfigError> {
+    /// Builds the layered sources once: platform defaults, the service's defaults, the optional
+    /// file, `EKB__…` variables, then overrides.
+    fn sources(&self) -> Result<Config, ConfigError> {
         let mut builder =
             Config::builder().add_source(File::from_str(PLATFORM_DEFAULTS, FileFormat::Toml));
         if let Some(defaults) = self.service_defaults {
@@ -323,8 +336,97 @@ impl ConfigLoader {
                 builder.set_override(key.as_str(), value.as_str())?
             };
         }
-        Ok(builder.build()?.try_deserialize()?)
+        Ok(builder.build()?)
     }
+
+    /// Loads the platform sections and the service's own `settings` sections from one read of
+    /// the sources, and validates the platform sections. A key that neither part knows (a typo
+    /// such as `EKB__PILOT__COUNTYS`) stops the load with a message naming it: a misspelt rule
+    /// must not silently fall back to its default.
+    pub fn load<S: DeserializeOwned>(&self) -> Result<ServiceConfig<S>, ConfigError> {
+        let sources = self.sources()?;
+        let (platform, platform_ignored) = deserialize_noting_ignored::<PlatformConfig>(&sources)?;
+        let (settings, service_ignored) = deserialize_noting_ignored::<S>(&sources)?;
+        let mut unknown: Vec<String> = leaf_keys(&sources)?
+            .into_iter()
+            .filter(|key| {
+                is_under_any(key, &platform_ignored) && is_under_any(key, &service_ignored)
+            })
+            .collect();
+        unknown.sort();
+        if let Some(first) = unknown.first() {
+            let others = if unknown.len() > 1 {
+                format!(" (and {})", unknown[1..].join(", "))
+            } else {
+                String::new()
+            };
+            return Err(ConfigError::invalid(
+                first,
+                format!("is not a configuration key of this service{others}; check its spelling"),
+            ));
+        }
+        platform.validate()?;
+        Ok(ServiceConfig { platform, settings })
+    }
+}
+
+/// A service's whole configuration: the platform sections and its own typed settings.
+#[derive(Debug, Clone)]
+pub struct ServiceConfig<S> {
+    /// The sections every service has.
+    pub platform: PlatformConfig,
+    /// The service's own sections.
+    pub settings: S,
+}
+
+/// No sections of its own (a service with only platform configuration).
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct NoSettings {}
+
+/// Deserializes `T` from the sources and returns the dotted paths serde did not use.
+fn deserialize_noting_ignored<T: DeserializeOwned>(
+    sources: &Config,
+) -> Result<(T, Vec<String>), ConfigError> {
+    let mut ignored = Vec::new();
+    let value = serde_ignored::deserialize(sources.clone(), |path| {
+        ignored.push(path.to_string());
+    })?;
+    Ok((value, ignored))
+}
+
+/// Every leaf key of the sources, dotted (`pilot.counties`).
+fn leaf_keys(sources: &Config) -> Result<Vec<String>, ConfigError> {
+    fn walk(prefix: &str, value: &config::Value, keys: &mut Vec<String>) {
+        match &value.kind {
+            config::ValueKind::Table(table) => {
+                for (key, value) in table {
+                    let path = if prefix.is_empty() {
+                        key.clone()
+                    } else {
+                        format!("{prefix}.{key}")
+                    };
+                    walk(&path, value, keys);
+                }
+            }
+            _ => keys.push(prefix.to_owned()),
+        }
+    }
+    let mut keys = Vec::new();
+    let root: config::Map<String, config::Value> = sources.clone().try_deserialize()?;
+    for (key, value) in &root {
+        walk(key, value, &mut keys);
+    }
+    Ok(keys)
+}
+
+/// Whether `key` is one of `paths` or lies below one of them.
+fn is_under_any(key: &str, paths: &[String]) -> bool {
+    paths.iter().any(|path| {
+        key == path
+            || key
+                .strip_prefix(path.as_str())
+                .is_some_and(|rest| rest.starts_with('.'))
+    })
 }
 
 impl PlatformConfig {
@@ -375,6 +477,12 @@ impl PlatformConfig {
                 "must be at least 1",
             ));
         }
+        if self.outbox.lease_seconds < 35 {
+            return Err(ConfigError::invalid(
+                "outbox.lease_seconds",
+                "must be at least 35 (longer than a delivery may take, 30 s)",
+            ));
+        }
         if self.consumer.max_attempts < 1 {
             return Err(ConfigError::invalid(
                 "consumer.max_attempts",
@@ -394,9 +502,45 @@ mod tests {
         for (key, value) in overrides {
             loader = loader.with_override(key, *value);
         }
-        let config: PlatformConfig = loader.load()?;
-        config.validate()?;
-        Ok(config)
+        Ok(loader.load::<NoSettings>()?.platform)
+    }
+
+    #[test]
+    fn an_unknown_key_is_refused_with_its_name() {
+        let err = load(&[("auth.mode", "disabled"), ("kafka.brokerz", "x:9092")])
+            .expect_err("a misspelt key must fail");
+        assert!(err.to_string().contains("kafka.brokerz"), "{err}");
+        assert!(err.to_string().contains("EKB__KAFKA__BROKERZ"), "{err}");
+        let err = load(&[("auth.mode", "disabled"), ("pilot.countys", "34")])
+            .expect_err("a section the service does not have must fail");
+        assert!(err.to_string().contains("pilot.countys"), "{err}");
+    }
+
+    #[test]
+    fn a_service_section_is_known_to_its_service_only() {
+        #[derive(Debug, Deserialize)]
+        struct Pilot {
+            #[allow(dead_code)]
+            pilot: PilotSection,
+        }
+        #[derive(Debug, Deserialize)]
+        struct PilotSection {
+            #[allow(dead_code)]
+            counties: Vec<String>,
+        }
+        let loader = ConfigLoader::new()
+            .with_defaults("[pilot]\ncounties = [\"34\"]\n")
+            .with_list_key("pilot.counties")
+            .with_override("auth.mode", "disabled");
+        loader
+            .load::<Pilot>()
+            .expect("pilot.counties is routing's own key");
+        let err = loader
+            .clone()
+            .with_override("pilot.countys", "34")
+            .load::<Pilot>()
+            .expect_err("misspelt");
+        assert!(err.to_string().contains("pilot.countys"), "{err}");
     }
 
     #[test]

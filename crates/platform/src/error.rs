@@ -1,12 +1,26 @@
 //! One mapping from service errors to `tonic::Status` (DESIGN.md §5).
 //!
 //! Invalid input becomes INVALID_ARGUMENT with one field violation per broken rule (and the same
-//! text in the message, for clients that do not read error details). Internal errors are logged
-//! with their cause and reach the caller only as "internal error". Database constraint
-//! violations become ALREADY_EXISTS / FAILED_PRECONDITION.
+//! text in the message, for clients that do not read error details). A refused transition is
+//! FAILED_PRECONDITION with a machine-readable reason (`google.rpc.ErrorInfo`), so a client can
+//! branch on it. "Not arrived yet" is UNAVAILABLE with `google.rpc.RetryInfo`: retrying helps.
+//! Internal errors are logged with their cause and reach the caller only as "internal error".
+//!
+//! A unique violation is ALREADY_EXISTS only on a constraint the service names in its
+//! description ([`ConstraintMessages`]), with the service's message; any other unique or
+//! foreign-key violation is a bug (INTERNAL). A constraint name never reaches a client.
+
+use std::{collections::HashMap, time::Duration};
 
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
+
+/// The domain of every [`ApiError::FailedPrecondition`] reason (`google.rpc.ErrorInfo.domain`).
+pub const ERROR_DOMAIN: &str = "ekspertbistand.nav.no";
+
+/// The unique constraints a service expects to be violated by a valid request, with the message
+/// its callers get (ALREADY_EXISTS): `(constraint name, message)`.
+pub type ConstraintMessages = &'static [(&'static str, &'static str)];
 
 /// One broken input rule: the request field (dotted path) and the rule in plain words.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,11 +44,41 @@ pub enum ApiError {
     #[error("{0}")]
     AlreadyExists(String),
     /// The request is valid but the current state does not allow it.
-    #[error("{0}")]
-    FailedPrecondition(String),
+    #[error("{message}")]
+    FailedPrecondition {
+        /// Machine-readable reason, UPPER_SNAKE_CASE (e.g. `AGREEMENT_ENDED`).
+        reason: &'static str,
+        /// What a person reads.
+        message: String,
+    },
+    /// The caller may not do this to this thing (beyond its role), e.g. decide its own
+    /// recommendation.
+    #[error("{message}")]
+    PermissionDenied {
+        /// Machine-readable reason.
+        reason: &'static str,
+        /// What a person reads.
+        message: String,
+    },
+    /// Something this request depends on has not reached this service yet (an event still on
+    /// its way); the same request will succeed later.
+    #[error("not arrived yet: {what}")]
+    NotArrivedYet {
+        /// What is missing, e.g. `case 0199…`.
+        what: String,
+        /// When a retry makes sense.
+        retry_after: Duration,
+    },
     /// A dependency is not reachable right now; the caller may retry.
     #[error("service temporarily unavailable: {0}")]
     Unavailable(String),
+    /// A unique constraint was violated; what that means is the service's to say
+    /// ([`ApiError::into_status`]).
+    #[error("unique constraint {constraint} violated")]
+    UniqueViolation {
+        /// The constraint's name (never shown to callers).
+        constraint: String,
+    },
     /// A bug or an unexpected failure; details are logged, not returned.
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
@@ -57,30 +101,52 @@ impl ApiError {
         }])
     }
 
+    /// A refused transition: FAILED_PRECONDITION with `reason` (machine-readable).
+    pub fn refused(reason: &'static str, message: impl Into<String>) -> Self {
+        ApiError::FailedPrecondition {
+            reason,
+            message: message.into(),
+        }
+    }
+
+    /// "Not arrived yet, retry": UNAVAILABLE with a retry delay.
+    pub fn not_arrived_yet(what: impl Into<String>) -> Self {
+        ApiError::NotArrivedYet {
+            what: what.into(),
+            retry_after: Duration::from_secs(1),
+        }
+    }
+
     /// An internal error from any cause.
     pub fn internal(error: impl Into<anyhow::Error>) -> Self {
         ApiError::Internal(error.into())
+    }
+
+    /// The status a caller gets, with unique violations resolved by the service's
+    /// `constraints`: a named one is ALREADY_EXISTS with its message, any other INTERNAL.
+    pub fn into_status(self, constraints: ConstraintMessages) -> Status {
+        match self {
+            ApiError::UniqueViolation { constraint } => {
+                match constraints.iter().find(|(name, _)| *name == constraint) {
+                    Some((_, message)) => Status::already_exists(*message),
+                    None => Status::from(ApiError::internal(anyhow::anyhow!(
+                        "unexpected violation of unique constraint {constraint}"
+                    ))),
+                }
+            }
+            other => Status::from(other),
+        }
     }
 }
 
 impl From<sqlx::Error> for ApiError {
     fn from(error: sqlx::Error) -> Self {
-        if let Some(db_error) = error.as_database_error() {
-            match db_error.kind() {
-                sqlx::error::ErrorKind::UniqueViolation => {
-                    return ApiError::AlreadyExists(format!(
-                        "already exists ({})",
-                        db_error.constraint().unwrap_or("unique constraint")
-                    ));
-                }
-                sqlx::error::ErrorKind::ForeignKeyViolation => {
-                    return ApiError::FailedPrecondition(format!(
-                        "refers to something that does not exist ({})",
-                        db_error.constraint().unwrap_or("foreign key")
-                    ));
-                }
-                _ => {}
-            }
+        if let Some(db_error) = error.as_database_error()
+            && db_error.kind() == sqlx::error::ErrorKind::UniqueViolation
+        {
+            return ApiError::UniqueViolation {
+                constraint: db_error.constraint().unwrap_or("unnamed").to_owned(),
+            };
         }
         match error {
             sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
@@ -92,6 +158,8 @@ impl From<sqlx::Error> for ApiError {
 }
 
 impl From<ApiError> for Status {
+    /// The status of `error` for a service that names no constraints (see
+    /// [`ApiError::into_status`]).
     fn from(error: ApiError) -> Self {
         match error {
             ApiError::InvalidArgument(violations) => {
@@ -104,11 +172,26 @@ impl From<ApiError> for Status {
             }
             ApiError::NotFound(message) => Status::not_found(message),
             ApiError::AlreadyExists(message) => Status::already_exists(message),
-            ApiError::FailedPrecondition(message) => Status::failed_precondition(message),
+            ApiError::FailedPrecondition { reason, message } => Status::with_error_details(
+                Code::FailedPrecondition,
+                message,
+                ErrorDetails::with_error_info(reason, ERROR_DOMAIN, HashMap::new()),
+            ),
+            ApiError::PermissionDenied { reason, message } => Status::with_error_details(
+                Code::PermissionDenied,
+                message,
+                ErrorDetails::with_error_info(reason, ERROR_DOMAIN, HashMap::new()),
+            ),
+            ApiError::NotArrivedYet { what, retry_after } => Status::with_error_details(
+                Code::Unavailable,
+                format!("not arrived yet: {what}; retry"),
+                ErrorDetails::with_retry_info(Some(retry_after)),
+            ),
             ApiError::Unavailable(what) => {
                 tracing::warn!(dependency = %what, "request failed: dependency unavailable");
                 Status::unavailable(format!("temporarily unavailable: {what}"))
             }
+            unique @ ApiError::UniqueViolation { .. } => unique.into_status(&[]),
             ApiError::Internal(cause) => {
                 tracing::error!(error = ?cause, "request failed with an internal error");
                 Status::internal("internal error")
@@ -153,13 +236,6 @@ impl Violations {
         });
     }
 
-    /// Records `rule` against `field` when `value` is longer than `max` characters.
-    pub fn check_max_chars(&mut self, field: &str, value: &str, max: usize) {
-        if value.chars().count() > max {
-            self.add(field, format!("must be at most {max} characters"));
-        }
-    }
-
     /// Whether nothing was found so far.
     pub fn is_empty(&self) -> bool {
         self.found.is_empty()
@@ -173,16 +249,6 @@ impl Violations {
             Err(ApiError::InvalidArgument(self.found))
         }
     }
-}
-
-/// Unwraps a value that validation has already proven present. Returns an internal error
-/// instead of panicking if a handler's validation and unwrapping ever disagree.
-pub fn validated<T>(value: Option<T>, field: &str) -> Result<T, ApiError> {
-    value.ok_or_else(|| {
-        ApiError::internal(anyhow::anyhow!(
-            "{field} passed validation but has no value"
-        ))
-    })
 }
 
 #[cfg(test)]
@@ -218,6 +284,51 @@ mod tests {
         )));
         assert_eq!(status.code(), Code::Internal);
         assert_eq!(status.message(), "internal error");
+    }
+
+    #[test]
+    fn a_named_unique_violation_is_already_exists_and_any_other_is_internal() {
+        let violation = || ApiError::UniqueViolation {
+            constraint: "agreements_reference_unique".to_owned(),
+        };
+        let named = violation().into_status(&[(
+            "agreements_reference_unique",
+            "agreement_reference is already registered",
+        )]);
+        assert_eq!(named.code(), Code::AlreadyExists);
+        assert_eq!(named.message(), "agreement_reference is already registered");
+        let unnamed = violation().into_status(&[("other_constraint", "x")]);
+        assert_eq!(unnamed.code(), Code::Internal);
+        assert_eq!(unnamed.message(), "internal error");
+        assert!(!unnamed.message().contains("agreements_reference_unique"));
+    }
+
+    #[test]
+    fn a_refused_transition_carries_its_reason() {
+        let status = Status::from(ApiError::refused(
+            "AGREEMENT_ENDED",
+            "the agreement has ended",
+        ));
+        assert_eq!(status.code(), Code::FailedPrecondition);
+        let info = status
+            .get_error_details()
+            .error_info()
+            .cloned()
+            .expect("ErrorInfo");
+        assert_eq!(info.reason, "AGREEMENT_ENDED");
+        assert_eq!(info.domain, ERROR_DOMAIN);
+    }
+
+    #[test]
+    fn not_arrived_yet_is_unavailable_with_retry_info() {
+        let status = Status::from(ApiError::not_arrived_yet("case 42"));
+        assert_eq!(status.code(), Code::Unavailable);
+        let retry = status
+            .get_error_details()
+            .retry_info()
+            .cloned()
+            .expect("RetryInfo");
+        assert_eq!(retry.retry_delay, Some(Duration::from_secs(1)));
     }
 
     #[test]

@@ -3,8 +3,9 @@
 //! error mapping, graceful shutdown), the database pool and migrations, and messaging (outbox
 //! relay and consumer with inbox and dead-letter topic).
 //!
-//! A service crate supplies its handlers, its migrations and its event handler; everything that
-//! makes it operable comes from here, so every service behaves the same in production.
+//! A service crate describes itself once ([`service::ServiceDescription`]) and supplies its
+//! handlers, its migrations and its event handlers; everything that makes it operable comes from
+//! here, so every service reads and behaves the same.
 
 pub mod auth;
 pub mod bootstrap;
@@ -15,10 +16,18 @@ pub mod grpc;
 pub mod json_log;
 pub mod messaging;
 pub mod metrics;
+pub mod service;
 pub mod shutdown;
 pub mod span_ids;
 pub mod telemetry;
 pub mod tls;
 pub mod trace_context;
+pub mod validate;
 
 pub use error::{ApiError, Violations};
+
+/// Crates the platform's macros expand to, so a service needs no direct dependency on them.
+pub mod reexports {
+    pub use tokio;
+    pub use tonic;
+}

@@ -37,7 +37,12 @@ pub fn extract_from_http(headers: &http::HeaderMap) -> Context {
 /// The current span's context as `traceparent`/`tracestate` key-value pairs, for storing in an
 /// outbox row or sending as Kafka headers or gRPC metadata.
 pub fn current_context_fields() -> HashMap<String, String> {
-    let context = context_of(&tracing::Span::current());
+    context_fields_of(&tracing::Span::current())
+}
+
+/// `span`'s context as `traceparent`/`tracestate` key-value pairs.
+pub fn context_fields_of(span: &tracing::Span) -> HashMap<String, String> {
+    let context = context_of(span);
     let mut fields = HashMap::new();
     global::get_text_map_propagator(|propagator| propagator.inject_context(&context, &mut fields));
     fields

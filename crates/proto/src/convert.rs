@@ -2,7 +2,7 @@
 //! Decoding from the wire is fallible: proto enums arrive as `i32`, and UNSPECIFIED or unknown
 //! values are input errors, not domain values.
 
-use ekb_domain::{CompetenceArea, Flow, RoutingReason};
+use ekb_domain::{CompetenceArea, ExpertChoice, Flow, RoutingDecision, RoutingReason};
 
 use crate::v1;
 
@@ -45,6 +45,14 @@ pub fn competence_area_to_wire(area: CompetenceArea) -> v1::CompetenceArea {
     }
 }
 
+/// The wire values of competence areas (a repeated enum field).
+pub fn competence_areas_to_wire(areas: &[CompetenceArea]) -> Vec<i32> {
+    areas
+        .iter()
+        .map(|area| competence_area_to_wire(*area) as i32)
+        .collect()
+}
+
 /// The wire enum of a flow.
 pub fn flow_to_wire(flow: Flow) -> v1::Flow {
     match flow {
@@ -61,6 +69,29 @@ pub fn reason_to_wire(reason: RoutingReason) -> v1::RoutingReason {
         RoutingReason::OutsidePilotPeriod => v1::RoutingReason::OutsidePilotPeriod,
         RoutingReason::EmployerChoseOwnExpert => v1::RoutingReason::EmployerChoseOwnExpert,
         RoutingReason::NoAgreementForArea => v1::RoutingReason::NoAgreementForArea,
+    }
+}
+
+/// The wire form of a routing decision.
+pub fn decision_to_wire(decision: RoutingDecision) -> v1::RoutingDecision {
+    v1::RoutingDecision {
+        flow: flow_to_wire(decision.flow) as i32,
+        reason: reason_to_wire(decision.reason) as i32,
+    }
+}
+
+/// The wire form of an employer's expert choice.
+pub fn choice_to_wire(choice: ExpertChoice) -> v1::ExpertChoice {
+    let choice = match choice {
+        ExpertChoice::FrameworkAgreement(area) => {
+            v1::expert_choice::Choice::FrameworkAgreement(v1::FrameworkAgreementChoice {
+                competence_area: competence_area_to_wire(area) as i32,
+            })
+        }
+        ExpertChoice::OwnExpert => v1::expert_choice::Choice::OwnExpert(v1::OwnExpertChoice {}),
+    };
+    v1::ExpertChoice {
+        choice: Some(choice),
     }
 }
 

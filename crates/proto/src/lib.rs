@@ -14,3 +14,4 @@ pub const FILE_DESCRIPTOR_SET: &[u8] =
     tonic::include_file_descriptor_set!("ekspertbistand_descriptor");
 
 pub mod convert;
+pub mod events;

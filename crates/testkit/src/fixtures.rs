@@ -85,6 +85,26 @@ pub fn register_agreement(county: &str, areas: &[CompetenceArea]) -> v1::Registe
     )
 }
 
+/// An agreement in county `county` covering `areas` as the registry's events carry it (full
+/// state), at `version`, for feeding a consumer the registry's events directly.
+pub fn agreement_state(
+    agreement_id: &str,
+    county: &str,
+    areas: &[CompetenceArea],
+    version: i64,
+) -> v1::Agreement {
+    v1::Agreement {
+        agreement_id: agreement_id.to_owned(),
+        agreement_reference: format!("RA-TEST-{version}"),
+        supplier_organisation_number: SUPPLIER_ORGNR.to_owned(),
+        supplier_name: SUPPLIER_NAME.to_owned(),
+        county_code: county.to_owned(),
+        terms: Some(agreement_terms(areas)),
+        ended_on_date: String::new(),
+        version,
+    }
+}
+
 /// A RegisterExpert request for `name`, working for supplier `supplier_orgnr` as a
 /// `profession` in `areas`, authorised by `authorisation` (`reference`: an HPR number or the
 /// education).

@@ -117,6 +117,14 @@ impl TestIssuer {
         }))
     }
 
+    /// A token that becomes valid (`nbf`) in `seconds`, otherwise valid.
+    pub fn not_yet_valid_token(&self, roles: &[&str], seconds: u64) -> String {
+        self.sign(&serde_json::json!({
+            "iss": TEST_ISSUER, "aud": TEST_AUDIENCE, "sub": "early",
+            "roles": roles, "iat": now(), "nbf": now() + seconds, "exp": now() + seconds + 600,
+        }))
+    }
+
     /// A token for another audience.
     pub fn token_for_audience(&self, audience: &str, roles: &[&str]) -> String {
         self.sign(&serde_json::json!({

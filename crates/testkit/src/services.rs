@@ -13,6 +13,7 @@ use anyhow::{Context, bail};
 use ekb_platform::{
     config::{ConfigLoader, env_var_for},
     grpc::Listeners,
+    service::{self, ServiceDescription},
 };
 use tokio::{net::TcpListener, task::JoinHandle};
 use tokio_util::sync::CancellationToken;
@@ -47,7 +48,6 @@ impl TestSettings {
             .with("metrics.addr", "127.0.0.1:0")
             .with("shutdown.drain_seconds", "0")
             .with("shutdown.grace_seconds", "5")
-            .with("outbox.poll_interval_ms", "20")
             .with("consumer.initial_backoff_ms", "20")
             .with("consumer.max_backoff_ms", "200")
             .with("consumer.max_attempts", "3")
@@ -141,25 +141,14 @@ impl InProcessService {
     }
 }
 
-/// Starts routing in-process with `settings`.
-pub async fn start_routing(settings: &TestSettings) -> anyhow::Result<InProcessService> {
-    let config = ekb_routing::RoutingConfig::load(&settings.apply(ekb_routing::config::loader()))?;
+/// Starts service `S` in-process with `settings` and waits until it reports SERVING.
+pub async fn start_in_process<S: ServiceDescription>(
+    settings: &TestSettings,
+) -> anyhow::Result<InProcessService> {
+    let config = service::load_config::<S>(&settings.apply(service::config_loader::<S>()))?;
     let service =
-        InProcessService::start(move |listeners, stop| ekb_routing::run(config, listeners, stop))
+        InProcessService::start(move |listeners, stop| service::run::<S>(config, listeners, stop))
             .await?;
-    wait_until_serving(service.grpc_addr, Duration::from_secs(30)).await?;
-    Ok(service)
-}
-
-/// Starts the expert registry in-process with `settings`.
-pub async fn start_expert_registry(settings: &TestSettings) -> anyhow::Result<InProcessService> {
-    let config = ekb_expert_registry::RegistryConfig::load(
-        &settings.apply(ekb_expert_registry::config::loader()),
-    )?;
-    let service = InProcessService::start(move |listeners, stop| {
-        ekb_expert_registry::run(config, listeners, stop)
-    })
-    .await?;
     wait_until_serving(service.grpc_addr, Duration::from_secs(30)).await?;
     Ok(service)
 }

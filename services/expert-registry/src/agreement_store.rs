@@ -1,16 +1,19 @@
 //! How framework agreements are stored: one row per agreement, unique on NAV's reference,
 //! versioned, with the early end date kept beside the validity period.
 
-use ekb_domain::{CompetenceArea, CountyCode, OrganisationNumber};
+use ekb_domain::{CompetenceArea, CountyCode, DateRange, OrganisationNumber};
 use ekb_platform::ApiError;
-use ekb_proto::{convert::date_to_wire, v1};
+use ekb_proto::{
+    convert::{competence_areas_to_wire, date_to_wire},
+    v1,
+};
 use sqlx::PgConnection;
 use time::Date;
 use uuid::Uuid;
 
 use crate::{
-    expert_store::{areas_to_wire, codes},
-    validation::ValidTerms,
+    commands::{RegisterAgreement, ValidTerms},
+    expert_store::{areas_from_codes, codes, corrupt},
 };
 
 #[derive(sqlx::FromRow)]
@@ -37,52 +40,11 @@ macro_rules! agreement_columns {
     };
 }
 
-/// A stored agreement with the facts handlers check before changing it.
+/// A stored framework agreement.
 #[derive(Debug, Clone)]
 pub struct StoredAgreement {
-    /// The contract form.
-    pub wire: v1::Agreement,
-    /// Validity start.
-    pub valid_from: Date,
-    /// Validity end.
-    pub valid_to: Date,
-    /// Set once ended.
-    pub ended_on: Option<Date>,
-}
-
-impl From<AgreementRow> for StoredAgreement {
-    fn from(row: AgreementRow) -> Self {
-        let wire = v1::Agreement {
-            agreement_id: row.agreement_id.to_string(),
-            agreement_reference: row.agreement_reference,
-            supplier_organisation_number: row.supplier_organisation_number,
-            supplier_name: row.supplier_name,
-            county_code: row.county_code,
-            terms: Some(v1::AgreementTerms {
-                competence_areas: areas_to_wire(&row.competence_areas),
-                price_per_assignment_ore: row.price_per_assignment_ore,
-                ranking: row.ranking,
-                monthly_capacity: row.monthly_capacity,
-                validity: Some(v1::DateRange {
-                    from_date: date_to_wire(row.valid_from),
-                    to_date: date_to_wire(row.valid_to),
-                }),
-            }),
-            ended_on_date: row.ended_on.map(date_to_wire).unwrap_or_default(),
-            version: row.version,
-        };
-        StoredAgreement {
-            wire,
-            valid_from: row.valid_from,
-            valid_to: row.valid_to,
-            ended_on: row.ended_on,
-        }
-    }
-}
-
-/// A new agreement's identity.
-#[derive(Debug, Clone)]
-pub struct NewAgreement {
+    /// Id.
+    pub agreement_id: Uuid,
     /// NAV's reference.
     pub reference: String,
     /// Supplier.
@@ -91,14 +53,73 @@ pub struct NewAgreement {
     pub supplier_name: String,
     /// County.
     pub county: CountyCode,
-    /// Terms.
+    /// Terms (validity included).
     pub terms: ValidTerms,
+    /// Set once ended early.
+    pub ended_on: Option<Date>,
+    /// Incremented by every change.
+    pub version: i64,
+}
+
+impl TryFrom<AgreementRow> for StoredAgreement {
+    type Error = ApiError;
+
+    fn try_from(row: AgreementRow) -> Result<Self, ApiError> {
+        let id = row.agreement_id;
+        Ok(StoredAgreement {
+            agreement_id: id,
+            supplier: row
+                .supplier_organisation_number
+                .parse()
+                .map_err(|_| corrupt("supplier", id, &row.supplier_organisation_number))?,
+            county: CountyCode::parse(&row.county_code)
+                .map_err(|_| corrupt("county", id, &row.county_code))?,
+            terms: ValidTerms {
+                areas: areas_from_codes(&row.competence_areas, id)?,
+                price_ore: row.price_per_assignment_ore,
+                ranking: row.ranking,
+                monthly_capacity: row.monthly_capacity,
+                validity: DateRange::new(row.valid_from, row.valid_to)
+                    .map_err(|_| corrupt("validity", id, &row.valid_to.to_string()))?,
+            },
+            reference: row.agreement_reference,
+            supplier_name: row.supplier_name,
+            ended_on: row.ended_on,
+            version: row.version,
+        })
+    }
+}
+
+impl StoredAgreement {
+    /// The contract's agreement.
+    pub fn to_wire(&self) -> v1::Agreement {
+        let terms = &self.terms;
+        v1::Agreement {
+            agreement_id: self.agreement_id.to_string(),
+            agreement_reference: self.reference.clone(),
+            supplier_organisation_number: self.supplier.to_string(),
+            supplier_name: self.supplier_name.clone(),
+            county_code: self.county.as_str().to_owned(),
+            terms: Some(v1::AgreementTerms {
+                competence_areas: competence_areas_to_wire(&terms.areas),
+                price_per_assignment_ore: terms.price_ore,
+                ranking: terms.ranking,
+                monthly_capacity: terms.monthly_capacity,
+                validity: Some(v1::DateRange {
+                    from_date: date_to_wire(terms.validity.from()),
+                    to_date: date_to_wire(terms.validity.to()),
+                }),
+            }),
+            ended_on_date: self.ended_on.map(date_to_wire).unwrap_or_default(),
+            version: self.version,
+        }
+    }
 }
 
 /// Inserts a new agreement (version 1).
 pub async fn insert(
     connection: &mut PgConnection,
-    agreement: &NewAgreement,
+    agreement: &RegisterAgreement,
 ) -> Result<StoredAgreement, ApiError> {
     let terms = &agreement.terms;
     let row: AgreementRow = sqlx::query_as(concat!(
@@ -119,12 +140,8 @@ pub async fn insert(
     .bind(terms.validity.from())
     .bind(terms.validity.to())
     .fetch_one(connection)
-    .await
-    .map_err(|error| match ApiError::from(error) {
-        ApiError::AlreadyExists(_) => ApiError::AlreadyExists("agreement_reference is already registered".to_owned()),
-        other => other,
-    })?;
-    Ok(row.into())
+    .await?;
+    row.try_into()
 }
 
 /// An agreement by id, locked for update within the caller's transaction.
@@ -170,7 +187,7 @@ async fn fetch_by_id(
         .bind(agreement_id)
         .fetch_optional(connection)
         .await?;
-    Ok(row.map(Into::into))
+    row.map(StoredAgreement::try_from).transpose()
 }
 
 /// Replaces the terms and bumps the version.
@@ -194,7 +211,7 @@ pub async fn update_terms(
     .bind(terms.validity.to())
     .fetch_one(connection)
     .await?;
-    Ok(row.into())
+    row.try_into()
 }
 
 /// Ends the agreement on `end_date` and bumps the version.
@@ -214,7 +231,7 @@ pub async fn end(
     .bind(reason)
     .fetch_one(connection)
     .await?;
-    Ok(row.into())
+    row.try_into()
 }
 
 /// Agreements covering `area` in `county` on `date`, best ranking first.
@@ -223,7 +240,7 @@ pub async fn find_covering(
     county: &CountyCode,
     area: CompetenceArea,
     date: Date,
-) -> Result<Vec<v1::Agreement>, ApiError> {
+) -> Result<Vec<StoredAgreement>, ApiError> {
     let rows: Vec<AgreementRow> = sqlx::query_as(concat!(
         "SELECT ",
         agreement_columns!(),
@@ -236,8 +253,5 @@ pub async fn find_covering(
     .bind(date)
     .fetch_all(connection)
     .await?;
-    Ok(rows
-        .into_iter()
-        .map(|row| StoredAgreement::from(row).wire)
-        .collect())
+    rows.into_iter().map(StoredAgreement::try_from).collect()
 }

@@ -3,13 +3,15 @@
 
 use ekb_domain::CompetenceArea;
 use ekb_platform::ApiError;
-use ekb_proto::{convert::competence_area_to_wire, v1};
+use ekb_proto::{
+    convert::{competence_areas_to_wire, timestamp_to_wire},
+    v1,
+};
 use sqlx::PgConnection;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::validation::ValidExpert;
-use ekb_proto::convert::timestamp_to_wire;
+use crate::commands::ValidExpert;
 
 #[derive(sqlx::FromRow)]
 struct ExpertRow {
@@ -31,37 +33,87 @@ macro_rules! expert_columns {
     };
 }
 
-fn area_codes(areas: &[CompetenceArea]) -> Vec<String> {
-    areas.iter().map(|area| area.code().to_owned()).collect()
+/// A stored expert.
+#[derive(Debug, Clone)]
+pub struct StoredExpert {
+    /// Id.
+    pub expert_id: Uuid,
+    /// The details.
+    pub details: ValidExpert,
+    /// Incremented by every change.
+    pub version: i64,
+    /// When registered.
+    pub registered_at: OffsetDateTime,
 }
 
-/// Wire enums of stored area codes.
-pub fn areas_to_wire(codes: &[String]) -> Vec<i32> {
+/// Why a stored row cannot be read: a bug or a corrupt database, never the caller's fault, and
+/// never papered over (an unreadable area must not silently vanish from an event).
+pub fn corrupt(what: &str, id: Uuid, value: &str) -> ApiError {
+    ApiError::internal(anyhow::anyhow!(
+        "stored {what} of {id} is unreadable: {value:?}"
+    ))
+}
+
+/// Domain areas of stored area codes; INTERNAL if one is unreadable.
+pub fn areas_from_codes(codes: &[String], id: Uuid) -> Result<Vec<CompetenceArea>, ApiError> {
     codes
         .iter()
-        .filter_map(|code| CompetenceArea::parse_code(code).ok())
-        .map(|area| competence_area_to_wire(area) as i32)
+        .map(|code| {
+            CompetenceArea::parse_code(code).map_err(|_| corrupt("competence area", id, code))
+        })
         .collect()
 }
 
-impl From<ExpertRow> for v1::Expert {
-    fn from(row: ExpertRow) -> Self {
-        v1::Expert {
-            expert_id: row.expert_id.to_string(),
-            details: Some(v1::ExpertDetails {
-                name: row.name,
-                supplier_organisation_number: row.supplier_organisation_number,
-                profession: v1::Profession::from_str_name(&row.profession).unwrap_or_default()
-                    as i32,
-                authorisation: Some(v1::Authorisation {
-                    kind: v1::AuthorisationKind::from_str_name(&row.authorisation_kind)
-                        .unwrap_or_default() as i32,
-                    reference: row.authorisation_reference,
-                }),
-                competence_areas: areas_to_wire(&row.competence_areas),
-            }),
+/// Area codes for storage.
+pub fn codes(areas: &[CompetenceArea]) -> Vec<String> {
+    areas.iter().map(|area| area.code().to_owned()).collect()
+}
+
+impl TryFrom<ExpertRow> for StoredExpert {
+    type Error = ApiError;
+
+    fn try_from(row: ExpertRow) -> Result<Self, ApiError> {
+        let id = row.expert_id;
+        let details = ValidExpert {
+            supplier: row
+                .supplier_organisation_number
+                .parse()
+                .map_err(|_| corrupt("supplier", id, &row.supplier_organisation_number))?,
+            profession: v1::Profession::from_str_name(&row.profession)
+                .ok_or_else(|| corrupt("profession", id, &row.profession))?,
+            authorisation_kind: v1::AuthorisationKind::from_str_name(&row.authorisation_kind)
+                .ok_or_else(|| corrupt("authorisation kind", id, &row.authorisation_kind))?,
+            areas: areas_from_codes(&row.competence_areas, id)?,
+            name: row.name,
+            authorisation_reference: row.authorisation_reference,
+        };
+        Ok(StoredExpert {
+            expert_id: id,
+            details,
             version: row.version,
-            registered_at: Some(timestamp_to_wire(row.registered_at)),
+            registered_at: row.registered_at,
+        })
+    }
+}
+
+impl StoredExpert {
+    /// The contract's expert.
+    pub fn to_wire(&self) -> v1::Expert {
+        let details = &self.details;
+        v1::Expert {
+            expert_id: self.expert_id.to_string(),
+            details: Some(v1::ExpertDetails {
+                name: details.name.clone(),
+                supplier_organisation_number: details.supplier.to_string(),
+                profession: details.profession as i32,
+                authorisation: Some(v1::Authorisation {
+                    kind: details.authorisation_kind as i32,
+                    reference: details.authorisation_reference.clone(),
+                }),
+                competence_areas: competence_areas_to_wire(&details.areas),
+            }),
+            version: self.version,
+            registered_at: Some(timestamp_to_wire(self.registered_at)),
         }
     }
 }
@@ -76,30 +128,22 @@ fn bind_details<'q, O>(query: PgQueryAs<'q, O>, expert: &'q ValidExpert) -> PgQu
         .bind(expert.profession.as_str_name())
         .bind(expert.authorisation_kind.as_str_name())
         .bind(expert.authorisation_reference.as_str())
-        .bind(area_codes(&expert.areas))
+        .bind(codes(&expert.areas))
 }
 
 /// Inserts a new expert (version 1).
 pub async fn insert(
     connection: &mut PgConnection,
     expert: &ValidExpert,
-) -> Result<v1::Expert, ApiError> {
+) -> Result<StoredExpert, ApiError> {
     let query = sqlx::query_as(concat!(
         "INSERT INTO experts (expert_id, name, supplier_organisation_number, profession, authorisation_kind, \
          authorisation_reference, competence_areas, version) VALUES ($1, $2, $3, $4, $5, $6, $7, 1) RETURNING ",
         expert_columns!()
     ))
     .bind(Uuid::now_v7());
-    let row: ExpertRow = bind_details(query, expert)
-        .fetch_one(connection)
-        .await
-        .map_err(|error| match ApiError::from(error) {
-            ApiError::AlreadyExists(_) => ApiError::AlreadyExists(
-                "an expert with this authorisation kind and reference is registered".to_owned(),
-            ),
-            other => other,
-        })?;
-    Ok(row.into())
+    let row: ExpertRow = bind_details(query, expert).fetch_one(connection).await?;
+    row.try_into()
 }
 
 /// Replaces an expert's details and bumps its version; `None` if unknown.
@@ -107,7 +151,7 @@ pub async fn update(
     connection: &mut PgConnection,
     expert_id: Uuid,
     expert: &ValidExpert,
-) -> Result<Option<v1::Expert>, ApiError> {
+) -> Result<Option<StoredExpert>, ApiError> {
     let query = sqlx::query_as(concat!(
         "UPDATE experts SET name = $2, supplier_organisation_number = $3, profession = $4, authorisation_kind = $5, \
          authorisation_reference = $6, competence_areas = $7, version = version + 1, updated_at = now() \
@@ -118,14 +162,14 @@ pub async fn update(
     let row: Option<ExpertRow> = bind_details(query, expert)
         .fetch_optional(connection)
         .await?;
-    Ok(row.map(Into::into))
+    row.map(StoredExpert::try_from).transpose()
 }
 
 /// An expert by id.
 pub async fn find(
     connection: &mut PgConnection,
     expert_id: Uuid,
-) -> Result<Option<v1::Expert>, ApiError> {
+) -> Result<Option<StoredExpert>, ApiError> {
     let row: Option<ExpertRow> = sqlx::query_as(concat!(
         "SELECT ",
         expert_columns!(),
@@ -134,10 +178,5 @@ pub async fn find(
     .bind(expert_id)
     .fetch_optional(connection)
     .await?;
-    Ok(row.map(Into::into))
-}
-
-/// Area codes for storage.
-pub fn codes(areas: &[CompetenceArea]) -> Vec<String> {
-    area_codes(areas)
+    row.map(StoredExpert::try_from).transpose()
 }

@@ -1,34 +1,68 @@
 //! The expert registry: experts, suppliers, competence areas and NAV's framework agreements for
 //! the § 9a pilot. Every change is published on `ekspertbistand.expert-registry.v1` with the
 //! full state, which routing (agreement coverage) and pilot-ordering keep local read models of.
+//!
+//! [`ExpertRegistry`] describes the service to the platform; `main.rs` is one line.
 
 pub mod agreement_store;
-pub mod api;
-pub mod config;
+pub mod commands;
 pub mod expert_store;
-pub mod validation;
+pub mod handlers;
 
-use ekb_platform::grpc::{Listeners, ServiceHost, ServiceIdentity};
+use ekb_platform::{
+    config::NoSettings,
+    messaging::Db,
+    service::{Assembly, ServiceDescription},
+};
 use ekb_proto::v1::expert_registry_service_server::ExpertRegistryServiceServer;
-use tokio_util::sync::CancellationToken;
 
-pub use config::RegistryConfig;
+use handlers::RegistryApi;
 
-/// The service's short name (topics, metrics, logs).
-pub const SERVICE_NAME: &str = "expert-registry";
+/// The expert registry, as the platform runs it.
+#[derive(Debug)]
+pub struct ExpertRegistry;
 
-/// The registry's own migrations (numbered from 100).
-pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+const ADMIN: &str = "registry-admin";
+const READER: &str = "registry-reader";
 
-/// Runs the registry on `listeners` until `shutdown` is cancelled.
-pub async fn run(
-    config: RegistryConfig,
-    listeners: Listeners,
-    shutdown: CancellationToken,
-) -> anyhow::Result<()> {
-    let identity = ServiceIdentity::new(SERVICE_NAME, api::GRPC_NAME, api::RPC_ROLES);
-    let host = ServiceHost::new(identity, config.platform)?;
-    let api = api::RegistryApi::new(host.pool(), host.outbox());
-    let routes = tonic::service::Routes::new(ExpertRegistryServiceServer::new(api));
-    host.serve(listeners, routes, &MIGRATOR, shutdown).await
+impl ServiceDescription for ExpertRegistry {
+    const NAME: &'static str = "expert-registry";
+    const DEFAULTS: &'static str = r#"
+[database]
+url = "postgres://postgres@127.0.0.1:5432/ekb_expert_registry"
+"#;
+    const ROLES: ekb_platform::auth::RoleTable = &[
+        ("RegisterExpert", &[ADMIN]),
+        ("UpdateExpert", &[ADMIN]),
+        ("GetExpert", &[READER, ADMIN]),
+        ("RegisterAgreement", &[ADMIN]),
+        ("UpdateAgreement", &[ADMIN]),
+        ("EndAgreement", &[ADMIN]),
+        ("GetAgreement", &[READER, ADMIN]),
+        ("FindAgreements", &[READER, ADMIN]),
+    ];
+    const CONSTRAINTS: ekb_platform::error::ConstraintMessages = &[
+        (
+            "experts_authorisation_unique",
+            "an expert with this authorisation kind and reference is registered",
+        ),
+        (
+            "agreements_reference_unique",
+            "agreement_reference is already registered",
+        ),
+    ];
+
+    type Server = ExpertRegistryServiceServer<RegistryApi>;
+    type Settings = NoSettings;
+
+    fn migrator() -> &'static sqlx::migrate::Migrator {
+        static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+        &MIGRATOR
+    }
+
+    fn build(db: Db, _settings: NoSettings) -> anyhow::Result<Assembly> {
+        Ok(Assembly::serving(ExpertRegistryServiceServer::new(
+            RegistryApi::new(db),
+        )))
+    }
 }

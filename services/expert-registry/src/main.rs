@@ -1,14 +1,3 @@
-//! The expert-registry binary: everything but the service itself is `ekb_platform::bootstrap`.
+//! The expert-registry binary: the platform runs the service [`ekb_expert_registry::ExpertRegistry`] describes.
 
-use ekb_expert_registry::{RegistryConfig, SERVICE_NAME, config::loader};
-
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    ekb_platform::bootstrap::service_main(
-        SERVICE_NAME,
-        || RegistryConfig::load(&loader()),
-        |config| &config.platform,
-        ekb_expert_registry::run,
-    )
-    .await
-}
+ekb_platform::service_main!(ekb_expert_registry::ExpertRegistry);

@@ -6,13 +6,12 @@
 use std::collections::HashSet;
 
 use ekb_domain::{AgreementCoverage, CompetenceArea, CountyCode, DateRange};
-use ekb_platform::messaging::{EventHandler, HandlerError, envelope::unwrap_payload};
+use ekb_platform::messaging::{HandlerError, Handles, UnitOfWork};
 use ekb_proto::{
     convert::competence_area_from_wire,
+    events::CarriesAgreement,
     v1::{self, EventEnvelope},
 };
-use prost::Name;
-use sqlx::PgConnection;
 use time::Date;
 use uuid::Uuid;
 
@@ -37,52 +36,45 @@ impl AgreementCoverage for CoveredAreas {
     }
 }
 
-/// Applies expert-registry agreement events to the read model.
+/// Routing's read model of agreement coverage: applies AgreementActivated, AgreementUpdated
+/// and AgreementEnded alike, each carrying the agreement's full state.
 #[derive(Debug, Clone, Default)]
-pub struct AgreementEventsHandler;
+pub struct CoverageModel;
 
-impl EventHandler for AgreementEventsHandler {
-    fn handles(&self, event_type: &str) -> bool {
-        [
-            v1::AgreementActivated::full_name(),
-            v1::AgreementUpdated::full_name(),
-            v1::AgreementEnded::full_name(),
-        ]
-        .iter()
-        .any(|name| name == event_type)
-    }
-
-    async fn apply(
+impl<E: CarriesAgreement + Send + 'static> Handles<E> for CoverageModel {
+    async fn handle(
         &self,
-        connection: &mut PgConnection,
-        envelope: &EventEnvelope,
+        work: &mut UnitOfWork,
+        event: E,
+        _envelope: &EventEnvelope,
     ) -> Result<(), HandlerError> {
-        let agreement = if envelope.event_type == v1::AgreementActivated::full_name() {
-            unwrap_payload::<v1::AgreementActivated>(envelope)?.agreement
-        } else if envelope.event_type == v1::AgreementUpdated::full_name() {
-            unwrap_payload::<v1::AgreementUpdated>(envelope)?.agreement
-        } else {
-            unwrap_payload::<v1::AgreementEnded>(envelope)?.agreement
-        };
-        let coverage = Coverage::from_wire(agreement.as_ref())?;
-        sqlx::query(
-            "INSERT INTO agreement_coverage (agreement_id, county_code, competence_areas, valid_from, valid_to, version) \
-             VALUES ($1, $2, $3, $4, $5, $6) \
-             ON CONFLICT (agreement_id) DO UPDATE SET county_code = EXCLUDED.county_code, \
-               competence_areas = EXCLUDED.competence_areas, valid_from = EXCLUDED.valid_from, \
-               valid_to = EXCLUDED.valid_to, version = EXCLUDED.version, updated_at = now() \
-             WHERE agreement_coverage.version < EXCLUDED.version",
-        )
-        .bind(coverage.agreement_id)
-        .bind(coverage.county.as_str())
-        .bind(&coverage.areas)
-        .bind(coverage.covered.from())
-        .bind(coverage.covered.to())
-        .bind(coverage.version)
-        .execute(connection)
-        .await?;
-        Ok(())
+        store(work, event.agreement()).await
     }
+}
+
+/// Stores the coverage of `agreement` unless a newer version is stored already.
+async fn store(
+    work: &mut UnitOfWork,
+    agreement: Option<&v1::Agreement>,
+) -> Result<(), HandlerError> {
+    let coverage = Coverage::from_wire(agreement)?;
+    sqlx::query(
+        "INSERT INTO agreement_coverage (agreement_id, county_code, competence_areas, valid_from, valid_to, version) \
+         VALUES ($1, $2, $3, $4, $5, $6) \
+         ON CONFLICT (agreement_id) DO UPDATE SET county_code = EXCLUDED.county_code, \
+           competence_areas = EXCLUDED.competence_areas, valid_from = EXCLUDED.valid_from, \
+           valid_to = EXCLUDED.valid_to, version = EXCLUDED.version, updated_at = now() \
+         WHERE agreement_coverage.version < EXCLUDED.version",
+    )
+    .bind(coverage.agreement_id)
+    .bind(coverage.county.as_str())
+    .bind(&coverage.areas)
+    .bind(coverage.covered.from())
+    .bind(coverage.covered.to())
+    .bind(coverage.version)
+    .execute(work.db())
+    .await?;
+    Ok(())
 }
 
 /// The part of an agreement routing needs, validated.

@@ -2,9 +2,9 @@
 //! request id so a retried OpenCase finds the case its first attempt created.
 
 use ekb_domain::{Flow, RoutingDecision, RoutingReason};
-use ekb_platform::{ApiError, messaging::PendingEvent};
+use ekb_platform::ApiError;
 use ekb_proto::{
-    convert::{flow_to_wire, reason_to_wire, timestamp_to_wire},
+    convert::{decision_to_wire, flow_to_wire, reason_to_wire, timestamp_to_wire},
     v1,
 };
 use sqlx::PgConnection;
@@ -111,79 +111,35 @@ impl StoredCase {
     }
 }
 
-/// A case to store with its CaseRouted outbox row, unless its request id is taken.
-#[derive(Debug)]
-pub struct NewCase {
-    /// The case, as the service decided it.
-    pub case: StoredCase,
-    /// The client's idempotency key.
-    pub request_id: Uuid,
-    /// Its CaseRouted event.
-    pub event: PendingEvent,
-}
-
-/// Inserts every case of `cases` whose request id is not taken, each with its outbox row, in
-/// one statement; returns the ids of the cases it inserted.
-///
-/// One statement is one implicit transaction: all rows commit together or none does, in a
-/// single round trip (no `BEGIN`/`COMMIT`). The values travel as one array per column and
-/// `unnest` turns them back into rows. A request id that appears twice in `cases` is inserted
-/// once. When a request id belongs to a transaction still in progress, `ON CONFLICT` waits for
-/// it, so a case that was not inserted has a visible twin afterwards.
-pub async fn insert_with_events(
+/// Stores `case` under the client's `request_id` unless that request id is taken already;
+/// whether it was stored. When the request id belongs to a transaction still in progress,
+/// `ON CONFLICT` waits for it, so a case that was not stored has a visible twin afterwards.
+pub async fn insert(
     connection: &mut PgConnection,
-    cases: &[&NewCase],
-) -> Result<Vec<Uuid>, ApiError> {
-    let inserted: Vec<Uuid> = sqlx::query_scalar(concat!(
-        "WITH input AS (SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], \
-         $5::text[], $6::date[], $7::text[], $8::text[], $9::timestamptz[], $10::uuid[], \
-         $11::text[], $12::uuid[], $13::text[], $14::text[], $15::text[], $16::bytea[], \
-         $17::jsonb[]) AS input (",
+    case: &StoredCase,
+    request_id: Uuid,
+) -> Result<bool, ApiError> {
+    let inserted = sqlx::query(concat!(
+        "INSERT INTO cases (",
         case_columns!(),
-        ", request_id, county_code, ",
-        ekb_platform::outbox_columns!(),
-        ")), new_case AS (INSERT INTO cases (",
-        case_columns!(),
-        ", request_id, county_code) SELECT ",
-        case_columns!(),
-        ", request_id, county_code FROM input \
-         ON CONFLICT (request_id) DO NOTHING RETURNING case_id), \
-         new_event AS (INSERT INTO outbox (",
-        ekb_platform::outbox_columns!(),
-        ") SELECT ",
-        ekb_platform::outbox_columns!(),
-        " FROM input JOIN new_case USING (case_id)) \
-         SELECT case_id FROM new_case"
+        ", request_id, county_code) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+         ON CONFLICT (request_id) DO NOTHING"
     ))
-    .bind(column(cases, |new| new.case.case_id))
-    .bind(column(cases, |new| new.case.facts_fingerprint.as_str()))
-    .bind(column(cases, |new| new.case.facts.employer.as_str()))
-    .bind(column(cases, |new| new.case.facts.municipality.as_str()))
-    .bind(column(cases, |new| {
-        new.case.facts.competence_area().map(|area| area.code())
-    }))
-    .bind(column(cases, |new| new.case.facts.date))
-    .bind(column(cases, |new| new.case.decision.flow.code()))
-    .bind(column(cases, |new| new.case.decision.reason.code()))
-    .bind(column(cases, |new| new.case.opened_at))
-    .bind(column(cases, |new| new.request_id))
-    .bind(column(cases, |new| {
-        new.case.facts.municipality.county().as_str().to_owned()
-    }))
-    .bind(column(cases, |new| new.event.event_id))
-    .bind(column(cases, |new| new.event.topic.as_str()))
-    .bind(column(cases, |new| new.event.message_key.as_str()))
-    .bind(column(cases, |new| new.event.event_type.as_str()))
-    .bind(column(cases, |new| new.event.payload.as_slice()))
-    .bind(column(cases, |new| &new.event.trace_context))
-    .fetch_all(connection)
-    .await?;
-    Ok(inserted)
-}
-
-/// One array parameter of [`insert_with_events`]: `value` of every case, in order.
-fn column<'a, T>(cases: &[&'a NewCase], value: impl Fn(&'a NewCase) -> T) -> Vec<T> {
-    cases.iter().map(|new| value(new)).collect()
+    .bind(case.case_id)
+    .bind(&case.facts_fingerprint)
+    .bind(case.facts.employer.as_str())
+    .bind(case.facts.municipality.as_str())
+    .bind(case.facts.competence_area().map(|area| area.code()))
+    .bind(case.facts.date)
+    .bind(case.decision.flow.code())
+    .bind(case.decision.reason.code())
+    .bind(case.opened_at)
+    .bind(request_id)
+    .bind(case.facts.municipality.county().as_str())
+    .execute(connection)
+    .await?
+    .rows_affected();
+    Ok(inserted == 1)
 }
 
 /// The case a request id created, if any.
@@ -216,14 +172,6 @@ pub async fn find_by_case_id(
     .fetch_optional(connection)
     .await?;
     row.map(StoredCase::try_from).transpose()
-}
-
-/// The contract's routing decision.
-pub fn decision_to_wire(decision: RoutingDecision) -> v1::RoutingDecision {
-    v1::RoutingDecision {
-        flow: flow_to_wire(decision.flow) as i32,
-        reason: reason_to_wire(decision.reason) as i32,
-    }
 }
 
 impl StoredCase {

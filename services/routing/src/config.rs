@@ -1,42 +1,41 @@
 //! Routing's configuration: the platform sections plus the pilot policy. Pilot counties and
 //! periods are configuration so that extending the pilot is a values change, not a release
-//! (`EKB__PILOT__COUNTIES=34,03`, `EKB__PILOT__PERIODS=2022-01-01/2026-12-31`).
+//! (`EKB__PILOT__COUNTIES=34,03`, `EKB__PILOT__PERIODS=2022-01-01/2026-12-31`). A misspelt key
+//! stops the service at start (the platform checks every key against the typed settings).
+
+use std::time::Duration;
 
 use ekb_domain::PilotPolicy;
-use ekb_platform::config::{ConfigError, ConfigLoader, PlatformConfig};
+use ekb_platform::config::ConfigError;
 use serde::Deserialize;
 
-use crate::case_writer::CaseWriterSettings;
-
 /// Routing's defaults on top of the platform's.
-const ROUTING_DEFAULTS: &str = r#"
+pub const DEFAULTS: &str = r#"
 [database]
 url = "postgres://postgres@127.0.0.1:5432/ekb_routing"
 
 [coverage]
 max_age_ms = 1000
 
-[case_writer]
-concurrent_batches = 2
-max_batch_size = 64
-
 [pilot]
 counties = ["34"]
 periods = ["2022-01-01/2026-12-31"]
 "#;
 
+/// Routing's own configuration sections.
 #[derive(Debug, Clone, Deserialize)]
-struct RoutingSections {
-    pilot: PilotSettings,
-    coverage: CoverageSettings,
-    case_writer: CaseWriterSettings,
+pub struct RoutingSettings {
+    /// The pilot policy, as configured.
+    pub pilot: PilotSettings,
+    /// How the agreement-coverage snapshot is kept.
+    pub coverage: CoverageSettings,
 }
 
 /// How the agreement-coverage snapshot is kept.
 #[derive(Debug, Clone, Deserialize)]
-struct CoverageSettings {
+pub struct CoverageSettings {
     /// Reload the snapshot when it is older than this.
-    max_age_ms: u64,
+    pub max_age_ms: u64,
 }
 
 /// The pilot policy as configured (raw strings; parsed into [`PilotPolicy`]).
@@ -48,62 +47,16 @@ pub struct PilotSettings {
     pub periods: Vec<String>,
 }
 
-/// Everything routing is configured with, validated.
-#[derive(Debug, Clone)]
-pub struct RoutingConfig {
-    /// Shared sections.
-    pub platform: PlatformConfig,
-    /// The pilot policy.
-    pub pilot: PilotPolicy,
-    /// Longest time a coverage snapshot is used before it is reloaded (`coverage.max_age_ms`).
-    pub coverage_max_age: std::time::Duration,
-    /// How OpenCase batches its writes (`case_writer.*`).
-    pub case_writer: CaseWriterSettings,
-}
+impl RoutingSettings {
+    /// The pilot policy; a bad county or period names its key.
+    pub fn policy(&self) -> Result<PilotPolicy, ConfigError> {
+        PilotPolicy::from_config(&self.pilot.counties, &self.pilot.periods)
+            .map_err(|error| ConfigError::invalid(&error.key, error.to_string()))
+    }
 
-/// The loader with routing's defaults and list keys; add overrides before loading.
-pub fn loader() -> ConfigLoader {
-    ConfigLoader::new()
-        .with_defaults(ROUTING_DEFAULTS)
-        .with_list_key("pilot.counties")
-        .with_list_key("pilot.periods")
-}
-
-impl RoutingConfig {
-    /// Loads and validates from `loader`'s sources.
-    pub fn load(loader: &ConfigLoader) -> Result<Self, ConfigError> {
-        let platform: PlatformConfig = loader.load()?;
-        platform.validate()?;
-        let section: RoutingSections = loader.load()?;
-        let pilot = PilotPolicy::from_config(&section.pilot.counties, &section.pilot.periods)
-            .map_err(|error| ConfigError::invalid(&error.key, error.to_string()))?;
-        let writer = section.case_writer;
-        if writer.concurrent_batches == 0 {
-            return Err(ConfigError::invalid(
-                "case_writer.concurrent_batches",
-                "must be at least 1",
-            ));
-        }
-        // Each writer keeps a connection of its own; at least one must stay for everything else
-        // (GetCase, retried OpenCase, the outbox relay, the consumer, health checks).
-        if writer.concurrent_batches >= platform.database.max_connections as usize {
-            return Err(ConfigError::invalid(
-                "case_writer.concurrent_batches",
-                "must be less than database.max_connections (each writer keeps a connection)",
-            ));
-        }
-        if !(1..=1000).contains(&writer.max_batch_size) {
-            return Err(ConfigError::invalid(
-                "case_writer.max_batch_size",
-                "must be between 1 and 1000",
-            ));
-        }
-        Ok(RoutingConfig {
-            platform,
-            pilot,
-            coverage_max_age: std::time::Duration::from_millis(section.coverage.max_age_ms),
-            case_writer: writer,
-        })
+    /// Longest time a coverage snapshot is used before it is reloaded.
+    pub fn coverage_max_age(&self) -> Duration {
+        Duration::from_millis(self.coverage.max_age_ms)
     }
 }
 
@@ -111,13 +64,19 @@ impl RoutingConfig {
 mod tests {
     use super::*;
 
+    use ekb_platform::{config::ServiceConfig, service};
+
+    use crate::Routing;
+
     /// Routing's configuration with authentication off and `overrides` on top of the defaults.
-    fn load_with(overrides: &[(&str, &str)]) -> Result<RoutingConfig, ConfigError> {
+    fn load_with(
+        overrides: &[(&str, &str)],
+    ) -> Result<ServiceConfig<RoutingSettings>, ConfigError> {
         let loader = overrides.iter().fold(
-            loader().with_override("auth.mode", "disabled"),
+            service::config_loader::<Routing>().with_override("auth.mode", "disabled"),
             |loader, (key, value)| loader.with_override(key, *value),
         );
-        RoutingConfig::load(&loader)
+        service::load_config::<Routing>(&loader)
     }
 
     /// The error text of a configuration that must be rejected.
@@ -135,8 +94,9 @@ mod tests {
             ),
         ])
         .expect("valid configuration");
-        assert_eq!(config.pilot.counties().len(), 2);
-        assert_eq!(config.pilot.periods().len(), 2);
+        let policy = config.settings.policy().expect("valid policy");
+        assert_eq!(policy.counties().len(), 2);
+        assert_eq!(policy.periods().len(), 2);
     }
 
     #[test]
@@ -149,42 +109,12 @@ mod tests {
     }
 
     #[test]
-    fn case_writer_settings_are_checked_against_the_pool() {
-        let config = load_with(&[]).expect("defaults are valid");
-        assert_eq!(config.case_writer.concurrent_batches, 2);
-        assert_eq!(config.case_writer.max_batch_size, 64);
-
+    fn a_misspelt_pilot_key_is_refused() {
         let text = rejection(
-            &[
-                ("database.max_connections", "4"),
-                ("case_writer.concurrent_batches", "5"),
-            ],
-            "more batches than connections must fail",
+            &[("pilot.countys", "34")],
+            "a typo must not fall back to defaults",
         );
-        assert!(text.contains("case_writer.concurrent_batches"), "{text}");
-
-        let text = rejection(
-            &[
-                ("database.max_connections", "4"),
-                ("case_writer.concurrent_batches", "4"),
-            ],
-            "writers holding every connection must fail",
-        );
-        assert!(
-            text.contains("must be less than database.max_connections"),
-            "{text}"
-        );
-        let config = load_with(&[
-            ("database.max_connections", "4"),
-            ("case_writer.concurrent_batches", "3"),
-        ])
-        .expect("one connection left over is enough");
-        assert_eq!(config.case_writer.concurrent_batches, 3);
-
-        let text = rejection(
-            &[("case_writer.max_batch_size", "0")],
-            "an empty batch must fail",
-        );
-        assert!(text.contains("case_writer.max_batch_size"), "{text}");
+        assert!(text.contains("pilot.countys"), "{text}");
+        assert!(text.contains("EKB__PILOT__COUNTYS"), "{text}");
     }
 }

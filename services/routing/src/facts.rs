@@ -1,15 +1,15 @@
-//! Validating the case facts of a request into domain types, collecting every broken rule as a
-//! field violation (INVALID_ARGUMENT names the field and the rule; nothing is stored).
+//! Routing's requests parsed into validated commands (`TryFrom<wire request>`), and the case
+//! facts they carry. Every broken rule is a field violation (INVALID_ARGUMENT names the field
+//! and the rule; nothing is stored).
 
-use ekb_domain::{
-    CompetenceArea, ExpertChoice, MunicipalityNumber, OrganisationNumber, parse_iso_date,
-};
-use ekb_platform::{ApiError, Violations, error::validated};
+use ekb_domain::{CompetenceArea, ExpertChoice, MunicipalityNumber, OrganisationNumber};
+use ekb_platform::{ApiError, Violations, validate::FromWire};
 use ekb_proto::{
-    convert::{competence_area_from_wire, competence_area_to_wire, date_to_wire},
+    convert::{choice_to_wire, competence_area_from_wire, date_to_wire},
     v1,
 };
 use time::{Date, Duration, OffsetDateTime};
+use uuid::Uuid;
 
 /// How far ahead a case date may lie: cases are opened for now, not for next year.
 const MAX_DAYS_AHEAD: i64 = 366;
@@ -29,31 +29,90 @@ pub struct CaseFacts {
     pub date: Date,
 }
 
-impl CaseFacts {
-    /// Validates `facts` found at `field` (e.g. `facts`), adding violations to `violations`.
-    pub fn check(
-        field: &str,
-        facts: Option<&v1::CaseFacts>,
-        violations: &mut Violations,
-    ) -> Option<CaseFacts> {
-        let Some(facts) = facts else {
-            violations.add(field, "is required");
-            return None;
-        };
-        let employer = violations.check(
+/// OpenCase, validated.
+#[derive(Debug, Clone)]
+pub struct OpenCase {
+    /// The client's idempotency key.
+    pub request_id: Uuid,
+    /// The facts.
+    pub facts: CaseFacts,
+}
+
+/// GetCase, validated.
+#[derive(Debug, Clone, Copy)]
+pub struct GetCase {
+    /// The case asked for.
+    pub case_id: Uuid,
+}
+
+/// EvaluateRoute, validated.
+#[derive(Debug, Clone)]
+pub struct EvaluateRoute {
+    /// The facts to decide on.
+    pub facts: CaseFacts,
+}
+
+impl TryFrom<v1::OpenCaseRequest> for OpenCase {
+    type Error = ApiError;
+
+    fn try_from(request: v1::OpenCaseRequest) -> Result<Self, ApiError> {
+        let mut check = Violations::new();
+        let request_id = check.uuid("request_id", &request.request_id);
+        let facts = check.part("facts", request.facts.as_ref());
+        check.finish_with(|| {
+            Some(OpenCase {
+                request_id: request_id?,
+                facts: facts?,
+            })
+        })
+    }
+}
+
+impl TryFrom<v1::GetCaseRequest> for GetCase {
+    type Error = ApiError;
+
+    fn try_from(request: v1::GetCaseRequest) -> Result<Self, ApiError> {
+        let mut check = Violations::new();
+        let case_id = check.uuid("case_id", &request.case_id);
+        check.finish_with(|| Some(GetCase { case_id: case_id? }))
+    }
+}
+
+impl TryFrom<v1::EvaluateRouteRequest> for EvaluateRoute {
+    type Error = ApiError;
+
+    fn try_from(request: v1::EvaluateRouteRequest) -> Result<Self, ApiError> {
+        let mut check = Violations::new();
+        let facts = check.part("facts", request.facts.as_ref());
+        check.finish_with(|| Some(EvaluateRoute { facts: facts? }))
+    }
+}
+
+impl FromWire<v1::CaseFacts> for CaseFacts {
+    fn from_wire(field: &str, facts: &v1::CaseFacts, check: &mut Violations) -> Option<Self> {
+        let employer = check.check(
             &format!("{field}.employer_organisation_number"),
             OrganisationNumber::parse(&facts.employer_organisation_number),
         );
-        let municipality = violations.check(
+        let municipality = check.check(
             &format!("{field}.municipality_number"),
             MunicipalityNumber::parse(&facts.municipality_number),
         );
         let choice = check_choice(
             &format!("{field}.expert_choice"),
             facts.expert_choice.as_ref(),
-            violations,
+            check,
         );
-        let date = check_case_date(&format!("{field}.case_date"), &facts.case_date, violations);
+        let date = check_case_date(&format!("{field}.case_date"), &facts.case_date, check);
+        // A municipality must exist in the structure in force on the case date: `9999` would
+        // otherwise count as county "99" in every per-county figure.
+        let municipality = match (municipality, date) {
+            (Some(municipality), Some(date)) => check.check(
+                &format!("{field}.municipality_number"),
+                municipality.check_exists_on(date),
+            ),
+            _ => None,
+        };
         Some(CaseFacts {
             employer: employer?,
             municipality: municipality?,
@@ -61,15 +120,9 @@ impl CaseFacts {
             date: date?,
         })
     }
+}
 
-    /// Validates a request's facts; INVALID_ARGUMENT if anything is wrong.
-    pub fn from_request(field: &str, facts: Option<&v1::CaseFacts>) -> Result<CaseFacts, ApiError> {
-        let mut violations = Violations::new();
-        let checked = Self::check(field, facts, &mut violations);
-        violations.finish()?;
-        validated(checked, field)
-    }
-
+impl CaseFacts {
     /// The competence area chosen, if the employer chose a framework-agreement expert.
     pub fn competence_area(&self) -> Option<CompetenceArea> {
         match self.choice {
@@ -103,33 +156,18 @@ impl CaseFacts {
     }
 }
 
-/// The wire form of an expert choice.
-pub fn choice_to_wire(choice: ExpertChoice) -> v1::ExpertChoice {
-    let choice = match choice {
-        ExpertChoice::FrameworkAgreement(area) => {
-            v1::expert_choice::Choice::FrameworkAgreement(v1::FrameworkAgreementChoice {
-                competence_area: competence_area_to_wire(area) as i32,
-            })
-        }
-        ExpertChoice::OwnExpert => v1::expert_choice::Choice::OwnExpert(v1::OwnExpertChoice {}),
-    };
-    v1::ExpertChoice {
-        choice: Some(choice),
-    }
-}
-
 fn check_choice(
     field: &str,
     choice: Option<&v1::ExpertChoice>,
-    violations: &mut Violations,
+    check: &mut Violations,
 ) -> Option<ExpertChoice> {
     match choice.and_then(|choice| choice.choice.as_ref()) {
         None => {
-            violations.add(field, "is required: set framework_agreement or own_expert");
+            check.add(field, "is required: set framework_agreement or own_expert");
             None
         }
         Some(v1::expert_choice::Choice::OwnExpert(_)) => Some(ExpertChoice::OwnExpert),
-        Some(v1::expert_choice::Choice::FrameworkAgreement(framework)) => violations
+        Some(v1::expert_choice::Choice::FrameworkAgreement(framework)) => check
             .check(
                 &format!("{field}.framework_agreement.competence_area"),
                 competence_area_from_wire(framework.competence_area),
@@ -138,18 +176,18 @@ fn check_choice(
     }
 }
 
-fn check_case_date(field: &str, text: &str, violations: &mut Violations) -> Option<Date> {
-    let date = violations.check(field, parse_iso_date(text))?;
+fn check_case_date(field: &str, text: &str, check: &mut Violations) -> Option<Date> {
+    let date = check.date(field, text)?;
     let latest = OffsetDateTime::now_utc().date() + Duration::days(MAX_DAYS_AHEAD);
     if date.year() < EARLIEST_CASE_YEAR {
-        violations.add(
+        check.add(
             field,
             format!("must not be before {EARLIEST_CASE_YEAR}-01-01"),
         );
         return None;
     }
     if date > latest {
-        violations.add(
+        check.add(
             field,
             format!("must not be more than {MAX_DAYS_AHEAD} days ahead"),
         );
@@ -173,8 +211,12 @@ mod tests {
         }
     }
 
+    fn evaluate(facts: Option<v1::CaseFacts>) -> Result<EvaluateRoute, ApiError> {
+        EvaluateRoute::try_from(v1::EvaluateRouteRequest { facts })
+    }
+
     fn violated_fields(facts: v1::CaseFacts) -> Vec<String> {
-        match CaseFacts::from_request("facts", Some(&facts)) {
+        match evaluate(Some(facts)) {
             Err(ApiError::InvalidArgument(violations)) => {
                 violations.into_iter().map(|v| v.field).collect()
             }
@@ -184,7 +226,7 @@ mod tests {
 
     #[test]
     fn valid_facts_pass_and_fingerprint_is_stable() {
-        let facts = CaseFacts::from_request("facts", Some(&valid())).expect("valid");
+        let facts = evaluate(Some(valid())).expect("valid").facts;
         assert_eq!(
             facts.fingerprint(),
             "974760673|3403|CONFLICT_HANDLING|2024-05-02"
@@ -206,6 +248,20 @@ mod tests {
                 "facts.case_date"
             ]
         );
+    }
+
+    #[test]
+    fn a_municipality_must_exist_on_the_case_date() {
+        let mut facts = valid();
+        facts.municipality_number = "9999".to_owned();
+        assert_eq!(violated_fields(facts), ["facts.municipality_number"]);
+        // 3001 was Halden in the 2020 structure and is nothing since 2024.
+        let mut facts = valid();
+        facts.municipality_number = "3001".to_owned();
+        facts.case_date = "2023-12-31".to_owned();
+        evaluate(Some(facts.clone())).expect("Halden in 2023");
+        facts.case_date = "2024-01-01".to_owned();
+        assert_eq!(violated_fields(facts), ["facts.municipality_number"]);
     }
 
     #[test]
@@ -242,9 +298,6 @@ mod tests {
 
     #[test]
     fn missing_facts_are_rejected() {
-        assert!(matches!(
-            CaseFacts::from_request("facts", None),
-            Err(ApiError::InvalidArgument(_))
-        ));
+        assert!(matches!(evaluate(None), Err(ApiError::InvalidArgument(_))));
     }
 }

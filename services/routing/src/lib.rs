@@ -1,45 +1,69 @@
 //! The routing service: decides for each new case whether it follows the regular grant flow or
 //! the § 9a pilot flow (the rule lives in `ekb_domain::decide_route`), stores the case and
-//! publishes CaseRouted through the outbox. Agreement coverage comes from a local read model fed
-//! by expert-registry events.
+//! publishes CaseRouted in one unit of work. Agreement coverage comes from a local read model
+//! fed by expert-registry events.
 //!
-//! `run` is the whole service; `main.rs` only loads configuration and calls it, so tests and the
-//! dev launcher can start the real thing in-process.
+//! [`Routing`] describes the service to the platform; `main.rs` is one line.
 
 pub mod agreement_coverage;
-pub mod api;
 pub mod case_store;
-pub mod case_writer;
 pub mod config;
 pub mod coverage_snapshot;
 pub mod facts;
+pub mod handlers;
 
-use ekb_platform::grpc::{Listeners, ServiceHost, ServiceIdentity};
-use ekb_proto::v1::routing_service_server::RoutingServiceServer;
-use tokio_util::sync::CancellationToken;
+use ekb_platform::{
+    config::{ConfigError, ServiceConfig},
+    messaging::{Db, EventRouter},
+    service::{Assembly, ServiceDescription},
+};
+use ekb_proto::v1::{self, routing_service_server::RoutingServiceServer};
 
-pub use config::RoutingConfig;
+pub use config::RoutingSettings;
+use handlers::RoutingApi;
 
-/// The service's short name (topics, metrics, logs).
-pub const SERVICE_NAME: &str = "routing";
+/// The routing service, as the platform runs it.
+#[derive(Debug)]
+pub struct Routing;
 
-/// Routing's own migrations (numbered from 100).
-pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+const WRITER: &str = "case-writer";
+const READER: &str = "case-reader";
 
-/// Runs routing on `listeners` until `shutdown` is cancelled.
-pub async fn run(
-    config: RoutingConfig,
-    listeners: Listeners,
-    shutdown: CancellationToken,
-) -> anyhow::Result<()> {
-    let identity = ServiceIdentity::new(SERVICE_NAME, api::GRPC_NAME, api::RPC_ROLES);
-    let host = ServiceHost::new(identity, config.platform)?.consume(
-        &["expert-registry"],
-        agreement_coverage::AgreementEventsHandler,
-    )?;
-    let coverage = coverage_snapshot::CoverageSnapshot::new(host.pool(), config.coverage_max_age);
-    let writer = case_writer::CaseWriter::start(host.pool(), config.case_writer);
-    let api = api::RoutingApi::new(host.pool(), config.pilot, coverage, writer, host.outbox());
-    let routes = tonic::service::Routes::new(RoutingServiceServer::new(api));
-    host.serve(listeners, routes, &MIGRATOR, shutdown).await
+impl ServiceDescription for Routing {
+    const NAME: &'static str = "routing";
+    const DEFAULTS: &'static str = config::DEFAULTS;
+    const LIST_KEYS: &'static [&'static str] = &["pilot.counties", "pilot.periods"];
+    const ROLES: ekb_platform::auth::RoleTable = &[
+        ("OpenCase", &[WRITER]),
+        ("GetCase", &[READER, WRITER]),
+        ("EvaluateRoute", &[READER, WRITER]),
+    ];
+
+    type Server = RoutingServiceServer<RoutingApi>;
+    type Settings = RoutingSettings;
+
+    fn migrator() -> &'static sqlx::migrate::Migrator {
+        static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+        &MIGRATOR
+    }
+
+    fn validate(config: &ServiceConfig<RoutingSettings>) -> Result<(), ConfigError> {
+        config.settings.policy().map(|_| ())
+    }
+
+    fn build(db: Db, settings: RoutingSettings) -> anyhow::Result<Assembly> {
+        let coverage = coverage_snapshot::CoverageSnapshot::new(
+            db.pool().clone(),
+            settings.coverage_max_age(),
+        );
+        let api = RoutingApi::new(db.clone(), settings.policy()?, coverage);
+        let coverage_model = agreement_coverage::CoverageModel;
+        Ok(Assembly::serving(RoutingServiceServer::new(api)).consuming(
+            EventRouter::new(coverage_model)
+                .from("expert-registry")
+                .on::<v1::AgreementActivated>()
+                .on::<v1::AgreementUpdated>()
+                .on::<v1::AgreementEnded>(),
+        ))
+    }
 }

@@ -1,14 +1,3 @@
-//! The routing binary: everything but the service itself is `ekb_platform::bootstrap`.
+//! The routing binary: the platform runs the service [`ekb_routing::Routing`] describes.
 
-use ekb_routing::{RoutingConfig, SERVICE_NAME, config::loader};
-
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    ekb_platform::bootstrap::service_main(
-        SERVICE_NAME,
-        || RoutingConfig::load(&loader()),
-        |config| &config.platform,
-        ekb_routing::run,
-    )
-    .await
-}
+ekb_platform::service_main!(ekb_routing::Routing);

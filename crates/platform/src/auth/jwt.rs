@@ -100,6 +100,10 @@ impl JwtValidator {
         validation.set_issuer(&[&self.config.issuer]);
         validation.set_audience(&[&self.config.audience]);
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        // A token is refused before its `nbf` as after its `exp`, both with the configured
+        // leeway for clock skew between the issuer and this pod.
+        validation.validate_nbf = true;
+        validation.leeway = self.config.clock_skew_seconds;
         let data = jsonwebtoken::decode::<serde_json::Map<String, serde_json::Value>>(
             token,
             &key,

@@ -1,5 +1,5 @@
 //! The tower layer in front of every service's handlers: counts and times each call by method
-//! and status code, and enforces authentication and the RPC's declared role before the handler
+//! and status code, and enforces authentication and the RPC's declared roles before the handler
 //! runs. Health and reflection stay open; an undeclared method is refused (fail closed).
 
 use std::{
@@ -84,7 +84,7 @@ where
         Box::pin(async move {
             let started = Instant::now();
             let path = request.uri().path().to_owned();
-            let declared = state.roles.required_role(&path).is_some() || RpcRoles::is_open(&path);
+            let declared = state.roles.accepted_roles(&path).is_some() || RpcRoles::is_open(&path);
             let method = if declared {
                 path.rsplit('/').next().unwrap_or_default().to_owned()
             } else {
@@ -100,6 +100,8 @@ where
                 .and_then(|value| value.to_str().ok())
                 .and_then(|value| value.parse::<i32>().ok())
                 .map_or(Code::Ok, Code::from);
+            // The server span (see the host's trace_fn) is current while this future runs.
+            tracing::Span::current().record("rpc.grpc.status_code", code as i32);
             let labels = [
                 ("service", state.service.to_owned()),
                 ("method", method),
@@ -120,7 +122,7 @@ async fn authorize<B>(
     if RpcRoles::is_open(path) {
         return Ok(());
     }
-    let Some(required) = state.roles.required_role(path) else {
+    let Some(accepted) = state.roles.accepted_roles(path) else {
         return Err(Status::permission_denied(format!(
             "method {path} is not offered"
         )));
@@ -140,10 +142,11 @@ async fn authorize<B>(
             TokenError::KeysUnavailable => Status::unavailable("cannot validate tokens right now"),
             other => Status::unauthenticated(other.to_string()),
         })?;
-    if !caller.has_role(required) {
-        tracing::info!(subject = %caller.subject, required, "caller lacks the required role");
+    if !caller.has_any_role(accepted) {
+        let accepted = accepted.join(" or ");
+        tracing::info!(subject = %caller.subject, %accepted, "caller lacks a role the RPC accepts");
         return Err(Status::permission_denied(format!(
-            "requires role {required}"
+            "requires role {accepted}"
         )));
     }
     request.extensions_mut().insert(caller);

@@ -22,7 +22,7 @@ use crate::{
     auth::{JwtValidator, RpcRoles},
     config::{AuthMode, PlatformConfig},
     db,
-    messaging::{self, EventConsumer, EventHandler, Outbox, OutboxRelay},
+    messaging::{self, Db, EventConsumer, Events, Outbox, OutboxRelay},
     shutdown::ShutdownPlan,
     trace_context::set_remote_parent_from_http,
 };
@@ -39,7 +39,7 @@ pub struct ServiceIdentity {
     pub name: &'static str,
     /// Full gRPC service name, e.g. `ekspertbistand.v1.RoutingService` (health status key).
     pub grpc_name: &'static str,
-    /// The role each RPC requires.
+    /// The roles each RPC accepts.
     pub roles: RpcRoles,
 }
 
@@ -53,17 +53,12 @@ pub struct Listeners {
 }
 
 impl ServiceIdentity {
-    /// The identity of service `name` serving `grpc_name`, whose methods need `roles`
-    /// (`(method, role)` pairs).
-    pub fn new(
-        name: &'static str,
-        grpc_name: &'static str,
-        roles: &[(&str, &'static str)],
-    ) -> Self {
+    /// The identity of service `name` serving `grpc_name`, whose methods accept `roles`.
+    pub fn new(name: &'static str, grpc_name: &'static str, roles: RpcRoles) -> Self {
         ServiceIdentity {
             name,
             grpc_name,
-            roles: RpcRoles::new(grpc_name, roles),
+            roles,
         }
     }
 }
@@ -88,8 +83,18 @@ impl Listeners {
     }
 }
 
-type Worker =
+/// A background worker: started once startup finished, given the stop token and the grace period.
+pub(crate) type Worker =
     Box<dyn FnOnce(CancellationToken, Duration) -> BoxFuture<'static, anyhow::Result<()>> + Send>;
+
+/// `worker` as a [`Worker`].
+pub(crate) fn boxed_worker<F, Fut>(worker: F) -> Worker
+where
+    F: FnOnce(CancellationToken, Duration) -> Fut + Send + 'static,
+    Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
+{
+    Box::new(move |stop, grace| Box::pin(worker(stop, grace)))
+}
 
 /// A service being assembled: its API routes, startup work and workers.
 pub struct ServiceHost {
@@ -122,29 +127,27 @@ impl ServiceHost {
         self.pool.clone()
     }
 
-    /// The outbox the service's handlers record events in.
+    /// The outbox the service's units of work publish through.
     pub fn outbox(&self) -> Outbox {
         Outbox::for_service(&self.config.kafka.topic_prefix, self.identity.name)
     }
 
-    /// Adds an event consumer for the topics of `producing_services`, applying events with
-    /// `handler` into this service's database.
-    pub fn consume<H: EventHandler>(
-        self,
-        producing_services: &[&str],
-        handler: H,
-    ) -> anyhow::Result<Self> {
-        let topics: Vec<String> = producing_services
-            .iter()
-            .map(|service| messaging::topic_for(&self.config.kafka.topic_prefix, service))
-            .collect();
+    /// The service's database: its pool and its outbox.
+    pub fn db(&self) -> Db {
+        Db::new(self.pool(), self.outbox())
+    }
+
+    /// Adds the event consumer: one group member for all the topics `events` consumes, applying
+    /// each event in a unit of work on this service's database.
+    pub fn consume(self, events: Events) -> anyhow::Result<Self> {
         let consumer = EventConsumer::new(
             self.identity.name,
             &self.config.kafka,
-            &topics,
             self.pool.clone(),
-            handler,
+            self.outbox(),
+            events,
             self.config.consumer.clone(),
+            self.producer.clone(),
         )?;
         Ok(self.worker("event-consumer", move |stop, _grace| consumer.run(stop)))
     }
@@ -156,10 +159,13 @@ impl ServiceHost {
         F: FnOnce(CancellationToken, Duration) -> Fut + Send + 'static,
         Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
     {
-        self.workers.push((
-            name,
-            Box::new(move |stop, grace| Box::pin(worker(stop, grace))),
-        ));
+        self.workers.push((name, boxed_worker(worker)));
+        self
+    }
+
+    /// Adds workers already boxed (a service's own, from its assembly).
+    pub(crate) fn with_workers(mut self, workers: Vec<(&'static str, Worker)>) -> Self {
+        self.workers.extend(workers);
         self
     }
 
@@ -194,10 +200,7 @@ impl ServiceHost {
         health
             .set_service_status(LIVENESS_SERVICE, ServingStatus::Serving)
             .await;
-        let reflection = tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(ekb_proto::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-            .build_v1()?;
+        let (reflection_v1, reflection_v1alpha) = reflection_services(identity.grpc_name)?;
 
         let validator = match config.auth.mode {
             AuthMode::Jwt => Some(JwtValidator::new(&config.auth)?),
@@ -229,20 +232,12 @@ impl ServiceHost {
         let service_name = identity.name;
         let server = tonic::transport::Server::builder()
             .timeout(Duration::from_secs(config.grpc.request_timeout_seconds))
-            .trace_fn(move |request| {
-                let span = tracing::info_span!(
-                    "grpc",
-                    service = service_name,
-                    rpc.method = %request.uri().path(),
-                    otel.kind = "server",
-                );
-                set_remote_parent_from_http(&span, request.headers());
-                span
-            })
+            .trace_fn(move |request| server_span(service_name, request))
             .layer(gateway)
             .add_routes(routes)
             .add_service(health_service)
-            .add_service(reflection);
+            .add_service(reflection_v1)
+            .add_service(reflection_v1alpha);
         let incoming = TcpListenerStream::new(listeners.grpc);
         let stop = plan.stop.clone();
         tracing::info!(service = service_name, "gRPC server started");
@@ -282,6 +277,58 @@ impl ServiceHost {
         // A failed worker makes the process exit non-zero, so the orchestrator restarts it.
         outcome
     }
+}
+
+/// The server span of one call, as OpenTelemetry's RPC conventions name it: `<package.Service>/
+/// <Method>`, kind SERVER, with `rpc.system`, `rpc.service`, `rpc.method`, and
+/// `rpc.grpc.status_code` (recorded by the gateway when the call ends). A child of the caller's
+/// trace when the request carries one.
+fn server_span<B>(service: &'static str, request: &http::Request<B>) -> tracing::Span {
+    let path = request.uri().path().trim_start_matches('/');
+    let (rpc_service, rpc_method) = path.split_once('/').unwrap_or((path, ""));
+    let span = tracing::info_span!(
+        "grpc.server",
+        otel.name = %path,
+        otel.kind = "server",
+        rpc.system = "grpc",
+        rpc.service = %rpc_service,
+        rpc.method = %rpc_method,
+        rpc.grpc.status_code = tracing::field::Empty,
+        service,
+    );
+    set_remote_parent_from_http(&span, request.headers());
+    span
+}
+
+/// Reflection in both protocol versions (grpcio's client, older grpcurl and several GUI clients
+/// speak only v1alpha), advertising only what this server serves: its own service, health and
+/// reflection — not the other services of the shared contract.
+fn reflection_services(
+    grpc_name: &str,
+) -> anyhow::Result<(
+    tonic_reflection::server::v1::ServerReflectionServer<
+        impl tonic_reflection::server::v1::ServerReflection,
+    >,
+    tonic_reflection::server::v1alpha::ServerReflectionServer<
+        impl tonic_reflection::server::v1alpha::ServerReflection,
+    >,
+)> {
+    // Each builder registers its own protocol's descriptors; the other one's is added here so
+    // that both advertise (and can describe) both reflection services.
+    let builder = |other_reflection: &'static [u8]| {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(ekb_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(other_reflection)
+            .with_service_name(grpc_name)
+            .with_service_name("grpc.health.v1.Health")
+            .with_service_name("grpc.reflection.v1.ServerReflection")
+            .with_service_name("grpc.reflection.v1alpha.ServerReflection")
+    };
+    Ok((
+        builder(tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET).build_v1()?,
+        builder(tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET).build_v1alpha()?,
+    ))
 }
 
 async fn set_health(

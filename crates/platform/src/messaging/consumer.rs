@@ -6,10 +6,14 @@
 //! the next commit. A handler failure is retried with exponential backoff; after
 //! `consumer.max_attempts` (or at once for a permanent failure, like an undecodable envelope) the
 //! message goes to the service's dead-letter topic with the error in its headers, so it never
-//! blocks its partition and is never dropped silently. Event types the handler does not know are
+//! blocks its partition and is never dropped silently. Event types the router has no handler for are
 //! skipped explicitly: recorded in the inbox as `skipped_unknown_type`, logged and counted.
 
-use std::{collections::HashMap, future::Future, sync::Arc, time::Duration};
+use std::{
+    collections::HashMap,
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use ekb_proto::v1::EventEnvelope;
 use prost::Message as _;
@@ -19,11 +23,11 @@ use rdkafka::{
     message::{BorrowedMessage, Header, Headers, OwnedHeaders},
     producer::{FutureProducer, FutureRecord},
 };
-use sqlx::{PgConnection, PgPool};
+use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use super::envelope::EVENT_TYPE_HEADER;
+use super::{Events, Outbox, UnitOfWork, envelope::EVENT_TYPE_HEADER};
 use crate::{
     config::{ConsumerConfig, KafkaConfig},
     metrics::{CONSUMER_DEAD_LETTERED, CONSUMER_EVENTS, CONSUMER_LAG, CONSUMER_RETRIES},
@@ -31,6 +35,7 @@ use crate::{
 };
 
 const LAG_INTERVAL: Duration = Duration::from_secs(15);
+const INBOX_PRUNE_INTERVAL: Duration = Duration::from_secs(600);
 /// How long one metadata request for a subscribed topic may take at start.
 const TOPIC_METADATA_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -55,19 +60,6 @@ impl From<prost::DecodeError> for HandlerError {
     fn from(error: prost::DecodeError) -> Self {
         HandlerError::Permanent(format!("payload does not decode: {error}"))
     }
-}
-
-/// A service's reaction to the events it consumes.
-pub trait EventHandler: Send + Sync + 'static {
-    /// Whether this handler applies events of `event_type`; others are skipped explicitly.
-    fn handles(&self, event_type: &str) -> bool;
-
-    /// Applies one event inside the consumer's transaction (which also holds the inbox row).
-    fn apply<'a>(
-        &'a self,
-        connection: &'a mut PgConnection,
-        envelope: &'a EventEnvelope,
-    ) -> impl Future<Output = Result<(), HandlerError>> + Send + 'a;
 }
 
 /// What became of one message.
@@ -95,28 +87,38 @@ impl Outcome {
 }
 
 /// Consumes a set of topics into one service's database.
-pub struct EventConsumer<H> {
+pub struct EventConsumer {
     service: &'static str,
     pool: PgPool,
+    outbox: Outbox,
     consumer: Arc<StreamConsumer>,
     dead_letters: FutureProducer,
     dead_letter_topic: String,
-    handler: H,
+    events: Events,
     config: ConsumerConfig,
     topics: Vec<String>,
     auto_create_topics: bool,
 }
 
-impl<H: EventHandler> EventConsumer<H> {
-    /// A consumer in group `ekspertbistand.<service>` subscribed to `topics`.
+impl EventConsumer {
+    /// A consumer in group `<prefix>.<service>` subscribed to the topics of the services
+    /// `events` consumes from, applying events into `pool` with units of work publishing
+    /// through `outbox`, dead-lettering with `producer` (the service's one producer: each
+    /// librdkafka client has threads that wake even when idle).
     pub fn new(
         service: &'static str,
         kafka: &KafkaConfig,
-        topics: &[String],
         pool: PgPool,
-        handler: H,
+        outbox: Outbox,
+        events: Events,
         config: ConsumerConfig,
+        producer: FutureProducer,
     ) -> anyhow::Result<Self> {
+        let topics: Vec<String> = events
+            .producers()
+            .iter()
+            .map(|producer| super::topic_for(&kafka.topic_prefix, producer))
+            .collect();
         let group = format!("{}.{service}", kafka.topic_prefix);
         let consumer: StreamConsumer = super::kafka::client_config(kafka)
             .set("group.id", &group)
@@ -142,12 +144,13 @@ impl<H: EventHandler> EventConsumer<H> {
         Ok(EventConsumer {
             service,
             pool,
+            outbox,
             consumer: Arc::new(consumer),
-            dead_letters: super::kafka::idempotent_producer(kafka)?,
+            dead_letters: producer,
             dead_letter_topic: super::envelope::dead_letter_topic_for(&kafka.topic_prefix, service),
-            handler,
+            events,
             config,
-            topics: topics.to_vec(),
+            topics,
             auto_create_topics: kafka.auto_create_topics,
         })
     }
@@ -161,10 +164,18 @@ impl<H: EventHandler> EventConsumer<H> {
         let topic_names: Vec<&str> = self.topics.iter().map(String::as_str).collect();
         self.consumer.subscribe(&topic_names)?;
         let mut lag_timer = tokio::time::interval(LAG_INTERVAL);
+        let mut last_prune = Instant::now();
         loop {
             let received = tokio::select! {
                 () = stop.cancelled() => break,
-                _ = lag_timer.tick() => { self.record_lag(); continue; }
+                _ = lag_timer.tick() => {
+                    self.record_lag();
+                    if last_prune.elapsed() >= INBOX_PRUNE_INTERVAL {
+                        last_prune = Instant::now();
+                        self.prune_inbox().await;
+                    }
+                    continue;
+                }
                 received = self.consumer.recv() => received,
             };
             let message = match received {
@@ -220,11 +231,17 @@ impl<H: EventHandler> EventConsumer<H> {
         stop: &CancellationToken,
     ) -> Option<Outcome> {
         let headers = header_map(message);
+        // OpenTelemetry's messaging conventions: a CONSUMER span `<topic> process`.
         let span = tracing::info_span!(
             "consume",
-            messaging.destination = message.topic(),
-            messaging.kafka.partition = message.partition(),
+            otel.name = %format!("{} process", message.topic()),
+            otel.kind = "consumer",
+            messaging.system = "kafka",
+            messaging.operation.type = "process",
+            messaging.destination.name = message.topic(),
+            messaging.destination.partition.id = message.partition(),
             messaging.kafka.offset = message.offset(),
+            messaging.consumer.group.name = self.service,
             event_type = tracing::field::Empty,
             event_id = tracing::field::Empty,
         );
@@ -277,7 +294,7 @@ impl<H: EventHandler> EventConsumer<H> {
     ) -> Result<Outcome, HandlerError> {
         let event_id = uuid::Uuid::parse_str(&envelope.event_id)
             .map_err(|_| HandlerError::Permanent("envelope event_id is not a UUID".to_owned()))?;
-        let known = self.handler.handles(&envelope.event_type);
+        let known = self.events.handles(&envelope.event_type);
         let mut tx = self.pool.begin().await?;
         let inserted = sqlx::query(
             "INSERT INTO inbox (event_id, event_type, topic, kafka_partition, kafka_offset, outcome) \
@@ -301,8 +318,9 @@ impl<H: EventHandler> EventConsumer<H> {
             tx.commit().await?;
             return Ok(Outcome::SkippedUnknownType);
         }
-        self.handler.apply(&mut tx, envelope).await?;
-        tx.commit().await?;
+        let mut work = UnitOfWork::new(tx, self.outbox.clone());
+        self.events.apply(&mut work, envelope).await?;
+        work.commit().await?;
         Ok(Outcome::Applied)
     }
 
@@ -434,10 +452,31 @@ impl<H: EventHandler> EventConsumer<H> {
         });
     }
 
+    /// Deletes inbox rows older than `consumer.inbox_retention_hours`.
+    async fn prune_inbox(&self) {
+        match prune_inbox(&self.pool, self.config.inbox_retention_hours).await {
+            Ok(0) => {}
+            Ok(rows) => tracing::info!(rows, "pruned old inbox rows"),
+            Err(error) => tracing::warn!(%error, "could not prune the inbox"),
+        }
+    }
+
     /// The partitions currently assigned (for tests and diagnostics).
     pub fn assignment(&self) -> anyhow::Result<TopicPartitionList> {
         Ok(self.consumer.assignment()?)
     }
+}
+
+/// Deletes inbox rows received more than `retention_hours` ago; returns how many. The retention
+/// must exceed the topics' (a redelivered event must still find its row).
+pub async fn prune_inbox(pool: &PgPool, retention_hours: i64) -> Result<u64, sqlx::Error> {
+    let done = sqlx::query(
+        "DELETE FROM inbox WHERE received_at < now() - make_interval(hours => $1::int)",
+    )
+    .bind(retention_hours as i32)
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected())
 }
 
 fn decode_envelope(payload: Option<&[u8]>) -> Result<EventEnvelope, String> {

@@ -1,15 +1,27 @@
 //! The outbox relay: publishes committed outbox rows with the idempotent producer, awaits their
-//! delivery in batches, then marks them published (DESIGN.md §3).
+//! delivery in batches, then marks them published (DESIGN.md §3, docs/adr/0017).
 //!
-//! One relay per database publishes at a time: each round takes a transaction-scoped advisory
-//! lock, so rows of one key can never overtake each other across replicas. The lock is also why
-//! the rows are read without `FOR UPDATE`: no other relay can be reading them, and a row lock
-//! would cost a WAL record per event for nothing. A row is marked only after Kafka acknowledged it
-//! (`acks=all`); marking stops at the first failed delivery so per-key order holds on retry.
-//! Delivery is at least once; consumers de-duplicate on the event id.
+//! - **No transaction or lock while Kafka acknowledges.** One relay per database publishes: the
+//!   holder of the lease row `outbox_relay_lease`, renewed at the start of every round (a short
+//!   statement of its own). Rows are read, sent and awaited outside any transaction, then marked
+//!   in one statement. A relay that dies stops renewing; another replica takes over when the
+//!   lease expires. A relay that stalls past its lease may publish rows its successor publishes
+//!   too: delivery is at least once anyway, every publisher sends in id order, and consumers
+//!   de-duplicate on the event id, so the first copy of each event still arrives in key order.
+//! - **Woken, not polling.** Every insert into the outbox notifies channel `ekb_outbox` at
+//!   commit (a trigger); a listener task turns notifications into one wake-up permit, so the
+//!   relay publishes at once, and a burst of commits costs one more round, not one per commit.
+//!   `outbox.poll_interval_ms` is only the safety net for a lost notification or a lease to take
+//!   over, so an idle service does almost nothing.
+//! - **Traceable.** Each row is sent inside a PRODUCER span (`<topic> publish`) that is a child
+//!   of the context stored with the row, and that span's context travels in the Kafka headers.
+//!
+//! A row is marked only after Kafka acknowledged it (`acks=all`); marking stops at the first
+//! failed delivery so per-key order holds on retry.
 
 use std::{
     collections::HashMap,
+    sync::Arc,
     time::{Duration, Instant},
 };
 
@@ -17,19 +29,21 @@ use rdkafka::{
     message::{Header, OwnedHeaders},
     producer::{FutureProducer, FutureRecord, Producer},
 };
-use sqlx::PgPool;
+use sqlx::{PgPool, postgres::PgListener};
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use super::envelope::EVENT_TYPE_HEADER;
 use crate::{
     config::OutboxConfig,
     metrics::{OUTBOX_BACKLOG, OUTBOX_FAILURES, OUTBOX_OLDEST_AGE, OUTBOX_PUBLISHED},
+    trace_context::{context_fields_of, set_remote_parent},
 };
 
-/// Advisory lock key that makes one relay per database the publisher ("ekb-outbox" in ASCII).
-const RELAY_LOCK_KEY: i64 = 0x656b_622d_6f75_7462;
+/// The channel the outbox trigger notifies (migration 2).
+pub const WAKEUP_CHANNEL: &str = "ekb_outbox";
 
-const METRICS_INTERVAL: Duration = Duration::from_secs(5);
+const METRICS_INTERVAL: Duration = Duration::from_secs(15);
 const CLEANUP_INTERVAL: Duration = Duration::from_secs(600);
 
 #[derive(sqlx::FromRow)]
@@ -48,6 +62,8 @@ pub struct OutboxRelay {
     pool: PgPool,
     producer: FutureProducer,
     config: OutboxConfig,
+    /// This relay's identity in the lease row.
+    holder: uuid::Uuid,
 }
 
 impl OutboxRelay {
@@ -57,6 +73,7 @@ impl OutboxRelay {
             pool,
             producer,
             config,
+            holder: uuid::Uuid::now_v7(),
         }
     }
 
@@ -64,6 +81,15 @@ impl OutboxRelay {
     /// producer within `grace`.
     pub async fn run(self, stop: CancellationToken, grace: Duration) -> anyhow::Result<()> {
         let poll = Duration::from_millis(self.config.poll_interval_ms);
+        // Commits wake the relay through `wake`: a permit, not a queue, so however many commits
+        // notify during a round, one more round follows it, not one round per commit.
+        let wake = Arc::new(Notify::new());
+        let listener = tokio::spawn(forward_commits(
+            self.pool.clone(),
+            wake.clone(),
+            poll,
+            stop.clone(),
+        ));
         let mut last_metrics = Instant::now() - METRICS_INTERVAL;
         let mut last_cleanup = Instant::now();
         let mut failures: u32 = 0;
@@ -80,8 +106,8 @@ impl OutboxRelay {
                 Err(error) => {
                     failures = failures.saturating_add(1);
                     metrics::counter!(OUTBOX_FAILURES, "reason" => "round").increment(1);
-                    tracing::warn!(error = %error, failures, "outbox relay round failed; retrying");
-                    poll * 2u32.saturating_pow(failures.min(6))
+                    tracing::warn!(error = %format!("{error:#}"), failures, "outbox relay round failed; retrying");
+                    Duration::from_millis(100) * 2u32.saturating_pow(failures.min(6))
                 }
             };
             if last_metrics.elapsed() >= METRICS_INTERVAL {
@@ -96,13 +122,17 @@ impl OutboxRelay {
                     tracing::warn!(%error, "could not clean up published outbox rows");
                 }
             }
-            if !delay.is_zero() {
-                tokio::select! {
-                    () = stop.cancelled() => {}
-                    () = tokio::time::sleep(delay) => {}
-                }
+            if delay.is_zero() {
+                continue;
+            }
+            // A failed round backs off whatever wakes it; otherwise a commit wakes the relay.
+            tokio::select! {
+                () = stop.cancelled() => {}
+                () = tokio::time::sleep(delay) => {}
+                () = wake.notified(), if failures == 0 => {}
             }
         }
+        listener.abort();
         let deadline = Instant::now() + grace;
         while Instant::now() < deadline {
             match self.publish_batch().await {
@@ -114,6 +144,7 @@ impl OutboxRelay {
                 }
             }
         }
+        self.release_lease().await;
         let producer = self.producer.clone();
         let remaining = deadline.saturating_duration_since(Instant::now());
         tokio::task::spawn_blocking(move || producer.flush(remaining)).await??;
@@ -121,15 +152,37 @@ impl OutboxRelay {
         Ok(())
     }
 
-    /// Publishes up to one batch; returns how many rows were marked published.
+    /// Takes or renews the lease; whether this relay is the publisher now.
+    async fn hold_lease(&self) -> Result<bool, sqlx::Error> {
+        let held: Option<uuid::Uuid> = sqlx::query_scalar(
+            "INSERT INTO outbox_relay_lease (singleton, holder, expires_at) \
+             VALUES (true, $1, now() + make_interval(secs => $2)) \
+             ON CONFLICT (singleton) DO UPDATE SET holder = EXCLUDED.holder, expires_at = EXCLUDED.expires_at \
+             WHERE outbox_relay_lease.holder = EXCLUDED.holder OR outbox_relay_lease.expires_at < now() \
+             RETURNING holder",
+        )
+        .bind(self.holder)
+        .bind(self.config.lease_seconds as f64)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(held.is_some())
+    }
+
+    /// Gives the lease up at a clean stop, so a successor need not wait for it to expire.
+    async fn release_lease(&self) {
+        let released = sqlx::query("DELETE FROM outbox_relay_lease WHERE holder = $1")
+            .bind(self.holder)
+            .execute(&self.pool)
+            .await;
+        if let Err(error) = released {
+            tracing::debug!(%error, "could not release the relay lease; it expires by itself");
+        }
+    }
+
+    /// Publishes up to one batch if this relay holds the lease; returns how many rows were
+    /// marked published.
     pub async fn publish_batch(&self) -> anyhow::Result<usize> {
-        let mut tx = self.pool.begin().await?;
-        let is_publisher: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
-            .bind(RELAY_LOCK_KEY)
-            .fetch_one(&mut *tx)
-            .await?;
-        if !is_publisher {
-            tx.rollback().await?;
+        if !self.hold_lease().await? {
             return Ok(0);
         }
         let rows: Vec<OutboxRow> = sqlx::query_as(
@@ -137,20 +190,30 @@ impl OutboxRelay {
              WHERE published_at IS NULL ORDER BY id LIMIT $1",
         )
         .bind(self.config.batch_size)
-        .fetch_all(&mut *tx)
+        .fetch_all(&self.pool)
         .await?;
         if rows.is_empty() {
-            tx.commit().await?;
             return Ok(0);
         }
 
         let mut deliveries = Vec::with_capacity(rows.len());
         for row in &rows {
+            let span = tracing::info_span!(
+                "outbox.publish",
+                otel.name = %format!("{} publish", row.topic),
+                otel.kind = "producer",
+                messaging.system = "kafka",
+                messaging.operation.type = "publish",
+                messaging.destination.name = %row.topic,
+                event_type = %row.event_type,
+            );
+            set_remote_parent(&span, &row.trace_context);
+            let headers_context = context_fields_of(&span);
             let mut headers = OwnedHeaders::new().insert(Header {
                 key: EVENT_TYPE_HEADER,
                 value: Some(row.event_type.as_bytes()),
             });
-            for (key, value) in row.trace_context.iter() {
+            for (key, value) in &headers_context {
                 headers = headers.insert(Header {
                     key: key.as_str(),
                     value: Some(value.as_bytes()),
@@ -161,7 +224,7 @@ impl OutboxRelay {
                 .payload(row.payload.as_slice())
                 .headers(headers);
             match self.producer.send_result(record) {
-                Ok(delivery) => deliveries.push(delivery),
+                Ok(delivery) => deliveries.push((delivery, span)),
                 Err((error, _)) => {
                     tracing::warn!(%error, "producer queue refused a record; publishing the rest later");
                     break;
@@ -171,25 +234,27 @@ impl OutboxRelay {
 
         let mut delivered_ids = Vec::with_capacity(deliveries.len());
         let mut first_failure = None;
-        for (row, delivery) in rows.iter().zip(deliveries) {
-            match delivery.await {
-                Ok(Ok(_)) if first_failure.is_none() => delivered_ids.push(row.id),
-                Ok(Ok(_)) => {}
-                Ok(Err((error, _))) => {
-                    first_failure.get_or_insert_with(|| error.to_string());
-                }
-                Err(_) => {
-                    first_failure.get_or_insert_with(|| "delivery cancelled".to_owned());
+        for (row, (delivery, span)) in rows.iter().zip(deliveries) {
+            let failure = match delivery.await {
+                Ok(Ok(_)) => None,
+                Ok(Err((error, _))) => Some(error.to_string()),
+                Err(_) => Some("delivery cancelled".to_owned()),
+            };
+            match failure {
+                None if first_failure.is_none() => delivered_ids.push(row.id),
+                None => {}
+                Some(error) => {
+                    span.in_scope(|| tracing::warn!(%error, "delivery failed"));
+                    first_failure.get_or_insert(error);
                 }
             }
         }
         if !delivered_ids.is_empty() {
             sqlx::query("UPDATE outbox SET published_at = now() WHERE id = ANY($1)")
                 .bind(&delivered_ids)
-                .execute(&mut *tx)
+                .execute(&self.pool)
                 .await?;
         }
-        tx.commit().await?;
         let published = delivered_ids.len();
         metrics::counter!(OUTBOX_PUBLISHED).increment(published as u64);
         if let Some(error) = first_failure {
@@ -211,13 +276,48 @@ impl OutboxRelay {
         Ok(())
     }
 
-    async fn delete_old_rows(&self) -> anyhow::Result<()> {
-        sqlx::query(
-            "DELETE FROM outbox WHERE published_at < now() - make_interval(hours => $1::int)",
-        )
-        .bind(self.config.retention_hours as i32)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+    async fn delete_old_rows(&self) -> Result<u64, sqlx::Error> {
+        prune_outbox(&self.pool, self.config.retention_hours).await
+    }
+}
+
+/// Deletes outbox rows published more than `retention_hours` ago; returns how many.
+/// Unpublished rows are never deleted.
+pub async fn prune_outbox(pool: &PgPool, retention_hours: i64) -> Result<u64, sqlx::Error> {
+    let done = sqlx::query(
+        "DELETE FROM outbox WHERE published_at < now() - make_interval(hours => $1::int)",
+    )
+    .bind(retention_hours as i32)
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected())
+}
+
+/// Listens on the wake-up channel and turns every commit notification into a permit on `wake`
+/// (one permit however many arrive). A permit is also given as soon as listening starts, so a
+/// commit made before that is not left to the safety-net poll. If listening fails, it tries
+/// again after `retry`; meanwhile the relay polls.
+async fn forward_commits(pool: PgPool, wake: Arc<Notify>, retry: Duration, stop: CancellationToken) {
+    while !stop.is_cancelled() {
+        let listening = async {
+            let mut listener = PgListener::connect_with(&pool).await?;
+            listener.listen(WAKEUP_CHANNEL).await?;
+            wake.notify_one();
+            loop {
+                listener.recv().await?;
+                wake.notify_one();
+            }
+        };
+        let lost: Result<(), sqlx::Error> = tokio::select! {
+            () = stop.cancelled() => return,
+            lost = listening => lost,
+        };
+        if let Err(error) = lost {
+            tracing::debug!(%error, "not listening for outbox commits; polling until listening again");
+        }
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(retry) => {}
+        }
     }
 }

@@ -2,30 +2,24 @@
 //! process): experts and agreements are registered, updated, ended and found; duplicates are
 //! ALREADY_EXISTS; changes to ended agreements are refused; every change queues its event.
 
+use ekb_expert_registry::ExpertRegistry;
 use ekb_proto::v1::{self, CompetenceArea};
 use ekb_testkit::{
-    broker::TestBroker,
-    postgres::fresh_database,
-    services::{TestSettings, start_expert_registry},
+    fixtures::{agreement_terms, register_agreement, register_expert},
+    service_under_test::ServiceUnderTest,
 };
-use ekb_tests::{agreement_terms, register_agreement, register_expert, unique_topic_prefix};
 use prost::Name;
 use sqlx::Connection;
 use tonic::Code;
+use tonic_types::StatusExt;
+
+type RegistryClient =
+    v1::expert_registry_service_client::ExpertRegistryServiceClient<tonic::transport::Channel>;
 
 #[tokio::test]
 async fn experts_and_agreements_lifecycle() -> anyhow::Result<()> {
-    let broker = TestBroker::start()?;
-    let database = fresh_database("registry").await?;
-    let settings = TestSettings::new(
-        &database.url,
-        broker.bootstrap_servers(),
-        &unique_topic_prefix(),
-    );
-    let registry = start_expert_registry(&settings).await?;
-    let mut client =
-        v1::expert_registry_service_client::ExpertRegistryServiceClient::connect(registry.url())
-            .await?;
+    let registry = ServiceUnderTest::start::<ExpertRegistry>("registry").await?;
+    let mut client = RegistryClient::new(registry.channel().await?);
 
     // Experts: register, duplicate, update, get, unknown.
     let expert = client
@@ -111,6 +105,11 @@ async fn experts_and_agreements_lifecycle() -> anyhow::Result<()> {
         .await
         .expect_err("same reference");
     assert_eq!(duplicate.code(), Code::AlreadyExists);
+    assert_eq!(
+        duplicate.message(),
+        "agreement_reference is already registered",
+        "the service's message for its named constraint, not the constraint's name"
+    );
 
     let find = |date: &str, area: CompetenceArea| v1::FindAgreementsRequest {
         county_code: "34".into(),
@@ -173,13 +172,18 @@ async fn experts_and_agreements_lifecycle() -> anyhow::Result<()> {
             .len(),
         1
     );
+    let ended_twice = client
+        .end_agreement(end("2025-04-30"))
+        .await
+        .expect_err("ended twice");
+    assert_eq!(ended_twice.code(), Code::FailedPrecondition);
     assert_eq!(
-        client
-            .end_agreement(end("2025-04-30"))
-            .await
-            .expect_err("ended twice")
-            .code(),
-        Code::FailedPrecondition
+        ended_twice
+            .get_error_details()
+            .error_info()
+            .map(|info| info.reason.as_str()),
+        Some("AGREEMENT_ENDED"),
+        "a refused transition says why, for machines"
     );
     let update = v1::UpdateAgreementRequest {
         agreement_id: first.agreement_id.clone(),
@@ -206,7 +210,7 @@ async fn experts_and_agreements_lifecycle() -> anyhow::Result<()> {
     assert_eq!(updated.version, 2);
 
     // Every successful change queued exactly one event, in order.
-    let mut connection = sqlx::PgConnection::connect(&database.url).await?;
+    let mut connection = sqlx::PgConnection::connect(registry.database_url()).await?;
     let types: Vec<String> = sqlx::query_scalar("SELECT event_type FROM outbox ORDER BY id")
         .fetch_all(&mut connection)
         .await?;
@@ -221,4 +225,59 @@ async fn experts_and_agreements_lifecycle() -> anyhow::Result<()> {
     ];
     assert_eq!(types, expected);
     registry.stop().await
+}
+
+#[tokio::test]
+async fn a_stored_area_it_cannot_read_is_internal_never_dropped_from_an_event() -> anyhow::Result<()>
+{
+    let registry = ServiceUnderTest::start::<ExpertRegistry>("registry_corrupt").await?;
+    let mut client = RegistryClient::new(registry.channel().await?);
+    let agreement = client
+        .register_agreement(register_agreement(
+            "34",
+            &[CompetenceArea::ConflictHandling],
+        ))
+        .await?
+        .into_inner()
+        .agreement
+        .unwrap_or_default();
+    let mut connection = sqlx::PgConnection::connect(registry.database_url()).await?;
+    sqlx::query(
+        "UPDATE agreements SET competence_areas = ARRAY['CONFLICT_HANDLING', 'NOT_AN_AREA'] \
+         WHERE agreement_id = $1::uuid",
+    )
+    .bind(&agreement.agreement_id)
+    .execute(&mut connection)
+    .await?;
+
+    let read = client
+        .get_agreement(v1::GetAgreementRequest {
+            agreement_id: agreement.agreement_id.clone(),
+        })
+        .await
+        .expect_err("an unreadable area");
+    assert_eq!(read.code(), Code::Internal);
+    assert_eq!(read.message(), "internal error", "no internals leak");
+    let end = client
+        .end_agreement(v1::EndAgreementRequest {
+            agreement_id: agreement.agreement_id.clone(),
+            end_date: "2025-06-30".into(),
+            reason: "terminated by NAV".into(),
+        })
+        .await
+        .expect_err("an event without the area would shrink routing's coverage");
+    assert_eq!(end.code(), Code::Internal);
+    let events: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox")
+        .fetch_one(&mut connection)
+        .await?;
+    assert_eq!(
+        events, 1,
+        "only AgreementActivated; no event with the area dropped"
+    );
+    registry.stop().await
+}
+
+#[test]
+fn the_catalog_lists_this_service_with_the_roles_its_rpcs_accept() -> anyhow::Result<()> {
+    ekb_testkit::catalog::check_entry_of::<ekb_expert_registry::ExpertRegistry>()
 }

@@ -1,22 +1,32 @@
-//! Service tests of routing (in-process on port 0, fresh databases, the broker process): the
+//! Service tests of routing (in-process on port 0, fresh database, the broker process): the
 //! routing rule with every reason, idempotent OpenCase, the dry run, and the bad-input corpus.
-//! The agreement coverage is fed the real way: registry → outbox → broker → routing's consumer.
+//! Only routing runs: the agreement coverage is fed the registry's real events, published on
+//! the registry's topic through testkit's `EventFeed`, and routing's consumer applies them.
 
 use std::time::Duration;
 
+use ekb_platform::messaging::EventSubject;
 use ekb_proto::v1::{self, CompetenceArea, Flow, RoutingReason};
-use ekb_tests::{
-    BERGEN, HAMAR, InProcessStack, case_facts, eventually, open_case, register_agreement,
+use ekb_routing::Routing;
+use ekb_testkit::{
+    fixtures::{BERGEN, HAMAR, agreement_state, case_facts, open_case},
+    service_under_test::{ServiceUnderTest, eventually},
 };
 use sqlx::Connection;
 use tonic::Code;
 
+type RoutingClient = v1::routing_service_client::RoutingServiceClient<tonic::transport::Channel>;
+
+async fn routing_client(stack: &ServiceUnderTest) -> anyhow::Result<RoutingClient> {
+    Ok(RoutingClient::new(stack.channel().await?))
+}
+
 async fn route_now(
-    stack: &InProcessStack,
+    stack: &ServiceUnderTest,
     facts: v1::CaseFacts,
 ) -> anyhow::Result<(Flow, RoutingReason)> {
-    let mut routing = stack.routing_client().await?;
-    let decision = routing
+    let decision = routing_client(stack)
+        .await?
         .evaluate_route(v1::EvaluateRouteRequest { facts: Some(facts) })
         .await?
         .into_inner()
@@ -26,13 +36,8 @@ async fn route_now(
 }
 
 /// How many cases routing stored and how many events it queued in its outbox.
-async fn case_and_event_counts(stack: &InProcessStack) -> anyhow::Result<(i64, i64)> {
-    let database_url = stack
-        .routing_settings
-        .get("database.url")
-        .unwrap_or_default()
-        .to_owned();
-    let mut connection = sqlx::PgConnection::connect(&database_url).await?;
+async fn case_and_event_counts(stack: &ServiceUnderTest) -> anyhow::Result<(i64, i64)> {
+    let mut connection = sqlx::PgConnection::connect(stack.database_url()).await?;
     Ok(
         sqlx::query_as("SELECT (SELECT count(*) FROM cases), (SELECT count(*) FROM outbox)")
             .fetch_one(&mut connection)
@@ -40,22 +45,28 @@ async fn case_and_event_counts(stack: &InProcessStack) -> anyhow::Result<(i64, i
     )
 }
 
-/// Registers an Innlandet agreement for conflict handling and waits until routing sees it.
+/// Routing alone, fed an Innlandet agreement for conflict handling (AgreementActivated on the
+/// registry's topic), once it routes by it.
 async fn stack_with_conflict_agreement(
     purpose: &str,
-) -> anyhow::Result<(InProcessStack, v1::Agreement)> {
-    let stack = InProcessStack::start(purpose).await?;
-    let agreement = stack
-        .registry_client()
-        .await?
-        .register_agreement(register_agreement(
-            "34",
-            &[CompetenceArea::ConflictHandling],
-        ))
-        .await?
-        .into_inner()
-        .agreement
-        .unwrap_or_default();
+) -> anyhow::Result<(ServiceUnderTest, v1::Agreement)> {
+    let stack = ServiceUnderTest::start::<Routing>(purpose).await?;
+    let agreement = agreement_state(
+        &uuid::Uuid::now_v7().to_string(),
+        "34",
+        &[CompetenceArea::ConflictHandling],
+        1,
+    );
+    stack
+        .feed
+        .publish(
+            "expert-registry",
+            &EventSubject::aggregate(&agreement.agreement_id),
+            &v1::AgreementActivated {
+                agreement: Some(agreement.clone()),
+            },
+        )
+        .await?;
     eventually(
         "routing's read model to see the agreement",
         Duration::from_secs(30),
@@ -75,7 +86,7 @@ async fn stack_with_conflict_agreement(
 #[tokio::test]
 async fn routes_by_county_period_choice_and_agreement() -> anyhow::Result<()> {
     let (stack, _) = stack_with_conflict_agreement("rules").await?;
-    let mut routing = stack.routing_client().await?;
+    let mut routing = routing_client(&stack).await?;
     let cases = [
         (
             case_facts(HAMAR, Some(CompetenceArea::ConflictHandling), "2025-03-01"),
@@ -134,7 +145,7 @@ async fn routes_by_county_period_choice_and_agreement() -> anyhow::Result<()> {
 async fn an_ended_agreement_stops_covering_and_a_retry_returns_the_same_case() -> anyhow::Result<()>
 {
     let (stack, agreement) = stack_with_conflict_agreement("ended").await?;
-    let mut routing = stack.routing_client().await?;
+    let mut routing = routing_client(&stack).await?;
 
     let request = open_case(case_facts(
         HAMAR,
@@ -156,14 +167,21 @@ async fn an_ended_agreement_stops_covering_and_a_retry_returns_the_same_case() -
         .expect_err("same id, other facts");
     assert_eq!(reused.code(), Code::AlreadyExists);
 
+    let ended = v1::Agreement {
+        ended_on_date: "2025-01-31".to_owned(),
+        version: 2,
+        ..agreement.clone()
+    };
     stack
-        .registry_client()
-        .await?
-        .end_agreement(v1::EndAgreementRequest {
-            agreement_id: agreement.agreement_id.clone(),
-            end_date: "2025-01-31".to_owned(),
-            reason: "supplier bankrupt".to_owned(),
-        })
+        .feed
+        .publish(
+            "expert-registry",
+            &EventSubject::aggregate(&ended.agreement_id),
+            &v1::AgreementEnded {
+                agreement: Some(ended),
+                reason: "supplier bankrupt".to_owned(),
+            },
+        )
         .await?;
     eventually(
         "routing to see the agreement end",
@@ -206,7 +224,7 @@ async fn concurrent_twins_of_one_request_open_one_case() -> anyhow::Result<()> {
     // ON CONFLICT makes the losers wait for the winner and then answer with its case.
     let mut calls = Vec::new();
     for _ in 0..8 {
-        let mut routing = stack.routing_client().await?;
+        let mut routing = routing_client(&stack).await?;
         let request = request.clone();
         calls.push(async move { routing.open_case(request).await });
     }
@@ -233,4 +251,9 @@ async fn concurrent_twins_of_one_request_open_one_case() -> anyhow::Result<()> {
         "one case, one CaseRouted"
     );
     stack.stop().await
+}
+
+#[test]
+fn the_catalog_lists_this_service_with_the_roles_its_rpcs_accept() -> anyhow::Result<()> {
+    ekb_testkit::catalog::check_entry_of::<ekb_routing::Routing>()
 }
