@@ -25,7 +25,8 @@ pub struct ServiceEntry {
 }
 
 /// Every service, in start order: producers before their consumers (routing consumes the
-/// registry's events), though nothing depends on the order beyond readable output.
+/// registry's events; budget consumes those of applications, refunds and pilot-ordering, none
+/// of which runs yet), though nothing depends on the order beyond readable output.
 pub const SERVICES: &[ServiceEntry] = &[
     ServiceEntry {
         name: "expert-registry",
@@ -38,6 +39,12 @@ pub const SERVICES: &[ServiceEntry] = &[
         dev_grpc_port: 50051,
         dev_metrics_port: 9091,
         client_roles: &["case-writer", "case-reader"],
+    },
+    ServiceEntry {
+        name: "budget",
+        dev_grpc_port: 50056,
+        dev_metrics_port: 9096,
+        client_roles: &["budget-admin", "budget-reader"],
     },
 ];
 
@@ -161,5 +168,6 @@ mod tests {
         let distinct: HashSet<_> = roles.iter().collect();
         assert_eq!(distinct.len(), roles.len());
         assert!(roles.contains(&"case-writer") && roles.contains(&"registry-admin"));
+        assert!(roles.contains(&"budget-admin") && roles.contains(&"budget-reader"));
     }
 }
