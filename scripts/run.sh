@@ -12,7 +12,8 @@
 #
 # ekb-dev uses the Kafka named by EKB__KAFKA__BROKERS, or else starts the embedded mock broker;
 # starts every service of the catalog (crates/testkit/src/catalog.rs: routing on gRPC
-# 127.0.0.1:50051, expert-registry on 127.0.0.1:50052, ...) with authentication OFF, loads
+# 127.0.0.1:50051, expert-registry on 127.0.0.1:50052, budget on 127.0.0.1:50056) with
+# authentication OFF, sets the year's appropriation if none is set, loads
 # Innlandet framework agreements, routes sample cases, prints where everything listens and
 # serves until Ctrl-C. Data is kept between runs; where it changes what a sample case shows,
 # the demo says so in a note. Service logs: target/run-logs/<service>.log.

@@ -1,12 +1,14 @@
 //! `ekb-bench` (what `make bench` runs): how fast does OpenCase go on this machine, and how
 //! much of PostgreSQL's own speed does the service keep?
 //!
-//! It starts the real system as processes (broker, `expert-registry`, `routing`, each service
-//! with its own fresh database), registers an Innlandet framework agreement and waits until
-//! routing's read model has it, so most requests take the PILOT path with its coverage query.
-//! With the stack up and drained it measures each service's CPU over a quiet window, then
-//! makes single OpenCase calls a fifth of a second apart to time their events from commit to
-//! the broker with nothing else going on ([`event_latency`]). A short closed-loop probe
+//! It starts the real system as processes (the broker and every service of the catalog,
+//! `expert-registry`, `routing`, `budget`, …, each with its own fresh database), registers an
+//! Innlandet framework agreement and waits until routing's read model has it, so most requests
+//! take the PILOT path with its coverage query. The load goes to routing; the services other
+//! than routing and the registry only run beside it, so that their memory and idle CPU are
+//! measured too. With the stack up and drained it measures each service's CPU over a quiet
+//! window, then makes single OpenCase calls a fifth of a second apart to time their events from
+//! commit to the broker with nothing else going on ([`event_latency`]). A short closed-loop probe
 //! estimates the maximum rate; an open-loop run then offers a fixed fraction of it and
 //! measures throughput and latency without coordinated omission ([`load`]), and afterwards the
 //! commit-to-broker time of every event of its window. pgbench runs the same transaction shape
@@ -43,7 +45,10 @@ use std::{
 
 use anyhow::Context;
 use ekb_proto::v1::Flow;
-use ekb_testkit::postgres::{TEST_DATABASE_PREFIX, admin_url, drop_database};
+use ekb_testkit::{
+    postgres::{TEST_DATABASE_PREFIX, admin_url, drop_database},
+    services::ServiceProcess,
+};
 use sqlx::{Connection, Executor, PgConnection};
 
 use crate::{
@@ -170,7 +175,11 @@ async fn bench(options: &Options, bench_dir: &Path) -> anyhow::Result<Run> {
     // guard lives until the baseline is done and then gives PostgreSQL its CPUs back.
     let placement = cpu_layout::CpuPlacement::apply(options.cpu_layout, database_is_local());
     phase(&format!("CPU layout: {}", placement.description));
-    phase("starting the broker, expert-registry and routing (release binaries)");
+    let names: Vec<&str> = ekb_testkit::catalog::names().collect();
+    phase(&format!(
+        "starting the broker and {} (release binaries)",
+        names.join(", ")
+    ));
     let stack = Stack::start(options, &log_dir).await?;
     let mut machine = machine(&stack, &placement.description).await?;
     phase("registering an Innlandet agreement and waiting for routing to see it");
@@ -180,10 +189,7 @@ async fn bench(options: &Options, bench_dir: &Path) -> anyhow::Result<Run> {
     let sample = sample_rows(&stack, &client).await?;
     let script_path =
         std::env::temp_dir().join(format!("ekb-bench-{}.sql", uuid::Uuid::new_v4().simple()));
-    let mut databases = vec![
-        stack.routing_db.name.clone(),
-        stack.registry_db.name.clone(),
-    ];
+    let mut databases = stack.database_names();
     let result = measure(
         options,
         &pgbench,
@@ -292,7 +298,7 @@ async fn measure(
         relay_settle.1
     ));
     let mut peak_rss_mib = BTreeMap::new();
-    for service in [&stack.routing, &stack.registry] {
+    for service in stack.services() {
         peak_rss_mib.insert(
             service.name.clone(),
             process_stats::peak_rss_mib(service.pid())?,
@@ -364,7 +370,7 @@ async fn measure(
 /// says what else ran.
 async fn quiet_window(stack: &Stack, window: Duration) -> anyhow::Result<IdleCpu> {
     let rounds_before = relay_rounds(&stack.routing_db.url).await?;
-    let services = [&stack.routing, &stack.registry];
+    let services: Vec<&ServiceProcess> = stack.services().collect();
     type Reading = (f64, BTreeMap<String, f64>);
     let read = || -> anyhow::Result<Vec<Reading>> {
         services

@@ -930,6 +930,7 @@ mod tests {
                 peak_rss_mib: BTreeMap::from([
                     ("routing".to_owned(), 31.04),
                     ("expert-registry".to_owned(), 62.0),
+                    ("budget".to_owned(), 18.0),
                 ]),
                 baseline: BaselineBracket {
                     before: PgbenchResult {
@@ -966,6 +967,7 @@ mod tests {
                     service_seconds: BTreeMap::from([
                         ("routing".to_owned(), 0.04),
                         ("expert-registry".to_owned(), 0.3),
+                        ("budget".to_owned(), 0.1),
                     ]),
                     cpu: CpuSnapshot {
                         seconds: BTreeMap::from([(BROKER_COMM.to_owned(), 0.5)]),
@@ -1049,6 +1051,12 @@ mod tests {
         assert!(text.contains("errors       0"));
         assert!(text.contains("routing 0.20 % (met)"), "{text}");
         assert!(text.contains("expert-registry 1.50 % (NOT MET)"), "{text}");
+        // Every service is listed, the idle ones beside routing and the registry.
+        assert!(text.contains("budget 0.50 % (met)"), "{text}");
+        assert!(
+            text.contains("budget: 18.0 MiB  (target ≤ 50 MiB: met)"),
+            "{text}"
+        );
         assert!(text.contains("p50 2.4 ms, p99 180.0 ms"), "{text}");
         assert!(text.contains("did it wait for its poll?"), "{text}");
         assert!(text.contains("relay made 4 rounds"), "{text}");

@@ -1,8 +1,13 @@
 //! The system under test, started the way it is deployed: the broker, one fresh database per
-//! service, and `expert-registry` and `routing` as separate release-built processes, with the
-//! Helm chart's performance-relevant settings (JSON logs at `info`, the platform's own outbox
-//! and consumer timings) rather than the test suite's shortened ones. Only authentication is
-//! off, because a token issuer would be a stand-in outside the system.
+//! service, and every service of the catalog (`ekb_testkit::catalog`) as a separate
+//! release-built process, with the Helm chart's performance-relevant settings (JSON logs at
+//! `info`, the platform's own outbox and consumer timings) rather than the test suite's
+//! shortened ones. Only authentication is off, because a token issuer would be a stand-in
+//! outside the system.
+//!
+//! The load goes to routing, and the registry feeds routing the agreement it routes by; every
+//! other service (budget, and whatever the catalog lists next) only runs beside them, idle, so
+//! that its memory and its CPU with nothing to do are measured like theirs.
 
 use std::{path::Path, time::Duration};
 
@@ -15,6 +20,7 @@ use ekb_proto::v1::{self, Flow, expert_registry_service_client::ExpertRegistrySe
 use ekb_routing::Routing;
 use ekb_testkit::{
     broker::TestBroker,
+    catalog::SERVICES,
     postgres::{TestDatabase, fresh_database},
     services::{ServiceProcess, TestSettings},
 };
@@ -31,6 +37,20 @@ const START_TIMEOUT: Duration = Duration::from_secs(60);
 const AGREEMENT_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long a service may take to exit after SIGTERM.
 const STOP_TIMEOUT: Duration = Duration::from_secs(30);
+/// Pool size of every service but routing (whose pool is `--pool-size`): none of them is loaded.
+const SERVICE_POOL_SIZE: u32 = 10;
+/// The service the load goes to.
+const ROUTING: &str = "routing";
+/// The service that feeds routing its agreements.
+const REGISTRY: &str = "expert-registry";
+
+/// A catalog service besides routing and the registry, running idle beside them.
+pub struct IdleService {
+    /// Its process.
+    pub process: ServiceProcess,
+    /// Its own fresh database.
+    pub database: TestDatabase,
+}
 
 /// The running system.
 pub struct Stack {
@@ -44,15 +64,17 @@ pub struct Stack {
     pub registry: ServiceProcess,
     /// The routing process.
     pub routing: ServiceProcess,
+    /// Every other catalog service, in catalog order.
+    pub others: Vec<IdleService>,
     /// Prefix of this run's topics.
     topic_prefix: String,
-    /// The relay's safety-net poll interval both services run with (the platform default).
+    /// The relay's safety-net poll interval every service runs with (the platform default).
     pub outbox_poll_interval_ms: u64,
 }
 
 impl Stack {
-    /// Starts the broker, creates the databases, and starts both services with logs under
-    /// `log_dir`; returns once both report SERVING.
+    /// Starts the broker, creates the databases, and starts every catalog service with logs
+    /// under `log_dir`; returns once all of them report SERVING.
     pub async fn start(options: &Options, log_dir: &Path) -> anyhow::Result<Stack> {
         let defaults = platform_defaults()?;
         let broker = TestBroker::start().context("starting the broker")?;
@@ -61,7 +83,7 @@ impl Stack {
         let routing_db = fresh_database("bench_rt").await?;
         let registry_settings = deployed_settings(
             TestSettings::new(&registry_db.url, broker.bootstrap_servers(), &topic_prefix),
-            10,
+            SERVICE_POOL_SIZE,
             &defaults,
         );
         let mut routing_settings = deployed_settings(
@@ -72,9 +94,29 @@ impl Stack {
         for (key, value) in &options.routing_settings {
             routing_settings = routing_settings.with(key, value.clone());
         }
-        let mut registry = ServiceProcess::spawn("expert-registry", &registry_settings, log_dir)?;
-        let mut routing = ServiceProcess::spawn("routing", &routing_settings, log_dir)?;
-        for service in [&mut registry, &mut routing] {
+        let mut registry = ServiceProcess::spawn(REGISTRY, &registry_settings, log_dir)?;
+        let mut routing = ServiceProcess::spawn(ROUTING, &routing_settings, log_dir)?;
+        let mut others = Vec::new();
+        for entry in SERVICES
+            .iter()
+            .filter(|entry| ![ROUTING, REGISTRY].contains(&entry.name))
+        {
+            // `bench_…`, so that a killed run's leftovers are found and dropped by the next.
+            let database = fresh_database(&format!("bench_{}", entry.name)).await?;
+            let settings = deployed_settings(
+                TestSettings::new(&database.url, broker.bootstrap_servers(), &topic_prefix),
+                SERVICE_POOL_SIZE,
+                &defaults,
+            );
+            others.push(IdleService {
+                process: ServiceProcess::spawn(entry.name, &settings, log_dir)?,
+                database,
+            });
+        }
+        for service in [&mut registry, &mut routing]
+            .into_iter()
+            .chain(others.iter_mut().map(|other| &mut other.process))
+        {
             service.wait_until_serving(START_TIMEOUT).await?;
         }
         Ok(Stack {
@@ -85,12 +127,29 @@ impl Stack {
             registry_db,
             registry,
             routing,
+            others,
         })
+    }
+
+    /// Every service process: routing, the registry, then the others in catalog order.
+    pub fn services(&self) -> impl Iterator<Item = &ServiceProcess> {
+        [&self.routing, &self.registry]
+            .into_iter()
+            .chain(self.others.iter().map(|other| &other.process))
+    }
+
+    /// The names of every service's database.
+    pub fn database_names(&self) -> Vec<String> {
+        [&self.routing_db, &self.registry_db]
+            .into_iter()
+            .chain(self.others.iter().map(|other| &other.database))
+            .map(|database| database.name.clone())
+            .collect()
     }
 
     /// The topic routing publishes CaseRouted on.
     pub fn routing_topic(&self) -> String {
-        ekb_platform::messaging::topic_for(&self.topic_prefix, "routing")
+        ekb_platform::messaging::topic_for(&self.topic_prefix, ROUTING)
     }
 
     /// A client of routing on its own HTTP/2 connection ([`H2Connection`]).
@@ -137,11 +196,15 @@ impl Stack {
         }
     }
 
-    /// Stops both services with SIGTERM (routing first, as it consumes the registry's topic)
-    /// and then the broker. Returns the first problem, after trying everything.
+    /// Stops every service with SIGTERM (routing first, as it consumes the registry's topic;
+    /// the registry last) and then the broker. Returns the problems, after trying everything.
     pub async fn stop(mut self) -> anyhow::Result<()> {
         let mut problems = Vec::new();
-        for service in [&mut self.routing, &mut self.registry] {
+        let others = self.others.iter_mut().map(|other| &mut other.process);
+        for service in std::iter::once(&mut self.routing)
+            .chain(others)
+            .chain(std::iter::once(&mut self.registry))
+        {
             match service.stop(STOP_TIMEOUT).await {
                 Ok(status) if status.success() => {}
                 Ok(status) => problems.push(format!("{} exited with {status}", service.name)),

@@ -8,12 +8,13 @@ use ekb_platform::messaging::{dead_letter_topic_for, topic_for};
 use ekb_testkit::services::ServiceProcess;
 
 use crate::{
+    budget_demo::{ACCOUNT, BUDGET, budget_year_now},
     demo::{REGISTRY, ROUTING},
     fixture::{UNCOVERED_AREA, area_name},
 };
 
 /// The "how to call it" block, for the running `services` on `brokers`: where each listens,
-/// then examples against routing and the registry (those of them that run).
+/// then examples against routing, the registry and budget (those of them that run).
 pub fn how_to_call(services: &[ServiceProcess], brokers: &str, topic_prefix: &str) -> String {
     let mut out = String::new();
     // Writing to a String cannot fail; the results are ignored for that reason only.
@@ -50,13 +51,37 @@ pub fn how_to_call(services: &[ServiceProcess], brokers: &str, topic_prefix: &st
             service.log_path.display()
         );
     }
-    let routing = services.iter().find(|service| service.name == ROUTING);
-    let registry = services.iter().find(|service| service.name == REGISTRY);
-    let (Some(routing), Some(registry)) = (routing, registry) else {
+    let find = |name: &str| services.iter().find(|service| service.name == name);
+    let mut examples = String::new();
+    if let (Some(routing), Some(registry)) = (find(ROUTING), find(REGISTRY)) {
+        routing_examples(&mut examples, routing, registry, brokers, topic_prefix);
+    }
+    if let Some(budget) = find(BUDGET) {
+        budget_examples(&mut examples, budget);
+    }
+    if examples.is_empty() {
         return out;
-    };
+    }
     let _ = writeln!(out);
     let _ = writeln!(out, "Try:");
+    out.push_str(&examples);
+    let _ = writeln!(
+        out,
+        "Data is kept between runs (what you register or set here is there next time, and the \
+         demo notes where it changes the sample cases or the appropriation); scripts/run.sh \
+         --fresh starts empty."
+    );
+    out
+}
+
+/// grpcurl, scripts/call_routing.py, kcat and curl against routing and the registry.
+fn routing_examples(
+    out: &mut String,
+    routing: &ServiceProcess,
+    registry: &ServiceProcess,
+    brokers: &str,
+    topic_prefix: &str,
+) {
     let _ = writeln!(
         out,
         "  grpcurl -plaintext -d '{{\"facts\":{{\"employer_organisation_number\":\"974760673\",\
@@ -100,10 +125,23 @@ pub fn how_to_call(services: &[ServiceProcess], brokers: &str, topic_prefix: &st
         "  curl -s http://{}/metrics | grep -v '^#'",
         routing.metrics_addr
     );
+}
+
+/// grpcurl against budget: the year's usage, and a change of the fixture's appropriation.
+fn budget_examples(out: &mut String, budget: &ServiceProcess) {
+    let year = budget_year_now();
     let _ = writeln!(
         out,
-        "Data is kept between runs (what you register here is there next time, and the demo \
-         notes where it changes the sample cases); scripts/run.sh --fresh starts empty."
+        "  grpcurl -plaintext -d '{{\"budget_year\":{year}}}' {} \
+         ekspertbistand.v1.BudgetService/GetUsage",
+        budget.grpc_addr
     );
-    out
+    let _ = writeln!(
+        out,
+        "  grpcurl -plaintext -d '{{\"budget_year\":{year},\"account\":{{\"chapter\":{},\"post\":{}}},\
+         \"appropriated_ore\":\"6000000000\",\"note\":\"revised budget\"}}' {} \
+         ekspertbistand.v1.BudgetService/SetAppropriation   \
+         # 60 MNOK: kept, and reported by the next make run",
+        ACCOUNT.chapter, ACCOUNT.post, budget.grpc_addr
+    );
 }

@@ -1,9 +1,10 @@
 //! The launcher's sequence: broker → topics and databases → services → demo (fixture, sample
-//! cases) → serve until a signal → stop everything in order.
+//! cases, budget) → serve until a signal → stop everything in order.
 //!
 //! Every service of the catalog (`ekb_testkit::catalog::SERVICES`) is started, waited for and
 //! stopped the same way; nothing here names a service. What is particular to routing and the
-//! registry — the fixture and the sample cases — is in `demo`, which finds them by name.
+//! registry — the fixture and the sample cases — is in `demo`, and budget's appropriation and
+//! usage report in `budget_demo`; both find their services by name.
 //!
 //! The pieces are testkit's (`TestBroker`, `ServiceProcess`, `postgres`), as in the end-to-end
 //! tests; what the launcher adds is fixed ports and log paths, and process groups of their own
@@ -38,7 +39,7 @@ use futures::future::join_all;
 use tokio::signal::unix::{Signal, SignalKind, signal};
 
 use crate::{
-    databases, demo, instructions,
+    budget_demo, databases, demo, instructions,
     options::{METRICS_PORT_FLAG, Options, PORT_FLAG, ServiceOptions},
 };
 
@@ -254,6 +255,7 @@ async fn bring_up_and_serve(stack: &mut Stack, options: &Options) -> anyhow::Res
 
     wait_until_serving(&mut stack.services).await?;
     demo::run(&stack.services).await?;
+    budget_demo::run(&stack.services).await?;
     stack.up = true;
     if options.exit_after_demo {
         println!("\n--exit-after-demo: stopping…");

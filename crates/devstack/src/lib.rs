@@ -2,8 +2,8 @@
 //!
 //! Why it exists: a newcomer should see the whole system work — Kafka, the databases, every
 //! service as the separate process it is in production, framework agreements flowing from the
-//! registry to routing over events, and cases routed to both flows with every reason — with one
-//! command and no setup beyond PostgreSQL. It uses the same building blocks as the end-to-end
+//! registry to routing over events, cases routed to both flows with every reason, and the year's
+//! appropriation and usage in budget — with one command and no setup beyond PostgreSQL. It uses the same building blocks as the end-to-end
 //! tests (`ekb-testkit`), so what runs locally is what the tests exercise, and it runs every
 //! service of the catalog (`ekb_testkit::catalog`), so a new service runs here without a change
 //! to this crate. It starts the embedded mock broker unless `EKB__KAFKA__BROKERS` names a real
@@ -13,6 +13,7 @@
 //!
 //! The modules are public for the smoke test, which uses the fixture's constants.
 
+pub mod budget_demo;
 pub mod databases;
 pub mod demo;
 pub mod fixture;
@@ -20,3 +21,4 @@ pub mod instructions;
 pub mod launcher;
 pub mod options;
 pub mod sample_cases;
+pub mod table;

@@ -106,10 +106,11 @@ usage: ekb-dev [--fresh] [--exit-after-demo]
 
 Runs the system locally: Kafka (EKB__KAFKA__BROKERS, else the embedded mock broker),
 PostgreSQL databases, every service ({}), a fixture of Innlandet
-framework agreements and a handful of routed sample cases. Then serves until Ctrl-C.
+framework agreements, a handful of routed sample cases and this year's 50 MNOK
+appropriation on account 2650.76 (set only if there is none). Then serves until Ctrl-C.
 
   --fresh                   drop and recreate the databases first (default: keep data)
-  --exit-after-demo         stop cleanly after the sample cases (used by the smoke test)
+  --exit-after-demo         stop cleanly after the demo (used by the smoke test)
   --port NAME=PORT          gRPC port of service NAME (repeat per service; defaults below)
   --metrics-port NAME=PORT  metrics port of service NAME (repeat per service)
   --db-prefix PREFIX        database names are PREFIX + service (default {DEV_DATABASE_PREFIX})
@@ -273,7 +274,7 @@ mod tests {
         let options = run(&[]).expect("defaults parse");
         assert_eq!(options, Options::default());
         assert_eq!(options.ports("routing"), ports(50051, 9091));
-        assert_eq!(options.ports("expert-registry"), ports(50052, 9092));
+        assert_eq!(options.ports("expert-registry"), ports(50052, 9095));
         assert_eq!(options.ports("no-such-service"), None);
         assert!(!options.fresh && !options.exit_after_demo);
         assert_eq!(options.db_prefix, "ekb_");
@@ -311,7 +312,7 @@ mod tests {
     fn moving_one_port_keeps_the_others_at_their_defaults() {
         let options = run(&["--port", "routing=6001"]).expect("parses");
         assert_eq!(options.ports("routing"), ports(6001, 9091));
-        assert_eq!(options.ports("expert-registry"), ports(50052, 9092));
+        assert_eq!(options.ports("expert-registry"), ports(50052, 9095));
     }
 
     #[test]

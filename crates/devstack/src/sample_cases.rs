@@ -19,7 +19,10 @@ use ekb_proto::v1::{
 use ekb_testkit::fixtures::{BERGEN, GJOVIK, HAMAR, LILLEHAMMER, OSLO, case_facts, open_case};
 use tonic::transport::Channel;
 
-use crate::fixture::{self, area_name};
+use crate::{
+    fixture::{self, area_name},
+    table::{self, Align},
+};
 
 /// The date of every sample case that is meant to be inside the pilot period.
 const CASE_DATE: &str = "2026-03-02";
@@ -165,7 +168,7 @@ pub async fn route_all(
 }
 
 /// What `scripts/run.sh --fresh` is for, appended to every note about kept data.
-const FRESH_HINT: &str =
+pub const FRESH_HINT: &str =
     "Data is kept between runs; `scripts/run.sh --fresh` (ekb-dev --fresh) starts empty.";
 
 /// One note per row that differs from the fixture alone, numbered as in the table: what
@@ -272,28 +275,7 @@ pub fn table(rows: &[RoutedRow]) -> String {
             ]
         })
         .collect();
-    let mut widths = header.map(|title| title.chars().count());
-    for row in &cells {
-        for (width, cell) in widths.iter_mut().zip(row) {
-            *width = (*width).max(cell.chars().count());
-        }
-    }
-    let line = |cells: &[&str]| -> String {
-        let padded: Vec<String> = cells
-            .iter()
-            .zip(widths)
-            .map(|(cell, width)| {
-                let pad = width.saturating_sub(cell.chars().count());
-                format!("{cell}{}", " ".repeat(pad))
-            })
-            .collect();
-        format!("  {}", padded.join("  ").trim_end())
-    };
-    let mut out = vec![line(&header)];
-    for row in &cells {
-        out.push(line(&row.each_ref().map(String::as_str)));
-    }
-    out.join("\n")
+    table::aligned(header, [Align::Left; 6], &cells)
 }
 
 /// The case id's last 12 hex digits: routing mints UUID v7s, whose leading digits are a
@@ -322,7 +304,7 @@ fn municipality_label(sample: &SampleCase) -> anyhow::Result<String> {
 }
 
 /// `FLOW_PILOT` → `PILOT`.
-fn flow_name(flow: Flow) -> &'static str {
+pub fn flow_name(flow: Flow) -> &'static str {
     let name = flow.as_str_name();
     name.strip_prefix("FLOW_").unwrap_or(name)
 }

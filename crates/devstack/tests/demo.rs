@@ -1,7 +1,8 @@
 //! Smoke tests of `make run`: the launcher brings the whole system up — broker, databases,
-//! every catalog service as a process, the fixture — routes its sample cases and shuts down
-//! cleanly; and a second run over the data a first run left behind (an agreement a developer
-//! registered by hand) reports what changed instead of refusing to start.
+//! every catalog service as a process, the fixture — routes its sample cases, sets budget's
+//! appropriation and reports its usage, and shuts down cleanly; and a second run over the data a
+//! first run left behind (an agreement a developer registered by hand, an appropriation they
+//! changed) reports what changed instead of refusing to start.
 //!
 //! Needs PostgreSQL (scripts/ensure-postgres.sh) and the service binaries
 //! (`cargo build --workspace --bins`). Each test runs beside a developer's `make run` without
@@ -19,9 +20,13 @@ use std::{
 };
 
 use anyhow::{Context, bail};
-use ekb_devstack::fixture::{COUNTY, PROBE_DATE, UNCOVERED_AREA, area_name};
+use ekb_devstack::{
+    budget_demo::{budget_year_now, fixture_request},
+    fixture::{COUNTY, PROBE_DATE, UNCOVERED_AREA, area_name},
+};
 use ekb_proto::v1::{
-    self, expert_registry_service_client::ExpertRegistryServiceClient,
+    self, budget_service_client::BudgetServiceClient,
+    expert_registry_service_client::ExpertRegistryServiceClient,
     routing_service_client::RoutingServiceClient,
 };
 use ekb_testkit::{
@@ -38,6 +43,8 @@ const RUN_TIMEOUT: Duration = Duration::from_secs(120);
 const SERVING_LINE: &str = "Press Ctrl-C to stop.";
 /// The words of a note on a sample case that earlier data changed.
 const DIFFERS: &str = "differs from the fixture alone";
+/// The appropriation a developer sets by hand in the first of two runs: 60 MNOK, in øre.
+const CHANGED_ORE: i64 = 6_000_000_000;
 
 /// Where one test's stack lives: database and topic prefixes and a log directory of its own,
 /// the same for every run of the test, so a later run finds what an earlier one left.
@@ -138,6 +145,20 @@ impl Finished {
     fn ensure_success(&self) -> anyhow::Result<()> {
         if !self.status.success() {
             bail!("ekb-dev exited with {}\n{self}", self.status);
+        }
+        Ok(())
+    }
+
+    /// Fails unless the first line of stdout containing `needle` also contains every one of
+    /// `parts`, quoting the output.
+    fn ensure_line(&self, needle: &str, parts: &[&str]) -> anyhow::Result<()> {
+        let line = self
+            .stdout
+            .lines()
+            .find(|line| line.contains(needle))
+            .with_context(|| format!("stdout has no line with {needle:?}\n{self}"))?;
+        for part in parts {
+            anyhow::ensure!(line.contains(part), "{line:?} lacks {part:?}\n{self}");
         }
         Ok(())
     }
@@ -314,6 +335,24 @@ async fn exit_after_demo_routes_every_sample_and_stops_cleanly() -> anyhow::Resu
         );
     }
     assert!(run.stdout.contains("Stopped "), "{run}");
+    // Budget got this year's appropriation from the fixture, and has nothing to report yet.
+    let year = budget_year_now();
+    run.ensure_line(&format!("Budget {year}, account 2650.76"), &[])?;
+    run.ensure_line(
+        "Appropriation set now",
+        &[
+            "appropriated 50 000 000,00 kr, committed 0,00 kr,",
+            "available 50 000 000,00 kr, used 0,00 %",
+        ],
+    )?;
+    run.ensure_line(
+        &format!("Usage {year} (GetUsage"),
+        &["appropriated 50 000 000,00 kr, used 0,00 kr = 0,00 %"],
+    )?;
+    run.ensure_line(
+        "No reservations yet:",
+        &["applications", "neither runs in this stack"],
+    )?;
     // A fresh run is the fixture alone: nothing differs, nothing is noted.
     assert_eq!(
         run.table_rows().len(),
@@ -326,9 +365,10 @@ async fn exit_after_demo_routes_every_sample_and_stops_cleanly() -> anyhow::Resu
 }
 
 /// The scenario of a developer who follows the hints: on one `make run` they register an
-/// agreement for the area the fixture leaves uncovered, stop it, and run again over the same
-/// databases. The second run must serve (exit 0 here) and say why the sample case that the
-/// fixture alone routes NO_AGREEMENT_FOR_AREA now goes to the pilot.
+/// agreement for the area the fixture leaves uncovered and raise this year's appropriation to
+/// 60 MNOK, stop it, and run again over the same databases. The second run must serve (exit 0
+/// here), say why the sample case that the fixture alone routes NO_AGREEMENT_FOR_AREA now goes
+/// to the pilot, and report the appropriation as the developer left it, without setting it back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_over_earlier_data_notes_what_differs_and_serves() -> anyhow::Result<()> {
     let sandbox = Sandbox::new();
@@ -382,12 +422,27 @@ async fn a_run_over_earlier_data_notes_what_differs_and_serves() -> anyhow::Resu
     assert_eq!(stdout.matches("(note ").count(), 1, "{second}");
     assert!(!stdout.contains("Note 2:"), "{second}");
     assert!(!stdout.contains("Warning"), "{second}");
+    // The appropriation is the developer's, kept and reported, with what differs.
+    second.ensure_line(
+        "Appropriation kept from an earlier run",
+        &["(version 2): appropriated 60 000 000,00 kr"],
+    )?;
+    second.ensure_line(
+        "It differs from the fixture's 50 000 000,00 kr",
+        &["left as it is", "--fresh"],
+    )?;
+    assert!(!stdout.contains("Appropriation set now"), "{second}");
+    second.ensure_line(
+        "(GetUsage",
+        &["appropriated 60 000 000,00 kr, used 0,00 kr = 0,00 %"],
+    )?;
     cleanup.context("dropping the smoke test's databases")
 }
 
 /// The first run (fresh, serving) gets an agreement for the uncovered area in county 34 through
-/// the registry's gRPC API and is stopped once routing routes that area to the pilot; the second
-/// runs over the same databases. Returns the agreement's reference and the second run.
+/// the registry's gRPC API and a 60 MNOK appropriation through budget's, and is stopped once
+/// routing routes that area to the pilot; the second runs over the same databases. Returns the
+/// agreement's reference and the second run.
 async fn two_runs(sandbox: &Sandbox) -> anyhow::Result<(String, Finished)> {
     let mut first = sandbox.launch(&["--fresh"])?;
     first.wait_for(SERVING_LINE, RUN_TIMEOUT).await?;
@@ -398,6 +453,15 @@ async fn two_runs(sandbox: &Sandbox) -> anyhow::Result<(String, Finished)> {
         .register_agreement(request)
         .await
         .context("RegisterAgreement")?;
+    let mut budget = BudgetServiceClient::connect(first.url("budget")?).await?;
+    budget
+        .set_appropriation(v1::SetAppropriationRequest {
+            appropriated_ore: CHANGED_ORE,
+            note: "changed by hand".to_owned(),
+            ..fixture_request(budget_year_now())
+        })
+        .await
+        .context("SetAppropriation")?;
 
     // Stopped only once routing has the agreement in its read model (its database): the
     // embedded broker keeps events in memory, so one still in flight would be lost with it.

@@ -16,7 +16,8 @@ const COUNTIES_KEY: &str = "pilot.counties";
 /// Configuration key for the pilot periods, used in error messages.
 const PERIODS_KEY: &str = "pilot.periods";
 
-/// The pilot's counties and periods. Default: Innlandet (34), 2022-01-01 to 2026-12-31.
+/// The pilot's counties and periods. Default: Innlandet (34), 2022-03-25 (§ 9a in force) to
+/// 2028-12-31 (the regulation's end, § 10).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PilotPolicy {
     counties: BTreeSet<CountyCode>,
@@ -36,7 +37,7 @@ impl PilotPolicy {
     }
 
     /// A policy from configuration strings: counties like `"34"`, periods like
-    /// `"2022-01-01/2026-12-31"`. Surrounding whitespace of an entry is ignored. A county must
+    /// `"2022-03-25/2028-12-31"`. Surrounding whitespace of an entry is ignored. A county must
     /// be one of the 2024 county structure, so a typo cannot silently switch the pilot off.
     /// Empty lists are allowed and mean the pilot is off.
     pub fn from_config(counties: &[String], periods: &[String]) -> Result<Self, PolicyConfigError> {
@@ -90,8 +91,8 @@ impl Default for PilotPolicy {
         Self::new(
             [CountyCode::INNLANDET],
             [DateRange::ordered(
-                date!(2022 - 01 - 01),
-                date!(2026 - 12 - 31),
+                date!(2022 - 03 - 25),
+                date!(2028 - 12 - 31),
             )],
         )
     }
@@ -115,20 +116,20 @@ mod tests {
     }
 
     #[test]
-    fn default_is_innlandet_2022_to_2026() {
+    fn default_is_innlandet_from_9a_in_force_to_the_regulations_end() {
         let policy = PilotPolicy::default();
         assert_eq!(
             policy.counties().iter().collect::<Vec<_>>(),
             [&CountyCode::INNLANDET]
         );
         assert_eq!(policy.periods().len(), 1);
-        assert_eq!(policy.periods()[0].to_string(), "2022-01-01/2026-12-31");
+        assert_eq!(policy.periods()[0].to_string(), "2022-03-25/2028-12-31");
         assert!(policy.is_pilot_county(&CountyCode::INNLANDET));
         assert!(!policy.is_pilot_county(&CountyCode::parse("03").expect("valid")));
-        assert!(policy.is_in_period(date!(2022 - 01 - 01)));
-        assert!(policy.is_in_period(date!(2026 - 12 - 31)));
-        assert!(!policy.is_in_period(date!(2021 - 12 - 31)));
-        assert!(!policy.is_in_period(date!(2027 - 01 - 01)));
+        assert!(policy.is_in_period(date!(2022 - 03 - 25)));
+        assert!(policy.is_in_period(date!(2028 - 12 - 31)));
+        assert!(!policy.is_in_period(date!(2022 - 03 - 24)));
+        assert!(!policy.is_in_period(date!(2029 - 01 - 01)));
         assert!(policy.is_active_anywhere());
     }
 

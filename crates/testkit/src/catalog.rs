@@ -31,14 +31,14 @@ pub const SERVICES: &[ServiceEntry] = &[
     ServiceEntry {
         name: "expert-registry",
         dev_grpc_port: 50052,
-        dev_metrics_port: 9092,
+        dev_metrics_port: 9095,
         client_roles: &["registry-admin", "registry-reader"],
     },
     ServiceEntry {
         name: "routing",
         dev_grpc_port: 50051,
         dev_metrics_port: 9091,
-        client_roles: &["case-writer", "case-reader"],
+        client_roles: &["case-writer", "case-reader", "pilot-caseworker"],
     },
     ServiceEntry {
         name: "budget",

@@ -15,6 +15,8 @@ use ekb_proto::{
 use time::Date;
 use uuid::Uuid;
 
+use crate::RoutingEvents;
+
 /// The competence areas covered by an active agreement in one county on one date.
 #[derive(Debug, Default)]
 pub struct CoveredAreas(HashSet<CompetenceArea>);
@@ -36,12 +38,16 @@ impl AgreementCoverage for CoveredAreas {
     }
 }
 
-/// Routing's read model of agreement coverage: applies AgreementActivated, AgreementUpdated
-/// and AgreementEnded alike, each carrying the agreement's full state.
-#[derive(Debug, Clone, Default)]
-pub struct CoverageModel;
+/// The registry events routing's read model applies alike, each carrying the agreement's full
+/// state: AgreementActivated, AgreementUpdated and AgreementEnded. (A trait of routing's own, so
+/// the one generic handler below can sit beside the handlers of other events.)
+pub trait AgreementEvent: CarriesAgreement + Send + 'static {}
 
-impl<E: CarriesAgreement + Send + 'static> Handles<E> for CoverageModel {
+impl AgreementEvent for v1::AgreementActivated {}
+impl AgreementEvent for v1::AgreementUpdated {}
+impl AgreementEvent for v1::AgreementEnded {}
+
+impl<E: AgreementEvent> Handles<E> for RoutingEvents {
     async fn handle(
         &self,
         work: &mut UnitOfWork,

@@ -1,17 +1,19 @@
 //! How routed cases are stored: one row per case, keyed by case id, unique on the client's
-//! request id so a retried OpenCase finds the case its first attempt created.
+//! request id so a retried OpenCase finds the case its first attempt created. A case's flow
+//! changes (ADR 0022) are rows of `case_flow_changes`; the case row keeps its routing decision
+//! and holds the flow it follows now.
 
 use ekb_domain::{Flow, RoutingDecision, RoutingReason};
 use ekb_platform::ApiError;
 use ekb_proto::{
-    convert::{decision_to_wire, flow_to_wire, reason_to_wire, timestamp_to_wire},
+    convert::{date_to_wire, decision_to_wire, flow_to_wire, reason_to_wire, timestamp_to_wire},
     v1,
 };
 use sqlx::PgConnection;
-use time::OffsetDateTime;
+use time::{Date, OffsetDateTime};
 use uuid::Uuid;
 
-use crate::facts::CaseFacts;
+use crate::{facts::CaseFacts, flow_change::FlowChange};
 
 /// A stored case.
 #[derive(Debug, Clone)]
@@ -22,10 +24,16 @@ pub struct StoredCase {
     pub facts_fingerprint: String,
     /// The facts.
     pub facts: CaseFacts,
-    /// The decision.
+    /// The decision made when it was opened; never changed.
     pub decision: RoutingDecision,
-    /// When it was opened.
+    /// When it was opened; never changed.
     pub opened_at: OffsetDateTime,
+    /// The flow it follows now: the decision's until a flow change.
+    pub current_flow: Flow,
+    /// The day an expert started on one of its pilot orders, if one has.
+    pub pilot_expert_started: Option<Date>,
+    /// Its flow changes, oldest first.
+    pub flow_changes: Vec<FlowChange>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -39,20 +47,31 @@ struct CaseRow {
     flow: String,
     reason: String,
     opened_at: OffsetDateTime,
+    current_flow: String,
+    pilot_expert_started_date: Option<Date>,
 }
 
-/// The columns of [`CaseRow`], as a literal so queries stay static SQL.
+/// The columns OpenCase writes, as a literal so queries stay static SQL.
 macro_rules! case_columns {
     () => {
         "case_id, facts_fingerprint, employer_organisation_number, municipality_number, \
-         competence_area, case_date, flow, reason, opened_at"
+         competence_area, case_date, flow, reason, opened_at, current_flow"
     };
 }
 
-impl TryFrom<CaseRow> for StoredCase {
-    type Error = ApiError;
+/// `SELECT` of every column of [`CaseRow`].
+macro_rules! select_case {
+    () => {
+        concat!(
+            "SELECT ",
+            case_columns!(),
+            ", pilot_expert_started_date FROM cases "
+        )
+    };
+}
 
-    fn try_from(row: CaseRow) -> Result<Self, ApiError> {
+impl StoredCase {
+    fn from_row(row: CaseRow, flow_changes: Vec<FlowChange>) -> Result<Self, ApiError> {
         let corrupt = |what: &str| {
             ApiError::internal(anyhow::anyhow!(
                 "stored case {} has an invalid {what}",
@@ -88,27 +107,34 @@ impl TryFrom<CaseRow> for StoredCase {
             facts,
             decision,
             opened_at: row.opened_at,
+            current_flow: Flow::parse_code(&row.current_flow)
+                .map_err(|_| corrupt("current flow"))?,
+            pilot_expert_started: row.pilot_expert_started_date,
+            flow_changes,
         })
     }
-}
 
-impl StoredCase {
-    /// A new case opened now with `facts` and `decision`; nothing is stored yet. The opening
-    /// time is cut to microseconds, PostgreSQL's precision, so the stored case and its event
-    /// carry the same instant.
+    /// A new case opened now with `facts` and `decision`; nothing is stored yet.
     pub fn open(facts: CaseFacts, decision: RoutingDecision) -> Self {
-        let now = OffsetDateTime::now_utc();
-        let opened_at = now
-            .replace_nanosecond(now.nanosecond() / 1_000 * 1_000)
-            .unwrap_or(now);
         StoredCase {
             case_id: Uuid::now_v7(),
             facts_fingerprint: facts.fingerprint(),
             facts,
+            current_flow: decision.flow,
             decision,
-            opened_at,
+            opened_at: now(),
+            pilot_expert_started: None,
+            flow_changes: Vec::new(),
         }
     }
+}
+
+/// Now, cut to microseconds (PostgreSQL's precision), so what is stored and what an event carries
+/// are the same instant.
+pub fn now() -> OffsetDateTime {
+    let now = OffsetDateTime::now_utc();
+    now.replace_nanosecond(now.nanosecond() / 1_000 * 1_000)
+        .unwrap_or(now)
 }
 
 /// Stores `case` under the client's `request_id` unless that request id is taken already;
@@ -122,7 +148,7 @@ pub async fn insert(
     let inserted = sqlx::query(concat!(
         "INSERT INTO cases (",
         case_columns!(),
-        ", request_id, county_code) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+        ", request_id, county_code) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
          ON CONFLICT (request_id) DO NOTHING"
     ))
     .bind(case.case_id)
@@ -134,6 +160,7 @@ pub async fn insert(
     .bind(case.decision.flow.code())
     .bind(case.decision.reason.code())
     .bind(case.opened_at)
+    .bind(case.current_flow.code())
     .bind(request_id)
     .bind(case.facts.municipality.county().as_str())
     .execute(connection)
@@ -147,15 +174,12 @@ pub async fn find_by_request_id(
     connection: &mut PgConnection,
     request_id: Uuid,
 ) -> Result<Option<StoredCase>, ApiError> {
-    let row: Option<CaseRow> = sqlx::query_as(concat!(
-        "SELECT ",
-        case_columns!(),
-        " FROM cases WHERE request_id = $1"
-    ))
-    .bind(request_id)
-    .fetch_optional(connection)
-    .await?;
-    row.map(StoredCase::try_from).transpose()
+    find_one(
+        connection,
+        concat!(select_case!(), "WHERE request_id = $1"),
+        request_id,
+    )
+    .await
 }
 
 /// A case by id.
@@ -163,15 +187,76 @@ pub async fn find_by_case_id(
     connection: &mut PgConnection,
     case_id: Uuid,
 ) -> Result<Option<StoredCase>, ApiError> {
-    let row: Option<CaseRow> = sqlx::query_as(concat!(
-        "SELECT ",
-        case_columns!(),
-        " FROM cases WHERE case_id = $1"
-    ))
+    find_one(
+        connection,
+        concat!(select_case!(), "WHERE case_id = $1"),
+        case_id,
+    )
+    .await
+}
+
+/// A case by id, its row locked until the transaction ends, so two flow changes of one case
+/// (a caseworker's and pilot-ordering's) happen one after the other.
+pub async fn lock(
+    connection: &mut PgConnection,
+    case_id: Uuid,
+) -> Result<Option<StoredCase>, ApiError> {
+    find_one(
+        connection,
+        concat!(select_case!(), "WHERE case_id = $1 FOR UPDATE"),
+        case_id,
+    )
+    .await
+}
+
+/// The case `sql` selects by `id`, with its flow changes.
+async fn find_one(
+    connection: &mut PgConnection,
+    sql: &'static str,
+    id: Uuid,
+) -> Result<Option<StoredCase>, ApiError> {
+    let row: Option<CaseRow> = sqlx::query_as(sql)
+        .bind(id)
+        .fetch_optional(&mut *connection)
+        .await?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let changes = crate::flow_change::list(connection, row.case_id).await?;
+    StoredCase::from_row(row, changes).map(Some)
+}
+
+/// Sets the flow `case_id` follows now.
+pub async fn set_current_flow(
+    connection: &mut PgConnection,
+    case_id: Uuid,
+    flow: Flow,
+) -> Result<(), ApiError> {
+    sqlx::query("UPDATE cases SET current_flow = $2 WHERE case_id = $1")
+        .bind(case_id)
+        .bind(flow.code())
+        .execute(connection)
+        .await?;
+    Ok(())
+}
+
+/// Records that an expert started on a pilot order of `case_id` on `date` (the earliest such day
+/// is kept); whether routing has the case.
+pub async fn record_expert_started(
+    connection: &mut PgConnection,
+    case_id: Uuid,
+    date: Date,
+) -> Result<bool, sqlx::Error> {
+    let updated = sqlx::query(
+        "UPDATE cases SET pilot_expert_started_date = \
+           LEAST(COALESCE(pilot_expert_started_date, $2), $2) WHERE case_id = $1",
+    )
     .bind(case_id)
-    .fetch_optional(connection)
-    .await?;
-    row.map(StoredCase::try_from).transpose()
+    .bind(date)
+    .execute(connection)
+    .await?
+    .rows_affected();
+    Ok(updated == 1)
 }
 
 impl StoredCase {
@@ -183,6 +268,12 @@ impl StoredCase {
             county_code: self.facts.municipality.county().as_str().to_owned(),
             decision: Some(decision_to_wire(self.decision)),
             opened_at: Some(timestamp_to_wire(self.opened_at)),
+            current_flow: flow_to_wire(self.current_flow) as i32,
+            flow_changes: self.flow_changes.iter().map(FlowChange::to_wire).collect(),
+            pilot_expert_started_date: self
+                .pilot_expert_started
+                .map(date_to_wire)
+                .unwrap_or_default(),
         }
     }
 

@@ -1,7 +1,9 @@
 //! Routing's configuration: the platform sections plus the pilot policy. Pilot counties and
 //! periods are configuration so that extending the pilot is a values change, not a release
-//! (`EKB__PILOT__COUNTIES=34,03`, `EKB__PILOT__PERIODS=2022-01-01/2026-12-31`). A misspelt key
-//! stops the service at start (the platform checks every key against the typed settings).
+//! (`EKB__PILOT__COUNTIES=34,03`, `EKB__PILOT__PERIODS=2022-03-25/2028-12-31`). The default period
+//! follows the regulation: § 9a in force 25 March 2022 (FOR-2022-03-25-470), the regulation runs
+//! to 31 December 2028 (§ 10, FOR-2025-03-06-378). A misspelt key stops the service at start (the
+//! platform checks every key against the typed settings).
 
 use std::time::Duration;
 
@@ -19,7 +21,7 @@ max_age_ms = 1000
 
 [pilot]
 counties = ["34"]
-periods = ["2022-01-01/2026-12-31"]
+periods = ["2022-03-25/2028-12-31"]
 "#;
 
 /// Routing's own configuration sections.
@@ -97,6 +99,25 @@ mod tests {
         let policy = config.settings.policy().expect("valid policy");
         assert_eq!(policy.counties().len(), 2);
         assert_eq!(policy.periods().len(), 2);
+    }
+
+    #[test]
+    fn the_default_period_is_the_regulations() {
+        let policy = load_with(&[])
+            .expect("defaults are valid")
+            .settings
+            .policy()
+            .expect("valid policy");
+        assert_eq!(
+            policy
+                .periods()
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>(),
+            ["2022-03-25/2028-12-31"],
+            "§ 9a in force 2022-03-25; the regulation runs to 2028-12-31"
+        );
+        assert_eq!(policy, ekb_domain::PilotPolicy::default());
     }
 
     #[test]

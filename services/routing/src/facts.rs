@@ -11,6 +11,8 @@ use ekb_proto::{
 use time::{Date, Duration, OffsetDateTime};
 use uuid::Uuid;
 
+/// The longest caseworker's note on a flow change.
+const MAX_NOTE_CHARS: usize = 2000;
 /// How far ahead a case date may lie: cases are opened for now, not for next year.
 const MAX_DAYS_AHEAD: i64 = 366;
 /// The scheme's case dates start long after this; earlier dates are typing errors.
@@ -52,6 +54,17 @@ pub struct EvaluateRoute {
     pub facts: CaseFacts,
 }
 
+/// SendToRegularFlow, validated.
+#[derive(Debug, Clone)]
+pub struct SendToRegularFlow {
+    /// The case to move.
+    pub case_id: Uuid,
+    /// Why (not UNSPECIFIED).
+    pub reason: v1::FlowChangeReason,
+    /// The caseworker's note, trimmed; empty if none.
+    pub note: String,
+}
+
 impl TryFrom<v1::OpenCaseRequest> for OpenCase {
     type Error = ApiError;
 
@@ -85,6 +98,27 @@ impl TryFrom<v1::EvaluateRouteRequest> for EvaluateRoute {
         let mut check = Violations::new();
         let facts = check.part("facts", request.facts.as_ref());
         check.finish_with(|| Some(EvaluateRoute { facts: facts? }))
+    }
+}
+
+impl TryFrom<v1::SendToRegularFlowRequest> for SendToRegularFlow {
+    type Error = ApiError;
+
+    fn try_from(request: v1::SendToRegularFlowRequest) -> Result<Self, ApiError> {
+        let mut check = Violations::new();
+        let case_id = check.uuid("case_id", &request.case_id);
+        let reason = check.enumeration::<v1::FlowChangeReason>("reason", request.reason);
+        let note = check.optional_text("note", &request.note, MAX_NOTE_CHARS);
+        if reason == Some(v1::FlowChangeReason::CaseworkerDecision) && note.as_deref() == Some("") {
+            check.add("note", "is required when the reason is CASEWORKER_DECISION");
+        }
+        check.finish_with(|| {
+            Some(SendToRegularFlow {
+                case_id: case_id?,
+                reason: reason?,
+                note: note?,
+            })
+        })
     }
 }
 
@@ -294,6 +328,51 @@ mod tests {
         let mut old = valid();
         old.case_date = "1999-12-31".to_owned();
         assert_eq!(violated_fields(old), ["facts.case_date"]);
+    }
+
+    fn send_fields(request: v1::SendToRegularFlowRequest) -> Vec<String> {
+        match SendToRegularFlow::try_from(request) {
+            Err(ApiError::InvalidArgument(violations)) => {
+                violations.into_iter().map(|v| v.field).collect()
+            }
+            other => panic!("expected INVALID_ARGUMENT, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_flow_change_needs_a_case_a_reason_and_for_a_decision_a_note() {
+        let valid = v1::SendToRegularFlowRequest {
+            case_id: Uuid::now_v7().to_string(),
+            reason: v1::FlowChangeReason::EmployerChoseOwnExpert as i32,
+            note: "  ".to_owned(),
+        };
+        let parsed = SendToRegularFlow::try_from(valid.clone()).expect("valid");
+        assert_eq!(parsed.note, "", "a blank note is no note");
+        assert_eq!(
+            send_fields(v1::SendToRegularFlowRequest {
+                case_id: "case-1".to_owned(),
+                reason: 0,
+                note: "x".repeat(MAX_NOTE_CHARS + 1),
+            }),
+            ["case_id", "reason", "note"]
+        );
+        assert_eq!(
+            send_fields(v1::SendToRegularFlowRequest {
+                reason: 99,
+                ..valid.clone()
+            }),
+            ["reason"]
+        );
+        let decision = v1::SendToRegularFlowRequest {
+            reason: v1::FlowChangeReason::CaseworkerDecision as i32,
+            ..valid
+        };
+        assert_eq!(send_fields(decision.clone()), ["note"]);
+        let explained = v1::SendToRegularFlowRequest {
+            note: "Arbeidsgiver har inngått egen avtale".to_owned(),
+            ..decision
+        };
+        assert!(SendToRegularFlow::try_from(explained).is_ok());
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The RoutingService RPCs, as plain async functions over [`RoutingApi`]: OpenCase validates,
 //! decides, and stores the case with its CaseRouted event in one unit of work; GetCase reads;
-//! EvaluateRoute decides without storing.
+//! EvaluateRoute decides without storing; SendToRegularFlow moves a PILOT case to the regular
+//! flow with its CaseFlowChanged event in one unit of work.
 
 use std::sync::Arc;
 
@@ -19,7 +20,8 @@ use crate::{
     Routing,
     case_store::{self, StoredCase},
     coverage_snapshot::CoverageSnapshot,
-    facts::{CaseFacts, EvaluateRoute, GetCase, OpenCase},
+    facts::{CaseFacts, EvaluateRoute, GetCase, OpenCase, SendToRegularFlow},
+    flow_change::{self, ChangedBy, ToRegularFlow},
 };
 
 ekb_platform::grpc_handlers! {
@@ -27,6 +29,8 @@ ekb_platform::grpc_handlers! {
         open_case(v1::OpenCaseRequest) -> v1::OpenCaseResponse = open_case;
         get_case(v1::GetCaseRequest) -> v1::GetCaseResponse = get_case;
         evaluate_route(v1::EvaluateRouteRequest) -> v1::EvaluateRouteResponse = evaluate_route;
+        send_to_regular_flow(v1::SendToRegularFlowRequest) -> v1::SendToRegularFlowResponse
+            = send_to_regular_flow;
     }
 }
 
@@ -146,5 +150,30 @@ async fn evaluate_route(
     Ok(v1::EvaluateRouteResponse {
         decision: Some(decision_to_wire(decision)),
         county_code: facts.municipality.county().as_str().to_owned(),
+    })
+}
+
+/// SendToRegularFlow: the caller (the token's subject) is recorded as who changed the flow.
+async fn send_to_regular_flow(
+    api: &RoutingApi,
+    call: Call,
+    request: v1::SendToRegularFlowRequest,
+) -> Result<v1::SendToRegularFlowResponse, ApiError> {
+    let SendToRegularFlow {
+        case_id,
+        reason,
+        note,
+    } = request.try_into()?;
+    let change = ToRegularFlow {
+        case_id,
+        reason,
+        note,
+        by: ChangedBy::Caseworker(call.caller.subject),
+    };
+    let mut work = api.db.begin().await?;
+    let case = flow_change::to_regular(&mut work, &change).await??;
+    work.commit().await?;
+    Ok(v1::SendToRegularFlowResponse {
+        case: Some(case.to_wire()),
     })
 }

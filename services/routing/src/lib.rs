@@ -1,7 +1,9 @@
 //! The routing service: decides for each new case whether it follows the regular grant flow or
 //! the § 9a pilot flow (the rule lives in `ekb_domain::decide_route`), stores the case and
 //! publishes CaseRouted in one unit of work. Agreement coverage comes from a local read model
-//! fed by expert-registry events.
+//! fed by expert-registry events. A PILOT case falls back to the regular flow on the same case
+//! (ADR 0022) when pilot-ordering asks (PilotFallbackRequested) or a pilot caseworker does
+//! (SendToRegularFlow); routing records the change and publishes CaseFlowChanged.
 //!
 //! [`Routing`] describes the service to the platform; `main.rs` is one line.
 
@@ -10,7 +12,9 @@ pub mod case_store;
 pub mod config;
 pub mod coverage_snapshot;
 pub mod facts;
+pub mod flow_change;
 pub mod handlers;
+pub mod pilot_ordering_events;
 
 use ekb_platform::{
     config::{ConfigError, ServiceConfig},
@@ -28,6 +32,14 @@ pub struct Routing;
 
 const WRITER: &str = "case-writer";
 const READER: &str = "case-reader";
+/// NAV Innlandet's pilot caseworkers, as in pilot-ordering's contract.
+const PILOT_CASEWORKER: &str = "pilot-caseworker";
+
+/// The state routing's event handlers share: they need only the consumer's unit of work. The
+/// agreement-coverage read model (`agreement_coverage`) and the pilot-ordering events
+/// (`pilot_ordering_events`) implement their handlers on it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RoutingEvents;
 
 impl ServiceDescription for Routing {
     const NAME: &'static str = "routing";
@@ -35,8 +47,9 @@ impl ServiceDescription for Routing {
     const LIST_KEYS: &'static [&'static str] = &["pilot.counties", "pilot.periods"];
     const ROLES: ekb_platform::auth::RoleTable = &[
         ("OpenCase", &[WRITER]),
-        ("GetCase", &[READER, WRITER]),
+        ("GetCase", &[READER, WRITER, PILOT_CASEWORKER]),
         ("EvaluateRoute", &[READER, WRITER]),
+        ("SendToRegularFlow", &[PILOT_CASEWORKER]),
     ];
 
     type Server = RoutingServiceServer<RoutingApi>;
@@ -57,13 +70,15 @@ impl ServiceDescription for Routing {
             settings.coverage_max_age(),
         );
         let api = RoutingApi::new(db.clone(), settings.policy()?, coverage);
-        let coverage_model = agreement_coverage::CoverageModel;
         Ok(Assembly::serving(RoutingServiceServer::new(api)).consuming(
-            EventRouter::new(coverage_model)
+            EventRouter::new(RoutingEvents)
                 .from("expert-registry")
                 .on::<v1::AgreementActivated>()
                 .on::<v1::AgreementUpdated>()
-                .on::<v1::AgreementEnded>(),
+                .on::<v1::AgreementEnded>()
+                .from("pilot-ordering")
+                .on::<v1::PilotFallbackRequested>()
+                .on::<v1::OrderStarted>(),
         ))
     }
 }

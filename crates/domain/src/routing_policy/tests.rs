@@ -79,7 +79,7 @@ fn outside_pilot_county_goes_regular() {
 
 #[test]
 fn outside_pilot_period_goes_regular() {
-    for date in [date!(2021 - 12 - 31), date!(2027 - 01 - 01)] {
+    for date in [date!(2022 - 03 - 24), date!(2029 - 01 - 01)] {
         let decision = decide(
             CountyCode::INNLANDET,
             date,

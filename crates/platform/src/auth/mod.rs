@@ -150,6 +150,7 @@ mod tests {
             ("OpenCase", &["case-writer"]),
             ("GetCase", &["case-reader", "case-writer"]),
             ("EvaluateRoute", &["case-reader"]),
+            ("SendToRegularFlow", &["pilot-caseworker"]),
         ];
         let roles = RpcRoles::checked(ROUTING, table, ekb_proto::FILE_DESCRIPTOR_SET)
             .expect("complete table");

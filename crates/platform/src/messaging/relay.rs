@@ -297,7 +297,12 @@ pub async fn prune_outbox(pool: &PgPool, retention_hours: i64) -> Result<u64, sq
 /// (one permit however many arrive). A permit is also given as soon as listening starts, so a
 /// commit made before that is not left to the safety-net poll. If listening fails, it tries
 /// again after `retry`; meanwhile the relay polls.
-async fn forward_commits(pool: PgPool, wake: Arc<Notify>, retry: Duration, stop: CancellationToken) {
+async fn forward_commits(
+    pool: PgPool,
+    wake: Arc<Notify>,
+    retry: Duration,
+    stop: CancellationToken,
+) {
     while !stop.is_cancelled() {
         let listening = async {
             let mut listener = PgListener::connect_with(&pool).await?;
