@@ -9,7 +9,6 @@
 use std::{future::Future, net::SocketAddr, time::Duration};
 
 use futures::future::BoxFuture;
-use rdkafka::producer::FutureProducer;
 use sqlx::PgPool;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
@@ -22,7 +21,7 @@ use crate::{
     auth::{JwtValidator, RpcRoles},
     config::{AuthMode, PlatformConfig},
     db,
-    messaging::{self, Db, EventConsumer, Events, Outbox, OutboxRelay},
+    messaging::{self, Db, EventConsumer, EventProducer, Events, Outbox, OutboxRelay},
     shutdown::ShutdownPlan,
     trace_context::set_remote_parent_from_http,
 };
@@ -101,7 +100,7 @@ pub struct ServiceHost {
     identity: ServiceIdentity,
     config: PlatformConfig,
     pool: PgPool,
-    producer: FutureProducer,
+    producer: EventProducer,
     workers: Vec<(&'static str, Worker)>,
 }
 
@@ -347,7 +346,7 @@ async fn readiness_loop(
     identity: ServiceIdentity,
     config: PlatformConfig,
     pool: PgPool,
-    producer: FutureProducer,
+    producer: EventProducer,
     migrator: &'static sqlx::migrate::Migrator,
     health: tonic_health::server::HealthReporter,
     workers: Vec<(&'static str, Worker)>,

@@ -21,13 +21,12 @@ use rdkafka::{
     Message, Offset, TopicPartitionList,
     consumer::{CommitMode, Consumer, StreamConsumer},
     message::{BorrowedMessage, Header, Headers, OwnedHeaders},
-    producer::{FutureProducer, FutureRecord},
 };
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use super::{Events, Outbox, UnitOfWork, envelope::EVENT_TYPE_HEADER};
+use super::{EventProducer, Events, Outbox, UnitOfWork, envelope::EVENT_TYPE_HEADER};
 use crate::{
     config::{ConsumerConfig, KafkaConfig},
     metrics::{CONSUMER_DEAD_LETTERED, CONSUMER_EVENTS, CONSUMER_LAG, CONSUMER_RETRIES},
@@ -92,7 +91,7 @@ pub struct EventConsumer {
     pool: PgPool,
     outbox: Outbox,
     consumer: Arc<StreamConsumer>,
-    dead_letters: FutureProducer,
+    dead_letters: EventProducer,
     dead_letter_topic: String,
     events: Events,
     config: ConsumerConfig,
@@ -112,7 +111,7 @@ impl EventConsumer {
         outbox: Outbox,
         events: Events,
         config: ConsumerConfig,
-        producer: FutureProducer,
+        producer: EventProducer,
     ) -> anyhow::Result<Self> {
         let topics: Vec<String> = events
             .producers()
@@ -365,21 +364,23 @@ impl EventConsumer {
                     value: Some(value.as_bytes()),
                 });
             }
-            let mut record: FutureRecord<'_, [u8], [u8]> =
-                FutureRecord::to(&self.dead_letter_topic).headers(headers);
-            if let Some(key) = message.key() {
-                record = record.key(key);
-            }
-            if let Some(payload) = message.payload() {
-                record = record.payload(payload);
-            }
-            match self
-                .dead_letters
-                .send(record, Duration::from_secs(10))
-                .await
-            {
-                Ok(_) => break,
-                Err((error, _)) => {
+            let sent = self.dead_letters.send(
+                &self.dead_letter_topic,
+                message.key(),
+                message.payload(),
+                headers,
+            );
+            let delivered = match sent {
+                Ok(delivery) => match delivery.await {
+                    Ok(Ok(())) => Ok(()),
+                    Ok(Err(error)) => Err(error.to_string()),
+                    Err(_) => Err("delivery report lost".to_owned()),
+                },
+                Err(error) => Err(error.to_string()),
+            };
+            match delivered {
+                Ok(()) => break,
+                Err(error) => {
                     tracing::error!(%error, "dead-letter topic unavailable; retrying (the partition waits)");
                     tokio::select! {
                         () = stop.cancelled() => return None,

@@ -3,12 +3,10 @@
 
 use std::time::Duration;
 
-use rdkafka::{
-    ClientConfig,
-    producer::{FutureProducer, Producer},
-};
+use rdkafka::ClientConfig;
 use secrecy::ExposeSecret;
 
+use super::producer::EventProducer;
 use crate::config::KafkaConfig;
 
 /// Base client settings: brokers and security.
@@ -37,19 +35,20 @@ pub fn client_config(config: &KafkaConfig) -> ClientConfig {
 
 /// An idempotent producer (`enable.idempotence`, `acks=all`): retries never duplicate or
 /// reorder messages within a partition.
-pub fn idempotent_producer(config: &KafkaConfig) -> anyhow::Result<FutureProducer> {
-    Ok(client_config(config)
-        .set("enable.idempotence", "true")
-        .set("acks", "all")
-        .set("linger.ms", "5")
-        .set("message.timeout.ms", "30000")
-        .create()?)
+pub fn idempotent_producer(config: &KafkaConfig) -> anyhow::Result<EventProducer> {
+    Ok(EventProducer::new(
+        client_config(config)
+            .set("enable.idempotence", "true")
+            .set("acks", "all")
+            .set("linger.ms", "5")
+            .set("message.timeout.ms", "30000"),
+    )?)
 }
 
 /// Whether the cluster answers a metadata request within `timeout`.
-pub async fn is_reachable(producer: &FutureProducer, timeout: Duration) -> bool {
+pub async fn is_reachable(producer: &EventProducer, timeout: Duration) -> bool {
     let producer = producer.clone();
-    tokio::task::spawn_blocking(move || producer.client().fetch_metadata(None, timeout).is_ok())
+    tokio::task::spawn_blocking(move || producer.cluster_answers(timeout))
         .await
         .unwrap_or(false)
 }

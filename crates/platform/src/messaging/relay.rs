@@ -25,15 +25,12 @@ use std::{
     time::{Duration, Instant},
 };
 
-use rdkafka::{
-    message::{Header, OwnedHeaders},
-    producer::{FutureProducer, FutureRecord, Producer},
-};
+use rdkafka::message::{Header, OwnedHeaders};
 use sqlx::{PgPool, postgres::PgListener};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use super::envelope::EVENT_TYPE_HEADER;
+use super::{EventProducer, envelope::EVENT_TYPE_HEADER};
 use crate::{
     config::OutboxConfig,
     metrics::{OUTBOX_BACKLOG, OUTBOX_FAILURES, OUTBOX_OLDEST_AGE, OUTBOX_PUBLISHED},
@@ -60,7 +57,7 @@ struct OutboxRow {
 #[derive(Clone)]
 pub struct OutboxRelay {
     pool: PgPool,
-    producer: FutureProducer,
+    producer: EventProducer,
     config: OutboxConfig,
     /// This relay's identity in the lease row.
     holder: uuid::Uuid,
@@ -68,7 +65,7 @@ pub struct OutboxRelay {
 
 impl OutboxRelay {
     /// A relay for the service's pool and producer.
-    pub fn new(pool: PgPool, producer: FutureProducer, config: OutboxConfig) -> Self {
+    pub fn new(pool: PgPool, producer: EventProducer, config: OutboxConfig) -> Self {
         OutboxRelay {
             pool,
             producer,
@@ -219,13 +216,15 @@ impl OutboxRelay {
                     value: Some(value.as_bytes()),
                 });
             }
-            let record = FutureRecord::to(&row.topic)
-                .key(row.message_key.as_bytes())
-                .payload(row.payload.as_slice())
-                .headers(headers);
-            match self.producer.send_result(record) {
+            let sent = self.producer.send(
+                &row.topic,
+                Some(row.message_key.as_bytes()),
+                Some(row.payload.as_slice()),
+                headers,
+            );
+            match sent {
                 Ok(delivery) => deliveries.push((delivery, span)),
-                Err((error, _)) => {
+                Err(error) => {
                     tracing::warn!(%error, "producer queue refused a record; publishing the rest later");
                     break;
                 }
@@ -236,9 +235,9 @@ impl OutboxRelay {
         let mut first_failure = None;
         for (row, (delivery, span)) in rows.iter().zip(deliveries) {
             let failure = match delivery.await {
-                Ok(Ok(_)) => None,
-                Ok(Err((error, _))) => Some(error.to_string()),
-                Err(_) => Some("delivery cancelled".to_owned()),
+                Ok(Ok(())) => None,
+                Ok(Err(error)) => Some(error.to_string()),
+                Err(_) => Some("delivery report lost".to_owned()),
             };
             match failure {
                 None if first_failure.is_none() => delivered_ids.push(row.id),
