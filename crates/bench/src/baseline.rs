@@ -161,8 +161,8 @@ fn case_insert(sample: &RowSample) -> String {
     format!(
         "INSERT INTO cases (case_id, request_id, opened_at, facts_fingerprint, \
          employer_organisation_number, municipality_number, competence_area, case_date, flow, \
-         reason, county_code) \
-         VALUES (gen_random_uuid(), gen_random_uuid(), now(), {}, {}, {}, {}, {}::date, {}, {}, {}) \
+         reason, county_code, current_flow) \
+         VALUES (gen_random_uuid(), gen_random_uuid(), now(), {}, {}, {}, {}, {}::date, {}, {}, {}, {}) \
          ON CONFLICT (request_id) DO NOTHING",
         literal(&sample.facts_fingerprint),
         literal(&sample.employer_organisation_number),
@@ -172,6 +172,8 @@ fn case_insert(sample: &RowSample) -> String {
         literal(&sample.flow),
         literal(&sample.reason),
         literal(&sample.county_code),
+        // A new case's current flow is its routing decision's (routing's migration 101).
+        literal(&sample.flow),
     )
 }
 
