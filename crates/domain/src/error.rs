@@ -92,6 +92,16 @@ pub enum DomainError {
         /// The smallest key length accepted, in bytes.
         min: usize,
     },
+    /// An encryption key does not have the length its cipher needs (or is not base64).
+    #[error("encryption key must be {expected} bytes, base64-encoded")]
+    KeyLength {
+        /// The key length required, in bytes.
+        expected: usize,
+    },
+    /// A sealed value cannot be opened: not sealed by this system, sealed under another key,
+    /// or changed since.
+    #[error("sealed value cannot be opened with this key")]
+    SealedValue,
 }
 
 /// Longest unknown code that is echoed back in an error message.

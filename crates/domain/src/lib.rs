@@ -15,6 +15,7 @@ mod grant_rate;
 mod money;
 mod municipality;
 mod organisation_number;
+mod personal_data_cipher;
 mod pilot_policy;
 mod pseudonym_key;
 mod routing_policy;
@@ -30,6 +31,9 @@ pub use grant_rate::MaxRateTable;
 pub use money::Money;
 pub use municipality::{CountyCode, MunicipalityNumber, MunicipalityStructure};
 pub use organisation_number::{OrganisationNumber, with_valid_check_digit};
+pub use personal_data_cipher::{
+    PERSONAL_DATA_KEY_BYTES, PersonalDataCipher, contains_fodselsnummer,
+};
 pub use pilot_policy::PilotPolicy;
 pub use pseudonym_key::{MIN_PSEUDONYM_KEY_BYTES, PseudonymKey};
 pub use routing_policy::{

@@ -40,6 +40,7 @@ issuer = ""
 audience = ""
 jwks_url = ""
 roles_claim = "roles"
+organisations_claim = "organisations"
 clock_skew_seconds = 30
 
 [shutdown]
@@ -191,6 +192,9 @@ pub struct AuthConfig {
     pub jwks_url: String,
     /// The claim that holds the caller's roles (a list of strings).
     pub roles_claim: String,
+    /// The claim that lists the organisation numbers the caller represents (a list of
+    /// strings): employers' representatives (from Altinn) and suppliers.
+    pub organisations_claim: String,
     /// Leeway for `exp` and `nbf` against clock skew between the issuer and this pod.
     pub clock_skew_seconds: u64,
 }

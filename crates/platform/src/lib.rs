@@ -7,6 +7,7 @@
 //! handlers, its migrations and its event handlers; everything that makes it operable comes from
 //! here, so every service reads and behaves the same.
 
+pub mod audit;
 pub mod auth;
 pub mod bootstrap;
 pub mod config;
@@ -16,6 +17,7 @@ pub mod grpc;
 pub mod json_log;
 pub mod messaging;
 pub mod metrics;
+pub mod payment;
 pub mod service;
 pub mod shutdown;
 pub mod span_ids;

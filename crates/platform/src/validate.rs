@@ -11,7 +11,10 @@
 //! check.finish_with(|| Some(Command { case_id: case_id?, note: note? }))
 //! ```
 
-use ekb_domain::{DateRange, Money, parse_iso_date, validate_name};
+use ekb_domain::{
+    DateRange, Fodselsnummer, Money, OrganisationNumber, SyntheticPolicy, contains_fodselsnummer,
+    parse_iso_date, validate_name,
+};
 use time::Date;
 use uuid::Uuid;
 
@@ -86,9 +89,70 @@ impl Violations {
         self.check(field, DateRange::new(from?, to?))
     }
 
-    /// Required free text: trimmed, not blank, no control characters, at most `max_chars`.
+    /// Required free text: trimmed, not blank, no control characters, at most `max_chars`, and
+    /// no pasted fødselsnummer (an 11-digit run passing its checksums: free text is stored and
+    /// shown in clear, a national id must not be).
     pub fn text(&mut self, field: &str, text: &str, max_chars: usize) -> Option<String> {
-        self.check(field, validate_name(text, max_chars).map(str::to_owned))
+        let text = self.check(field, validate_name(text, max_chars).map(str::to_owned))?;
+        if contains_fodselsnummer(&text) {
+            self.add(
+                field,
+                "must not contain a fødselsnummer or D-number (give it only in its own field)",
+            );
+            return None;
+        }
+        Some(text)
+    }
+
+    /// A required fødselsnummer or D-number: 11 digits with valid check digits; synthetic test
+    /// numbers only under [`SyntheticPolicy::Accept`]. The rule never repeats the input.
+    pub fn fodselsnummer(
+        &mut self,
+        field: &str,
+        text: &str,
+        policy: SyntheticPolicy,
+    ) -> Option<Fodselsnummer> {
+        self.check(field, Fodselsnummer::parse(text, policy))
+    }
+
+    /// A required organisation number (9 digits, valid mod-11 check digit).
+    pub fn organisation_number(&mut self, field: &str, text: &str) -> Option<OrganisationNumber> {
+        self.check(field, OrganisationNumber::parse(text))
+    }
+
+    /// `page_size` (1 to `max`, 0 meaning `default`) and `page_token` (empty, or a token from
+    /// [`Page::token_after`]) of a listing.
+    pub fn page(&mut self, size: i32, token: &str, default: i64, max: i64) -> Option<Page> {
+        let size = match i64::from(size) {
+            0 => Some(default),
+            size if (1..=max).contains(&size) => Some(size),
+            _ => {
+                self.add(
+                    "page_size",
+                    format!("must be from 1 to {max} (0 means {default})"),
+                );
+                None
+            }
+        };
+        let after = if token.is_empty() {
+            Some(None)
+        } else {
+            let parsed = token
+                .strip_prefix(PAGE_TOKEN_PREFIX)
+                .and_then(|number| number.parse::<i64>().ok())
+                .filter(|sequence| *sequence > 0);
+            if parsed.is_none() {
+                self.add(
+                    "page_token",
+                    "must be a next_page_token from an earlier response",
+                );
+            }
+            parsed.map(Some)
+        };
+        Some(Page {
+            size: size?,
+            after: after?,
+        })
     }
 
     /// Optional free text: empty is `Some("")`; otherwise as [`Self::text`].
@@ -177,5 +241,94 @@ mod tests {
         let check = Violations::new();
         let result: Result<(), _> = check.finish_with(|| None);
         assert!(matches!(result, Err(ApiError::Internal(_))));
+    }
+}
+
+const PAGE_TOKEN_PREFIX: &str = "p";
+
+/// A page of a listing ordered by a row sequence number (keyset paging: stable while rows are
+/// added, and a token cannot be used to skip filters).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Page {
+    /// Rows wanted.
+    pub size: i64,
+    /// Only rows after this sequence number in the listing's order; `None` from the start.
+    pub after: Option<i64>,
+}
+
+impl Page {
+    /// Rows to fetch: one more than the page, to learn whether another page follows.
+    pub fn fetch_limit(&self) -> i64 {
+        self.size + 1
+    }
+
+    /// Cuts `rows` (fetched with [`Self::fetch_limit`]) to the page, and returns the token of
+    /// the next page (empty when there is none); `sequence` gives a row's sequence number.
+    pub fn finish<T>(&self, mut rows: Vec<T>, sequence: impl Fn(&T) -> i64) -> (Vec<T>, String) {
+        let size = usize::try_from(self.size).unwrap_or(usize::MAX);
+        if rows.len() <= size {
+            return (rows, String::new());
+        }
+        rows.truncate(size);
+        let token = rows
+            .last()
+            .map(|last| Self::token_after(sequence(last)))
+            .unwrap_or_default();
+        (rows, token)
+    }
+
+    /// The token of the page after the row with `sequence`.
+    pub fn token_after(sequence: i64) -> String {
+        format!("{PAGE_TOKEN_PREFIX}{sequence}")
+    }
+}
+
+#[cfg(test)]
+mod paging_and_personal_data_tests {
+    use super::*;
+
+    #[test]
+    fn a_page_is_parsed_bounded_and_continued() {
+        let mut check = Violations::new();
+        let page = check.page(0, "", 100, 500).expect("default page");
+        assert_eq!(
+            page,
+            Page {
+                size: 100,
+                after: None
+            }
+        );
+        let page = check
+            .page(2, &Page::token_after(7), 100, 500)
+            .expect("page");
+        assert_eq!(page.after, Some(7));
+        let (rows, next) = page.finish(vec![8, 9, 10], |row| *row);
+        assert_eq!((rows, next), (vec![8, 9], Page::token_after(9)));
+        let (rows, next) = page.finish(vec![8], |row| *row);
+        assert_eq!((rows, next), (vec![8], String::new()));
+        assert!(check.is_empty());
+        assert!(check.page(501, "x", 100, 500).is_none());
+        assert!(!check.is_empty());
+    }
+
+    #[test]
+    fn free_text_refuses_a_pasted_fodselsnummer_without_repeating_it() {
+        let number = (0..100_000u32)
+            .map(|serial| format!("010180{serial:05}"))
+            .find(|candidate| Fodselsnummer::parse(candidate, SyntheticPolicy::Reject).is_ok())
+            .expect("a valid number exists");
+        let mut check = Violations::new();
+        assert!(
+            check
+                .text("note", &format!("gjelder {number}"), 200)
+                .is_none()
+        );
+        assert_eq!(
+            check.text("note", "gjelder ansatt", 200).as_deref(),
+            Some("gjelder ansatt")
+        );
+        let status = check.finish().expect_err("refused").into_status(&[]);
+        assert!(!status.message().contains(&number));
+        assert_eq!(status.code(), tonic::Code::InvalidArgument);
     }
 }

@@ -109,6 +109,21 @@ impl TestIssuer {
         }))
     }
 
+    /// A valid token for `subject` holding `roles` and representing `organisations` (the
+    /// `organisations` claim, `auth.organisations_claim`'s default): an employer's
+    /// representative or a supplier.
+    pub fn token_for_organisations(
+        &self,
+        subject: &str,
+        roles: &[&str],
+        organisations: &[&str],
+    ) -> String {
+        self.sign(&serde_json::json!({
+            "iss": TEST_ISSUER, "aud": TEST_AUDIENCE, "sub": subject, "azp": "ekb-tests",
+            "roles": roles, "organisations": organisations, "iat": now(), "exp": now() + 600,
+        }))
+    }
+
     /// A token that expired an hour ago.
     pub fn expired_token(&self, roles: &[&str]) -> String {
         self.sign(&serde_json::json!({

@@ -151,6 +151,7 @@ checksum/config annotation, so a config change rolls the pods. Args: dict root, 
 {{- $_ := set $data "EKB__AUTH__ISSUER" $v.auth.issuer -}}
 {{- $_ := set $data "EKB__AUTH__AUDIENCE" $v.auth.audience -}}
 {{- $_ := set $data "EKB__AUTH__JWKS_URL" $v.auth.jwksUrl -}}
+{{- $_ := set $data "EKB__AUTH__ORGANISATIONS_CLAIM" $v.auth.organisationsClaim -}}
 {{- end -}}
 {{- if $svc.pilot -}}
 {{- $_ := set $data "EKB__PILOT__COUNTIES" (join "," $v.pilot.counties) -}}

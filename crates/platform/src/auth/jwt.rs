@@ -11,7 +11,7 @@ use std::{
 use jsonwebtoken::{Algorithm, DecodingKey, Validation, jwk::JwkSet};
 use tokio::sync::RwLock;
 
-use super::Caller;
+use super::{Caller, Organisations};
 use crate::config::AuthConfig;
 
 const MIN_REFRESH_INTERVAL: Duration = Duration::from_secs(30);
@@ -112,20 +112,23 @@ impl JwtValidator {
         .map_err(|error| TokenError::Invalid(error.to_string()))?;
         let claims = data.claims;
         let text = |name: &str| claims.get(name).and_then(|v| v.as_str()).map(str::to_owned);
-        let roles = claims
-            .get(&self.config.roles_claim)
-            .and_then(|value| value.as_array())
-            .map(|items| {
-                items
-                    .iter()
-                    .filter_map(|item| item.as_str().map(str::to_owned))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let strings = |name: &str| -> Vec<String> {
+            claims
+                .get(name)
+                .and_then(|value| value.as_array())
+                .map(|items| {
+                    items
+                        .iter()
+                        .filter_map(|item| item.as_str().map(str::to_owned))
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
         Ok(Caller {
             subject: text("sub").unwrap_or_default(),
             client_id: text("azp"),
-            roles,
+            roles: strings(&self.config.roles_claim),
+            organisations: Organisations::Listed(strings(&self.config.organisations_claim)),
         })
     }
 
