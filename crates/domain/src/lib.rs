@@ -15,6 +15,7 @@ mod grant_rate;
 mod money;
 mod municipality;
 mod organisation_number;
+mod oslo_calendar;
 mod personal_data_cipher;
 mod pilot_policy;
 mod pseudonym_key;
@@ -31,6 +32,7 @@ pub use grant_rate::MaxRateTable;
 pub use money::Money;
 pub use municipality::{CountyCode, MunicipalityNumber, MunicipalityStructure};
 pub use organisation_number::{OrganisationNumber, with_valid_check_digit};
+pub use oslo_calendar::{month_start, oslo_date, oslo_offset, oslo_start_of_day};
 pub use personal_data_cipher::{
     PERSONAL_DATA_KEY_BYTES, PersonalDataCipher, contains_fodselsnummer,
 };

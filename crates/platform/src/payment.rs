@@ -148,7 +148,7 @@ mod tests {
             payment_key: key.to_owned(),
             case_id: Uuid::now_v7(),
             payee_organisation_number: "974760673".to_owned(),
-            amount_ore: 1_000_00,
+            amount_ore: 100_000,
             reference: "claim".to_owned(),
         }
     }

@@ -5,7 +5,7 @@
 
 use std::fmt;
 
-use time::{Date, Duration, Month, OffsetDateTime, Time, UtcOffset, Weekday};
+use time::OffsetDateTime;
 
 /// Lowest budget year accepted.
 pub const FIRST_BUDGET_YEAR: i32 = 2000;
@@ -205,37 +205,10 @@ pub fn still_crossed(
     kept
 }
 
-/// The calendar month, `YYYY-MM`, that `at` falls in in Norway (Europe/Oslo: UTC+1, and UTC+2
-/// from 01:00 UTC on the last Sunday of March to 01:00 UTC on the last Sunday of October, the
-/// rule Norway has followed since 1996).
+/// The calendar month, `YYYY-MM`, that `at` falls in in Norway (Europe/Oslo).
 pub fn oslo_month(at: OffsetDateTime) -> String {
-    let utc = at.to_offset(UtcOffset::UTC);
-    let local = utc + Duration::hours(oslo_offset_hours(utc));
+    let local = ekb_domain::oslo_date(at);
     format!("{:04}-{:02}", local.year(), u8::from(local.month()))
-}
-
-/// Hours Oslo is ahead of UTC at the instant `utc`.
-fn oslo_offset_hours(utc: OffsetDateTime) -> i64 {
-    let switch = |month| {
-        last_sunday(utc.year(), month)
-            .with_time(Time::from_hms(1, 0, 0).unwrap_or(Time::MIDNIGHT))
-            .assume_utc()
-    };
-    if utc >= switch(Month::March) && utc < switch(Month::October) {
-        2
-    } else {
-        1
-    }
-}
-
-/// The last Sunday of `month` in `year`.
-fn last_sunday(year: i32, month: Month) -> Date {
-    let last_day = time::util::days_in_month(month, year);
-    let mut day = Date::from_calendar_date(year, month, last_day).unwrap_or(Date::MIN);
-    while day.weekday() != Weekday::Sunday {
-        day = day.previous_day().unwrap_or(Date::MIN);
-    }
-    day
 }
 
 /// A month filter `YYYY-MM`, checked (month 01–12, year 2000–2100).
@@ -411,16 +384,6 @@ mod tests {
         assert_eq!(oslo_month(datetime!(2024-10-31 23:00:00 UTC)), "2024-11");
         // The offset of the input does not matter, only the instant.
         assert_eq!(oslo_month(datetime!(2026-01-01 00:30:00 +01:00)), "2026-01");
-    }
-
-    #[test]
-    fn summer_time_starts_and_ends_at_one_utc_on_the_last_sundays() {
-        assert_eq!(last_sunday(2026, Month::March).day(), 29);
-        assert_eq!(last_sunday(2026, Month::October).day(), 25);
-        assert_eq!(oslo_offset_hours(datetime!(2026-03-29 00:59:59 UTC)), 1);
-        assert_eq!(oslo_offset_hours(datetime!(2026-03-29 01:00:00 UTC)), 2);
-        assert_eq!(oslo_offset_hours(datetime!(2026-10-25 00:59:59 UTC)), 2);
-        assert_eq!(oslo_offset_hours(datetime!(2026-10-25 01:00:00 UTC)), 1);
     }
 
     #[test]
