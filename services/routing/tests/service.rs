@@ -15,6 +15,7 @@ use ekb_testkit::{
     broker::topic_reader,
     fixtures::{BERGEN, HAMAR, agreement_state, case_facts, open_case},
     service_under_test::{ServiceUnderTest, eventually},
+    status::violated_fields,
 };
 use prost::{Message as _, Name};
 use rdkafka::{Message as _, consumer::StreamConsumer};
@@ -558,18 +559,7 @@ async fn a_pilot_caseworker_sends_a_case_to_the_regular_flow_with_a_reason() -> 
         .await
         .expect_err("bad input");
     assert_eq!(bad.code(), Code::InvalidArgument);
-    let fields = |status: &tonic::Status| {
-        let details = status.get_error_details();
-        let violations = details
-            .bad_request()
-            .map(|bad| bad.field_violations.clone());
-        violations
-            .unwrap_or_default()
-            .into_iter()
-            .map(|v| v.field)
-            .collect::<Vec<_>>()
-    };
-    assert_eq!(fields(&bad), ["case_id", "reason", "note"]);
+    assert_eq!(violated_fields(&bad), ["case_id", "reason", "note"]);
     let unexplained = routing
         .send_to_regular_flow(send(
             &pilot.case_id,
@@ -579,7 +569,7 @@ async fn a_pilot_caseworker_sends_a_case_to_the_regular_flow_with_a_reason() -> 
         .await
         .expect_err("a decision needs a note");
     assert_eq!(
-        (unexplained.code(), fields(&unexplained)),
+        (unexplained.code(), violated_fields(&unexplained)),
         (Code::InvalidArgument, vec!["note".to_owned()])
     );
     assert_eq!(

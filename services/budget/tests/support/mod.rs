@@ -2,14 +2,16 @@
 //! they publish on the real topics (as applications, refunds and pilot-ordering will), readers
 //! of budget's own topic and dead-letter topic, and counts from budget's database.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Context;
 use ekb_platform::messaging::EventSubject;
 use ekb_proto::v1::{self, EventEnvelope};
 use ekb_testkit::{events::EventFeed, service_under_test::eventually};
-use prost::{Message as _, Name};
-use rdkafka::{Message, consumer::StreamConsumer, message::Headers};
+pub use ekb_testkit::{
+    status::violated_fields,
+    topic_reader::{of_type, read},
+};
 use sqlx::PgPool;
 use tonic::Code;
 
@@ -347,99 +349,6 @@ impl Commitment {
     }
 }
 
-/// A message read from a topic.
-#[derive(Debug, Clone)]
-pub struct Received {
-    /// Its Kafka key.
-    pub key: String,
-    /// Its envelope, when it is one.
-    pub envelope: Option<EventEnvelope>,
-    /// `ekb-dlq-reason`, on dead letters.
-    pub reason: Option<String>,
-}
-
-impl Received {
-    /// The event type, or "" for what is not an envelope.
-    pub fn event_type(&self) -> &str {
-        self.envelope
-            .as_ref()
-            .map_or("", |envelope| envelope.event_type.as_str())
-    }
-
-    /// The payload as `M`; fails if it is another type.
-    pub fn decode<M: prost::Message + Name + Default>(&self) -> anyhow::Result<M> {
-        let envelope = self.envelope.as_ref().context("not an envelope")?;
-        anyhow::ensure!(
-            envelope.event_type == M::full_name(),
-            "{} is not a {}",
-            envelope.event_type,
-            M::full_name()
-        );
-        Ok(M::decode(envelope.payload.as_slice())?)
-    }
-}
-
-/// Reads `count` messages of `consumer` (fails after `timeout`), then whatever arrives within
-/// `quiet` more, so a test can assert that nothing beyond them came.
-pub async fn read(
-    consumer: &StreamConsumer,
-    count: usize,
-    timeout: Duration,
-    quiet: Duration,
-) -> anyhow::Result<Vec<Received>> {
-    let deadline = Instant::now() + timeout;
-    let mut received = Vec::new();
-    loop {
-        let remaining = if received.len() < count {
-            let left = deadline.saturating_duration_since(Instant::now());
-            anyhow::ensure!(
-                !left.is_zero(),
-                "timed out after {timeout:?} with {} of {count} messages read: {:?}",
-                received.len(),
-                received
-                    .iter()
-                    .map(Received::event_type)
-                    .collect::<Vec<_>>()
-            );
-            left
-        } else {
-            quiet
-        };
-        match tokio::time::timeout(remaining, consumer.recv()).await {
-            Ok(Ok(message)) => {
-                let header = |name: &str| {
-                    message.headers().and_then(|headers| {
-                        headers
-                            .iter()
-                            .find(|header| header.key == name)
-                            .and_then(|header| header.value)
-                            .map(|value| String::from_utf8_lossy(value).into_owned())
-                    })
-                };
-                received.push(Received {
-                    key: String::from_utf8_lossy(message.key().unwrap_or_default()).into_owned(),
-                    envelope: message
-                        .payload()
-                        .and_then(|payload| EventEnvelope::decode(payload).ok()),
-                    reason: header("ekb-dlq-reason"),
-                });
-            }
-            Ok(Err(error)) => eprintln!("consumer error (continuing): {error}"),
-            Err(_) if received.len() >= count => return Ok(received),
-            Err(_) => {}
-        }
-    }
-}
-
-/// The events of type `M` among `received`.
-pub fn of_type<M: prost::Message + Name + Default>(received: &[Received]) -> Vec<M> {
-    received
-        .iter()
-        .filter(|message| message.event_type() == M::full_name())
-        .filter_map(|message| message.decode::<M>().ok())
-        .collect()
-}
-
 /// One number from budget's database.
 pub async fn count(pool: &PgPool, sql: &'static str) -> anyhow::Result<i64> {
     Ok(sqlx::query_scalar(sql).fetch_one(pool).await?)
@@ -454,19 +363,4 @@ pub async fn outbox_counts(pool: &PgPool) -> anyhow::Result<Vec<(String, i64)>> 
     .fetch_all(pool)
     .await?;
     Ok(rows)
-}
-
-/// The field violations of an INVALID_ARGUMENT status.
-pub fn violated_fields(status: &tonic::Status) -> Vec<String> {
-    use tonic_types::StatusExt;
-    status
-        .get_error_details()
-        .bad_request()
-        .map(|bad| {
-            bad.field_violations
-                .iter()
-                .map(|violation| violation.field.clone())
-                .collect()
-        })
-        .unwrap_or_default()
 }
