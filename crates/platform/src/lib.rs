@@ -19,6 +19,7 @@ pub mod json_log;
 pub mod messaging;
 pub mod metrics;
 pub mod payment;
+pub mod privacy;
 pub mod service;
 pub mod shutdown;
 pub mod span_ids;

@@ -25,8 +25,8 @@ pub struct ServiceEntry {
 }
 
 /// Every service, in start order: producers before their consumers (routing consumes the
-/// registry's events; budget consumes those of applications, refunds and pilot-ordering, none
-/// of which runs yet), though nothing depends on the order beyond readable output.
+/// registry's events; applications, refunds and pilot-ordering consume routing's and each
+/// other's; budget consumes theirs), though nothing depends on the order beyond readable output.
 pub const SERVICES: &[ServiceEntry] = &[
     ServiceEntry {
         name: "expert-registry",
@@ -39,6 +39,42 @@ pub const SERVICES: &[ServiceEntry] = &[
         dev_grpc_port: 50051,
         dev_metrics_port: 9091,
         client_roles: &["case-writer", "case-reader", "pilot-caseworker"],
+    },
+    ServiceEntry {
+        name: "applications",
+        dev_grpc_port: 50053,
+        dev_metrics_port: 9092,
+        client_roles: &[
+            "application-employer",
+            "application-caseworker",
+            "application-decider",
+            "application-reader",
+            "application-auditor",
+        ],
+    },
+    ServiceEntry {
+        name: "refunds",
+        dev_grpc_port: 50054,
+        dev_metrics_port: 9093,
+        client_roles: &[
+            "refund-employer",
+            "refund-caseworker",
+            "refund-decider",
+            "refund-reader",
+            "refund-auditor",
+            "refund-payment-system",
+        ],
+    },
+    ServiceEntry {
+        name: "pilot-ordering",
+        dev_grpc_port: 50055,
+        dev_metrics_port: 9094,
+        client_roles: &[
+            "pilot-caseworker",
+            "pilot-approver",
+            "pilot-supplier",
+            "pilot-reader",
+        ],
     },
     ServiceEntry {
         name: "budget",

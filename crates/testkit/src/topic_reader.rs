@@ -14,6 +14,8 @@ use tokio::time::Instant;
 pub struct Received {
     /// Its Kafka key.
     pub key: String,
+    /// The payload's bytes, as the broker holds them (for scanning what a topic carries).
+    pub raw: Vec<u8>,
     /// Its envelope, when it is one.
     pub envelope: Option<EventEnvelope>,
     /// `ekb-dlq-reason`, on dead letters.
@@ -78,11 +80,11 @@ pub async fn read(
                             .map(|value| String::from_utf8_lossy(value).into_owned())
                     })
                 };
+                let raw = message.payload().unwrap_or_default().to_vec();
                 received.push(Received {
                     key: String::from_utf8_lossy(message.key().unwrap_or_default()).into_owned(),
-                    envelope: message
-                        .payload()
-                        .and_then(|payload| EventEnvelope::decode(payload).ok()),
+                    envelope: EventEnvelope::decode(raw.as_slice()).ok(),
+                    raw,
                     reason: header("ekb-dlq-reason"),
                 });
             }
@@ -99,5 +101,14 @@ pub fn of_type<M: prost::Message + Name + Default>(received: &[Received]) -> Vec
         .iter()
         .filter(|message| message.event_type() == M::full_name())
         .filter_map(|message| message.decode::<M>().ok())
+        .collect()
+}
+
+/// The envelopes of the events of type `M` among `received`.
+pub fn envelopes_of<M: Name>(received: &[Received]) -> Vec<EventEnvelope> {
+    received
+        .iter()
+        .filter(|message| message.event_type() == M::full_name())
+        .filter_map(|message| message.envelope.clone())
         .collect()
 }

@@ -1,0 +1,192 @@
+//! The service's jobs, each a function of "now" so tests move the clock instead of waiting:
+//! re-sending a GrantRequested budget has not answered (identical content, a new event id; the
+//! wait doubles up to the configured maximum), erasing personal data a configured time after
+//! the case ended here (the grant record stays), and deleting the record 10 years on. They lock
+//! the rows they work on with SKIP LOCKED, so two replicas running them at once never do the
+//! same work twice.
+
+use ekb_platform::clock::Clock;
+use std::{sync::Arc, time::Duration};
+
+use ekb_platform::{
+    audit::{self, AuditActor, AuditEvent},
+    messaging::Db,
+};
+use ekb_proto::v1::{self, AccessPurpose, ApplicationStatus as Status, AuditEntryKind};
+use time::OffsetDateTime;
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    config::Policy,
+    events,
+    model::{self, stamp},
+    store,
+};
+
+/// Rows one pass takes at most.
+const BATCH: i64 = 100;
+
+/// Re-sends every funds request due at `now`; returns how many were re-sent.
+pub async fn resend_due(db: &Db, policy: &Policy, now: OffsetDateTime) -> anyhow::Result<usize> {
+    let mut work = db.begin().await?;
+    let due = store::due_resends(work.db(), now, BATCH).await?;
+    let mut sent = 0;
+    for mut stored in due {
+        let pending = model::status(&stored.application) == Status::GrantPendingFunds
+            && stored
+                .application
+                .grant
+                .as_ref()
+                .and_then(|grant| grant.funds_requests.last())
+                .is_some_and(|request| request.outcome == v1::FundsRequestOutcome::Pending as i32);
+        if pending {
+            let application = stored.application.clone();
+            if let Some(request) = model::current_request(&mut stored.application) {
+                let event = events::grant_requested(&application, request);
+                events::publish_grant(&mut work, &application, &event).await?;
+                request.last_sent_at = stamp(now);
+                request.times_sent += 1;
+                sent += 1;
+            }
+            let max = i64::try_from(policy.resend_max_interval.as_secs()).unwrap_or(i64::MAX);
+            let next = stored
+                .resend_interval_seconds
+                .unwrap_or(max)
+                .saturating_mul(2)
+                .min(max);
+            stored.resend_at = Some(now + time::Duration::seconds(next));
+            stored.resend_interval_seconds = Some(next);
+        } else {
+            stored.resend_at = None;
+            stored.resend_interval_seconds = None;
+        }
+        store::save(work.db(), &stored, now).await?;
+    }
+    work.commit().await?;
+    Ok(sent)
+}
+
+/// Erases the personal data of every application whose case ended `policy.retention` or
+/// longer before `now`; returns how many were erased. Keeps the grant record: amounts, rate,
+/// dates, organisation numbers, decision, who recommended and decided, the pseudonym.
+pub async fn erase_due(db: &Db, policy: &Policy, now: OffsetDateTime) -> anyhow::Result<usize> {
+    let mut work = db.begin().await?;
+    let due = store::due_erasures(
+        work.db(),
+        now,
+        policy.retention.months,
+        policy.retention.seconds,
+        BATCH,
+    )
+    .await?;
+    let erased = due.len();
+    for mut stored in due {
+        erase(&mut stored.application);
+        stored.application.personal_data_erased_at = stamp(now);
+        stored.fodselsnummer_sealed = None;
+        store::save(work.db(), &stored, now).await?;
+        audit::record(
+            work.db(),
+            &AuditEvent {
+                case_id: stored.case_id(),
+                subject_id: stored.id(),
+                kind: AuditEntryKind::Change,
+                action: "PersonalDataErased",
+                actor: &AuditActor::service(),
+                purpose: AccessPurpose::System,
+            },
+        )
+        .await?;
+    }
+    work.commit().await?;
+    if erased > 0 {
+        tracing::info!(erased, "personal data erased under the retention rule");
+    }
+    Ok(erased)
+}
+
+/// Deletes the records of cases that ended `policy.record_retention_years` or more before `now`
+/// (§ 5 keeps grant records 10 years; the trail goes with the record it describes); returns
+/// how many.
+pub async fn delete_expired_records(
+    db: &Db,
+    policy: &Policy,
+    now: OffsetDateTime,
+) -> anyhow::Result<u64> {
+    let mut work = db.begin().await?;
+    let deleted =
+        store::delete_expired_records(work.db(), now, i32::from(policy.record_retention_years))
+            .await?;
+    work.commit().await?;
+    if deleted > 0 {
+        tracing::info!(deleted, "records deleted under the retention rule");
+    }
+    Ok(deleted)
+}
+
+/// Empties every personal field and every free text of `application`.
+fn erase(application: &mut v1::Application) {
+    application.employee_name.clear();
+    if let Some(details) = application.details.as_mut() {
+        details.contact_person = None;
+        details.problem_description.clear();
+        details.accommodation_tried.clear();
+        details.nav_contact_name.clear();
+    }
+    for condition in &mut application.conditions {
+        condition.note.clear();
+    }
+    for recommendation in &mut application.recommendations {
+        recommendation.note.clear();
+        recommendation.return_note.clear();
+        if let Some(v1::application_recommendation::Recommendation::Rejection(rejection)) =
+            recommendation.recommendation.as_mut()
+        {
+            rejection.explanation.clear();
+        }
+    }
+    if let Some(decision) = application.decision.as_mut() {
+        for condition in &mut decision.conditions {
+            condition.note.clear();
+        }
+    }
+    if let Some(rejection) = application.rejection.as_mut() {
+        rejection.explanation.clear();
+    }
+    if let Some(withdrawal) = application.withdrawal.as_mut() {
+        withdrawal.reason.clear();
+    }
+    if let Some(cancellation) = application
+        .grant
+        .as_mut()
+        .and_then(|grant| grant.cancellation.as_mut())
+    {
+        cancellation.explanation.clear();
+    }
+}
+
+/// Runs both jobs every `policy.jobs_interval` by `clock` until `shutdown`.
+pub async fn run(
+    db: Db,
+    policy: Arc<Policy>,
+    clock: Arc<dyn Clock>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let interval: Duration = policy.jobs_interval;
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return Ok(()),
+            () = tokio::time::sleep(interval) => {}
+        }
+        let now = clock.now();
+        if let Err(error) = resend_due(&db, &policy, now).await {
+            tracing::warn!(error = %error, "resending funds requests failed; retrying next pass");
+        }
+        if let Err(error) = erase_due(&db, &policy, now).await {
+            tracing::warn!(error = %error, "erasing personal data failed; retrying next pass");
+        }
+        if let Err(error) = delete_expired_records(&db, &policy, now).await {
+            tracing::warn!(error = %error, "deleting expired records failed; retrying next pass");
+        }
+    }
+}

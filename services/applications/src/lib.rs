@@ -1,0 +1,122 @@
+//! The applications service: the regular grant flow's application (søknad), its assessment of
+//! the five conditions, the four-eyes decision and the money saga with budget (ADR 0021).
+//!
+//! An employer applies for a REGULAR case (routing's cases are a local read model); caseworkers
+//! assess and recommend; a different person decides. Confirming a grant publishes
+//! GrantRequested; budget's FundsReserved makes it GRANTED (GrantApproved, for refunds), its
+//! FundsDenied FUNDS_DENIED (asked again or made final). Cancelling a grant asks refunds first.
+//! The fødselsnummer is stored sealed and published only as a keyed pseudonym; every change and
+//! every read of personal data is in the audit trail; personal data is erased a configured time
+//! after the case ends.
+//!
+//! [`Applications`] describes the service to the platform; `main.rs` is one line.
+
+pub mod commands;
+pub mod config;
+pub mod events;
+pub mod handlers;
+pub mod jobs;
+pub mod model;
+pub mod saga;
+pub mod store;
+
+use std::sync::Arc;
+
+use ekb_platform::{
+    config::{ConfigError, ServiceConfig},
+    messaging::{Db, EventRouter},
+    service::{Assembly, ServiceDescription},
+};
+use ekb_proto::v1::{self, applications_service_server::ApplicationsServiceServer};
+
+pub use config::ApplicationsSettings;
+use ekb_platform::clock::{Clock, SystemClock};
+use handlers::ApplicationsApi;
+use saga::ApplicationsState;
+
+/// The applications service, as the platform runs it.
+#[derive(Debug)]
+pub struct Applications;
+
+/// The employer's representative, through the employer portal.
+pub const EMPLOYER: &str = "application-employer";
+/// A caseworker: reviews, assesses, recommends.
+pub const CASEWORKER: &str = "application-caseworker";
+/// A decider: decides recommendations, makes a funds denial final, revokes grants.
+pub const DECIDER: &str = "application-decider";
+/// Read-only NAV access.
+pub const READER: &str = "application-reader";
+/// Reads the audit trail.
+pub const AUDITOR: &str = "application-auditor";
+
+impl ServiceDescription for Applications {
+    const NAME: &'static str = "applications";
+    const DEFAULTS: &'static str = config::DEFAULTS;
+    const LIST_KEYS: &'static [&'static str] = config::LIST_KEYS;
+    const ROLES: ekb_platform::auth::RoleTable = &[
+        ("SubmitApplication", &[EMPLOYER]),
+        ("GetApplication", &[EMPLOYER, CASEWORKER, DECIDER, READER]),
+        ("ListApplicationsForCase", &[CASEWORKER, DECIDER, READER]),
+        ("ListApplicationsForEmployer", &[EMPLOYER]),
+        ("ListApplications", &[CASEWORKER, DECIDER, READER]),
+        ("StartReview", &[CASEWORKER]),
+        ("AssessCondition", &[CASEWORKER]),
+        ("RecommendDecision", &[CASEWORKER]),
+        ("DecideApplication", &[DECIDER]),
+        ("RequestFundsAgain", &[CASEWORKER, DECIDER]),
+        ("RejectForLackOfFunds", &[DECIDER]),
+        ("WithdrawApplication", &[EMPLOYER]),
+        ("CancelGrant", &[EMPLOYER, CASEWORKER, DECIDER]),
+        ("ListAuditEntries", &[AUDITOR]),
+    ];
+    const CONSTRAINTS: ekb_platform::error::ConstraintMessages = &[
+        (
+            "applications_request_id_unique",
+            "request_id was used for another application",
+        ),
+        (
+            "applications_one_live_per_case",
+            "the case has a live application",
+        ),
+    ];
+
+    type Server = ApplicationsServiceServer<ApplicationsApi>;
+    type Settings = ApplicationsSettings;
+
+    fn migrator() -> &'static sqlx::migrate::Migrator {
+        static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+        &MIGRATOR
+    }
+
+    fn validate(config: &ServiceConfig<ApplicationsSettings>) -> Result<(), ConfigError> {
+        config.settings.policy().map(|_| ())
+    }
+
+    fn build(db: Db, settings: ApplicationsSettings) -> anyhow::Result<Assembly> {
+        let policy = Arc::new(settings.policy()?);
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let api = ApplicationsApi::new(db.clone(), policy.clone(), clock.clone());
+        let state = ApplicationsState::new(policy.clone(), clock.clone());
+        Ok(Assembly::serving(ApplicationsServiceServer::new(api))
+            .consuming(
+                EventRouter::new(state)
+                    .from("routing")
+                    .on::<v1::CaseRouted>()
+                    .on::<v1::CaseFlowChanged>()
+                    .from("budget")
+                    .on::<v1::FundsReserved>()
+                    .on::<v1::FundsDenied>()
+                    .from("refunds")
+                    .on::<v1::RefundClaimSubmitted>()
+                    .on::<v1::RefundRejected>()
+                    .on::<v1::RefundApproved>()
+                    .on::<v1::GrantExpired>()
+                    .on::<v1::RefundDeadlineExtended>()
+                    .on::<v1::GrantCancellationAccepted>()
+                    .on::<v1::GrantCancellationRefused>(),
+            )
+            .worker("applications-jobs", move |shutdown, _grace| {
+                jobs::run(db, policy, clock, shutdown)
+            }))
+    }
+}

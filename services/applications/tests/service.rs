@@ -1,0 +1,1312 @@
+//! Service tests of applications: the real service (in-process on port 0, authentication on,
+//! tokens from a test issuer), a fresh PostgreSQL database and the broker process. Routing's,
+//! budget's and refunds' events arrive on their real topics (testkit's `EventFeed`; budget's
+//! answers from testkit's `ScriptedBudget`); what applications publishes is read back from its
+//! own topic. The jobs run with a moved clock against the service's database.
+
+mod support;
+
+use std::time::Duration;
+
+use ekb_applications::{Applications, jobs};
+use ekb_platform::messaging::EventSubject;
+use ekb_proto::v1::{self, ApplicationStatus as Status, GrantStatus};
+use ekb_testkit::{events::ScriptedBudget, services::with_bearer};
+use support::{
+    EMPLOYER, OTHER_ORG, Stack, date_in, employee, envelopes_of, gross, of_type, read, reason,
+    submission, violated_fields,
+};
+use tonic::Code;
+
+const QUIET: Duration = Duration::from_millis(500);
+
+fn scripted_budget(
+    stack: &Stack,
+    available_ore: i64,
+) -> impl std::future::Future<Output = anyhow::Result<ScriptedBudget>> + '_ {
+    ScriptedBudget::start(
+        stack.stack.broker.bootstrap_servers(),
+        &stack.stack.topic_prefix,
+        available_ore,
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_application_goes_to_granted_and_grant_approved_carries_what_refunds_needs()
+-> anyhow::Result<()> {
+    let mut s = Stack::start("happy").await?;
+    let _budget = scripted_budget(&s, 10_000_000).await?;
+    let topic = s.topic()?;
+    let case_id = s.regular_case().await?;
+
+    let submitted = s.submit(&case_id).await?;
+    assert_eq!(submitted.status(), Status::Submitted);
+    assert_eq!(submitted.county_code, "34");
+    assert_eq!(submitted.employee_pseudonym.len(), 64, "hex HMAC-SHA256");
+    let id = submitted.application_id.clone();
+
+    // A second application for the case is refused while this one is live.
+    let employer = s.employer(&[EMPLOYER]);
+    let refused = s
+        .client
+        .submit_application(with_bearer(submission(&case_id), &employer))
+        .await
+        .expect_err("a second live application");
+    assert_eq!(refused.code(), Code::FailedPrecondition);
+    assert_eq!(reason(&refused), "APPLICATION_EXISTS_FOR_CASE");
+
+    let version = s.recommend_grant(&id, 1_800_000).await?;
+    assert_eq!(version, 1);
+    let decided = s.confirm(&id, version).await?;
+    assert!(matches!(
+        decided.status(),
+        Status::GrantPendingFunds | Status::Granted
+    ));
+    let granted = s.wait_for_status(&id, Status::Granted).await?;
+    let grant = granted.grant.clone().unwrap_or_default();
+    assert_eq!(grant.status(), GrantStatus::Active);
+    assert_eq!(grant.granted_amount, Some(gross(1_800_000)));
+    let rate = grant.applied_max_rate.clone().unwrap_or_default();
+    assert_eq!(rate.rate, Some(gross(2_400_000)));
+    assert_eq!(rate.valid_from_date, "2024-01-01");
+    assert!(!rate.source.is_empty());
+    assert!(!grant.reservation_id.is_empty());
+    assert_eq!(grant.funds_requests.len(), 1);
+    assert_eq!(
+        grant.funds_requests[0].outcome(),
+        v1::FundsRequestOutcome::Reserved
+    );
+    let decision = granted.decision.clone().unwrap_or_default();
+    assert_eq!(decision.recommended_by, "cw-1");
+    assert_eq!(decision.decided_by, "dec-1");
+    assert_eq!(decision.conditions.len(), 5);
+
+    let events = read(&topic, 3, QUIET).await?;
+    let types: Vec<&str> = events.iter().map(|e| e.event_type()).collect();
+    assert_eq!(
+        types,
+        [
+            "ekspertbistand.v1.ApplicationSubmitted",
+            "ekspertbistand.v1.GrantRequested",
+            "ekspertbistand.v1.GrantApproved"
+        ]
+    );
+    let requested = of_type::<v1::GrantRequested>(&events);
+    assert_eq!(requested[0].grant_id, grant.grant_id);
+    assert_eq!(requested[0].amount_ore, 1_800_000);
+    assert_eq!(
+        requested[0].account.map(|a| (a.chapter, a.post)),
+        Some((2650, 76))
+    );
+    let approved = of_type::<v1::GrantApproved>(&events);
+    let approved = &approved[0];
+    assert_eq!(approved.grant_id, grant.grant_id);
+    assert_eq!(approved.granted_amount_ore, 1_800_000);
+    assert_eq!(approved.employee_pseudonym, granted.employee_pseudonym);
+    assert_eq!(approved.max_rate_ore, 2_400_000);
+    assert_eq!(approved.refund_deadline_date, grant.refund_deadline_date);
+    assert_eq!(approved.planned_start_date, date_in(14));
+    assert_eq!(
+        approved
+            .expert
+            .as_ref()
+            .map(|e| e.expert_organisation_number.as_str()),
+        Some(OTHER_ORG)
+    );
+    // The deadline rule: the later of planned start and grant date, plus 6 months.
+    assert!(approved.refund_deadline_date > approved.planned_start_date);
+
+    // No fødselsnummer anywhere on the topic, nor in clear in the database.
+    let fnr = employee();
+    for event in &events {
+        let text = String::from_utf8_lossy(&event.raw);
+        assert!(
+            !text.contains(&fnr),
+            "a fødselsnummer in {}",
+            event.event_type()
+        );
+        assert!(
+            !text.contains("Kari Nordmann"),
+            "a name in {}",
+            event.event_type()
+        );
+    }
+    let sealed: String = sqlx::query_scalar("SELECT fodselsnummer_sealed FROM applications")
+        .fetch_one(&s.pool)
+        .await?;
+    assert!(sealed.starts_with("v1:") && !sealed.contains(&fnr));
+    let documents: Vec<Vec<u8>> = sqlx::query_scalar("SELECT document FROM applications")
+        .fetch_all(&s.pool)
+        .await?;
+    assert!(
+        documents
+            .iter()
+            .all(|d| !String::from_utf8_lossy(d).contains(&fnr))
+    );
+
+    // The employer reads its own application (recorded as self-service).
+    let own = s
+        .client
+        .get_application(with_bearer(
+            v1::GetApplicationRequest {
+                application_id: id.clone(),
+                purpose: 0,
+            },
+            &employer,
+        ))
+        .await?
+        .into_inner();
+    assert_eq!(own.application.map(|a| a.status()), Some(Status::Granted));
+
+    // The audit trail: the submission, every change and decision, every read.
+    let auditor = s.nav("aud-1", &["application-auditor"]);
+    let trail = s
+        .client
+        .list_audit_entries(with_bearer(
+            v1::ListAuditEntriesRequest {
+                case_id: case_id.clone(),
+                page_size: 0,
+                page_token: String::new(),
+            },
+            &auditor,
+        ))
+        .await?
+        .into_inner()
+        .entries;
+    let actions: Vec<(&str, i32, &str)> = trail
+        .iter()
+        .map(|e| (e.action.as_str(), e.kind, e.actor.as_str()))
+        .collect();
+    assert!(actions.contains(&(
+        "SubmitApplication",
+        v1::AuditEntryKind::Change as i32,
+        "portal-user-1"
+    )));
+    assert!(actions.contains(&(
+        "DecideApplication",
+        v1::AuditEntryKind::Decision as i32,
+        "dec-1"
+    )));
+    assert!(actions.contains(&("FundsReserved", v1::AuditEntryKind::Change as i32, "")));
+    assert!(actions.contains(&(
+        "GetApplication",
+        v1::AuditEntryKind::Read as i32,
+        "reader-1"
+    )));
+    let self_service = trail
+        .iter()
+        .find(|e| e.action == "GetApplication" && e.actor == "portal-user-1")
+        .map(|e| (e.purpose, e.organisation_number.clone()));
+    assert_eq!(
+        self_service,
+        Some((
+            v1::AccessPurpose::EmployerSelfService as i32,
+            EMPLOYER.to_owned()
+        ))
+    );
+
+    // The work list and the employer's list show it without personal data.
+    let caseworker = s.nav("cw-2", &["application-caseworker"]);
+    let list = s
+        .client
+        .list_applications(with_bearer(
+            v1::ListApplicationsRequest {
+                statuses: vec![Status::Granted as i32],
+                county_codes: vec!["34".to_owned()],
+                page_size: 0,
+                page_token: String::new(),
+            },
+            &caseworker,
+        ))
+        .await?
+        .into_inner();
+    assert_eq!(list.applications.len(), 1);
+    assert_eq!(list.applications[0].grant_status(), GrantStatus::Active);
+    let mine = s
+        .client
+        .list_applications_for_employer(with_bearer(
+            v1::ListApplicationsForEmployerRequest {
+                employer_organisation_number: EMPLOYER.to_owned(),
+                page_size: 0,
+                page_token: String::new(),
+            },
+            &employer,
+        ))
+        .await?
+        .into_inner();
+    assert_eq!(mine.applications.len(), 1);
+    s.stack.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_submission_repeated_with_its_request_id_returns_the_first_and_other_content_is_refused()
+-> anyhow::Result<()> {
+    let s = Stack::start("idempotent").await?;
+    let mut client = s.client.clone();
+    let case_id = s.regular_case().await?;
+    let employer = s.employer(&[EMPLOYER]);
+    let request = submission(&case_id);
+    let first = client
+        .submit_application(with_bearer(request.clone(), &employer))
+        .await?
+        .into_inner();
+    assert!(first.created);
+    let again = client
+        .submit_application(with_bearer(request.clone(), &employer))
+        .await?
+        .into_inner();
+    assert!(!again.created);
+    assert_eq!(
+        again.application.map(|a| a.application_id),
+        first.application.map(|a| a.application_id)
+    );
+    let mut changed = request.clone();
+    changed.employee_name = "Someone Else".to_owned();
+    let status = client
+        .submit_application(with_bearer(changed, &employer))
+        .await
+        .expect_err("other content under the same id");
+    assert_eq!(status.code(), Code::AlreadyExists);
+    assert_eq!(s.count("SELECT count(*) FROM applications").await?, 1);
+    assert_eq!(
+        s.count("SELECT count(*) FROM outbox WHERE event_type LIKE '%ApplicationSubmitted'")
+            .await?,
+        1
+    );
+    s.stack.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lack_of_funds_is_not_final_until_a_decider_says_so() -> anyhow::Result<()> {
+    let mut s = Stack::start("lack-of-funds").await?;
+    let _budget = scripted_budget(&s, 1_000_000).await?;
+    let topic = s.topic()?;
+    let case_id = s.regular_case().await?;
+    let id = s.submit(&case_id).await?.application_id;
+    let version = s.recommend_grant(&id, 1_500_000).await?;
+    s.confirm(&id, version).await?;
+    let denied = s.wait_for_status(&id, Status::FundsDenied).await?;
+    let rejection = denied.rejection.clone().unwrap_or_default();
+    assert_eq!(
+        rejection.reason(),
+        v1::ApplicationRejectionReason::FundsDenied
+    );
+    assert_eq!(
+        rejection.funds_denied_reason(),
+        v1::FundsDeniedReason::InsufficientFunds
+    );
+    assert!(!rejection.is_final);
+    let first_grant = denied.grant.clone().unwrap_or_default().grant_id;
+
+    // The employer sees the same: rejected for lack of funds, not final.
+    let employer = s.employer(&[EMPLOYER]);
+    let seen = s
+        .client
+        .get_application(with_bearer(
+            v1::GetApplicationRequest {
+                application_id: id.clone(),
+                purpose: 0,
+            },
+            &employer,
+        ))
+        .await?
+        .into_inner()
+        .application
+        .unwrap_or_default();
+    assert_eq!(seen.status(), Status::FundsDenied);
+
+    // Asking again mints a new grant id; budget denies again.
+    let caseworker = s.nav("cw-1", &["application-caseworker"]);
+    let again = s
+        .client
+        .request_funds_again(with_bearer(
+            v1::RequestFundsAgainRequest {
+                application_id: id.clone(),
+            },
+            &caseworker,
+        ))
+        .await?
+        .into_inner()
+        .application
+        .unwrap_or_default();
+    let second_grant = again.grant.clone().unwrap_or_default().grant_id;
+    assert_ne!(first_grant, second_grant);
+    let denied = s.wait_for_status(&id, Status::FundsDenied).await?;
+    assert_eq!(denied.grant.unwrap_or_default().funds_requests.len(), 2);
+
+    // A caseworker may not make it final; a decider may.
+    let refused = s
+        .client
+        .reject_for_lack_of_funds(with_bearer(
+            v1::RejectForLackOfFundsRequest {
+                application_id: id.clone(),
+                explanation: String::new(),
+            },
+            &caseworker,
+        ))
+        .await
+        .expect_err("not a decider");
+    assert_eq!(refused.code(), Code::PermissionDenied);
+    let decider = s.nav("dec-1", &["application-decider"]);
+    let rejected = s
+        .client
+        .reject_for_lack_of_funds(with_bearer(
+            v1::RejectForLackOfFundsRequest {
+                application_id: id.clone(),
+                explanation: "No funds left this year.".to_owned(),
+            },
+            &decider,
+        ))
+        .await?
+        .into_inner()
+        .application
+        .unwrap_or_default();
+    assert_eq!(rejected.status(), Status::Rejected);
+    let rejection = rejected.rejection.unwrap_or_default();
+    assert!(rejection.is_final);
+    assert_eq!(rejection.rejected_by, "dec-1");
+
+    let events = read(&topic, 6, QUIET).await?;
+    assert_eq!(of_type::<v1::GrantRequested>(&events).len(), 2);
+    let denials = of_type::<v1::GrantFundsDenied>(&events);
+    assert_eq!(denials.len(), 2);
+    assert_eq!(denials[1].denials, 2);
+    let final_rejection = of_type::<v1::ApplicationRejected>(&events);
+    assert_eq!(final_rejection.len(), 1);
+    assert_eq!(final_rejection[0].grant_id, second_grant);
+    assert_eq!(
+        final_rejection[0].reason(),
+        v1::ApplicationRejectionReason::FundsDenied
+    );
+
+    // The case has no live application now: a new one may be submitted.
+    let next = s.submit(&case_id).await?;
+    assert_eq!(next.status(), Status::Submitted);
+    s.stack.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn withdrawal_publishes_application_withdrawn_with_the_pending_grant() -> anyhow::Result<()> {
+    let mut s = Stack::start("withdrawal").await?;
+    let topic = s.topic()?;
+    let case_id = s.regular_case().await?;
+    let id = s.submit(&case_id).await?.application_id;
+    let version = s.recommend_grant(&id, 1_000_000).await?;
+    let pending = s.confirm(&id, version).await?;
+    assert_eq!(pending.status(), Status::GrantPendingFunds);
+    let grant_id = pending.grant.unwrap_or_default().grant_id;
+
+    // Another organisation's representative may not withdraw it.
+    let stranger = s.employer(&[OTHER_ORG]);
+    let withdraw = |token: &str, reason: &str| {
+        with_bearer(
+            v1::WithdrawApplicationRequest {
+                application_id: id.clone(),
+                reason: reason.to_owned(),
+            },
+            token,
+        )
+    };
+    let refused = s
+        .client
+        .withdraw_application(withdraw(&stranger, ""))
+        .await
+        .expect_err("not represented");
+    assert_eq!(refused.code(), Code::PermissionDenied);
+    assert_eq!(reason(&refused), "ORGANISATION_NOT_REPRESENTED");
+
+    let employer = s.employer(&[EMPLOYER]);
+    let withdrawn = s
+        .client
+        .withdraw_application(withdraw(&employer, "Not needed any more."))
+        .await?
+        .into_inner()
+        .application
+        .unwrap_or_default();
+    assert_eq!(withdrawn.status(), Status::Withdrawn);
+    let request = withdrawn.grant.unwrap_or_default().funds_requests;
+    assert_eq!(request[0].outcome(), v1::FundsRequestOutcome::Withdrawn);
+    // A repeat is idempotent; refused transitions name their reason.
+    s.client
+        .withdraw_application(withdraw(&employer, "Not needed any more."))
+        .await?;
+    let caseworker = s.nav("cw-1", &["application-caseworker"]);
+    let refused = s
+        .client
+        .start_review(with_bearer(
+            v1::StartReviewRequest {
+                application_id: id.clone(),
+            },
+            &caseworker,
+        ))
+        .await
+        .expect_err("withdrawn");
+    assert_eq!(reason(&refused), "NOT_SUBMITTED");
+    let refused = s
+        .client
+        .withdraw_application(withdraw(&employer, "Other reason"))
+        .await
+        .expect_err("twice");
+    assert_eq!(reason(&refused), "ALREADY_WITHDRAWN");
+
+    let events = read(&topic, 3, QUIET).await?;
+    let withdrawals = of_type::<v1::ApplicationWithdrawn>(&events);
+    assert_eq!(withdrawals.len(), 1, "one ApplicationWithdrawn");
+    assert_eq!(withdrawals[0].grant_id, grant_id);
+    assert_eq!(withdrawals[0].previous_status(), Status::GrantPendingFunds);
+    // The withdrawn application no longer waits for budget: nothing is re-sent.
+    let resent = jobs::resend_due(&s.db(), &policy()?, far_future(1)).await?;
+    assert_eq!(resent, 0);
+    s.stack.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn four_eyes_refuses_the_recommender_as_decider_and_transitions_name_their_reason()
+-> anyhow::Result<()> {
+    let mut s = Stack::start("four-eyes").await?;
+    let case_id = s.regular_case().await?;
+    let id = s.submit(&case_id).await?.application_id;
+    let both = s.nav(
+        "cw-both",
+        &["application-caseworker", "application-decider"],
+    );
+    let caseworker = s.nav("cw-1", &["application-caseworker"]);
+    let recommend = |amount: i64| v1::RecommendDecisionRequest {
+        application_id: id.clone(),
+        recommendation: Some(v1::recommend_decision_request::Recommendation::Grant(
+            v1::GrantRecommendation {
+                amount: Some(gross(amount)),
+            },
+        )),
+        note: String::new(),
+    };
+    // Not under review yet.
+    let refused = s
+        .client
+        .recommend_decision(with_bearer(recommend(1_000_000), &both))
+        .await
+        .expect_err("submitted");
+    assert_eq!(reason(&refused), "NOT_UNDER_REVIEW");
+    s.client
+        .start_review(with_bearer(
+            v1::StartReviewRequest {
+                application_id: id.clone(),
+            },
+            &both,
+        ))
+        .await?;
+    let refused = s
+        .client
+        .recommend_decision(with_bearer(recommend(1_000_000), &both))
+        .await
+        .expect_err("nothing assessed");
+    assert_eq!(reason(&refused), "CONDITIONS_NOT_ASSESSED");
+    for condition in 1..=5 {
+        s.client
+            .assess_condition(with_bearer(
+                v1::AssessConditionRequest {
+                    application_id: id.clone(),
+                    condition,
+                    met: condition != 3,
+                    note: "assessed".to_owned(),
+                },
+                &both,
+            ))
+            .await?;
+    }
+    let refused = s
+        .client
+        .recommend_decision(with_bearer(recommend(1_000_000), &both))
+        .await
+        .expect_err("a condition is not met");
+    assert_eq!(reason(&refused), "CONDITION_NOT_MET");
+    // A "no" without a note is bad input; a "yes" repairs the condition.
+    let status = s
+        .client
+        .assess_condition(with_bearer(
+            v1::AssessConditionRequest {
+                application_id: id.clone(),
+                condition: 3,
+                met: false,
+                note: String::new(),
+            },
+            &both,
+        ))
+        .await
+        .expect_err("no note");
+    assert_eq!(violated_fields(&status), ["note"]);
+    s.client
+        .assess_condition(with_bearer(
+            v1::AssessConditionRequest {
+                application_id: id.clone(),
+                condition: 3,
+                met: true,
+                note: String::new(),
+            },
+            &both,
+        ))
+        .await?;
+    // Above the estimated cost (20 000 kr) and above the max rate: bad input.
+    let status = s
+        .client
+        .recommend_decision(with_bearer(recommend(2_500_000), &both))
+        .await
+        .expect_err("too much");
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(violated_fields(&status).contains(&"grant.amount.ore".to_owned()));
+    s.client
+        .recommend_decision(with_bearer(recommend(1_000_000), &both))
+        .await?;
+    // The assessment is locked while recommended.
+    let refused = s
+        .client
+        .assess_condition(with_bearer(
+            v1::AssessConditionRequest {
+                application_id: id.clone(),
+                condition: 1,
+                met: true,
+                note: String::new(),
+            },
+            &caseworker,
+        ))
+        .await
+        .expect_err("locked");
+    assert_eq!(reason(&refused), "ASSESSMENT_LOCKED");
+
+    // The recommender may not decide, though they hold the role.
+    let decide =
+        |version: i32, verdict: v1::DeciderVerdict, note: &str| v1::DecideApplicationRequest {
+            application_id: id.clone(),
+            recommendation_version: version,
+            verdict: verdict as i32,
+            note: note.to_owned(),
+        };
+    let refused = s
+        .client
+        .decide_application(with_bearer(
+            decide(1, v1::DeciderVerdict::Confirm, ""),
+            &both,
+        ))
+        .await
+        .expect_err("own recommendation");
+    assert_eq!(refused.code(), Code::PermissionDenied);
+    assert_eq!(reason(&refused), "DECIDER_IS_RECOMMENDER");
+
+    // Another decider returns it; a RETURN needs a note.
+    let decider = s.nav("dec-1", &["application-decider"]);
+    let status = s
+        .client
+        .decide_application(with_bearer(
+            decide(1, v1::DeciderVerdict::Return, ""),
+            &decider,
+        ))
+        .await
+        .expect_err("no note");
+    assert_eq!(violated_fields(&status), ["note"]);
+    let returned = s
+        .client
+        .decide_application(with_bearer(
+            decide(1, v1::DeciderVerdict::Return, "Check the hours."),
+            &decider,
+        ))
+        .await?
+        .into_inner()
+        .application
+        .unwrap_or_default();
+    assert_eq!(returned.status(), Status::UnderReview);
+    assert_eq!(returned.recommendations[0].returned_by, "dec-1");
+
+    // cw-1 recommends version 2; the first recommender still may not decide it.
+    s.client
+        .recommend_decision(with_bearer(recommend(900_000), &caseworker))
+        .await?;
+    let refused = s
+        .client
+        .decide_application(with_bearer(
+            decide(2, v1::DeciderVerdict::Confirm, ""),
+            &both,
+        ))
+        .await
+        .expect_err("recommended version 1");
+    assert_eq!(reason(&refused), "DECIDER_IS_RECOMMENDER");
+    let refused = s
+        .client
+        .decide_application(with_bearer(
+            decide(1, v1::DeciderVerdict::Confirm, ""),
+            &decider,
+        ))
+        .await
+        .expect_err("stale version");
+    assert_eq!(reason(&refused), "RECOMMENDATION_CHANGED");
+    let decided = s
+        .client
+        .decide_application(with_bearer(
+            decide(2, v1::DeciderVerdict::Confirm, ""),
+            &decider,
+        ))
+        .await?
+        .into_inner()
+        .application
+        .unwrap_or_default();
+    assert_eq!(decided.status(), Status::GrantPendingFunds);
+    let decision = decided.decision.unwrap_or_default();
+    assert_eq!(
+        (
+            decision.recommended_by.as_str(),
+            decision.decided_by.as_str()
+        ),
+        ("cw-1", "dec-1")
+    );
+    // Deciding again is idempotent and publishes nothing more; another verdict is refused.
+    s.client
+        .decide_application(with_bearer(
+            decide(2, v1::DeciderVerdict::Confirm, ""),
+            &decider,
+        ))
+        .await?;
+    assert_eq!(
+        s.count("SELECT count(*) FROM outbox WHERE event_type LIKE '%GrantRequested'")
+            .await?,
+        1
+    );
+    let refused = s
+        .client
+        .decide_application(with_bearer(
+            decide(2, v1::DeciderVerdict::Return, "again"),
+            &decider,
+        ))
+        .await
+        .expect_err("decided");
+    assert_eq!(reason(&refused), "NOT_RECOMMENDED");
+    s.stack.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_names_the_field_and_stores_and_publishes_nothing() -> anyhow::Result<()> {
+    let s = Stack::start("bad-input").await?;
+    let mut client = s.client.clone();
+    let case_id = s.regular_case().await?;
+    let employer = s.employer(&[EMPLOYER]);
+    type Change = fn(&mut v1::SubmitApplicationRequest);
+    fn details(request: &mut v1::SubmitApplicationRequest) -> &mut v1::ApplicationDetails {
+        request.details.get_or_insert_with(Default::default)
+    }
+    let corpus: Vec<(&str, Change)> = vec![
+        ("request_id", |r| r.request_id = "not-a-uuid".into()),
+        ("case_id", |r| r.case_id = "x".into()),
+        ("employee_fodselsnummer", |r| {
+            let mut digits = employee().into_bytes();
+            digits[10] = b'0' + (digits[10] - b'0' + 1) % 10;
+            r.employee_fodselsnummer = String::from_utf8(digits).unwrap_or_default();
+        }),
+        ("employee_fodselsnummer", |r| {
+            r.employee_fodselsnummer = "1503854930".into()
+        }),
+        // A synthetic test number (month + 80) where configuration refuses them.
+        ("employee_fodselsnummer", |r| {
+            r.employee_fodselsnummer = support::fodselsnummer("158385", 493)
+        }),
+        ("employee_name", |r| r.employee_name = " ".into()),
+        ("employee_name", |r| r.employee_name = "x".repeat(201)),
+        ("details", |r| r.details = None),
+        ("details.employer_organisation_number", |r| {
+            details(r).employer_organisation_number = "974760674".into()
+        }),
+        ("details.contact_person", |r| {
+            details(r).contact_person = None
+        }),
+        ("details.contact_person.email", |r| {
+            if let Some(c) = details(r).contact_person.as_mut() {
+                c.email = "no-at-sign".into();
+            }
+        }),
+        ("details.contact_person.phone_number", |r| {
+            if let Some(c) = details(r).contact_person.as_mut() {
+                c.phone_number = "call me".into();
+            }
+        }),
+        ("details.competence_area", |r| {
+            details(r).competence_area = 0
+        }),
+        ("details.expert", |r| details(r).expert = None),
+        ("details.expert.expert_organisation_number", |r| {
+            if let Some(e) = details(r).expert.as_mut() {
+                e.expert_organisation_number = EMPLOYER.into();
+            }
+        }),
+        ("details.expert.employer_attests_expert_not_employed", |r| {
+            if let Some(e) = details(r).expert.as_mut() {
+                e.employer_attests_expert_not_employed = false;
+            }
+        }),
+        ("details.expert.profession", |r| {
+            if let Some(e) = details(r).expert.as_mut() {
+                e.profession = 0;
+            }
+        }),
+        ("details.expert.authorisation", |r| {
+            if let Some(e) = details(r).expert.as_mut() {
+                e.authorisation = None;
+            }
+        }),
+        ("details.problem_description", |r| {
+            details(r).problem_description = "x".repeat(4001)
+        }),
+        // A fødselsnummer pasted into free text.
+        ("details.problem_description", |r| {
+            details(r).problem_description = format!("Employee {} is ill", employee())
+        }),
+        ("details.accommodation_tried", |r| {
+            details(r).accommodation_tried = String::new()
+        }),
+        ("details.planned_start_date", |r| {
+            details(r).planned_start_date = date_in(-1)
+        }),
+        ("details.planned_start_date", |r| {
+            details(r).planned_start_date = "2026-02-30".into()
+        }),
+        ("details.estimated_hours", |r| {
+            details(r).estimated_hours = 0
+        }),
+        ("details.estimated_hours", |r| {
+            details(r).estimated_hours = 1001
+        }),
+        ("details.confirms_parties_agree", |r| {
+            details(r).confirms_parties_agree = false
+        }),
+        ("details.confirms_not_treatment_or_excluded_scheme", |r| {
+            details(r).confirms_not_treatment_or_excluded_scheme = false
+        }),
+        ("details.estimated_cost", |r| {
+            details(r).estimated_cost = None
+        }),
+        ("details.estimated_cost.ore", |r| {
+            details(r).estimated_cost = Some(gross(0))
+        }),
+        ("details.estimated_cost.vat", |r| {
+            details(r).estimated_cost = Some(v1::Amount {
+                ore: 100,
+                vat: v1::VatTreatment::Excluded as i32,
+            })
+        }),
+        ("details.nav_contact_name", |r| {
+            details(r).nav_contact_name = "x".repeat(201)
+        }),
+    ];
+    let fnr = employee();
+    for (field, change) in corpus {
+        let mut request = submission(&case_id);
+        change(&mut request);
+        let status = client
+            .submit_application(with_bearer(request, &employer))
+            .await
+            .expect_err(field);
+        assert_eq!(status.code(), Code::InvalidArgument, "{field}: {status:?}");
+        assert!(
+            violated_fields(&status).iter().any(|f| f == field),
+            "{field}: {:?}",
+            violated_fields(&status)
+        );
+        assert!(
+            !status.message().contains(&fnr),
+            "{field}: the number is repeated"
+        );
+    }
+    // Bad input on the other RPCs.
+    let caseworker = s.nav("cw-1", &["application-caseworker"]);
+    let status = client
+        .get_application(with_bearer(
+            v1::GetApplicationRequest {
+                application_id: uuid::Uuid::now_v7().to_string(),
+                purpose: v1::AccessPurpose::System as i32,
+            },
+            &caseworker,
+        ))
+        .await
+        .expect_err("service-only purpose");
+    assert_eq!(violated_fields(&status), ["purpose"]);
+    let status = client
+        .list_applications(with_bearer(
+            v1::ListApplicationsRequest {
+                statuses: vec![0],
+                county_codes: vec!["3".to_owned()],
+                page_size: 501,
+                page_token: "bogus".to_owned(),
+            },
+            &caseworker,
+        ))
+        .await
+        .expect_err("bad filters");
+    assert_eq!(
+        violated_fields(&status),
+        ["statuses[0]", "county_codes[0]", "page_token", "page_size"]
+    );
+    let status = client
+        .cancel_grant(with_bearer(
+            v1::CancelGrantRequest {
+                application_id: uuid::Uuid::now_v7().to_string(),
+                reason: v1::GrantCancellationReason::Other as i32,
+                explanation: String::new(),
+            },
+            &caseworker,
+        ))
+        .await
+        .expect_err("OTHER without explanation");
+    assert_eq!(violated_fields(&status), ["explanation"]);
+    let status = client
+        .get_application(with_bearer(
+            v1::GetApplicationRequest {
+                application_id: uuid::Uuid::now_v7().to_string(),
+                purpose: v1::AccessPurpose::CaseProcessing as i32,
+            },
+            &caseworker,
+        ))
+        .await
+        .expect_err("unknown");
+    assert_eq!(status.code(), Code::NotFound);
+
+    assert_eq!(s.count("SELECT count(*) FROM applications").await?, 0);
+    assert_eq!(s.count("SELECT count(*) FROM outbox").await?, 0);
+    s.stack.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_regular_cases_that_arrived_take_applications_for_represented_employers()
+-> anyhow::Result<()> {
+    let s = Stack::start("cases").await?;
+    let mut client = s.client.clone();
+    let employer = s.employer(&[EMPLOYER]);
+
+    // Not arrived yet: UNAVAILABLE, retry.
+    let unknown = uuid::Uuid::now_v7().to_string();
+    let status = client
+        .submit_application(with_bearer(submission(&unknown), &employer))
+        .await
+        .expect_err("unknown case");
+    assert_eq!(status.code(), Code::Unavailable);
+
+    // Content that can never be applied is dead-lettered; the consumer goes on.
+    s.stack
+        .feed
+        .publish(
+            "routing",
+            &EventSubject::case("not-a-uuid"),
+            &v1::CaseRouted {
+                case_id: "not-a-uuid".to_owned(),
+                flow: v1::Flow::Regular as i32,
+                ..Default::default()
+            },
+        )
+        .await?;
+    s.stack
+        .feed
+        .publish_bytes(
+            "routing",
+            "k",
+            "ekspertbistand.v1.CaseRouted",
+            b"\xff\xff\xff",
+        )
+        .await?;
+
+    let dead_letters = ekb_testkit::broker::topic_reader(
+        s.stack.broker.bootstrap_servers(),
+        &ekb_platform::messaging::dead_letter_topic_for(&s.stack.topic_prefix, "applications"),
+    )?;
+    let dead = read(&dead_letters, 2, QUIET).await?;
+    assert_eq!(dead.len(), 2, "both dead-lettered, nothing else");
+
+    // Another organisation's representative.
+    let case_id = s.regular_case().await?;
+    let stranger = s.employer(&[OTHER_ORG]);
+    let status = client
+        .submit_application(with_bearer(submission(&case_id), &stranger))
+        .await
+        .expect_err("not represented");
+    assert_eq!(status.code(), Code::PermissionDenied);
+    assert_eq!(reason(&status), "ORGANISATION_NOT_REPRESENTED");
+    let status = client
+        .list_applications_for_employer(with_bearer(
+            v1::ListApplicationsForEmployerRequest {
+                employer_organisation_number: EMPLOYER.to_owned(),
+                page_size: 0,
+                page_token: String::new(),
+            },
+            &stranger,
+        ))
+        .await
+        .expect_err("not represented");
+    assert_eq!(reason(&status), "ORGANISATION_NOT_REPRESENTED");
+    let created = client
+        .submit_application(with_bearer(submission(&case_id), &employer))
+        .await?
+        .into_inner()
+        .application
+        .unwrap_or_default();
+    let status = client
+        .get_application(with_bearer(
+            v1::GetApplicationRequest {
+                application_id: created.application_id.clone(),
+                purpose: 0,
+            },
+            &stranger,
+        ))
+        .await
+        .expect_err("not represented");
+    assert_eq!(reason(&status), "ORGANISATION_NOT_REPRESENTED");
+    let status = client
+        .cancel_grant(with_bearer(
+            v1::CancelGrantRequest {
+                application_id: created.application_id.clone(),
+                reason: v1::GrantCancellationReason::EmployerRequest as i32,
+                explanation: String::new(),
+            },
+            &stranger,
+        ))
+        .await
+        .expect_err("not represented");
+    assert_eq!(reason(&status), "ORGANISATION_NOT_REPRESENTED");
+
+    // A PILOT case is refused until CaseFlowChanged sends it to the regular flow.
+    let pilot = s.open_case(v1::Flow::Pilot).await?;
+    s.wait_for_case(&pilot).await?;
+    let status = client
+        .submit_application(with_bearer(submission(&pilot), &employer))
+        .await
+        .expect_err("pilot");
+    assert_eq!(status.code(), Code::FailedPrecondition);
+    assert_eq!(reason(&status), "CASE_IN_PILOT_FLOW");
+    s.stack
+        .feed
+        .publish(
+            "routing",
+            &EventSubject::case(pilot.clone()),
+            &v1::CaseFlowChanged {
+                case_id: pilot.clone(),
+                from_flow: v1::Flow::Pilot as i32,
+                to_flow: v1::Flow::Regular as i32,
+                sequence: 1,
+                county_code: "34".to_owned(),
+                employer_organisation_number: EMPLOYER.to_owned(),
+                ..Default::default()
+            },
+        )
+        .await?;
+    let deadline = std::time::Instant::now() + support::WAIT;
+    loop {
+        match client
+            .submit_application(with_bearer(submission(&pilot), &employer))
+            .await
+        {
+            Ok(response) => {
+                assert!(response.into_inner().created);
+                break;
+            }
+            Err(status) if reason(&status) == "CASE_IN_PILOT_FLOW" => {
+                anyhow::ensure!(std::time::Instant::now() < deadline, "flow never changed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(status) => anyhow::bail!("unexpected {status:?}"),
+        }
+    }
+    s.stack.stop().await
+}
+
+fn policy() -> anyhow::Result<ekb_applications::config::Policy> {
+    let loader = ekb_platform::service::config_loader::<Applications>()
+        .with_override("auth.mode", "disabled")
+        .with_override("applications.funds_request_resend_after", "15 minutes")
+        .with_override("applications.funds_request_resend_max_interval", "1 hour");
+    Ok(ekb_platform::service::load_config::<Applications>(&loader)?
+        .settings
+        .policy()?)
+}
+
+fn far_future(days: i64) -> time::OffsetDateTime {
+    time::OffsetDateTime::now_utc() + time::Duration::days(days)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unanswered_funds_request_is_resent_identically_with_a_growing_wait()
+-> anyhow::Result<()> {
+    let mut s = Stack::start("resend").await?;
+    let topic = s.topic()?;
+    let case_id = s.regular_case().await?;
+    let id = s.submit(&case_id).await?.application_id;
+    let version = s.recommend_grant(&id, 1_000_000).await?;
+    s.confirm(&id, version).await?;
+    let policy = policy()?;
+    let db = s.db();
+    let now = time::OffsetDateTime::now_utc();
+    let minutes = |m: i64| now + time::Duration::minutes(m);
+    assert_eq!(
+        jobs::resend_due(&db, &policy, minutes(10)).await?,
+        0,
+        "too early"
+    );
+    assert_eq!(jobs::resend_due(&db, &policy, minutes(16)).await?, 1);
+    assert_eq!(
+        jobs::resend_due(&db, &policy, minutes(40)).await?,
+        0,
+        "wait doubled to 30 min"
+    );
+    assert_eq!(jobs::resend_due(&db, &policy, minutes(47)).await?, 1);
+    let application = s.get(&id).await?;
+    let request = &application.grant.unwrap_or_default().funds_requests[0];
+    assert_eq!(request.times_sent, 3);
+    let events = read(&topic, 4, QUIET).await?;
+    let sent = envelopes_of::<v1::GrantRequested>(&events);
+    assert_eq!(sent.len(), 3);
+    assert_eq!(sent[0].payload, sent[1].payload, "identical content");
+    assert_eq!(sent[1].payload, sent[2].payload, "identical content");
+    assert_ne!(sent[0].event_id, sent[1].event_id, "a new event id");
+    s.stack.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn personal_data_is_erased_after_the_retention_time_and_the_grant_record_stays()
+-> anyhow::Result<()> {
+    let mut s = Stack::start("retention").await?;
+    let case_id = s.regular_case().await?;
+    let id = s.submit(&case_id).await?.application_id;
+    let version = s.recommend_grant(&id, 1_000_000).await?;
+    s.confirm(&id, version).await?;
+    let policy = policy()?;
+    let db = s.db();
+    // Not ended yet: nothing is erased, however late.
+    assert_eq!(jobs::erase_due(&db, &policy, far_future(900)).await?, 0);
+    let employer = s.employer(&[EMPLOYER]);
+    s.client
+        .withdraw_application(with_bearer(
+            v1::WithdrawApplicationRequest {
+                application_id: id.clone(),
+                reason: "Changed our mind".to_owned(),
+            },
+            &employer,
+        ))
+        .await?;
+    assert_eq!(
+        jobs::erase_due(&db, &policy, far_future(14 * 30)).await?,
+        0,
+        "14 months"
+    );
+    assert_eq!(
+        jobs::erase_due(&db, &policy, far_future(16 * 31)).await?,
+        1,
+        "16 months"
+    );
+    assert_eq!(
+        jobs::erase_due(&db, &policy, far_future(17 * 31)).await?,
+        0,
+        "once"
+    );
+    let erased = s.get(&id).await?;
+    assert!(erased.personal_data_erased_at.is_some());
+    assert!(erased.employee_name.is_empty());
+    let details = erased.details.clone().unwrap_or_default();
+    assert!(details.contact_person.is_none());
+    assert!(details.problem_description.is_empty() && details.accommodation_tried.is_empty());
+    assert!(erased.withdrawal.unwrap_or_default().reason.is_empty());
+    // The record stays: organisation, amounts, rate, decision, pseudonym.
+    assert_eq!(details.employer_organisation_number, EMPLOYER);
+    assert_eq!(details.estimated_cost, Some(gross(2_000_000)));
+    assert_eq!(erased.decision.unwrap_or_default().decided_by, "dec-1");
+    assert!(!erased.employee_pseudonym.is_empty());
+    assert_eq!(
+        s.count("SELECT count(*) FROM applications WHERE fodselsnummer_sealed IS NOT NULL")
+            .await?,
+        0
+    );
+    // The record itself is kept 10 years, then deleted with its trail.
+    assert_eq!(
+        jobs::delete_expired_records(&db, &policy, far_future(9 * 366)).await?,
+        0
+    );
+    assert_eq!(
+        jobs::delete_expired_records(&db, &policy, far_future(11 * 366)).await?,
+        1
+    );
+    assert_eq!(s.count("SELECT count(*) FROM applications").await?, 0);
+    assert_eq!(s.count("SELECT count(*) FROM grant_ids").await?, 0);
+    s.stack.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelling_a_grant_waits_for_refunds_and_a_redelivered_answer_is_applied_once()
+-> anyhow::Result<()> {
+    let mut s = Stack::start("cancel").await?;
+    let _budget = scripted_budget(&s, 10_000_000).await?;
+    let topic = s.topic()?;
+    let budget_topic = s.budget_topic()?;
+    let case_id = s.regular_case().await?;
+    let id = s.submit(&case_id).await?.application_id;
+    let version = s.recommend_grant(&id, 1_000_000).await?;
+    s.confirm(&id, version).await?;
+    let granted = s.wait_for_status(&id, Status::Granted).await?;
+    let grant_id = granted.grant.unwrap_or_default().grant_id;
+
+    // Budget's FundsReserved, redelivered: still one GrantApproved.
+    let answers = read(&budget_topic, 1, QUIET).await?;
+    let reserved = envelopes_of::<v1::FundsReserved>(&answers);
+    assert_eq!(reserved.len(), 1);
+    s.stack
+        .feed
+        .publish_envelope("budget", &case_id, &reserved[0])
+        .await?;
+
+    // A caseworker may not revoke; an employer may only ask for EMPLOYER_REQUEST.
+    let caseworker = s.nav("cw-1", &["application-caseworker"]);
+    let refused = s
+        .client
+        .cancel_grant(with_bearer(
+            v1::CancelGrantRequest {
+                application_id: id.clone(),
+                reason: v1::GrantCancellationReason::Revoked as i32,
+                explanation: "Conditions not met after all.".to_owned(),
+            },
+            &caseworker,
+        ))
+        .await
+        .expect_err("not a decider");
+    assert_eq!(reason(&refused), "REVOCATION_REQUIRES_DECIDER");
+    let employer = s.employer(&[EMPLOYER]);
+    let cancel = v1::CancelGrantRequest {
+        application_id: id.clone(),
+        reason: v1::GrantCancellationReason::EmployerRequest as i32,
+        explanation: String::new(),
+    };
+    let requested = s
+        .client
+        .cancel_grant(with_bearer(cancel.clone(), &employer))
+        .await?
+        .into_inner()
+        .application
+        .unwrap_or_default();
+    let grant = requested.grant.unwrap_or_default();
+    assert_eq!(grant.status(), GrantStatus::CancellationRequested);
+    assert!(grant.cancellation.unwrap_or_default().requested_by_employer);
+
+    // Refunds accepts, twice (redelivered): one GrantCancelled.
+    let accepted = s
+        .stack
+        .feed
+        .publish(
+            "refunds",
+            &EventSubject {
+                case_id: Some(case_id.clone()),
+                aggregate_id: grant_id.clone(),
+            },
+            &v1::GrantCancellationAccepted {
+                grant_id: grant_id.clone(),
+                application_id: id.clone(),
+                case_id: case_id.clone(),
+                county_code: "34".to_owned(),
+                ..Default::default()
+            },
+        )
+        .await?;
+    s.stack
+        .feed
+        .publish_envelope("refunds", &case_id, &accepted)
+        .await?;
+    let events = read(&topic, 5, Duration::from_secs(2)).await?;
+    let types: Vec<&str> = events.iter().map(|e| e.event_type()).collect();
+    assert_eq!(
+        types,
+        [
+            "ekspertbistand.v1.ApplicationSubmitted",
+            "ekspertbistand.v1.GrantRequested",
+            "ekspertbistand.v1.GrantApproved",
+            "ekspertbistand.v1.GrantCancellationRequested",
+            "ekspertbistand.v1.GrantCancelled",
+        ]
+    );
+    let cancelled = of_type::<v1::GrantCancelled>(&events);
+    assert_eq!(cancelled[0].grant_id, grant_id);
+    assert_eq!(cancelled[0].granted_amount_ore, 1_000_000);
+    let application = s.get(&id).await?;
+    assert_eq!(
+        application.grant.unwrap_or_default().status(),
+        GrantStatus::Cancelled
+    );
+    let refused = s
+        .client
+        .cancel_grant(with_bearer(cancel, &employer))
+        .await
+        .expect_err("cancelled");
+    assert_eq!(reason(&refused), "GRANT_CANCELLED");
+    // The grant ended unused: the case may apply again.
+    let next = s.submit(&case_id).await?;
+    assert_eq!(next.status(), Status::Submitted);
+    s.stack.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_cancellation_leaves_the_grant_with_its_claim() -> anyhow::Result<()> {
+    let mut s = Stack::start("cancel-refused").await?;
+    let _budget = scripted_budget(&s, 10_000_000).await?;
+    let case_id = s.regular_case().await?;
+    let id = s.submit(&case_id).await?.application_id;
+    let version = s.recommend_grant(&id, 1_000_000).await?;
+    s.confirm(&id, version).await?;
+    let grant_id = s
+        .wait_for_status(&id, Status::Granted)
+        .await?
+        .grant
+        .unwrap_or_default()
+        .grant_id;
+    let decider = s.nav("dec-2", &["application-decider"]);
+    s.client
+        .cancel_grant(with_bearer(
+            v1::CancelGrantRequest {
+                application_id: id.clone(),
+                reason: v1::GrantCancellationReason::Revoked as i32,
+                explanation: "Revoked".to_owned(),
+            },
+            &decider,
+        ))
+        .await?;
+    s.stack
+        .feed
+        .publish(
+            "refunds",
+            &EventSubject {
+                case_id: Some(case_id.clone()),
+                aggregate_id: grant_id.clone(),
+            },
+            &v1::GrantCancellationRefused {
+                grant_id: grant_id.clone(),
+                application_id: id.clone(),
+                case_id: case_id.clone(),
+                reason: v1::GrantCancellationRefusalReason::ClaimPending as i32,
+                ..Default::default()
+            },
+        )
+        .await?;
+    let deadline = std::time::Instant::now() + support::WAIT;
+    loop {
+        let grant = s.get(&id).await?.grant.unwrap_or_default();
+        if grant.status() == GrantStatus::ClaimPending {
+            assert_eq!(
+                grant.cancellation.unwrap_or_default().refusal_reason(),
+                v1::GrantCancellationRefusalReason::ClaimPending
+            );
+            break;
+        }
+        anyhow::ensure!(
+            std::time::Instant::now() < deadline,
+            "refusal never applied"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        s.count("SELECT count(*) FROM outbox WHERE event_type LIKE '%GrantCancelled'")
+            .await?,
+        0
+    );
+    s.stack.stop().await
+}
+
+#[test]
+fn the_catalog_entry_lists_the_roles_of_the_role_table() -> anyhow::Result<()> {
+    ekb_testkit::catalog::check_entry_of::<Applications>()
+}

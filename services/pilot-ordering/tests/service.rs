@@ -1,0 +1,1286 @@
+//! Pilot-ordering's service tests: the service alone, in-process over real gRPC with
+//! authentication, a fresh PostgreSQL database and the broker process; routing's and the
+//! registry's events are fed on their real topics and a scripted budget answers OrderRequested
+//! as budget would. Time-driven work (expiries, ended agreements) is run through the sweep with
+//! a moved clock.
+
+mod support;
+
+use std::collections::HashMap;
+
+use ekb_platform::messaging::EventSubject;
+use ekb_proto::v1::{self, OrderStatus};
+use ekb_testkit::{service_under_test::eventually, services::with_bearer};
+use support::*;
+use tonic::Code;
+
+fn invoice_request(order_id: &str, amount_ore: i64) -> v1::SubmitInvoiceRequest {
+    v1::SubmitInvoiceRequest {
+        request_id: uuid::Uuid::now_v7().to_string(),
+        order_id: order_id.to_owned(),
+        invoice_number: "F-2026-001".to_owned(),
+        invoice_date: today(),
+        amount_ore,
+        invoice_document_id: uuid::Uuid::now_v7().to_string(),
+    }
+}
+
+/// Takes an ACCEPTED order through started and completed.
+async fn start_and_complete(stack: &Stack, order_id: &str) -> anyhow::Result<v1::Order> {
+    let mut client = stack.client.clone();
+    let token = stack.caseworker("Z111111");
+    let started = client
+        .record_expert_started(with_bearer(
+            v1::RecordExpertStartedRequest {
+                order_id: order_id.to_owned(),
+                started_date: today(),
+                expert_id: String::new(),
+            },
+            &token,
+        ))
+        .await?
+        .into_inner()
+        .order
+        .unwrap_or_default();
+    assert_eq!(started.status(), OrderStatus::Started);
+    let completed = client
+        .complete_order(with_bearer(
+            v1::CompleteOrderRequest {
+                order_id: order_id.to_owned(),
+                completed_date: today(),
+                report_document_id: uuid::Uuid::now_v7().to_string(),
+            },
+            &token,
+        ))
+        .await?
+        .into_inner()
+        .order
+        .unwrap_or_default();
+    assert_eq!(completed.status(), OrderStatus::Completed);
+    assert!(!completed.invoice_deadline_date.is_empty());
+    Ok(completed)
+}
+
+#[tokio::test]
+async fn an_order_goes_from_request_through_a_decline_to_the_next_supplier_and_is_paid()
+-> anyhow::Result<()> {
+    let stack = Stack::start("po-happy", Some(1_000_000_000)).await?;
+    let first = agreement(SUPPLIER_A, "RA-A", 1, PRICE, 5);
+    let second = agreement(SUPPLIER_B, "RA-B", 2, PRICE - 100_000, 5);
+    stack.agreement(&first).await?;
+    stack.agreement(&second).await?;
+    let case_id = stack.pilot_case().await?;
+
+    let order = stack.place(&case_id, "Z111111").await?;
+    assert_eq!(order.status(), OrderStatus::FundsPending);
+    assert_eq!(
+        order.agreement_id, first.agreement_id,
+        "the best-ranked agreement"
+    );
+    assert_eq!(
+        order.price_ore, PRICE,
+        "the price is fixed from the agreement"
+    );
+    assert!(!order.employee_pseudonym.is_empty());
+    let placed = stack
+        .wait_status(&order.order_id, OrderStatus::Placed)
+        .await?;
+    assert!(!placed.reservation_id.is_empty());
+    let order_uuid = uuid::Uuid::parse_str(&order.order_id)?;
+    eventually("the order to be sent to the supplier", WAIT, || async {
+        let sent: Option<bool> = sqlx::query_scalar(
+            "SELECT supplier_notified_at IS NOT NULL FROM orders WHERE order_id = $1",
+        )
+        .bind(order_uuid)
+        .fetch_optional(&stack.pool)
+        .await?;
+        Ok(sent.filter(|sent| *sent))
+    })
+    .await?;
+
+    // Supplier B may not answer A's order.
+    let refused = stack
+        .answer(&order.order_id, SUPPLIER_B, v1::SupplierResponse::Accepted)
+        .await
+        .expect_err("another supplier's order");
+    assert_eq!(refused.code(), Code::PermissionDenied);
+    assert_eq!(reason(&refused), "ORGANISATION_NOT_REPRESENTED");
+
+    let declined = stack
+        .answer(&order.order_id, SUPPLIER_A, v1::SupplierResponse::Declined)
+        .await?;
+    assert_eq!(
+        declined.order.unwrap_or_default().status(),
+        OrderStatus::Declined
+    );
+    let next = declined.next_order.expect("a follow-up order");
+    assert_eq!(next.agreement_id, second.agreement_id);
+    assert_eq!(next.previous_order_id, order.order_id);
+    assert_eq!(next.price_ore, PRICE - 100_000);
+    assert_eq!(next.employee_pseudonym, order.employee_pseudonym);
+    stack
+        .wait_status(&next.order_id, OrderStatus::Placed)
+        .await?;
+    let accepted = stack
+        .answer(&next.order_id, SUPPLIER_B, v1::SupplierResponse::Accepted)
+        .await?;
+    assert_eq!(
+        accepted.order.unwrap_or_default().status(),
+        OrderStatus::Accepted
+    );
+    start_and_complete(&stack, &next.order_id).await?;
+
+    // Only the order's supplier may invoice it.
+    let mut client = stack.client.clone();
+    let refused = client
+        .submit_invoice(with_bearer(
+            invoice_request(&next.order_id, 1_000_000),
+            &stack.supplier(SUPPLIER_A),
+        ))
+        .await
+        .expect_err("another supplier");
+    assert_eq!(refused.code(), Code::PermissionDenied);
+    assert_eq!(reason(&refused), "ORGANISATION_NOT_REPRESENTED");
+    let invoice = client
+        .submit_invoice(with_bearer(
+            invoice_request(&next.order_id, 2_000_000),
+            &stack.supplier(SUPPLIER_B),
+        ))
+        .await?
+        .into_inner()
+        .invoice
+        .unwrap_or_default();
+    assert_eq!(invoice.status(), v1::InvoiceStatus::Submitted);
+    let attested = client
+        .attest_invoice(with_bearer(
+            v1::AttestInvoiceRequest {
+                invoice_id: invoice.invoice_id.clone(),
+            },
+            &stack.caseworker("Z111111"),
+        ))
+        .await?
+        .into_inner()
+        .invoice
+        .unwrap_or_default();
+    assert_eq!(attested.attested_by, "Z111111");
+    // Four eyes: the attestant cannot approve.
+    let same = client
+        .approve_invoice(with_bearer(
+            v1::ApproveInvoiceRequest {
+                invoice_id: invoice.invoice_id.clone(),
+            },
+            &stack.issuer.token("Z111111", &["pilot-approver"]),
+        ))
+        .await
+        .expect_err("same person");
+    assert_eq!(same.code(), Code::PermissionDenied);
+    assert_eq!(reason(&same), "SAME_PERSON_AS_ATTESTANT");
+    let approved = client
+        .approve_invoice(with_bearer(
+            v1::ApproveInvoiceRequest {
+                invoice_id: invoice.invoice_id.clone(),
+            },
+            &stack.approver("Z222222"),
+        ))
+        .await?
+        .into_inner()
+        .invoice
+        .unwrap_or_default();
+    assert_eq!(approved.status(), v1::InvoiceStatus::Approved);
+    let paid = eventually("the payment outcome", WAIT, || async {
+        let order = stack.order(&next.order_id).await?;
+        Ok(order
+            .invoices
+            .into_iter()
+            .find(|invoice| invoice.payment_status() == v1::InvoicePaymentStatus::Paid))
+    })
+    .await?;
+    assert!(!paid.payment_reference.is_empty());
+
+    let approved_events = stack.events::<v1::InvoiceApproved>().await?;
+    assert_eq!(approved_events.len(), 1);
+    assert_eq!(approved_events[0].amount_ore, 2_000_000);
+    assert_eq!(approved_events[0].order_amount_ore, PRICE - 100_000);
+    let recorded = stack.events::<v1::InvoicePaymentRecorded>().await?;
+    assert_eq!(recorded.len(), 1);
+    assert_eq!(recorded[0].status(), v1::InvoicePaymentStatus::Paid);
+    assert_eq!(
+        stack.event_types().await?,
+        [
+            "OrderRequested",
+            "OrderPlaced",
+            "OrderDeclined",
+            "OrderRequested",
+            "OrderPlaced",
+            "OrderAccepted",
+            "OrderStarted",
+            "OrderCompleted",
+            "InvoiceSubmitted",
+            "InvoiceApproved",
+            "InvoicePaymentRecorded",
+        ]
+    );
+    let placed_events = stack.events::<v1::OrderPlaced>().await?;
+    let key = stack.policy()?.pseudonym_key;
+    let fnr =
+        ekb_domain::Fodselsnummer::parse(&fodselsnummer(), ekb_domain::SyntheticPolicy::Reject)?;
+    assert_eq!(placed_events[0].employee_pseudonym, fnr.pseudonym(&key));
+    stack.assert_money_closed(&[]).await?;
+    assert_no_fodselsnummer(&stack).await?;
+    let audit: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_entries WHERE case_id = $1")
+        .bind(uuid::Uuid::parse_str(&case_id)?)
+        .fetch_one(&stack.pool)
+        .await?;
+    assert!(audit >= 10, "every change is audited ({audit} entries)");
+    Ok(())
+}
+
+/// No fødselsnummer in any event, and none stored in clear.
+async fn assert_no_fodselsnummer(stack: &Stack) -> anyhow::Result<()> {
+    let digits = fodselsnummer();
+    for (name, envelope) in stack.outbox().await? {
+        let text = String::from_utf8_lossy(&envelope.payload);
+        assert!(!text.contains(&digits), "{name} carries the fødselsnummer");
+    }
+    let clear: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM orders WHERE employee_fodselsnummer_sealed LIKE '%' || $1 || '%'",
+    )
+    .bind(&digits)
+    .fetch_one(&stack.pool)
+    .await?;
+    assert_eq!(clear, 0, "the fødselsnummer is stored sealed");
+    Ok(())
+}
+
+#[tokio::test]
+async fn when_every_supplier_declines_the_case_falls_back_to_the_regular_flow() -> anyhow::Result<()>
+{
+    let stack = Stack::start("po-fallback", Some(1_000_000_000)).await?;
+    let only = agreement(SUPPLIER_A, "RA-A", 1, PRICE, 5);
+    stack.agreement(&only).await?;
+    let case_id = stack.pilot_case().await?;
+    let order = stack.place(&case_id, "Z111111").await?;
+    stack
+        .wait_status(&order.order_id, OrderStatus::Placed)
+        .await?;
+    let declined = stack
+        .answer(&order.order_id, SUPPLIER_A, v1::SupplierResponse::Declined)
+        .await?;
+    assert!(declined.next_order.is_none());
+    assert_eq!(
+        declined.fallback_reason(),
+        v1::FlowChangeReason::NoSupplierAvailable
+    );
+    let fallbacks = stack.events::<v1::PilotFallbackRequested>().await?;
+    assert_eq!(fallbacks.len(), 1);
+    assert_eq!(fallbacks[0].case_id, case_id);
+    assert_eq!(
+        fallbacks[0].reason(),
+        v1::FlowChangeReason::NoSupplierAvailable
+    );
+    assert_eq!(fallbacks[0].last_order_id, order.order_id);
+    let types = stack.event_types().await?;
+    assert_eq!(
+        &types[types.len() - 2..],
+        ["OrderDeclined", "PilotFallbackRequested"]
+    );
+
+    // A caseworker trying again is told why; nothing changes.
+    let refused = stack.place(&case_id, "Z111111").await.expect_err("tried");
+    assert_eq!(refused.code(), Code::FailedPrecondition);
+    assert_eq!(reason(&refused), "NO_SUPPLIER_AVAILABLE");
+
+    // Routing moves the case: no order is placed for it again.
+    stack
+        .sut
+        .feed
+        .publish(
+            "routing",
+            &EventSubject::case(&case_id),
+            &v1::CaseFlowChanged {
+                case_id: case_id.clone(),
+                from_flow: v1::Flow::Pilot as i32,
+                to_flow: v1::Flow::Regular as i32,
+                reason: v1::FlowChangeReason::NoSupplierAvailable as i32,
+                source: v1::FlowChangeSource::PilotOrdering as i32,
+                changed_by: "pilot-ordering".to_owned(),
+                sequence: 1,
+                county_code: COUNTY.to_owned(),
+                employer_organisation_number: ekb_testkit::fixtures::EMPLOYER_ORGNR.to_owned(),
+                opened_at: Some(prost_types::Timestamp {
+                    seconds: 1_780_000_000,
+                    nanos: 0,
+                }),
+                changed_at: None,
+                fallback_event_id: String::new(),
+            },
+        )
+        .await?;
+    let refused = eventually("the case to leave the pilot", WAIT, || async {
+        match stack.place(&case_id, "Z111111").await {
+            Err(status) if reason(&status) == "CASE_NOT_PILOT" => Ok(Some(status)),
+            _ => Ok(None),
+        }
+    })
+    .await?;
+    assert_eq!(refused.code(), Code::FailedPrecondition);
+    stack.assert_money_closed(&[]).await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn fifty_concurrent_orders_never_exceed_an_agreements_monthly_capacity() -> anyhow::Result<()>
+{
+    let stack = Stack::start("po-capacity", None).await?;
+    let small = agreement(SUPPLIER_A, "RA-A", 1, PRICE, 10);
+    let large = agreement(SUPPLIER_B, "RA-B", 2, PRICE, 100);
+    stack.agreement(&small).await?;
+    stack.agreement(&large).await?;
+    let mut cases = Vec::new();
+    for _ in 0..50 {
+        let case_id = uuid::Uuid::now_v7().to_string();
+        stack.route(&case_id, v1::Flow::Pilot).await?;
+        cases.push(case_id);
+    }
+    for case_id in &cases {
+        stack.wait_for_case(case_id).await?;
+    }
+    let calls = cases.iter().map(|case_id| {
+        let stack = &stack;
+        async move { stack.place(case_id, "Z111111").await }
+    });
+    let results = futures::future::join_all(calls).await;
+    let mut by_agreement: HashMap<String, usize> = HashMap::new();
+    for result in results {
+        let order = result.map_err(|status| anyhow::anyhow!("PlaceOrder failed: {status}"))?;
+        *by_agreement.entry(order.agreement_id).or_default() += 1;
+    }
+    assert_eq!(
+        by_agreement.get(&small.agreement_id),
+        Some(&10),
+        "exactly the capacity"
+    );
+    assert_eq!(
+        by_agreement.get(&large.agreement_id),
+        Some(&40),
+        "the rest with the next"
+    );
+
+    // Both full: a further order is refused with the reason.
+    let full = agreement(SUPPLIER_A, "RA-C", 1, PRICE, 1);
+    let mut large_full = large.clone();
+    large_full.version = 2;
+    large_full.terms = Some(v1::AgreementTerms {
+        monthly_capacity: 40,
+        ..large.terms.clone().unwrap_or_default()
+    });
+    stack.agreement(&large_full).await?;
+    stack.agreement(&full).await?;
+    let one = stack.pilot_case().await?;
+    let order = stack.place(&one, "Z111111").await?;
+    assert_eq!(
+        order.agreement_id, full.agreement_id,
+        "capacity full → next supplier with room"
+    );
+    let other = stack.pilot_case().await?;
+    let refused = stack.place(&other, "Z111111").await.expect_err("all full");
+    assert_eq!(reason(&refused), "AGREEMENTS_FULL");
+    Ok(())
+}
+
+#[tokio::test]
+async fn bad_input_is_refused_naming_the_field_and_nothing_is_stored() -> anyhow::Result<()> {
+    let stack = Stack::start("po-bad-input", None).await?;
+    stack
+        .agreement(&agreement(SUPPLIER_A, "RA-A", 1, PRICE, 5))
+        .await?;
+    let case_id = stack.pilot_case().await?;
+    let token = stack.caseworker("Z111111");
+    let mut client = stack.client.clone();
+    let valid = place_request(&case_id);
+    let mut cases: Vec<(v1::PlaceOrderRequest, &str)> = Vec::new();
+    cases.push((
+        v1::PlaceOrderRequest {
+            request_id: "x".into(),
+            ..valid.clone()
+        },
+        "request_id",
+    ));
+    cases.push((
+        v1::PlaceOrderRequest {
+            case_id: "nope".into(),
+            ..valid.clone()
+        },
+        "case_id",
+    ));
+    cases.push((
+        v1::PlaceOrderRequest {
+            contact_person: None,
+            ..valid.clone()
+        },
+        "contact_person",
+    ));
+    cases.push((
+        v1::PlaceOrderRequest {
+            employee_fodselsnummer: "12345678901".into(),
+            ..valid.clone()
+        },
+        "employee_fodselsnummer",
+    ));
+    cases.push((
+        v1::PlaceOrderRequest {
+            employee_fodselsnummer: "01419012345".into(),
+            ..valid.clone()
+        },
+        "employee_fodselsnummer",
+    ));
+    cases.push((
+        v1::PlaceOrderRequest {
+            assignment_description: " ".into(),
+            ..valid.clone()
+        },
+        "assignment_description",
+    ));
+    cases.push((
+        v1::PlaceOrderRequest {
+            assignment_description: format!("Ansatt {}", fodselsnummer()),
+            ..valid.clone()
+        },
+        "assignment_description",
+    ));
+    let mut bad_contact = valid.clone();
+    bad_contact.contact_person = Some(v1::ContactPerson {
+        name: "Kari".into(),
+        phone_number: "abc".into(),
+        email: "no-at-sign".into(),
+    });
+    cases.push((bad_contact, "contact_person.phone_number"));
+    for (request, field) in cases {
+        let status = client
+            .place_order(with_bearer(request, &token))
+            .await
+            .expect_err(field);
+        assert_eq!(status.code(), Code::InvalidArgument, "{field}");
+        assert!(
+            violated_fields(&status).iter().any(|f| f == field),
+            "{field}: {:?}",
+            violated_fields(&status)
+        );
+        assert!(
+            !status.message().contains(&fodselsnummer()),
+            "the message never repeats the number"
+        );
+    }
+    let other_calls: Vec<tonic::Status> = vec![
+        client
+            .record_supplier_response(with_bearer(
+                v1::RecordSupplierResponseRequest {
+                    order_id: uuid::Uuid::now_v7().to_string(),
+                    response: v1::SupplierResponse::Accepted as i32,
+                    responded_date: "2999-01-01".into(),
+                    decline_reason: String::new(),
+                    decline_reason_code: v1::SupplierDeclineReason::NoCapacity as i32,
+                },
+                &token,
+            ))
+            .await
+            .expect_err("future date and code with ACCEPTED"),
+        client
+            .cancel_order(with_bearer(
+                v1::CancelOrderRequest {
+                    order_id: uuid::Uuid::now_v7().to_string(),
+                    reason: v1::OrderCancellationReason::FundsDenied as i32,
+                    explanation: String::new(),
+                },
+                &token,
+            ))
+            .await
+            .expect_err("service-only reason"),
+        client
+            .list_orders(with_bearer(
+                v1::ListOrdersRequest {
+                    statuses: vec![0],
+                    county_code: "3".into(),
+                    page_size: 501,
+                    page_token: "zz".into(),
+                },
+                &stack.issuer.token("Z1", &["pilot-reader"]),
+            ))
+            .await
+            .expect_err("bad listing"),
+        client
+            .submit_invoice(with_bearer(
+                v1::SubmitInvoiceRequest {
+                    amount_ore: 0,
+                    invoice_number: String::new(),
+                    ..invoice_request("nope", 1)
+                },
+                &stack.supplier(SUPPLIER_A),
+            ))
+            .await
+            .expect_err("bad invoice"),
+    ];
+    let expected: [&[&str]; 4] = [
+        &["responded_date", "decline_reason_code"],
+        &["reason"],
+        &["statuses[0]", "county_code", "page_size", "page_token"],
+        &["order_id", "invoice_number", "amount_ore"],
+    ];
+    for (status, fields) in other_calls.iter().zip(expected) {
+        assert_eq!(status.code(), Code::InvalidArgument);
+        let found = violated_fields(status);
+        for field in fields {
+            assert!(found.iter().any(|f| f == field), "{field} in {found:?}");
+        }
+    }
+    let orders: i64 = sqlx::query_scalar("SELECT count(*) FROM orders")
+        .fetch_one(&stack.pool)
+        .await?;
+    assert_eq!(orders, 0);
+    assert!(stack.outbox().await?.is_empty(), "nothing published");
+    Ok(())
+}
+
+#[tokio::test]
+async fn refused_transitions_name_their_reason_and_a_price_above_the_agreement_is_rejected()
+-> anyhow::Result<()> {
+    let stack = Stack::start("po-refusals", Some(1_000_000_000)).await?;
+    stack
+        .agreement(&agreement(SUPPLIER_A, "RA-A", 1, PRICE, 5))
+        .await?;
+    let case_id = stack.pilot_case().await?;
+    let token = stack.caseworker("Z111111");
+    let mut client = stack.client.clone();
+    let order = stack.place(&case_id, "Z111111").await?;
+    let refused = stack
+        .place(&case_id, "Z111111")
+        .await
+        .expect_err("live order");
+    assert_eq!(reason(&refused), "CASE_HAS_LIVE_ORDER");
+    let not_accepted = client
+        .record_expert_started(with_bearer(
+            v1::RecordExpertStartedRequest {
+                order_id: order.order_id.clone(),
+                started_date: today(),
+                expert_id: String::new(),
+            },
+            &token,
+        ))
+        .await
+        .expect_err("pending");
+    assert_eq!(reason(&not_accepted), "ORDER_NOT_ACCEPTED");
+    stack
+        .wait_status(&order.order_id, OrderStatus::Placed)
+        .await?;
+    let abort = client
+        .abort_order(with_bearer(
+            v1::AbortOrderRequest {
+                order_id: order.order_id.clone(),
+                reason: v1::OrderAbortReason::EmployerWithdrew as i32,
+                explanation: String::new(),
+                aborted_date: today(),
+            },
+            &token,
+        ))
+        .await
+        .expect_err("placed");
+    assert_eq!(reason(&abort), "ORDER_NOT_ACCEPTED_OR_STARTED");
+    stack
+        .answer(&order.order_id, SUPPLIER_A, v1::SupplierResponse::Accepted)
+        .await?;
+    // A repeat of the same answer returns the order and publishes nothing.
+    let before = stack.outbox().await?.len();
+    let again = stack
+        .answer(&order.order_id, SUPPLIER_A, v1::SupplierResponse::Accepted)
+        .await?;
+    assert_eq!(
+        again.order.unwrap_or_default().status(),
+        OrderStatus::Accepted
+    );
+    assert_eq!(stack.outbox().await?.len(), before);
+    let declined_late = stack
+        .answer(&order.order_id, SUPPLIER_A, v1::SupplierResponse::Declined)
+        .await
+        .expect_err("accepted already");
+    assert_eq!(reason(&declined_late), "ORDER_NOT_PLACED");
+    let complete = client
+        .complete_order(with_bearer(
+            v1::CompleteOrderRequest {
+                order_id: order.order_id.clone(),
+                completed_date: today(),
+                report_document_id: uuid::Uuid::now_v7().to_string(),
+            },
+            &token,
+        ))
+        .await
+        .expect_err("accepted");
+    assert_eq!(reason(&complete), "ORDER_NOT_STARTED");
+    let early_invoice = client
+        .submit_invoice(with_bearer(
+            invoice_request(&order.order_id, 1),
+            &stack.supplier(SUPPLIER_A),
+        ))
+        .await
+        .expect_err("not completed");
+    assert_eq!(reason(&early_invoice), "ORDER_NOT_INVOICEABLE");
+    start_and_complete(&stack, &order.order_id).await?;
+    let cancel = client
+        .cancel_order(with_bearer(
+            v1::CancelOrderRequest {
+                order_id: order.order_id.clone(),
+                reason: v1::OrderCancellationReason::NoLongerNeeded as i32,
+                explanation: String::new(),
+            },
+            &token,
+        ))
+        .await
+        .expect_err("completed");
+    assert_eq!(reason(&cancel), "ORDER_CLOSED");
+    let delivered = stack
+        .place(&case_id, "Z111111")
+        .await
+        .expect_err("delivered");
+    assert_eq!(reason(&delivered), "CASE_ALREADY_DELIVERED");
+
+    // Above the agreement's price: registered and rejected, visible, not refused.
+    let above = client
+        .submit_invoice(with_bearer(
+            invoice_request(&order.order_id, PRICE + 1),
+            &stack.supplier(SUPPLIER_A),
+        ))
+        .await?
+        .into_inner()
+        .invoice
+        .unwrap_or_default();
+    assert_eq!(above.status(), v1::InvoiceStatus::Rejected);
+    assert_eq!(
+        above.rejection_reason(),
+        v1::InvoiceRejectionReason::PriceAboveAgreement
+    );
+    assert_eq!(stack.events::<v1::InvoiceRejected>().await?.len(), 1);
+    let approve = client
+        .approve_invoice(with_bearer(
+            v1::ApproveInvoiceRequest {
+                invoice_id: above.invoice_id.clone(),
+            },
+            &stack.approver("Z222222"),
+        ))
+        .await
+        .expect_err("rejected");
+    assert_eq!(reason(&approve), "INVOICE_NOT_ATTESTED");
+    // A corrected one at the price is accepted; a second while it is in progress is not.
+    let corrected = client
+        .submit_invoice(with_bearer(
+            invoice_request(&order.order_id, PRICE),
+            &stack.supplier(SUPPLIER_A),
+        ))
+        .await?
+        .into_inner()
+        .invoice
+        .unwrap_or_default();
+    assert_eq!(corrected.status(), v1::InvoiceStatus::Submitted);
+    let second = client
+        .submit_invoice(with_bearer(
+            invoice_request(&order.order_id, PRICE),
+            &stack.supplier(SUPPLIER_A),
+        ))
+        .await
+        .expect_err("in progress");
+    assert_eq!(reason(&second), "INVOICE_IN_PROGRESS");
+    let rejected = client
+        .reject_invoice(with_bearer(
+            v1::RejectInvoiceRequest {
+                invoice_id: corrected.invoice_id.clone(),
+                reason: v1::InvoiceRejectionReason::InvoiceInvalid as i32,
+                explanation: String::new(),
+            },
+            &token,
+        ))
+        .await?
+        .into_inner()
+        .invoice
+        .unwrap_or_default();
+    assert_eq!(rejected.status(), v1::InvoiceStatus::Rejected);
+    let attest = client
+        .attest_invoice(with_bearer(
+            v1::AttestInvoiceRequest {
+                invoice_id: corrected.invoice_id,
+            },
+            &token,
+        ))
+        .await
+        .expect_err("rejected");
+    assert_eq!(reason(&attest), "INVOICE_NOT_SUBMITTED");
+    // The completed order holds its money until invoiced or expired.
+    stack.assert_money_closed(&[&order.order_id]).await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn redelivered_events_are_applied_once_and_older_agreement_versions_never_win()
+-> anyhow::Result<()> {
+    let stack = Stack::start("po-redelivery", None).await?;
+    let mut terms = agreement(SUPPLIER_A, "RA-A", 1, PRICE, 5);
+    terms.version = 3;
+    stack.agreement(&terms).await?;
+    let mut older = terms.clone();
+    older.version = 2;
+    older.terms = Some(v1::AgreementTerms {
+        price_per_assignment_ore: 1,
+        ..terms.terms.clone().unwrap_or_default()
+    });
+    stack
+        .publish_agreement(&v1::AgreementUpdated {
+            agreement: Some(older),
+        })
+        .await?;
+    let case_id = uuid::Uuid::now_v7().to_string();
+    let routed = stack.route(&case_id, v1::Flow::Pilot).await?;
+    stack.wait_for_case(&case_id).await?;
+    stack
+        .sut
+        .feed
+        .publish_envelope("routing", &case_id, &routed)
+        .await?;
+    let order = stack.place(&case_id, "Z111111").await?;
+    assert_eq!(
+        order.price_ore, PRICE,
+        "the older version did not overwrite the newer"
+    );
+
+    // FundsReserved delivered twice: placed once.
+    let reserved = v1::FundsReserved {
+        reservation_id: uuid::Uuid::now_v7().to_string(),
+        commitment: Some(v1::Commitment {
+            kind: v1::CommitmentKind::PilotOrder as i32,
+            commitment_id: order.order_id.clone(),
+        }),
+        case_id: case_id.clone(),
+        county_code: COUNTY.to_owned(),
+        flow: v1::Flow::Pilot as i32,
+        budget_year: 2026,
+        account: None,
+        amount_ore: PRICE,
+        reserved_at: None,
+    };
+    let envelope = stack
+        .sut
+        .feed
+        .publish("budget", &EventSubject::case(&case_id), &reserved)
+        .await?;
+    stack
+        .wait_status(&order.order_id, OrderStatus::Placed)
+        .await?;
+    stack
+        .sut
+        .feed
+        .publish_envelope("budget", &case_id, &envelope)
+        .await?;
+    // A grant's FundsReserved is not ours: skipped. Garbage is dead-lettered, not fatal.
+    let grant = v1::FundsReserved {
+        commitment: Some(v1::Commitment {
+            kind: v1::CommitmentKind::Grant as i32,
+            commitment_id: uuid::Uuid::now_v7().to_string(),
+        }),
+        ..reserved.clone()
+    };
+    let grant_envelope = stack
+        .sut
+        .feed
+        .publish("budget", &EventSubject::case(&case_id), &grant)
+        .await?;
+    stack
+        .sut
+        .feed
+        .publish_bytes(
+            "budget",
+            &case_id,
+            &<v1::FundsReserved as prost::Name>::full_name(),
+            b"\xff\xff",
+        )
+        .await?;
+    // One partition (all keyed by the case), consumed in order: once the grant's event is in
+    // the inbox, the duplicate before it was handled too.
+    let grant_event = uuid::Uuid::parse_str(&grant_envelope.event_id)?;
+    eventually("the budget topic to be consumed", WAIT, || async {
+        let outcomes: Vec<String> =
+            sqlx::query_scalar("SELECT outcome FROM inbox WHERE event_id = $1")
+                .bind(grant_event)
+                .fetch_all(&stack.pool)
+                .await?;
+        Ok((outcomes.len() == 1).then_some(()))
+    })
+    .await?;
+    let marker = uuid::Uuid::now_v7().to_string();
+    stack.route(&marker, v1::Flow::Regular).await?;
+    stack.wait_for_case(&marker).await?;
+    assert_eq!(stack.events::<v1::OrderPlaced>().await?.len(), 1);
+    assert_eq!(stack.events::<v1::OrderRequested>().await?.len(), 1);
+    let cases: i64 = sqlx::query_scalar("SELECT count(*) FROM cases")
+        .fetch_one(&stack.pool)
+        .await?;
+    assert_eq!(cases, 2);
+    let refused = stack.place(&marker, "Z111111").await.expect_err("regular");
+    assert_eq!(reason(&refused), "CASE_NOT_PILOT");
+    let unknown = stack
+        .place(&uuid::Uuid::now_v7().to_string(), "Z111111")
+        .await
+        .expect_err("unknown");
+    assert_eq!(unknown.code(), Code::Unavailable);
+
+    // FundsDenied for a new order: cancelled with budget's reason; a later PlaceOrder may retry.
+    let other = stack.pilot_case().await?;
+    let denied_order = stack.place(&other, "Z111111").await?;
+    stack
+        .sut
+        .feed
+        .publish(
+            "budget",
+            &EventSubject::case(&other),
+            &v1::FundsDenied {
+                commitment: Some(v1::Commitment {
+                    kind: v1::CommitmentKind::PilotOrder as i32,
+                    commitment_id: denied_order.order_id.clone(),
+                }),
+                case_id: other.clone(),
+                county_code: COUNTY.to_owned(),
+                reason: v1::FundsDeniedReason::InsufficientFunds as i32,
+                ..Default::default()
+            },
+        )
+        .await?;
+    let cancelled = stack
+        .wait_status(&denied_order.order_id, OrderStatus::Cancelled)
+        .await?;
+    let cancellation = cancelled.cancellation.unwrap_or_default();
+    assert_eq!(
+        cancellation.reason(),
+        v1::OrderCancellationReason::FundsDenied
+    );
+    assert_eq!(
+        cancellation.funds_denied_reason(),
+        v1::FundsDeniedReason::InsufficientFunds
+    );
+    let retry = stack.place(&other, "Z111111").await?;
+    assert_eq!(retry.status(), OrderStatus::FundsPending);
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_sweep_expires_unanswered_and_uninvoiced_orders_and_moves_orders_of_ended_agreements()
+-> anyhow::Result<()> {
+    let stack = Stack::start("po-sweep", Some(1_000_000_000)).await?;
+    let first = agreement(SUPPLIER_A, "RA-A", 1, PRICE, 50);
+    let second = agreement(SUPPLIER_B, "RA-B", 2, PRICE, 50);
+    stack.agreement(&first).await?;
+    stack.agreement(&second).await?;
+    let policy = stack.policy()?;
+    let db = stack.db();
+    let now = time::OffsetDateTime::now_utc();
+
+    // Unanswered past supplier_answer_days: expires and moves to the next supplier.
+    let unanswered_case = stack.pilot_case().await?;
+    let unanswered = stack.place(&unanswered_case, "Z111111").await?;
+    stack
+        .wait_status(&unanswered.order_id, OrderStatus::Placed)
+        .await?;
+    // Completed and never invoiced: expires after the invoice deadline.
+    let completed_case = stack.pilot_case().await?;
+    let completed = stack.place(&completed_case, "Z111111").await?;
+    stack
+        .wait_status(&completed.order_id, OrderStatus::Placed)
+        .await?;
+    stack
+        .answer(
+            &completed.order_id,
+            SUPPLIER_A,
+            v1::SupplierResponse::Accepted,
+        )
+        .await?;
+    start_and_complete(&stack, &completed.order_id).await?;
+
+    let report = ekb_pilot_ordering::sweep::sweep(&db, &policy, now).await?;
+    assert_eq!(report.expired, 0, "nothing is due yet");
+    let report =
+        ekb_pilot_ordering::sweep::sweep(&db, &policy, now + time::Duration::days(10)).await?;
+    assert_eq!(report.expired, 1);
+    let expired = stack.order(&unanswered.order_id).await?;
+    assert_eq!(expired.status(), OrderStatus::Expired);
+    assert_eq!(
+        expired.expiry_reason(),
+        v1::OrderExpiryReason::SupplierDidNotAnswer
+    );
+    let next = stack.order(&expired.next_order_id).await?;
+    assert_eq!(next.agreement_id, second.agreement_id);
+    let report =
+        ekb_pilot_ordering::sweep::sweep(&db, &policy, now + time::Duration::days(10)).await?;
+    assert_eq!(report.expired, 0, "a repeated sweep changes nothing");
+    let report =
+        ekb_pilot_ordering::sweep::sweep(&db, &policy, now + time::Duration::days(92)).await?;
+    assert!(report.expired >= 1);
+    let uninvoiced = stack.order(&completed.order_id).await?;
+    assert_eq!(uninvoiced.status(), OrderStatus::Expired);
+    assert_eq!(
+        uninvoiced.expiry_reason(),
+        v1::OrderExpiryReason::InvoiceDeadlinePassed
+    );
+
+    // An agreement ended while an order is PLACED: cancelled and moved on; ACCEPTED stands.
+    let placed_case = stack.pilot_case().await?;
+    let placed = stack.place(&placed_case, "Z111111").await?;
+    stack
+        .wait_status(&placed.order_id, OrderStatus::Placed)
+        .await?;
+    let accepted_case = stack.pilot_case().await?;
+    let accepted = stack.place(&accepted_case, "Z111111").await?;
+    stack
+        .wait_status(&accepted.order_id, OrderStatus::Placed)
+        .await?;
+    stack
+        .answer(
+            &accepted.order_id,
+            SUPPLIER_A,
+            v1::SupplierResponse::Accepted,
+        )
+        .await?;
+    let mut ended = first.clone();
+    ended.version = 2;
+    ended.ended_on_date = "2025-01-01".to_owned();
+    stack
+        .publish_agreement(&v1::AgreementEnded {
+            agreement: Some(ended.clone()),
+            reason: "test".to_owned(),
+        })
+        .await?;
+    stack.wait_for_agreement(&ended).await?;
+    let cancelled = stack
+        .wait_status(&placed.order_id, OrderStatus::Cancelled)
+        .await?;
+    let cancellation = cancelled.cancellation.clone().unwrap_or_default();
+    assert_eq!(
+        cancellation.reason(),
+        v1::OrderCancellationReason::AgreementEnded
+    );
+    let moved = stack.order(&cancelled.next_order_id).await?;
+    assert_eq!(moved.agreement_id, second.agreement_id);
+    assert_eq!(
+        stack.order(&accepted.order_id).await?.status(),
+        OrderStatus::Accepted
+    );
+    // Every reservation made is released or still live.
+    let live: Vec<String> = {
+        let mut live = Vec::new();
+        for order in stack.events::<v1::OrderRequested>().await? {
+            let status = stack.order(&order.order_id).await?.status();
+            if matches!(
+                status,
+                OrderStatus::FundsPending | OrderStatus::Placed | OrderStatus::Accepted
+            ) {
+                live.push(order.order_id);
+            }
+        }
+        live
+    };
+    let live: Vec<&str> = live.iter().map(String::as_str).collect();
+    stack.assert_money_closed(&live).await?;
+    Ok(())
+}
+
+/// A new PILOT case with an order PLACED under the first agreement; returns (case, order).
+async fn placed_order(stack: &Stack) -> anyhow::Result<(String, v1::Order)> {
+    let case_id = stack.pilot_case().await?;
+    let order = stack.place(&case_id, "Z111111").await?;
+    let order = stack
+        .wait_status(&order.order_id, OrderStatus::Placed)
+        .await?;
+    Ok((case_id, order))
+}
+
+#[tokio::test]
+async fn every_other_way_an_order_ends_releases_or_disburses_its_money() -> anyhow::Result<()> {
+    let stack = Stack::start("po-money", Some(1_000_000_000)).await?;
+    stack
+        .agreement(&agreement(SUPPLIER_A, "RA-A", 1, PRICE, 50))
+        .await?;
+    let token = stack.caseworker("Z111111");
+    let mut client = stack.client.clone();
+
+    // Cancelled by a caseworker while PLACED.
+    let (_, cancelled) = placed_order(&stack).await?;
+    let response = client
+        .cancel_order(with_bearer(
+            v1::CancelOrderRequest {
+                order_id: cancelled.order_id.clone(),
+                reason: v1::OrderCancellationReason::Other as i32,
+                explanation: "Arbeidsgiver har funnet en annen løsning.".to_owned(),
+            },
+            &token,
+        ))
+        .await?
+        .into_inner()
+        .order
+        .unwrap_or_default();
+    assert_eq!(response.status(), OrderStatus::Cancelled);
+
+    // Aborted after the expert started, then invoiced in part and approved.
+    let (_, aborted) = placed_order(&stack).await?;
+    stack
+        .answer(
+            &aborted.order_id,
+            SUPPLIER_A,
+            v1::SupplierResponse::Accepted,
+        )
+        .await?;
+    client
+        .record_expert_started(with_bearer(
+            v1::RecordExpertStartedRequest {
+                order_id: aborted.order_id.clone(),
+                started_date: today(),
+                expert_id: uuid::Uuid::now_v7().to_string(),
+            },
+            &token,
+        ))
+        .await?;
+    let after = client
+        .abort_order(with_bearer(
+            v1::AbortOrderRequest {
+                order_id: aborted.order_id.clone(),
+                reason: v1::OrderAbortReason::EmployeeWithdrew as i32,
+                explanation: String::new(),
+                aborted_date: today(),
+            },
+            &token,
+        ))
+        .await?
+        .into_inner()
+        .order
+        .unwrap_or_default();
+    assert_eq!(after.status(), OrderStatus::Aborted);
+    assert_eq!(
+        after.abort.unwrap_or_default().previous_status(),
+        OrderStatus::Started
+    );
+    let partial = client
+        .submit_invoice(with_bearer(
+            invoice_request(&aborted.order_id, 600_000),
+            &stack.supplier(SUPPLIER_A),
+        ))
+        .await?
+        .into_inner()
+        .invoice
+        .unwrap_or_default();
+    client
+        .attest_invoice(with_bearer(
+            v1::AttestInvoiceRequest {
+                invoice_id: partial.invoice_id.clone(),
+            },
+            &token,
+        ))
+        .await?;
+    client
+        .approve_invoice(with_bearer(
+            v1::ApproveInvoiceRequest {
+                invoice_id: partial.invoice_id.clone(),
+            },
+            &stack.approver("Z222222"),
+        ))
+        .await?;
+    let approved = stack.events::<v1::InvoiceApproved>().await?;
+    assert_eq!(approved.len(), 1);
+    assert_eq!(
+        (approved[0].amount_ore, approved[0].order_amount_ore),
+        (600_000, PRICE)
+    );
+
+    // Accepted and never started: expires after start_days.
+    let (_, idle) = placed_order(&stack).await?;
+    stack
+        .answer(&idle.order_id, SUPPLIER_A, v1::SupplierResponse::Accepted)
+        .await?;
+    let policy = stack.policy()?;
+    let later = time::OffsetDateTime::now_utc() + time::Duration::days(32);
+    ekb_pilot_ordering::sweep::sweep(&stack.db(), &policy, later).await?;
+    let expired = stack.order(&idle.order_id).await?;
+    assert_eq!(expired.status(), OrderStatus::Expired);
+    assert_eq!(
+        expired.expiry_reason(),
+        v1::OrderExpiryReason::NotStartedInTime
+    );
+    assert!(
+        expired.next_order_id.is_empty(),
+        "no follow-up after the supplier accepted"
+    );
+
+    // The case leaves the pilot while its order is ACCEPTED: cancelled, CASE_LEFT_PILOT.
+    let (left_case, left) = placed_order(&stack).await?;
+    stack
+        .answer(&left.order_id, SUPPLIER_A, v1::SupplierResponse::Accepted)
+        .await?;
+    stack
+        .sut
+        .feed
+        .publish(
+            "routing",
+            &EventSubject::case(&left_case),
+            &v1::CaseFlowChanged {
+                case_id: left_case.clone(),
+                from_flow: v1::Flow::Pilot as i32,
+                to_flow: v1::Flow::Regular as i32,
+                reason: v1::FlowChangeReason::CaseworkerDecision as i32,
+                source: v1::FlowChangeSource::Caseworker as i32,
+                changed_by: "Z333333".to_owned(),
+                sequence: 1,
+                county_code: COUNTY.to_owned(),
+                employer_organisation_number: ekb_testkit::fixtures::EMPLOYER_ORGNR.to_owned(),
+                opened_at: Some(prost_types::Timestamp {
+                    seconds: 1_780_000_000,
+                    nanos: 0,
+                }),
+                changed_at: None,
+                fallback_event_id: String::new(),
+            },
+        )
+        .await?;
+    let gone = stack
+        .wait_status(&left.order_id, OrderStatus::Cancelled)
+        .await?;
+    assert_eq!(
+        gone.cancellation.unwrap_or_default().reason(),
+        v1::OrderCancellationReason::CaseLeftPilot
+    );
+    assert!(
+        stack
+            .events::<v1::PilotFallbackRequested>()
+            .await?
+            .is_empty(),
+        "a caseworker's move asks nothing"
+    );
+    stack.assert_money_closed(&[]).await?;
+    assert_no_fodselsnummer(&stack).await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn work_lists_show_orders_by_status_and_county_and_cases_awaiting_an_order()
+-> anyhow::Result<()> {
+    let stack = Stack::start("po-lists", None).await?;
+    stack
+        .agreement(&agreement(SUPPLIER_A, "RA-A", 1, PRICE, 50))
+        .await?;
+    let waiting = stack.pilot_case().await?;
+    let mut ordered = Vec::new();
+    for _ in 0..3 {
+        let case_id = stack.pilot_case().await?;
+        ordered.push(stack.place(&case_id, "Z111111").await?);
+    }
+    let reader = stack.issuer.token("Z1", &["pilot-reader"]);
+    let mut client = stack.client.clone();
+    let first = client
+        .list_orders(with_bearer(
+            v1::ListOrdersRequest {
+                statuses: vec![],
+                county_code: COUNTY.into(),
+                page_size: 2,
+                page_token: String::new(),
+            },
+            &reader,
+        ))
+        .await?
+        .into_inner();
+    assert_eq!(first.orders.len(), 2);
+    assert_eq!(
+        first.orders[0].order_id, ordered[0].order_id,
+        "oldest first"
+    );
+    assert!(
+        first.orders[0].contact_person.is_none(),
+        "no personal data in lists"
+    );
+    let second = client
+        .list_orders(with_bearer(
+            v1::ListOrdersRequest {
+                statuses: vec![],
+                county_code: COUNTY.into(),
+                page_size: 2,
+                page_token: first.next_page_token,
+            },
+            &reader,
+        ))
+        .await?
+        .into_inner();
+    assert_eq!(second.orders.len(), 1);
+    assert!(second.next_page_token.is_empty());
+    let elsewhere = client
+        .list_orders(with_bearer(
+            v1::ListOrdersRequest {
+                statuses: vec![OrderStatus::FundsPending as i32],
+                county_code: "03".into(),
+                page_size: 0,
+                page_token: String::new(),
+            },
+            &reader,
+        ))
+        .await?
+        .into_inner();
+    assert!(elsewhere.orders.is_empty());
+    let awaiting = client
+        .list_cases_awaiting_order(with_bearer(
+            v1::ListCasesAwaitingOrderRequest {
+                county_code: String::new(),
+                page_size: 0,
+                page_token: String::new(),
+            },
+            &reader,
+        ))
+        .await?
+        .into_inner();
+    let ids: Vec<&str> = awaiting
+        .cases
+        .iter()
+        .map(|case| case.case_id.as_str())
+        .collect();
+    assert_eq!(ids, [waiting.as_str()], "only the case with no live order");
+    assert_eq!(awaiting.cases[0].order_count, 0);
+    let for_case = client
+        .list_orders_for_case(with_bearer(
+            v1::ListOrdersForCaseRequest {
+                case_id: ordered[0].case_id.clone(),
+            },
+            &reader,
+        ))
+        .await?
+        .into_inner();
+    assert_eq!(for_case.orders.len(), 1);
+    // A supplier sees only its own orders.
+    let denied = client
+        .get_order(with_bearer(
+            v1::GetOrderRequest {
+                order_id: ordered[0].order_id.clone(),
+            },
+            &stack.supplier(SUPPLIER_B),
+        ))
+        .await
+        .expect_err("another supplier's order");
+    assert_eq!(reason(&denied), "ORGANISATION_NOT_REPRESENTED");
+    let own = client
+        .get_order(with_bearer(
+            v1::GetOrderRequest {
+                order_id: ordered[0].order_id.clone(),
+            },
+            &stack.supplier(SUPPLIER_A),
+        ))
+        .await?;
+    assert!(own.into_inner().order.is_some());
+    // Without the role: PERMISSION_DENIED before anything is read.
+    let no_role = client
+        .place_order(with_bearer(place_request(&waiting), &reader))
+        .await
+        .expect_err("reader cannot order");
+    assert_eq!(no_role.code(), Code::PermissionDenied);
+    Ok(())
+}
+
+#[test]
+fn the_catalog_lists_the_roles_of_every_rpc() -> anyhow::Result<()> {
+    ekb_testkit::catalog::check_entry_of::<ekb_pilot_ordering::PilotOrdering>()
+}

@@ -1,0 +1,965 @@
+//! The RefundsService RPCs, as plain async functions over [`RefundsApi`]. Every write is one
+//! unit of work: the state change, its audit entry and its event commit together. The payment
+//! of an approved claim is handed to the payment system after that commit (`payment`).
+
+use ekb_domain::oslo_date;
+use ekb_platform::clock::Clock;
+use std::sync::Arc;
+
+use ekb_platform::{
+    ApiError, Violations,
+    audit::{self, AuditActor},
+    auth::{Caller, ORGANISATION_NOT_REPRESENTED},
+    grpc::Call,
+    messaging::Db,
+};
+use ekb_proto::v1::{self, refunds_service_server::RefundsService};
+use prost::Message as _;
+use sqlx::PgConnection;
+use time::Duration;
+use uuid::Uuid;
+
+use crate::{
+    CASEWORKER, DECIDER, EMPLOYER, READER, Refunds,
+    commands::{
+        Decide, Extend, ListClaims, ListExpiring, ListGrants, Outcome, PAGE_DEFAULT, PAGE_MAX,
+        Recommend, Recommendation, RecordOutcome, Retry, SubmitClaim, next_offset_token, offset_of,
+        read_purpose,
+    },
+    config::RefundsSection,
+    model::{
+        ClaimRow, ExtensionRow, GrantRow, RecommendationRow, claim_status, grant_status,
+        payable_amount, payment_status,
+    },
+    payment::{Payments, apply_outcome},
+    published::{self, subject},
+    store,
+    trail::{self, Entry},
+};
+
+ekb_platform::grpc_handlers! {
+    Refunds => RefundsApi: RefundsService {
+        submit_refund_claim(v1::SubmitRefundClaimRequest) -> v1::SubmitRefundClaimResponse = submit_refund_claim;
+        get_refund_claim(v1::GetRefundClaimRequest) -> v1::GetRefundClaimResponse = get_refund_claim;
+        get_claimable_grant(v1::GetClaimableGrantRequest) -> v1::GetClaimableGrantResponse = get_claimable_grant;
+        list_grants_for_employer(v1::ListGrantsForEmployerRequest) -> v1::ListGrantsForEmployerResponse = list_grants_for_employer;
+        list_refund_claims(v1::ListRefundClaimsRequest) -> v1::ListRefundClaimsResponse = list_refund_claims;
+        list_expiring_grants(v1::ListExpiringGrantsRequest) -> v1::ListExpiringGrantsResponse = list_expiring_grants;
+        recommend_refund_decision(v1::RecommendRefundDecisionRequest) -> v1::RecommendRefundDecisionResponse = recommend_refund_decision;
+        decide_refund_claim(v1::DecideRefundClaimRequest) -> v1::DecideRefundClaimResponse = decide_refund_claim;
+        extend_refund_deadline(v1::ExtendRefundDeadlineRequest) -> v1::ExtendRefundDeadlineResponse = extend_refund_deadline;
+        record_payment_outcome(v1::RecordPaymentOutcomeRequest) -> v1::RecordPaymentOutcomeResponse = record_payment_outcome;
+        retry_payment(v1::RetryPaymentRequest) -> v1::RetryPaymentResponse = retry_payment;
+        list_audit_entries(v1::ListAuditEntriesRequest) -> v1::ListAuditEntriesResponse = list_audit_entries;
+    }
+}
+
+/// What refunds' handlers work with.
+#[derive(Debug, Clone)]
+pub struct RefundsApi {
+    db: Db,
+    rules: Arc<RefundsSection>,
+    payments: Payments,
+    clock: Arc<dyn Clock>,
+}
+
+impl RefundsApi {
+    /// Handlers over the service's database, applying `rules`, paying through `payments`.
+    pub fn new(
+        db: Db,
+        rules: Arc<RefundsSection>,
+        payments: Payments,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        RefundsApi {
+            db,
+            rules,
+            payments,
+            clock,
+        }
+    }
+
+    async fn grant_wire(
+        &self,
+        db: &mut PgConnection,
+        grant: &GrantRow,
+    ) -> Result<v1::ClaimableGrant, ApiError> {
+        let extensions = store::extensions(db, grant.grant_id).await?;
+        Ok(grant.to_wire(&extensions, self.rules.late_claim_grace_days))
+    }
+
+    /// Hands an approved claim's payment over after commit, and returns the claim as it is then.
+    async fn pay_and_reload(&self, claim: ClaimRow) -> Result<v1::RefundClaim, ApiError> {
+        if let Err(error) = self.payments.hand_over(&claim).await {
+            tracing::warn!(claim_id = %claim.claim_id, error = %error, "handing the payment over failed; the payment worker retries");
+        }
+        let mut db = self.db.read().await?;
+        let claim = store::find_claim(&mut db, claim.claim_id, false)
+            .await?
+            .unwrap_or(claim);
+        claim_wire(&mut db, &claim).await
+    }
+}
+
+async fn claim_wire(db: &mut PgConnection, claim: &ClaimRow) -> Result<v1::RefundClaim, ApiError> {
+    let recommendations = store::recommendations(db, claim.claim_id).await?;
+    Ok(claim.to_wire(&recommendations))
+}
+
+/// Whether the caller is an employer's representative (and no NAV role).
+fn is_employer(caller: &Caller) -> bool {
+    caller.has_role(EMPLOYER) && !caller.has_any_role(&[CASEWORKER, DECIDER, READER])
+}
+
+fn not_grants_employer(organisation: &str) -> ApiError {
+    ApiError::PermissionDenied {
+        reason: ORGANISATION_NOT_REPRESENTED,
+        message: format!("organisation {organisation} is not the employer of this grant"),
+    }
+}
+
+async fn submit_refund_claim(
+    api: &RefundsApi,
+    call: Call,
+    request: v1::SubmitRefundClaimRequest,
+) -> Result<v1::SubmitRefundClaimResponse, ApiError> {
+    let now = api.clock.now();
+    let today = oslo_date(now);
+    let command = SubmitClaim::parse(&request, today)?;
+    let employer = command.employer.as_str().to_owned();
+    call.caller.require_represents(&employer)?;
+    let digest = request.encode_to_vec();
+    let mut work = api.db.begin().await?;
+    if let Some(existing) = store::find_claim_by_request(work.db(), command.request_id).await? {
+        if existing.request_digest != digest {
+            return Err(ApiError::AlreadyExists(format!(
+                "request {} was used for another claim",
+                command.request_id
+            )));
+        }
+        return Ok(v1::SubmitRefundClaimResponse {
+            claim: Some(claim_wire(work.db(), &existing).await?),
+            created: false,
+        });
+    }
+    let grant = store::find_grant(work.db(), command.grant_id, true)
+        .await?
+        .ok_or_else(|| ApiError::not_arrived_yet(format!("grant {}", command.grant_id)))?;
+    if grant.employer_organisation_number != employer {
+        return Err(not_grants_employer(&employer));
+    }
+    if command.start < grant.grant_date {
+        return Err(ApiError::invalid(
+            "assistance_start_date",
+            format!(
+                "must not be before the grant date {} (§ 6)",
+                ekb_proto::convert::date_to_wire(grant.grant_date)
+            ),
+        ));
+    }
+    let last_claim_date = grant.last_claim_date(api.rules.late_claim_grace_days);
+    match grant.status() {
+        v1::ClaimableGrantStatus::Expired => {
+            return Err(ApiError::refused("GRANT_EXPIRED", "the grant has expired"));
+        }
+        v1::ClaimableGrantStatus::Cancelled => {
+            return Err(ApiError::refused(
+                "GRANT_CANCELLED",
+                "the grant was cancelled",
+            ));
+        }
+        v1::ClaimableGrantStatus::ClaimPending | v1::ClaimableGrantStatus::Settled => {
+            return Err(ApiError::refused(
+                "CLAIM_EXISTS",
+                "a claim against this grant is pending or approved",
+            ));
+        }
+        _ if today > last_claim_date => {
+            return Err(ApiError::refused(
+                "GRANT_EXPIRED",
+                format!(
+                    "the last day to claim was {}",
+                    ekb_proto::convert::date_to_wire(last_claim_date)
+                ),
+            ));
+        }
+        _ => {}
+    }
+    let days_late = (today - grant.refund_deadline).whole_days().max(0);
+    let claim = ClaimRow {
+        claim_id: Uuid::now_v7(),
+        grant_id: grant.grant_id,
+        case_id: grant.case_id,
+        request_id: command.request_id,
+        request_digest: digest,
+        employer_organisation_number: employer.clone(),
+        county_code: grant.county_code.clone(),
+        invoice_date: command.invoice_date,
+        invoice_reference: command.invoice_reference,
+        invoice_document_id: command.invoice_document_id,
+        expert_report_document_id: command.expert_report_document_id,
+        invoice_amount_ore: command.invoice_amount_ore,
+        payable_amount_ore: payable_amount(command.invoice_amount_ore, grant.granted_amount_ore),
+        assistance_start_date: command.start,
+        assistance_end_date: command.end,
+        submitted_at: now,
+        submitted_date: today,
+        refund_deadline_date: grant.refund_deadline,
+        late: days_late > 0,
+        days_late: i32::try_from(days_late).unwrap_or(i32::MAX),
+        status: claim_status::SUBMITTED.to_owned(),
+        rejection_reason: None,
+        rejection_explanation: String::new(),
+        decided_at: None,
+        decided_by: String::new(),
+        recommended_by: String::new(),
+        payout_amount_ore: None,
+        payout_reduction_reason: v1::PayoutReductionReason::Unspecified
+            .as_str_name()
+            .to_owned(),
+        payout_reduction_explanation: String::new(),
+        payment_status: None,
+        payment_attempt: 0,
+        payment_reference: String::new(),
+        paid_date: None,
+        failure_reason: None,
+        failure_detail: String::new(),
+        payment_sent_at: None,
+        payment_outcome_at: None,
+        sequence: 0,
+    };
+    store::insert_claim(work.db(), &claim).await?;
+    store::set_grant_status(work.db(), grant.grant_id, grant_status::CLAIM_PENDING, None).await?;
+    work.publish(
+        &subject(claim.case_id, claim.claim_id),
+        &published::claim_submitted(&claim, &grant),
+    )
+    .await?;
+    let entry = Entry {
+        case_id: claim.case_id,
+        subject_id: claim.claim_id,
+        kind: v1::AuditEntryKind::Change,
+        action: "SubmitRefundClaim",
+    };
+    let actor = AuditActor::organisation(&call.caller, &employer);
+    trail::record(
+        work.db(),
+        entry,
+        &actor,
+        v1::AccessPurpose::EmployerSelfService,
+    )
+    .await?;
+    work.commit().await?;
+    tracing::info!(claim_id = %claim.claim_id, grant_id = %grant.grant_id, late = claim.late, "refund claim submitted");
+    Ok(v1::SubmitRefundClaimResponse {
+        claim: Some(claim.to_wire(&[])),
+        created: true,
+    })
+}
+
+/// What is read (`field` holds its id), by whom and why: an employer for its own organisation
+/// (`None`), or a NAV caller with a purpose.
+fn read_request(
+    caller: &Caller,
+    field: &str,
+    id: &str,
+    purpose: i32,
+) -> Result<(Uuid, Option<v1::AccessPurpose>), ApiError> {
+    let mut check = Violations::new();
+    let id = check.uuid(field, id);
+    let purpose = if is_employer(caller) {
+        Some(None)
+    } else {
+        read_purpose(&mut check, purpose).map(Some)
+    };
+    check.finish_with(|| Some((id?, purpose?)))
+}
+
+async fn audit_read(
+    db: &mut PgConnection,
+    caller: &Caller,
+    purpose: Option<v1::AccessPurpose>,
+    entry: Entry<'_>,
+    organisation: &str,
+) -> Result<(), ApiError> {
+    match purpose {
+        None => {
+            let actor = AuditActor::organisation(caller, organisation);
+            trail::record(db, entry, &actor, v1::AccessPurpose::EmployerSelfService).await?;
+        }
+        Some(purpose) => {
+            trail::record(db, entry, &AuditActor::nav_employee(caller), purpose).await?;
+        }
+    }
+    Ok(())
+}
+
+async fn get_refund_claim(
+    api: &RefundsApi,
+    call: Call,
+    request: v1::GetRefundClaimRequest,
+) -> Result<v1::GetRefundClaimResponse, ApiError> {
+    let (claim_id, purpose) =
+        read_request(&call.caller, "claim_id", &request.claim_id, request.purpose)?;
+    let mut work = api.db.begin().await?;
+    let claim = store::find_claim(work.db(), claim_id, false)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no refund claim {claim_id}")))?;
+    if purpose.is_none() {
+        call.caller
+            .require_represents(&claim.employer_organisation_number)?;
+    }
+    let grant = store::find_grant(work.db(), claim.grant_id, false)
+        .await?
+        .ok_or_else(|| ApiError::internal(anyhow::anyhow!("claim without grant")))?;
+    let entry = Entry {
+        case_id: claim.case_id,
+        subject_id: claim.claim_id,
+        kind: v1::AuditEntryKind::Read,
+        action: "GetRefundClaim",
+    };
+    audit_read(
+        work.db(),
+        &call.caller,
+        purpose,
+        entry,
+        &claim.employer_organisation_number,
+    )
+    .await?;
+    let response = v1::GetRefundClaimResponse {
+        claim: Some(claim_wire(work.db(), &claim).await?),
+        grant: Some(api.grant_wire(work.db(), &grant).await?),
+    };
+    work.commit().await?;
+    Ok(response)
+}
+
+async fn get_claimable_grant(
+    api: &RefundsApi,
+    call: Call,
+    request: v1::GetClaimableGrantRequest,
+) -> Result<v1::GetClaimableGrantResponse, ApiError> {
+    let (grant_id, purpose) =
+        read_request(&call.caller, "grant_id", &request.grant_id, request.purpose)?;
+    let mut work = api.db.begin().await?;
+    let grant = store::find_grant(work.db(), grant_id, false)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("refunds does not know grant {grant_id}")))?;
+    if purpose.is_none() {
+        call.caller
+            .require_represents(&grant.employer_organisation_number)?;
+    }
+    let claims = store::claims_of_grant(work.db(), grant_id).await?;
+    if !claims.is_empty() {
+        let entry = Entry {
+            case_id: grant.case_id,
+            subject_id: grant.grant_id,
+            kind: v1::AuditEntryKind::Read,
+            action: "GetClaimableGrant",
+        };
+        audit_read(
+            work.db(),
+            &call.caller,
+            purpose,
+            entry,
+            &grant.employer_organisation_number,
+        )
+        .await?;
+    }
+    let mut wire_claims = Vec::with_capacity(claims.len());
+    for claim in &claims {
+        wire_claims.push(claim_wire(work.db(), claim).await?);
+    }
+    let response = v1::GetClaimableGrantResponse {
+        grant: Some(api.grant_wire(work.db(), &grant).await?),
+        claims: wire_claims,
+    };
+    work.commit().await?;
+    Ok(response)
+}
+
+async fn list_grants_for_employer(
+    api: &RefundsApi,
+    call: Call,
+    request: v1::ListGrantsForEmployerRequest,
+) -> Result<v1::ListGrantsForEmployerResponse, ApiError> {
+    let query = ListGrants::try_from(request)?;
+    call.caller.require_represents(query.employer.as_str())?;
+    let mut db = api.db.read().await?;
+    let offset = offset_of(&query.page);
+    let rows = store::grants_of_employer(
+        &mut db,
+        query.employer.as_str(),
+        &query.statuses,
+        offset,
+        query.page.fetch_limit(),
+    )
+    .await?;
+    let next_page_token = next_offset_token(&query.page, offset, rows.len());
+    let mut grants = Vec::new();
+    for grant in rows
+        .iter()
+        .take(usize::try_from(query.page.size).unwrap_or(0))
+    {
+        grants.push(api.grant_wire(&mut db, grant).await?);
+    }
+    Ok(v1::ListGrantsForEmployerResponse {
+        grants,
+        next_page_token,
+    })
+}
+
+async fn list_refund_claims(
+    api: &RefundsApi,
+    _call: Call,
+    request: v1::ListRefundClaimsRequest,
+) -> Result<v1::ListRefundClaimsResponse, ApiError> {
+    let query = ListClaims::try_from(request)?;
+    let mut db = api.db.read().await?;
+    let rows = store::work_list(&mut db, &query).await?;
+    let (rows, next_page_token) = query.page.finish(rows, |claim| claim.sequence);
+    let mut claims = Vec::with_capacity(rows.len());
+    for claim in &rows {
+        let recommender = if claim.status() == v1::RefundClaimStatus::Recommended {
+            store::recommendations(&mut db, claim.claim_id)
+                .await?
+                .last()
+                .map(|last| last.recommended_by.clone())
+        } else {
+            None
+        };
+        claims.push(claim.summary(recommender.as_deref()));
+    }
+    Ok(v1::ListRefundClaimsResponse {
+        claims,
+        next_page_token,
+    })
+}
+
+async fn list_expiring_grants(
+    api: &RefundsApi,
+    _call: Call,
+    request: v1::ListExpiringGrantsRequest,
+) -> Result<v1::ListExpiringGrantsResponse, ApiError> {
+    let query = ListExpiring::try_from(request)?;
+    let mut db = api.db.read().await?;
+    let offset = offset_of(&query.page);
+    let rows = store::expiring_grants(
+        &mut db,
+        query.date,
+        query.county_code.as_deref(),
+        offset,
+        query.page.fetch_limit(),
+    )
+    .await?;
+    let next_page_token = next_offset_token(&query.page, offset, rows.len());
+    let mut grants = Vec::new();
+    for grant in rows
+        .iter()
+        .take(usize::try_from(query.page.size).unwrap_or(0))
+    {
+        grants.push(api.grant_wire(&mut db, grant).await?);
+    }
+    Ok(v1::ListExpiringGrantsResponse {
+        grants,
+        next_page_token,
+    })
+}
+
+fn same_recommendation(row: &RecommendationRow, command: &Recommend, by: &str) -> bool {
+    let same_kind = match &command.recommendation {
+        Recommendation::Approve {
+            payout_ore,
+            reduction_reason,
+            explanation,
+        } => {
+            row.approve
+                && row.payout_ore == Some(*payout_ore)
+                && row.reduction_reason == reduction_reason.as_str_name()
+                && &row.reduction_explanation == explanation
+        }
+        Recommendation::Reject {
+            reason,
+            explanation,
+        } => {
+            !row.approve
+                && row.rejection_reason == reason.as_str_name()
+                && &row.rejection_explanation == explanation
+        }
+    };
+    same_kind && row.note == command.note && row.recommended_by == by && row.returned_at.is_none()
+}
+
+async fn recommend_refund_decision(
+    api: &RefundsApi,
+    call: Call,
+    request: v1::RecommendRefundDecisionRequest,
+) -> Result<v1::RecommendRefundDecisionResponse, ApiError> {
+    let command = Recommend::try_from(request)?;
+    let by = call.caller.subject.clone();
+    let now = api.clock.now();
+    let mut work = api.db.begin().await?;
+    let mut claim = store::find_claim(work.db(), command.claim_id, true)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no refund claim {}", command.claim_id)))?;
+    if let Recommendation::Approve {
+        payout_ore,
+        reduction_reason,
+        ..
+    } = &command.recommendation
+    {
+        let payable = claim.payable_amount_ore;
+        let reduced = *reduction_reason != v1::PayoutReductionReason::Unspecified;
+        if *payout_ore > payable {
+            return Err(ApiError::invalid(
+                "approval.payout.ore",
+                format!(
+                    "must not exceed the payable amount {payable} øre (min of invoice and grant)"
+                ),
+            ));
+        }
+        if *payout_ore < payable && !reduced {
+            return Err(ApiError::invalid(
+                "approval.reduction_reason",
+                "is required when the payout is below the payable amount",
+            ));
+        }
+        if *payout_ore == payable && reduced {
+            return Err(ApiError::invalid(
+                "approval.reduction_reason",
+                "must be UNSPECIFIED when the payout is the payable amount",
+            ));
+        }
+    }
+    let recommendations = store::recommendations(work.db(), claim.claim_id).await?;
+    if claim.status() == v1::RefundClaimStatus::Recommended
+        && recommendations
+            .last()
+            .is_some_and(|last| same_recommendation(last, &command, &by))
+    {
+        return Ok(v1::RecommendRefundDecisionResponse {
+            claim: Some(claim.to_wire(&recommendations)),
+        });
+    }
+    if claim.status() != v1::RefundClaimStatus::Submitted {
+        return Err(ApiError::refused(
+            "CLAIM_NOT_SUBMITTED",
+            format!("the claim is {}", claim.status().as_str_name()),
+        ));
+    }
+    let version = i32::try_from(recommendations.len()).unwrap_or(i32::MAX - 1) + 1;
+    let mut row = RecommendationRow {
+        claim_id: claim.claim_id,
+        version,
+        approve: false,
+        payout_ore: None,
+        reduction_reason: v1::PayoutReductionReason::Unspecified
+            .as_str_name()
+            .to_owned(),
+        reduction_explanation: String::new(),
+        rejection_reason: v1::RefundRejectionReason::Unspecified
+            .as_str_name()
+            .to_owned(),
+        rejection_explanation: String::new(),
+        note: command.note.clone(),
+        recommended_by: by.clone(),
+        recommended_at: now,
+        returned_by: String::new(),
+        returned_at: None,
+        return_note: String::new(),
+    };
+    match &command.recommendation {
+        Recommendation::Approve {
+            payout_ore,
+            reduction_reason,
+            explanation,
+        } => {
+            row.approve = true;
+            row.payout_ore = Some(*payout_ore);
+            row.reduction_reason = reduction_reason.as_str_name().to_owned();
+            row.reduction_explanation = explanation.clone();
+        }
+        Recommendation::Reject {
+            reason,
+            explanation,
+        } => {
+            if *reason == v1::RefundRejectionReason::LateClaim && !claim.late {
+                return Err(ApiError::refused(
+                    "CLAIM_NOT_LATE",
+                    "LATE_CLAIM is only for a claim submitted after the deadline",
+                ));
+            }
+            row.rejection_reason = reason.as_str_name().to_owned();
+            row.rejection_explanation = explanation.clone();
+        }
+    }
+    store::insert_recommendation(work.db(), &row).await?;
+    claim.status = claim_status::RECOMMENDED.to_owned();
+    store::update_claim(work.db(), &claim).await?;
+    let entry = Entry {
+        case_id: claim.case_id,
+        subject_id: claim.claim_id,
+        kind: v1::AuditEntryKind::Decision,
+        action: "RecommendRefundDecision",
+    };
+    trail::record(
+        work.db(),
+        entry,
+        &AuditActor::nav_employee(&call.caller),
+        v1::AccessPurpose::CaseProcessing,
+    )
+    .await?;
+    let wire = claim_wire(work.db(), &claim).await?;
+    work.commit().await?;
+    Ok(v1::RecommendRefundDecisionResponse { claim: Some(wire) })
+}
+
+async fn decide_refund_claim(
+    api: &RefundsApi,
+    call: Call,
+    request: v1::DecideRefundClaimRequest,
+) -> Result<v1::DecideRefundClaimResponse, ApiError> {
+    let command = Decide::try_from(request)?;
+    let by = call.caller.subject.clone();
+    let now = api.clock.now();
+    let mut work = api.db.begin().await?;
+    let mut claim = store::find_claim(work.db(), command.claim_id, true)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no refund claim {}", command.claim_id)))?;
+    let recommendations = store::recommendations(work.db(), claim.claim_id).await?;
+    let current = recommendations.last();
+    let current_version = current.map_or(0, |row| row.version);
+    // Repeats of a verdict that already took effect return the claim as it is.
+    let repeat = match command.verdict {
+        v1::DeciderVerdict::Confirm => {
+            matches!(
+                claim.status(),
+                v1::RefundClaimStatus::Approved | v1::RefundClaimStatus::Rejected
+            ) && claim.decided_by == by
+                && command.version == current_version
+        }
+        _ => {
+            claim.status() == v1::RefundClaimStatus::Submitted
+                && current.is_some_and(|row| {
+                    row.version == command.version
+                        && row.returned_by == by
+                        && row.return_note == command.note
+                })
+        }
+    };
+    if repeat {
+        return Ok(v1::DecideRefundClaimResponse {
+            claim: Some(claim.to_wire(&recommendations)),
+        });
+    }
+    if claim.status() != v1::RefundClaimStatus::Recommended {
+        return Err(ApiError::refused(
+            "CLAIM_NOT_RECOMMENDED",
+            format!("the claim is {}", claim.status().as_str_name()),
+        ));
+    }
+    let Some(current) = current.filter(|row| row.version == command.version) else {
+        return Err(ApiError::refused(
+            "RECOMMENDATION_CHANGED",
+            format!("the current recommendation is version {current_version}"),
+        ));
+    };
+    if recommendations.iter().any(|row| row.recommended_by == by) {
+        return Err(ApiError::PermissionDenied {
+            reason: "DECIDER_IS_RECOMMENDER",
+            message: "a decider may not decide a claim they recommended on (four eyes)".to_owned(),
+        });
+    }
+    let entry = Entry {
+        case_id: claim.case_id,
+        subject_id: claim.claim_id,
+        kind: v1::AuditEntryKind::Decision,
+        action: "DecideRefundClaim",
+    };
+    let actor = AuditActor::nav_employee(&call.caller);
+    if command.verdict == v1::DeciderVerdict::Return {
+        store::return_recommendation(
+            work.db(),
+            claim.claim_id,
+            current.version,
+            &by,
+            now,
+            &command.note,
+        )
+        .await?;
+        claim.status = claim_status::SUBMITTED.to_owned();
+        store::update_claim(work.db(), &claim).await?;
+        trail::record(work.db(), entry, &actor, v1::AccessPurpose::CaseProcessing).await?;
+        let wire = claim_wire(work.db(), &claim).await?;
+        work.commit().await?;
+        return Ok(v1::DecideRefundClaimResponse { claim: Some(wire) });
+    }
+    let grant = store::find_grant(work.db(), claim.grant_id, true)
+        .await?
+        .ok_or_else(|| ApiError::internal(anyhow::anyhow!("claim without grant")))?;
+    claim.decided_at = Some(now);
+    claim.decided_by = by.clone();
+    claim.recommended_by = current.recommended_by.clone();
+    let event_subject = subject(claim.case_id, claim.claim_id);
+    let approved = current.approve;
+    if approved {
+        claim.status = claim_status::APPROVED.to_owned();
+        claim.payout_amount_ore = current.payout_ore;
+        claim.payout_reduction_reason = current.reduction_reason.clone();
+        claim.payout_reduction_explanation = current.reduction_explanation.clone();
+        claim.payment_status = Some(payment_status::PENDING.to_owned());
+        claim.payment_attempt = 1;
+        store::update_claim(work.db(), &claim).await?;
+        store::set_grant_status(work.db(), grant.grant_id, grant_status::SETTLED, None).await?;
+        work.publish(
+            &event_subject,
+            &published::refund_approved(&claim, &grant, now),
+        )
+        .await?;
+    } else {
+        let reason =
+            v1::RefundRejectionReason::from_str_name(&current.rejection_reason).unwrap_or_default();
+        claim.status = claim_status::REJECTED.to_owned();
+        claim.rejection_reason = Some(current.rejection_reason.clone());
+        claim.rejection_explanation = current.rejection_explanation.clone();
+        store::update_claim(work.db(), &claim).await?;
+        store::reopen_after_rejection(work.db(), grant.grant_id).await?;
+        let last_claim_date = grant.last_claim_date(api.rules.late_claim_grace_days);
+        work.publish(
+            &event_subject,
+            &published::refund_rejected(&claim, &grant, reason, now, last_claim_date),
+        )
+        .await?;
+    }
+    trail::record(work.db(), entry, &actor, v1::AccessPurpose::CaseProcessing).await?;
+    let wire = claim_wire(work.db(), &claim).await?;
+    work.commit().await?;
+    tracing::info!(claim_id = %claim.claim_id, approved, "refund claim decided");
+    if approved {
+        return Ok(v1::DecideRefundClaimResponse {
+            claim: Some(api.pay_and_reload(claim).await?),
+        });
+    }
+    Ok(v1::DecideRefundClaimResponse { claim: Some(wire) })
+}
+
+async fn extend_refund_deadline(
+    api: &RefundsApi,
+    call: Call,
+    request: v1::ExtendRefundDeadlineRequest,
+) -> Result<v1::ExtendRefundDeadlineResponse, ApiError> {
+    let command = Extend::try_from(request)?;
+    let now = api.clock.now();
+    let mut work = api.db.begin().await?;
+    let mut grant = store::find_grant(work.db(), command.grant_id, true)
+        .await?
+        .ok_or_else(|| {
+            ApiError::NotFound(format!("refunds does not know grant {}", command.grant_id))
+        })?;
+    let extensions = store::extensions(work.db(), grant.grant_id).await?;
+    let repeat = grant.refund_deadline == command.new_deadline
+        && extensions.last().is_some_and(|last| {
+            last.new_deadline == command.new_deadline
+                && last.reason == command.reason.as_str_name()
+                && last.explanation == command.explanation
+                && last.extended_by == call.caller.subject
+        });
+    if repeat {
+        return Ok(v1::ExtendRefundDeadlineResponse {
+            grant: Some(grant.to_wire(&extensions, api.rules.late_claim_grace_days)),
+        });
+    }
+    if matches!(
+        grant.status(),
+        v1::ClaimableGrantStatus::Settled
+            | v1::ClaimableGrantStatus::Expired
+            | v1::ClaimableGrantStatus::Cancelled
+    ) {
+        return Err(ApiError::refused(
+            "GRANT_CLOSED",
+            format!("the grant is {}", grant.status().as_str_name()),
+        ));
+    }
+    if command.new_deadline <= grant.refund_deadline {
+        return Err(ApiError::refused(
+            "NOT_LATER_THAN_CURRENT_DEADLINE",
+            "the new deadline must be later than the current one",
+        ));
+    }
+    let limit = grant.original_deadline + Duration::days(api.rules.max_deadline_extension_days);
+    if command.new_deadline > limit {
+        return Err(ApiError::refused(
+            "EXTENSION_BEYOND_LIMIT",
+            format!(
+                "a deadline may be extended to {} at the latest",
+                ekb_proto::convert::date_to_wire(limit)
+            ),
+        ));
+    }
+    let previous = grant.refund_deadline;
+    let extension = ExtensionRow {
+        previous_deadline: previous,
+        new_deadline: command.new_deadline,
+        reason: command.reason.as_str_name().to_owned(),
+        explanation: command.explanation.clone(),
+        extended_by: call.caller.subject.clone(),
+        extended_at: now,
+    };
+    store::extend_deadline(work.db(), grant.grant_id, &extension).await?;
+    grant.refund_deadline = command.new_deadline;
+    work.publish(
+        &subject(grant.case_id, grant.grant_id),
+        &published::deadline_extended(&grant, previous, command.reason, now),
+    )
+    .await?;
+    let entry = Entry {
+        case_id: grant.case_id,
+        subject_id: grant.grant_id,
+        kind: v1::AuditEntryKind::Decision,
+        action: "ExtendRefundDeadline",
+    };
+    trail::record(
+        work.db(),
+        entry,
+        &AuditActor::nav_employee(&call.caller),
+        v1::AccessPurpose::CaseProcessing,
+    )
+    .await?;
+    let wire = api.grant_wire(work.db(), &grant).await?;
+    work.commit().await?;
+    Ok(v1::ExtendRefundDeadlineResponse { grant: Some(wire) })
+}
+
+fn recorded_outcome(claim: &ClaimRow) -> Option<Outcome> {
+    match claim.payment_status() {
+        v1::RefundPaymentStatus::Paid => Some(Outcome::Paid {
+            reference: claim.payment_reference.clone(),
+            paid_date: claim.paid_date?,
+        }),
+        v1::RefundPaymentStatus::Failed => Some(Outcome::Failed {
+            reason: claim
+                .failure_reason
+                .as_deref()
+                .and_then(v1::RefundPaymentFailureReason::from_str_name)
+                .unwrap_or_default(),
+            detail: claim.failure_detail.clone(),
+        }),
+        _ => None,
+    }
+}
+
+async fn record_payment_outcome(
+    api: &RefundsApi,
+    call: Call,
+    request: v1::RecordPaymentOutcomeRequest,
+) -> Result<v1::RecordPaymentOutcomeResponse, ApiError> {
+    let command = RecordOutcome::try_from(request)?;
+    let now = api.clock.now();
+    let mut work = api.db.begin().await?;
+    let mut claim = store::find_claim(work.db(), command.claim_id, true)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no refund claim {}", command.claim_id)))?;
+    if claim.status() != v1::RefundClaimStatus::Approved {
+        return Err(ApiError::refused(
+            "CLAIM_NOT_APPROVED",
+            format!("the claim is {}", claim.status().as_str_name()),
+        ));
+    }
+    if command.attempt != claim.payment_attempt {
+        return Err(ApiError::refused(
+            "NOT_CURRENT_ATTEMPT",
+            format!("the current payment attempt is {}", claim.payment_attempt),
+        ));
+    }
+    if let Some(recorded) = recorded_outcome(&claim) {
+        if recorded == command.outcome {
+            let wire = claim_wire(work.db(), &claim).await?;
+            return Ok(v1::RecordPaymentOutcomeResponse { claim: Some(wire) });
+        }
+        return Err(ApiError::refused(
+            "PAYMENT_OUTCOME_CONFLICT",
+            "another outcome is already recorded for this attempt",
+        ));
+    }
+    apply_outcome(
+        &mut work,
+        &mut claim,
+        &command.outcome,
+        now,
+        &AuditActor::system_client(&call.caller),
+        "RecordPaymentOutcome",
+    )
+    .await
+    .map_err(ApiError::internal)?;
+    let wire = claim_wire(work.db(), &claim).await?;
+    work.commit().await?;
+    Ok(v1::RecordPaymentOutcomeResponse { claim: Some(wire) })
+}
+
+async fn retry_payment(
+    api: &RefundsApi,
+    call: Call,
+    request: v1::RetryPaymentRequest,
+) -> Result<v1::RetryPaymentResponse, ApiError> {
+    let command = Retry::try_from(request)?;
+    let mut work = api.db.begin().await?;
+    let mut claim = store::find_claim(work.db(), command.claim_id, true)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no refund claim {}", command.claim_id)))?;
+    if claim.payment_status() != v1::RefundPaymentStatus::Failed {
+        return Err(ApiError::refused(
+            "PAYMENT_NOT_FAILED",
+            "only a failed payment can be retried",
+        ));
+    }
+    claim.payment_attempt += 1;
+    claim.payment_status = Some(payment_status::PENDING.to_owned());
+    claim.failure_reason = None;
+    claim.failure_detail = String::new();
+    claim.payment_sent_at = None;
+    claim.payment_outcome_at = None;
+    store::update_claim(work.db(), &claim).await?;
+    sqlx::query("UPDATE claims SET payment_handed_at = NULL WHERE claim_id = $1")
+        .bind(claim.claim_id)
+        .execute(work.db())
+        .await?;
+    let entry = Entry {
+        case_id: claim.case_id,
+        subject_id: claim.claim_id,
+        kind: v1::AuditEntryKind::Change,
+        action: "RetryPayment",
+    };
+    trail::record(
+        work.db(),
+        entry,
+        &AuditActor::nav_employee(&call.caller),
+        v1::AccessPurpose::CaseProcessing,
+    )
+    .await?;
+    work.commit().await?;
+    Ok(v1::RetryPaymentResponse {
+        claim: Some(api.pay_and_reload(claim).await?),
+    })
+}
+
+async fn list_audit_entries(
+    api: &RefundsApi,
+    _call: Call,
+    request: v1::ListAuditEntriesRequest,
+) -> Result<v1::ListAuditEntriesResponse, ApiError> {
+    let mut check = Violations::new();
+    let case_id = check.uuid("case_id", &request.case_id);
+    let page = check.page(
+        request.page_size,
+        &request.page_token,
+        PAGE_DEFAULT,
+        PAGE_MAX,
+    );
+    let (case_id, page) = check.finish_with(|| Some((case_id?, page?)))?;
+    let (entries, next_page_token) =
+        audit::list_for_case(&mut *api.db.read().await?, case_id, page).await?;
+    Ok(v1::ListAuditEntriesResponse {
+        entries,
+        next_page_token,
+    })
+}

@@ -1,0 +1,145 @@
+//! The refunds service: the end of the regular grant flow. It learns grants from applications'
+//! GrantApproved, takes the employer's refund claim against a grant (invoice, actual assistance
+//! dates, the expert's report), has a caseworker recommend and another person decide it (four
+//! eyes), publishes RefundApproved (budget disburses the payout and releases the rest) and pays
+//! through NAV's payment system behind a port. Unused grants expire after their deadline and a
+//! grace period (GrantExpired: budget releases) or are cancelled on applications' request.
+//! The contract is refunds.proto; its decisions are ADR 0021, this service's own ADR 0024.
+//!
+//! [`Refunds`] describes the service to the platform; `main.rs` is one line.
+
+pub mod commands;
+pub mod config;
+pub mod consumed;
+pub mod handlers;
+pub mod jobs;
+pub mod model;
+pub mod payment;
+pub mod published;
+pub mod store;
+pub mod trail;
+
+use std::{sync::Arc, time::Duration};
+
+use ekb_platform::{
+    config::{ConfigError, ServiceConfig},
+    messaging::{Db, EventRouter},
+    payment::{PaymentPort, RecordingPaymentPort},
+    service::{Assembly, ServiceDescription},
+};
+use ekb_proto::v1::{self, refunds_service_server::RefundsServiceServer};
+
+pub use config::RefundsSettings;
+use consumed::RefundsEvents;
+use ekb_platform::clock::{Clock, SystemClock};
+use handlers::RefundsApi;
+use payment::Payments;
+
+/// The refunds service, as the platform runs it.
+#[derive(Debug)]
+pub struct Refunds;
+
+/// The employer's representative (employer portal).
+pub const EMPLOYER: &str = "refund-employer";
+/// A NAV caseworker.
+pub const CASEWORKER: &str = "refund-caseworker";
+/// A NAV decider.
+pub const DECIDER: &str = "refund-decider";
+/// Read-only NAV access.
+pub const READER: &str = "refund-reader";
+/// Reads the audit trail.
+pub const AUDITOR: &str = "refund-auditor";
+/// The payment system reporting outcomes.
+pub const PAYMENT_SYSTEM: &str = "refund-payment-system";
+
+impl ServiceDescription for Refunds {
+    const NAME: &'static str = "refunds";
+    const DEFAULTS: &'static str = config::DEFAULTS;
+    const ROLES: ekb_platform::auth::RoleTable = &[
+        ("SubmitRefundClaim", &[EMPLOYER]),
+        ("GetRefundClaim", &[EMPLOYER, CASEWORKER, DECIDER, READER]),
+        (
+            "GetClaimableGrant",
+            &[EMPLOYER, CASEWORKER, DECIDER, READER],
+        ),
+        ("ListGrantsForEmployer", &[EMPLOYER]),
+        ("ListRefundClaims", &[CASEWORKER, DECIDER, READER]),
+        ("ListExpiringGrants", &[CASEWORKER, READER]),
+        ("RecommendRefundDecision", &[CASEWORKER]),
+        ("DecideRefundClaim", &[DECIDER]),
+        ("ExtendRefundDeadline", &[CASEWORKER]),
+        ("RecordPaymentOutcome", &[PAYMENT_SYSTEM]),
+        ("RetryPayment", &[CASEWORKER]),
+        ("ListAuditEntries", &[AUDITOR]),
+    ];
+    const CONSTRAINTS: ekb_platform::error::ConstraintMessages = &[
+        (
+            "claims_request_unique",
+            "this request id was used for another claim",
+        ),
+        (
+            "claims_one_live_per_grant",
+            "a claim against this grant is pending or approved",
+        ),
+    ];
+
+    type Server = RefundsServiceServer<RefundsApi>;
+    type Settings = RefundsSettings;
+
+    fn migrator() -> &'static sqlx::migrate::Migrator {
+        static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+        &MIGRATOR
+    }
+
+    fn validate(config: &ServiceConfig<RefundsSettings>) -> Result<(), ConfigError> {
+        config.settings.check()
+    }
+
+    fn build(db: Db, settings: RefundsSettings) -> anyhow::Result<Assembly> {
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let port: Arc<dyn PaymentPort> =
+            Arc::new(RecordingPaymentPort::new(settings.payment.fake_outcome));
+        let rules = Arc::new(settings.refunds.clone());
+        let payments = Payments::new(db.clone(), port, clock.clone());
+        let api = RefundsApi::new(db.clone(), rules.clone(), payments.clone(), clock.clone());
+        let (expiry_db, expiry_clock, grace) =
+            (db.clone(), clock.clone(), rules.late_claim_grace_days);
+        let (retention_db, retention_clock, retention_rules) =
+            (db.clone(), clock.clone(), rules.clone());
+        let payment_interval = Duration::from_secs(rules.payment_worker_interval_seconds);
+        let resend_after = time::Duration::seconds(rules.payment_resend_after_seconds);
+        let expiry_interval = Duration::from_secs(rules.expiry_interval_seconds);
+        let retention_interval = Duration::from_secs(rules.retention_interval_seconds);
+        Ok(Assembly::serving(RefundsServiceServer::new(api))
+            .consuming(
+                EventRouter::new(RefundsEvents::new(clock))
+                    .from("applications")
+                    .on::<v1::GrantApproved>()
+                    .on::<v1::GrantCancellationRequested>()
+                    .on::<v1::GrantCancelled>(),
+            )
+            .worker("expiry", move |cancel, _grace| async move {
+                jobs::every("expiry", expiry_interval, expiry_clock, cancel, |now| {
+                    let db = expiry_db.clone();
+                    async move { jobs::expire_due(&db, grace, now).await }
+                })
+                .await
+            })
+            .worker("retention", move |cancel, _grace| async move {
+                jobs::every(
+                    "retention",
+                    retention_interval,
+                    retention_clock,
+                    cancel,
+                    |now| {
+                        let (db, rules) = (retention_db.clone(), retention_rules.clone());
+                        async move { jobs::apply_retention(&db, &rules, now).await }
+                    },
+                )
+                .await
+            })
+            .worker("payments", move |cancel, _grace| {
+                payments.run(payment_interval, resend_after, cancel)
+            }))
+    }
+}

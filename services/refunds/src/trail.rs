@@ -1,0 +1,47 @@
+//! Writing refunds' audit trail: one entry per decision, change and read of a claim, in the
+//! unit of work of the change (ADR 0021 §12). Actors come from the token, never a fødselsnummer.
+
+use ekb_platform::audit::{self, AuditActor, AuditEvent};
+use ekb_proto::v1;
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+/// What one entry records, besides who.
+#[derive(Debug, Clone, Copy)]
+pub struct Entry<'a> {
+    /// The case.
+    pub case_id: Uuid,
+    /// The grant or claim.
+    pub subject_id: Uuid,
+    /// Read, decision or change.
+    pub kind: v1::AuditEntryKind,
+    /// The RPC, event or job.
+    pub action: &'a str,
+}
+
+/// Records `entry` by `actor` for `purpose`.
+pub async fn record(
+    db: &mut PgConnection,
+    entry: Entry<'_>,
+    actor: &AuditActor,
+    purpose: v1::AccessPurpose,
+) -> Result<(), sqlx::Error> {
+    audit::record(
+        db,
+        &AuditEvent {
+            case_id: entry.case_id,
+            subject_id: entry.subject_id,
+            kind: entry.kind,
+            action: entry.action,
+            actor,
+            purpose,
+        },
+    )
+    .await
+    .map(|_| ())
+}
+
+/// A change the service made on its own (an event applied, a job).
+pub async fn by_service(db: &mut PgConnection, entry: Entry<'_>) -> Result<(), sqlx::Error> {
+    record(db, entry, &AuditActor::service(), v1::AccessPurpose::System).await
+}
