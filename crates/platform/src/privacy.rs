@@ -12,7 +12,7 @@
 use std::fmt;
 
 use base64::{Engine as _, engine::general_purpose::STANDARD};
-use ekb_domain::{PersonalDataCipher, PseudonymKey};
+use ekb_domain::{PersonalDataCipher, PseudonymKey, SyntheticPolicy};
 use secrecy::{ExposeSecret as _, SecretString};
 use serde::Deserialize;
 
@@ -24,7 +24,9 @@ const DEV_PSEUDONYM_KEY: &str = "ZWtiLWRldi1vbmx5LXBzZXVkb255bS1rZXktMDAwMSE=";
 const DEV_ENCRYPTION_KEY: &str = "ZWtiLWRldi1vbmx5LWVuY3J5cHRpb24ta2V5LTAwMDE=";
 
 /// The `[privacy]` section: `pseudonym_key` and `encryption_key`, each base64 of 32 bytes
-/// (`EKB__PRIVACY__PSEUDONYM_KEY`, `EKB__PRIVACY__ENCRYPTION_KEY`). `Debug` prints no key.
+/// (`EKB__PRIVACY__PSEUDONYM_KEY`, `EKB__PRIVACY__ENCRYPTION_KEY`), and whether synthetic test
+/// fødselsnumre are accepted (`EKB__PRIVACY__ACCEPT_SYNTHETIC_FODSELSNUMMER`, default false:
+/// only test environments and local runs set it). `Debug` prints no key.
 #[derive(Clone, Deserialize)]
 #[serde(default)]
 pub struct PrivacySection {
@@ -32,6 +34,8 @@ pub struct PrivacySection {
     pub pseudonym_key: SecretString,
     /// The AES-256-GCM key the fødselsnummer is stored under.
     pub encryption_key: SecretString,
+    /// Accept synthetic test fødselsnumre (month + 40 or + 80).
+    pub accept_synthetic_fodselsnummer: bool,
 }
 
 impl Default for PrivacySection {
@@ -40,6 +44,7 @@ impl Default for PrivacySection {
         PrivacySection {
             pseudonym_key: SecretString::from(DEV_PSEUDONYM_KEY),
             encryption_key: SecretString::from(DEV_ENCRYPTION_KEY),
+            accept_synthetic_fodselsnummer: false,
         }
     }
 }
@@ -57,6 +62,8 @@ pub struct PrivacyKeys {
     pub pseudonym: PseudonymKey,
     /// Seals the fødselsnummer at rest.
     pub cipher: PersonalDataCipher,
+    /// Whether synthetic test numbers pass.
+    pub synthetic: SyntheticPolicy,
 }
 
 impl PrivacySection {
@@ -83,7 +90,16 @@ impl PrivacySection {
                  EKB__PRIVACY__ENCRYPTION_KEY for any real data"
             );
         }
-        Ok(PrivacyKeys { pseudonym, cipher })
+        let synthetic = if self.accept_synthetic_fodselsnummer {
+            SyntheticPolicy::Accept
+        } else {
+            SyntheticPolicy::Reject
+        };
+        Ok(PrivacyKeys {
+            pseudonym,
+            cipher,
+            synthetic,
+        })
     }
 
     /// Whether either key is a development key.
@@ -110,6 +126,7 @@ mod tests {
         let section = PrivacySection {
             pseudonym_key: SecretString::from("c2hvcnQ="),
             encryption_key: SecretString::from(DEV_ENCRYPTION_KEY),
+            accept_synthetic_fodselsnummer: false,
         };
         let error = section.keys().expect_err("too short").to_string();
         assert!(error.contains("privacy.pseudonym_key"), "{error}");
@@ -117,8 +134,12 @@ mod tests {
         let other = PrivacySection {
             pseudonym_key: SecretString::from(STANDARD.encode([9u8; 32])),
             encryption_key: SecretString::from(STANDARD.encode([7u8; 32])),
+            accept_synthetic_fodselsnummer: true,
         };
         assert!(!other.uses_development_keys());
-        assert!(other.keys().is_ok());
+        let keys = other.keys().expect("keys");
+        assert_eq!(keys.synthetic, SyntheticPolicy::Accept);
+        let defaults = PrivacySection::default().keys().expect("development keys");
+        assert_eq!(defaults.synthetic, SyntheticPolicy::Reject);
     }
 }

@@ -20,7 +20,6 @@ pub const DEFAULTS: &str = r#"
 url = "postgres://postgres@127.0.0.1:5432/ekb_applications"
 
 [applications]
-accept_synthetic_fodselsnummer = false
 max_rates = [
   "2023-01-01=2230000=Forskrift om tilskudd til ekspertbistand; 22 300 kr for 2023 (NAV)",
   "2024-01-01=2400000=Forskrift om tilskudd til ekspertbistand; 24 000 kr from 2024 (NAV)",
@@ -50,8 +49,6 @@ pub struct ApplicationsSettings {
 /// The `[applications]` section, as configured.
 #[derive(Debug, Clone, Deserialize)]
 pub struct ApplicationsSection {
-    /// Whether synthetic test fødselsnummer (month + 40 / + 80) are accepted (test only).
-    pub accept_synthetic_fodselsnummer: bool,
     /// The max rate table: `YYYY-MM-DD=ØRE=source` per rate (gross, in force from the date).
     pub max_rates: Vec<String>,
     /// The account grants are charged to, `CHAPTER.POST`.
@@ -273,13 +270,10 @@ impl ApplicationsSettings {
         let PrivacyKeys {
             pseudonym: pseudonym_key,
             cipher,
+            synthetic,
         } = self.privacy.keys()?;
         Ok(Policy {
-            synthetic: if section.accept_synthetic_fodselsnummer {
-                SyntheticPolicy::Accept
-            } else {
-                SyntheticPolicy::Reject
-            },
+            synthetic,
             max_rates,
             account,
             refund_deadline_months: section.refund_deadline_months,

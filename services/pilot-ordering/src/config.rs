@@ -26,7 +26,6 @@ start_days = 30
 invoice_deadline_days = 90
 account_chapter = 2650
 account_post = 76
-allow_synthetic_fodselsnummer = false
 sweep_interval_seconds = 3600
 dispatch_interval_ms = 1000
 payment_retry_after_seconds = 60
@@ -61,8 +60,6 @@ pub struct OrderingSection {
     pub account_chapter: i32,
     /// Budget post charged.
     pub account_post: i32,
-    /// Whether synthetic test fødselsnumre are accepted (test environments only).
-    pub allow_synthetic_fodselsnummer: bool,
     /// How often the sweep (expiries, ended agreements) runs.
     pub sweep_interval_seconds: u64,
     /// How often placed orders are sent to suppliers and pending payments retried.
@@ -149,6 +146,7 @@ impl PilotOrderingSettings {
         let PrivacyKeys {
             pseudonym: pseudonym_key,
             cipher,
+            synthetic,
         } = self.privacy.keys()?;
         Ok(OrderingPolicy {
             supplier_answer_days: section.supplier_answer_days,
@@ -156,11 +154,7 @@ impl PilotOrderingSettings {
             invoice_deadline_days: section.invoice_deadline_days,
             account_chapter: section.account_chapter,
             account_post: section.account_post,
-            synthetic: if section.allow_synthetic_fodselsnummer {
-                SyntheticPolicy::Accept
-            } else {
-                SyntheticPolicy::Reject
-            },
+            synthetic,
             pseudonym_key,
             cipher,
             sweep_interval: Duration::from_secs(section.sweep_interval_seconds),
