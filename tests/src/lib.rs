@@ -7,6 +7,10 @@ use std::time::{Duration, Instant};
 use ekb_proto::v1;
 use ekb_testkit::{broker::TestBroker, postgres::fresh_database, services::TestSettings};
 
+pub mod ledger;
+pub mod people;
+pub mod system;
+
 pub use ekb_testkit::broker::topic_reader;
 pub use ekb_testkit::fixtures::*;
 

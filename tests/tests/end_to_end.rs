@@ -1,8 +1,18 @@
-//! End-to-end: both services as separate processes, talking to the broker process over TCP,
-//! called over gRPC with bearer tokens like another NAV system would. Shows the whole § 9a
-//! routing path: agreement registered → AgreementActivated → routing's read model → OpenCase
-//! routes to PILOT; every REGULAR reason; and CaseRouted read back from the broker with its key,
-//! type header and the caller's trace context.
+//! End-to-end: the services as separate processes, talking to the broker process over TCP,
+//! called over gRPC with bearer tokens like another NAV system would. Here: the whole § 9a
+//! routing path (agreement registered → AgreementActivated → routing's read model → OpenCase
+//! routes to PILOT; every REGULAR reason; CaseRouted read back from the broker with its key,
+//! type header and the caller's trace context) and the spans it leaves. The two flows a case
+//! then follows, with every service running, are in the submodules: [`end_to_end::regular_flow`]
+//! (application → grant → refund → payment; withdrawal, lack of funds, early cancellation,
+//! expiry, a late claim and a failed payment) and
+//! [`end_to_end::pilot_flow`] (order → supplier → invoice → payment, and the fallback to the regular
+//! flow). One test binary for the whole suite.
+
+mod end_to_end {
+    pub mod pilot_flow;
+    pub mod regular_flow;
+}
 
 use std::time::Duration;
 

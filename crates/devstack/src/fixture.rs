@@ -336,6 +336,14 @@ pub async fn covering_agreements(
         .agreements)
 }
 
+/// The fixture's suppliers' organisation numbers, in agreement order (those that complete).
+pub fn supplier_organisation_numbers() -> Vec<String> {
+    AGREEMENTS
+        .iter()
+        .filter_map(|agreement| agreement.supplier_orgnr.resolve().ok())
+        .collect()
+}
+
 /// Whether `reference` names one of the fixture's agreements.
 pub fn is_fixture_agreement(reference: &str) -> bool {
     AGREEMENTS

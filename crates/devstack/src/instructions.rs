@@ -18,7 +18,12 @@ use crate::{
 pub fn how_to_call(services: &[ServiceProcess], brokers: &str, topic_prefix: &str) -> String {
     let mut out = String::new();
     // Writing to a String cannot fail; the results are ignored for that reason only.
-    let _ = writeln!(out, "The system is running (auth is OFF: no token needed).");
+    let _ = writeln!(
+        out,
+        "The system is running (auth is OFF, no token needed, except for {}: see the token \
+         below).",
+        crate::demo_callers::FOUR_EYES_SERVICES.join(", ")
+    );
     let _ = writeln!(out);
     let _ = writeln!(out, "  gRPC (reflection on, plaintext):");
     for service in services {

@@ -1,10 +1,14 @@
-//! The launcher's sequence: broker → topics and databases → services → demo (fixture, sample
-//! cases, budget) → serve until a signal → stop everything in order.
+//! The launcher's sequence: broker → topics and databases → local token issuer → services →
+//! demo (fixture, sample cases, budget, a walk through each flow) → serve until a signal → stop
+//! everything in order.
 //!
 //! Every service of the catalog (`ekb_testkit::catalog::SERVICES`) is started, waited for and
 //! stopped the same way; nothing here names a service. What is particular to routing and the
-//! registry — the fixture and the sample cases — is in `demo`, and budget's appropriation and
-//! usage report in `budget_demo`; both find their services by name.
+//! registry — the fixture and the sample cases — is in `demo`, budget's appropriation and
+//! usage report in `budget_demo`, and the walks through both flows in `regular_flow_demo` and
+//! `pilot_flow_demo`; all find their services by name. The flow services alone run with
+//! authentication on (four eyes needs two people; `demo_callers` says why), trusting a local
+//! issuer.
 //!
 //! The pieces are testkit's (`TestBroker`, `ServiceProcess`, `postgres`), as in the end-to-end
 //! tests; what the launcher adds is fixed ports and log paths, and process groups of their own
@@ -31,6 +35,7 @@ use ekb_platform::messaging::topic_for;
 use ekb_testkit::{
     binaries::profile_dir,
     broker::{BROKERS_ENV, BrokerOptions, MOCK_BROKER_BIN_NAME, TestBroker, create_topic},
+    issuer::TestIssuer,
     postgres::{TestDatabase, admin_url, drop_database, server_address},
     process::ProcessGroup,
     services::{ServiceProcess, TestSettings},
@@ -39,9 +44,27 @@ use futures::future::join_all;
 use tokio::signal::unix::{Signal, SignalKind, signal};
 
 use crate::{
-    budget_demo, databases, demo, instructions,
+    budget_demo, databases, demo,
+    demo_callers::{self, FOUR_EYES_SERVICES},
+    instructions,
     options::{METRICS_PORT_FLAG, Options, PORT_FLAG, ServiceOptions},
+    pilot_flow_demo, regular_flow_demo,
 };
+
+/// Settings of the local run beyond the services' defaults, per service: the flow services
+/// accept synthetic test fødselsnumre (the walks' employee has one; production refuses them).
+const DEV_SETTINGS: &[(&str, &str, &str)] = &[
+    (
+        "applications",
+        "privacy.accept_synthetic_fodselsnummer",
+        "true",
+    ),
+    (
+        "pilot-ordering",
+        "privacy.accept_synthetic_fodselsnummer",
+        "true",
+    ),
+];
 
 /// How long a service may take from spawn to SERVING (the first start runs migrations).
 const SERVING_TIMEOUT: Duration = Duration::from_secs(60);
@@ -84,6 +107,8 @@ struct Stack {
     broker: Option<TestBroker>,
     /// The services spawned so far, in catalog order.
     services: Vec<ServiceProcess>,
+    /// The local token issuer the four-eyes services trust (`demo_callers`).
+    issuer: Option<TestIssuer>,
     /// Set once the demo table has been printed.
     up: bool,
 }
@@ -225,8 +250,15 @@ async fn bring_up_and_serve(stack: &mut Stack, options: &Options) -> anyhow::Res
             "data kept from earlier runs; --fresh starts empty"
         }
     );
+    let issuer = TestIssuer::start()
+        .await
+        .context("starting the local token issuer")?;
     println!(
-        "Auth        OFF (auth.mode=disabled): no bearer token needed, no role checks. Local runs only."
+        "Auth        OFF for the other services (auth.mode=disabled): no bearer token needed, no \
+         role checks.\n            ON for {} (four eyes needs two people): tokens from a local \
+         issuer,\n            JWKS at {}; its key protects nothing. Local runs only.",
+        FOUR_EYES_SERVICES.join(", "),
+        issuer.jwks_url()
     );
 
     // Every port is checked before anything is spawned, so a taken port starts nothing.
@@ -234,11 +266,18 @@ async fn bring_up_and_serve(stack: &mut Stack, options: &Options) -> anyhow::Res
         ensure_free(service)?;
     }
     for (service, database) in options.services.iter().zip(&databases) {
-        let settings = TestSettings::new(&database.url, &brokers, &options.topic_prefix)
+        let name = service.entry.name;
+        let mut settings = TestSettings::new(&database.url, &brokers, &options.topic_prefix)
             .with("auth.mode", "disabled")
             .with("kafka.topic_prefix", options.topic_prefix.clone())
             .with("kafka.auto_create_topics", "true")
             .with("database.create_if_missing", "true");
+        if FOUR_EYES_SERVICES.contains(&name) {
+            settings = settings.with_auth(&issuer);
+        }
+        for (_, key, value) in DEV_SETTINGS.iter().filter(|(owner, _, _)| *owner == name) {
+            settings = settings.with(key, *value);
+        }
         stack
             .services
             .push(spawn_service(service, &settings, &log_dir)?);
@@ -253,9 +292,14 @@ async fn bring_up_and_serve(stack: &mut Stack, options: &Options) -> anyhow::Res
         logs.join(",")
     );
 
+    stack.issuer = Some(issuer);
     wait_until_serving(&mut stack.services).await?;
     demo::run(&stack.services).await?;
     budget_demo::run(&stack.services).await?;
+    if let Some(issuer) = &stack.issuer {
+        regular_flow_demo::run(&stack.services, issuer, options.fresh).await?;
+        pilot_flow_demo::run(&stack.services, issuer, options.fresh).await?;
+    }
     stack.up = true;
     if options.exit_after_demo {
         println!("\n--exit-after-demo: stopping…");
@@ -265,6 +309,12 @@ async fn bring_up_and_serve(stack: &mut Stack, options: &Options) -> anyhow::Res
         "\n{}",
         instructions::how_to_call(&stack.services, &brokers, &options.topic_prefix)
     );
+    if let Some(issuer) = &stack.issuer {
+        println!(
+            "{}",
+            demo_callers::token_instructions(issuer, &stack.services)
+        );
+    }
     println!("Press Ctrl-C to stop.");
     loop {
         tokio::time::sleep(Duration::from_secs(1)).await;

@@ -16,9 +16,12 @@
 pub mod budget_demo;
 pub mod databases;
 pub mod demo;
+pub mod demo_callers;
 pub mod fixture;
 pub mod instructions;
 pub mod launcher;
 pub mod options;
+pub mod pilot_flow_demo;
+pub mod regular_flow_demo;
 pub mod sample_cases;
 pub mod table;

@@ -1,0 +1,238 @@
+//! Who calls the flow services in `make run`'s walk through both flows, and the little the two
+//! walks share (waiting for state that changes on events, printing a numbered step, ending a walk
+//! that could not finish with a note instead of a refusal to serve).
+//!
+//! Why a token issuer in a local run: both flows are four-eyes (the caseworker who recommends or
+//! attests may not be the one who decides or approves), and with authentication off every
+//! caller is the same `local` person, so no decision could ever be made. The launcher therefore
+//! runs the flow services ([`FOUR_EYES_SERVICES`]) with authentication on, trusting a local
+//! issuer (testkit's, whose key protects nothing), and the walks call them as the people they
+//! name. Routing, the registry and budget stay open as before.
+
+use std::{future::Future, time::Duration};
+
+use anyhow::bail;
+use ekb_testkit::{
+    catalog,
+    fixtures::EMPLOYER_ORGNR,
+    issuer::TestIssuer,
+    services::{ServiceProcess, with_bearer},
+};
+
+/// The services that decide with four eyes, and so need to know who is calling even locally.
+pub const FOUR_EYES_SERVICES: [&str; 3] = ["applications", "refunds", "pilot-ordering"];
+/// The caseworker of the walks (first pair of eyes).
+pub const CASEWORKER: &str = "Z990001";
+/// The decider and approver of the walks (second pair of eyes).
+pub const DECIDER: &str = "Z990002";
+/// How long a walk waits for a step that happens through events.
+const STEP_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long the developer's token printed by `make run` is valid.
+pub const DEVELOPER_TOKEN_HOURS: u64 = 12;
+
+/// The callers of the walks, with tokens from the local issuer.
+pub struct Callers<'a> {
+    issuer: &'a TestIssuer,
+}
+
+impl<'a> Callers<'a> {
+    /// Callers whose tokens `issuer` signs.
+    pub fn new(issuer: &'a TestIssuer) -> Self {
+        Callers { issuer }
+    }
+
+    /// The caseworker, with the caseworker and reader roles of both flows.
+    pub fn caseworker(&self) -> String {
+        self.issuer.token(
+            CASEWORKER,
+            &[
+                "application-caseworker",
+                "application-reader",
+                "refund-caseworker",
+                "refund-reader",
+                "pilot-caseworker",
+                "pilot-reader",
+            ],
+        )
+    }
+
+    /// The decider, who decides applications and claims and approves invoices.
+    pub fn decider(&self) -> String {
+        self.issuer.token(
+            DECIDER,
+            &[
+                "application-decider",
+                "refund-decider",
+                "pilot-approver",
+                "pilot-reader",
+            ],
+        )
+    }
+
+    /// The employer's representative, acting for `organisation`.
+    pub fn employer(&self, organisation: &str) -> String {
+        self.issuer.token_for_organisations(
+            "make-run-employer",
+            &["application-employer", "refund-employer"],
+            &[organisation],
+        )
+    }
+
+    /// Supplier `organisation`'s system.
+    pub fn supplier(&self, organisation: &str) -> String {
+        self.issuer.token_for_organisations(
+            &format!("make-run-supplier-{organisation}"),
+            &["pilot-supplier"],
+            &[organisation],
+        )
+    }
+}
+
+/// A token with every role of every service, acting for `organisations`, valid for
+/// [`DEVELOPER_TOKEN_HOURS`]: printed for the developer's own calls to the flow services.
+pub fn developer_token(issuer: &TestIssuer, organisations: &[&str]) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_secs())
+        .unwrap_or(0);
+    issuer.sign(&serde_json::json!({
+        "iss": ekb_testkit::issuer::TEST_ISSUER,
+        "aud": ekb_testkit::issuer::TEST_AUDIENCE,
+        "sub": "make-run-developer",
+        "azp": "ekb-dev",
+        "roles": catalog::all_client_roles(),
+        "organisations": organisations,
+        "iat": now,
+        "exp": now + DEVELOPER_TOKEN_HOURS * 3600,
+    }))
+}
+
+/// What `make run` prints for the developer's own calls to the four-eyes services: a token
+/// with every role, acting for the fixture's employer and suppliers, and an example call.
+pub fn token_instructions(issuer: &TestIssuer, services: &[ServiceProcess]) -> String {
+    let mut organisations = vec![EMPLOYER_ORGNR.to_owned()];
+    organisations.extend(crate::fixture::supplier_organisation_numbers());
+    let listed: Vec<&str> = organisations.iter().map(String::as_str).collect();
+    let token = developer_token(issuer, &listed);
+    let mut out = format!(
+        "{} need a token (valid {DEVELOPER_TOKEN_HOURS} h, every role, acting for {}):\n  \
+         export EKB_TOKEN={token}\n",
+        FOUR_EYES_SERVICES.join(", "),
+        listed.join(", ")
+    );
+    if let Some(applications) = services
+        .iter()
+        .find(|service| service.name == "applications")
+    {
+        out.push_str(&format!(
+            "  grpcurl -plaintext -H \"authorization: Bearer $EKB_TOKEN\" -d \
+             '{{\"statuses\":[\"APPLICATION_STATUS_GRANTED\"],\"county_codes\":[\"34\"]}}' {} \
+             ekspertbistand.v1.ApplicationsService/ListApplications\n",
+            applications.grpc_addr
+        ));
+    }
+    if let Some(ordering) = services
+        .iter()
+        .find(|service| service.name == "pilot-ordering")
+    {
+        out.push_str(&format!(
+            "  grpcurl -plaintext -H \"authorization: Bearer $EKB_TOKEN\" -d \
+             '{{\"statuses\":[\"ORDER_STATUS_COMPLETED\"],\"county_code\":\"34\"}}' {} \
+             ekspertbistand.v1.PilotOrderingService/ListOrders\n",
+            ordering.grpc_addr
+        ));
+    }
+    out
+}
+
+/// `message` with the bearer `token`.
+pub fn as_caller<T>(message: T, token: &str) -> tonic::Request<T> {
+    with_bearer(message, token)
+}
+
+/// Polls `check` until it returns `Some` (state that changes when an event arrives), failing
+/// with `what` after a while.
+pub async fn wait_for<T, F, Fut>(what: &str, mut check: F) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = anyhow::Result<Option<T>>>,
+{
+    let deadline = tokio::time::Instant::now() + STEP_TIMEOUT;
+    loop {
+        if let Some(value) = check().await? {
+            return Ok(value);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            bail!("{what} did not happen within {STEP_TIMEOUT:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Prints step `number` of a walk.
+pub fn step(number: usize, text: impl AsRef<str>) {
+    println!("  {number:>2}. {}", text.as_ref());
+}
+
+/// A gRPC refusal as one line: code, reason (`google.rpc.ErrorInfo`) and message.
+pub fn refusal(status: &tonic::Status) -> String {
+    use tonic_types::StatusExt as _;
+    let reason = status
+        .get_details_error_info()
+        .map(|info| format!(" {}", info.reason))
+        .unwrap_or_default();
+    format!("{:?}{reason}: {}", status.code(), status.message())
+}
+
+/// How a walk that stopped early ends: a fault on a fresh run (nothing but this run's data, so
+/// the system misbehaved), a note otherwise (data kept from earlier runs, say an appropriation
+/// set low by hand or this month's capacity used up, can stop it; the system still serves).
+pub fn stopped(flow: &str, error: anyhow::Error, fresh: bool) -> anyhow::Result<()> {
+    if fresh {
+        return Err(error.context(format!("the {flow} walk stopped on a fresh run")));
+    }
+    println!(
+        "  The {flow} walk stopped: {error:#}\n  Data kept from earlier runs can cause this; \
+         `scripts/run.sh --fresh` starts empty."
+    );
+    Ok(())
+}
+
+/// Today in Europe/Oslo, `YYYY-MM-DD`: the calendar the services' date rules use (summer time
+/// from the last Sunday of March to the last Sunday of October, 01:00 UTC both).
+pub fn oslo_today() -> String {
+    ekb_proto::convert::date_to_wire(ekb_domain::oslo_date(time::OffsetDateTime::now_utc()))
+}
+
+/// A synthetic (Tenor: month + 80) fødselsnummer for the walks' employee: valid check digits,
+/// never a real person's. The launcher lets the flow services accept synthetic numbers.
+pub fn synthetic_fodselsnummer() -> String {
+    ekb_testkit::people::synthetic_fodselsnummer("120885", 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_walks_employee_is_a_valid_synthetic_number() {
+        let number = synthetic_fodselsnummer();
+        let parsed = ekb_domain::Fodselsnummer::parse(&number, ekb_domain::SyntheticPolicy::Accept)
+            .expect("valid check digits");
+        assert!(parsed.is_synthetic());
+    }
+
+    #[test]
+    fn today_in_oslo_is_a_date() {
+        let today = oslo_today();
+        assert_eq!(today.len(), 10);
+        assert!(ekb_domain::parse_iso_date(&today).is_ok(), "{today}");
+    }
+
+    #[test]
+    fn only_the_four_eyes_services_get_authentication() {
+        for name in FOUR_EYES_SERVICES {
+            assert!(catalog::entry(name).is_some(), "{name}");
+        }
+    }
+}

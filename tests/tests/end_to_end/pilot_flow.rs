@@ -1,0 +1,904 @@
+//! The § 9a pilot flow with every service running as its own process over the broker:
+//! framework agreements registered in the expert registry for Innlandet → a case routed PILOT
+//! → an order with the best-ranked supplier → budget reserves → placed → declined → the next
+//! supplier → accepted → expert started → completed → the supplier invoices (only its own
+//! order) → attested and approved by two people → budget disburses the invoice and releases the
+//! rest → the payment is recorded. A full agreement sends the next order to the next supplier;
+//! a decline chain with nobody left sends the case back to the regular flow on the same case id
+//! (routing's CaseFlowChanged), where applications then accepts an application for it — as it
+//! does after a caseworker's SendToRegularFlow.
+//!
+//! Asserted on the state the services return over gRPC and on the events read back from the
+//! broker; each test ends with budget's ledger check and a scan of every topic and log for the
+//! run's fødselsnumre.
+
+use ekb_domain::with_valid_check_digit;
+use ekb_proto::v1::{
+    self, CommitmentKind, CompetenceArea, Flow, OrderStatus, ReservationStatus, RoutingReason,
+};
+use ekb_testkit::events::EventFeed;
+use ekb_tests::{
+    EMPLOYER_ORGNR, HAMAR, INNLANDET, SUPPLIER_ORGNR, agreement_request, agreement_terms,
+    case_facts, date_range,
+    ledger::{
+        assert_finished, assert_money_kept, assert_no_fodselsnummer, reservation_in,
+        set_appropriation,
+    },
+    open_case,
+    people::{synthetic_fodselsnummer, today},
+    system::{SystemStack, assert_refused, authorised, eventually_state, until_available},
+};
+use tonic::Code;
+
+use super::regular_flow::application_request;
+
+/// Fifty million kroner, in øre.
+const PLENTY_ORE: i64 = 5_000_000_000;
+/// How long the consumers get to (not) act on a redelivered event.
+const REDELIVERY_GRACE: std::time::Duration = std::time::Duration::from_secs(4);
+/// What the supplier invoices for the completed order: below its price, so the rest goes back.
+const INVOICED_ORE: i64 = 2_000_000;
+
+/// One framework agreement of these tests.
+struct TestAgreement {
+    reference: &'static str,
+    supplier: String,
+    ranking: i32,
+    price_ore: i64,
+    monthly_capacity: i32,
+    areas: &'static [CompetenceArea],
+}
+
+/// The suppliers' organisation numbers: the fixture's first, and two more with valid check
+/// digits.
+fn suppliers() -> anyhow::Result<[String; 3]> {
+    let complete = |first8: &str| {
+        with_valid_check_digit(first8)
+            .map(|orgnr| orgnr.as_str().to_owned())
+            .ok_or_else(|| anyhow::anyhow!("{first8} has no valid check digit"))
+    };
+    Ok([
+        SUPPLIER_ORGNR.to_owned(),
+        complete("92345678")?,
+        complete("93456789")?,
+    ])
+}
+
+/// Registers `agreements` in county 34, valid through the pilot period, and waits until routing
+/// routes a Hamar case in each of their areas to the pilot.
+async fn register(stack: &SystemStack, agreements: &[TestAgreement]) -> anyhow::Result<()> {
+    let token = stack.system_token();
+    let mut registry = stack.registry().await?;
+    for agreement in agreements {
+        let terms = v1::AgreementTerms {
+            price_per_assignment_ore: agreement.price_ore,
+            ranking: agreement.ranking,
+            monthly_capacity: agreement.monthly_capacity,
+            validity: Some(date_range("2024-01-01", "2028-12-31")),
+            ..agreement_terms(agreement.areas)
+        };
+        registry
+            .register_agreement(authorised(
+                agreement_request(
+                    agreement.reference,
+                    &agreement.supplier,
+                    &format!("Leverandør {}", agreement.ranking),
+                    INNLANDET,
+                    terms,
+                ),
+                &token,
+            ))
+            .await?;
+    }
+    for area in agreements.iter().flat_map(|agreement| agreement.areas) {
+        eventually_state("routing to route the area PILOT", || async {
+            let decision = stack
+                .routing()
+                .await?
+                .evaluate_route(authorised(
+                    v1::EvaluateRouteRequest {
+                        facts: Some(case_facts(HAMAR, Some(*area), &today())),
+                    },
+                    &token,
+                ))
+                .await?
+                .into_inner()
+                .decision
+                .unwrap_or_default();
+            Ok((decision.reason() == RoutingReason::PilotEligible).then_some(()))
+        })
+        .await?;
+    }
+    Ok(())
+}
+
+/// Opens a Hamar case choosing a framework expert in `area` today; it must be routed PILOT.
+async fn open_pilot_case(stack: &SystemStack, area: CompetenceArea) -> anyhow::Result<v1::Case> {
+    let case = stack
+        .routing()
+        .await?
+        .open_case(authorised(
+            open_case(case_facts(HAMAR, Some(area), &today())),
+            &stack.system_token(),
+        ))
+        .await?
+        .into_inner()
+        .case
+        .unwrap_or_default();
+    assert_eq!(case.decision.unwrap_or_default().flow(), Flow::Pilot);
+    Ok(case)
+}
+
+/// PlaceOrder for `case_id` (pilot caseworker), retrying while the case has not reached
+/// pilot-ordering; returns the order (FUNDS_PENDING).
+async fn place_order(
+    stack: &SystemStack,
+    case_id: &str,
+    fodselsnummer: &str,
+) -> anyhow::Result<v1::Order> {
+    let request = v1::PlaceOrderRequest {
+        request_id: uuid::Uuid::new_v4().to_string(),
+        case_id: case_id.to_owned(),
+        contact_person: Some(v1::ContactPerson {
+            name: "Kari Kontakt".to_owned(),
+            phone_number: "+4791234567".to_owned(),
+            email: "kari.kontakt@example.no".to_owned(),
+        }),
+        assignment_description: "Kartlegging av arbeidsmiljø og forslag til tilrettelegging."
+            .to_owned(),
+        employee_fodselsnummer: fodselsnummer.to_owned(),
+    };
+    let token = stack.caseworker_token();
+    let client = stack.pilot_ordering().await?;
+    let response = until_available("PlaceOrder", || {
+        let mut client = client.clone();
+        let request = authorised(request.clone(), &token);
+        async move { client.place_order(request).await }
+    })
+    .await?;
+    assert!(response.created);
+    let order = response.order.unwrap_or_default();
+    assert_eq!(order.status(), OrderStatus::FundsPending);
+    Ok(order)
+}
+
+/// The order as a caseworker reads it.
+async fn get_order(stack: &SystemStack, order_id: &str) -> anyhow::Result<v1::Order> {
+    Ok(stack
+        .pilot_ordering()
+        .await?
+        .get_order(authorised(
+            v1::GetOrderRequest {
+                order_id: order_id.to_owned(),
+            },
+            &stack.caseworker_token(),
+        ))
+        .await?
+        .into_inner()
+        .order
+        .unwrap_or_default())
+}
+
+/// Waits until the order is in `status` (it moves on budget's answer).
+async fn order_in(
+    stack: &SystemStack,
+    order_id: &str,
+    status: OrderStatus,
+) -> anyhow::Result<v1::Order> {
+    eventually_state(&format!("order {order_id} {status:?}"), || async {
+        let order = get_order(stack, order_id).await?;
+        Ok((order.status() == status).then_some(order))
+    })
+    .await
+}
+
+/// The supplier `supplier` answers order `order_id`.
+async fn answer(
+    stack: &SystemStack,
+    supplier: &str,
+    order_id: &str,
+    response: v1::SupplierResponse,
+) -> Result<tonic::Response<v1::RecordSupplierResponseResponse>, tonic::Status> {
+    let declined = response == v1::SupplierResponse::Declined;
+    let mut client = stack
+        .pilot_ordering()
+        .await
+        .map_err(|error| tonic::Status::unavailable(error.to_string()))?;
+    client
+        .record_supplier_response(authorised(
+            v1::RecordSupplierResponseRequest {
+                order_id: order_id.to_owned(),
+                response: response as i32,
+                responded_date: today(),
+                decline_reason: String::new(),
+                decline_reason_code: if declined {
+                    v1::SupplierDeclineReason::NoCapacity as i32
+                } else {
+                    v1::SupplierDeclineReason::Unspecified as i32
+                },
+            },
+            &stack.supplier_token(supplier),
+        ))
+        .await
+}
+
+/// Whether `commitment` is order `order_id`'s.
+fn for_order(commitment: &Option<v1::Commitment>, order_id: &str) -> bool {
+    commitment.as_ref().is_some_and(|commitment| {
+        commitment.commitment_id == order_id && commitment.kind == CommitmentKind::PilotOrder as i32
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pilot_case_goes_from_order_to_payment_past_a_decline_and_a_full_agreement()
+-> anyhow::Result<()> {
+    let stack = SystemStack::start("e2e_pilot").await?;
+    set_appropriation(&stack, PLENTY_ORE).await?;
+    let [first, second, third] = suppliers()?;
+    let area = CompetenceArea::SickLeaveFollowUp;
+    register(
+        &stack,
+        &[
+            TestAgreement {
+                reference: "RA-E2E-34-001",
+                supplier: first.clone(),
+                ranking: 1,
+                price_ore: 2_400_000,
+                monthly_capacity: 1,
+                areas: &[CompetenceArea::SickLeaveFollowUp],
+            },
+            TestAgreement {
+                reference: "RA-E2E-34-002",
+                supplier: second.clone(),
+                ranking: 2,
+                price_ore: 2_150_000,
+                monthly_capacity: 10,
+                areas: &[CompetenceArea::SickLeaveFollowUp],
+            },
+            TestAgreement {
+                reference: "RA-E2E-34-003",
+                supplier: third.clone(),
+                ranking: 3,
+                price_ore: 2_650_000,
+                monthly_capacity: 10,
+                areas: &[CompetenceArea::SickLeaveFollowUp],
+            },
+        ],
+    )
+    .await?;
+    let people: Vec<String> = (0..3)
+        .map(|nth| synthetic_fodselsnummer(24, 12, 90, nth))
+        .collect();
+
+    // Case routed PILOT → PlaceOrder → the best-ranked agreement, at its price.
+    let case = open_pilot_case(&stack, area).await?;
+    let first_order = place_order(&stack, &case.case_id, &people[0]).await?;
+    assert_eq!(first_order.supplier_organisation_number, first);
+    assert_eq!(first_order.agreement_reference, "RA-E2E-34-001");
+    assert_eq!(first_order.price_ore, 2_400_000);
+    assert!(!first_order.employee_pseudonym.is_empty());
+    let requested = stack
+        .events
+        .wait_for(|event: &v1::OrderRequested| event.order_id == first_order.order_id)
+        .await?;
+    assert_eq!(requested.amount_ore, 2_400_000);
+    // → budget reserves → PLACED (OrderPlaced carries the pseudonym, never the number).
+    let reserved = stack
+        .events
+        .wait_for(|event: &v1::FundsReserved| for_order(&event.commitment, &first_order.order_id))
+        .await?;
+    assert_eq!(reserved.flow(), Flow::Pilot);
+    let placed = order_in(&stack, &first_order.order_id, OrderStatus::Placed).await?;
+    assert_eq!(placed.reservation_id, reserved.reservation_id);
+    let event = stack
+        .events
+        .wait_for(|event: &v1::OrderPlaced| event.order_id == first_order.order_id)
+        .await?;
+    assert_eq!(event.employee_pseudonym, first_order.employee_pseudonym);
+
+    // Only the order's supplier may answer it.
+    let foreign = answer(
+        &stack,
+        &second,
+        &first_order.order_id,
+        v1::SupplierResponse::Accepted,
+    )
+    .await;
+    assert_refused(
+        foreign,
+        Code::PermissionDenied,
+        "ORGANISATION_NOT_REPRESENTED",
+    );
+    // Declined → the next-ranked supplier, in the same transaction; budget releases the first.
+    let declined = answer(
+        &stack,
+        &first,
+        &first_order.order_id,
+        v1::SupplierResponse::Declined,
+    )
+    .await?
+    .into_inner();
+    assert_eq!(
+        declined.order.unwrap_or_default().status(),
+        OrderStatus::Declined
+    );
+    let next = declined.next_order.unwrap_or_default();
+    assert_eq!(next.supplier_organisation_number, second);
+    assert_eq!(next.previous_order_id, first_order.order_id);
+    assert_eq!(next.price_ore, 2_150_000);
+    let event = stack
+        .events
+        .wait_for(|event: &v1::OrderDeclined| event.order_id == first_order.order_id)
+        .await?;
+    assert_eq!(event.next_order_id, next.order_id);
+    let released = reservation_in(
+        &stack,
+        CommitmentKind::PilotOrder,
+        &first_order.order_id,
+        ReservationStatus::Released,
+    )
+    .await?;
+    assert_finished(&released, 0);
+    assert_eq!(released.release_cause(), v1::ReleaseCause::OrderDeclined);
+
+    // The next order: reserved → placed → accepted → started → completed.
+    order_in(&stack, &next.order_id, OrderStatus::Placed).await?;
+    let accepted = answer(
+        &stack,
+        &second,
+        &next.order_id,
+        v1::SupplierResponse::Accepted,
+    )
+    .await?
+    .into_inner();
+    assert_eq!(
+        accepted.order.unwrap_or_default().status(),
+        OrderStatus::Accepted
+    );
+    stack
+        .events
+        .wait_for(|event: &v1::OrderAccepted| event.order_id == next.order_id)
+        .await?;
+    let mut ordering = stack.pilot_ordering().await?;
+    let caseworker = stack.caseworker_token();
+    let started = ordering
+        .record_expert_started(authorised(
+            v1::RecordExpertStartedRequest {
+                order_id: next.order_id.clone(),
+                started_date: today(),
+                expert_id: String::new(),
+            },
+            &caseworker,
+        ))
+        .await?
+        .into_inner()
+        .order
+        .unwrap_or_default();
+    assert_eq!(started.status(), OrderStatus::Started);
+    let event = stack
+        .events
+        .wait_for(|event: &v1::OrderStarted| event.order_id == next.order_id)
+        .await?;
+    assert_eq!(event.days_from_case_opened_to_started, 0);
+    assert_eq!(event.started_date, today());
+    let completed = ordering
+        .complete_order(authorised(
+            v1::CompleteOrderRequest {
+                order_id: next.order_id.clone(),
+                completed_date: today(),
+                report_document_id: uuid::Uuid::new_v4().to_string(),
+            },
+            &caseworker,
+        ))
+        .await?
+        .into_inner()
+        .order
+        .unwrap_or_default();
+    assert_eq!(completed.status(), OrderStatus::Completed);
+    assert!(completed.invoice_deadline_date > today());
+    stack
+        .events
+        .wait_for(|event: &v1::OrderCompleted| event.order_id == next.order_id)
+        .await?;
+    // Routing learnt that an expert started: a caseworker can no longer move the case.
+    let mut routing = stack.routing().await?;
+    let refused = routing
+        .send_to_regular_flow(authorised(
+            v1::SendToRegularFlowRequest {
+                case_id: case.case_id.clone(),
+                reason: v1::FlowChangeReason::EmployerChoseOwnExpert as i32,
+                note: String::new(),
+            },
+            &caseworker,
+        ))
+        .await;
+    assert_refused(refused, Code::FailedPrecondition, "PILOT_EXPERT_STARTED");
+
+    // The invoice: only the order's supplier may submit it.
+    let invoice = |request_id: &str| v1::SubmitInvoiceRequest {
+        request_id: request_id.to_owned(),
+        order_id: next.order_id.clone(),
+        invoice_number: "INV-2026-117".to_owned(),
+        invoice_date: today(),
+        amount_ore: INVOICED_ORE,
+        invoice_document_id: uuid::Uuid::new_v4().to_string(),
+    };
+    let foreign = ordering
+        .submit_invoice(authorised(
+            invoice(&uuid::Uuid::new_v4().to_string()),
+            &stack.supplier_token(&first),
+        ))
+        .await;
+    assert_refused(
+        foreign,
+        Code::PermissionDenied,
+        "ORGANISATION_NOT_REPRESENTED",
+    );
+    let submitted = ordering
+        .submit_invoice(authorised(
+            invoice(&uuid::Uuid::new_v4().to_string()),
+            &stack.supplier_token(&second),
+        ))
+        .await?
+        .into_inner()
+        .invoice
+        .unwrap_or_default();
+    assert_eq!(submitted.status(), v1::InvoiceStatus::Submitted);
+    stack
+        .events
+        .wait_for(|event: &v1::InvoiceSubmitted| event.invoice_id == submitted.invoice_id)
+        .await?;
+    // Attested by the caseworker, approved by someone else (four eyes).
+    let attested = ordering
+        .attest_invoice(authorised(
+            v1::AttestInvoiceRequest {
+                invoice_id: submitted.invoice_id.clone(),
+            },
+            &caseworker,
+        ))
+        .await?
+        .into_inner()
+        .invoice
+        .unwrap_or_default();
+    assert_eq!(attested.status(), v1::InvoiceStatus::Attested);
+    let approve = |token: &str| {
+        authorised(
+            v1::ApproveInvoiceRequest {
+                invoice_id: submitted.invoice_id.clone(),
+            },
+            token,
+        )
+    };
+    let own = ordering
+        .approve_invoice(approve(&stack.caseworker_as_decider_token()))
+        .await;
+    assert_refused(own, Code::PermissionDenied, "SAME_PERSON_AS_ATTESTANT");
+    let approved = ordering
+        .approve_invoice(approve(&stack.decider_token()))
+        .await?
+        .into_inner()
+        .invoice
+        .unwrap_or_default();
+    assert_eq!(approved.status(), v1::InvoiceStatus::Approved);
+
+    // InvoiceApproved → budget disburses the invoice and releases the rest → payment recorded.
+    let event = stack
+        .events
+        .wait_for(|event: &v1::InvoiceApproved| event.invoice_id == submitted.invoice_id)
+        .await?;
+    assert_eq!(
+        (event.amount_ore, event.order_amount_ore),
+        (INVOICED_ORE, 2_150_000)
+    );
+    let disbursed = stack
+        .events
+        .wait_for(|event: &v1::FundsDisbursed| for_order(&event.commitment, &next.order_id))
+        .await?;
+    assert_eq!(disbursed.amount_ore, INVOICED_ORE);
+    assert_eq!(
+        disbursed.source.unwrap_or_default().source_id,
+        submitted.invoice_id
+    );
+    let remainder = stack
+        .events
+        .wait_for(|event: &v1::FundsReleased| for_order(&event.commitment, &next.order_id))
+        .await?;
+    assert_eq!(remainder.amount_ore, 2_150_000 - INVOICED_ORE);
+    assert_eq!(remainder.cause(), v1::ReleaseCause::SettlementRemainder);
+    let payment = stack
+        .events
+        .wait_for(|event: &v1::InvoicePaymentRecorded| event.invoice_id == submitted.invoice_id)
+        .await?;
+    assert_eq!(payment.status(), v1::InvoicePaymentStatus::Paid);
+    assert!(!payment.payment_reference.is_empty());
+    eventually_state("the invoice PAID on the order", || async {
+        let order = get_order(&stack, &next.order_id).await?;
+        let paid = order.invoices.iter().any(|invoice| {
+            invoice.invoice_id == submitted.invoice_id
+                && invoice.payment_status() == v1::InvoicePaymentStatus::Paid
+        });
+        Ok(paid.then_some(()))
+    })
+    .await?;
+    let settled = reservation_in(
+        &stack,
+        CommitmentKind::PilotOrder,
+        &next.order_id,
+        ReservationStatus::Settled,
+    )
+    .await?;
+    assert_eq!(settled.reserved_ore, 2_150_000);
+    assert_finished(&settled, INVOICED_ORE);
+
+    // Capacity: the first-ranked agreement takes one order a month; the decline freed it, the
+    // next case takes it, and the case after goes to the next-ranked supplier.
+    let filling = open_pilot_case(&stack, area).await?;
+    let filling_order = place_order(&stack, &filling.case_id, &people[1]).await?;
+    assert_eq!(filling_order.supplier_organisation_number, first);
+    let overflow = open_pilot_case(&stack, area).await?;
+    let overflow_order = place_order(&stack, &overflow.case_id, &people[2]).await?;
+    assert_eq!(
+        overflow_order.supplier_organisation_number, second,
+        "the full agreement is skipped"
+    );
+    // Both are cancelled before any work: budget releases their whole reservations.
+    for order in [&filling_order, &overflow_order] {
+        order_in(&stack, &order.order_id, OrderStatus::Placed).await?;
+        let cancelled = ordering
+            .cancel_order(authorised(
+                v1::CancelOrderRequest {
+                    order_id: order.order_id.clone(),
+                    reason: v1::OrderCancellationReason::NoLongerNeeded as i32,
+                    explanation: String::new(),
+                },
+                &caseworker,
+            ))
+            .await?
+            .into_inner()
+            .order
+            .unwrap_or_default();
+        assert_eq!(cancelled.status(), OrderStatus::Cancelled);
+        let released = reservation_in(
+            &stack,
+            CommitmentKind::PilotOrder,
+            &order.order_id,
+            ReservationStatus::Released,
+        )
+        .await?;
+        assert_finished(&released, 0);
+    }
+
+    // Redelivery at the money hops is applied once: the same envelopes again (same event ids)
+    // reserve, place and disburse nothing more.
+    let feed = EventFeed::new(stack.broker.bootstrap_servers(), &stack.topic_prefix)?;
+    let next_id = next.order_id.clone();
+    stack
+        .events
+        .redeliver(&feed, "pilot-ordering", |event: &v1::OrderRequested| {
+            event.order_id == next_id
+        })
+        .await?;
+    stack
+        .events
+        .redeliver(&feed, "budget", |event: &v1::FundsReserved| {
+            for_order(&event.commitment, &next_id)
+        })
+        .await?;
+    stack
+        .events
+        .redeliver(&feed, "pilot-ordering", |event: &v1::InvoiceApproved| {
+            event.order_id == next_id
+        })
+        .await?;
+    tokio::time::sleep(REDELIVERY_GRACE).await;
+    assert_eq!(
+        stack
+            .events
+            .count(|event: &v1::FundsReserved| for_order(&event.commitment, &next_id)),
+        1
+    );
+    assert_eq!(
+        stack
+            .events
+            .count(|event: &v1::OrderPlaced| event.order_id == next_id),
+        1
+    );
+    assert_eq!(
+        stack
+            .events
+            .count(|event: &v1::FundsDisbursed| for_order(&event.commitment, &next_id)),
+        1
+    );
+    assert_finished(
+        &reservation_in(
+            &stack,
+            CommitmentKind::PilotOrder,
+            &next_id,
+            ReservationStatus::Settled,
+        )
+        .await?,
+        INVOICED_ORE,
+    );
+
+    let types = stack.events.types_for_case(&case.case_id);
+    for expected in [
+        "CaseRouted",
+        "OrderRequested",
+        "FundsReserved",
+        "OrderPlaced",
+        "OrderDeclined",
+        "OrderAccepted",
+        "OrderStarted",
+        "OrderCompleted",
+        "InvoiceSubmitted",
+        "InvoiceApproved",
+        "FundsDisbursed",
+        "FundsReleased",
+        "InvoicePaymentRecorded",
+    ] {
+        assert!(
+            types.iter().any(|seen| seen == expected),
+            "{expected} missing from {types:?}"
+        );
+    }
+    assert_money_kept(&stack).await?;
+    let numbers: Vec<&str> = people.iter().map(String::as_str).collect();
+    assert_no_fodselsnummer(&stack, &numbers);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pilot_case_nobody_can_take_falls_back_to_the_regular_flow_on_the_same_case()
+-> anyhow::Result<()> {
+    let stack = SystemStack::start("e2e_fallback").await?;
+    set_appropriation(&stack, PLENTY_ORE).await?;
+    let [first, second, _] = suppliers()?;
+    let area = CompetenceArea::ConflictHandling;
+    register(
+        &stack,
+        &[
+            TestAgreement {
+                reference: "RA-E2E-34-011",
+                supplier: first.clone(),
+                ranking: 1,
+                price_ore: 2_150_000,
+                monthly_capacity: 5,
+                areas: &[CompetenceArea::ConflictHandling],
+            },
+            TestAgreement {
+                reference: "RA-E2E-34-012",
+                supplier: second.clone(),
+                ranking: 2,
+                price_ore: 2_650_000,
+                monthly_capacity: 5,
+                areas: &[CompetenceArea::ConflictHandling],
+            },
+        ],
+    )
+    .await?;
+    let fodselsnummer = synthetic_fodselsnummer(7, 7, 77, 0);
+    let other = synthetic_fodselsnummer(7, 7, 77, 1);
+
+    // Both suppliers decline: the chain is exhausted and the case falls back.
+    let case = open_pilot_case(&stack, area).await?;
+    let order = place_order(&stack, &case.case_id, &fodselsnummer).await?;
+    assert_eq!(order.supplier_organisation_number, first);
+    order_in(&stack, &order.order_id, OrderStatus::Placed).await?;
+    let declined = answer(
+        &stack,
+        &first,
+        &order.order_id,
+        v1::SupplierResponse::Declined,
+    )
+    .await?
+    .into_inner();
+    let next = declined.next_order.unwrap_or_default();
+    assert_eq!(next.supplier_organisation_number, second);
+    order_in(&stack, &next.order_id, OrderStatus::Placed).await?;
+    let last = answer(
+        &stack,
+        &second,
+        &next.order_id,
+        v1::SupplierResponse::Declined,
+    )
+    .await?
+    .into_inner();
+    assert!(last.next_order.is_none(), "nobody is left");
+    assert_eq!(
+        last.fallback_reason(),
+        v1::FlowChangeReason::NoSupplierAvailable
+    );
+    let fallback = stack
+        .events
+        .wait_for(|event: &v1::PilotFallbackRequested| event.case_id == case.case_id)
+        .await?;
+    assert_eq!(fallback.reason(), v1::FlowChangeReason::NoSupplierAvailable);
+    assert_eq!(fallback.last_order_id, next.order_id);
+
+    // Routing moves the same case to the regular flow: CaseFlowChanged PILOT → REGULAR.
+    let changed = stack
+        .events
+        .wait_for(|event: &v1::CaseFlowChanged| event.case_id == case.case_id)
+        .await?;
+    assert_eq!(
+        (changed.from_flow(), changed.to_flow(), changed.reason()),
+        (
+            Flow::Pilot,
+            Flow::Regular,
+            v1::FlowChangeReason::NoSupplierAvailable
+        )
+    );
+    assert_eq!(changed.source(), v1::FlowChangeSource::PilotOrdering);
+    assert_eq!(changed.sequence, 1);
+    assert_eq!(
+        changed.opened_at, case.opened_at,
+        "the case keeps its opened-at"
+    );
+    let now = stack
+        .routing()
+        .await?
+        .get_case(authorised(
+            v1::GetCaseRequest {
+                case_id: case.case_id.clone(),
+            },
+            &stack.caseworker_token(),
+        ))
+        .await?
+        .into_inner()
+        .case
+        .unwrap_or_default();
+    assert_eq!(now.current_flow(), Flow::Regular);
+    assert_eq!(
+        now.decision.unwrap_or_default().flow(),
+        Flow::Pilot,
+        "the original decision is kept"
+    );
+    assert_eq!(now.flow_changes.len(), 1);
+    assert_eq!(
+        stack
+            .events
+            .matching(|event: &v1::CaseRouted| event.case_id == case.case_id)
+            .len(),
+        1,
+        "the case is routed (and counted) once"
+    );
+
+    // A redelivered PilotFallbackRequested changes nothing more.
+    let feed = EventFeed::new(stack.broker.bootstrap_servers(), &stack.topic_prefix)?;
+    stack
+        .events
+        .redeliver(
+            &feed,
+            "pilot-ordering",
+            |event: &v1::PilotFallbackRequested| event.case_id == case.case_id,
+        )
+        .await?;
+    tokio::time::sleep(REDELIVERY_GRACE).await;
+    assert_eq!(
+        stack
+            .events
+            .count(|event: &v1::CaseFlowChanged| event.case_id == case.case_id),
+        1
+    );
+
+    // Applications accepts an application for the same case id, and the employee has the same
+    // pseudonym in both flows.
+    let application = submit_after_fallback(&stack, &case.case_id, &fodselsnummer).await?;
+    assert_eq!(application.case_id, case.case_id);
+    assert_eq!(application.employee_pseudonym, order.employee_pseudonym);
+    // Pilot-ordering places no order for it any more.
+    let again = stack
+        .pilot_ordering()
+        .await?
+        .place_order(authorised(
+            v1::PlaceOrderRequest {
+                request_id: uuid::Uuid::new_v4().to_string(),
+                case_id: case.case_id.clone(),
+                contact_person: Some(v1::ContactPerson {
+                    name: "Kari Kontakt".to_owned(),
+                    phone_number: "+4791234567".to_owned(),
+                    email: "kari.kontakt@example.no".to_owned(),
+                }),
+                assignment_description: "Konflikthåndtering i avdelingen.".to_owned(),
+                employee_fodselsnummer: fodselsnummer.clone(),
+            },
+            &stack.caseworker_token(),
+        ))
+        .await;
+    assert_refused(again, Code::FailedPrecondition, "CASE_NOT_PILOT");
+    // Both declined orders gave their money back.
+    for order_id in [&order.order_id, &next.order_id] {
+        let released = reservation_in(
+            &stack,
+            CommitmentKind::PilotOrder,
+            order_id,
+            ReservationStatus::Released,
+        )
+        .await?;
+        assert_finished(&released, 0);
+    }
+
+    // The other door: a pilot caseworker sends a case to the regular flow; its placed order is
+    // cancelled (CASE_LEFT_PILOT) and applications accepts an application.
+    let sent = open_pilot_case(&stack, area).await?;
+    let sent_order = place_order(&stack, &sent.case_id, &other).await?;
+    order_in(&stack, &sent_order.order_id, OrderStatus::Placed).await?;
+    let moved = stack
+        .routing()
+        .await?
+        .send_to_regular_flow(authorised(
+            v1::SendToRegularFlowRequest {
+                case_id: sent.case_id.clone(),
+                reason: v1::FlowChangeReason::EmployerChoseOwnExpert as i32,
+                note: String::new(),
+            },
+            &stack.caseworker_token(),
+        ))
+        .await?
+        .into_inner()
+        .case
+        .unwrap_or_default();
+    assert_eq!(moved.current_flow(), Flow::Regular);
+    let cancelled = order_in(&stack, &sent_order.order_id, OrderStatus::Cancelled).await?;
+    assert_eq!(
+        cancelled.cancellation.unwrap_or_default().reason(),
+        v1::OrderCancellationReason::CaseLeftPilot
+    );
+    assert_finished(
+        &reservation_in(
+            &stack,
+            CommitmentKind::PilotOrder,
+            &sent_order.order_id,
+            ReservationStatus::Released,
+        )
+        .await?,
+        0,
+    );
+    submit_after_fallback(&stack, &sent.case_id, &other).await?;
+
+    assert_money_kept(&stack).await?;
+    assert_no_fodselsnummer(&stack, &[&fodselsnummer, &other]);
+    Ok(())
+}
+
+/// Submits an application for a case that left the pilot, retrying while applications has not
+/// seen the flow change yet (CASE_IN_PILOT_FLOW) or the case at all (UNAVAILABLE).
+async fn submit_after_fallback(
+    stack: &SystemStack,
+    case_id: &str,
+    fodselsnummer: &str,
+) -> anyhow::Result<v1::Application> {
+    let request = v1::SubmitApplicationRequest {
+        details: application_request(case_id, fodselsnummer)
+            .details
+            .map(|details| v1::ApplicationDetails {
+                employer_organisation_number: EMPLOYER_ORGNR.to_owned(),
+                ..details
+            }),
+        ..application_request(case_id, fodselsnummer)
+    };
+    let token = stack.employer_token(&[EMPLOYER_ORGNR]);
+    let client = stack.applications().await?;
+    eventually_state("applications to accept the fallen-back case", || {
+        let mut client = client.clone();
+        let request = authorised(request.clone(), &token);
+        async move {
+            match client.submit_application(request).await {
+                Ok(response) => Ok(response.into_inner().application),
+                Err(status)
+                    if status.code() == Code::Unavailable
+                        || ekb_tests::system::reason_of(&status).as_deref()
+                            == Some("CASE_IN_PILOT_FLOW") =>
+                {
+                    Ok(None)
+                }
+                Err(status) => Err(anyhow::anyhow!(
+                    "SubmitApplication: {:?} {}",
+                    status.code(),
+                    status.message()
+                )),
+            }
+        }
+    })
+    .await
+}
