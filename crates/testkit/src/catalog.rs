@@ -74,6 +74,7 @@ pub const SERVICES: &[ServiceEntry] = &[
             "pilot-approver",
             "pilot-supplier",
             "pilot-reader",
+            "pilot-payment-system",
         ],
     },
     ServiceEntry {

@@ -523,3 +523,54 @@ impl TryFrom<v1::RejectInvoiceRequest> for RejectInvoice {
         })
     }
 }
+
+/// Longest payment reference.
+const PAYMENT_REFERENCE_CHARS: usize = 64;
+/// Longest failure reason from the payment system.
+const FAILURE_REASON_CHARS: usize = 500;
+
+/// RecordInvoicePaymentOutcome, checked.
+#[derive(Debug)]
+pub struct RecordInvoicePaymentOutcome {
+    /// The invoice.
+    pub invoice_id: Uuid,
+    /// The hand-over the outcome is for.
+    pub attempt: i32,
+    /// The outcome.
+    pub outcome: crate::payments::Outcome,
+}
+
+impl TryFrom<v1::RecordInvoicePaymentOutcomeRequest> for RecordInvoicePaymentOutcome {
+    type Error = ApiError;
+
+    fn try_from(request: v1::RecordInvoicePaymentOutcomeRequest) -> Result<Self, ApiError> {
+        use crate::payments::Outcome;
+        use v1::record_invoice_payment_outcome_request::Outcome as Wire;
+        let mut check = Violations::new();
+        let invoice_id = check.uuid("invoice_id", &request.invoice_id);
+        let attempt = check.positive("attempt", request.attempt);
+        let outcome = match &request.outcome {
+            None => {
+                check.add("outcome", "paid or failed is required");
+                None
+            }
+            Some(Wire::Paid(paid)) => check
+                .text(
+                    "paid.payment_reference",
+                    &paid.payment_reference,
+                    PAYMENT_REFERENCE_CHARS,
+                )
+                .map(|reference| Outcome::Paid { reference }),
+            Some(Wire::Failed(failed)) => check
+                .text("failed.reason", &failed.reason, FAILURE_REASON_CHARS)
+                .map(|reason| Outcome::Failed { reason }),
+        };
+        check.finish_with(|| {
+            Some(RecordInvoicePaymentOutcome {
+                invoice_id: invoice_id?,
+                attempt: attempt?,
+                outcome: outcome?,
+            })
+        })
+    }
+}

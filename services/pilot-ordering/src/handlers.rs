@@ -1,7 +1,8 @@
 //! The PilotOrderingService RPCs, as plain async functions over [`PilotOrderingApi`]. Each
 //! write is one unit of work: the order or invoice, its audit entry and the events it
 //! publishes commit together. Payment is handed to the payment system after commit
-//! (`payments`).
+//! (`payments`); an outcome the payment system reports later comes in through
+//! RecordInvoicePaymentOutcome and is recorded by the same code as the port's answer.
 
 use ekb_domain::{month_start, oslo_date};
 use ekb_platform::clock::SharedClock;
@@ -30,7 +31,8 @@ use crate::{
     APPROVER, CASEWORKER, PilotOrdering, READER, SUPPLIER,
     commands::{
         AbortOrder, Answer, CancelOrder, CompleteOrder, ListCasesAwaitingOrder, ListOrders,
-        PlaceOrder, RecordExpertStarted, RecordSupplierResponse, RejectInvoice, SubmitInvoice, id,
+        PlaceOrder, RecordExpertStarted, RecordInvoicePaymentOutcome, RecordSupplierResponse,
+        RejectInvoice, SubmitInvoice, id,
     },
     config::OrderingPolicy,
     model::{Invoice, ORDER_COLUMNS, Order},
@@ -54,6 +56,7 @@ ekb_platform::grpc_handlers! {
         attest_invoice(v1::AttestInvoiceRequest) -> v1::AttestInvoiceResponse = attest_invoice;
         approve_invoice(v1::ApproveInvoiceRequest) -> v1::ApproveInvoiceResponse = approve_invoice;
         reject_invoice(v1::RejectInvoiceRequest) -> v1::RejectInvoiceResponse = reject_invoice;
+        record_invoice_payment_outcome(v1::RecordInvoicePaymentOutcomeRequest) -> v1::RecordInvoicePaymentOutcomeResponse = record_invoice_payment_outcome;
     }
 }
 
@@ -1123,5 +1126,59 @@ async fn reject_invoice(
     work.commit().await?;
     Ok(v1::RejectInvoiceResponse {
         invoice: Some(rejected.to_wire()),
+    })
+}
+
+async fn record_invoice_payment_outcome(
+    api: &PilotOrderingApi,
+    call: Call,
+    request: v1::RecordInvoicePaymentOutcomeRequest,
+) -> Result<v1::RecordInvoicePaymentOutcomeResponse, ApiError> {
+    let command = RecordInvoicePaymentOutcome::try_from(request)?;
+    let now = api.clock.now();
+    let mut work = api.db.begin().await?;
+    let (invoice, order) = locked_invoice(work.db(), command.invoice_id).await?;
+    if invoice.status() != InvoiceStatus::Approved {
+        return Err(ApiError::refused(
+            "INVOICE_NOT_APPROVED",
+            format!("the invoice is {}", invoice.status().as_str_name()),
+        ));
+    }
+    if command.attempt != invoice.payment_attempt {
+        return Err(ApiError::refused(
+            "NOT_CURRENT_ATTEMPT",
+            format!(
+                "the invoice's payment was handed over as attempt {}",
+                invoice.payment_attempt
+            ),
+        ));
+    }
+    if invoice.payment_status != v1::InvoicePaymentStatus::Pending as i32 {
+        if command.outcome.is_recorded_on(&invoice) {
+            return Ok(v1::RecordInvoicePaymentOutcomeResponse {
+                invoice: Some(invoice.to_wire()),
+            });
+        }
+        return Err(ApiError::refused(
+            "PAYMENT_OUTCOME_CONFLICT",
+            "another outcome is already recorded for this payment",
+        ));
+    }
+    payments::record_outcome(
+        &mut work,
+        &invoice,
+        &order,
+        &command.outcome,
+        now,
+        &AuditActor::system_client(&call.caller),
+        "RecordInvoicePaymentOutcome",
+    )
+    .await?;
+    let recorded = store::find_invoice(work.db(), command.invoice_id, false)
+        .await?
+        .ok_or_else(|| not_found("invoice", command.invoice_id))?;
+    work.commit().await?;
+    Ok(v1::RecordInvoicePaymentOutcomeResponse {
+        invoice: Some(recorded.to_wire()),
     })
 }

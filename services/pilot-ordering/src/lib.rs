@@ -48,6 +48,8 @@ pub const APPROVER: &str = "pilot-approver";
 pub const READER: &str = "pilot-reader";
 /// A supplier's system.
 pub const SUPPLIER: &str = "pilot-supplier";
+/// NAV's payment system (or its adapter), reporting a payment's outcome.
+pub const PAYMENT_SYSTEM: &str = "pilot-payment-system";
 
 impl ServiceDescription for PilotOrdering {
     const NAME: &'static str = "pilot-ordering";
@@ -67,6 +69,7 @@ impl ServiceDescription for PilotOrdering {
         ("AttestInvoice", &[CASEWORKER]),
         ("ApproveInvoice", &[APPROVER]),
         ("RejectInvoice", &[CASEWORKER, APPROVER]),
+        ("RecordInvoicePaymentOutcome", &[PAYMENT_SYSTEM]),
     ];
     const CONSTRAINTS: ekb_platform::error::ConstraintMessages = &[
         (

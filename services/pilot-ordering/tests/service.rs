@@ -1280,6 +1280,334 @@ async fn work_lists_show_orders_by_status_and_county_and_cases_awaiting_an_order
     Ok(())
 }
 
+/// Takes a new PILOT case's order through accepted, started and completed, and has supplier A
+/// invoice it; returns the order id and the SUBMITTED invoice.
+async fn submitted_invoice(stack: &Stack) -> anyhow::Result<(String, v1::SupplierInvoice)> {
+    let (_, order) = placed_order(stack).await?;
+    stack
+        .answer(&order.order_id, SUPPLIER_A, v1::SupplierResponse::Accepted)
+        .await?;
+    start_and_complete(stack, &order.order_id).await?;
+    let invoice = stack
+        .client
+        .clone()
+        .submit_invoice(with_bearer(
+            invoice_request(&order.order_id, PRICE),
+            &stack.supplier(SUPPLIER_A),
+        ))
+        .await?
+        .into_inner()
+        .invoice
+        .unwrap_or_default();
+    assert_eq!(invoice.status(), v1::InvoiceStatus::Submitted);
+    Ok((order.order_id, invoice))
+}
+
+/// Attests (Z111111) and approves (Z222222) `invoice_id`.
+async fn attest_and_approve(
+    stack: &Stack,
+    invoice_id: &str,
+) -> anyhow::Result<v1::SupplierInvoice> {
+    let mut client = stack.client.clone();
+    client
+        .attest_invoice(with_bearer(
+            v1::AttestInvoiceRequest {
+                invoice_id: invoice_id.to_owned(),
+            },
+            &stack.caseworker("Z111111"),
+        ))
+        .await?;
+    let approved = client
+        .approve_invoice(with_bearer(
+            v1::ApproveInvoiceRequest {
+                invoice_id: invoice_id.to_owned(),
+            },
+            &stack.approver("Z222222"),
+        ))
+        .await?
+        .into_inner()
+        .invoice
+        .unwrap_or_default();
+    assert_eq!(approved.status(), v1::InvoiceStatus::Approved);
+    assert_eq!(approved.payment_status(), v1::InvoicePaymentStatus::Pending);
+    Ok(approved)
+}
+
+/// A RecordInvoicePaymentOutcome for attempt 1 of `invoice_id`.
+fn outcome_request(
+    invoice_id: &str,
+    outcome: v1::record_invoice_payment_outcome_request::Outcome,
+) -> v1::RecordInvoicePaymentOutcomeRequest {
+    v1::RecordInvoicePaymentOutcomeRequest {
+        invoice_id: invoice_id.to_owned(),
+        attempt: 1,
+        outcome: Some(outcome),
+    }
+}
+
+/// Paid with `reference`.
+fn paid(reference: &str) -> v1::record_invoice_payment_outcome_request::Outcome {
+    v1::record_invoice_payment_outcome_request::Outcome::Paid(v1::InvoicePaymentPaid {
+        payment_reference: reference.to_owned(),
+    })
+}
+
+/// Failed with `reason`.
+fn failed(reason: &str) -> v1::record_invoice_payment_outcome_request::Outcome {
+    v1::record_invoice_payment_outcome_request::Outcome::Failed(v1::InvoicePaymentFailure {
+        reason: reason.to_owned(),
+    })
+}
+
+/// The invoice `invoice_id` of order `order_id`, as GetOrder shows it.
+async fn invoice_of(
+    stack: &Stack,
+    order_id: &str,
+    invoice_id: &str,
+) -> anyhow::Result<v1::SupplierInvoice> {
+    stack
+        .order(order_id)
+        .await?
+        .invoices
+        .into_iter()
+        .find(|invoice| invoice.invoice_id == invoice_id)
+        .ok_or_else(|| anyhow::anyhow!("no invoice {invoice_id}"))
+}
+
+#[tokio::test]
+async fn the_payment_system_reports_a_deferred_outcome_once_and_conflicts_are_refused()
+-> anyhow::Result<()> {
+    let stack = Stack::start_with(
+        "po-deferred",
+        Some(1_000_000_000),
+        &[("payment.fake_outcome", "deferred")],
+    )
+    .await?;
+    stack
+        .agreement(&agreement(SUPPLIER_A, "RA-A", 1, PRICE, 5))
+        .await?;
+    let payment_system = stack
+        .issuer
+        .token("nav-payment-system", &["pilot-payment-system"]);
+    let mut client = stack.client.clone();
+
+    let (order_id, invoice) = submitted_invoice(&stack).await?;
+    let invoice_id = invoice.invoice_id.clone();
+    // Not approved yet: refused with the reason, nothing recorded.
+    let refused = client
+        .record_invoice_payment_outcome(with_bearer(
+            outcome_request(&invoice_id, paid("UR-1")),
+            &payment_system,
+        ))
+        .await
+        .expect_err("a submitted invoice");
+    assert_eq!(refused.code(), Code::FailedPrecondition);
+    assert_eq!(reason(&refused), "INVOICE_NOT_APPROVED");
+
+    attest_and_approve(&stack, &invoice_id).await?;
+    // The payment system accepted the order and decides later: the payment stays PENDING
+    // (the dispatcher runs every 100 ms; give it time to have answered).
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    assert_eq!(
+        invoice_of(&stack, &order_id, &invoice_id)
+            .await?
+            .payment_status(),
+        v1::InvoicePaymentStatus::Pending
+    );
+    assert!(
+        stack
+            .events::<v1::InvoicePaymentRecorded>()
+            .await?
+            .is_empty()
+    );
+
+    // Only the payment system may report.
+    let denied = client
+        .record_invoice_payment_outcome(with_bearer(
+            outcome_request(&invoice_id, paid("UR-1")),
+            &stack.approver("Z222222"),
+        ))
+        .await
+        .expect_err("wrong role");
+    assert_eq!(denied.code(), Code::PermissionDenied);
+
+    // Bad input names every broken field and records nothing.
+    let bad = client
+        .record_invoice_payment_outcome(with_bearer(
+            v1::RecordInvoicePaymentOutcomeRequest {
+                invoice_id: "not-a-uuid".to_owned(),
+                attempt: 0,
+                outcome: None,
+            },
+            &payment_system,
+        ))
+        .await
+        .expect_err("bad input");
+    assert_eq!(bad.code(), Code::InvalidArgument);
+    let mut fields = violated_fields(&bad);
+    fields.sort();
+    assert_eq!(fields, ["attempt", "invoice_id", "outcome"]);
+    for (outcome, field) in [
+        (paid(""), "paid.payment_reference"),
+        (paid(&"R".repeat(65)), "paid.payment_reference"),
+        (failed(" "), "failed.reason"),
+        (failed(&"x".repeat(501)), "failed.reason"),
+    ] {
+        let bad = client
+            .record_invoice_payment_outcome(with_bearer(
+                outcome_request(&invoice_id, outcome),
+                &payment_system,
+            ))
+            .await
+            .expect_err("bad outcome");
+        assert_eq!(bad.code(), Code::InvalidArgument);
+        assert_eq!(violated_fields(&bad), [field]);
+    }
+    let unknown = client
+        .record_invoice_payment_outcome(with_bearer(
+            outcome_request(&uuid::Uuid::now_v7().to_string(), paid("UR-1")),
+            &payment_system,
+        ))
+        .await
+        .expect_err("unknown invoice");
+    assert_eq!(unknown.code(), Code::NotFound);
+    let other_attempt = client
+        .record_invoice_payment_outcome(with_bearer(
+            v1::RecordInvoicePaymentOutcomeRequest {
+                attempt: 2,
+                ..outcome_request(&invoice_id, paid("UR-1"))
+            },
+            &payment_system,
+        ))
+        .await
+        .expect_err("an attempt never made");
+    assert_eq!(other_attempt.code(), Code::FailedPrecondition);
+    assert_eq!(reason(&other_attempt), "NOT_CURRENT_ATTEMPT");
+    assert_eq!(
+        invoice_of(&stack, &order_id, &invoice_id)
+            .await?
+            .payment_status(),
+        v1::InvoicePaymentStatus::Pending
+    );
+    assert!(
+        stack
+            .events::<v1::InvoicePaymentRecorded>()
+            .await?
+            .is_empty()
+    );
+
+    // Paid: recorded, published once, audited as the calling system.
+    let recorded = client
+        .record_invoice_payment_outcome(with_bearer(
+            outcome_request(&invoice_id, paid("UR-2026-42")),
+            &payment_system,
+        ))
+        .await?
+        .into_inner()
+        .invoice
+        .unwrap_or_default();
+    assert_eq!(recorded.payment_status(), v1::InvoicePaymentStatus::Paid);
+    assert_eq!(recorded.payment_reference, "UR-2026-42");
+    assert!(recorded.payment_recorded_at.is_some());
+    let stored = invoice_of(&stack, &order_id, &invoice_id).await?;
+    assert_eq!(stored.payment_status(), v1::InvoicePaymentStatus::Paid);
+    assert_eq!(stored.payment_reference, "UR-2026-42");
+    let events = stack.events::<v1::InvoicePaymentRecorded>().await?;
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].invoice_id, invoice_id);
+    assert_eq!(events[0].order_id, order_id);
+    assert_eq!(events[0].status(), v1::InvoicePaymentStatus::Paid);
+    assert_eq!(events[0].payment_reference, "UR-2026-42");
+    assert_eq!(events[0].amount_ore, PRICE);
+    let audited: Vec<(String, String)> = sqlx::query_as(
+        "SELECT actor_kind, actor FROM audit_entries \
+         WHERE subject_id = $1 AND action = 'RecordInvoicePaymentOutcome'",
+    )
+    .bind(uuid::Uuid::parse_str(&invoice_id)?)
+    .fetch_all(&stack.pool)
+    .await?;
+    assert_eq!(audited.len(), 1);
+    assert!(
+        audited[0].0.ends_with("SYSTEM_CLIENT"),
+        "audited as {}",
+        audited[0].0
+    );
+    assert_eq!(audited[0].1, "nav-payment-system");
+
+    // The same outcome again: a no-op.
+    let again = client
+        .record_invoice_payment_outcome(with_bearer(
+            outcome_request(&invoice_id, paid("UR-2026-42")),
+            &payment_system,
+        ))
+        .await?
+        .into_inner()
+        .invoice
+        .unwrap_or_default();
+    assert_eq!(again.payment_status(), v1::InvoicePaymentStatus::Paid);
+    assert_eq!(again.payment_recorded_at, recorded.payment_recorded_at);
+    // Another outcome for the recorded payment: refused with the reason.
+    for conflicting in [paid("UR-OTHER"), failed("konto ukjent")] {
+        let conflict = client
+            .record_invoice_payment_outcome(with_bearer(
+                outcome_request(&invoice_id, conflicting),
+                &payment_system,
+            ))
+            .await
+            .expect_err("a conflicting outcome");
+        assert_eq!(conflict.code(), Code::FailedPrecondition);
+        assert_eq!(reason(&conflict), "PAYMENT_OUTCOME_CONFLICT");
+    }
+    assert_eq!(
+        invoice_of(&stack, &order_id, &invoice_id)
+            .await?
+            .payment_reference,
+        "UR-2026-42"
+    );
+    assert_eq!(stack.events::<v1::InvoicePaymentRecorded>().await?.len(), 1);
+
+    // A failed outcome is recorded as failed (and repeating it is a no-op).
+    let (second_order, second) = submitted_invoice(&stack).await?;
+    attest_and_approve(&stack, &second.invoice_id).await?;
+    for _ in 0..2 {
+        let failed_invoice = client
+            .record_invoice_payment_outcome(with_bearer(
+                outcome_request(&second.invoice_id, failed("kontonummer ukjent")),
+                &payment_system,
+            ))
+            .await?
+            .into_inner()
+            .invoice
+            .unwrap_or_default();
+        assert_eq!(
+            failed_invoice.payment_status(),
+            v1::InvoicePaymentStatus::Failed
+        );
+        assert!(failed_invoice.payment_reference.is_empty());
+    }
+    assert_eq!(
+        invoice_of(&stack, &second_order, &second.invoice_id)
+            .await?
+            .payment_status(),
+        v1::InvoicePaymentStatus::Failed
+    );
+    let events = stack.events::<v1::InvoicePaymentRecorded>().await?;
+    assert_eq!(events.len(), 2);
+    assert_eq!(events[1].invoice_id, second.invoice_id);
+    assert_eq!(events[1].status(), v1::InvoicePaymentStatus::Failed);
+    assert!(events[1].payment_reference.is_empty());
+    let conflict = client
+        .record_invoice_payment_outcome(with_bearer(
+            outcome_request(&second.invoice_id, paid("UR-LATE")),
+            &payment_system,
+        ))
+        .await
+        .expect_err("paid after failed");
+    assert_eq!(reason(&conflict), "PAYMENT_OUTCOME_CONFLICT");
+    stack.assert_money_closed(&[]).await?;
+    Ok(())
+}
+
 #[test]
 fn the_catalog_lists_the_roles_of_every_rpc() -> anyhow::Result<()> {
     ekb_testkit::catalog::check_entry_of::<ekb_pilot_ordering::PilotOrdering>()

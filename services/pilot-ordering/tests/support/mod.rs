@@ -59,12 +59,24 @@ impl Stack {
     /// Starts the service with authentication and, unless `budget_ore` is None, a scripted
     /// budget with that much to reserve.
     pub async fn start(purpose: &str, budget_ore: Option<i64>) -> anyhow::Result<Self> {
+        Self::start_with(purpose, budget_ore, &[]).await
+    }
+
+    /// As [`Stack::start`], with the settings in `overrides` (key, value) applied last.
+    pub async fn start_with(
+        purpose: &str,
+        budget_ore: Option<i64>,
+        overrides: &[(&str, &str)],
+    ) -> anyhow::Result<Self> {
         let issuer = TestIssuer::start().await?;
         let sut = ServiceUnderTest::start_with::<PilotOrdering>(purpose, |settings| {
-            settings
-                .with_auth(&issuer)
-                .with("pilot_ordering.dispatch_interval_ms", "100")
-                .with("database.max_connections", "12")
+            overrides.iter().fold(
+                settings
+                    .with_auth(&issuer)
+                    .with("pilot_ordering.dispatch_interval_ms", "100")
+                    .with("database.max_connections", "12"),
+                |settings, (key, value)| settings.with(key, *value),
+            )
         })
         .await?;
         let budget = match budget_ore {
