@@ -132,6 +132,11 @@ impl SubmitClaim {
     }
 }
 
+/// A listing's `page_size` and `page_token`, with refunds' default and largest page size.
+pub fn page(check: &mut Violations, size: i32, token: &str) -> Option<Page> {
+    check.page(size, token, PAGE_DEFAULT, PAGE_MAX)
+}
+
 /// Why a NAV caller reads: required and one a caller may state.
 pub fn read_purpose(check: &mut Violations, purpose: i32) -> Option<v1::AccessPurpose> {
     let purpose = check.enumeration::<v1::AccessPurpose>("purpose", purpose)?;
@@ -488,12 +493,7 @@ impl TryFrom<v1::ListRefundClaimsRequest> for ListClaims {
             .enumerate()
             .filter_map(|(index, code)| county(&mut check, &format!("county_codes[{index}]"), code))
             .collect();
-        let page = check.page(
-            request.page_size,
-            &request.page_token,
-            PAGE_DEFAULT,
-            PAGE_MAX,
-        );
+        let page = page(&mut check, request.page_size, &request.page_token);
         check.finish_with(|| {
             Some(ListClaims {
                 statuses,
@@ -532,12 +532,7 @@ impl TryFrom<v1::ListGrantsForEmployerRequest> for ListGrants {
             &request.statuses,
             |status: v1::ClaimableGrantStatus| status.as_str_name(),
         );
-        let page = check.page(
-            request.page_size,
-            &request.page_token,
-            PAGE_DEFAULT,
-            PAGE_MAX,
-        );
+        let page = page(&mut check, request.page_size, &request.page_token);
         check.finish_with(|| {
             Some(ListGrants {
                 employer: employer?,
@@ -573,12 +568,7 @@ impl TryFrom<v1::ListExpiringGrantsRequest> for ListExpiring {
         } else {
             county(&mut check, "county_code", &request.county_code).map(Some)
         };
-        let page = check.page(
-            request.page_size,
-            &request.page_token,
-            PAGE_DEFAULT,
-            PAGE_MAX,
-        );
+        let page = page(&mut check, request.page_size, &request.page_token);
         check.finish_with(|| {
             Some(ListExpiring {
                 date: date?,
@@ -594,11 +584,11 @@ pub fn offset_of(page: &Page) -> i64 {
     page.after.unwrap_or(0)
 }
 
-/// The next token of an offset-paged listing that fetched `fetched` rows at `offset`.
-pub fn next_offset_token(page: &Page, offset: i64, fetched: usize) -> String {
-    if i64::try_from(fetched).unwrap_or(i64::MAX) > page.size {
-        Page::token_after(offset + page.size)
-    } else {
-        String::new()
-    }
+/// Cuts `rows` of an offset-paged listing (fetched at `offset` with the page's fetch limit) to
+/// the page, and returns the next page's token: [`Page::finish`] with a row's position in the
+/// listing as its sequence, so the token holds the rows returned so far.
+pub fn finish_offset_page<T>(page: &Page, offset: i64, rows: Vec<T>) -> (Vec<T>, String) {
+    let positioned: Vec<(T, i64)> = rows.into_iter().zip(offset + 1..).collect();
+    let (positioned, token) = page.finish(positioned, |(_, position)| *position);
+    (positioned.into_iter().map(|(row, _)| row).collect(), token)
 }

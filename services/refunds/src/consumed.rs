@@ -55,6 +55,38 @@ fn optional_date(field: &str, text: &str) -> Result<Option<Date>, HandlerError> 
     }
 }
 
+/// The grant `grant_id` names, locked for the unit of work; an id refunds has no GrantApproved
+/// for is refused for good.
+async fn known_grant(work: &mut UnitOfWork, grant_id: &str) -> Result<GrantRow, HandlerError> {
+    let grant_id = uuid("grant_id", grant_id)?;
+    store::find_grant(work.db(), grant_id, true)
+        .await?
+        .ok_or_else(|| {
+            HandlerError::Permanent(format!(
+                "grant {grant_id} is unknown to refunds (no GrantApproved)"
+            ))
+        })
+}
+
+/// Cancels `grant` at `now` and audits it as the service's `kind` of change for `action`.
+async fn cancel(
+    work: &mut UnitOfWork,
+    grant: &GrantRow,
+    now: OffsetDateTime,
+    kind: v1::AuditEntryKind,
+    action: &str,
+) -> Result<(), HandlerError> {
+    store::set_grant_status(
+        work.db(),
+        grant.grant_id,
+        grant_status::CANCELLED,
+        Some(now),
+    )
+    .await?;
+    trail::by_service(work.db(), Entry::of_grant(grant, kind, action)).await?;
+    Ok(())
+}
+
 fn instant(at: Option<&prost_types::Timestamp>) -> Option<OffsetDateTime> {
     at.and_then(|at| {
         OffsetDateTime::from_unix_timestamp(at.seconds)
@@ -122,12 +154,7 @@ impl Handles<v1::GrantApproved> for RefundsEvents {
     ) -> Result<(), HandlerError> {
         let grant = grant_from_event(&event)?;
         if store::insert_grant(work.db(), &grant).await? {
-            let entry = Entry {
-                case_id: grant.case_id,
-                subject_id: grant.grant_id,
-                kind: v1::AuditEntryKind::Change,
-                action: "GrantApproved",
-            };
+            let entry = Entry::of_grant(&grant, v1::AuditEntryKind::Change, "GrantApproved");
             trail::by_service(work.db(), entry).await?;
             tracing::info!(grant_id = %grant.grant_id, "grant open for refund claims");
         }
@@ -142,12 +169,8 @@ impl Handles<v1::GrantCancellationRequested> for RefundsEvents {
         event: v1::GrantCancellationRequested,
         _envelope: &EventEnvelope,
     ) -> Result<(), HandlerError> {
-        let grant_id = uuid("grant_id", &event.grant_id)?;
-        let Some(grant) = store::find_grant(work.db(), grant_id, true).await? else {
-            return Err(HandlerError::Permanent(format!(
-                "grant {grant_id} is unknown to refunds (no GrantApproved)"
-            )));
-        };
+        let grant = known_grant(work, &event.grant_id).await?;
+        let grant_id = grant.grant_id;
         let now = self.clock.now();
         let event_subject = subject(grant.case_id, grant.grant_id);
         let refusal = match grant.status() {
@@ -170,20 +193,14 @@ impl Handles<v1::GrantCancellationRequested> for RefundsEvents {
         match refusal {
             None => {
                 if grant.status() == v1::ClaimableGrantStatus::Active {
-                    store::set_grant_status(
-                        work.db(),
-                        grant_id,
-                        grant_status::CANCELLED,
-                        Some(now),
+                    cancel(
+                        work,
+                        &grant,
+                        now,
+                        v1::AuditEntryKind::Decision,
+                        "GrantCancellationRequested",
                     )
                     .await?;
-                    let entry = Entry {
-                        case_id: grant.case_id,
-                        subject_id: grant_id,
-                        kind: v1::AuditEntryKind::Decision,
-                        action: "GrantCancellationRequested",
-                    };
-                    trail::by_service(work.db(), entry).await?;
                 }
                 let accepted = v1::GrantCancellationAccepted {
                     grant_id: grant_id.to_string(),
@@ -221,26 +238,21 @@ impl Handles<v1::GrantCancelled> for RefundsEvents {
         event: v1::GrantCancelled,
         _envelope: &EventEnvelope,
     ) -> Result<(), HandlerError> {
-        let grant_id = uuid("grant_id", &event.grant_id)?;
-        let Some(grant) = store::find_grant(work.db(), grant_id, true).await? else {
-            return Err(HandlerError::Permanent(format!(
-                "grant {grant_id} is unknown to refunds (no GrantApproved)"
-            )));
-        };
+        let grant = known_grant(work, &event.grant_id).await?;
+        let grant_id = grant.grant_id;
         match grant.status() {
             v1::ClaimableGrantStatus::Cancelled => Ok(()),
             v1::ClaimableGrantStatus::Active => {
                 // Applications cancelled it without asking first: no claim can come any more.
                 let now = self.clock.now();
-                store::set_grant_status(work.db(), grant_id, grant_status::CANCELLED, Some(now))
-                    .await?;
-                let entry = Entry {
-                    case_id: grant.case_id,
-                    subject_id: grant_id,
-                    kind: v1::AuditEntryKind::Change,
-                    action: "GrantCancelled",
-                };
-                trail::by_service(work.db(), entry).await?;
+                cancel(
+                    work,
+                    &grant,
+                    now,
+                    v1::AuditEntryKind::Change,
+                    "GrantCancelled",
+                )
+                .await?;
                 Ok(())
             }
             status => Err(HandlerError::Permanent(format!(

@@ -11,7 +11,8 @@ use ekb_platform::{
     audit::{self, AuditActor},
     auth::{Caller, ORGANISATION_NOT_REPRESENTED},
     grpc::Call,
-    messaging::Db,
+    messaging::{Db, UnitOfWork},
+    validate::Page,
 };
 use ekb_proto::v1::{self, refunds_service_server::RefundsService};
 use prost::Message as _;
@@ -22,9 +23,8 @@ use uuid::Uuid;
 use crate::{
     CASEWORKER, DECIDER, EMPLOYER, READER, Refunds,
     commands::{
-        Decide, Extend, ListClaims, ListExpiring, ListGrants, Outcome, PAGE_DEFAULT, PAGE_MAX,
-        Recommend, Recommendation, RecordOutcome, Retry, SubmitClaim, next_offset_token, offset_of,
-        read_purpose,
+        Decide, Extend, ListClaims, ListExpiring, ListGrants, Outcome, Recommend, Recommendation,
+        RecordOutcome, Retry, SubmitClaim, finish_offset_page, offset_of, page, read_purpose,
     },
     config::RefundsSection,
     model::{
@@ -88,6 +88,23 @@ impl RefundsApi {
         Ok(grant.to_wire(&extensions, self.rules.late_claim_grace_days))
     }
 
+    /// The page of `rows` (fetched at `offset` with the page's fetch limit) as the contract's
+    /// grants, and the next page's token.
+    async fn grant_page(
+        &self,
+        db: &mut PgConnection,
+        page: &Page,
+        offset: i64,
+        rows: Vec<GrantRow>,
+    ) -> Result<(Vec<v1::ClaimableGrant>, String), ApiError> {
+        let (rows, next_page_token) = finish_offset_page(page, offset, rows);
+        let mut grants = Vec::with_capacity(rows.len());
+        for grant in &rows {
+            grants.push(self.grant_wire(db, grant).await?);
+        }
+        Ok((grants, next_page_token))
+    }
+
     /// Hands an approved claim's payment over after commit, and returns the claim as it is then.
     async fn pay_and_reload(&self, claim: ClaimRow) -> Result<v1::RefundClaim, ApiError> {
         if let Err(error) = self.payments.hand_over(&claim).await {
@@ -104,6 +121,85 @@ impl RefundsApi {
 async fn claim_wire(db: &mut PgConnection, claim: &ClaimRow) -> Result<v1::RefundClaim, ApiError> {
     let recommendations = store::recommendations(db, claim.claim_id).await?;
     Ok(claim.to_wire(&recommendations))
+}
+
+/// The claim `claim_id` (row-locked when `lock`); NOT_FOUND when refunds has none.
+async fn claim_or_not_found(
+    db: &mut PgConnection,
+    claim_id: Uuid,
+    lock: bool,
+) -> Result<ClaimRow, ApiError> {
+    store::find_claim(db, claim_id, lock)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no refund claim {claim_id}")))
+}
+
+/// The grant `grant_id` (row-locked when `lock`); NOT_FOUND when refunds does not know it.
+async fn grant_or_not_found(
+    db: &mut PgConnection,
+    grant_id: Uuid,
+    lock: bool,
+) -> Result<GrantRow, ApiError> {
+    store::find_grant(db, grant_id, lock)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("refunds does not know grant {grant_id}")))
+}
+
+/// The grant a stored claim is against (row-locked when `lock`); every claim has one.
+async fn grant_of_claim(
+    db: &mut PgConnection,
+    claim: &ClaimRow,
+    lock: bool,
+) -> Result<GrantRow, ApiError> {
+    store::find_grant(db, claim.grant_id, lock)
+        .await?
+        .ok_or_else(|| ApiError::internal(anyhow::anyhow!("claim without grant")))
+}
+
+/// Refuses with `reason` ("the claim is <status>") unless `claim` is `expected`.
+fn require_claim_status(
+    claim: &ClaimRow,
+    expected: v1::RefundClaimStatus,
+    reason: &'static str,
+) -> Result<(), ApiError> {
+    if claim.status() == expected {
+        return Ok(());
+    }
+    Err(ApiError::refused(
+        reason,
+        format!("the claim is {}", claim.status().as_str_name()),
+    ))
+}
+
+/// Records `entry` as the calling NAV employee's, for case processing.
+async fn audit_case_processing(
+    db: &mut PgConnection,
+    caller: &Caller,
+    entry: Entry<'_>,
+) -> Result<(), ApiError> {
+    trail::record(
+        db,
+        entry,
+        &AuditActor::nav_employee(caller),
+        v1::AccessPurpose::CaseProcessing,
+    )
+    .await?;
+    Ok(())
+}
+
+/// Records `action` on `claim` as a decision of the calling NAV employee, commits the unit of
+/// work and returns the claim as stored.
+async fn audit_decision_and_commit(
+    mut work: UnitOfWork,
+    caller: &Caller,
+    claim: &ClaimRow,
+    action: &str,
+) -> Result<v1::RefundClaim, ApiError> {
+    let entry = Entry::of_claim(claim, v1::AuditEntryKind::Decision, action);
+    audit_case_processing(work.db(), caller, entry).await?;
+    let wire = claim_wire(work.db(), claim).await?;
+    work.commit().await?;
+    Ok(wire)
 }
 
 /// Whether the caller is an employer's representative (and no NAV role).
@@ -235,20 +331,8 @@ async fn submit_refund_claim(
         &published::claim_submitted(&claim, &grant),
     )
     .await?;
-    let entry = Entry {
-        case_id: claim.case_id,
-        subject_id: claim.claim_id,
-        kind: v1::AuditEntryKind::Change,
-        action: "SubmitRefundClaim",
-    };
-    let actor = AuditActor::organisation(&call.caller, &employer);
-    trail::record(
-        work.db(),
-        entry,
-        &actor,
-        v1::AccessPurpose::EmployerSelfService,
-    )
-    .await?;
+    let entry = Entry::of_claim(&claim, v1::AuditEntryKind::Change, "SubmitRefundClaim");
+    audit_caller(work.db(), &call.caller, None, entry, &employer).await?;
     work.commit().await?;
     tracing::info!(claim_id = %claim.claim_id, grant_id = %grant.grant_id, late = claim.late, "refund claim submitted");
     Ok(v1::SubmitRefundClaimResponse {
@@ -275,7 +359,9 @@ fn read_request(
     check.finish_with(|| Some((id?, purpose?)))
 }
 
-async fn audit_read(
+/// Records `entry` as the caller's: an employer's representative acting for `organisation` in
+/// self-service (`purpose` `None`), or a NAV employee for `purpose`.
+async fn audit_caller(
     db: &mut PgConnection,
     caller: &Caller,
     purpose: Option<v1::AccessPurpose>,
@@ -302,23 +388,14 @@ async fn get_refund_claim(
     let (claim_id, purpose) =
         read_request(&call.caller, "claim_id", &request.claim_id, request.purpose)?;
     let mut work = api.db.begin().await?;
-    let claim = store::find_claim(work.db(), claim_id, false)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("no refund claim {claim_id}")))?;
+    let claim = claim_or_not_found(work.db(), claim_id, false).await?;
     if purpose.is_none() {
         call.caller
             .require_represents(&claim.employer_organisation_number)?;
     }
-    let grant = store::find_grant(work.db(), claim.grant_id, false)
-        .await?
-        .ok_or_else(|| ApiError::internal(anyhow::anyhow!("claim without grant")))?;
-    let entry = Entry {
-        case_id: claim.case_id,
-        subject_id: claim.claim_id,
-        kind: v1::AuditEntryKind::Read,
-        action: "GetRefundClaim",
-    };
-    audit_read(
+    let grant = grant_of_claim(work.db(), &claim, false).await?;
+    let entry = Entry::of_claim(&claim, v1::AuditEntryKind::Read, "GetRefundClaim");
+    audit_caller(
         work.db(),
         &call.caller,
         purpose,
@@ -342,22 +419,15 @@ async fn get_claimable_grant(
     let (grant_id, purpose) =
         read_request(&call.caller, "grant_id", &request.grant_id, request.purpose)?;
     let mut work = api.db.begin().await?;
-    let grant = store::find_grant(work.db(), grant_id, false)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("refunds does not know grant {grant_id}")))?;
+    let grant = grant_or_not_found(work.db(), grant_id, false).await?;
     if purpose.is_none() {
         call.caller
             .require_represents(&grant.employer_organisation_number)?;
     }
     let claims = store::claims_of_grant(work.db(), grant_id).await?;
     if !claims.is_empty() {
-        let entry = Entry {
-            case_id: grant.case_id,
-            subject_id: grant.grant_id,
-            kind: v1::AuditEntryKind::Read,
-            action: "GetClaimableGrant",
-        };
-        audit_read(
+        let entry = Entry::of_grant(&grant, v1::AuditEntryKind::Read, "GetClaimableGrant");
+        audit_caller(
             work.db(),
             &call.caller,
             purpose,
@@ -395,14 +465,7 @@ async fn list_grants_for_employer(
         query.page.fetch_limit(),
     )
     .await?;
-    let next_page_token = next_offset_token(&query.page, offset, rows.len());
-    let mut grants = Vec::new();
-    for grant in rows
-        .iter()
-        .take(usize::try_from(query.page.size).unwrap_or(0))
-    {
-        grants.push(api.grant_wire(&mut db, grant).await?);
-    }
+    let (grants, next_page_token) = api.grant_page(&mut db, &query.page, offset, rows).await?;
     Ok(v1::ListGrantsForEmployerResponse {
         grants,
         next_page_token,
@@ -452,14 +515,7 @@ async fn list_expiring_grants(
         query.page.fetch_limit(),
     )
     .await?;
-    let next_page_token = next_offset_token(&query.page, offset, rows.len());
-    let mut grants = Vec::new();
-    for grant in rows
-        .iter()
-        .take(usize::try_from(query.page.size).unwrap_or(0))
-    {
-        grants.push(api.grant_wire(&mut db, grant).await?);
-    }
+    let (grants, next_page_token) = api.grant_page(&mut db, &query.page, offset, rows).await?;
     Ok(v1::ListExpiringGrantsResponse {
         grants,
         next_page_token,
@@ -499,9 +555,7 @@ async fn recommend_refund_decision(
     let by = call.caller.subject.clone();
     let now = api.clock.now();
     let mut work = api.db.begin().await?;
-    let mut claim = store::find_claim(work.db(), command.claim_id, true)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("no refund claim {}", command.claim_id)))?;
+    let mut claim = claim_or_not_found(work.db(), command.claim_id, true).await?;
     if let Recommendation::Approve {
         payout_ore,
         reduction_reason,
@@ -541,12 +595,11 @@ async fn recommend_refund_decision(
             claim: Some(claim.to_wire(&recommendations)),
         });
     }
-    if claim.status() != v1::RefundClaimStatus::Submitted {
-        return Err(ApiError::refused(
-            "CLAIM_NOT_SUBMITTED",
-            format!("the claim is {}", claim.status().as_str_name()),
-        ));
-    }
+    require_claim_status(
+        &claim,
+        v1::RefundClaimStatus::Submitted,
+        "CLAIM_NOT_SUBMITTED",
+    )?;
     let version = i32::try_from(recommendations.len()).unwrap_or(i32::MAX - 1) + 1;
     let mut row = RecommendationRow {
         claim_id: claim.claim_id,
@@ -596,21 +649,8 @@ async fn recommend_refund_decision(
     store::insert_recommendation(work.db(), &row).await?;
     claim.status = claim_status::RECOMMENDED.to_owned();
     store::update_claim(work.db(), &claim).await?;
-    let entry = Entry {
-        case_id: claim.case_id,
-        subject_id: claim.claim_id,
-        kind: v1::AuditEntryKind::Decision,
-        action: "RecommendRefundDecision",
-    };
-    trail::record(
-        work.db(),
-        entry,
-        &AuditActor::nav_employee(&call.caller),
-        v1::AccessPurpose::CaseProcessing,
-    )
-    .await?;
-    let wire = claim_wire(work.db(), &claim).await?;
-    work.commit().await?;
+    let wire =
+        audit_decision_and_commit(work, &call.caller, &claim, "RecommendRefundDecision").await?;
     Ok(v1::RecommendRefundDecisionResponse { claim: Some(wire) })
 }
 
@@ -623,9 +663,7 @@ async fn decide_refund_claim(
     let by = call.caller.subject.clone();
     let now = api.clock.now();
     let mut work = api.db.begin().await?;
-    let mut claim = store::find_claim(work.db(), command.claim_id, true)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("no refund claim {}", command.claim_id)))?;
+    let mut claim = claim_or_not_found(work.db(), command.claim_id, true).await?;
     let recommendations = store::recommendations(work.db(), claim.claim_id).await?;
     let current = recommendations.last();
     let current_version = current.map_or(0, |row| row.version);
@@ -652,12 +690,11 @@ async fn decide_refund_claim(
             claim: Some(claim.to_wire(&recommendations)),
         });
     }
-    if claim.status() != v1::RefundClaimStatus::Recommended {
-        return Err(ApiError::refused(
-            "CLAIM_NOT_RECOMMENDED",
-            format!("the claim is {}", claim.status().as_str_name()),
-        ));
-    }
+    require_claim_status(
+        &claim,
+        v1::RefundClaimStatus::Recommended,
+        "CLAIM_NOT_RECOMMENDED",
+    )?;
     let Some(current) = current.filter(|row| row.version == command.version) else {
         return Err(ApiError::refused(
             "RECOMMENDATION_CHANGED",
@@ -670,13 +707,6 @@ async fn decide_refund_claim(
             message: "a decider may not decide a claim they recommended on (four eyes)".to_owned(),
         });
     }
-    let entry = Entry {
-        case_id: claim.case_id,
-        subject_id: claim.claim_id,
-        kind: v1::AuditEntryKind::Decision,
-        action: "DecideRefundClaim",
-    };
-    let actor = AuditActor::nav_employee(&call.caller);
     if command.verdict == v1::DeciderVerdict::Return {
         store::return_recommendation(
             work.db(),
@@ -689,14 +719,11 @@ async fn decide_refund_claim(
         .await?;
         claim.status = claim_status::SUBMITTED.to_owned();
         store::update_claim(work.db(), &claim).await?;
-        trail::record(work.db(), entry, &actor, v1::AccessPurpose::CaseProcessing).await?;
-        let wire = claim_wire(work.db(), &claim).await?;
-        work.commit().await?;
+        let wire =
+            audit_decision_and_commit(work, &call.caller, &claim, "DecideRefundClaim").await?;
         return Ok(v1::DecideRefundClaimResponse { claim: Some(wire) });
     }
-    let grant = store::find_grant(work.db(), claim.grant_id, true)
-        .await?
-        .ok_or_else(|| ApiError::internal(anyhow::anyhow!("claim without grant")))?;
+    let grant = grant_of_claim(work.db(), &claim, true).await?;
     claim.decided_at = Some(now);
     claim.decided_by = by.clone();
     claim.recommended_by = current.recommended_by.clone();
@@ -731,9 +758,7 @@ async fn decide_refund_claim(
         )
         .await?;
     }
-    trail::record(work.db(), entry, &actor, v1::AccessPurpose::CaseProcessing).await?;
-    let wire = claim_wire(work.db(), &claim).await?;
-    work.commit().await?;
+    let wire = audit_decision_and_commit(work, &call.caller, &claim, "DecideRefundClaim").await?;
     tracing::info!(claim_id = %claim.claim_id, approved, "refund claim decided");
     if approved {
         return Ok(v1::DecideRefundClaimResponse {
@@ -751,11 +776,7 @@ async fn extend_refund_deadline(
     let command = Extend::try_from(request)?;
     let now = api.clock.now();
     let mut work = api.db.begin().await?;
-    let mut grant = store::find_grant(work.db(), command.grant_id, true)
-        .await?
-        .ok_or_else(|| {
-            ApiError::NotFound(format!("refunds does not know grant {}", command.grant_id))
-        })?;
+    let mut grant = grant_or_not_found(work.db(), command.grant_id, true).await?;
     let extensions = store::extensions(work.db(), grant.grant_id).await?;
     let repeat = grant.refund_deadline == command.new_deadline
         && extensions.last().is_some_and(|last| {
@@ -812,19 +833,8 @@ async fn extend_refund_deadline(
         &published::deadline_extended(&grant, previous, command.reason, now),
     )
     .await?;
-    let entry = Entry {
-        case_id: grant.case_id,
-        subject_id: grant.grant_id,
-        kind: v1::AuditEntryKind::Decision,
-        action: "ExtendRefundDeadline",
-    };
-    trail::record(
-        work.db(),
-        entry,
-        &AuditActor::nav_employee(&call.caller),
-        v1::AccessPurpose::CaseProcessing,
-    )
-    .await?;
+    let entry = Entry::of_grant(&grant, v1::AuditEntryKind::Decision, "ExtendRefundDeadline");
+    audit_case_processing(work.db(), &call.caller, entry).await?;
     let wire = api.grant_wire(work.db(), &grant).await?;
     work.commit().await?;
     Ok(v1::ExtendRefundDeadlineResponse { grant: Some(wire) })
@@ -856,15 +866,12 @@ async fn record_payment_outcome(
     let command = RecordOutcome::try_from(request)?;
     let now = api.clock.now();
     let mut work = api.db.begin().await?;
-    let mut claim = store::find_claim(work.db(), command.claim_id, true)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("no refund claim {}", command.claim_id)))?;
-    if claim.status() != v1::RefundClaimStatus::Approved {
-        return Err(ApiError::refused(
-            "CLAIM_NOT_APPROVED",
-            format!("the claim is {}", claim.status().as_str_name()),
-        ));
-    }
+    let mut claim = claim_or_not_found(work.db(), command.claim_id, true).await?;
+    require_claim_status(
+        &claim,
+        v1::RefundClaimStatus::Approved,
+        "CLAIM_NOT_APPROVED",
+    )?;
     if command.attempt != claim.payment_attempt {
         return Err(ApiError::refused(
             "NOT_CURRENT_ATTEMPT",
@@ -903,9 +910,7 @@ async fn retry_payment(
 ) -> Result<v1::RetryPaymentResponse, ApiError> {
     let command = Retry::try_from(request)?;
     let mut work = api.db.begin().await?;
-    let mut claim = store::find_claim(work.db(), command.claim_id, true)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("no refund claim {}", command.claim_id)))?;
+    let mut claim = claim_or_not_found(work.db(), command.claim_id, true).await?;
     if claim.payment_status() != v1::RefundPaymentStatus::Failed {
         return Err(ApiError::refused(
             "PAYMENT_NOT_FAILED",
@@ -923,19 +928,8 @@ async fn retry_payment(
         .bind(claim.claim_id)
         .execute(work.db())
         .await?;
-    let entry = Entry {
-        case_id: claim.case_id,
-        subject_id: claim.claim_id,
-        kind: v1::AuditEntryKind::Change,
-        action: "RetryPayment",
-    };
-    trail::record(
-        work.db(),
-        entry,
-        &AuditActor::nav_employee(&call.caller),
-        v1::AccessPurpose::CaseProcessing,
-    )
-    .await?;
+    let entry = Entry::of_claim(&claim, v1::AuditEntryKind::Change, "RetryPayment");
+    audit_case_processing(work.db(), &call.caller, entry).await?;
     work.commit().await?;
     Ok(v1::RetryPaymentResponse {
         claim: Some(api.pay_and_reload(claim).await?),
@@ -949,12 +943,7 @@ async fn list_audit_entries(
 ) -> Result<v1::ListAuditEntriesResponse, ApiError> {
     let mut check = Violations::new();
     let case_id = check.uuid("case_id", &request.case_id);
-    let page = check.page(
-        request.page_size,
-        &request.page_token,
-        PAGE_DEFAULT,
-        PAGE_MAX,
-    );
+    let page = page(&mut check, request.page_size, &request.page_token);
     let (case_id, page) = check.finish_with(|| Some((case_id?, page?)))?;
     let (entries, next_page_token) =
         audit::list_for_case(&mut *api.db.read().await?, case_id, page).await?;

@@ -60,12 +60,7 @@ pub async fn expire_due(db: &Db, grace_days: i64, now: OffsetDateTime) -> anyhow
                 &published::grant_expired(&grant, now),
             )
             .await?;
-            let entry = Entry {
-                case_id: grant.case_id,
-                subject_id: grant.grant_id,
-                kind: v1::AuditEntryKind::Decision,
-                action: "ExpiryJob",
-            };
+            let entry = Entry::of_grant(&grant, v1::AuditEntryKind::Decision, "ExpiryJob");
             trail::by_service(work.db(), entry).await?;
         }
         work.commit().await?;

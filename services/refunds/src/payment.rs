@@ -177,12 +177,7 @@ pub async fn apply_outcome(
             .await?;
         }
     }
-    let entry = Entry {
-        case_id: claim.case_id,
-        subject_id: claim.claim_id,
-        kind: v1::AuditEntryKind::Decision,
-        action,
-    };
+    let entry = Entry::of_claim(claim, v1::AuditEntryKind::Decision, action);
     let purpose = if action == "PaymentSystem" {
         v1::AccessPurpose::System
     } else {

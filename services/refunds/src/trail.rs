@@ -6,6 +6,8 @@ use ekb_proto::v1;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
+use crate::model::{ClaimRow, GrantRow};
+
 /// What one entry records, besides who.
 #[derive(Debug, Clone, Copy)]
 pub struct Entry<'a> {
@@ -17,6 +19,28 @@ pub struct Entry<'a> {
     pub kind: v1::AuditEntryKind,
     /// The RPC, event or job.
     pub action: &'a str,
+}
+
+impl<'a> Entry<'a> {
+    /// An entry about `claim` (its case; the claim is the subject).
+    pub fn of_claim(claim: &ClaimRow, kind: v1::AuditEntryKind, action: &'a str) -> Self {
+        Entry {
+            case_id: claim.case_id,
+            subject_id: claim.claim_id,
+            kind,
+            action,
+        }
+    }
+
+    /// An entry about `grant` (its case; the grant is the subject).
+    pub fn of_grant(grant: &GrantRow, kind: v1::AuditEntryKind, action: &'a str) -> Self {
+        Entry {
+            case_id: grant.case_id,
+            subject_id: grant.grant_id,
+            kind,
+            action,
+        }
+    }
 }
 
 /// Records `entry` by `actor` for `purpose`.

@@ -13,8 +13,8 @@ use ekb_platform::payment::{FakeOutcome, RecordingPaymentPort};
 use ekb_refunds::{config::RefundsSection, jobs, payment::Payments};
 use ekb_testkit::services::with_bearer;
 use support::{
-    EMPLOYER_ORG, Grant, Harness, OTHER_ORG, WAIT, gross, has, iso, new_id, of_type, read_until,
-    reason, today, violated_fields,
+    EMPLOYER_ORG, Grant, Harness, OTHER_ORG, approval, gross, has, iso, new_id, of_type,
+    read_until, reason, today, violated_fields,
 };
 use time::{Duration as Days, OffsetDateTime, macros::datetime};
 use tonic::Code;
@@ -35,15 +35,12 @@ async fn a_grant_is_claimed_recommended_decided_paid_and_audited() -> anyhow::Re
         .publish_envelope("applications", &grant.case_id, &envelope)
         .await?;
     harness
-        .stack
-        .feed
-        .publish("applications", &grant.subject(), &grant.approved())
+        .publish_from_applications(&grant.subject(), &grant.approved())
         .await?;
 
-    ekb_testkit::service_under_test::eventually("three deliveries in the inbox", WAIT, || async {
-        Ok((harness.count("SELECT count(*) FROM inbox").await? >= 2).then_some(()))
-    })
-    .await?;
+    harness
+        .wait_for_inbox("three deliveries in the inbox", 2)
+        .await?;
     assert_eq!(harness.count("SELECT count(*) FROM grants").await?, 1);
     let known = harness.grant(&grant.grant_id).await?.unwrap_or_default();
     assert_eq!(known.status(), v1::ClaimableGrantStatus::Active);
@@ -83,14 +80,7 @@ async fn a_grant_is_claimed_recommended_decided_paid_and_audited() -> anyhow::Re
         .recommend_approval(&claim.claim_id, 2_000_000)
         .await?;
     assert_eq!(recommended.status(), v1::RefundClaimStatus::Recommended);
-    let decided = harness
-        .decide(
-            &harness.decider,
-            &claim.claim_id,
-            1,
-            v1::DeciderVerdict::Confirm,
-        )
-        .await?;
+    let decided = harness.confirm(&claim.claim_id, 1).await?;
     assert_eq!(decided.status(), v1::RefundClaimStatus::Approved);
     assert_eq!(decided.payout_amount, gross(2_000_000));
     assert_eq!(decided.decided_by, "Z990002");
@@ -105,14 +95,7 @@ async fn a_grant_is_claimed_recommended_decided_paid_and_audited() -> anyhow::Re
     assert!(payment.payment_reference.starts_with("FAKE-"));
 
     // Deciding again is a no-op returning the claim.
-    let repeat = harness
-        .decide(
-            &harness.decider,
-            &claim.claim_id,
-            1,
-            v1::DeciderVerdict::Confirm,
-        )
-        .await?;
+    let repeat = harness.confirm(&claim.claim_id, 1).await?;
     assert_eq!(repeat.status(), v1::RefundClaimStatus::Approved);
     assert_eq!(harness.outbox("RefundApproved").await?, 1);
 
@@ -137,21 +120,26 @@ async fn a_grant_is_claimed_recommended_decided_paid_and_audited() -> anyhow::Re
     assert_eq!((paid[0].amount_ore, paid[0].attempt), (2_000_000, 1));
     assert_eq!(paid[0].claim_id, claim.claim_id);
 
-    let settled = harness.grant(&grant.grant_id).await?.unwrap_or_default();
-    assert_eq!(settled.status(), v1::ClaimableGrantStatus::Settled);
+    assert_eq!(
+        harness.grant_status(&grant.grant_id).await?,
+        v1::ClaimableGrantStatus::Settled
+    );
     assert_eq!(harness.count("SELECT count(*) FROM grants").await?, 1);
 
     // The trail: the grant once, the submission, recommendation, decision, payment and reads.
-    let trail = harness
-        .client
-        .clone()
-        .list_audit_entries(with_bearer(
+    let trail_of_case = |token: &str| {
+        with_bearer(
             v1::ListAuditEntriesRequest {
                 case_id: grant.case_id.clone(),
                 ..Default::default()
             },
-            &harness.auditor,
-        ))
+            token,
+        )
+    };
+    let trail = harness
+        .client
+        .clone()
+        .list_audit_entries(trail_of_case(&harness.auditor))
         .await?
         .into_inner()
         .entries;
@@ -186,13 +174,7 @@ async fn a_grant_is_claimed_recommended_decided_paid_and_audited() -> anyhow::Re
     let denied = harness
         .client
         .clone()
-        .list_audit_entries(with_bearer(
-            v1::ListAuditEntriesRequest {
-                case_id: grant.case_id.clone(),
-                ..Default::default()
-            },
-            &harness.caseworker,
-        ))
+        .list_audit_entries(trail_of_case(&harness.caseworker))
         .await
         .expect_err("only auditors");
     assert_eq!(denied.code(), Code::PermissionDenied);
@@ -265,38 +247,24 @@ async fn the_payout_is_at_most_min_of_claimed_and_granted_or_lower_with_a_reason
             .expect_err("above payable");
         assert_eq!(violated_fields(&above), ["approval.payout.ore"]);
         let recommendation = match reduction {
-            None => v1::RefundApprovalRecommendation {
-                payout: gross(payout),
-                ..Default::default()
-            },
+            None => approval(payout),
             Some(reason) => {
                 let unexplained = harness
                     .recommend_approval(&claim.claim_id, payout)
                     .await
                     .expect_err("a reduction needs a reason");
                 assert_eq!(violated_fields(&unexplained), ["approval.reduction_reason"]);
-                v1::RefundApprovalRecommendation {
+                Recommendation::Approval(v1::RefundApprovalRecommendation {
                     payout: gross(payout),
                     reduction_reason: reason as i32,
                     reduction_explanation: "timer til behandling dekkes ikke".to_owned(),
-                }
+                })
             }
         };
         harness
-            .recommend(
-                &harness.caseworker,
-                &claim.claim_id,
-                Recommendation::Approval(recommendation),
-            )
+            .recommend(&harness.caseworker, &claim.claim_id, recommendation)
             .await?;
-        let decided = harness
-            .decide(
-                &harness.decider,
-                &claim.claim_id,
-                1,
-                v1::DeciderVerdict::Confirm,
-            )
-            .await?;
+        let decided = harness.confirm(&claim.claim_id, 1).await?;
         assert_eq!(decided.payout_amount, gross(payout));
         assert_eq!(
             decided.payout_reduction_reason,
@@ -343,24 +311,16 @@ async fn a_late_claim_is_flagged_and_only_it_may_be_rejected_for_lateness() -> a
     harness
         .recommend(&harness.caseworker, &late.claim_id, for_lateness())
         .await?;
-    let rejected = harness
-        .decide(
-            &harness.decider,
-            &late.claim_id,
-            1,
-            v1::DeciderVerdict::Confirm,
-        )
-        .await?;
+    let rejected = harness.confirm(&late.claim_id, 1).await?;
     assert_eq!(rejected.status(), v1::RefundClaimStatus::Rejected);
     assert_eq!(
         rejected.rejection.unwrap_or_default().reason(),
         v1::RefundRejectionReason::LateClaim
     );
-    let reopened = harness
-        .grant(&late_grant.grant_id)
-        .await?
-        .unwrap_or_default();
-    assert_eq!(reopened.status(), v1::ClaimableGrantStatus::Active);
+    assert_eq!(
+        harness.grant_status(&late_grant.grant_id).await?,
+        v1::ClaimableGrantStatus::Active
+    );
     let events = read_until(&topic, "the rejection", |received| {
         has::<v1::RefundRejected>(received, 1)
     })
@@ -374,12 +334,7 @@ async fn a_late_claim_is_flagged_and_only_it_may_be_rejected_for_lateness() -> a
 
     // Decided twice: refused with the reason; a new claim against the open grant is accepted.
     let twice = harness
-        .decide(
-            &harness.decider,
-            &late.claim_id,
-            2,
-            v1::DeciderVerdict::Confirm,
-        )
+        .confirm(&late.claim_id, 2)
         .await
         .expect_err("decided already");
     assert_eq!(reason(&twice), "CLAIM_NOT_RECOMMENDED");
@@ -453,12 +408,7 @@ async fn four_eyes_refuses_the_recommender_and_stale_versions() -> anyhow::Resul
     assert_eq!(own.code(), Code::PermissionDenied);
     assert_eq!(reason(&own), "DECIDER_IS_RECOMMENDER");
     let stale = harness
-        .decide(
-            &harness.decider,
-            &claim.claim_id,
-            2,
-            v1::DeciderVerdict::Confirm,
-        )
+        .confirm(&claim.claim_id, 2)
         .await
         .expect_err("no version 2");
     assert_eq!(reason(&stale), "RECOMMENDATION_CHANGED");
@@ -475,24 +425,12 @@ async fn four_eyes_refuses_the_recommender_and_stale_versions() -> anyhow::Resul
     assert_eq!(returned.status(), v1::RefundClaimStatus::Submitted);
     assert_eq!(returned.recommendations[0].returned_by, "Z990002");
     let not_recommended = harness
-        .decide(
-            &harness.decider,
-            &claim.claim_id,
-            1,
-            v1::DeciderVerdict::Confirm,
-        )
+        .confirm(&claim.claim_id, 1)
         .await
         .expect_err("returned");
     assert_eq!(reason(&not_recommended), "CLAIM_NOT_RECOMMENDED");
     let second = harness
-        .recommend(
-            &harness.caseworker2,
-            &claim.claim_id,
-            Recommendation::Approval(v1::RefundApprovalRecommendation {
-                payout: gross(900_000),
-                ..Default::default()
-            }),
-        )
+        .recommend(&harness.caseworker2, &claim.claim_id, approval(900_000))
         .await?;
     assert_eq!(second.recommendations.len(), 2);
     let not_submitted = harness
@@ -503,14 +441,7 @@ async fn four_eyes_refuses_the_recommender_and_stale_versions() -> anyhow::Resul
     assert_eq!(reason(&not_submitted), "CLAIM_NOT_SUBMITTED");
     // The same recommendation again by its caseworker is a no-op.
     let repeat = harness
-        .recommend(
-            &harness.caseworker2,
-            &claim.claim_id,
-            Recommendation::Approval(v1::RefundApprovalRecommendation {
-                payout: gross(900_000),
-                ..Default::default()
-            }),
-        )
+        .recommend(&harness.caseworker2, &claim.claim_id, approval(900_000))
         .await?;
     assert_eq!(repeat.recommendations.len(), 2);
     // Z990001 recommended version 1: still refused on version 2.
@@ -519,14 +450,7 @@ async fn four_eyes_refuses_the_recommender_and_stale_versions() -> anyhow::Resul
         .await
         .expect_err("recommended an earlier version");
     assert_eq!(reason(&earlier), "DECIDER_IS_RECOMMENDER");
-    let decided = harness
-        .decide(
-            &harness.decider,
-            &claim.claim_id,
-            2,
-            v1::DeciderVerdict::Confirm,
-        )
-        .await?;
+    let decided = harness.confirm(&claim.claim_id, 2).await?;
     assert_eq!(decided.status(), v1::RefundClaimStatus::Approved);
     assert_eq!(decided.recommended_by, "Z990003");
     // Another decider cannot decide it again.
@@ -561,6 +485,15 @@ async fn employers_act_only_for_the_organisations_they_represent() -> anyhow::Re
             .issuer
             .token_for_organisations("someone-else", &["refund-employer"], &[OTHER_ORG]);
     let mut client = harness.client.clone();
+    let read_claim = |token: &str| {
+        with_bearer(
+            v1::GetRefundClaimRequest {
+                claim_id: claim.claim_id.clone(),
+                purpose: 0,
+            },
+            token,
+        )
+    };
     let mut denials = Vec::new();
     // Naming another organisation.
     denials.push(
@@ -580,13 +513,7 @@ async fn employers_act_only_for_the_organisations_they_represent() -> anyhow::Re
     );
     denials.push(
         client
-            .get_refund_claim(with_bearer(
-                v1::GetRefundClaimRequest {
-                    claim_id: claim.claim_id.clone(),
-                    purpose: 0,
-                },
-                &other_employer,
-            ))
+            .get_refund_claim(read_claim(&other_employer))
             .await
             .expect_err("another's claim"),
     );
@@ -620,13 +547,7 @@ async fn employers_act_only_for_the_organisations_they_represent() -> anyhow::Re
     }
     // Its own: allowed, without a purpose; the read is audited as self-service.
     let own = client
-        .get_refund_claim(with_bearer(
-            v1::GetRefundClaimRequest {
-                claim_id: claim.claim_id.clone(),
-                purpose: 0,
-            },
-            &harness.employer,
-        ))
+        .get_refund_claim(read_claim(&harness.employer))
         .await?
         .into_inner();
     assert_eq!(own.claim.unwrap_or_default().claim_id, claim.claim_id);
@@ -645,26 +566,13 @@ async fn employers_act_only_for_the_organisations_they_represent() -> anyhow::Re
     assert_eq!(listed.grants[0].grant_id, grant.grant_id);
     // A NAV reader must say why it reads.
     let no_purpose = client
-        .get_refund_claim(with_bearer(
-            v1::GetRefundClaimRequest {
-                claim_id: claim.claim_id.clone(),
-                purpose: 0,
-            },
-            &harness.reader,
-        ))
+        .get_refund_claim(read_claim(&harness.reader))
         .await
         .expect_err("purpose required");
     assert_eq!(violated_fields(&no_purpose), ["purpose"]);
     // Roles: an employer may not recommend; no token is UNAUTHENTICATED.
     let wrong_role = harness
-        .recommend(
-            &harness.employer,
-            &claim.claim_id,
-            Recommendation::Approval(v1::RefundApprovalRecommendation {
-                payout: gross(500_000),
-                ..Default::default()
-            }),
-        )
+        .recommend(&harness.employer, &claim.claim_id, approval(500_000))
         .await
         .expect_err("employer cannot recommend");
     assert_eq!(wrong_role.code(), Code::PermissionDenied);
@@ -861,9 +769,7 @@ async fn bad_input_names_the_field_and_stores_nothing() -> anyhow::Result<()> {
     };
     let after = Grant::new(5_000);
     harness
-        .stack
-        .feed
-        .publish("applications", &after.subject(), &broken)
+        .publish_from_applications(&after.subject(), &broken)
         .await?;
     harness.approve(&after).await?;
     assert_eq!(harness.count("SELECT count(*) FROM grants").await?, 2);
@@ -893,9 +799,7 @@ async fn cancellation_is_accepted_for_an_unused_grant_and_refused_for_a_claimed_
     };
     for grant in [&unused, &claimed] {
         harness
-            .stack
-            .feed
-            .publish("applications", &grant.subject(), &request(grant))
+            .publish_from_applications(&grant.subject(), &request(grant))
             .await?;
     }
     let events = read_until(&topic, "both answers", |received| {
@@ -911,8 +815,10 @@ async fn cancellation_is_accepted_for_an_unused_grant_and_refused_for_a_claimed_
         refused[0].reason(),
         v1::GrantCancellationRefusalReason::ClaimPending
     );
-    let cancelled = harness.grant(&unused.grant_id).await?.unwrap_or_default();
-    assert_eq!(cancelled.status(), v1::ClaimableGrantStatus::Cancelled);
+    assert_eq!(
+        harness.grant_status(&unused.grant_id).await?,
+        v1::ClaimableGrantStatus::Cancelled
+    );
     let late_claim = harness
         .submit(unused.claim(100_000))
         .await
@@ -920,10 +826,7 @@ async fn cancellation_is_accepted_for_an_unused_grant_and_refused_for_a_claimed_
     assert_eq!(reason(&late_claim), "GRANT_CANCELLED");
     // applications' GrantCancelled confirms it; nothing changes.
     harness
-        .stack
-        .feed
-        .publish(
-            "applications",
+        .publish_from_applications(
             &unused.subject(),
             &v1::GrantCancelled {
                 grant_id: unused.grant_id.clone(),
@@ -934,16 +837,11 @@ async fn cancellation_is_accepted_for_an_unused_grant_and_refused_for_a_claimed_
             },
         )
         .await?;
-    ekb_testkit::service_under_test::eventually("three events in the inbox", WAIT, || async {
-        Ok((harness.count("SELECT count(*) FROM inbox").await? >= 5).then_some(()))
-    })
-    .await?;
+    harness
+        .wait_for_inbox("three events in the inbox", 5)
+        .await?;
     assert_eq!(
-        harness
-            .grant(&unused.grant_id)
-            .await?
-            .unwrap_or_default()
-            .status(),
+        harness.grant_status(&unused.grant_id).await?,
         v1::ClaimableGrantStatus::Cancelled
     );
     harness.stack.stop().await
@@ -965,45 +863,25 @@ async fn expiry_crosses_midnight_dst_and_the_year_once_with_two_replicas() -> an
     harness.submit(claimed.claim(10_000)).await?;
 
     let expire = |at| jobs::expire_due(&harness.db, grace, at);
+    for (at, expired, when) in [
+        (datetime!(2027-12-31 22:59:59 UTC), 0, "23:59:59 in Oslo"),
+        (datetime!(2027-12-31 23:00:00 UTC), 1, "00:00 on 1 January"),
+        (datetime!(2028-01-01 12:00:00 UTC), 0, "idempotent"),
+    ] {
+        assert_eq!(expire(at).await?, expired, "{when}");
+    }
     assert_eq!(
-        expire(datetime!(2027-12-31 22:59:59 UTC)).await?,
-        0,
-        "23:59:59 in Oslo"
-    );
-    assert_eq!(
-        expire(datetime!(2027-12-31 23:00:00 UTC)).await?,
-        1,
-        "00:00 on 1 January"
-    );
-    assert_eq!(
-        expire(datetime!(2028-01-01 12:00:00 UTC)).await?,
-        0,
-        "idempotent"
-    );
-    assert_eq!(
-        harness
-            .grant(&new_year.grant_id)
-            .await?
-            .unwrap_or_default()
-            .status(),
+        harness.grant_status(&new_year.grant_id).await?,
         v1::ClaimableGrantStatus::Expired
     );
+    for (at, expired, when) in [
+        (datetime!(2028-03-26 21:59:59 UTC), 0, "23:59:59 CEST"),
+        (datetime!(2028-03-26 22:00:00 UTC), 1, "00:00 CEST"),
+    ] {
+        assert_eq!(expire(at).await?, expired, "{when}");
+    }
     assert_eq!(
-        expire(datetime!(2028-03-26 21:59:59 UTC)).await?,
-        0,
-        "23:59:59 CEST"
-    );
-    assert_eq!(
-        expire(datetime!(2028-03-26 22:00:00 UTC)).await?,
-        1,
-        "00:00 CEST"
-    );
-    assert_eq!(
-        harness
-            .grant(&claimed.grant_id)
-            .await?
-            .unwrap_or_default()
-            .status(),
+        harness.grant_status(&claimed.grant_id).await?,
         v1::ClaimableGrantStatus::ClaimPending
     );
     assert_eq!(harness.outbox("GrantExpired").await?, 2);
@@ -1082,9 +960,7 @@ async fn expiry_crosses_midnight_dst_and_the_year_once_with_two_replicas() -> an
         .collect();
     for grant in &many {
         harness
-            .stack
-            .feed
-            .publish("applications", &grant.subject(), &grant.approved())
+            .publish_from_applications(&grant.subject(), &grant.approved())
             .await?;
     }
     for grant in &many {
@@ -1129,14 +1005,7 @@ async fn a_failed_payment_is_retried_and_outcomes_are_recorded_once() -> anyhow:
     harness.approve(&grant).await?;
     let claim = harness.submit(grant.claim(600_000)).await?;
     harness.recommend_approval(&claim.claim_id, 600_000).await?;
-    let approved = harness
-        .decide(
-            &harness.decider,
-            &claim.claim_id,
-            1,
-            v1::DeciderVerdict::Confirm,
-        )
-        .await?;
+    let approved = harness.confirm(&claim.claim_id, 1).await?;
     let payment = approved.payment.unwrap_or_default();
     assert_eq!(payment.status(), v1::RefundPaymentStatus::Pending);
     assert!(payment.sent_at.is_some(), "handed over after commit");
@@ -1165,14 +1034,17 @@ async fn a_failed_payment_is_retried_and_outcomes_are_recorded_once() -> anyhow:
             paid_date: iso(today()),
         })
     };
-    let retry_too_early = client
-        .retry_payment(with_bearer(
+    let retry = |note: &str| {
+        with_bearer(
             v1::RetryPaymentRequest {
                 claim_id: claim.claim_id.clone(),
-                note: String::new(),
+                note: note.to_owned(),
             },
             &harness.caseworker,
-        ))
+        )
+    };
+    let retry_too_early = client
+        .retry_payment(retry(""))
         .await
         .expect_err("not failed");
     assert_eq!(reason(&retry_too_early), "PAYMENT_NOT_FAILED");
@@ -1195,13 +1067,7 @@ async fn a_failed_payment_is_retried_and_outcomes_are_recorded_once() -> anyhow:
     assert_eq!(harness.outbox("PaymentFailed").await?, 1);
 
     let retried = client
-        .retry_payment(with_bearer(
-            v1::RetryPaymentRequest {
-                claim_id: claim.claim_id.clone(),
-                note: "konto registrert".to_owned(),
-            },
-            &harness.caseworker,
-        ))
+        .retry_payment(retry("konto registrert"))
         .await?
         .into_inner()
         .claim
@@ -1266,14 +1132,7 @@ async fn a_failed_payment_is_retried_and_outcomes_are_recorded_once() -> anyhow:
     harness
         .recommend_approval(&unanswered.claim_id, 300_000)
         .await?;
-    harness
-        .decide(
-            &harness.decider,
-            &unanswered.claim_id,
-            1,
-            v1::DeciderVerdict::Confirm,
-        )
-        .await?;
+    harness.confirm(&unanswered.claim_id, 1).await?;
     let port = Arc::new(RecordingPaymentPort::new(FakeOutcome::Paid));
     let payments = Payments::new(
         harness.db.clone(),

@@ -1,7 +1,7 @@
 //! What refunds' service tests share: the harness (refunds with authentication, tokens for each
 //! role, a client, a pool and a job handle on its database), applications' GrantApproved built
 //! with the real v1 type and published on applications' real topic, and readers of refunds'
-//! topic and outbox.
+//! topic (over the testkit's topic reader) and outbox.
 
 use std::time::{Duration, Instant};
 
@@ -10,14 +10,16 @@ use ekb_platform::messaging::{Db, EventSubject, Outbox};
 use ekb_proto::v1::{self, EventEnvelope};
 use ekb_refunds::Refunds;
 pub use ekb_testkit::status::{reason, violated_fields};
+pub use ekb_testkit::topic_reader::{Received, of_type};
 use ekb_testkit::{
     broker::topic_reader,
     issuer::TestIssuer,
     service_under_test::{ServiceUnderTest, eventually},
     services::{TestSettings, with_bearer},
+    topic_reader::read,
 };
-use prost::{Message as _, Name};
-use rdkafka::{Message, consumer::StreamConsumer};
+use prost::Name;
+use rdkafka::consumer::StreamConsumer;
 use sqlx::PgPool;
 use time::{Date, Duration as Days, OffsetDateTime};
 use tonic::Code;
@@ -105,15 +107,33 @@ impl Harness {
         )
     }
 
+    /// Publishes `event` about `subject` on applications' topic, as applications would.
+    pub async fn publish_from_applications<M: prost::Message + Name>(
+        &self,
+        subject: &EventSubject,
+        event: &M,
+    ) -> anyhow::Result<EventEnvelope> {
+        self.stack
+            .feed
+            .publish("applications", subject, event)
+            .await
+    }
+
     /// Publishes `grant` as applications would and waits until refunds has it.
     pub async fn approve(&self, grant: &Grant) -> anyhow::Result<EventEnvelope> {
         let envelope = self
-            .stack
-            .feed
-            .publish("applications", &grant.subject(), &grant.approved())
+            .publish_from_applications(&grant.subject(), &grant.approved())
             .await?;
         self.wait_for_grant(&grant.grant_id).await?;
         Ok(envelope)
+    }
+
+    /// Waits until refunds' inbox holds at least `deliveries` deliveries (`what` names them).
+    pub async fn wait_for_inbox(&self, what: &str, deliveries: i64) -> anyhow::Result<()> {
+        eventually(what, WAIT, || async {
+            Ok((self.count("SELECT count(*) FROM inbox").await? >= deliveries).then_some(()))
+        })
+        .await
     }
 
     /// Waits until refunds knows `grant_id`.
@@ -142,6 +162,11 @@ impl Harness {
         }
     }
 
+    /// The status of the grant as refunds has it (UNSPECIFIED if it has none).
+    pub async fn grant_status(&self, grant_id: &str) -> anyhow::Result<v1::ClaimableGrantStatus> {
+        Ok(self.grant(grant_id).await?.unwrap_or_default().status())
+    }
+
     /// Submits `request` as the employer.
     pub async fn submit(
         &self,
@@ -161,17 +186,8 @@ impl Harness {
         claim_id: &str,
         payout_ore: i64,
     ) -> Result<v1::RefundClaim, tonic::Status> {
-        self.recommend(
-            &self.caseworker,
-            claim_id,
-            v1::recommend_refund_decision_request::Recommendation::Approval(
-                v1::RefundApprovalRecommendation {
-                    payout: gross(payout_ore),
-                    ..Default::default()
-                },
-            ),
-        )
-        .await
+        self.recommend(&self.caseworker, claim_id, approval(payout_ore))
+            .await
     }
 
     /// Recommends `recommendation` with `token`.
@@ -220,6 +236,21 @@ impl Harness {
         Ok(response.into_inner().claim.unwrap_or_default())
     }
 
+    /// Confirms `version` of `claim_id` as decider Z990002.
+    pub async fn confirm(
+        &self,
+        claim_id: &str,
+        version: i32,
+    ) -> Result<v1::RefundClaim, tonic::Status> {
+        self.decide(
+            &self.decider,
+            claim_id,
+            version,
+            v1::DeciderVerdict::Confirm,
+        )
+        .await
+    }
+
     /// The claim, read by a caseworker.
     pub async fn claim(&self, claim_id: &str) -> anyhow::Result<v1::RefundClaim> {
         let request = v1::GetRefundClaimRequest {
@@ -257,6 +288,16 @@ pub fn gross(ore: i64) -> Option<v1::Amount> {
         ore,
         vat: v1::VatTreatment::Included as i32,
     })
+}
+
+/// A recommendation to approve `payout_ore`, without a reduction.
+pub fn approval(payout_ore: i64) -> v1::recommend_refund_decision_request::Recommendation {
+    v1::recommend_refund_decision_request::Recommendation::Approval(
+        v1::RefundApprovalRecommendation {
+            payout: gross(payout_ore),
+            ..Default::default()
+        },
+    )
 }
 
 /// Today in Europe/Oslo.
@@ -376,50 +417,38 @@ impl Grant {
     }
 }
 
-/// Reads messages from `consumer` until `done` is satisfied by the decoded envelopes, or fails
-/// after `WAIT`.
+/// Reads messages from `consumer` (one at a time, with the testkit's reader) until `done` is
+/// satisfied by them, or fails after `WAIT`.
 pub async fn read_until(
     consumer: &StreamConsumer,
     what: &str,
-    done: impl Fn(&[EventEnvelope]) -> bool,
-) -> anyhow::Result<Vec<EventEnvelope>> {
+    done: impl Fn(&[Received]) -> bool,
+) -> anyhow::Result<Vec<Received>> {
     let deadline = Instant::now() + WAIT;
     let mut received = Vec::new();
     while !done(&received) {
         let left = deadline.saturating_duration_since(Instant::now());
-        anyhow::ensure!(
-            !left.is_zero(),
-            "timed out waiting for {what}; read {:?}",
-            received
-                .iter()
-                .map(|envelope: &EventEnvelope| envelope.event_type.clone())
-                .collect::<Vec<_>>()
-        );
-        if let Ok(Ok(message)) = tokio::time::timeout(left, consumer.recv()).await
-            && let Some(envelope) = message
-                .payload()
-                .and_then(|payload| EventEnvelope::decode(payload).ok())
-        {
-            received.push(envelope);
-        }
+        let next = read(consumer, 1, left, Duration::ZERO)
+            .await
+            .with_context(|| {
+                format!(
+                    "timed out waiting for {what}; read {:?}",
+                    received
+                        .iter()
+                        .map(Received::event_type)
+                        .collect::<Vec<_>>()
+                )
+            })?;
+        received.extend(next);
     }
     Ok(received)
 }
 
-/// The events of type `M` among `received`.
-pub fn of_type<M: prost::Message + Name + Default>(received: &[EventEnvelope]) -> Vec<M> {
-    received
-        .iter()
-        .filter(|envelope| envelope.event_type == M::full_name())
-        .filter_map(|envelope| M::decode(envelope.payload.as_slice()).ok())
-        .collect()
-}
-
 /// Whether `received` holds at least `count` events of type `M`.
-pub fn has<M: Name>(received: &[EventEnvelope], count: usize) -> bool {
+pub fn has<M: Name>(received: &[Received], count: usize) -> bool {
     received
         .iter()
-        .filter(|envelope| envelope.event_type == M::full_name())
+        .filter(|message| message.event_type() == M::full_name())
         .count()
         >= count
 }
