@@ -103,18 +103,9 @@ async fn record(
     action: &str,
 ) -> Result<(), ApiError> {
     let actor = actor(caller, stored.employer());
-    audit::record(
-        work.db(),
-        &AuditEvent {
-            case_id: stored.case_id(),
-            subject_id: stored.id(),
-            kind,
-            action,
-            actor: &actor,
-            purpose: purpose_of(caller),
-        },
-    )
-    .await?;
+    stored
+        .audit(work.db(), kind, action, &actor, purpose_of(caller))
+        .await?;
     Ok(())
 }
 
@@ -141,20 +132,57 @@ fn refused(reason: &'static str, application: &v1::Application) -> ApiError {
     )
 }
 
-/// Saves `stored`, records the entry and commits.
-async fn finish(
-    mut work: UnitOfWork,
-    stored: &mut Stored,
-    caller: &Caller,
-    kind: AuditEntryKind,
-    action: &str,
+/// An application loaded locked for a change by `caller`, in the unit of work that saves it,
+/// with the time the change is made at.
+struct Change<'a> {
+    work: UnitOfWork,
+    stored: Stored,
+    caller: &'a Caller,
     now: OffsetDateTime,
-) -> Result<v1::Application, ApiError> {
-    stored.application.updated_at = stamp(now);
-    store::save(work.db(), stored, now).await?;
-    record(&mut work, stored, caller, kind, action).await?;
-    work.commit().await?;
-    Ok(stored.application.clone())
+}
+
+impl<'a> Change<'a> {
+    /// Begins the unit of work and loads application `id` locked in it (see [`load`]).
+    async fn begin(
+        api: &ApplicationsApi,
+        id: Uuid,
+        caller: &'a Caller,
+    ) -> Result<Change<'a>, ApiError> {
+        let now = api.clock.now();
+        let mut work = api.db.begin().await?;
+        let stored = load(&mut work, id, caller).await?;
+        Ok(Change {
+            work,
+            stored,
+            caller,
+            now,
+        })
+    }
+
+    /// Refuses with `reason` (naming the current status) unless the application is `status`.
+    fn require(&self, status: Status, reason: &'static str) -> Result<(), ApiError> {
+        let application = &self.stored.application;
+        if model::status(application) == status {
+            Ok(())
+        } else {
+            Err(refused(reason, application))
+        }
+    }
+
+    /// Saves the application, records the entry (`kind`, `action`) and commits; returns the
+    /// application as saved.
+    async fn finish(
+        mut self,
+        kind: AuditEntryKind,
+        action: &str,
+    ) -> Result<v1::Application, ApiError> {
+        let stored = &mut self.stored;
+        stored.application.updated_at = stamp(self.now);
+        store::save(self.work.db(), stored, self.now).await?;
+        record(&mut self.work, stored, self.caller, kind, action).await?;
+        self.work.commit().await?;
+        Ok(self.stored.application)
+    }
 }
 
 fn digest(request: &v1::SubmitApplicationRequest, pseudonym: &str) -> String {
@@ -271,18 +299,9 @@ async fn record_reads(
     let mut work = api.db.begin().await?;
     for stored in read {
         let actor = actor(caller, stored.employer());
-        audit::record(
-            work.db(),
-            &AuditEvent {
-                case_id: stored.case_id(),
-                subject_id: stored.id(),
-                kind: AuditEntryKind::Read,
-                action,
-                actor: &actor,
-                purpose,
-            },
-        )
-        .await?;
+        stored
+            .audit(work.db(), AuditEntryKind::Read, action, &actor, purpose)
+            .await?;
     }
     work.commit().await?;
     Ok(())
@@ -486,31 +505,21 @@ async fn start_review(
     request: v1::StartReviewRequest,
 ) -> Result<v1::StartReviewResponse, ApiError> {
     let id = commands::application_id(&request.application_id)?;
-    let now = api.clock.now();
-    let mut work = api.db.begin().await?;
-    let mut stored = load(&mut work, id, &call.caller).await?;
-    let application = &mut stored.application;
+    let mut change = Change::begin(api, id, &call.caller).await?;
+    let application = &mut change.stored.application;
     match model::status(application) {
         Status::Submitted => {}
         Status::UnderReview if application.reviewed_by == call.caller.subject => {
             return Ok(v1::StartReviewResponse {
-                application: Some(stored.application),
+                application: Some(change.stored.application),
             });
         }
         _ => return Err(refused("NOT_SUBMITTED", application)),
     }
     application.status = Status::UnderReview as i32;
     application.reviewed_by = call.caller.subject.clone();
-    application.review_started_at = stamp(now);
-    let application = finish(
-        work,
-        &mut stored,
-        &call.caller,
-        AuditEntryKind::Change,
-        "StartReview",
-        now,
-    )
-    .await?;
+    application.review_started_at = stamp(change.now);
+    let application = change.finish(AuditEntryKind::Change, "StartReview").await?;
     Ok(v1::StartReviewResponse {
         application: Some(application),
     })
@@ -531,13 +540,9 @@ async fn assess_condition(
         check.text("note", &request.note, NOTE)
     };
     let (id, condition, note) = check.finish_with(|| Some((id?, condition?, note?)))?;
-    let now = api.clock.now();
-    let mut work = api.db.begin().await?;
-    let mut stored = load(&mut work, id, &call.caller).await?;
-    let application = &mut stored.application;
-    if model::status(application) != Status::UnderReview {
-        return Err(refused("ASSESSMENT_LOCKED", application));
-    }
+    let mut change = Change::begin(api, id, &call.caller).await?;
+    change.require(Status::UnderReview, "ASSESSMENT_LOCKED")?;
+    let application = &mut change.stored.application;
     let unchanged = application.conditions.iter().any(|assessed| {
         assessed.condition == condition as i32
             && assessed.met == request.met
@@ -546,7 +551,7 @@ async fn assess_condition(
     });
     if unchanged {
         return Ok(v1::AssessConditionResponse {
-            application: Some(stored.application),
+            application: Some(change.stored.application),
         });
     }
     application
@@ -557,20 +562,14 @@ async fn assess_condition(
         met: request.met,
         note,
         assessed_by: call.caller.subject.clone(),
-        assessed_at: stamp(now),
+        assessed_at: stamp(change.now),
     });
     application
         .conditions
         .sort_by_key(|assessed| assessed.condition);
-    let application = finish(
-        work,
-        &mut stored,
-        &call.caller,
-        AuditEntryKind::Change,
-        "AssessCondition",
-        now,
-    )
-    .await?;
+    let application = change
+        .finish(AuditEntryKind::Change, "AssessCondition")
+        .await?;
     Ok(v1::AssessConditionResponse {
         application: Some(application),
     })
@@ -593,13 +592,10 @@ async fn recommend_decision(
     request: v1::RecommendDecisionRequest,
 ) -> Result<v1::RecommendDecisionResponse, ApiError> {
     let command = Recommend::parse(&request)?;
-    let now = api.clock.now();
-    let mut work = api.db.begin().await?;
-    let mut stored = load(&mut work, command.application_id, &call.caller).await?;
-    let application = &mut stored.application;
-    if model::status(application) != Status::UnderReview {
-        return Err(refused("NOT_UNDER_REVIEW", application));
-    }
+    let mut change = Change::begin(api, command.application_id, &call.caller).await?;
+    change.require(Status::UnderReview, "NOT_UNDER_REVIEW")?;
+    let now = change.now;
+    let application = &mut change.stored.application;
     if application.conditions.len() < CONDITIONS {
         return Err(ApiError::refused(
             "CONDITIONS_NOT_ASSESSED",
@@ -657,28 +653,24 @@ async fn recommend_decision(
             ..Default::default()
         });
     application.status = Status::Recommended as i32;
-    let application = finish(
-        work,
-        &mut stored,
-        &call.caller,
-        AuditEntryKind::Change,
-        "RecommendDecision",
-        now,
-    )
-    .await?;
+    let application = change
+        .finish(AuditEntryKind::Change, "RecommendDecision")
+        .await?;
     Ok(v1::RecommendDecisionResponse {
         application: Some(application),
     })
 }
 
-/// Starts a new funds request under a new grant id, published in `work`.
+/// Starts a new funds request under a new grant id, published in the change's unit of work.
 async fn request_funds(
     api: &ApplicationsApi,
-    work: &mut UnitOfWork,
-    stored: &mut Stored,
+    change: &mut Change<'_>,
     requested_by: &str,
-    now: OffsetDateTime,
 ) -> Result<(), ApiError> {
+    let Change {
+        work, stored, now, ..
+    } = change;
+    let now = *now;
     let grant_id = Uuid::now_v7();
     store::insert_grant_id(work.db(), grant_id, stored.id()).await?;
     let application = &mut stored.application;
@@ -729,11 +721,10 @@ async fn decide_application(
         check.optional_text("note", &request.note, NOTE)
     };
     let (id, verdict, note) = check.finish_with(|| Some((id?, verdict?, note?)))?;
-    let now = api.clock.now();
     let subject = call.caller.subject.clone();
-    let mut work = api.db.begin().await?;
-    let mut stored = load(&mut work, id, &call.caller).await?;
-    let application = &mut stored.application;
+    let mut change = Change::begin(api, id, &call.caller).await?;
+    let now = change.now;
+    let application = &change.stored.application;
     let repeat = verdict == v1::DeciderVerdict::Confirm
         && application.decision.as_ref().is_some_and(|decision| {
             decision.decided_by == subject
@@ -741,12 +732,11 @@ async fn decide_application(
         });
     if repeat {
         return Ok(v1::DecideApplicationResponse {
-            application: Some(stored.application),
+            application: Some(change.stored.application),
         });
     }
-    if model::status(application) != Status::Recommended {
-        return Err(refused("NOT_RECOMMENDED", application));
-    }
+    change.require(Status::Recommended, "NOT_RECOMMENDED")?;
+    let application = &mut change.stored.application;
     if application
         .recommendations
         .iter()
@@ -776,15 +766,9 @@ async fn decide_application(
             last.return_note = note;
         }
         application.status = Status::UnderReview as i32;
-        let application = finish(
-            work,
-            &mut stored,
-            &call.caller,
-            AuditEntryKind::Decision,
-            "DecideApplication",
-            now,
-        )
-        .await?;
+        let application = change
+            .finish(AuditEntryKind::Decision, "DecideApplication")
+            .await?;
         return Ok(v1::DecideApplicationResponse {
             application: Some(application),
         });
@@ -824,7 +808,7 @@ async fn decide_application(
                 applied_max_rate: Some(rate.to_wire()),
                 ..Default::default()
             });
-            request_funds(api, &mut work, &mut stored, &subject, now).await?;
+            request_funds(api, &mut change, &subject).await?;
         }
         Some(v1::application_recommendation::Recommendation::Rejection(rejection)) => {
             application.decision = Some(decision);
@@ -838,7 +822,8 @@ async fn decide_application(
             });
             application.status = Status::Rejected as i32;
             let event = events::rejected(application);
-            events::publish_application(&mut work, &stored.application, &event).await?;
+            events::publish_application(&mut change.work, &change.stored.application, &event)
+                .await?;
         }
         None => {
             return Err(ApiError::internal(anyhow::anyhow!(
@@ -846,15 +831,9 @@ async fn decide_application(
             )));
         }
     }
-    let application = finish(
-        work,
-        &mut stored,
-        &call.caller,
-        AuditEntryKind::Decision,
-        "DecideApplication",
-        now,
-    )
-    .await?;
+    let application = change
+        .finish(AuditEntryKind::Decision, "DecideApplication")
+        .await?;
     Ok(v1::DecideApplicationResponse {
         application: Some(application),
     })
@@ -866,22 +845,12 @@ async fn request_funds_again(
     request: v1::RequestFundsAgainRequest,
 ) -> Result<v1::RequestFundsAgainResponse, ApiError> {
     let id = commands::application_id(&request.application_id)?;
-    let now = api.clock.now();
-    let mut work = api.db.begin().await?;
-    let mut stored = load(&mut work, id, &call.caller).await?;
-    if model::status(&stored.application) != Status::FundsDenied {
-        return Err(refused("NOT_FUNDS_DENIED", &stored.application));
-    }
-    request_funds(api, &mut work, &mut stored, &call.caller.subject, now).await?;
-    let application = finish(
-        work,
-        &mut stored,
-        &call.caller,
-        AuditEntryKind::Change,
-        "RequestFundsAgain",
-        now,
-    )
-    .await?;
+    let mut change = Change::begin(api, id, &call.caller).await?;
+    change.require(Status::FundsDenied, "NOT_FUNDS_DENIED")?;
+    request_funds(api, &mut change, &call.caller.subject).await?;
+    let application = change
+        .finish(AuditEntryKind::Change, "RequestFundsAgain")
+        .await?;
     Ok(v1::RequestFundsAgainResponse {
         application: Some(application),
     })
@@ -896,13 +865,9 @@ async fn reject_for_lack_of_funds(
     let id = check.uuid("application_id", &request.application_id);
     let explanation = check.optional_text("explanation", &request.explanation, NOTE);
     let (id, explanation) = check.finish_with(|| Some((id?, explanation?)))?;
-    let now = api.clock.now();
-    let mut work = api.db.begin().await?;
-    let mut stored = load(&mut work, id, &call.caller).await?;
-    let application = &mut stored.application;
-    if model::status(application) != Status::FundsDenied {
-        return Err(refused("NOT_FUNDS_DENIED", application));
-    }
+    let mut change = Change::begin(api, id, &call.caller).await?;
+    change.require(Status::FundsDenied, "NOT_FUNDS_DENIED")?;
+    let application = &mut change.stored.application;
     let rejection = application.rejection.get_or_insert_with(Default::default);
     rejection.reason = v1::ApplicationRejectionReason::FundsDenied as i32;
     rejection.explanation = explanation;
@@ -910,16 +875,10 @@ async fn reject_for_lack_of_funds(
     rejection.is_final = true;
     application.status = Status::Rejected as i32;
     let event = events::rejected(application);
-    events::publish_application(&mut work, &stored.application, &event).await?;
-    let application = finish(
-        work,
-        &mut stored,
-        &call.caller,
-        AuditEntryKind::Decision,
-        "RejectForLackOfFunds",
-        now,
-    )
-    .await?;
+    events::publish_application(&mut change.work, &change.stored.application, &event).await?;
+    let application = change
+        .finish(AuditEntryKind::Decision, "RejectForLackOfFunds")
+        .await?;
     Ok(v1::RejectForLackOfFundsResponse {
         application: Some(application),
     })
@@ -934,11 +893,10 @@ async fn withdraw_application(
     let id = check.uuid("application_id", &request.application_id);
     let reason = check.optional_text("reason", &request.reason, NOTE);
     let (id, reason) = check.finish_with(|| Some((id?, reason?)))?;
-    let now = api.clock.now();
-    let mut work = api.db.begin().await?;
-    let mut stored = load(&mut work, id, &call.caller).await?;
-    call.caller.require_represents(stored.employer())?;
-    let application = &mut stored.application;
+    let mut change = Change::begin(api, id, &call.caller).await?;
+    call.caller.require_represents(change.stored.employer())?;
+    let now = change.now;
+    let application = &mut change.stored.application;
     let previous = model::status(application);
     match previous {
         Status::Granted => return Err(refused("ALREADY_GRANTED", application)),
@@ -949,7 +907,7 @@ async fn withdraw_application(
             });
             if same {
                 return Ok(v1::WithdrawApplicationResponse {
-                    application: Some(stored.application),
+                    application: Some(change.stored.application),
                 });
             }
             return Err(refused("ALREADY_WITHDRAWN", application));
@@ -968,19 +926,13 @@ async fn withdraw_application(
         withdrawn_by: call.caller.subject.clone(),
     });
     application.status = Status::Withdrawn as i32;
-    stored.resend_at = None;
-    stored.resend_interval_seconds = None;
-    let event = events::withdrawn(&stored.application, previous);
-    events::publish_application(&mut work, &stored.application, &event).await?;
-    let application = finish(
-        work,
-        &mut stored,
-        &call.caller,
-        AuditEntryKind::Change,
-        "WithdrawApplication",
-        now,
-    )
-    .await?;
+    change.stored.resend_at = None;
+    change.stored.resend_interval_seconds = None;
+    let event = events::withdrawn(&change.stored.application, previous);
+    events::publish_application(&mut change.work, &change.stored.application, &event).await?;
+    let application = change
+        .finish(AuditEntryKind::Change, "WithdrawApplication")
+        .await?;
     Ok(v1::WithdrawApplicationResponse {
         application: Some(application),
     })
@@ -1011,13 +963,9 @@ async fn cancel_grant(
             message: "only a decider may revoke a grant".to_owned(),
         });
     }
-    let now = api.clock.now();
-    let mut work = api.db.begin().await?;
-    let mut stored = load(&mut work, id, &call.caller).await?;
-    let application = &mut stored.application;
-    if model::status(application) != Status::Granted {
-        return Err(refused("NOT_GRANTED", application));
-    }
+    let mut change = Change::begin(api, id, &call.caller).await?;
+    change.require(Status::Granted, "NOT_GRANTED")?;
+    let application = &mut change.stored.application;
     let refusal = match model::grant_status(application) {
         GrantStatus::Active => None,
         GrantStatus::ClaimPending => Some("GRANT_HAS_CLAIM"),
@@ -1036,7 +984,7 @@ async fn cancel_grant(
                 });
             if same {
                 return Ok(v1::CancelGrantResponse {
-                    application: Some(stored.application),
+                    application: Some(change.stored.application),
                 });
             }
             Some("CANCELLATION_PENDING")
@@ -1054,21 +1002,13 @@ async fn cancel_grant(
         explanation,
         requested_by: call.caller.subject.clone(),
         requested_by_employer: employer,
-        requested_at: stamp(now),
+        requested_at: stamp(change.now),
         ..Default::default()
     });
     grant.status = GrantStatus::CancellationRequested as i32;
     let event = events::cancellation_requested(application);
-    events::publish_grant(&mut work, &stored.application, &event).await?;
-    let application = finish(
-        work,
-        &mut stored,
-        &call.caller,
-        AuditEntryKind::Change,
-        "CancelGrant",
-        now,
-    )
-    .await?;
+    events::publish_grant(&mut change.work, &change.stored.application, &event).await?;
+    let application = change.finish(AuditEntryKind::Change, "CancelGrant").await?;
     Ok(v1::CancelGrantResponse {
         application: Some(application),
     })

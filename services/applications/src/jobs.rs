@@ -8,11 +8,8 @@
 use ekb_platform::clock::Clock;
 use std::{sync::Arc, time::Duration};
 
-use ekb_platform::{
-    audit::{self, AuditActor, AuditEvent},
-    messaging::Db,
-};
-use ekb_proto::v1::{self, AccessPurpose, ApplicationStatus as Status, AuditEntryKind};
+use ekb_platform::messaging::Db;
+use ekb_proto::v1::{self, ApplicationStatus as Status};
 use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
 
@@ -85,18 +82,9 @@ pub async fn erase_due(db: &Db, policy: &Policy, now: OffsetDateTime) -> anyhow:
         stored.application.personal_data_erased_at = stamp(now);
         stored.fodselsnummer_sealed = None;
         store::save(work.db(), &stored, now).await?;
-        audit::record(
-            work.db(),
-            &AuditEvent {
-                case_id: stored.case_id(),
-                subject_id: stored.id(),
-                kind: AuditEntryKind::Change,
-                action: "PersonalDataErased",
-                actor: &AuditActor::service(),
-                purpose: AccessPurpose::System,
-            },
-        )
-        .await?;
+        stored
+            .audit_service_change(work.db(), "PersonalDataErased")
+            .await?;
     }
     work.commit().await?;
     if erased > 0 {

@@ -10,13 +10,8 @@ use ekb_domain::oslo_date;
 use ekb_platform::clock::Clock;
 use std::sync::Arc;
 
-use ekb_platform::{
-    audit::{self, AuditActor, AuditEvent},
-    messaging::{HandlerError, Handles, UnitOfWork},
-};
-use ekb_proto::v1::{
-    self, AccessPurpose, ApplicationStatus as Status, AuditEntryKind, EventEnvelope, GrantStatus,
-};
+use ekb_platform::messaging::{HandlerError, Handles, UnitOfWork};
+use ekb_proto::v1::{self, ApplicationStatus as Status, EventEnvelope, GrantStatus};
 use uuid::Uuid;
 
 use crate::{
@@ -63,18 +58,7 @@ async fn save(
 ) -> Result<(), HandlerError> {
     stored.application.updated_at = stamp(now);
     store::save(work.db(), stored, now).await?;
-    audit::record(
-        work.db(),
-        &AuditEvent {
-            case_id: stored.case_id(),
-            subject_id: stored.id(),
-            kind: AuditEntryKind::Change,
-            action,
-            actor: &AuditActor::service(),
-            purpose: AccessPurpose::System,
-        },
-    )
-    .await?;
+    stored.audit_service_change(work.db(), action).await?;
     Ok(())
 }
 
@@ -93,6 +77,17 @@ async fn current_for_grant(
         .as_ref()
         .is_some_and(|grant| grant.grant_id == id.to_string());
     Ok(current.then_some(stored))
+}
+
+/// The application of `grant_id` if that is its current grant id and the grant is in one of
+/// `states`; otherwise the event is not for it (None).
+async fn current_grant_in(
+    work: &mut UnitOfWork,
+    grant_id: &str,
+    states: &[GrantStatus],
+) -> Result<Option<Stored>, HandlerError> {
+    let stored = current_for_grant(work, grant_id).await?;
+    Ok(stored.filter(|stored| states.contains(&model::grant_status(&stored.application))))
 }
 
 impl Handles<v1::CaseRouted> for ApplicationsState {
@@ -139,6 +134,24 @@ fn is_grant(commitment: Option<&v1::Commitment>) -> Option<String> {
         .map(|commitment| commitment.commitment_id.clone())
 }
 
+/// The grant id and application a budget answer on `commitment` completes: a grant's current
+/// funds request that still waits (GRANT_PENDING_FUNDS); None when the answer is not for one.
+async fn waiting_for_funds(
+    work: &mut UnitOfWork,
+    commitment: Option<&v1::Commitment>,
+) -> Result<Option<(String, Stored)>, HandlerError> {
+    let Some(grant_id) = is_grant(commitment) else {
+        return Ok(None);
+    };
+    let Some(stored) = current_for_grant(work, &grant_id).await? else {
+        return Ok(None);
+    };
+    if model::status(&stored.application) != Status::GrantPendingFunds {
+        return Ok(None);
+    }
+    Ok(Some((grant_id, stored)))
+}
+
 impl Handles<v1::FundsReserved> for ApplicationsState {
     async fn handle(
         &self,
@@ -146,15 +159,11 @@ impl Handles<v1::FundsReserved> for ApplicationsState {
         event: v1::FundsReserved,
         _envelope: &EventEnvelope,
     ) -> Result<(), HandlerError> {
-        let Some(grant_id) = is_grant(event.commitment.as_ref()) else {
+        let Some((grant_id, mut stored)) =
+            waiting_for_funds(work, event.commitment.as_ref()).await?
+        else {
             return Ok(());
         };
-        let Some(mut stored) = current_for_grant(work, &grant_id).await? else {
-            return Ok(());
-        };
-        if model::status(&stored.application) != Status::GrantPendingFunds {
-            return Ok(());
-        }
         let now = self.clock.now();
         let grant_date = oslo_date(now);
         let application = &mut stored.application;
@@ -192,15 +201,10 @@ impl Handles<v1::FundsDenied> for ApplicationsState {
         event: v1::FundsDenied,
         _envelope: &EventEnvelope,
     ) -> Result<(), HandlerError> {
-        let Some(grant_id) = is_grant(event.commitment.as_ref()) else {
+        let Some((_, mut stored)) = waiting_for_funds(work, event.commitment.as_ref()).await?
+        else {
             return Ok(());
         };
-        let Some(mut stored) = current_for_grant(work, &grant_id).await? else {
-            return Ok(());
-        };
-        if model::status(&stored.application) != Status::GrantPendingFunds {
-            return Ok(());
-        }
         let now = self.clock.now();
         let application = &mut stored.application;
         if let Some(request) = model::current_request(application) {
@@ -235,97 +239,38 @@ async fn move_grant(
     to: GrantStatus,
     action: &str,
 ) -> Result<(), HandlerError> {
-    let Some(mut stored) = current_for_grant(work, grant_id).await? else {
+    let Some(mut stored) = current_grant_in(work, grant_id, from).await? else {
         return Ok(());
     };
-    if !from.contains(&model::grant_status(&stored.application)) {
-        return Ok(());
-    }
     if let Some(grant) = stored.application.grant.as_mut() {
         grant.status = to as i32;
     }
     save(work, &mut stored, action, state.clock.now()).await
 }
 
-impl Handles<v1::RefundClaimSubmitted> for ApplicationsState {
-    async fn handle(
-        &self,
-        work: &mut UnitOfWork,
-        event: v1::RefundClaimSubmitted,
-        _envelope: &EventEnvelope,
-    ) -> Result<(), HandlerError> {
-        move_grant(
-            self,
-            work,
-            &event.grant_id,
-            &[GrantStatus::Active],
-            GrantStatus::ClaimPending,
-            "RefundClaimSubmitted",
-        )
-        .await
-    }
+/// Implements `Handles<$event>` as [`move_grant`] of the event's grant from one of `$from` to
+/// `$to`, recorded under the event's name.
+macro_rules! moves_grant {
+    ($event:ident: [$($from:ident),+] => $to:ident) => {
+        impl Handles<v1::$event> for ApplicationsState {
+            async fn handle(
+                &self,
+                work: &mut UnitOfWork,
+                event: v1::$event,
+                _envelope: &EventEnvelope,
+            ) -> Result<(), HandlerError> {
+                let from = [$(GrantStatus::$from),+];
+                let to = GrantStatus::$to;
+                move_grant(self, work, &event.grant_id, &from, to, stringify!($event)).await
+            }
+        }
+    };
 }
 
-impl Handles<v1::RefundRejected> for ApplicationsState {
-    async fn handle(
-        &self,
-        work: &mut UnitOfWork,
-        event: v1::RefundRejected,
-        _envelope: &EventEnvelope,
-    ) -> Result<(), HandlerError> {
-        move_grant(
-            self,
-            work,
-            &event.grant_id,
-            &[GrantStatus::ClaimPending],
-            GrantStatus::Active,
-            "RefundRejected",
-        )
-        .await
-    }
-}
-
-impl Handles<v1::RefundApproved> for ApplicationsState {
-    async fn handle(
-        &self,
-        work: &mut UnitOfWork,
-        event: v1::RefundApproved,
-        _envelope: &EventEnvelope,
-    ) -> Result<(), HandlerError> {
-        move_grant(
-            self,
-            work,
-            &event.grant_id,
-            &[
-                GrantStatus::Active,
-                GrantStatus::ClaimPending,
-                GrantStatus::CancellationRequested,
-            ],
-            GrantStatus::Settled,
-            "RefundApproved",
-        )
-        .await
-    }
-}
-
-impl Handles<v1::GrantExpired> for ApplicationsState {
-    async fn handle(
-        &self,
-        work: &mut UnitOfWork,
-        event: v1::GrantExpired,
-        _envelope: &EventEnvelope,
-    ) -> Result<(), HandlerError> {
-        move_grant(
-            self,
-            work,
-            &event.grant_id,
-            &[GrantStatus::Active, GrantStatus::CancellationRequested],
-            GrantStatus::Expired,
-            "GrantExpired",
-        )
-        .await
-    }
-}
+moves_grant!(RefundClaimSubmitted: [Active] => ClaimPending);
+moves_grant!(RefundRejected: [ClaimPending] => Active);
+moves_grant!(RefundApproved: [Active, ClaimPending, CancellationRequested] => Settled);
+moves_grant!(GrantExpired: [Active, CancellationRequested] => Expired);
 
 impl Handles<v1::RefundDeadlineExtended> for ApplicationsState {
     async fn handle(
@@ -361,12 +306,10 @@ impl Handles<v1::GrantCancellationAccepted> for ApplicationsState {
         event: v1::GrantCancellationAccepted,
         _envelope: &EventEnvelope,
     ) -> Result<(), HandlerError> {
-        let Some(mut stored) = current_for_grant(work, &event.grant_id).await? else {
+        let requested = [GrantStatus::CancellationRequested];
+        let Some(mut stored) = current_grant_in(work, &event.grant_id, &requested).await? else {
             return Ok(());
         };
-        if model::grant_status(&stored.application) != GrantStatus::CancellationRequested {
-            return Ok(());
-        }
         let now = self.clock.now();
         if let Some(grant) = stored.application.grant.as_mut() {
             grant.status = GrantStatus::Cancelled as i32;
@@ -388,12 +331,10 @@ impl Handles<v1::GrantCancellationRefused> for ApplicationsState {
         _envelope: &EventEnvelope,
     ) -> Result<(), HandlerError> {
         use v1::GrantCancellationRefusalReason as Refusal;
-        let Some(mut stored) = current_for_grant(work, &event.grant_id).await? else {
+        let requested = [GrantStatus::CancellationRequested];
+        let Some(mut stored) = current_grant_in(work, &event.grant_id, &requested).await? else {
             return Ok(());
         };
-        if model::grant_status(&stored.application) != GrantStatus::CancellationRequested {
-            return Ok(());
-        }
         let to = match Refusal::try_from(event.reason) {
             Ok(Refusal::ClaimPending) => GrantStatus::ClaimPending,
             Ok(Refusal::GrantSettled) => GrantStatus::Settled,

@@ -3,6 +3,7 @@
 //! jobs and the one-live-application rule need, all derived from the document on every save
 //! (so they cannot drift). The fødselsnummer lives only in `fodselsnummer_sealed`, encrypted.
 
+use ekb_platform::audit::{self, AuditActor, AuditEvent};
 use ekb_proto::v1;
 use prost::Message as _;
 use sqlx::{PgConnection, Row as _};
@@ -126,6 +127,45 @@ impl Stored {
             .details
             .as_ref()
             .map_or("", |details| details.employer_organisation_number.as_str())
+    }
+
+    /// Records in the audit trail, on `db` (inside the unit of work of the change), that
+    /// `actor` read or changed this application (`kind`) by `action`, for `purpose`.
+    pub async fn audit(
+        &self,
+        db: &mut PgConnection,
+        kind: v1::AuditEntryKind,
+        action: &str,
+        actor: &AuditActor,
+        purpose: v1::AccessPurpose,
+    ) -> Result<(), sqlx::Error> {
+        let event = AuditEvent {
+            case_id: self.case_id(),
+            subject_id: self.id(),
+            kind,
+            action,
+            actor,
+            purpose,
+        };
+        audit::record(db, &event).await?;
+        Ok(())
+    }
+
+    /// Records on `db` a change the service itself made on `action` (an event or a job).
+    pub async fn audit_service_change(
+        &self,
+        db: &mut PgConnection,
+        action: &str,
+    ) -> Result<(), sqlx::Error> {
+        let service = AuditActor::service();
+        self.audit(
+            db,
+            v1::AuditEntryKind::Change,
+            action,
+            &service,
+            v1::AccessPurpose::System,
+        )
+        .await
     }
 }
 

@@ -10,11 +10,11 @@ use std::time::Duration;
 
 use ekb_applications::{Applications, jobs};
 use ekb_platform::messaging::EventSubject;
-use ekb_proto::v1::{self, ApplicationStatus as Status, GrantStatus};
+use ekb_proto::v1::{self, ApplicationStatus as Status, GrantCancellationReason, GrantStatus};
 use ekb_testkit::{events::ScriptedBudget, services::with_bearer};
 use support::{
-    EMPLOYER, OTHER_ORG, Stack, date_in, employee, envelopes_of, gross, of_type, read, reason,
-    submission, violated_fields,
+    EMPLOYER, OTHER_ORG, Stack, application_of, date_in, employee, envelopes_of, gross, of_type,
+    read, reason, refusal, submission, violated_fields,
 };
 use tonic::Code;
 
@@ -146,17 +146,9 @@ async fn an_application_goes_to_granted_and_grant_approved_carries_what_refunds_
 
     // The employer reads its own application (recorded as self-service).
     let own = s
-        .client
-        .get_application(with_bearer(
-            v1::GetApplicationRequest {
-                application_id: id.clone(),
-                purpose: 0,
-            },
-            &employer,
-        ))
-        .await?
-        .into_inner();
-    assert_eq!(own.application.map(|a| a.status()), Some(Status::Granted));
+        .get_as(&employer, &id, v1::AccessPurpose::Unspecified)
+        .await?;
+    assert_eq!(own.status(), Status::Granted);
 
     // The audit trail: the submission, every change and decision, every read.
     let auditor = s.nav("aud-1", &["application-auditor"]);
@@ -281,10 +273,8 @@ async fn lack_of_funds_is_not_final_until_a_decider_says_so() -> anyhow::Result<
     let mut s = Stack::start("lack-of-funds").await?;
     let _budget = scripted_budget(&s, 1_000_000).await?;
     let topic = s.topic()?;
-    let case_id = s.regular_case().await?;
-    let id = s.submit(&case_id).await?.application_id;
-    let version = s.recommend_grant(&id, 1_500_000).await?;
-    s.confirm(&id, version).await?;
+    let (case_id, confirmed) = s.confirmed_grant(1_500_000).await?;
+    let id = confirmed.application_id;
     let denied = s.wait_for_status(&id, Status::FundsDenied).await?;
     let rejection = denied.rejection.clone().unwrap_or_default();
     assert_eq!(
@@ -301,34 +291,20 @@ async fn lack_of_funds_is_not_final_until_a_decider_says_so() -> anyhow::Result<
     // The employer sees the same: rejected for lack of funds, not final.
     let employer = s.employer(&[EMPLOYER]);
     let seen = s
-        .client
-        .get_application(with_bearer(
-            v1::GetApplicationRequest {
-                application_id: id.clone(),
-                purpose: 0,
-            },
-            &employer,
-        ))
-        .await?
-        .into_inner()
-        .application
-        .unwrap_or_default();
+        .get_as(&employer, &id, v1::AccessPurpose::Unspecified)
+        .await?;
     assert_eq!(seen.status(), Status::FundsDenied);
 
     // Asking again mints a new grant id; budget denies again.
     let caseworker = s.nav("cw-1", &["application-caseworker"]);
-    let again = s
-        .client
-        .request_funds_again(with_bearer(
-            v1::RequestFundsAgainRequest {
-                application_id: id.clone(),
-            },
-            &caseworker,
-        ))
-        .await?
-        .into_inner()
-        .application
-        .unwrap_or_default();
+    let request = v1::RequestFundsAgainRequest {
+        application_id: id.clone(),
+    };
+    let again = application_of(
+        s.client
+            .request_funds_again(with_bearer(request, &caseworker))
+            .await,
+    )?;
     let second_grant = again.grant.clone().unwrap_or_default().grant_id;
     assert_ne!(first_grant, second_grant);
     let denied = s.wait_for_status(&id, Status::FundsDenied).await?;
@@ -336,31 +312,14 @@ async fn lack_of_funds_is_not_final_until_a_decider_says_so() -> anyhow::Result<
 
     // A caseworker may not make it final; a decider may.
     let refused = s
-        .client
-        .reject_for_lack_of_funds(with_bearer(
-            v1::RejectForLackOfFundsRequest {
-                application_id: id.clone(),
-                explanation: String::new(),
-            },
-            &caseworker,
-        ))
+        .reject_for_lack_of_funds_as(&caseworker, &id, "")
         .await
         .expect_err("not a decider");
     assert_eq!(refused.code(), Code::PermissionDenied);
     let decider = s.nav("dec-1", &["application-decider"]);
     let rejected = s
-        .client
-        .reject_for_lack_of_funds(with_bearer(
-            v1::RejectForLackOfFundsRequest {
-                application_id: id.clone(),
-                explanation: "No funds left this year.".to_owned(),
-            },
-            &decider,
-        ))
-        .await?
-        .into_inner()
-        .application
-        .unwrap_or_default();
+        .reject_for_lack_of_funds_as(&decider, &id, "No funds left this year.")
+        .await?;
     assert_eq!(rejected.status(), Status::Rejected);
     let rejection = rejected.rejection.unwrap_or_default();
     assert!(rejection.is_final);
@@ -389,27 +348,15 @@ async fn lack_of_funds_is_not_final_until_a_decider_says_so() -> anyhow::Result<
 async fn withdrawal_publishes_application_withdrawn_with_the_pending_grant() -> anyhow::Result<()> {
     let mut s = Stack::start("withdrawal").await?;
     let topic = s.topic()?;
-    let case_id = s.regular_case().await?;
-    let id = s.submit(&case_id).await?.application_id;
-    let version = s.recommend_grant(&id, 1_000_000).await?;
-    let pending = s.confirm(&id, version).await?;
+    let (_, pending) = s.confirmed_grant(1_000_000).await?;
+    let id = pending.application_id.clone();
     assert_eq!(pending.status(), Status::GrantPendingFunds);
     let grant_id = pending.grant.unwrap_or_default().grant_id;
 
     // Another organisation's representative may not withdraw it.
     let stranger = s.employer(&[OTHER_ORG]);
-    let withdraw = |token: &str, reason: &str| {
-        with_bearer(
-            v1::WithdrawApplicationRequest {
-                application_id: id.clone(),
-                reason: reason.to_owned(),
-            },
-            token,
-        )
-    };
     let refused = s
-        .client
-        .withdraw_application(withdraw(&stranger, ""))
+        .withdraw_as(&stranger, &id, "")
         .await
         .expect_err("not represented");
     assert_eq!(refused.code(), Code::PermissionDenied);
@@ -417,37 +364,19 @@ async fn withdrawal_publishes_application_withdrawn_with_the_pending_grant() -> 
 
     let employer = s.employer(&[EMPLOYER]);
     let withdrawn = s
-        .client
-        .withdraw_application(withdraw(&employer, "Not needed any more."))
-        .await?
-        .into_inner()
-        .application
-        .unwrap_or_default();
+        .withdraw_as(&employer, &id, "Not needed any more.")
+        .await?;
     assert_eq!(withdrawn.status(), Status::Withdrawn);
     let request = withdrawn.grant.unwrap_or_default().funds_requests;
     assert_eq!(request[0].outcome(), v1::FundsRequestOutcome::Withdrawn);
     // A repeat is idempotent; refused transitions name their reason.
-    s.client
-        .withdraw_application(withdraw(&employer, "Not needed any more."))
+    s.withdraw_as(&employer, &id, "Not needed any more.")
         .await?;
     let caseworker = s.nav("cw-1", &["application-caseworker"]);
-    let refused = s
-        .client
-        .start_review(with_bearer(
-            v1::StartReviewRequest {
-                application_id: id.clone(),
-            },
-            &caseworker,
-        ))
-        .await
-        .expect_err("withdrawn");
-    assert_eq!(reason(&refused), "NOT_SUBMITTED");
-    let refused = s
-        .client
-        .withdraw_application(withdraw(&employer, "Other reason"))
-        .await
-        .expect_err("twice");
-    assert_eq!(reason(&refused), "ALREADY_WITHDRAWN");
+    let refused = s.start_review_as(&caseworker, &id).await;
+    assert_eq!(refusal(refused, "withdrawn"), "NOT_SUBMITTED");
+    let refused = s.withdraw_as(&employer, &id, "Other reason").await;
+    assert_eq!(refusal(refused, "twice"), "ALREADY_WITHDRAWN");
 
     let events = read(&topic, 3, QUIET).await?;
     let withdrawals = of_type::<v1::ApplicationWithdrawn>(&events);
@@ -471,122 +400,47 @@ async fn four_eyes_refuses_the_recommender_as_decider_and_transitions_name_their
         &["application-caseworker", "application-decider"],
     );
     let caseworker = s.nav("cw-1", &["application-caseworker"]);
-    let recommend = |amount: i64| v1::RecommendDecisionRequest {
-        application_id: id.clone(),
-        recommendation: Some(v1::recommend_decision_request::Recommendation::Grant(
-            v1::GrantRecommendation {
-                amount: Some(gross(amount)),
-            },
-        )),
-        note: String::new(),
-    };
     // Not under review yet.
-    let refused = s
-        .client
-        .recommend_decision(with_bearer(recommend(1_000_000), &both))
-        .await
-        .expect_err("submitted");
-    assert_eq!(reason(&refused), "NOT_UNDER_REVIEW");
-    s.client
-        .start_review(with_bearer(
-            v1::StartReviewRequest {
-                application_id: id.clone(),
-            },
-            &both,
-        ))
-        .await?;
-    let refused = s
-        .client
-        .recommend_decision(with_bearer(recommend(1_000_000), &both))
-        .await
-        .expect_err("nothing assessed");
-    assert_eq!(reason(&refused), "CONDITIONS_NOT_ASSESSED");
+    let refused = s.recommend_as(&both, &id, 1_000_000, "").await;
+    assert_eq!(refusal(refused, "submitted"), "NOT_UNDER_REVIEW");
+    s.start_review_as(&both, &id).await?;
+    let refused = s.recommend_as(&both, &id, 1_000_000, "").await;
+    assert_eq!(
+        refusal(refused, "nothing assessed"),
+        "CONDITIONS_NOT_ASSESSED"
+    );
     for condition in 1..=5 {
-        s.client
-            .assess_condition(with_bearer(
-                v1::AssessConditionRequest {
-                    application_id: id.clone(),
-                    condition,
-                    met: condition != 3,
-                    note: "assessed".to_owned(),
-                },
-                &both,
-            ))
+        s.assess_as(&both, &id, condition, condition != 3, "assessed")
             .await?;
     }
-    let refused = s
-        .client
-        .recommend_decision(with_bearer(recommend(1_000_000), &both))
-        .await
-        .expect_err("a condition is not met");
-    assert_eq!(reason(&refused), "CONDITION_NOT_MET");
+    let refused = s.recommend_as(&both, &id, 1_000_000, "").await;
+    assert_eq!(
+        refusal(refused, "a condition is not met"),
+        "CONDITION_NOT_MET"
+    );
     // A "no" without a note is bad input; a "yes" repairs the condition.
     let status = s
-        .client
-        .assess_condition(with_bearer(
-            v1::AssessConditionRequest {
-                application_id: id.clone(),
-                condition: 3,
-                met: false,
-                note: String::new(),
-            },
-            &both,
-        ))
+        .assess_as(&both, &id, 3, false, "")
         .await
         .expect_err("no note");
     assert_eq!(violated_fields(&status), ["note"]);
-    s.client
-        .assess_condition(with_bearer(
-            v1::AssessConditionRequest {
-                application_id: id.clone(),
-                condition: 3,
-                met: true,
-                note: String::new(),
-            },
-            &both,
-        ))
-        .await?;
+    s.assess_as(&both, &id, 3, true, "").await?;
     // Above the estimated cost (20 000 kr) and above the max rate: bad input.
     let status = s
-        .client
-        .recommend_decision(with_bearer(recommend(2_500_000), &both))
+        .recommend_as(&both, &id, 2_500_000, "")
         .await
         .expect_err("too much");
     assert_eq!(status.code(), Code::InvalidArgument);
     assert!(violated_fields(&status).contains(&"grant.amount.ore".to_owned()));
-    s.client
-        .recommend_decision(with_bearer(recommend(1_000_000), &both))
-        .await?;
+    s.recommend_as(&both, &id, 1_000_000, "").await?;
     // The assessment is locked while recommended.
-    let refused = s
-        .client
-        .assess_condition(with_bearer(
-            v1::AssessConditionRequest {
-                application_id: id.clone(),
-                condition: 1,
-                met: true,
-                note: String::new(),
-            },
-            &caseworker,
-        ))
-        .await
-        .expect_err("locked");
-    assert_eq!(reason(&refused), "ASSESSMENT_LOCKED");
+    let refused = s.assess_as(&caseworker, &id, 1, true, "").await;
+    assert_eq!(refusal(refused, "locked"), "ASSESSMENT_LOCKED");
 
     // The recommender may not decide, though they hold the role.
-    let decide =
-        |version: i32, verdict: v1::DeciderVerdict, note: &str| v1::DecideApplicationRequest {
-            application_id: id.clone(),
-            recommendation_version: version,
-            verdict: verdict as i32,
-            note: note.to_owned(),
-        };
+    use v1::DeciderVerdict::{Confirm, Return};
     let refused = s
-        .client
-        .decide_application(with_bearer(
-            decide(1, v1::DeciderVerdict::Confirm, ""),
-            &both,
-        ))
+        .decide_as(&both, &id, 1, Confirm, "")
         .await
         .expect_err("own recommendation");
     assert_eq!(refused.code(), Code::PermissionDenied);
@@ -595,59 +449,26 @@ async fn four_eyes_refuses_the_recommender_as_decider_and_transitions_name_their
     // Another decider returns it; a RETURN needs a note.
     let decider = s.nav("dec-1", &["application-decider"]);
     let status = s
-        .client
-        .decide_application(with_bearer(
-            decide(1, v1::DeciderVerdict::Return, ""),
-            &decider,
-        ))
+        .decide_as(&decider, &id, 1, Return, "")
         .await
         .expect_err("no note");
     assert_eq!(violated_fields(&status), ["note"]);
     let returned = s
-        .client
-        .decide_application(with_bearer(
-            decide(1, v1::DeciderVerdict::Return, "Check the hours."),
-            &decider,
-        ))
-        .await?
-        .into_inner()
-        .application
-        .unwrap_or_default();
+        .decide_as(&decider, &id, 1, Return, "Check the hours.")
+        .await?;
     assert_eq!(returned.status(), Status::UnderReview);
     assert_eq!(returned.recommendations[0].returned_by, "dec-1");
 
     // cw-1 recommends version 2; the first recommender still may not decide it.
-    s.client
-        .recommend_decision(with_bearer(recommend(900_000), &caseworker))
-        .await?;
-    let refused = s
-        .client
-        .decide_application(with_bearer(
-            decide(2, v1::DeciderVerdict::Confirm, ""),
-            &both,
-        ))
-        .await
-        .expect_err("recommended version 1");
-    assert_eq!(reason(&refused), "DECIDER_IS_RECOMMENDER");
-    let refused = s
-        .client
-        .decide_application(with_bearer(
-            decide(1, v1::DeciderVerdict::Confirm, ""),
-            &decider,
-        ))
-        .await
-        .expect_err("stale version");
-    assert_eq!(reason(&refused), "RECOMMENDATION_CHANGED");
-    let decided = s
-        .client
-        .decide_application(with_bearer(
-            decide(2, v1::DeciderVerdict::Confirm, ""),
-            &decider,
-        ))
-        .await?
-        .into_inner()
-        .application
-        .unwrap_or_default();
+    s.recommend_as(&caseworker, &id, 900_000, "").await?;
+    let refused = s.decide_as(&both, &id, 2, Confirm, "").await;
+    assert_eq!(
+        refusal(refused, "recommended version 1"),
+        "DECIDER_IS_RECOMMENDER"
+    );
+    let refused = s.decide_as(&decider, &id, 1, Confirm, "").await;
+    assert_eq!(refusal(refused, "stale version"), "RECOMMENDATION_CHANGED");
+    let decided = s.decide_as(&decider, &id, 2, Confirm, "").await?;
     assert_eq!(decided.status(), Status::GrantPendingFunds);
     let decision = decided.decision.unwrap_or_default();
     assert_eq!(
@@ -658,26 +479,14 @@ async fn four_eyes_refuses_the_recommender_as_decider_and_transitions_name_their
         ("cw-1", "dec-1")
     );
     // Deciding again is idempotent and publishes nothing more; another verdict is refused.
-    s.client
-        .decide_application(with_bearer(
-            decide(2, v1::DeciderVerdict::Confirm, ""),
-            &decider,
-        ))
-        .await?;
+    s.decide_as(&decider, &id, 2, Confirm, "").await?;
     assert_eq!(
         s.count("SELECT count(*) FROM outbox WHERE event_type LIKE '%GrantRequested'")
             .await?,
         1
     );
-    let refused = s
-        .client
-        .decide_application(with_bearer(
-            decide(2, v1::DeciderVerdict::Return, "again"),
-            &decider,
-        ))
-        .await
-        .expect_err("decided");
-    assert_eq!(reason(&refused), "NOT_RECOMMENDED");
+    let refused = s.decide_as(&decider, &id, 2, Return, "again").await;
+    assert_eq!(refusal(refused, "decided"), "NOT_RECOMMENDED");
     s.stack.stop().await
 }
 
@@ -814,14 +623,9 @@ async fn bad_input_names_the_field_and_stores_and_publishes_nothing() -> anyhow:
     }
     // Bad input on the other RPCs.
     let caseworker = s.nav("cw-1", &["application-caseworker"]);
-    let status = client
-        .get_application(with_bearer(
-            v1::GetApplicationRequest {
-                application_id: uuid::Uuid::now_v7().to_string(),
-                purpose: v1::AccessPurpose::System as i32,
-            },
-            &caseworker,
-        ))
+    let unknown = uuid::Uuid::now_v7().to_string();
+    let status = s
+        .get_as(&caseworker, &unknown, v1::AccessPurpose::System)
         .await
         .expect_err("service-only purpose");
     assert_eq!(violated_fields(&status), ["purpose"]);
@@ -841,26 +645,15 @@ async fn bad_input_names_the_field_and_stores_and_publishes_nothing() -> anyhow:
         violated_fields(&status),
         ["statuses[0]", "county_codes[0]", "page_token", "page_size"]
     );
-    let status = client
-        .cancel_grant(with_bearer(
-            v1::CancelGrantRequest {
-                application_id: uuid::Uuid::now_v7().to_string(),
-                reason: v1::GrantCancellationReason::Other as i32,
-                explanation: String::new(),
-            },
-            &caseworker,
-        ))
+    let unknown = uuid::Uuid::now_v7().to_string();
+    let status = s
+        .cancel_grant_as(&caseworker, &unknown, GrantCancellationReason::Other, "")
         .await
         .expect_err("OTHER without explanation");
     assert_eq!(violated_fields(&status), ["explanation"]);
-    let status = client
-        .get_application(with_bearer(
-            v1::GetApplicationRequest {
-                application_id: uuid::Uuid::now_v7().to_string(),
-                purpose: v1::AccessPurpose::CaseProcessing as i32,
-            },
-            &caseworker,
-        ))
+    let unknown = uuid::Uuid::now_v7().to_string();
+    let status = s
+        .get_as(&caseworker, &unknown, v1::AccessPurpose::CaseProcessing)
         .await
         .expect_err("unknown");
     assert_eq!(status.code(), Code::NotFound);
@@ -942,29 +735,26 @@ async fn only_regular_cases_that_arrived_take_applications_for_represented_emplo
         .into_inner()
         .application
         .unwrap_or_default();
-    let status = client
-        .get_application(with_bearer(
-            v1::GetApplicationRequest {
-                application_id: created.application_id.clone(),
-                purpose: 0,
-            },
+    let created = &created.application_id;
+    let status = s
+        .get_as(&stranger, created, v1::AccessPurpose::Unspecified)
+        .await;
+    assert_eq!(
+        refusal(status, "not represented"),
+        "ORGANISATION_NOT_REPRESENTED"
+    );
+    let status = s
+        .cancel_grant_as(
             &stranger,
-        ))
-        .await
-        .expect_err("not represented");
-    assert_eq!(reason(&status), "ORGANISATION_NOT_REPRESENTED");
-    let status = client
-        .cancel_grant(with_bearer(
-            v1::CancelGrantRequest {
-                application_id: created.application_id.clone(),
-                reason: v1::GrantCancellationReason::EmployerRequest as i32,
-                explanation: String::new(),
-            },
-            &stranger,
-        ))
-        .await
-        .expect_err("not represented");
-    assert_eq!(reason(&status), "ORGANISATION_NOT_REPRESENTED");
+            created,
+            GrantCancellationReason::EmployerRequest,
+            "",
+        )
+        .await;
+    assert_eq!(
+        refusal(status, "not represented"),
+        "ORGANISATION_NOT_REPRESENTED"
+    );
 
     // A PILOT case is refused until CaseFlowChanged sends it to the regular flow.
     let pilot = s.open_case(v1::Flow::Pilot).await?;
@@ -1030,10 +820,8 @@ async fn an_unanswered_funds_request_is_resent_identically_with_a_growing_wait()
 -> anyhow::Result<()> {
     let mut s = Stack::start("resend").await?;
     let topic = s.topic()?;
-    let case_id = s.regular_case().await?;
-    let id = s.submit(&case_id).await?.application_id;
-    let version = s.recommend_grant(&id, 1_000_000).await?;
-    s.confirm(&id, version).await?;
+    let (_, confirmed) = s.confirmed_grant(1_000_000).await?;
+    let id = confirmed.application_id;
     let policy = policy()?;
     let db = s.db();
     let now = time::OffsetDateTime::now_utc();
@@ -1066,24 +854,14 @@ async fn an_unanswered_funds_request_is_resent_identically_with_a_growing_wait()
 async fn personal_data_is_erased_after_the_retention_time_and_the_grant_record_stays()
 -> anyhow::Result<()> {
     let mut s = Stack::start("retention").await?;
-    let case_id = s.regular_case().await?;
-    let id = s.submit(&case_id).await?.application_id;
-    let version = s.recommend_grant(&id, 1_000_000).await?;
-    s.confirm(&id, version).await?;
+    let (_, confirmed) = s.confirmed_grant(1_000_000).await?;
+    let id = confirmed.application_id;
     let policy = policy()?;
     let db = s.db();
     // Not ended yet: nothing is erased, however late.
     assert_eq!(jobs::erase_due(&db, &policy, far_future(900)).await?, 0);
     let employer = s.employer(&[EMPLOYER]);
-    s.client
-        .withdraw_application(with_bearer(
-            v1::WithdrawApplicationRequest {
-                application_id: id.clone(),
-                reason: "Changed our mind".to_owned(),
-            },
-            &employer,
-        ))
-        .await?;
+    s.withdraw_as(&employer, &id, "Changed our mind").await?;
     assert_eq!(
         jobs::erase_due(&db, &policy, far_future(14 * 30)).await?,
         0,
@@ -1137,10 +915,8 @@ async fn cancelling_a_grant_waits_for_refunds_and_a_redelivered_answer_is_applie
     let _budget = scripted_budget(&s, 10_000_000).await?;
     let topic = s.topic()?;
     let budget_topic = s.budget_topic()?;
-    let case_id = s.regular_case().await?;
-    let id = s.submit(&case_id).await?.application_id;
-    let version = s.recommend_grant(&id, 1_000_000).await?;
-    s.confirm(&id, version).await?;
+    let (case_id, confirmed) = s.confirmed_grant(1_000_000).await?;
+    let id = confirmed.application_id;
     let granted = s.wait_for_status(&id, Status::Granted).await?;
     let grant_id = granted.grant.unwrap_or_default().grant_id;
 
@@ -1156,31 +932,21 @@ async fn cancelling_a_grant_waits_for_refunds_and_a_redelivered_answer_is_applie
     // A caseworker may not revoke; an employer may only ask for EMPLOYER_REQUEST.
     let caseworker = s.nav("cw-1", &["application-caseworker"]);
     let refused = s
-        .client
-        .cancel_grant(with_bearer(
-            v1::CancelGrantRequest {
-                application_id: id.clone(),
-                reason: v1::GrantCancellationReason::Revoked as i32,
-                explanation: "Conditions not met after all.".to_owned(),
-            },
+        .cancel_grant_as(
             &caseworker,
-        ))
-        .await
-        .expect_err("not a decider");
-    assert_eq!(reason(&refused), "REVOCATION_REQUIRES_DECIDER");
+            &id,
+            GrantCancellationReason::Revoked,
+            "Conditions not met after all.",
+        )
+        .await;
+    assert_eq!(
+        refusal(refused, "not a decider"),
+        "REVOCATION_REQUIRES_DECIDER"
+    );
     let employer = s.employer(&[EMPLOYER]);
-    let cancel = v1::CancelGrantRequest {
-        application_id: id.clone(),
-        reason: v1::GrantCancellationReason::EmployerRequest as i32,
-        explanation: String::new(),
-    };
     let requested = s
-        .client
-        .cancel_grant(with_bearer(cancel.clone(), &employer))
-        .await?
-        .into_inner()
-        .application
-        .unwrap_or_default();
+        .cancel_grant_as(&employer, &id, GrantCancellationReason::EmployerRequest, "")
+        .await?;
     let grant = requested.grant.unwrap_or_default();
     assert_eq!(grant.status(), GrantStatus::CancellationRequested);
     assert!(grant.cancellation.unwrap_or_default().requested_by_employer);
@@ -1229,11 +995,9 @@ async fn cancelling_a_grant_waits_for_refunds_and_a_redelivered_answer_is_applie
         GrantStatus::Cancelled
     );
     let refused = s
-        .client
-        .cancel_grant(with_bearer(cancel, &employer))
-        .await
-        .expect_err("cancelled");
-    assert_eq!(reason(&refused), "GRANT_CANCELLED");
+        .cancel_grant_as(&employer, &id, GrantCancellationReason::EmployerRequest, "")
+        .await;
+    assert_eq!(refusal(refused, "cancelled"), "GRANT_CANCELLED");
     // The grant ended unused: the case may apply again.
     let next = s.submit(&case_id).await?;
     assert_eq!(next.status(), Status::Submitted);
@@ -1244,10 +1008,8 @@ async fn cancelling_a_grant_waits_for_refunds_and_a_redelivered_answer_is_applie
 async fn a_refused_cancellation_leaves_the_grant_with_its_claim() -> anyhow::Result<()> {
     let mut s = Stack::start("cancel-refused").await?;
     let _budget = scripted_budget(&s, 10_000_000).await?;
-    let case_id = s.regular_case().await?;
-    let id = s.submit(&case_id).await?.application_id;
-    let version = s.recommend_grant(&id, 1_000_000).await?;
-    s.confirm(&id, version).await?;
+    let (case_id, confirmed) = s.confirmed_grant(1_000_000).await?;
+    let id = confirmed.application_id;
     let grant_id = s
         .wait_for_status(&id, Status::Granted)
         .await?
@@ -1255,15 +1017,7 @@ async fn a_refused_cancellation_leaves_the_grant_with_its_claim() -> anyhow::Res
         .unwrap_or_default()
         .grant_id;
     let decider = s.nav("dec-2", &["application-decider"]);
-    s.client
-        .cancel_grant(with_bearer(
-            v1::CancelGrantRequest {
-                application_id: id.clone(),
-                reason: v1::GrantCancellationReason::Revoked as i32,
-                explanation: "Revoked".to_owned(),
-            },
-            &decider,
-        ))
+    s.cancel_grant_as(&decider, &id, GrantCancellationReason::Revoked, "Revoked")
         .await?;
     s.stack
         .feed

@@ -171,45 +171,14 @@ impl Stack {
         amount_ore: i64,
     ) -> anyhow::Result<i32> {
         let caseworker = self.nav("cw-1", &["application-caseworker"]);
-        self.client
-            .start_review(with_bearer(
-                v1::StartReviewRequest {
-                    application_id: application_id.to_owned(),
-                },
-                &caseworker,
-            ))
-            .await?;
+        self.start_review_as(&caseworker, application_id).await?;
         for condition in 1..=5 {
-            self.client
-                .assess_condition(with_bearer(
-                    v1::AssessConditionRequest {
-                        application_id: application_id.to_owned(),
-                        condition,
-                        met: true,
-                        note: "ok".to_owned(),
-                    },
-                    &caseworker,
-                ))
+            self.assess_as(&caseworker, application_id, condition, true, "ok")
                 .await?;
         }
         let recommended = self
-            .client
-            .recommend_decision(with_bearer(
-                v1::RecommendDecisionRequest {
-                    application_id: application_id.to_owned(),
-                    recommendation: Some(v1::recommend_decision_request::Recommendation::Grant(
-                        v1::GrantRecommendation {
-                            amount: Some(gross(amount_ore)),
-                        },
-                    )),
-                    note: "recommend".to_owned(),
-                },
-                &caseworker,
-            ))
-            .await?
-            .into_inner()
-            .application
-            .context("no application")?;
+            .recommend_as(&caseworker, application_id, amount_ore, "recommend")
+            .await?;
         Ok(recommended
             .recommendations
             .last()
@@ -223,21 +192,198 @@ impl Stack {
         version: i32,
     ) -> Result<v1::Application, tonic::Status> {
         let decider = self.nav("dec-1", &["application-decider"]);
-        Ok(self
-            .client
-            .decide_application(with_bearer(
-                v1::DecideApplicationRequest {
-                    application_id: application_id.to_owned(),
-                    recommendation_version: version,
-                    verdict: v1::DeciderVerdict::Confirm as i32,
-                    note: String::new(),
+        self.decide_as(
+            &decider,
+            application_id,
+            version,
+            v1::DeciderVerdict::Confirm,
+            "",
+        )
+        .await
+    }
+
+    /// Opens a REGULAR case, submits an application for it and takes it to a grant of
+    /// `amount_ore` that decider `dec-1` confirms (see [`Stack::recommend_grant`]); returns the
+    /// case id and the application as confirmed.
+    pub async fn confirmed_grant(
+        &mut self,
+        amount_ore: i64,
+    ) -> anyhow::Result<(String, v1::Application)> {
+        let case_id = self.regular_case().await?;
+        let id = self.submit(&case_id).await?.application_id;
+        let version = self.recommend_grant(&id, amount_ore).await?;
+        let confirmed = self.confirm(&id, version).await?;
+        Ok((case_id, confirmed))
+    }
+
+    /// StartReview of `application_id` as the caller of `token`.
+    pub async fn start_review_as(
+        &self,
+        token: &str,
+        application_id: &str,
+    ) -> Result<v1::Application, tonic::Status> {
+        let request = v1::StartReviewRequest {
+            application_id: application_id.to_owned(),
+        };
+        application_of(
+            self.client
+                .clone()
+                .start_review(with_bearer(request, token))
+                .await,
+        )
+    }
+
+    /// AssessCondition: `condition` of `application_id` is `met` (with `note`), as the caller
+    /// of `token`.
+    pub async fn assess_as(
+        &self,
+        token: &str,
+        application_id: &str,
+        condition: i32,
+        met: bool,
+        note: &str,
+    ) -> Result<v1::Application, tonic::Status> {
+        let request = v1::AssessConditionRequest {
+            application_id: application_id.to_owned(),
+            condition,
+            met,
+            note: note.to_owned(),
+        };
+        application_of(
+            self.client
+                .clone()
+                .assess_condition(with_bearer(request, token))
+                .await,
+        )
+    }
+
+    /// RecommendDecision: a grant of `amount_ore` on `application_id` (with `note`), as the
+    /// caller of `token`.
+    pub async fn recommend_as(
+        &self,
+        token: &str,
+        application_id: &str,
+        amount_ore: i64,
+        note: &str,
+    ) -> Result<v1::Application, tonic::Status> {
+        let request = v1::RecommendDecisionRequest {
+            application_id: application_id.to_owned(),
+            recommendation: Some(v1::recommend_decision_request::Recommendation::Grant(
+                v1::GrantRecommendation {
+                    amount: Some(gross(amount_ore)),
                 },
-                &decider,
-            ))
-            .await?
-            .into_inner()
-            .application
-            .unwrap_or_default())
+            )),
+            note: note.to_owned(),
+        };
+        application_of(
+            self.client
+                .clone()
+                .recommend_decision(with_bearer(request, token))
+                .await,
+        )
+    }
+
+    /// DecideApplication: `verdict` (with `note`) on recommendation `version` of
+    /// `application_id`, as the caller of `token`.
+    pub async fn decide_as(
+        &self,
+        token: &str,
+        application_id: &str,
+        version: i32,
+        verdict: v1::DeciderVerdict,
+        note: &str,
+    ) -> Result<v1::Application, tonic::Status> {
+        let request = v1::DecideApplicationRequest {
+            application_id: application_id.to_owned(),
+            recommendation_version: version,
+            verdict: verdict as i32,
+            note: note.to_owned(),
+        };
+        application_of(
+            self.client
+                .clone()
+                .decide_application(with_bearer(request, token))
+                .await,
+        )
+    }
+
+    /// GetApplication of `application_id` for `purpose`, as the caller of `token`.
+    pub async fn get_as(
+        &self,
+        token: &str,
+        application_id: &str,
+        purpose: v1::AccessPurpose,
+    ) -> Result<v1::Application, tonic::Status> {
+        let request = v1::GetApplicationRequest {
+            application_id: application_id.to_owned(),
+            purpose: purpose as i32,
+        };
+        application_of(
+            self.client
+                .clone()
+                .get_application(with_bearer(request, token))
+                .await,
+        )
+    }
+
+    /// WithdrawApplication of `application_id` giving `reason`, as the caller of `token`.
+    pub async fn withdraw_as(
+        &self,
+        token: &str,
+        application_id: &str,
+        reason: &str,
+    ) -> Result<v1::Application, tonic::Status> {
+        let request = v1::WithdrawApplicationRequest {
+            application_id: application_id.to_owned(),
+            reason: reason.to_owned(),
+        };
+        application_of(
+            self.client
+                .clone()
+                .withdraw_application(with_bearer(request, token))
+                .await,
+        )
+    }
+
+    /// RejectForLackOfFunds of `application_id` with `explanation`, as the caller of `token`.
+    pub async fn reject_for_lack_of_funds_as(
+        &self,
+        token: &str,
+        application_id: &str,
+        explanation: &str,
+    ) -> Result<v1::Application, tonic::Status> {
+        let request = v1::RejectForLackOfFundsRequest {
+            application_id: application_id.to_owned(),
+            explanation: explanation.to_owned(),
+        };
+        application_of(
+            self.client
+                .clone()
+                .reject_for_lack_of_funds(with_bearer(request, token))
+                .await,
+        )
+    }
+
+    /// CancelGrant of `application_id` for `reason` with `explanation`, as the caller of
+    /// `token`.
+    pub async fn cancel_grant_as(
+        &self,
+        token: &str,
+        application_id: &str,
+        reason: v1::GrantCancellationReason,
+        explanation: &str,
+    ) -> Result<v1::Application, tonic::Status> {
+        let request = v1::CancelGrantRequest {
+            application_id: application_id.to_owned(),
+            reason: reason as i32,
+            explanation: explanation.to_owned(),
+        };
+        application_of(
+            self.client
+                .clone()
+                .cancel_grant(with_bearer(request, token))
+                .await,
+        )
     }
 
     /// The application as a NAV reader sees it.
@@ -282,6 +428,48 @@ impl Stack {
     pub async fn count(&self, sql: &'static str) -> anyhow::Result<i64> {
         Ok(sqlx::query_scalar(sql).fetch_one(&self.pool).await?)
     }
+}
+
+/// A response of the service that carries the application.
+pub trait CarriesApplication {
+    /// The application it carries.
+    fn application(self) -> Option<v1::Application>;
+}
+
+/// Implements [`CarriesApplication`] for each named response (all have `application`).
+macro_rules! carries_application {
+    ($($response:ident),+ $(,)?) => {
+        $(impl CarriesApplication for v1::$response {
+            fn application(self) -> Option<v1::Application> {
+                self.application
+            }
+        })+
+    };
+}
+
+carries_application!(
+    StartReviewResponse,
+    AssessConditionResponse,
+    RecommendDecisionResponse,
+    DecideApplicationResponse,
+    GetApplicationResponse,
+    WithdrawApplicationResponse,
+    RejectForLackOfFundsResponse,
+    CancelGrantResponse,
+    RequestFundsAgainResponse,
+);
+
+/// The application `answer` carries (the default one where it carries none), or the status it
+/// failed with.
+pub fn application_of<R: CarriesApplication>(
+    answer: Result<tonic::Response<R>, tonic::Status>,
+) -> Result<v1::Application, tonic::Status> {
+    Ok(answer?.into_inner().application().unwrap_or_default())
+}
+
+/// The reason (`ErrorInfo`) `answer` was refused with; panics with `what` where it succeeded.
+pub fn refusal<T: std::fmt::Debug>(answer: Result<T, tonic::Status>, what: &str) -> String {
+    reason(&answer.expect_err(what))
 }
 
 /// A gross amount.
