@@ -28,6 +28,7 @@ use uuid::Uuid;
 
 use crate::{
     config::OrderingPolicy,
+    model::Order,
     ordering::{self, audit_change, publish},
     store::{self, AgreementState},
 };
@@ -134,23 +135,14 @@ impl Handles<v1::CaseFlowChanged> for OrderingEvents {
                 order.status(),
                 OrderStatus::FundsPending | OrderStatus::Placed | OrderStatus::Accepted
             ) {
-                ordering::cancel(
+                ordering::cancel_by_service(
                     work,
                     &self.policy,
                     &order,
                     OrderCancellationReason::CaseLeftPilot,
                     v1::FundsDeniedReason::Unspecified,
-                    "",
-                    now,
-                )
-                .await?;
-                audit_change(
-                    work,
-                    case_id,
-                    order.order_id,
-                    AuditEntryKind::Decision,
                     "CaseFlowChanged",
-                    &AuditActor::service(),
+                    now,
                 )
                 .await?;
             }
@@ -275,6 +267,22 @@ fn pilot_order(commitment: Option<&v1::Commitment>) -> Result<Option<Uuid>, Hand
     uuid("commitment.commitment_id", &commitment.commitment_id).map(Some)
 }
 
+/// The pilot order budget's answer `event` (its name) is about, locked; None if the answer is
+/// not about a pilot order. An order unknown here is a permanent error.
+async fn answered_order(
+    work: &mut UnitOfWork,
+    commitment: Option<&v1::Commitment>,
+    event: &str,
+) -> Result<Option<Order>, HandlerError> {
+    let Some(order_id) = pilot_order(commitment)? else {
+        return Ok(None);
+    };
+    match store::find_order(work.db(), order_id, true).await? {
+        Some(order) => Ok(Some(order)),
+        None => Err(permanent(format!("{event} for unknown order {order_id}"))),
+    }
+}
+
 impl Handles<v1::FundsReserved> for OrderingEvents {
     async fn handle(
         &self,
@@ -282,14 +290,11 @@ impl Handles<v1::FundsReserved> for OrderingEvents {
         event: v1::FundsReserved,
         _envelope: &EventEnvelope,
     ) -> Result<(), HandlerError> {
-        let Some(order_id) = pilot_order(event.commitment.as_ref())? else {
+        let Some(order) = answered_order(work, event.commitment.as_ref(), "FundsReserved").await?
+        else {
             return Ok(());
         };
-        let Some(order) = store::find_order(work.db(), order_id, true).await? else {
-            return Err(permanent(format!(
-                "FundsReserved for unknown order {order_id}"
-            )));
-        };
+        let order_id = order.order_id;
         if order.status() != OrderStatus::FundsPending {
             tracing::info!(%order_id, status = order.status().as_str_name(), "FundsReserved for an order no longer pending; ignored");
             return Ok(());
@@ -344,36 +349,23 @@ impl Handles<v1::FundsDenied> for OrderingEvents {
         event: v1::FundsDenied,
         _envelope: &EventEnvelope,
     ) -> Result<(), HandlerError> {
-        let Some(order_id) = pilot_order(event.commitment.as_ref())? else {
+        let Some(order) = answered_order(work, event.commitment.as_ref(), "FundsDenied").await?
+        else {
             return Ok(());
-        };
-        let Some(order) = store::find_order(work.db(), order_id, true).await? else {
-            return Err(permanent(format!(
-                "FundsDenied for unknown order {order_id}"
-            )));
         };
         if order.status() != OrderStatus::FundsPending {
             return Ok(());
         }
         let reason = v1::FundsDeniedReason::try_from(event.reason)
             .unwrap_or(v1::FundsDeniedReason::Unspecified);
-        ordering::cancel(
+        ordering::cancel_by_service(
             work,
             &self.policy,
             &order,
             OrderCancellationReason::FundsDenied,
             reason,
-            "",
-            self.clock.now(),
-        )
-        .await?;
-        audit_change(
-            work,
-            order.case_id,
-            order_id,
-            AuditEntryKind::Decision,
             "FundsDenied",
-            &AuditActor::service(),
+            self.clock.now(),
         )
         .await?;
         Ok(())

@@ -4,7 +4,7 @@
 //! (`payments`); an outcome the payment system reports later comes in through
 //! RecordInvoicePaymentOutcome and is recorded by the same code as the port's answer.
 
-use ekb_domain::{month_start, oslo_date};
+use ekb_domain::oslo_date;
 use ekb_platform::clock::SharedClock;
 use std::sync::Arc;
 
@@ -13,7 +13,7 @@ use ekb_platform::{
     audit::{self, AuditActor, AuditEvent},
     auth::Caller,
     grpc::Call,
-    messaging::Db,
+    messaging::{Db, UnitOfWork},
     payment::PaymentPort,
 };
 use ekb_proto::{
@@ -37,7 +37,7 @@ use crate::{
     config::OrderingPolicy,
     model::{Invoice, ORDER_COLUMNS, Order},
     ordering::{self, FollowUp, audit_change, publish},
-    payments, selection, store,
+    payments, store,
 };
 
 ekb_platform::grpc_handlers! {
@@ -125,6 +125,37 @@ async fn full(db: &mut PgConnection, order: &Order) -> Result<v1::Order, ApiErro
     Ok(order.to_wire(&invoices, true))
 }
 
+/// Ends a write: records the audit entry `action` (of `kind`, by `who`) for `subject_id` of
+/// `case_id` in the unit of work, and commits it.
+async fn commit_audited(
+    mut work: UnitOfWork,
+    case_id: Uuid,
+    subject_id: Uuid,
+    kind: AuditEntryKind,
+    action: &str,
+    who: &AuditActor,
+) -> Result<(), ApiError> {
+    audit_change(&mut work, case_id, subject_id, kind, action, who).await?;
+    work.commit().await?;
+    Ok(())
+}
+
+/// Ends a write to an order: records the audit entry `action` (of `kind`, by `who`) for
+/// `order`, reads `order` as GetOrder shows it (with its invoices) and commits; returns that
+/// view.
+async fn commit_order_change(
+    mut work: UnitOfWork,
+    order: &Order,
+    kind: AuditEntryKind,
+    action: &str,
+    who: &AuditActor,
+) -> Result<v1::Order, ApiError> {
+    audit_change(&mut work, order.case_id, order.order_id, kind, action, who).await?;
+    let wire = full(work.db(), order).await?;
+    work.commit().await?;
+    Ok(wire)
+}
+
 async fn place_order(
     api: &PilotOrderingApi,
     call: Call,
@@ -186,32 +217,7 @@ async fn place_order(
             "an order of the case was completed",
         ));
     }
-    let today = oslo_date(now);
-    let month = month_start(today);
-    let agreement = match selection::choose(
-        work.db(),
-        case.case_id,
-        &case.county_code,
-        case.competence_area,
-        today,
-        month,
-    )
-    .await?
-    {
-        Ok(agreement) => agreement,
-        Err(none) => return Err(ApiError::refused(none.reason(), none.message())),
-    };
     let sealed = api.policy.cipher.seal_fodselsnummer(&command.fodselsnummer);
-    let new = store::NewOrder {
-        order_id: Uuid::now_v7(),
-        request: Some((command.request_id, &fingerprint)),
-        case: &case,
-        agreement: &agreement,
-        budget_year: today.year(),
-        account: (api.policy.account_chapter, api.policy.account_post),
-        usage_month: month,
-        requested_at: now,
-    };
     let details = store::OrderDetails {
         contact_name: &command.contact_name,
         contact_phone: &command.contact_phone,
@@ -220,10 +226,22 @@ async fn place_order(
         sealed_fodselsnummer: &sealed,
         pseudonym: &pseudonym,
     };
-    let order = store::insert_order(work.db(), &new, Ok(&details)).await?;
+    let order = match ordering::insert_under_chosen_agreement(
+        work.db(),
+        &api.policy,
+        &case,
+        Some((command.request_id, &fingerprint)),
+        Ok(&details),
+        now,
+    )
+    .await?
+    {
+        Ok(order) => order,
+        Err(none) => return Err(ApiError::refused(none.reason(), none.message())),
+    };
     publish(&mut work, case.case_id, &order.requested_event()).await?;
-    audit_change(
-        &mut work,
+    commit_audited(
+        work,
         case.case_id,
         order.order_id,
         AuditEntryKind::Change,
@@ -231,8 +249,7 @@ async fn place_order(
         &AuditActor::nav_employee(&call.caller),
     )
     .await?;
-    work.commit().await?;
-    tracing::info!(order_id = %order.order_id, case_id = %case.case_id, agreement_id = %agreement.agreement_id, "order requested");
+    tracing::info!(order_id = %order.order_id, case_id = %case.case_id, agreement_id = %order.agreement_id, "order requested");
     Ok(v1::PlaceOrderResponse {
         order: Some(order.to_wire(&[], true)),
         created: true,
@@ -452,10 +469,7 @@ async fn record_supplier_response(
             )
             .await?;
             let follow_up =
-                ordering::plan_follow_up(&mut work, &api.policy, &declined, now).await?;
-            if let FollowUp::Next(next) = &follow_up {
-                declined.next_order_id = Some(next.order_id);
-            }
+                ordering::plan_follow_up(&mut work, &api.policy, &mut declined, now).await?;
             publish(
                 &mut work,
                 order.case_id,
@@ -478,17 +492,14 @@ async fn record_supplier_response(
             (declined, follow_up)
         }
     };
-    audit_change(
-        &mut work,
-        order.case_id,
-        order.order_id,
+    let wire = commit_order_change(
+        work,
+        &order,
         AuditEntryKind::Change,
         "RecordSupplierResponse",
         &who,
     )
     .await?;
-    let wire = full(work.db(), &order).await?;
-    work.commit().await?;
     Ok(v1::RecordSupplierResponseResponse {
         order: Some(wire),
         fallback_reason: follow_up.fallback_reason() as i32,
@@ -561,17 +572,14 @@ async fn record_expert_started(
         },
     )
     .await?;
-    audit_change(
-        &mut work,
-        order.case_id,
-        order.order_id,
+    let wire = commit_order_change(
+        work,
+        &started,
         AuditEntryKind::Change,
         "RecordExpertStarted",
         &AuditActor::nav_employee(&call.caller),
     )
     .await?;
-    let wire = full(work.db(), &started).await?;
-    work.commit().await?;
     Ok(v1::RecordExpertStartedResponse { order: Some(wire) })
 }
 
@@ -632,17 +640,14 @@ async fn complete_order(
         },
     )
     .await?;
-    audit_change(
-        &mut work,
-        order.case_id,
-        order.order_id,
+    let wire = commit_order_change(
+        work,
+        &completed,
         AuditEntryKind::Change,
         "CompleteOrder",
         &AuditActor::nav_employee(&call.caller),
     )
     .await?;
-    let wire = full(work.db(), &completed).await?;
-    work.commit().await?;
     Ok(v1::CompleteOrderResponse { order: Some(wire) })
 }
 
@@ -681,17 +686,14 @@ async fn cancel_order(
         now,
     )
     .await?;
-    audit_change(
-        &mut work,
-        order.case_id,
-        order.order_id,
+    let wire = commit_order_change(
+        work,
+        &cancelled,
         AuditEntryKind::Decision,
         "CancelOrder",
         &AuditActor::nav_employee(&call.caller),
     )
     .await?;
-    let wire = full(work.db(), &cancelled).await?;
-    work.commit().await?;
     Ok(v1::CancelOrderResponse { order: Some(wire) })
 }
 
@@ -762,17 +764,14 @@ async fn abort_order(
         },
     )
     .await?;
-    audit_change(
-        &mut work,
-        order.case_id,
-        order.order_id,
+    let wire = commit_order_change(
+        work,
+        &aborted,
         AuditEntryKind::Decision,
         "AbortOrder",
         &AuditActor::nav_employee(&call.caller),
     )
     .await?;
-    let wire = full(work.db(), &aborted).await?;
-    work.commit().await?;
     Ok(v1::AbortOrderResponse { order: Some(wire) })
 }
 
@@ -892,8 +891,8 @@ async fn submit_invoice(
         )
         .await?;
     }
-    audit_change(
-        &mut work,
+    commit_audited(
+        work,
         order.case_id,
         invoice.invoice_id,
         AuditEntryKind::Change,
@@ -901,7 +900,6 @@ async fn submit_invoice(
         &AuditActor::organisation(&call.caller, &order.supplier_organisation_number),
     )
     .await?;
-    work.commit().await?;
     Ok(v1::SubmitInvoiceResponse {
         invoice: Some(invoice.to_wire()),
         created: true,
@@ -974,8 +972,8 @@ async fn attest_invoice(
         },
     )
     .await?;
-    audit_change(
-        &mut work,
+    commit_audited(
+        work,
         order.case_id,
         invoice_id,
         AuditEntryKind::Decision,
@@ -983,7 +981,6 @@ async fn attest_invoice(
         &AuditActor::nav_employee(&call.caller),
     )
     .await?;
-    work.commit().await?;
     Ok(v1::AttestInvoiceResponse {
         invoice: Some(attested.to_wire()),
     })
@@ -1046,8 +1043,8 @@ async fn approve_invoice(
         },
     )
     .await?;
-    audit_change(
-        &mut work,
+    commit_audited(
+        work,
         order.case_id,
         invoice_id,
         AuditEntryKind::Decision,
@@ -1055,7 +1052,6 @@ async fn approve_invoice(
         &AuditActor::nav_employee(&call.caller),
     )
     .await?;
-    work.commit().await?;
     // After commit: hand the payment over; the dispatcher retries if this does not finish.
     let (db, port, clock) = (api.db.clone(), api.payment.clone(), api.clock.clone());
     tokio::spawn(async move {
@@ -1114,8 +1110,8 @@ async fn reject_invoice(
         &rejected_event(&rejected, &order, now),
     )
     .await?;
-    audit_change(
-        &mut work,
+    commit_audited(
+        work,
         order.case_id,
         command.invoice_id,
         AuditEntryKind::Decision,
@@ -1123,7 +1119,6 @@ async fn reject_invoice(
         &AuditActor::nav_employee(&call.caller),
     )
     .await?;
-    work.commit().await?;
     Ok(v1::RejectInvoiceResponse {
         invoice: Some(rejected.to_wire()),
     })

@@ -20,10 +20,16 @@ use ekb_proto::{
     },
 };
 use prost::Name;
+use sqlx::PgConnection;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::{config::OrderingPolicy, model::Order, selection, store};
+use crate::{
+    config::OrderingPolicy,
+    model::Order,
+    selection::{self, NoCandidate},
+    store,
+};
 
 /// What follows an order that ended before the supplier took it.
 #[derive(Debug, Clone)]
@@ -94,12 +100,53 @@ pub async fn audit_change(
     Ok(())
 }
 
-/// Places the follow-up of `ended` (already in its final status) with the next candidate, or
-/// decides the fallback. Nothing is published here: see [`publish_follow_up`].
+/// Chooses the agreement for a new order of `case` on `now`'s Oslo date (capacity counted in
+/// that month) and inserts the order in FUNDS_PENDING under it, with `request` (PlaceOrder's id
+/// and fingerprint; None for a follow-up) and `details` (given, or copied from the order with
+/// that id); or says why no agreement could be chosen.
+pub async fn insert_under_chosen_agreement(
+    db: &mut PgConnection,
+    policy: &OrderingPolicy,
+    case: &store::Case,
+    request: Option<(Uuid, &str)>,
+    details: Result<&store::OrderDetails<'_>, Uuid>,
+    now: OffsetDateTime,
+) -> Result<Result<Order, NoCandidate>, sqlx::Error> {
+    let today = oslo_date(now);
+    let month = month_start(today);
+    let agreement = match selection::choose(
+        db,
+        case.case_id,
+        &case.county_code,
+        case.competence_area,
+        today,
+        month,
+    )
+    .await?
+    {
+        Ok(agreement) => agreement,
+        Err(none) => return Ok(Err(none)),
+    };
+    let new = store::NewOrder {
+        order_id: Uuid::now_v7(),
+        request,
+        case,
+        agreement: &agreement,
+        budget_year: today.year(),
+        account: (policy.account_chapter, policy.account_post),
+        usage_month: month,
+        requested_at: now,
+    };
+    store::insert_order(db, &new, details).await.map(Ok)
+}
+
+/// Places the follow-up of `ended` (already in its final status) with the next candidate and
+/// notes it on `ended`, or decides the fallback. Nothing is published here: see
+/// [`publish_follow_up`].
 pub async fn plan_follow_up(
     work: &mut UnitOfWork,
     policy: &OrderingPolicy,
-    ended: &Order,
+    ended: &mut Order,
     now: OffsetDateTime,
 ) -> Result<FollowUp, sqlx::Error> {
     let Some(case) = store::find_case(work.db(), ended.case_id, true).await? else {
@@ -115,34 +162,15 @@ pub async fn plan_follow_up(
     if holding {
         return Ok(FollowUp::Nothing);
     }
-    let today = oslo_date(now);
-    let month = month_start(today);
-    match selection::choose(
-        work.db(),
-        case.case_id,
-        &case.county_code,
-        case.competence_area,
-        today,
-        month,
-    )
-    .await?
+    match insert_under_chosen_agreement(work.db(), policy, &case, None, Err(ended.order_id), now)
+        .await?
     {
-        Ok(agreement) => {
-            let new = store::NewOrder {
-                order_id: Uuid::now_v7(),
-                request: None,
-                case: &case,
-                agreement: &agreement,
-                budget_year: today.year(),
-                account: (policy.account_chapter, policy.account_post),
-                usage_month: month,
-                requested_at: now,
-            };
-            let next = store::insert_order(work.db(), &new, Err(ended.order_id)).await?;
+        Ok(next) => {
             store::update_order(work.db(), ended.order_id, "next_order_id = $2", |query| {
                 query.bind(next.order_id)
             })
             .await?;
+            ended.next_order_id = Some(next.order_id);
             Ok(FollowUp::Next(Box::new(next)))
         }
         Err(none) => Ok(FollowUp::Fallback(none.fallback_reason())),
@@ -242,13 +270,10 @@ pub async fn cancel(
     )
     .await?;
     let follow_up = if reason == OrderCancellationReason::AgreementEnded {
-        plan_follow_up(work, policy, &cancelled, now).await?
+        plan_follow_up(work, policy, &mut cancelled, now).await?
     } else {
         FollowUp::Nothing
     };
-    if let FollowUp::Next(next) = &follow_up {
-        cancelled.next_order_id = Some(next.order_id);
-    }
     publish(
         work,
         order.case_id,
@@ -267,6 +292,29 @@ pub async fn cancel(
     .await?;
     publish_follow_up(work, &follow_up, &cancelled, now).await?;
     Ok((cancelled, follow_up))
+}
+
+/// Cancels `order` as [`cancel`] does (with no explanation) on the service's own decision,
+/// `action` (the event or job that led to it), and audits it.
+pub async fn cancel_by_service(
+    work: &mut UnitOfWork,
+    policy: &OrderingPolicy,
+    order: &Order,
+    reason: OrderCancellationReason,
+    funds_denied_reason: v1::FundsDeniedReason,
+    action: &str,
+    now: OffsetDateTime,
+) -> Result<(), sqlx::Error> {
+    cancel(work, policy, order, reason, funds_denied_reason, "", now).await?;
+    audit_change(
+        work,
+        order.case_id,
+        order.order_id,
+        AuditEntryKind::Decision,
+        action,
+        &AuditActor::service(),
+    )
+    .await
 }
 
 /// Expires `order` for `reason` and publishes OrderExpired; an unanswered order is followed
@@ -292,13 +340,10 @@ pub async fn expire(
     )
     .await?;
     let follow_up = if reason == OrderExpiryReason::SupplierDidNotAnswer {
-        plan_follow_up(work, policy, &expired, now).await?
+        plan_follow_up(work, policy, &mut expired, now).await?
     } else {
         FollowUp::Nothing
     };
-    if let FollowUp::Next(next) = &follow_up {
-        expired.next_order_id = Some(next.order_id);
-    }
     publish(
         work,
         order.case_id,
@@ -345,23 +390,14 @@ pub async fn agreement_stopped(
     )
     .await?;
     for order in &open {
-        cancel(
+        cancel_by_service(
             work,
             policy,
             order,
             OrderCancellationReason::AgreementEnded,
             v1::FundsDeniedReason::Unspecified,
-            "",
-            now,
-        )
-        .await?;
-        audit_change(
-            work,
-            order.case_id,
-            order.order_id,
-            AuditEntryKind::Decision,
             "AgreementEnded",
-            &AuditActor::service(),
+            now,
         )
         .await?;
     }

@@ -66,6 +66,16 @@ async fn expire_each(
     Ok(count)
 }
 
+/// SQL: PLACED orders (`$1`) the supplier has not answered within `$2` days of placing, as of
+/// `$3` (today).
+const UNANSWERED: &str = "SELECT order_id FROM orders WHERE status = $1 \
+     AND (placed_at AT TIME ZONE 'Europe/Oslo')::date + $2::int < $3 ORDER BY sequence";
+
+/// SQL: ACCEPTED orders (`$1`) not started within `$2` days of the acceptance, as of `$3`
+/// (today).
+const NOT_STARTED: &str = "SELECT order_id FROM orders WHERE status = $1 \
+     AND supplier_responded_date + $2::int < $3 ORDER BY sequence";
+
 /// Runs every step of the sweep as of `now`.
 pub async fn sweep(
     db: &Db,
@@ -74,42 +84,29 @@ pub async fn sweep(
 ) -> anyhow::Result<SweepReport> {
     let today = oslo_date(now);
     let mut report = SweepReport::default();
-    let unanswered: Vec<Uuid> = sqlx::query_scalar(
-        "SELECT order_id FROM orders WHERE status = $1 \
-         AND (placed_at AT TIME ZONE 'Europe/Oslo')::date + $2::int < $3 ORDER BY sequence",
-    )
-    .bind(OrderStatus::Placed as i32)
-    .bind(i32::try_from(policy.supplier_answer_days).unwrap_or(i32::MAX))
-    .bind(today)
-    .fetch_all(db.pool())
-    .await?;
-    report.expired += expire_each(
-        db,
-        policy,
-        unanswered,
-        OrderStatus::Placed,
-        OrderExpiryReason::SupplierDidNotAnswer,
-        now,
-    )
-    .await?;
-    let not_started: Vec<Uuid> = sqlx::query_scalar(
-        "SELECT order_id FROM orders WHERE status = $1 AND supplier_responded_date + $2::int < $3 \
-         ORDER BY sequence",
-    )
-    .bind(OrderStatus::Accepted as i32)
-    .bind(i32::try_from(policy.start_days).unwrap_or(i32::MAX))
-    .bind(today)
-    .fetch_all(db.pool())
-    .await?;
-    report.expired += expire_each(
-        db,
-        policy,
-        not_started,
-        OrderStatus::Accepted,
-        OrderExpiryReason::NotStartedInTime,
-        now,
-    )
-    .await?;
+    // Unanswered, then not started: orders left in a status for more days than allowed.
+    for (sql, status, days, reason) in [
+        (
+            UNANSWERED,
+            OrderStatus::Placed,
+            policy.supplier_answer_days,
+            OrderExpiryReason::SupplierDidNotAnswer,
+        ),
+        (
+            NOT_STARTED,
+            OrderStatus::Accepted,
+            policy.start_days,
+            OrderExpiryReason::NotStartedInTime,
+        ),
+    ] {
+        let overdue: Vec<Uuid> = sqlx::query_scalar(sql)
+            .bind(status as i32)
+            .bind(i32::try_from(days).unwrap_or(i32::MAX))
+            .bind(today)
+            .fetch_all(db.pool())
+            .await?;
+        report.expired += expire_each(db, policy, overdue, status, reason, now).await?;
+    }
     let uninvoiced: Vec<Uuid> = sqlx::query_scalar(
         "SELECT o.order_id FROM orders o WHERE o.status IN ($1, $2) AND o.invoice_deadline_date < $3 \
          AND NOT EXISTS (SELECT 1 FROM invoices i WHERE i.order_id = o.order_id \

@@ -8,54 +8,19 @@ mod support;
 
 use std::collections::HashMap;
 
-use ekb_platform::messaging::EventSubject;
+use anyhow::Context;
+
 use ekb_proto::v1::{self, OrderStatus};
 use ekb_testkit::{service_under_test::eventually, services::with_bearer};
 use support::*;
 use tonic::Code;
 
-fn invoice_request(order_id: &str, amount_ore: i64) -> v1::SubmitInvoiceRequest {
-    v1::SubmitInvoiceRequest {
-        request_id: uuid::Uuid::now_v7().to_string(),
-        order_id: order_id.to_owned(),
-        invoice_number: "F-2026-001".to_owned(),
-        invoice_date: today(),
-        amount_ore,
-        invoice_document_id: uuid::Uuid::now_v7().to_string(),
-    }
-}
-
 /// Takes an ACCEPTED order through started and completed.
 async fn start_and_complete(stack: &Stack, order_id: &str) -> anyhow::Result<v1::Order> {
-    let mut client = stack.client.clone();
     let token = stack.caseworker("Z111111");
-    let started = client
-        .record_expert_started(with_bearer(
-            v1::RecordExpertStartedRequest {
-                order_id: order_id.to_owned(),
-                started_date: today(),
-                expert_id: String::new(),
-            },
-            &token,
-        ))
-        .await?
-        .into_inner()
-        .order
-        .unwrap_or_default();
+    let started = stack.start_expert(order_id, "", &token).await?;
     assert_eq!(started.status(), OrderStatus::Started);
-    let completed = client
-        .complete_order(with_bearer(
-            v1::CompleteOrderRequest {
-                order_id: order_id.to_owned(),
-                completed_date: today(),
-                report_document_id: uuid::Uuid::now_v7().to_string(),
-            },
-            &token,
-        ))
-        .await?
-        .into_inner()
-        .order
-        .unwrap_or_default();
+    let completed = stack.complete(order_id, &token).await?;
     assert_eq!(completed.status(), OrderStatus::Completed);
     assert!(!completed.invoice_deadline_date.is_empty());
     Ok(completed)
@@ -131,61 +96,33 @@ async fn an_order_goes_from_request_through_a_decline_to_the_next_supplier_and_i
     start_and_complete(&stack, &next.order_id).await?;
 
     // Only the order's supplier may invoice it.
-    let mut client = stack.client.clone();
-    let refused = client
-        .submit_invoice(with_bearer(
-            invoice_request(&next.order_id, 1_000_000),
-            &stack.supplier(SUPPLIER_A),
-        ))
+    let refused = stack
+        .submit_invoice(&next.order_id, 1_000_000, SUPPLIER_A)
         .await
         .expect_err("another supplier");
     assert_eq!(refused.code(), Code::PermissionDenied);
     assert_eq!(reason(&refused), "ORGANISATION_NOT_REPRESENTED");
-    let invoice = client
-        .submit_invoice(with_bearer(
-            invoice_request(&next.order_id, 2_000_000),
-            &stack.supplier(SUPPLIER_B),
-        ))
-        .await?
-        .into_inner()
-        .invoice
-        .unwrap_or_default();
+    let invoice = stack
+        .submit_invoice(&next.order_id, 2_000_000, SUPPLIER_B)
+        .await?;
     assert_eq!(invoice.status(), v1::InvoiceStatus::Submitted);
-    let attested = client
-        .attest_invoice(with_bearer(
-            v1::AttestInvoiceRequest {
-                invoice_id: invoice.invoice_id.clone(),
-            },
-            &stack.caseworker("Z111111"),
-        ))
-        .await?
-        .into_inner()
-        .invoice
-        .unwrap_or_default();
+    let attested = stack
+        .attest(&invoice.invoice_id, &stack.caseworker("Z111111"))
+        .await?;
     assert_eq!(attested.attested_by, "Z111111");
     // Four eyes: the attestant cannot approve.
-    let same = client
-        .approve_invoice(with_bearer(
-            v1::ApproveInvoiceRequest {
-                invoice_id: invoice.invoice_id.clone(),
-            },
+    let same = stack
+        .approve(
+            &invoice.invoice_id,
             &stack.issuer.token("Z111111", &["pilot-approver"]),
-        ))
+        )
         .await
         .expect_err("same person");
     assert_eq!(same.code(), Code::PermissionDenied);
     assert_eq!(reason(&same), "SAME_PERSON_AS_ATTESTANT");
-    let approved = client
-        .approve_invoice(with_bearer(
-            v1::ApproveInvoiceRequest {
-                invoice_id: invoice.invoice_id.clone(),
-            },
-            &stack.approver("Z222222"),
-        ))
-        .await?
-        .into_inner()
-        .invoice
-        .unwrap_or_default();
+    let approved = stack
+        .approve(&invoice.invoice_id, &stack.approver("Z222222"))
+        .await?;
     assert_eq!(approved.status(), v1::InvoiceStatus::Approved);
     let paid = eventually("the payment outcome", WAIT, || async {
         let order = stack.order(&next.order_id).await?;
@@ -258,11 +195,7 @@ async fn when_every_supplier_declines_the_case_falls_back_to_the_regular_flow() 
     let stack = Stack::start("po-fallback", Some(1_000_000_000)).await?;
     let only = agreement(SUPPLIER_A, "RA-A", 1, PRICE, 5);
     stack.agreement(&only).await?;
-    let case_id = stack.pilot_case().await?;
-    let order = stack.place(&case_id, "Z111111").await?;
-    stack
-        .wait_status(&order.order_id, OrderStatus::Placed)
-        .await?;
+    let (case_id, order) = placed_order(&stack).await?;
     let declined = stack
         .answer(&order.order_id, SUPPLIER_A, v1::SupplierResponse::Declined)
         .await?;
@@ -292,28 +225,11 @@ async fn when_every_supplier_declines_the_case_falls_back_to_the_regular_flow() 
 
     // Routing moves the case: no order is placed for it again.
     stack
-        .sut
-        .feed
-        .publish(
-            "routing",
-            &EventSubject::case(&case_id),
-            &v1::CaseFlowChanged {
-                case_id: case_id.clone(),
-                from_flow: v1::Flow::Pilot as i32,
-                to_flow: v1::Flow::Regular as i32,
-                reason: v1::FlowChangeReason::NoSupplierAvailable as i32,
-                source: v1::FlowChangeSource::PilotOrdering as i32,
-                changed_by: "pilot-ordering".to_owned(),
-                sequence: 1,
-                county_code: COUNTY.to_owned(),
-                employer_organisation_number: ekb_testkit::fixtures::EMPLOYER_ORGNR.to_owned(),
-                opened_at: Some(prost_types::Timestamp {
-                    seconds: 1_780_000_000,
-                    nanos: 0,
-                }),
-                changed_at: None,
-                fallback_event_id: String::new(),
-            },
+        .leave_pilot(
+            &case_id,
+            v1::FlowChangeReason::NoSupplierAvailable,
+            v1::FlowChangeSource::PilotOrdering,
+            "pilot-ordering",
         )
         .await?;
     let refused = eventually("the case to leave the pilot", WAIT, || async {
@@ -485,19 +401,17 @@ async fn bad_input_is_refused_naming_the_field_and_nothing_is_stored() -> anyhow
             ))
             .await
             .expect_err("future date and code with ACCEPTED"),
-        client
-            .cancel_order(with_bearer(
-                v1::CancelOrderRequest {
-                    order_id: uuid::Uuid::now_v7().to_string(),
-                    reason: v1::OrderCancellationReason::FundsDenied as i32,
-                    explanation: String::new(),
-                },
+        stack
+            .cancel(
+                &uuid::Uuid::now_v7().to_string(),
+                v1::OrderCancellationReason::FundsDenied,
+                "",
                 &token,
-            ))
+            )
             .await
             .expect_err("service-only reason"),
-        client
-            .list_orders(with_bearer(
+        stack
+            .list_orders(
                 v1::ListOrdersRequest {
                     statuses: vec![0],
                     county_code: "3".into(),
@@ -505,7 +419,7 @@ async fn bad_input_is_refused_naming_the_field_and_nothing_is_stored() -> anyhow
                     page_token: "zz".into(),
                 },
                 &stack.issuer.token("Z1", &["pilot-reader"]),
-            ))
+            )
             .await
             .expect_err("bad listing"),
         client
@@ -557,31 +471,20 @@ async fn refused_transitions_name_their_reason_and_a_price_above_the_agreement_i
         .await
         .expect_err("live order");
     assert_eq!(reason(&refused), "CASE_HAS_LIVE_ORDER");
-    let not_accepted = client
-        .record_expert_started(with_bearer(
-            v1::RecordExpertStartedRequest {
-                order_id: order.order_id.clone(),
-                started_date: today(),
-                expert_id: String::new(),
-            },
-            &token,
-        ))
+    let not_accepted = stack
+        .start_expert(&order.order_id, "", &token)
         .await
         .expect_err("pending");
     assert_eq!(reason(&not_accepted), "ORDER_NOT_ACCEPTED");
     stack
         .wait_status(&order.order_id, OrderStatus::Placed)
         .await?;
-    let abort = client
-        .abort_order(with_bearer(
-            v1::AbortOrderRequest {
-                order_id: order.order_id.clone(),
-                reason: v1::OrderAbortReason::EmployerWithdrew as i32,
-                explanation: String::new(),
-                aborted_date: today(),
-            },
+    let abort = stack
+        .abort(
+            &order.order_id,
+            v1::OrderAbortReason::EmployerWithdrew,
             &token,
-        ))
+        )
         .await
         .expect_err("placed");
     assert_eq!(reason(&abort), "ORDER_NOT_ACCEPTED_OR_STARTED");
@@ -603,36 +506,24 @@ async fn refused_transitions_name_their_reason_and_a_price_above_the_agreement_i
         .await
         .expect_err("accepted already");
     assert_eq!(reason(&declined_late), "ORDER_NOT_PLACED");
-    let complete = client
-        .complete_order(with_bearer(
-            v1::CompleteOrderRequest {
-                order_id: order.order_id.clone(),
-                completed_date: today(),
-                report_document_id: uuid::Uuid::now_v7().to_string(),
-            },
-            &token,
-        ))
+    let complete = stack
+        .complete(&order.order_id, &token)
         .await
         .expect_err("accepted");
     assert_eq!(reason(&complete), "ORDER_NOT_STARTED");
-    let early_invoice = client
-        .submit_invoice(with_bearer(
-            invoice_request(&order.order_id, 1),
-            &stack.supplier(SUPPLIER_A),
-        ))
+    let early_invoice = stack
+        .submit_invoice(&order.order_id, 1, SUPPLIER_A)
         .await
         .expect_err("not completed");
     assert_eq!(reason(&early_invoice), "ORDER_NOT_INVOICEABLE");
     start_and_complete(&stack, &order.order_id).await?;
-    let cancel = client
-        .cancel_order(with_bearer(
-            v1::CancelOrderRequest {
-                order_id: order.order_id.clone(),
-                reason: v1::OrderCancellationReason::NoLongerNeeded as i32,
-                explanation: String::new(),
-            },
+    let cancel = stack
+        .cancel(
+            &order.order_id,
+            v1::OrderCancellationReason::NoLongerNeeded,
+            "",
             &token,
-        ))
+        )
         .await
         .expect_err("completed");
     assert_eq!(reason(&cancel), "ORDER_CLOSED");
@@ -643,47 +534,27 @@ async fn refused_transitions_name_their_reason_and_a_price_above_the_agreement_i
     assert_eq!(reason(&delivered), "CASE_ALREADY_DELIVERED");
 
     // Above the agreement's price: registered and rejected, visible, not refused.
-    let above = client
-        .submit_invoice(with_bearer(
-            invoice_request(&order.order_id, PRICE + 1),
-            &stack.supplier(SUPPLIER_A),
-        ))
-        .await?
-        .into_inner()
-        .invoice
-        .unwrap_or_default();
+    let above = stack
+        .submit_invoice(&order.order_id, PRICE + 1, SUPPLIER_A)
+        .await?;
     assert_eq!(above.status(), v1::InvoiceStatus::Rejected);
     assert_eq!(
         above.rejection_reason(),
         v1::InvoiceRejectionReason::PriceAboveAgreement
     );
     assert_eq!(stack.events::<v1::InvoiceRejected>().await?.len(), 1);
-    let approve = client
-        .approve_invoice(with_bearer(
-            v1::ApproveInvoiceRequest {
-                invoice_id: above.invoice_id.clone(),
-            },
-            &stack.approver("Z222222"),
-        ))
+    let approve = stack
+        .approve(&above.invoice_id, &stack.approver("Z222222"))
         .await
         .expect_err("rejected");
     assert_eq!(reason(&approve), "INVOICE_NOT_ATTESTED");
     // A corrected one at the price is accepted; a second while it is in progress is not.
-    let corrected = client
-        .submit_invoice(with_bearer(
-            invoice_request(&order.order_id, PRICE),
-            &stack.supplier(SUPPLIER_A),
-        ))
-        .await?
-        .into_inner()
-        .invoice
-        .unwrap_or_default();
+    let corrected = stack
+        .submit_invoice(&order.order_id, PRICE, SUPPLIER_A)
+        .await?;
     assert_eq!(corrected.status(), v1::InvoiceStatus::Submitted);
-    let second = client
-        .submit_invoice(with_bearer(
-            invoice_request(&order.order_id, PRICE),
-            &stack.supplier(SUPPLIER_A),
-        ))
+    let second = stack
+        .submit_invoice(&order.order_id, PRICE, SUPPLIER_A)
         .await
         .expect_err("in progress");
     assert_eq!(reason(&second), "INVOICE_IN_PROGRESS");
@@ -701,13 +572,8 @@ async fn refused_transitions_name_their_reason_and_a_price_above_the_agreement_i
         .invoice
         .unwrap_or_default();
     assert_eq!(rejected.status(), v1::InvoiceStatus::Rejected);
-    let attest = client
-        .attest_invoice(with_bearer(
-            v1::AttestInvoiceRequest {
-                invoice_id: corrected.invoice_id,
-            },
-            &token,
-        ))
+    let attest = stack
+        .attest(&corrected.invoice_id, &token)
         .await
         .expect_err("rejected");
     assert_eq!(reason(&attest), "INVOICE_NOT_SUBMITTED");
@@ -763,11 +629,7 @@ async fn redelivered_events_are_applied_once_and_older_agreement_versions_never_
         amount_ore: PRICE,
         reserved_at: None,
     };
-    let envelope = stack
-        .sut
-        .feed
-        .publish("budget", &EventSubject::case(&case_id), &reserved)
-        .await?;
+    let envelope = stack.publish_budget(&case_id, &reserved).await?;
     stack
         .wait_status(&order.order_id, OrderStatus::Placed)
         .await?;
@@ -784,11 +646,7 @@ async fn redelivered_events_are_applied_once_and_older_agreement_versions_never_
         }),
         ..reserved.clone()
     };
-    let grant_envelope = stack
-        .sut
-        .feed
-        .publish("budget", &EventSubject::case(&case_id), &grant)
-        .await?;
+    let grant_envelope = stack.publish_budget(&case_id, &grant).await?;
     stack
         .sut
         .feed
@@ -832,11 +690,8 @@ async fn redelivered_events_are_applied_once_and_older_agreement_versions_never_
     let other = stack.pilot_case().await?;
     let denied_order = stack.place(&other, "Z111111").await?;
     stack
-        .sut
-        .feed
-        .publish(
-            "budget",
-            &EventSubject::case(&other),
+        .publish_budget(
+            &other,
             &v1::FundsDenied {
                 commitment: Some(v1::Commitment {
                     kind: v1::CommitmentKind::PilotOrder as i32,
@@ -879,24 +734,9 @@ async fn the_sweep_expires_unanswered_and_uninvoiced_orders_and_moves_orders_of_
     let now = time::OffsetDateTime::now_utc();
 
     // Unanswered past supplier_answer_days: expires and moves to the next supplier.
-    let unanswered_case = stack.pilot_case().await?;
-    let unanswered = stack.place(&unanswered_case, "Z111111").await?;
-    stack
-        .wait_status(&unanswered.order_id, OrderStatus::Placed)
-        .await?;
+    let (_, unanswered) = placed_order(&stack).await?;
     // Completed and never invoiced: expires after the invoice deadline.
-    let completed_case = stack.pilot_case().await?;
-    let completed = stack.place(&completed_case, "Z111111").await?;
-    stack
-        .wait_status(&completed.order_id, OrderStatus::Placed)
-        .await?;
-    stack
-        .answer(
-            &completed.order_id,
-            SUPPLIER_A,
-            v1::SupplierResponse::Accepted,
-        )
-        .await?;
+    let (_, completed) = accepted_order(&stack).await?;
     start_and_complete(&stack, &completed.order_id).await?;
 
     let report = ekb_pilot_ordering::sweep::sweep(&db, &policy, now).await?;
@@ -926,23 +766,8 @@ async fn the_sweep_expires_unanswered_and_uninvoiced_orders_and_moves_orders_of_
     );
 
     // An agreement ended while an order is PLACED: cancelled and moved on; ACCEPTED stands.
-    let placed_case = stack.pilot_case().await?;
-    let placed = stack.place(&placed_case, "Z111111").await?;
-    stack
-        .wait_status(&placed.order_id, OrderStatus::Placed)
-        .await?;
-    let accepted_case = stack.pilot_case().await?;
-    let accepted = stack.place(&accepted_case, "Z111111").await?;
-    stack
-        .wait_status(&accepted.order_id, OrderStatus::Placed)
-        .await?;
-    stack
-        .answer(
-            &accepted.order_id,
-            SUPPLIER_A,
-            v1::SupplierResponse::Accepted,
-        )
-        .await?;
+    let (_, placed) = placed_order(&stack).await?;
+    let (_, accepted) = accepted_order(&stack).await?;
     let mut ended = first.clone();
     ended.version = 2;
     ended.ended_on_date = "2025-01-01".to_owned();
@@ -996,6 +821,16 @@ async fn placed_order(stack: &Stack) -> anyhow::Result<(String, v1::Order)> {
     Ok((case_id, order))
 }
 
+/// A new PILOT case with an order PLACED under the first agreement and accepted by supplier A;
+/// returns (case, the accepted order).
+async fn accepted_order(stack: &Stack) -> anyhow::Result<(String, v1::Order)> {
+    let (case_id, order) = placed_order(stack).await?;
+    let accepted = stack
+        .answer(&order.order_id, SUPPLIER_A, v1::SupplierResponse::Accepted)
+        .await?;
+    Ok((case_id, accepted.order.context("the accepted order")?))
+}
+
 #[tokio::test]
 async fn every_other_way_an_order_ends_releases_or_disburses_its_money() -> anyhow::Result<()> {
     let stack = Stack::start("po-money", Some(1_000_000_000)).await?;
@@ -1003,87 +838,42 @@ async fn every_other_way_an_order_ends_releases_or_disburses_its_money() -> anyh
         .agreement(&agreement(SUPPLIER_A, "RA-A", 1, PRICE, 50))
         .await?;
     let token = stack.caseworker("Z111111");
-    let mut client = stack.client.clone();
 
     // Cancelled by a caseworker while PLACED.
     let (_, cancelled) = placed_order(&stack).await?;
-    let response = client
-        .cancel_order(with_bearer(
-            v1::CancelOrderRequest {
-                order_id: cancelled.order_id.clone(),
-                reason: v1::OrderCancellationReason::Other as i32,
-                explanation: "Arbeidsgiver har funnet en annen løsning.".to_owned(),
-            },
+    let response = stack
+        .cancel(
+            &cancelled.order_id,
+            v1::OrderCancellationReason::Other,
+            "Arbeidsgiver har funnet en annen løsning.",
             &token,
-        ))
-        .await?
-        .into_inner()
-        .order
-        .unwrap_or_default();
+        )
+        .await?;
     assert_eq!(response.status(), OrderStatus::Cancelled);
 
     // Aborted after the expert started, then invoiced in part and approved.
-    let (_, aborted) = placed_order(&stack).await?;
+    let (_, aborted) = accepted_order(&stack).await?;
     stack
-        .answer(
+        .start_expert(&aborted.order_id, &uuid::Uuid::now_v7().to_string(), &token)
+        .await?;
+    let after = stack
+        .abort(
             &aborted.order_id,
-            SUPPLIER_A,
-            v1::SupplierResponse::Accepted,
+            v1::OrderAbortReason::EmployeeWithdrew,
+            &token,
         )
         .await?;
-    client
-        .record_expert_started(with_bearer(
-            v1::RecordExpertStartedRequest {
-                order_id: aborted.order_id.clone(),
-                started_date: today(),
-                expert_id: uuid::Uuid::now_v7().to_string(),
-            },
-            &token,
-        ))
-        .await?;
-    let after = client
-        .abort_order(with_bearer(
-            v1::AbortOrderRequest {
-                order_id: aborted.order_id.clone(),
-                reason: v1::OrderAbortReason::EmployeeWithdrew as i32,
-                explanation: String::new(),
-                aborted_date: today(),
-            },
-            &token,
-        ))
-        .await?
-        .into_inner()
-        .order
-        .unwrap_or_default();
     assert_eq!(after.status(), OrderStatus::Aborted);
     assert_eq!(
         after.abort.unwrap_or_default().previous_status(),
         OrderStatus::Started
     );
-    let partial = client
-        .submit_invoice(with_bearer(
-            invoice_request(&aborted.order_id, 600_000),
-            &stack.supplier(SUPPLIER_A),
-        ))
-        .await?
-        .into_inner()
-        .invoice
-        .unwrap_or_default();
-    client
-        .attest_invoice(with_bearer(
-            v1::AttestInvoiceRequest {
-                invoice_id: partial.invoice_id.clone(),
-            },
-            &token,
-        ))
+    let partial = stack
+        .submit_invoice(&aborted.order_id, 600_000, SUPPLIER_A)
         .await?;
-    client
-        .approve_invoice(with_bearer(
-            v1::ApproveInvoiceRequest {
-                invoice_id: partial.invoice_id.clone(),
-            },
-            &stack.approver("Z222222"),
-        ))
+    stack.attest(&partial.invoice_id, &token).await?;
+    stack
+        .approve(&partial.invoice_id, &stack.approver("Z222222"))
         .await?;
     let approved = stack.events::<v1::InvoiceApproved>().await?;
     assert_eq!(approved.len(), 1);
@@ -1093,10 +883,7 @@ async fn every_other_way_an_order_ends_releases_or_disburses_its_money() -> anyh
     );
 
     // Accepted and never started: expires after start_days.
-    let (_, idle) = placed_order(&stack).await?;
-    stack
-        .answer(&idle.order_id, SUPPLIER_A, v1::SupplierResponse::Accepted)
-        .await?;
+    let (_, idle) = accepted_order(&stack).await?;
     let policy = stack.policy()?;
     let later = time::OffsetDateTime::now_utc() + time::Duration::days(32);
     ekb_pilot_ordering::sweep::sweep(&stack.db(), &policy, later).await?;
@@ -1112,33 +899,13 @@ async fn every_other_way_an_order_ends_releases_or_disburses_its_money() -> anyh
     );
 
     // The case leaves the pilot while its order is ACCEPTED: cancelled, CASE_LEFT_PILOT.
-    let (left_case, left) = placed_order(&stack).await?;
+    let (left_case, left) = accepted_order(&stack).await?;
     stack
-        .answer(&left.order_id, SUPPLIER_A, v1::SupplierResponse::Accepted)
-        .await?;
-    stack
-        .sut
-        .feed
-        .publish(
-            "routing",
-            &EventSubject::case(&left_case),
-            &v1::CaseFlowChanged {
-                case_id: left_case.clone(),
-                from_flow: v1::Flow::Pilot as i32,
-                to_flow: v1::Flow::Regular as i32,
-                reason: v1::FlowChangeReason::CaseworkerDecision as i32,
-                source: v1::FlowChangeSource::Caseworker as i32,
-                changed_by: "Z333333".to_owned(),
-                sequence: 1,
-                county_code: COUNTY.to_owned(),
-                employer_organisation_number: ekb_testkit::fixtures::EMPLOYER_ORGNR.to_owned(),
-                opened_at: Some(prost_types::Timestamp {
-                    seconds: 1_780_000_000,
-                    nanos: 0,
-                }),
-                changed_at: None,
-                fallback_event_id: String::new(),
-            },
+        .leave_pilot(
+            &left_case,
+            v1::FlowChangeReason::CaseworkerDecision,
+            v1::FlowChangeSource::Caseworker,
+            "Z333333",
         )
         .await?;
     let gone = stack
@@ -1175,8 +942,8 @@ async fn work_lists_show_orders_by_status_and_county_and_cases_awaiting_an_order
     }
     let reader = stack.issuer.token("Z1", &["pilot-reader"]);
     let mut client = stack.client.clone();
-    let first = client
-        .list_orders(with_bearer(
+    let first = stack
+        .list_orders(
             v1::ListOrdersRequest {
                 statuses: vec![],
                 county_code: COUNTY.into(),
@@ -1184,9 +951,8 @@ async fn work_lists_show_orders_by_status_and_county_and_cases_awaiting_an_order
                 page_token: String::new(),
             },
             &reader,
-        ))
-        .await?
-        .into_inner();
+        )
+        .await?;
     assert_eq!(first.orders.len(), 2);
     assert_eq!(
         first.orders[0].order_id, ordered[0].order_id,
@@ -1196,8 +962,8 @@ async fn work_lists_show_orders_by_status_and_county_and_cases_awaiting_an_order
         first.orders[0].contact_person.is_none(),
         "no personal data in lists"
     );
-    let second = client
-        .list_orders(with_bearer(
+    let second = stack
+        .list_orders(
             v1::ListOrdersRequest {
                 statuses: vec![],
                 county_code: COUNTY.into(),
@@ -1205,13 +971,12 @@ async fn work_lists_show_orders_by_status_and_county_and_cases_awaiting_an_order
                 page_token: first.next_page_token,
             },
             &reader,
-        ))
-        .await?
-        .into_inner();
+        )
+        .await?;
     assert_eq!(second.orders.len(), 1);
     assert!(second.next_page_token.is_empty());
-    let elsewhere = client
-        .list_orders(with_bearer(
+    let elsewhere = stack
+        .list_orders(
             v1::ListOrdersRequest {
                 statuses: vec![OrderStatus::FundsPending as i32],
                 county_code: "03".into(),
@@ -1219,9 +984,8 @@ async fn work_lists_show_orders_by_status_and_county_and_cases_awaiting_an_order
                 page_token: String::new(),
             },
             &reader,
-        ))
-        .await?
-        .into_inner();
+        )
+        .await?;
     assert!(elsewhere.orders.is_empty());
     let awaiting = client
         .list_cases_awaiting_order(with_bearer(
@@ -1283,22 +1047,11 @@ async fn work_lists_show_orders_by_status_and_county_and_cases_awaiting_an_order
 /// Takes a new PILOT case's order through accepted, started and completed, and has supplier A
 /// invoice it; returns the order id and the SUBMITTED invoice.
 async fn submitted_invoice(stack: &Stack) -> anyhow::Result<(String, v1::SupplierInvoice)> {
-    let (_, order) = placed_order(stack).await?;
-    stack
-        .answer(&order.order_id, SUPPLIER_A, v1::SupplierResponse::Accepted)
-        .await?;
+    let (_, order) = accepted_order(stack).await?;
     start_and_complete(stack, &order.order_id).await?;
     let invoice = stack
-        .client
-        .clone()
-        .submit_invoice(with_bearer(
-            invoice_request(&order.order_id, PRICE),
-            &stack.supplier(SUPPLIER_A),
-        ))
-        .await?
-        .into_inner()
-        .invoice
-        .unwrap_or_default();
+        .submit_invoice(&order.order_id, PRICE, SUPPLIER_A)
+        .await?;
     assert_eq!(invoice.status(), v1::InvoiceStatus::Submitted);
     Ok((order.order_id, invoice))
 }
@@ -1308,26 +1061,12 @@ async fn attest_and_approve(
     stack: &Stack,
     invoice_id: &str,
 ) -> anyhow::Result<v1::SupplierInvoice> {
-    let mut client = stack.client.clone();
-    client
-        .attest_invoice(with_bearer(
-            v1::AttestInvoiceRequest {
-                invoice_id: invoice_id.to_owned(),
-            },
-            &stack.caseworker("Z111111"),
-        ))
+    stack
+        .attest(invoice_id, &stack.caseworker("Z111111"))
         .await?;
-    let approved = client
-        .approve_invoice(with_bearer(
-            v1::ApproveInvoiceRequest {
-                invoice_id: invoice_id.to_owned(),
-            },
-            &stack.approver("Z222222"),
-        ))
-        .await?
-        .into_inner()
-        .invoice
-        .unwrap_or_default();
+    let approved = stack
+        .approve(invoice_id, &stack.approver("Z222222"))
+        .await?;
     assert_eq!(approved.status(), v1::InvoiceStatus::Approved);
     assert_eq!(approved.payment_status(), v1::InvoicePaymentStatus::Pending);
     Ok(approved)
@@ -1374,6 +1113,28 @@ async fn invoice_of(
         .ok_or_else(|| anyhow::anyhow!("no invoice {invoice_id}"))
 }
 
+/// The payment of invoice `invoice_id` (of order `order_id`) is still PENDING, and no
+/// InvoicePaymentRecorded has been published.
+async fn assert_no_outcome_recorded(
+    stack: &Stack,
+    order_id: &str,
+    invoice_id: &str,
+) -> anyhow::Result<()> {
+    assert_eq!(
+        invoice_of(stack, order_id, invoice_id)
+            .await?
+            .payment_status(),
+        v1::InvoicePaymentStatus::Pending
+    );
+    assert!(
+        stack
+            .events::<v1::InvoicePaymentRecorded>()
+            .await?
+            .is_empty()
+    );
+    Ok(())
+}
+
 #[tokio::test]
 async fn the_payment_system_reports_a_deferred_outcome_once_and_conflicts_are_refused()
 -> anyhow::Result<()> {
@@ -1389,16 +1150,12 @@ async fn the_payment_system_reports_a_deferred_outcome_once_and_conflicts_are_re
     let payment_system = stack
         .issuer
         .token("nav-payment-system", &["pilot-payment-system"]);
-    let mut client = stack.client.clone();
 
     let (order_id, invoice) = submitted_invoice(&stack).await?;
     let invoice_id = invoice.invoice_id.clone();
     // Not approved yet: refused with the reason, nothing recorded.
-    let refused = client
-        .record_invoice_payment_outcome(with_bearer(
-            outcome_request(&invoice_id, paid("UR-1")),
-            &payment_system,
-        ))
+    let refused = stack
+        .record_outcome(outcome_request(&invoice_id, paid("UR-1")), &payment_system)
         .await
         .expect_err("a submitted invoice");
     assert_eq!(refused.code(), Code::FailedPrecondition);
@@ -1408,39 +1165,28 @@ async fn the_payment_system_reports_a_deferred_outcome_once_and_conflicts_are_re
     // The payment system accepted the order and decides later: the payment stays PENDING
     // (the dispatcher runs every 100 ms; give it time to have answered).
     tokio::time::sleep(std::time::Duration::from_secs(2)).await;
-    assert_eq!(
-        invoice_of(&stack, &order_id, &invoice_id)
-            .await?
-            .payment_status(),
-        v1::InvoicePaymentStatus::Pending
-    );
-    assert!(
-        stack
-            .events::<v1::InvoicePaymentRecorded>()
-            .await?
-            .is_empty()
-    );
+    assert_no_outcome_recorded(&stack, &order_id, &invoice_id).await?;
 
     // Only the payment system may report.
-    let denied = client
-        .record_invoice_payment_outcome(with_bearer(
+    let denied = stack
+        .record_outcome(
             outcome_request(&invoice_id, paid("UR-1")),
             &stack.approver("Z222222"),
-        ))
+        )
         .await
         .expect_err("wrong role");
     assert_eq!(denied.code(), Code::PermissionDenied);
 
     // Bad input names every broken field and records nothing.
-    let bad = client
-        .record_invoice_payment_outcome(with_bearer(
+    let bad = stack
+        .record_outcome(
             v1::RecordInvoicePaymentOutcomeRequest {
                 invoice_id: "not-a-uuid".to_owned(),
                 attempt: 0,
                 outcome: None,
             },
             &payment_system,
-        ))
+        )
         .await
         .expect_err("bad input");
     assert_eq!(bad.code(), Code::InvalidArgument);
@@ -1453,59 +1199,42 @@ async fn the_payment_system_reports_a_deferred_outcome_once_and_conflicts_are_re
         (failed(" "), "failed.reason"),
         (failed(&"x".repeat(501)), "failed.reason"),
     ] {
-        let bad = client
-            .record_invoice_payment_outcome(with_bearer(
-                outcome_request(&invoice_id, outcome),
-                &payment_system,
-            ))
+        let bad = stack
+            .record_outcome(outcome_request(&invoice_id, outcome), &payment_system)
             .await
             .expect_err("bad outcome");
         assert_eq!(bad.code(), Code::InvalidArgument);
         assert_eq!(violated_fields(&bad), [field]);
     }
-    let unknown = client
-        .record_invoice_payment_outcome(with_bearer(
+    let unknown = stack
+        .record_outcome(
             outcome_request(&uuid::Uuid::now_v7().to_string(), paid("UR-1")),
             &payment_system,
-        ))
+        )
         .await
         .expect_err("unknown invoice");
     assert_eq!(unknown.code(), Code::NotFound);
-    let other_attempt = client
-        .record_invoice_payment_outcome(with_bearer(
+    let other_attempt = stack
+        .record_outcome(
             v1::RecordInvoicePaymentOutcomeRequest {
                 attempt: 2,
                 ..outcome_request(&invoice_id, paid("UR-1"))
             },
             &payment_system,
-        ))
+        )
         .await
         .expect_err("an attempt never made");
     assert_eq!(other_attempt.code(), Code::FailedPrecondition);
     assert_eq!(reason(&other_attempt), "NOT_CURRENT_ATTEMPT");
-    assert_eq!(
-        invoice_of(&stack, &order_id, &invoice_id)
-            .await?
-            .payment_status(),
-        v1::InvoicePaymentStatus::Pending
-    );
-    assert!(
-        stack
-            .events::<v1::InvoicePaymentRecorded>()
-            .await?
-            .is_empty()
-    );
+    assert_no_outcome_recorded(&stack, &order_id, &invoice_id).await?;
 
     // Paid: recorded, published once, audited as the calling system.
-    let recorded = client
-        .record_invoice_payment_outcome(with_bearer(
+    let recorded = stack
+        .record_outcome(
             outcome_request(&invoice_id, paid("UR-2026-42")),
             &payment_system,
-        ))
-        .await?
-        .into_inner()
-        .invoice
-        .unwrap_or_default();
+        )
+        .await?;
     assert_eq!(recorded.payment_status(), v1::InvoicePaymentStatus::Paid);
     assert_eq!(recorded.payment_reference, "UR-2026-42");
     assert!(recorded.payment_recorded_at.is_some());
@@ -1535,24 +1264,18 @@ async fn the_payment_system_reports_a_deferred_outcome_once_and_conflicts_are_re
     assert_eq!(audited[0].1, "nav-payment-system");
 
     // The same outcome again: a no-op.
-    let again = client
-        .record_invoice_payment_outcome(with_bearer(
+    let again = stack
+        .record_outcome(
             outcome_request(&invoice_id, paid("UR-2026-42")),
             &payment_system,
-        ))
-        .await?
-        .into_inner()
-        .invoice
-        .unwrap_or_default();
+        )
+        .await?;
     assert_eq!(again.payment_status(), v1::InvoicePaymentStatus::Paid);
     assert_eq!(again.payment_recorded_at, recorded.payment_recorded_at);
     // Another outcome for the recorded payment: refused with the reason.
     for conflicting in [paid("UR-OTHER"), failed("konto ukjent")] {
-        let conflict = client
-            .record_invoice_payment_outcome(with_bearer(
-                outcome_request(&invoice_id, conflicting),
-                &payment_system,
-            ))
+        let conflict = stack
+            .record_outcome(outcome_request(&invoice_id, conflicting), &payment_system)
             .await
             .expect_err("a conflicting outcome");
         assert_eq!(conflict.code(), Code::FailedPrecondition);
@@ -1570,15 +1293,12 @@ async fn the_payment_system_reports_a_deferred_outcome_once_and_conflicts_are_re
     let (second_order, second) = submitted_invoice(&stack).await?;
     attest_and_approve(&stack, &second.invoice_id).await?;
     for _ in 0..2 {
-        let failed_invoice = client
-            .record_invoice_payment_outcome(with_bearer(
+        let failed_invoice = stack
+            .record_outcome(
                 outcome_request(&second.invoice_id, failed("kontonummer ukjent")),
                 &payment_system,
-            ))
-            .await?
-            .into_inner()
-            .invoice
-            .unwrap_or_default();
+            )
+            .await?;
         assert_eq!(
             failed_invoice.payment_status(),
             v1::InvoicePaymentStatus::Failed
@@ -1596,11 +1316,11 @@ async fn the_payment_system_reports_a_deferred_outcome_once_and_conflicts_are_re
     assert_eq!(events[1].invoice_id, second.invoice_id);
     assert_eq!(events[1].status(), v1::InvoicePaymentStatus::Failed);
     assert!(events[1].payment_reference.is_empty());
-    let conflict = client
-        .record_invoice_payment_outcome(with_bearer(
+    let conflict = stack
+        .record_outcome(
             outcome_request(&second.invoice_id, paid("UR-LATE")),
             &payment_system,
-        ))
+        )
         .await
         .expect_err("paid after failed");
     assert_eq!(reason(&conflict), "PAYMENT_OUTCOME_CONFLICT");

@@ -211,6 +211,18 @@ impl Stack {
             .await
     }
 
+    /// Publishes a budget event about case `case_id` as budget would.
+    pub async fn publish_budget<M: Message + Name>(
+        &self,
+        case_id: &str,
+        event: &M,
+    ) -> anyhow::Result<EventEnvelope> {
+        self.sut
+            .feed
+            .publish("budget", &EventSubject::case(case_id), event)
+            .await
+    }
+
     /// Waits until `agreement` is stored at its version.
     pub async fn wait_for_agreement(&self, agreement: &v1::Agreement) -> anyhow::Result<()> {
         let id = uuid::Uuid::parse_str(&agreement.agreement_id)?;
@@ -300,6 +312,230 @@ impl Stack {
             .into_inner())
     }
 
+    /// RecordExpertStarted for `order_id`, started today by `expert_id` (none when empty), as
+    /// `token`; returns the order.
+    pub async fn start_expert(
+        &self,
+        order_id: &str,
+        expert_id: &str,
+        token: &str,
+    ) -> Result<v1::Order, tonic::Status> {
+        Ok(self
+            .client
+            .clone()
+            .record_expert_started(with_bearer(
+                v1::RecordExpertStartedRequest {
+                    order_id: order_id.to_owned(),
+                    started_date: today(),
+                    expert_id: expert_id.to_owned(),
+                },
+                token,
+            ))
+            .await?
+            .into_inner()
+            .order
+            .unwrap_or_default())
+    }
+
+    /// CompleteOrder for `order_id`, completed today with a new report, as `token`; returns the
+    /// order.
+    pub async fn complete(&self, order_id: &str, token: &str) -> Result<v1::Order, tonic::Status> {
+        Ok(self
+            .client
+            .clone()
+            .complete_order(with_bearer(
+                v1::CompleteOrderRequest {
+                    order_id: order_id.to_owned(),
+                    completed_date: today(),
+                    report_document_id: uuid::Uuid::now_v7().to_string(),
+                },
+                token,
+            ))
+            .await?
+            .into_inner()
+            .order
+            .unwrap_or_default())
+    }
+
+    /// AbortOrder for `order_id` with `reason` (no explanation), aborted today, as `token`;
+    /// returns the order.
+    pub async fn abort(
+        &self,
+        order_id: &str,
+        reason: v1::OrderAbortReason,
+        token: &str,
+    ) -> Result<v1::Order, tonic::Status> {
+        Ok(self
+            .client
+            .clone()
+            .abort_order(with_bearer(
+                v1::AbortOrderRequest {
+                    order_id: order_id.to_owned(),
+                    reason: reason as i32,
+                    explanation: String::new(),
+                    aborted_date: today(),
+                },
+                token,
+            ))
+            .await?
+            .into_inner()
+            .order
+            .unwrap_or_default())
+    }
+
+    /// CancelOrder for `order_id` with `reason` and `explanation`, as `token`; returns the order.
+    pub async fn cancel(
+        &self,
+        order_id: &str,
+        reason: v1::OrderCancellationReason,
+        explanation: &str,
+        token: &str,
+    ) -> Result<v1::Order, tonic::Status> {
+        Ok(self
+            .client
+            .clone()
+            .cancel_order(with_bearer(
+                v1::CancelOrderRequest {
+                    order_id: order_id.to_owned(),
+                    reason: reason as i32,
+                    explanation: explanation.to_owned(),
+                },
+                token,
+            ))
+            .await?
+            .into_inner()
+            .order
+            .unwrap_or_default())
+    }
+
+    /// SubmitInvoice of `amount_ore` for `order_id` ([`invoice_request`]) as supplier
+    /// `organisation`; returns the invoice.
+    pub async fn submit_invoice(
+        &self,
+        order_id: &str,
+        amount_ore: i64,
+        organisation: &str,
+    ) -> Result<v1::SupplierInvoice, tonic::Status> {
+        Ok(self
+            .client
+            .clone()
+            .submit_invoice(with_bearer(
+                invoice_request(order_id, amount_ore),
+                &self.supplier(organisation),
+            ))
+            .await?
+            .into_inner()
+            .invoice
+            .unwrap_or_default())
+    }
+
+    /// AttestInvoice `invoice_id` as `token`; returns the invoice.
+    pub async fn attest(
+        &self,
+        invoice_id: &str,
+        token: &str,
+    ) -> Result<v1::SupplierInvoice, tonic::Status> {
+        Ok(self
+            .client
+            .clone()
+            .attest_invoice(with_bearer(
+                v1::AttestInvoiceRequest {
+                    invoice_id: invoice_id.to_owned(),
+                },
+                token,
+            ))
+            .await?
+            .into_inner()
+            .invoice
+            .unwrap_or_default())
+    }
+
+    /// ApproveInvoice `invoice_id` as `token`; returns the invoice.
+    pub async fn approve(
+        &self,
+        invoice_id: &str,
+        token: &str,
+    ) -> Result<v1::SupplierInvoice, tonic::Status> {
+        Ok(self
+            .client
+            .clone()
+            .approve_invoice(with_bearer(
+                v1::ApproveInvoiceRequest {
+                    invoice_id: invoice_id.to_owned(),
+                },
+                token,
+            ))
+            .await?
+            .into_inner()
+            .invoice
+            .unwrap_or_default())
+    }
+
+    /// RecordInvoicePaymentOutcome `request` as `token`; returns the invoice.
+    pub async fn record_outcome(
+        &self,
+        request: v1::RecordInvoicePaymentOutcomeRequest,
+        token: &str,
+    ) -> Result<v1::SupplierInvoice, tonic::Status> {
+        Ok(self
+            .client
+            .clone()
+            .record_invoice_payment_outcome(with_bearer(request, token))
+            .await?
+            .into_inner()
+            .invoice
+            .unwrap_or_default())
+    }
+
+    /// ListOrders `request` as `token`.
+    pub async fn list_orders(
+        &self,
+        request: v1::ListOrdersRequest,
+        token: &str,
+    ) -> Result<v1::ListOrdersResponse, tonic::Status> {
+        Ok(self
+            .client
+            .clone()
+            .list_orders(with_bearer(request, token))
+            .await?
+            .into_inner())
+    }
+
+    /// Publishes routing's CaseFlowChanged moving `case_id` from PILOT to REGULAR for `reason`,
+    /// from `source`, changed by `changed_by`.
+    pub async fn leave_pilot(
+        &self,
+        case_id: &str,
+        reason: v1::FlowChangeReason,
+        source: v1::FlowChangeSource,
+        changed_by: &str,
+    ) -> anyhow::Result<EventEnvelope> {
+        self.sut
+            .feed
+            .publish(
+                "routing",
+                &EventSubject::case(case_id),
+                &v1::CaseFlowChanged {
+                    case_id: case_id.to_owned(),
+                    from_flow: v1::Flow::Pilot as i32,
+                    to_flow: v1::Flow::Regular as i32,
+                    reason: reason as i32,
+                    source: source as i32,
+                    changed_by: changed_by.to_owned(),
+                    sequence: 1,
+                    county_code: COUNTY.to_owned(),
+                    employer_organisation_number: fixtures::EMPLOYER_ORGNR.to_owned(),
+                    opened_at: Some(prost_types::Timestamp {
+                        seconds: 1_780_000_000,
+                        nanos: 0,
+                    }),
+                    changed_at: None,
+                    fallback_event_id: String::new(),
+                },
+            )
+            .await
+    }
+
     /// The events in the outbox, in order: (type short name, envelope).
     pub async fn outbox(&self) -> anyhow::Result<Vec<(String, EventEnvelope)>> {
         let rows: Vec<(String, Vec<u8>)> =
@@ -325,6 +561,19 @@ impl Stack {
             .collect())
     }
 
+    /// The order ids (`order_id` of each) of the outbox's events of type `M`, in order.
+    pub async fn order_ids<M: Message + Name + Default>(
+        &self,
+        order_id: impl Fn(M) -> String,
+    ) -> anyhow::Result<Vec<String>> {
+        Ok(self
+            .events::<M>()
+            .await?
+            .into_iter()
+            .map(order_id)
+            .collect())
+    }
+
     /// The outbox's event type names, in order.
     pub async fn event_types(&self) -> anyhow::Result<Vec<String>> {
         Ok(self
@@ -340,31 +589,13 @@ impl Stack {
     /// `live`; an order with a reservation is never left holding money otherwise.
     pub async fn assert_money_closed(&self, live: &[&str]) -> anyhow::Result<()> {
         let requested = self.events::<v1::OrderRequested>().await?;
-        let mut closing: Vec<String> = Vec::new();
-        closing.extend(
-            self.events::<v1::OrderDeclined>()
-                .await?
-                .into_iter()
-                .map(|e| e.order_id),
-        );
-        closing.extend(
-            self.events::<v1::OrderCancelled>()
-                .await?
-                .into_iter()
-                .map(|e| e.order_id),
-        );
-        closing.extend(
-            self.events::<v1::OrderExpired>()
-                .await?
-                .into_iter()
-                .map(|e| e.order_id),
-        );
-        closing.extend(
-            self.events::<v1::InvoiceApproved>()
-                .await?
-                .into_iter()
-                .map(|e| e.order_id),
-        );
+        let closing: Vec<String> = [
+            self.order_ids(|e: v1::OrderDeclined| e.order_id).await?,
+            self.order_ids(|e: v1::OrderCancelled| e.order_id).await?,
+            self.order_ids(|e: v1::OrderExpired| e.order_id).await?,
+            self.order_ids(|e: v1::InvoiceApproved| e.order_id).await?,
+        ]
+        .concat();
         for request in &requested {
             let closes = closing.iter().filter(|id| **id == request.order_id).count();
             if live.contains(&request.order_id.as_str()) {
@@ -389,6 +620,18 @@ pub fn today() -> String {
 /// A valid (non-synthetic) fødselsnummer for the tests: born 1 January 1990.
 pub fn fodselsnummer() -> String {
     ekb_testkit::people::fodselsnummer("010190", 100)
+}
+
+/// A valid SubmitInvoice of `amount_ore` for `order_id`, dated today, with a fresh request id.
+pub fn invoice_request(order_id: &str, amount_ore: i64) -> v1::SubmitInvoiceRequest {
+    v1::SubmitInvoiceRequest {
+        request_id: uuid::Uuid::now_v7().to_string(),
+        order_id: order_id.to_owned(),
+        invoice_number: "F-2026-001".to_owned(),
+        invoice_date: today(),
+        amount_ore,
+        invoice_document_id: uuid::Uuid::now_v7().to_string(),
+    }
 }
 
 /// A valid PlaceOrder for `case_id` with a fresh request id.
