@@ -76,6 +76,21 @@ pub async fn reservation_in(
     .await
 }
 
+/// Waits until budget's reservation for `id` is in `status` (SETTLED or RELEASED), asserts that
+/// it is finished and balanced with `disbursed_ore` disbursed (see [`assert_finished`]), and
+/// returns it for the test's own checks.
+pub async fn finished_reservation(
+    stack: &SystemStack,
+    kind: CommitmentKind,
+    id: &str,
+    status: ReservationStatus,
+    disbursed_ore: i64,
+) -> anyhow::Result<v1::Reservation> {
+    let found = reservation_in(stack, kind, id, status).await?;
+    assert_finished(&found, disbursed_ore);
+    Ok(found)
+}
+
 /// Asserts that reservation `found` is finished and balanced: nothing outstanding, and what was
 /// reserved was disbursed (`disbursed_ore`) or released, to the øre.
 pub fn assert_finished(found: &v1::Reservation, disbursed_ore: i64) {

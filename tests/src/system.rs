@@ -213,6 +213,25 @@ impl SystemStack {
         Ok(BudgetClient::new(self.channel("budget").await?))
     }
 
+    /// Opens a case with `facts` (as the system token's holder), asserts that routing sent it
+    /// to `flow`, and returns it.
+    pub async fn open_routed_case(
+        &self,
+        facts: v1::CaseFacts,
+        flow: v1::Flow,
+    ) -> anyhow::Result<v1::Case> {
+        let case = self
+            .routing()
+            .await?
+            .open_case(authorised(crate::open_case(facts), &self.system_token()))
+            .await?
+            .into_inner()
+            .case
+            .unwrap_or_default();
+        assert_eq!(case.decision.unwrap_or_default().flow(), flow);
+        Ok(case)
+    }
+
     /// A token for NAV person `subject` with `roles`.
     pub fn nav_token(&self, subject: &str, roles: &[&str]) -> String {
         self.issuer.token(subject, roles)
@@ -455,6 +474,19 @@ impl EventLog {
         self.matching(matches).len()
     }
 
+    /// Asserts that every type in `expected` (short names, as [`Self::types_for_case`] gives
+    /// them) is among the events keyed by case `case_id`; returns all their types.
+    pub fn assert_case_story(&self, case_id: &str, expected: &[&str]) -> Vec<String> {
+        let types = self.types_for_case(case_id);
+        for expected in expected {
+            assert!(
+                types.iter().any(|seen| seen == expected),
+                "{expected} missing from {types:?}"
+            );
+        }
+        types
+    }
+
     /// The types of the events keyed by case `case_id`, in the order read.
     pub fn types_for_case(&self, case_id: &str) -> Vec<String> {
         self.all()
@@ -492,7 +524,7 @@ where
                     "{what}: {:?} {} {}",
                     status.code(),
                     status.message(),
-                    reason_of(&status).unwrap_or_default()
+                    ekb_testkit::status::reason(&status)
                 ));
             }
         }
@@ -522,14 +554,6 @@ where
     }
 }
 
-/// The machine-readable reason of a refusal (`google.rpc.ErrorInfo.reason`), if it has one.
-pub fn reason_of(status: &tonic::Status) -> Option<String> {
-    use tonic_types::StatusExt as _;
-    status
-        .get_details_error_info()
-        .map(|info| info.reason.clone())
-}
-
 /// Asserts that `result` is a refusal with `code` and reason `reason`.
 pub fn assert_refused<T: std::fmt::Debug>(
     result: Result<tonic::Response<T>, tonic::Status>,
@@ -543,8 +567,8 @@ pub fn assert_refused<T: std::fmt::Debug>(
         ),
         Err(status) => {
             assert_eq!(
-                (status.code(), reason_of(&status).as_deref()),
-                (code, Some(reason)),
+                (status.code(), ekb_testkit::status::reason(&status).as_str()),
+                (code, reason),
                 "{}",
                 status.message()
             );

@@ -19,7 +19,7 @@ use time::{Duration, OffsetDateTime, UtcOffset};
 use tonic::{Code, transport::Channel};
 
 use crate::{
-    demo::service,
+    demo::connect,
     sample_cases::{FRESH_HINT, flow_name},
     table::{self, Align},
 };
@@ -58,9 +58,7 @@ pub fn account_label(account: &BudgetAccount) -> String {
 
 /// Sets (or finds) the appropriation and prints it, then prints the year's usage.
 pub async fn run(services: &[ServiceProcess]) -> anyhow::Result<()> {
-    let mut budget = BudgetServiceClient::connect(service(services, BUDGET)?.url())
-        .await
-        .context("connecting to budget")?;
+    let mut budget = BudgetServiceClient::new(connect(services, BUDGET).await?);
     let year = budget_year_now();
     println!(
         "\nBudget {year}, account {} (SetAppropriation, GetUsage):",

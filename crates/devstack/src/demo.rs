@@ -17,6 +17,7 @@ use ekb_proto::v1::{
     routing_service_client::RoutingServiceClient,
 };
 use ekb_testkit::services::ServiceProcess;
+use tonic::transport::Channel;
 
 use crate::{fixture, sample_cases};
 
@@ -42,15 +43,19 @@ pub fn service<'a>(
         .with_context(|| format!("the demo needs {name}, but the launcher did not start it"))
 }
 
+/// A channel to the running service `name` among `services`, for any of its clients.
+pub async fn connect(services: &[ServiceProcess], name: &str) -> anyhow::Result<Channel> {
+    Channel::from_shared(service(services, name)?.url())?
+        .connect()
+        .await
+        .with_context(|| format!("connecting to {name}"))
+}
+
 /// Loads the fixture, waits for routing's read model and routes the sample cases, printing as
 /// it goes.
 pub async fn run(services: &[ServiceProcess]) -> anyhow::Result<()> {
-    let mut registry = ExpertRegistryServiceClient::connect(service(services, REGISTRY)?.url())
-        .await
-        .context("connecting to the expert registry")?;
-    let mut routing = RoutingServiceClient::connect(service(services, ROUTING)?.url())
-        .await
-        .context("connecting to routing")?;
+    let mut registry = ExpertRegistryServiceClient::new(connect(services, REGISTRY).await?);
+    let mut routing = RoutingServiceClient::new(connect(services, ROUTING).await?);
     let loaded = fixture::load(&mut registry).await?;
     println!(
         "\nFixture (RegisterAgreement/RegisterExpert): framework agreements in county {} \

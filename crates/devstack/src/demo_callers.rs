@@ -1,6 +1,7 @@
 //! Who calls the flow services in `make run`'s walk through both flows, and the little the two
-//! walks share (waiting for state that changes on events, printing a numbered step, ending a walk
-//! that could not finish with a note instead of a refusal to serve).
+//! walks share (opening the case, waiting for state that changes on events or for a service to
+//! know what an event told it, budget's settlement, printing a numbered step, ending a walk that
+//! could not finish with a note instead of a refusal to serve).
 //!
 //! Why a token issuer in a local run: both flows are four-eyes (the caseworker who recommends or
 //! attests may not be the one who decides or approves), and with authentication off every
@@ -11,13 +12,21 @@
 
 use std::{future::Future, time::Duration};
 
-use anyhow::bail;
+use anyhow::{Context, bail};
+use ekb_domain::Money;
+use ekb_proto::v1::{
+    self, CommitmentKind, budget_service_client::BudgetServiceClient,
+    routing_service_client::RoutingServiceClient,
+};
 use ekb_testkit::{
     catalog,
-    fixtures::EMPLOYER_ORGNR,
+    fixtures::{EMPLOYER_ORGNR, open_case},
     issuer::TestIssuer,
     services::{ServiceProcess, with_bearer},
 };
+use tonic::transport::Channel;
+
+use crate::sample_cases::flow_name;
 
 /// The services that decide with four eyes, and so need to know who is calling even locally.
 pub const FOUR_EYES_SERVICES: [&str; 3] = ["applications", "refunds", "pilot-ordering"];
@@ -120,27 +129,27 @@ pub fn token_instructions(issuer: &TestIssuer, services: &[ServiceProcess]) -> S
         FOUR_EYES_SERVICES.join(", "),
         listed.join(", ")
     );
-    if let Some(applications) = services
-        .iter()
-        .find(|service| service.name == "applications")
-    {
-        out.push_str(&format!(
-            "  grpcurl -plaintext -H \"authorization: Bearer $EKB_TOKEN\" -d \
-             '{{\"statuses\":[\"APPLICATION_STATUS_GRANTED\"],\"county_codes\":[\"34\"]}}' {} \
-             ekspertbistand.v1.ApplicationsService/ListApplications\n",
-            applications.grpc_addr
-        ));
-    }
-    if let Some(ordering) = services
-        .iter()
-        .find(|service| service.name == "pilot-ordering")
-    {
-        out.push_str(&format!(
-            "  grpcurl -plaintext -H \"authorization: Bearer $EKB_TOKEN\" -d \
-             '{{\"statuses\":[\"ORDER_STATUS_COMPLETED\"],\"county_code\":\"34\"}}' {} \
-             ekspertbistand.v1.PilotOrderingService/ListOrders\n",
-            ordering.grpc_addr
-        ));
+    // One example call per listing service that runs: (service, request body, method).
+    let examples = [
+        (
+            "applications",
+            r#"{"statuses":["APPLICATION_STATUS_GRANTED"],"county_codes":["34"]}"#,
+            "ApplicationsService/ListApplications",
+        ),
+        (
+            "pilot-ordering",
+            r#"{"statuses":["ORDER_STATUS_COMPLETED"],"county_code":"34"}"#,
+            "PilotOrderingService/ListOrders",
+        ),
+    ];
+    for (name, body, method) in examples {
+        if let Some(running) = services.iter().find(|service| service.name == name) {
+            out.push_str(&format!(
+                "  grpcurl -plaintext -H \"authorization: Bearer $EKB_TOKEN\" -d '{body}' {} \
+                 ekspertbistand.v1.{method}\n",
+                running.grpc_addr
+            ));
+        }
     }
     out
 }
@@ -167,6 +176,104 @@ where
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+/// Calls `call` until it stops answering UNAVAILABLE (the service has not had the event it
+/// needs yet: `what`), then returns what `pick` takes from the answer; any other refusal ends
+/// the walk, named after `rpc`.
+pub async fn when_known<R, T, F, Fut>(
+    what: &str,
+    rpc: &str,
+    mut call: F,
+    pick: impl Fn(R) -> Option<T>,
+) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<tonic::Response<R>, tonic::Status>>,
+{
+    wait_for(what, || {
+        let answer = call();
+        let pick = &pick;
+        async move {
+            match answer.await {
+                Ok(response) => Ok(pick(response.into_inner())),
+                Err(status) if status.code() == tonic::Code::Unavailable => Ok(None),
+                Err(status) => Err(anyhow::anyhow!("{rpc}: {}", refusal(&status))),
+            }
+        }
+    })
+    .await
+}
+
+/// Opens a case with `facts` and prints routing's decision as step 1, the case `described` (its
+/// municipality and the expert chosen); returns the case.
+pub async fn open_case_step(
+    routing: &mut RoutingServiceClient<Channel>,
+    facts: v1::CaseFacts,
+    described: &str,
+) -> anyhow::Result<v1::Case> {
+    let case = routing
+        .open_case(open_case(facts))
+        .await
+        .context("OpenCase")?
+        .into_inner()
+        .case
+        .unwrap_or_default();
+    let decision = case.decision.unwrap_or_default();
+    step(
+        1,
+        format!(
+            "OpenCase: case {} in {described} → {} ({})",
+            case.case_id,
+            flow_name(decision.flow()),
+            decision
+                .reason()
+                .as_str_name()
+                .trim_start_matches("ROUTING_REASON_")
+        ),
+    );
+    Ok(case)
+}
+
+/// Waits until budget has settled the reservation of commitment `id` of `kind` (disbursed the
+/// payout, released the rest), and prints it as step `number`.
+pub async fn settled_step(
+    budget: &BudgetServiceClient<Channel>,
+    number: usize,
+    kind: CommitmentKind,
+    id: &str,
+) -> anyhow::Result<()> {
+    let settled = wait_for("budget to disburse and release (FundsDisbursed)", || {
+        let mut budget = budget.clone();
+        let id = id.to_owned();
+        async move {
+            let reservation = budget
+                .get_reservation(v1::GetReservationRequest {
+                    commitment: Some(v1::Commitment {
+                        kind: kind as i32,
+                        commitment_id: id,
+                    }),
+                })
+                .await
+                .map_err(|status| anyhow::anyhow!("GetReservation: {}", refusal(&status)))?
+                .into_inner()
+                .reservation
+                .unwrap_or_default();
+            Ok((reservation.status() == v1::ReservationStatus::Settled).then_some(reservation))
+        }
+    })
+    .await?;
+    step(
+        number,
+        format!(
+            "Budget: reserved {} = disbursed {} (FundsDisbursed) + released {} \
+             (FundsReleased, remainder); reservation SETTLED",
+            Money::from_ore(settled.reserved_ore),
+            Money::from_ore(settled.disbursed_ore),
+            Money::from_ore(settled.released_ore)
+        ),
+    );
+    Ok(())
 }
 
 /// Prints step `number` of a walk.

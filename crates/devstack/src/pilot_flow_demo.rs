@@ -11,7 +11,6 @@
 //! fixture's. The walk prints what it got and, when it cannot go on, why — a note, not a
 //! refusal to serve (see `demo_callers::stopped`).
 
-use anyhow::Context;
 use ekb_domain::Money;
 use ekb_proto::v1::{
     self, CommitmentKind, CompetenceArea, OrderStatus, budget_service_client::BudgetServiceClient,
@@ -20,7 +19,7 @@ use ekb_proto::v1::{
     routing_service_client::RoutingServiceClient,
 };
 use ekb_testkit::{
-    fixtures::{HAMAR, case_facts, open_case},
+    fixtures::{HAMAR, case_facts},
     issuer::TestIssuer,
     services::ServiceProcess,
 };
@@ -28,13 +27,12 @@ use tonic::transport::Channel;
 
 use crate::{
     budget_demo::BUDGET,
-    demo::{REGISTRY, ROUTING, service},
+    demo::{REGISTRY, ROUTING, connect},
     demo_callers::{
-        CASEWORKER, Callers, DECIDER, as_caller, oslo_today, refusal, step, stopped,
-        synthetic_fodselsnummer, wait_for,
+        CASEWORKER, Callers, DECIDER, as_caller, open_case_step, oslo_today, refusal, settled_step,
+        step, stopped, synthetic_fodselsnummer, wait_for, when_known,
     },
     fixture::{self, area_name},
-    sample_cases::flow_name,
 };
 
 /// Pilot-ordering's name (its catalog entry and binary).
@@ -60,18 +58,10 @@ pub async fn run(
     fresh: bool,
 ) -> anyhow::Result<()> {
     let mut clients = Clients {
-        routing: RoutingServiceClient::connect(service(services, ROUTING)?.url())
-            .await
-            .context("connecting to routing")?,
-        registry: ExpertRegistryServiceClient::connect(service(services, REGISTRY)?.url())
-            .await
-            .context("connecting to the expert registry")?,
-        ordering: PilotOrderingServiceClient::connect(service(services, PILOT_ORDERING)?.url())
-            .await
-            .context("connecting to pilot-ordering")?,
-        budget: BudgetServiceClient::connect(service(services, BUDGET)?.url())
-            .await
-            .context("connecting to budget")?,
+        routing: RoutingServiceClient::new(connect(services, ROUTING).await?),
+        registry: ExpertRegistryServiceClient::new(connect(services, REGISTRY).await?),
+        ordering: PilotOrderingServiceClient::new(connect(services, PILOT_ORDERING).await?),
+        budget: BudgetServiceClient::new(connect(services, BUDGET).await?),
     };
     println!(
         "\nPilot flow (§ 9a), one case to payment (caseworker {CASEWORKER} orders and attests, \
@@ -130,28 +120,13 @@ async fn walk(clients: &mut Clients, callers: &Callers<'_>) -> anyhow::Result<()
         return Ok(());
     }
 
-    let case = clients
-        .routing
-        .open_case(open_case(case_facts(HAMAR, Some(AREA), &today)))
-        .await
-        .context("OpenCase")?
-        .into_inner()
-        .case
-        .unwrap_or_default();
+    let case = open_case_step(
+        &mut clients.routing,
+        case_facts(HAMAR, Some(AREA), &today),
+        &format!("3403 Hamar, framework expert for {}", area_name(AREA)),
+    )
+    .await?;
     let decision = case.decision.unwrap_or_default();
-    step(
-        1,
-        format!(
-            "OpenCase: case {} in 3403 Hamar, framework expert for {} → {} ({})",
-            case.case_id,
-            area_name(AREA),
-            flow_name(decision.flow()),
-            decision
-                .reason()
-                .as_str_name()
-                .trim_start_matches("ROUTING_REASON_")
-        ),
-    );
     if decision.flow() != v1::Flow::Pilot {
         // Not a fault: routing's pilot counties and periods are configuration.
         println!("  The case went to the regular flow (routing's settings): nothing to walk.");
@@ -171,17 +146,16 @@ async fn walk(clients: &mut Clients, callers: &Callers<'_>) -> anyhow::Result<()
             .to_owned(),
         employee_fodselsnummer: synthetic_fodselsnummer(),
     };
-    let order = wait_for("pilot-ordering to know the case (CaseRouted)", || {
-        let mut ordering = clients.ordering.clone();
-        let request = as_caller(request.clone(), &caseworker);
-        async move {
-            match ordering.place_order(request).await {
-                Ok(response) => Ok(response.into_inner().order),
-                Err(status) if status.code() == tonic::Code::Unavailable => Ok(None),
-                Err(status) => Err(anyhow::anyhow!("PlaceOrder: {}", refusal(&status))),
-            }
-        }
-    })
+    let order = when_known(
+        "pilot-ordering to know the case (CaseRouted)",
+        "PlaceOrder",
+        || {
+            let mut ordering = clients.ordering.clone();
+            let request = as_caller(request.clone(), &caseworker);
+            async move { ordering.place_order(request).await }
+        },
+        |response| response.order,
+    )
     .await?;
     let order_id = order.order_id.clone();
     let supplier = order.supplier_organisation_number.clone();
@@ -324,36 +298,7 @@ async fn walk(clients: &mut Clients, callers: &Callers<'_>) -> anyhow::Result<()
         ),
     );
 
-    let settled = wait_for("budget to disburse and release (FundsDisbursed)", || {
-        let mut budget = clients.budget.clone();
-        let order_id = order_id.clone();
-        async move {
-            let reservation = budget
-                .get_reservation(v1::GetReservationRequest {
-                    commitment: Some(v1::Commitment {
-                        kind: CommitmentKind::PilotOrder as i32,
-                        commitment_id: order_id,
-                    }),
-                })
-                .await
-                .map_err(|status| anyhow::anyhow!("GetReservation: {}", refusal(&status)))?
-                .into_inner()
-                .reservation
-                .unwrap_or_default();
-            Ok((reservation.status() == v1::ReservationStatus::Settled).then_some(reservation))
-        }
-    })
-    .await?;
-    step(
-        8,
-        format!(
-            "Budget: reserved {} = disbursed {} (FundsDisbursed) + released {} \
-             (FundsReleased, remainder); reservation SETTLED",
-            Money::from_ore(settled.reserved_ore),
-            Money::from_ore(settled.disbursed_ore),
-            Money::from_ore(settled.released_ore)
-        ),
-    );
+    settled_step(&clients.budget, 8, CommitmentKind::PilotOrder, &order_id).await?;
 
     let paid = wait_for(
         "the payment system's answer (InvoicePaymentRecorded)",

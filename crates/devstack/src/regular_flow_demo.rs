@@ -9,7 +9,6 @@
 //! appropriation set too low by hand stops the walk at the funds request, and the walk then
 //! says so instead of refusing to serve (see `demo_callers::stopped`).
 
-use anyhow::Context;
 use ekb_domain::Money;
 use ekb_proto::v1::{
     self, ApplicationStatus, CommitmentKind, RefundClaimStatus, RefundPaymentStatus,
@@ -18,7 +17,7 @@ use ekb_proto::v1::{
     routing_service_client::RoutingServiceClient,
 };
 use ekb_testkit::{
-    fixtures::{EMPLOYER_ORGNR, LILLEHAMMER, SUPPLIER_ORGNR, case_facts, open_case},
+    fixtures::{EMPLOYER_ORGNR, LILLEHAMMER, SUPPLIER_ORGNR, case_facts},
     issuer::TestIssuer,
     services::ServiceProcess,
 };
@@ -26,12 +25,11 @@ use tonic::transport::Channel;
 
 use crate::{
     budget_demo::BUDGET,
-    demo::{ROUTING, service},
+    demo::{ROUTING, connect},
     demo_callers::{
-        CASEWORKER, Callers, DECIDER, as_caller, oslo_today, refusal, step, stopped,
-        synthetic_fodselsnummer, wait_for,
+        CASEWORKER, Callers, DECIDER, as_caller, open_case_step, oslo_today, refusal, settled_step,
+        step, stopped, synthetic_fodselsnummer, wait_for, when_known,
     },
-    sample_cases::flow_name,
 };
 
 /// Applications' name (its catalog entry and binary).
@@ -61,18 +59,10 @@ pub async fn run(
     fresh: bool,
 ) -> anyhow::Result<()> {
     let mut clients = Clients {
-        routing: RoutingServiceClient::connect(service(services, ROUTING)?.url())
-            .await
-            .context("connecting to routing")?,
-        applications: ApplicationsServiceClient::connect(service(services, APPLICATIONS)?.url())
-            .await
-            .context("connecting to applications")?,
-        refunds: RefundsServiceClient::connect(service(services, REFUNDS)?.url())
-            .await
-            .context("connecting to refunds")?,
-        budget: BudgetServiceClient::connect(service(services, BUDGET)?.url())
-            .await
-            .context("connecting to budget")?,
+        routing: RoutingServiceClient::new(connect(services, ROUTING).await?),
+        applications: ApplicationsServiceClient::new(connect(services, APPLICATIONS).await?),
+        refunds: RefundsServiceClient::new(connect(services, REFUNDS).await?),
+        budget: BudgetServiceClient::new(connect(services, BUDGET).await?),
     };
     println!(
         "\nRegular flow, one case to payment (caseworker {CASEWORKER} recommends, decider \
@@ -87,27 +77,13 @@ pub async fn run(
 /// The walk itself; any step that does not go as the contract says ends it with an error.
 async fn walk(clients: &mut Clients, callers: &Callers<'_>) -> anyhow::Result<()> {
     let today = oslo_today();
-    let case = clients
-        .routing
-        .open_case(open_case(case_facts(LILLEHAMMER, None, &today)))
-        .await
-        .context("OpenCase")?
-        .into_inner()
-        .case
-        .unwrap_or_default();
+    let case = open_case_step(
+        &mut clients.routing,
+        case_facts(LILLEHAMMER, None, &today),
+        "3405 Lillehammer, own expert",
+    )
+    .await?;
     let decision = case.decision.unwrap_or_default();
-    step(
-        1,
-        format!(
-            "OpenCase: case {} in 3405 Lillehammer, own expert → {} ({})",
-            case.case_id,
-            flow_name(decision.flow()),
-            decision
-                .reason()
-                .as_str_name()
-                .trim_start_matches("ROUTING_REASON_")
-        ),
-    );
     anyhow::ensure!(
         decision.flow() == v1::Flow::Regular,
         "the case was routed {:?}, not REGULAR",
@@ -116,18 +92,16 @@ async fn walk(clients: &mut Clients, callers: &Callers<'_>) -> anyhow::Result<()
 
     let employer = callers.employer(EMPLOYER_ORGNR);
     let request = application_request(&case.case_id, &today);
-    let applications = clients.applications.clone();
-    let submitted = wait_for("applications to know the case (CaseRouted)", || {
-        let mut applications = applications.clone();
-        let request = as_caller(request.clone(), &employer);
-        async move {
-            match applications.submit_application(request).await {
-                Ok(response) => Ok(response.into_inner().application),
-                Err(status) if status.code() == tonic::Code::Unavailable => Ok(None),
-                Err(status) => Err(anyhow::anyhow!("SubmitApplication: {}", refusal(&status))),
-            }
-        }
-    })
+    let submitted = when_known(
+        "applications to know the case (CaseRouted)",
+        "SubmitApplication",
+        || {
+            let mut applications = clients.applications.clone();
+            let request = as_caller(request.clone(), &employer);
+            async move { applications.submit_application(request).await }
+        },
+        |response| response.application,
+    )
     .await?;
     let application_id = submitted.application_id.clone();
     step(
@@ -286,17 +260,16 @@ async fn walk(clients: &mut Clients, callers: &Callers<'_>) -> anyhow::Result<()
         assistance_start_date: today.clone(),
         assistance_end_date: today.clone(),
     };
-    let claim = wait_for("refunds to know the grant (GrantApproved)", || {
-        let mut refunds = clients.refunds.clone();
-        let request = as_caller(claim_request.clone(), &employer);
-        async move {
-            match refunds.submit_refund_claim(request).await {
-                Ok(response) => Ok(response.into_inner().claim),
-                Err(status) if status.code() == tonic::Code::Unavailable => Ok(None),
-                Err(status) => Err(anyhow::anyhow!("SubmitRefundClaim: {}", refusal(&status))),
-            }
-        }
-    })
+    let claim = when_known(
+        "refunds to know the grant (GrantApproved)",
+        "SubmitRefundClaim",
+        || {
+            let mut refunds = clients.refunds.clone();
+            let request = as_caller(claim_request.clone(), &employer);
+            async move { refunds.submit_refund_claim(request).await }
+        },
+        |response| response.claim,
+    )
     .await?;
     let claim_id = claim.claim_id.clone();
     step(
@@ -367,36 +340,7 @@ async fn walk(clients: &mut Clients, callers: &Callers<'_>) -> anyhow::Result<()
         ),
     );
 
-    let settled = wait_for("budget to disburse and release (FundsDisbursed)", || {
-        let mut budget = clients.budget.clone();
-        let grant_id = grant_id.clone();
-        async move {
-            let reservation = budget
-                .get_reservation(v1::GetReservationRequest {
-                    commitment: Some(v1::Commitment {
-                        kind: CommitmentKind::Grant as i32,
-                        commitment_id: grant_id,
-                    }),
-                })
-                .await
-                .map_err(|status| anyhow::anyhow!("GetReservation: {}", refusal(&status)))?
-                .into_inner()
-                .reservation
-                .unwrap_or_default();
-            Ok((reservation.status() == v1::ReservationStatus::Settled).then_some(reservation))
-        }
-    })
-    .await?;
-    step(
-        8,
-        format!(
-            "Budget: reserved {} = disbursed {} (FundsDisbursed) + released {} \
-             (FundsReleased, remainder); reservation SETTLED",
-            Money::from_ore(settled.reserved_ore),
-            Money::from_ore(settled.disbursed_ore),
-            Money::from_ore(settled.released_ore)
-        ),
-    );
+    settled_step(&clients.budget, 8, CommitmentKind::Grant, &grant_id).await?;
 
     let paid = wait_for("the payment system's answer (PaymentCompleted)", || {
         let mut refunds = clients.refunds.clone();

@@ -20,11 +20,7 @@ use ekb_testkit::events::EventFeed;
 use ekb_tests::{
     EMPLOYER_ORGNR, HAMAR, INNLANDET, SUPPLIER_ORGNR, agreement_request, agreement_terms,
     case_facts, date_range,
-    ledger::{
-        assert_finished, assert_money_kept, assert_no_fodselsnummer, reservation_in,
-        set_appropriation,
-    },
-    open_case,
+    ledger::{assert_money_kept, assert_no_fodselsnummer, finished_reservation, set_appropriation},
     people::{synthetic_fodselsnummer, today},
     system::{SystemStack, assert_refused, authorised, eventually_state, until_available},
 };
@@ -114,19 +110,24 @@ async fn register(stack: &SystemStack, agreements: &[TestAgreement]) -> anyhow::
 
 /// Opens a Hamar case choosing a framework expert in `area` today; it must be routed PILOT.
 async fn open_pilot_case(stack: &SystemStack, area: CompetenceArea) -> anyhow::Result<v1::Case> {
-    let case = stack
-        .routing()
-        .await?
-        .open_case(authorised(
-            open_case(case_facts(HAMAR, Some(area), &today())),
-            &stack.system_token(),
-        ))
-        .await?
-        .into_inner()
-        .case
-        .unwrap_or_default();
-    assert_eq!(case.decision.unwrap_or_default().flow(), Flow::Pilot);
-    Ok(case)
+    stack
+        .open_routed_case(case_facts(HAMAR, Some(area), &today()), Flow::Pilot)
+        .await
+}
+
+/// An order for `case_id` about the employee with `fodselsnummer`, for the assignment `description`.
+fn order_request(case_id: &str, fodselsnummer: &str, description: &str) -> v1::PlaceOrderRequest {
+    v1::PlaceOrderRequest {
+        request_id: uuid::Uuid::new_v4().to_string(),
+        case_id: case_id.to_owned(),
+        contact_person: Some(v1::ContactPerson {
+            name: "Kari Kontakt".to_owned(),
+            phone_number: "+4791234567".to_owned(),
+            email: "kari.kontakt@example.no".to_owned(),
+        }),
+        assignment_description: description.to_owned(),
+        employee_fodselsnummer: fodselsnummer.to_owned(),
+    }
 }
 
 /// PlaceOrder for `case_id` (pilot caseworker), retrying while the case has not reached
@@ -136,18 +137,11 @@ async fn place_order(
     case_id: &str,
     fodselsnummer: &str,
 ) -> anyhow::Result<v1::Order> {
-    let request = v1::PlaceOrderRequest {
-        request_id: uuid::Uuid::new_v4().to_string(),
-        case_id: case_id.to_owned(),
-        contact_person: Some(v1::ContactPerson {
-            name: "Kari Kontakt".to_owned(),
-            phone_number: "+4791234567".to_owned(),
-            email: "kari.kontakt@example.no".to_owned(),
-        }),
-        assignment_description: "Kartlegging av arbeidsmiljø og forslag til tilrettelegging."
-            .to_owned(),
-        employee_fodselsnummer: fodselsnummer.to_owned(),
-    };
+    let request = order_request(
+        case_id,
+        fodselsnummer,
+        "Kartlegging av arbeidsmiljø og forslag til tilrettelegging.",
+    );
     let token = stack.caseworker_token();
     let client = stack.pilot_ordering().await?;
     let response = until_available("PlaceOrder", || {
@@ -331,14 +325,14 @@ async fn a_pilot_case_goes_from_order_to_payment_past_a_decline_and_a_full_agree
         .wait_for(|event: &v1::OrderDeclined| event.order_id == first_order.order_id)
         .await?;
     assert_eq!(event.next_order_id, next.order_id);
-    let released = reservation_in(
+    let released = finished_reservation(
         &stack,
         CommitmentKind::PilotOrder,
         &first_order.order_id,
         ReservationStatus::Released,
+        0,
     )
     .await?;
-    assert_finished(&released, 0);
     assert_eq!(released.release_cause(), v1::ReleaseCause::OrderDeclined);
 
     // The next order: reserved → placed → accepted → started → completed.
@@ -520,15 +514,15 @@ async fn a_pilot_case_goes_from_order_to_payment_past_a_decline_and_a_full_agree
         Ok(paid.then_some(()))
     })
     .await?;
-    let settled = reservation_in(
+    let settled = finished_reservation(
         &stack,
         CommitmentKind::PilotOrder,
         &next.order_id,
         ReservationStatus::Settled,
+        INVOICED_ORE,
     )
     .await?;
     assert_eq!(settled.reserved_ore, 2_150_000);
-    assert_finished(&settled, INVOICED_ORE);
 
     // Capacity: the first-ranked agreement takes one order a month; the decline freed it, the
     // next case takes it, and the case after goes to the next-ranked supplier.
@@ -558,14 +552,14 @@ async fn a_pilot_case_goes_from_order_to_payment_past_a_decline_and_a_full_agree
             .order
             .unwrap_or_default();
         assert_eq!(cancelled.status(), OrderStatus::Cancelled);
-        let released = reservation_in(
+        finished_reservation(
             &stack,
             CommitmentKind::PilotOrder,
             &order.order_id,
             ReservationStatus::Released,
+            0,
         )
         .await?;
-        assert_finished(&released, 0);
     }
 
     // Redelivery at the money hops is applied once: the same envelopes again (same event ids)
@@ -609,38 +603,33 @@ async fn a_pilot_case_goes_from_order_to_payment_past_a_decline_and_a_full_agree
             .count(|event: &v1::FundsDisbursed| for_order(&event.commitment, &next_id)),
         1
     );
-    assert_finished(
-        &reservation_in(
-            &stack,
-            CommitmentKind::PilotOrder,
-            &next_id,
-            ReservationStatus::Settled,
-        )
-        .await?,
+    finished_reservation(
+        &stack,
+        CommitmentKind::PilotOrder,
+        &next_id,
+        ReservationStatus::Settled,
         INVOICED_ORE,
-    );
+    )
+    .await?;
 
-    let types = stack.events.types_for_case(&case.case_id);
-    for expected in [
-        "CaseRouted",
-        "OrderRequested",
-        "FundsReserved",
-        "OrderPlaced",
-        "OrderDeclined",
-        "OrderAccepted",
-        "OrderStarted",
-        "OrderCompleted",
-        "InvoiceSubmitted",
-        "InvoiceApproved",
-        "FundsDisbursed",
-        "FundsReleased",
-        "InvoicePaymentRecorded",
-    ] {
-        assert!(
-            types.iter().any(|seen| seen == expected),
-            "{expected} missing from {types:?}"
-        );
-    }
+    stack.events.assert_case_story(
+        &case.case_id,
+        &[
+            "CaseRouted",
+            "OrderRequested",
+            "FundsReserved",
+            "OrderPlaced",
+            "OrderDeclined",
+            "OrderAccepted",
+            "OrderStarted",
+            "OrderCompleted",
+            "InvoiceSubmitted",
+            "InvoiceApproved",
+            "FundsDisbursed",
+            "FundsReleased",
+            "InvoicePaymentRecorded",
+        ],
+    );
     assert_money_kept(&stack).await?;
     let numbers: Vec<&str> = people.iter().map(String::as_str).collect();
     assert_no_fodselsnummer(&stack, &numbers);
@@ -791,31 +780,25 @@ async fn a_pilot_case_nobody_can_take_falls_back_to_the_regular_flow_on_the_same
         .pilot_ordering()
         .await?
         .place_order(authorised(
-            v1::PlaceOrderRequest {
-                request_id: uuid::Uuid::new_v4().to_string(),
-                case_id: case.case_id.clone(),
-                contact_person: Some(v1::ContactPerson {
-                    name: "Kari Kontakt".to_owned(),
-                    phone_number: "+4791234567".to_owned(),
-                    email: "kari.kontakt@example.no".to_owned(),
-                }),
-                assignment_description: "Konflikthåndtering i avdelingen.".to_owned(),
-                employee_fodselsnummer: fodselsnummer.clone(),
-            },
+            order_request(
+                &case.case_id,
+                &fodselsnummer,
+                "Konflikthåndtering i avdelingen.",
+            ),
             &stack.caseworker_token(),
         ))
         .await;
     assert_refused(again, Code::FailedPrecondition, "CASE_NOT_PILOT");
     // Both declined orders gave their money back.
     for order_id in [&order.order_id, &next.order_id] {
-        let released = reservation_in(
+        finished_reservation(
             &stack,
             CommitmentKind::PilotOrder,
             order_id,
             ReservationStatus::Released,
+            0,
         )
         .await?;
-        assert_finished(&released, 0);
     }
 
     // The other door: a pilot caseworker sends a case to the regular flow; its placed order is
@@ -844,16 +827,14 @@ async fn a_pilot_case_nobody_can_take_falls_back_to_the_regular_flow_on_the_same
         cancelled.cancellation.unwrap_or_default().reason(),
         v1::OrderCancellationReason::CaseLeftPilot
     );
-    assert_finished(
-        &reservation_in(
-            &stack,
-            CommitmentKind::PilotOrder,
-            &sent_order.order_id,
-            ReservationStatus::Released,
-        )
-        .await?,
+    finished_reservation(
+        &stack,
+        CommitmentKind::PilotOrder,
+        &sent_order.order_id,
+        ReservationStatus::Released,
         0,
-    );
+    )
+    .await?;
     submit_after_fallback(&stack, &sent.case_id, &other).await?;
 
     assert_money_kept(&stack).await?;
@@ -887,8 +868,7 @@ async fn submit_after_fallback(
                 Ok(response) => Ok(response.into_inner().application),
                 Err(status)
                     if status.code() == Code::Unavailable
-                        || ekb_tests::system::reason_of(&status).as_deref()
-                            == Some("CASE_IN_PILOT_FLOW") =>
+                        || ekb_testkit::status::reason(&status) == "CASE_IN_PILOT_FLOW" =>
                 {
                     Ok(None)
                 }

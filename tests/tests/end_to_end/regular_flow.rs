@@ -28,14 +28,13 @@ use ekb_testkit::events::EventFeed;
 use ekb_tests::{
     EMPLOYER_ORGNR, LILLEHAMMER, SUPPLIER_ORGNR, case_facts,
     ledger::{
-        assert_finished, assert_money_kept, assert_no_fodselsnummer, reservation_in,
+        assert_money_kept, assert_no_fodselsnummer, finished_reservation, reservation_in,
         set_appropriation,
     },
-    open_case,
     people::{iso, oslo_today, parse_iso, synthetic_fodselsnummer, today},
     system::{
-        CASEWORKER, DECIDER, SystemStack, assert_refused, authorised, eventually_state, gross,
-        until_available,
+        CASEWORKER, DECIDER, RefundsClient, SystemStack, assert_refused, authorised,
+        eventually_state, gross, until_available,
     },
 };
 use sqlx::Connection as _;
@@ -56,19 +55,9 @@ const OTHER_EMPLOYER: &str = "923609016";
 
 /// Opens a case routed REGULAR (own expert, Lillehammer, today) and returns it.
 pub async fn open_regular_case(stack: &SystemStack) -> anyhow::Result<v1::Case> {
-    let case = stack
-        .routing()
-        .await?
-        .open_case(authorised(
-            open_case(case_facts(LILLEHAMMER, None, &today())),
-            &stack.system_token(),
-        ))
-        .await?
-        .into_inner()
-        .case
-        .unwrap_or_default();
-    assert_eq!(case.decision.unwrap_or_default().flow(), Flow::Regular);
-    Ok(case)
+    stack
+        .open_routed_case(case_facts(LILLEHAMMER, None, &today()), Flow::Regular)
+        .await
 }
 
 /// A complete, valid application for `case_id` about the employee with `fodselsnummer`.
@@ -167,6 +156,44 @@ pub async fn application_when(
     .await
 }
 
+/// Waits until the application is in `status`, and returns it.
+async fn application_in(
+    stack: &SystemStack,
+    application_id: &str,
+    status: ApplicationStatus,
+) -> anyhow::Result<v1::Application> {
+    let name = status.as_str_name();
+    let what = format!(
+        "the application {}",
+        name.strip_prefix("APPLICATION_STATUS_").unwrap_or(name)
+    );
+    application_when(stack, application_id, &what, |app| app.status() == status).await
+}
+
+/// Waits until the application's grant is in `status`, and returns the application.
+async fn grant_in(
+    stack: &SystemStack,
+    application_id: &str,
+    status: GrantStatus,
+) -> anyhow::Result<v1::Application> {
+    let name = status.as_str_name();
+    let what = format!(
+        "the grant {}",
+        name.strip_prefix("GRANT_STATUS_").unwrap_or(name)
+    );
+    application_when(stack, application_id, &what, |app| {
+        app.grant.as_ref().map(|grant| grant.status()) == Some(status)
+    })
+    .await
+}
+
+/// Whether `commitment` is grant `grant_id`'s.
+fn for_grant(commitment: &Option<v1::Commitment>, grant_id: &str) -> bool {
+    commitment
+        .as_ref()
+        .is_some_and(|commitment| commitment.commitment_id == grant_id)
+}
+
 /// The caseworker starts the review, assesses all five conditions as met and recommends a
 /// grant of `amount_ore`; returns the recommendation's version.
 pub async fn recommend_grant(
@@ -247,18 +274,32 @@ pub async fn confirm(
         .applications()
         .await?
         .decide_application(authorised(
-            v1::DecideApplicationRequest {
-                application_id: application_id.to_owned(),
-                recommendation_version: version,
-                verdict: v1::DeciderVerdict::Confirm as i32,
-                note: String::new(),
-            },
+            confirmation(application_id, version),
             &stack.decider_token(),
         ))
         .await?
         .into_inner()
         .application
         .unwrap_or_default())
+}
+
+/// A decision confirming recommendation `version` of the application, without a note.
+fn confirmation(application_id: &str, version: i32) -> v1::DecideApplicationRequest {
+    v1::DecideApplicationRequest {
+        application_id: application_id.to_owned(),
+        recommendation_version: version,
+        verdict: v1::DeciderVerdict::Confirm as i32,
+        note: String::new(),
+    }
+}
+
+/// The employer's request to cancel the application's grant early.
+fn employer_cancellation(application_id: &str) -> v1::CancelGrantRequest {
+    v1::CancelGrantRequest {
+        application_id: application_id.to_owned(),
+        reason: v1::GrantCancellationReason::EmployerRequest as i32,
+        explanation: String::new(),
+    }
 }
 
 /// Submit → review → recommend → confirm a grant of `amount_ore` for a new REGULAR case;
@@ -312,6 +353,51 @@ async fn get_claim(stack: &SystemStack, claim_id: &str) -> anyhow::Result<v1::Re
         .unwrap_or_default())
 }
 
+/// The employer submits a claim for `INVOICED_ORE` against `grant_id` (today's dates), retrying
+/// while refunds has not the grant yet; returns refunds' answer.
+async fn submit_claim_when_known(
+    stack: &SystemStack,
+    grant_id: &str,
+) -> anyhow::Result<v1::SubmitRefundClaimResponse> {
+    let employer = stack.employer_token(&[EMPLOYER_ORGNR]);
+    let refunds = stack.refunds().await?;
+    let request = claim_request(grant_id, INVOICED_ORE);
+    until_available("SubmitRefundClaim", || {
+        let mut refunds = refunds.clone();
+        let request = authorised(request.clone(), &employer);
+        async move { refunds.submit_refund_claim(request).await }
+    })
+    .await
+}
+
+/// The caseworker (`token`) recommends `request`; returns the claim as refunds left it.
+async fn recommend_refund(
+    refunds: &mut RefundsClient,
+    request: v1::RecommendRefundDecisionRequest,
+    token: &str,
+) -> anyhow::Result<v1::RefundClaim> {
+    Ok(refunds
+        .recommend_refund_decision(authorised(request, token))
+        .await?
+        .into_inner()
+        .claim
+        .unwrap_or_default())
+}
+
+/// The decider (`token`) decides with `request`; returns the claim as refunds left it.
+async fn decide_refund(
+    refunds: &mut RefundsClient,
+    request: v1::DecideRefundClaimRequest,
+    token: &str,
+) -> anyhow::Result<v1::RefundClaim> {
+    Ok(refunds
+        .decide_refund_claim(authorised(request, token))
+        .await?
+        .into_inner()
+        .claim
+        .unwrap_or_default())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_regular_case_goes_from_application_to_payment() -> anyhow::Result<()> {
     let stack = SystemStack::start("e2e_regular").await?;
@@ -357,12 +443,7 @@ async fn a_regular_case_goes_from_application_to_payment() -> anyhow::Result<()>
         .applications()
         .await?
         .decide_application(authorised(
-            v1::DecideApplicationRequest {
-                application_id: application_id.clone(),
-                recommendation_version: version,
-                verdict: v1::DeciderVerdict::Confirm as i32,
-                note: String::new(),
-            },
+            confirmation(&application_id, version),
             &stack.caseworker_as_decider_token(),
         ))
         .await;
@@ -399,10 +480,7 @@ async fn a_regular_case_goes_from_application_to_payment() -> anyhow::Result<()>
     assert_eq!(approved.grant_date, today());
     assert!(!approved.refund_deadline_date.is_empty());
     assert!(approved.refund_deadline_date >= today());
-    let granted = application_when(&stack, &application_id, "the application GRANTED", |app| {
-        app.status() == ApplicationStatus::Granted
-    })
-    .await?;
+    let granted = application_in(&stack, &application_id, ApplicationStatus::Granted).await?;
     let decision = granted.decision.clone().unwrap_or_default();
     assert_eq!(
         (
@@ -424,15 +502,10 @@ async fn a_regular_case_goes_from_application_to_payment() -> anyhow::Result<()>
     // SubmitRefundClaim (employer), once refunds has the grant.
     let employer = stack.employer_token(&[EMPLOYER_ORGNR]);
     let mut refunds = stack.refunds().await?;
-    let request = claim_request(&grant_id, INVOICED_ORE);
-    let claim = until_available("SubmitRefundClaim", || {
-        let mut refunds = refunds.clone();
-        let request = authorised(request.clone(), &employer);
-        async move { refunds.submit_refund_claim(request).await }
-    })
-    .await?
-    .claim
-    .unwrap_or_default();
+    let claim = submit_claim_when_known(&stack, &grant_id)
+        .await?
+        .claim
+        .unwrap_or_default();
     let claim_id = claim.claim_id.clone();
     assert_eq!(claim.status(), RefundClaimStatus::Submitted);
     assert_eq!(claim.payable_amount.unwrap_or_default().ore, INVOICED_ORE);
@@ -453,95 +526,32 @@ async fn a_regular_case_goes_from_application_to_payment() -> anyhow::Result<()>
     assert_refused(second, Code::FailedPrecondition, "CLAIM_EXISTS");
 
     // RecommendRefundDecision (A) → DecideRefundClaim (B, not A) → APPROVED.
-    let recommended = refunds
-        .recommend_refund_decision(authorised(
-            v1::RecommendRefundDecisionRequest {
-                claim_id: claim_id.clone(),
-                recommendation: Some(
-                    v1::recommend_refund_decision_request::Recommendation::Approval(
-                        v1::RefundApprovalRecommendation {
-                            payout: Some(gross(INVOICED_ORE)),
-                            reduction_reason: v1::PayoutReductionReason::Unspecified as i32,
-                            reduction_explanation: String::new(),
-                        },
-                    ),
-                ),
-                note: String::new(),
-            },
-            &stack.caseworker_token(),
-        ))
-        .await?
-        .into_inner()
-        .claim
-        .unwrap_or_default();
+    let recommended = recommend_refund(
+        &mut refunds,
+        refund_approval(&claim_id, INVOICED_ORE),
+        &stack.caseworker_token(),
+    )
+    .await?;
     assert_eq!(recommended.status(), RefundClaimStatus::Recommended);
-    let version = recommended
-        .recommendations
-        .last()
-        .map(|recommendation| recommendation.version)
-        .unwrap_or_default();
-    let decide = |token: &str| {
-        authorised(
-            v1::DecideRefundClaimRequest {
-                claim_id: claim_id.clone(),
-                recommendation_version: version,
-                verdict: v1::DeciderVerdict::Confirm as i32,
-                note: String::new(),
-            },
-            token,
-        )
-    };
+    let confirm = refund_verdict(&recommended, v1::DeciderVerdict::Confirm, "");
     let own = refunds
-        .decide_refund_claim(decide(&stack.caseworker_as_decider_token()))
+        .decide_refund_claim(authorised(
+            confirm.clone(),
+            &stack.caseworker_as_decider_token(),
+        ))
         .await;
     assert_refused(own, Code::PermissionDenied, "DECIDER_IS_RECOMMENDER");
-    let decided = refunds
-        .decide_refund_claim(decide(&stack.decider_token()))
-        .await?
-        .into_inner()
-        .claim
-        .unwrap_or_default();
+    let decided = decide_refund(&mut refunds, confirm, &stack.decider_token()).await?;
     assert_eq!(decided.status(), RefundClaimStatus::Approved);
     assert_eq!(decided.decided_by, DECIDER);
     assert_eq!(decided.recommended_by, CASEWORKER);
     assert_eq!(decided.payout_amount.unwrap_or_default().ore, INVOICED_ORE);
 
     // RefundApproved → budget: FundsDisbursed (the payout) + FundsReleased (the remainder);
-    // the payment system pays and PaymentCompleted is published.
-    let refund = stack
-        .events
-        .wait_for(|event: &v1::RefundApproved| event.claim_id == claim_id)
-        .await?;
-    assert_eq!(
-        (refund.payout_amount_ore, refund.granted_amount_ore),
-        (INVOICED_ORE, GRANTED_ORE)
-    );
-    let for_grant = |commitment: &Option<v1::Commitment>| {
-        commitment
-            .as_ref()
-            .is_some_and(|commitment| commitment.commitment_id == grant_id)
-    };
-    let disbursed = stack
-        .events
-        .wait_for(|event: &v1::FundsDisbursed| for_grant(&event.commitment))
-        .await?;
-    assert_eq!(disbursed.amount_ore, INVOICED_ORE);
-    let source = disbursed.source.unwrap_or_default();
-    assert_eq!(
-        (source.kind(), source.source_id.as_str()),
-        (v1::DisbursementSourceKind::RefundClaim, claim_id.as_str())
-    );
-    let released = stack
-        .events
-        .wait_for(|event: &v1::FundsReleased| for_grant(&event.commitment))
-        .await?;
-    assert_eq!(released.amount_ore, GRANTED_ORE - INVOICED_ORE);
-    assert_eq!(released.cause(), v1::ReleaseCause::SettlementRemainder);
-    let paid = stack
-        .events
-        .wait_for(|event: &v1::PaymentCompleted| event.claim_id == claim_id)
-        .await?;
-    assert_eq!((paid.amount_ore, paid.attempt), (INVOICED_ORE, 1));
+    // the payment system pays and PaymentCompleted is published; the grant's reservation is
+    // settled — disbursed + released = reserved.
+    let (_, source, paid) = assert_paid_out(&stack, &application_id, &grant_id, &claim_id).await?;
+    assert_eq!(source.kind(), v1::DisbursementSourceKind::RefundClaim);
     assert!(!paid.payment_reference.is_empty());
     let claim = eventually_state("the claim's payment PAID", || async {
         let claim = get_claim(&stack, &claim_id).await?;
@@ -554,21 +564,6 @@ async fn a_regular_case_goes_from_application_to_payment() -> anyhow::Result<()>
         claim.payment.unwrap_or_default().payment_reference,
         paid.payment_reference
     );
-    application_when(&stack, &application_id, "the grant SETTLED", |app| {
-        app.grant.as_ref().map(|grant| grant.status()) == Some(GrantStatus::Settled)
-    })
-    .await?;
-
-    // Budget: the grant's reservation is settled — disbursed + released = reserved.
-    let settled = reservation_in(
-        &stack,
-        CommitmentKind::Grant,
-        &grant_id,
-        ReservationStatus::Settled,
-    )
-    .await?;
-    assert_eq!(settled.reserved_ore, GRANTED_ORE);
-    assert_finished(&settled, INVOICED_ORE);
 
     // Redelivery at the money hops is applied once: the same envelopes again (same event ids)
     // move no money and publish nothing new.
@@ -576,7 +571,7 @@ async fn a_regular_case_goes_from_application_to_payment() -> anyhow::Result<()>
     assert_eq!(
         stack
             .events
-            .matching(|event: &v1::FundsDisbursed| for_grant(&event.commitment))
+            .matching(|event: &v1::FundsDisbursed| for_grant(&event.commitment, &grant_id))
             .len(),
         1
     );
@@ -594,40 +589,95 @@ async fn a_regular_case_goes_from_application_to_payment() -> anyhow::Result<()>
             .len(),
         1
     );
-    assert_finished(
-        &reservation_in(
-            &stack,
-            CommitmentKind::Grant,
-            &grant_id,
-            ReservationStatus::Settled,
-        )
-        .await?,
+    finished_reservation(
+        &stack,
+        CommitmentKind::Grant,
+        &grant_id,
+        ReservationStatus::Settled,
         INVOICED_ORE,
-    );
+    )
+    .await?;
 
     // The case's story on the broker, and what no event may carry.
-    let types = stack.events.types_for_case(&case.case_id);
-    for expected in [
-        "CaseRouted",
-        "ApplicationSubmitted",
-        "GrantRequested",
-        "FundsReserved",
-        "GrantApproved",
-        "RefundClaimSubmitted",
-        "RefundApproved",
-        "FundsDisbursed",
-        "FundsReleased",
-        "PaymentCompleted",
-    ] {
-        assert!(
-            types.iter().any(|seen| seen == expected),
-            "{expected} missing from {types:?}"
-        );
-    }
+    let types = stack.events.assert_case_story(
+        &case.case_id,
+        &[
+            "CaseRouted",
+            "ApplicationSubmitted",
+            "GrantRequested",
+            "FundsReserved",
+            "GrantApproved",
+            "RefundClaimSubmitted",
+            "RefundApproved",
+            "FundsDisbursed",
+            "FundsReleased",
+            "PaymentCompleted",
+        ],
+    );
     assert_money_kept(&stack).await?;
     let scanned = assert_no_fodselsnummer(&stack, &[&fodselsnummer]);
     assert!(scanned >= types.len());
     Ok(())
+}
+
+/// After claim `claim_id` against grant `grant_id` (of `GRANTED_ORE`) was approved for
+/// `INVOICED_ORE`: waits for and checks RefundApproved (payout and grant), budget's
+/// FundsDisbursed (the payout, for the claim) and FundsReleased (the remainder), the payment
+/// system's PaymentCompleted (first attempt), the grant SETTLED in applications and its
+/// reservation settled to the øre. Returns RefundApproved, the disbursement's source and
+/// PaymentCompleted for the test's own checks.
+async fn assert_paid_out(
+    stack: &SystemStack,
+    application_id: &str,
+    grant_id: &str,
+    claim_id: &str,
+) -> anyhow::Result<(
+    v1::RefundApproved,
+    v1::DisbursementSource,
+    v1::PaymentCompleted,
+)> {
+    let refund = stack
+        .events
+        .wait_for(|event: &v1::RefundApproved| event.claim_id == claim_id)
+        .await?;
+    assert_eq!(
+        (refund.payout_amount_ore, refund.granted_amount_ore),
+        (INVOICED_ORE, GRANTED_ORE)
+    );
+    let disbursed = stack
+        .events
+        .wait_for(|event: &v1::FundsDisbursed| for_grant(&event.commitment, grant_id))
+        .await?;
+    assert_eq!(disbursed.amount_ore, INVOICED_ORE);
+    let source = disbursed.source.unwrap_or_default();
+    assert_eq!(source.source_id, claim_id, "disbursed for the claim");
+    let released = stack
+        .events
+        .wait_for(|event: &v1::FundsReleased| for_grant(&event.commitment, grant_id))
+        .await?;
+    assert_eq!(
+        (released.amount_ore, released.cause()),
+        (
+            GRANTED_ORE - INVOICED_ORE,
+            v1::ReleaseCause::SettlementRemainder
+        )
+    );
+    let paid = stack
+        .events
+        .wait_for(|event: &v1::PaymentCompleted| event.claim_id == claim_id)
+        .await?;
+    assert_eq!((paid.amount_ore, paid.attempt), (INVOICED_ORE, 1));
+    grant_in(stack, application_id, GrantStatus::Settled).await?;
+    let settled = finished_reservation(
+        stack,
+        CommitmentKind::Grant,
+        grant_id,
+        ReservationStatus::Settled,
+        INVOICED_ORE,
+    )
+    .await?;
+    assert_eq!(settled.reserved_ore, GRANTED_ORE);
+    Ok((refund, source, paid))
 }
 
 /// Publishes again, with their original event ids, the FundsReserved, GrantApproved and
@@ -642,10 +692,7 @@ async fn redeliver_money_events(
     stack
         .events
         .redeliver(&feed, "budget", |event: &v1::FundsReserved| {
-            event
-                .commitment
-                .as_ref()
-                .is_some_and(|commitment| commitment.commitment_id == grant_id)
+            for_grant(&event.commitment, grant_id)
         })
         .await?;
     stack
@@ -740,11 +787,10 @@ async fn withdrawal_funds_denial_and_cancellation_give_the_money_back() -> anyho
             .await?;
         assert_eq!(event.reason(), v1::FundsDeniedReason::InsufficientFunds);
         assert_eq!(event.requested_ore, GRANTED_ORE);
-        let shown = application_when(
+        let shown = application_in(
             &stack,
             &application.application_id,
-            "the application FUNDS_DENIED",
-            |app| app.status() == ApplicationStatus::FundsDenied,
+            ApplicationStatus::FundsDenied,
         )
         .await?;
         let rejection = shown.rejection.unwrap_or_default();
@@ -803,13 +849,8 @@ async fn withdrawal_funds_denial_and_cancellation_give_the_money_back() -> anyho
     assert_eq!(again.status(), ApplicationStatus::GrantPendingFunds);
     let new_grant = again.grant.clone().unwrap_or_default().grant_id;
     assert_ne!(new_grant, denied_grant, "asked again under a new grant id");
-    let granted = application_when(
-        &stack,
-        &denied.application_id,
-        "the application GRANTED",
-        |app| app.status() == ApplicationStatus::Granted,
-    )
-    .await?;
+    let granted =
+        application_in(&stack, &denied.application_id, ApplicationStatus::Granted).await?;
     assert_eq!(
         granted
             .grant
@@ -829,27 +870,12 @@ async fn withdrawal_funds_denial_and_cancellation_give_the_money_back() -> anyho
     // publishes GrantCancelled, budget releases all of it.
     let mut refunds = stack.refunds().await?;
     eventually_state("refunds to know the grant", || async {
-        let known = stack
-            .refunds()
-            .await?
-            .get_claimable_grant(authorised(
-                v1::GetClaimableGrantRequest {
-                    grant_id: new_grant.clone(),
-                    purpose: v1::AccessPurpose::CaseProcessing as i32,
-                },
-                &stack.caseworker_token(),
-            ))
-            .await;
-        Ok(known.ok().map(|_| ()))
+        Ok(claimable_grant(&stack, &new_grant).await.ok().map(|_| ()))
     })
     .await?;
     let cancelling = applications
         .cancel_grant(authorised(
-            v1::CancelGrantRequest {
-                application_id: denied.application_id.clone(),
-                reason: v1::GrantCancellationReason::EmployerRequest as i32,
-                explanation: String::new(),
-            },
+            employer_cancellation(&denied.application_id),
             &employer,
         ))
         .await?
@@ -872,24 +898,13 @@ async fn withdrawal_funds_denial_and_cancellation_give_the_money_back() -> anyho
     assert!(cancelled.requested_by_employer);
     let released = stack
         .events
-        .wait_for(|event: &v1::FundsReleased| {
-            event
-                .commitment
-                .as_ref()
-                .is_some_and(|commitment| commitment.commitment_id == new_grant)
-        })
+        .wait_for(|event: &v1::FundsReleased| for_grant(&event.commitment, &new_grant))
         .await?;
     assert_eq!(
         (released.amount_ore, released.cause()),
         (GRANTED_ORE, v1::ReleaseCause::GrantCancelled)
     );
-    application_when(
-        &stack,
-        &denied.application_id,
-        "the grant CANCELLED",
-        |app| app.grant.as_ref().map(|grant| grant.status()) == Some(GrantStatus::Cancelled),
-    )
-    .await?;
+    grant_in(&stack, &denied.application_id, GrantStatus::Cancelled).await?;
     let late_claim = refunds
         .submit_refund_claim(authorised(
             claim_request(&new_grant, INVOICED_ORE),
@@ -897,15 +912,15 @@ async fn withdrawal_funds_denial_and_cancellation_give_the_money_back() -> anyho
         ))
         .await;
     assert_refused(late_claim, Code::FailedPrecondition, "GRANT_CANCELLED");
-    let released = reservation_in(
+    let released = finished_reservation(
         &stack,
         CommitmentKind::Grant,
         &new_grant,
         ReservationStatus::Released,
+        0,
     )
     .await?;
     assert_eq!(released.reserved_ore, GRANTED_ORE);
-    assert_finished(&released, 0);
 
     assert_money_kept(&stack).await?;
     let numbers: Vec<&str> = people.iter().map(String::as_str).collect();
@@ -920,64 +935,29 @@ async fn approved_claim(
     fodselsnummer: &str,
 ) -> anyhow::Result<(String, v1::RefundClaim)> {
     let (application, grant_id) = decided_grant(stack, fodselsnummer, GRANTED_ORE).await?;
-    application_when(
+    application_in(
         stack,
         &application.application_id,
-        "the application GRANTED",
-        |app| app.status() == ApplicationStatus::Granted,
+        ApplicationStatus::Granted,
     )
     .await?;
-    let employer = stack.employer_token(&[EMPLOYER_ORGNR]);
-    let refunds = stack.refunds().await?;
-    let request = claim_request(&grant_id, INVOICED_ORE);
-    let claim = until_available("SubmitRefundClaim", || {
-        let mut refunds = refunds.clone();
-        let request = authorised(request.clone(), &employer);
-        async move { refunds.submit_refund_claim(request).await }
-    })
-    .await?
-    .claim
-    .unwrap_or_default();
-    let mut refunds = refunds.clone();
-    let recommended = refunds
-        .recommend_refund_decision(authorised(
-            v1::RecommendRefundDecisionRequest {
-                claim_id: claim.claim_id.clone(),
-                recommendation: Some(
-                    v1::recommend_refund_decision_request::Recommendation::Approval(
-                        v1::RefundApprovalRecommendation {
-                            payout: Some(gross(INVOICED_ORE)),
-                            reduction_reason: v1::PayoutReductionReason::Unspecified as i32,
-                            reduction_explanation: String::new(),
-                        },
-                    ),
-                ),
-                note: String::new(),
-            },
-            &stack.caseworker_token(),
-        ))
+    let claim = submit_claim_when_known(stack, &grant_id)
         .await?
-        .into_inner()
         .claim
         .unwrap_or_default();
-    let approved = refunds
-        .decide_refund_claim(authorised(
-            v1::DecideRefundClaimRequest {
-                claim_id: claim.claim_id.clone(),
-                recommendation_version: recommended
-                    .recommendations
-                    .last()
-                    .map(|recommendation| recommendation.version)
-                    .unwrap_or_default(),
-                verdict: v1::DeciderVerdict::Confirm as i32,
-                note: String::new(),
-            },
-            &stack.decider_token(),
-        ))
-        .await?
-        .into_inner()
-        .claim
-        .unwrap_or_default();
+    let mut refunds = stack.refunds().await?;
+    let recommended = recommend_refund(
+        &mut refunds,
+        refund_approval(&claim.claim_id, INVOICED_ORE),
+        &stack.caseworker_token(),
+    )
+    .await?;
+    let approved = decide_refund(
+        &mut refunds,
+        refund_verdict(&recommended, v1::DeciderVerdict::Confirm, ""),
+        &stack.decider_token(),
+    )
+    .await?;
     assert_eq!(approved.status(), RefundClaimStatus::Approved);
     Ok((grant_id, approved))
 }
@@ -1001,14 +981,14 @@ async fn a_payment_that_fails_is_retried_and_its_outcome_reported_later() -> any
         (RefundPaymentStatus::Pending, 1)
     );
     // Budget books the disbursement at approval, whatever the payment does.
-    let settled = reservation_in(
+    finished_reservation(
         &stack,
         CommitmentKind::Grant,
         &grant_id,
         ReservationStatus::Settled,
+        INVOICED_ORE,
     )
     .await?;
-    assert_finished(&settled, INVOICED_ORE);
 
     let payment_system = stack.nav_token("payment-system", &["refund-payment-system"]);
     let mut refunds = stack.refunds().await?;
@@ -1111,12 +1091,9 @@ async fn a_payment_that_fails_is_retried_and_its_outcome_reported_later() -> any
     );
     // The payments moved no budget money: still disbursed once.
     assert_eq!(
-        stack.events.count(|event: &v1::FundsDisbursed| {
-            event
-                .commitment
-                .as_ref()
-                .is_some_and(|commitment| commitment.commitment_id == grant_id)
-        }),
+        stack
+            .events
+            .count(|event: &v1::FundsDisbursed| for_grant(&event.commitment, &grant_id)),
         1
     );
     assert_money_kept(&stack).await?;
@@ -1139,12 +1116,7 @@ async fn claimable_grant_for(
     let (application, grant_id) = decided_grant(stack, fodselsnummer, GRANTED_ORE).await?;
     let reserved = stack
         .events
-        .wait_for(|event: &v1::FundsReserved| {
-            event
-                .commitment
-                .as_ref()
-                .is_some_and(|commitment| commitment.commitment_id == grant_id)
-        })
+        .wait_for(|event: &v1::FundsReserved| for_grant(&event.commitment, &grant_id))
         .await?;
     assert_eq!(reserved.amount_ore, GRANTED_ORE);
     let approved = stack
@@ -1152,11 +1124,10 @@ async fn claimable_grant_for(
         .wait_for(|event: &v1::GrantApproved| event.grant_id == grant_id)
         .await?;
     assert_eq!(approved.reservation_id, reserved.reservation_id);
-    let application = application_when(
+    let application = application_in(
         stack,
         &application.application_id,
-        "the application GRANTED",
-        |app| app.status() == ApplicationStatus::Granted,
+        ApplicationStatus::Granted,
     )
     .await?;
     let grant = eventually_state("refunds to know the grant", || async {
@@ -1229,15 +1200,7 @@ async fn move_refund_deadline(
 /// The employer submits a claim for `INVOICED_ORE` against `grant_id` (today's dates); returns
 /// it as refunds accepted it.
 async fn submit_claim(stack: &SystemStack, grant_id: &str) -> anyhow::Result<v1::RefundClaim> {
-    let employer = stack.employer_token(&[EMPLOYER_ORGNR]);
-    let refunds = stack.refunds().await?;
-    let request = claim_request(grant_id, INVOICED_ORE);
-    let response = until_available("SubmitRefundClaim", || {
-        let mut refunds = refunds.clone();
-        let request = authorised(request.clone(), &employer);
-        async move { refunds.submit_refund_claim(request).await }
-    })
-    .await?;
+    let response = submit_claim_when_known(stack, grant_id).await?;
     assert!(response.created);
     let claim = response.claim.unwrap_or_default();
     assert_eq!(claim.status(), RefundClaimStatus::Submitted);
@@ -1344,38 +1307,27 @@ async fn an_unclaimed_grant_expires_and_its_money_is_released() -> anyhow::Resul
     // Budget releases the whole reservation.
     let released = stack
         .events
-        .wait_for(|event: &v1::FundsReleased| {
-            event
-                .commitment
-                .as_ref()
-                .is_some_and(|commitment| commitment.commitment_id == grant_id)
-        })
+        .wait_for(|event: &v1::FundsReleased| for_grant(&event.commitment, &grant_id))
         .await?;
     assert_eq!(
         (released.amount_ore, released.cause()),
         (GRANTED_ORE, v1::ReleaseCause::GrantExpired)
     );
-    let reservation = reservation_in(
+    let reservation = finished_reservation(
         &stack,
         CommitmentKind::Grant,
         &grant_id,
         ReservationStatus::Released,
+        0,
     )
     .await?;
     assert_eq!(
         (reservation.reserved_ore, reservation.released_ore),
         (GRANTED_ORE, GRANTED_ORE)
     );
-    assert_finished(&reservation, 0);
 
     // Applications shows the grant EXPIRED (its contract: ACTIVE ─GrantExpired─▶ EXPIRED).
-    application_when(
-        &stack,
-        &application.application_id,
-        "the grant EXPIRED",
-        |app| app.grant.as_ref().map(|grant| grant.status()) == Some(GrantStatus::Expired),
-    )
-    .await?;
+    grant_in(&stack, &application.application_id, GrantStatus::Expired).await?;
 
     // Nothing reaches the expired grant any more: no claim, no cancellation (which would release
     // the money a second time).
@@ -1393,11 +1345,7 @@ async fn an_unclaimed_grant_expires_and_its_money_is_released() -> anyhow::Resul
         .applications()
         .await?
         .cancel_grant(authorised(
-            v1::CancelGrantRequest {
-                application_id: application.application_id.clone(),
-                reason: v1::GrantCancellationReason::EmployerRequest as i32,
-                explanation: String::new(),
-            },
+            employer_cancellation(&application.application_id),
             &employer,
         ))
         .await;
@@ -1412,27 +1360,21 @@ async fn an_unclaimed_grant_expires_and_its_money_is_released() -> anyhow::Resul
         1
     );
     assert_eq!(
-        stack.events.count(|event: &v1::FundsReleased| {
-            event
-                .commitment
-                .as_ref()
-                .is_some_and(|commitment| commitment.commitment_id == grant_id)
-        }),
+        stack
+            .events
+            .count(|event: &v1::FundsReleased| for_grant(&event.commitment, &grant_id)),
         1
     );
-    let types = stack.events.types_for_case(&application.case_id);
-    for expected in [
-        "GrantRequested",
-        "FundsReserved",
-        "GrantApproved",
-        "GrantExpired",
-        "FundsReleased",
-    ] {
-        assert!(
-            types.iter().any(|seen| seen == expected),
-            "{expected} missing from {types:?}"
-        );
-    }
+    let types = stack.events.assert_case_story(
+        &application.case_id,
+        &[
+            "GrantRequested",
+            "FundsReserved",
+            "GrantApproved",
+            "GrantExpired",
+            "FundsReleased",
+        ],
+    );
     assert!(
         !types.iter().any(|seen| seen == "RefundClaimSubmitted"),
         "{types:?}"
@@ -1477,24 +1419,18 @@ async fn a_late_claim_is_accepted_flagged_and_paid() -> anyhow::Result<()> {
         ))
         .await;
     assert_refused(refused, Code::FailedPrecondition, "CLAIM_NOT_LATE");
-    let recommended = refunds
-        .recommend_refund_decision(authorised(
-            refund_rejection(&on_time.claim_id, RefundRejectionReason::InvoiceInvalid),
-            &caseworker,
-        ))
-        .await?
-        .into_inner()
-        .claim
-        .unwrap_or_default();
-    let rejected = refunds
-        .decide_refund_claim(authorised(
-            refund_verdict(&recommended, v1::DeciderVerdict::Confirm, ""),
-            &decider,
-        ))
-        .await?
-        .into_inner()
-        .claim
-        .unwrap_or_default();
+    let recommended = recommend_refund(
+        &mut refunds,
+        refund_rejection(&on_time.claim_id, RefundRejectionReason::InvoiceInvalid),
+        &caseworker,
+    )
+    .await?;
+    let rejected = decide_refund(
+        &mut refunds,
+        refund_verdict(&recommended, v1::DeciderVerdict::Confirm, ""),
+        &decider,
+    )
+    .await?;
     assert_eq!(rejected.status(), RefundClaimStatus::Rejected);
     let event = stack
         .events
@@ -1509,13 +1445,7 @@ async fn a_late_claim_is_accepted_flagged_and_paid() -> anyhow::Result<()> {
         ClaimableGrantStatus::Active,
         "a rejection opens the grant again"
     );
-    application_when(
-        &stack,
-        &application.application_id,
-        "the grant ACTIVE again",
-        |app| app.grant.as_ref().map(|grant| grant.status()) == Some(GrantStatus::Active),
-    )
-    .await?;
+    grant_in(&stack, &application.application_id, GrantStatus::Active).await?;
 
     // The deadline passes, but not the grace days: the expiry job leaves the grant alone.
     let deadline = oslo_today() - time::Duration::days(LATE_DAYS);
@@ -1557,110 +1487,45 @@ async fn a_late_claim_is_accepted_flagged_and_paid() -> anyhow::Result<()> {
     assert_eq!(submitted.submitted_date, today());
 
     // LATE_CLAIM may be recommended for it; the decider returns that, and confirms an approval.
-    let recommended = refunds
-        .recommend_refund_decision(authorised(
-            refund_rejection(&claim_id, RefundRejectionReason::LateClaim),
-            &caseworker,
-        ))
-        .await?
-        .into_inner()
-        .claim
-        .unwrap_or_default();
+    let recommended = recommend_refund(
+        &mut refunds,
+        refund_rejection(&claim_id, RefundRejectionReason::LateClaim),
+        &caseworker,
+    )
+    .await?;
     assert_eq!(recommended.status(), RefundClaimStatus::Recommended);
-    let returned = refunds
-        .decide_refund_claim(authorised(
-            refund_verdict(
-                &recommended,
-                v1::DeciderVerdict::Return,
-                "Forsinkelsen er kort og begrunnet.",
-            ),
-            &decider,
-        ))
-        .await?
-        .into_inner()
-        .claim
-        .unwrap_or_default();
+    let returned = decide_refund(
+        &mut refunds,
+        refund_verdict(
+            &recommended,
+            v1::DeciderVerdict::Return,
+            "Forsinkelsen er kort og begrunnet.",
+        ),
+        &decider,
+    )
+    .await?;
     assert_eq!(returned.status(), RefundClaimStatus::Submitted);
-    let recommended = refunds
-        .recommend_refund_decision(authorised(
-            refund_approval(&claim_id, INVOICED_ORE),
-            &caseworker,
-        ))
-        .await?
-        .into_inner()
-        .claim
-        .unwrap_or_default();
+    let recommended = recommend_refund(
+        &mut refunds,
+        refund_approval(&claim_id, INVOICED_ORE),
+        &caseworker,
+    )
+    .await?;
     assert_eq!(recommended.recommendations.len(), 2, "{recommended:?}");
-    let approved = refunds
-        .decide_refund_claim(authorised(
-            refund_verdict(&recommended, v1::DeciderVerdict::Confirm, ""),
-            &decider,
-        ))
-        .await?
-        .into_inner()
-        .claim
-        .unwrap_or_default();
+    let approved = decide_refund(
+        &mut refunds,
+        refund_verdict(&recommended, v1::DeciderVerdict::Confirm, ""),
+        &decider,
+    )
+    .await?;
     assert_eq!(approved.status(), RefundClaimStatus::Approved);
     assert!(approved.late, "the flag stays with the claim");
     assert_eq!(approved.payout_amount.unwrap_or_default().ore, INVOICED_ORE);
 
     // RefundApproved (late) → budget disburses the payout and releases the rest → paid.
-    let refund = stack
-        .events
-        .wait_for(|event: &v1::RefundApproved| event.claim_id == claim_id)
-        .await?;
+    let (refund, _, _) =
+        assert_paid_out(&stack, &application.application_id, &grant_id, &claim_id).await?;
     assert!(refund.late);
-    assert_eq!(
-        (refund.payout_amount_ore, refund.granted_amount_ore),
-        (INVOICED_ORE, GRANTED_ORE)
-    );
-    let for_grant = |commitment: &Option<v1::Commitment>| {
-        commitment
-            .as_ref()
-            .is_some_and(|commitment| commitment.commitment_id == grant_id)
-    };
-    let disbursed = stack
-        .events
-        .wait_for(|event: &v1::FundsDisbursed| for_grant(&event.commitment))
-        .await?;
-    assert_eq!(disbursed.amount_ore, INVOICED_ORE);
-    assert_eq!(
-        disbursed.source.unwrap_or_default().source_id,
-        claim_id,
-        "disbursed for the late claim"
-    );
-    let released = stack
-        .events
-        .wait_for(|event: &v1::FundsReleased| for_grant(&event.commitment))
-        .await?;
-    assert_eq!(
-        (released.amount_ore, released.cause()),
-        (
-            GRANTED_ORE - INVOICED_ORE,
-            v1::ReleaseCause::SettlementRemainder
-        )
-    );
-    let paid = stack
-        .events
-        .wait_for(|event: &v1::PaymentCompleted| event.claim_id == claim_id)
-        .await?;
-    assert_eq!((paid.amount_ore, paid.attempt), (INVOICED_ORE, 1));
-    application_when(
-        &stack,
-        &application.application_id,
-        "the grant SETTLED",
-        |app| app.grant.as_ref().map(|grant| grant.status()) == Some(GrantStatus::Settled),
-    )
-    .await?;
-    let settled = reservation_in(
-        &stack,
-        CommitmentKind::Grant,
-        &grant_id,
-        ReservationStatus::Settled,
-    )
-    .await?;
-    assert_eq!(settled.reserved_ore, GRANTED_ORE);
-    assert_finished(&settled, INVOICED_ORE);
     assert_eq!(
         stack
             .events
