@@ -37,7 +37,9 @@ use crate::{
     config::OrderingPolicy,
     model::{Invoice, ORDER_COLUMNS, Order},
     ordering::{self, FollowUp, audit_change, publish},
-    payments, store,
+    payments,
+    selection::{self, NoCandidate},
+    store,
 };
 
 ekb_platform::grpc_handlers! {
@@ -237,6 +239,19 @@ async fn place_order(
     .await?
     {
         Ok(order) => order,
+        Err(NoCandidate::NoActiveAgreement)
+            if !selection::knows_any_agreement(
+                work.db(),
+                &case.county_code,
+                case.competence_area,
+            )
+            .await? =>
+        {
+            return Err(ApiError::not_arrived_yet(format!(
+                "the framework agreements for county {} and the case's competence area",
+                case.county_code
+            )));
+        }
         Err(none) => return Err(ApiError::refused(none.reason(), none.message())),
     };
     publish(&mut work, case.case_id, &order.requested_event()).await?;

@@ -132,6 +132,24 @@ pub async fn active_agreements(
     .await
 }
 
+/// Whether any agreement (active or not, on any date) for county `county` and area `area` has
+/// reached this service. When none has, a PILOT case's order meets a read model that lags the
+/// registry (routing saw the agreement that made the case PILOT): "not arrived yet", not "none".
+pub async fn knows_any_agreement(
+    db: &mut PgConnection,
+    county: &str,
+    area: i32,
+) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM agreements WHERE county_code = $1 \
+         AND $2 = ANY(competence_areas))",
+    )
+    .bind(county)
+    .bind(area)
+    .fetch_one(db)
+    .await
+}
+
 /// The agreements that have already failed case `case_id`: an order under them was declined,
 /// expired before the expert started, aborted for the expert or the supplier, or cancelled
 /// because the agreement ended.

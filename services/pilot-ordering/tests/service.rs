@@ -1332,3 +1332,43 @@ async fn the_payment_system_reports_a_deferred_outcome_once_and_conflicts_are_re
 fn the_catalog_lists_the_roles_of_every_rpc() -> anyhow::Result<()> {
     ekb_testkit::catalog::check_entry_of::<ekb_pilot_ordering::PilotOrdering>()
 }
+
+/// A PILOT case whose agreements have not reached this service yet (the registry's events come
+/// on another topic than routing's CaseRouted) is "not arrived yet", so the caller retries; once
+/// an agreement for the county and area is known and has ended, the same request is refused.
+#[tokio::test]
+async fn an_order_before_any_agreement_arrived_is_retried_not_refused() -> anyhow::Result<()> {
+    let stack = Stack::start("po-agreement-lag", None).await?;
+    let case_id = stack.pilot_case().await?;
+    let early = stack
+        .place(&case_id, "Z111111")
+        .await
+        .expect_err("no agreement known yet");
+    assert_eq!(early.code(), Code::Unavailable, "{early:?}");
+    let orders: i64 = sqlx::query_scalar("SELECT count(*) FROM orders")
+        .fetch_one(&stack.pool)
+        .await?;
+    assert_eq!(orders, 0);
+
+    let mut terms = agreement(SUPPLIER_A, "RA-LAG", 1, PRICE, 5);
+    stack.agreement(&terms).await?;
+    let order = stack.place(&case_id, "Z111111").await?;
+    assert_eq!(order.status(), OrderStatus::FundsPending);
+
+    terms.version = 2;
+    terms.ended_on_date = "2025-01-01".to_owned();
+    stack
+        .publish_agreement(&v1::AgreementEnded {
+            agreement: Some(terms.clone()),
+            reason: "test".to_owned(),
+        })
+        .await?;
+    stack.wait_for_agreement(&terms).await?;
+    let later = stack.pilot_case().await?;
+    let refused = stack
+        .place(&later, "Z111111")
+        .await
+        .expect_err("the only agreement ended");
+    assert_eq!(reason(&refused), "NO_ACTIVE_AGREEMENT");
+    Ok(())
+}
