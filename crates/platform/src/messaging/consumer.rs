@@ -97,6 +97,39 @@ pub struct EventConsumer {
     config: ConsumerConfig,
     topics: Vec<String>,
     auto_create_topics: bool,
+    /// Notified once the consumer has closed (left its group).
+    closed: Arc<tokio::sync::Notify>,
+}
+
+/// How long a stopping consumer waits for librdkafka's close (leaving the group, so another
+/// replica takes its partitions over at once) before the service goes on without it.
+const CLOSE_WAIT: Duration = Duration::from_secs(10);
+
+/// librdkafka's consumer close, run when the last handle is dropped, waits until the group has
+/// acknowledged that the consumer left. That normally takes milliseconds, but can take a session
+/// timeout or, in known cases (rust-rdkafka issues 509 and 611), for ever. So the close runs on
+/// a thread of its own: nothing that drops a consumer (a test ending with its service running, a
+/// runtime shutting down) can hang on it, and a process exit does not wait for that thread. A
+/// graceful stop waits for it, at most [`CLOSE_WAIT`] ([`EventConsumer::run`]).
+impl Drop for EventConsumer {
+    fn drop(&mut self) {
+        let consumer = Arc::clone(&self.consumer);
+        let closed = Arc::clone(&self.closed);
+        let closing = std::thread::Builder::new()
+            .name("kafka-consumer-close".to_owned())
+            .spawn(move || {
+                // Wait until this is the last handle (the field's goes right after this `drop`
+                // returns), so the close happens on this thread.
+                while Arc::strong_count(&consumer) > 1 {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                drop(consumer);
+                closed.notify_one();
+            });
+        if let Err(error) = closing {
+            tracing::debug!(%error, "no thread for the consumer's close; closing in place");
+        }
+    }
 }
 
 impl EventConsumer {
@@ -151,6 +184,7 @@ impl EventConsumer {
             config,
             topics,
             auto_create_topics: kafka.auto_create_topics,
+            closed: Arc::new(tokio::sync::Notify::new()),
         })
     }
 
@@ -197,7 +231,18 @@ impl EventConsumer {
         if let Err(error) = self.consumer.commit_consumer_state(CommitMode::Sync) {
             tracing::debug!(%error, "nothing to commit at stop");
         }
-        tracing::info!(service = self.service, "event consumer stopped");
+        let (service, closed) = (self.service, Arc::clone(&self.closed));
+        drop(self);
+        if tokio::time::timeout(CLOSE_WAIT, closed.notified())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                service,
+                "the consumer did not leave its group within {CLOSE_WAIT:?}"
+            );
+        }
+        tracing::info!(service, "event consumer stopped");
         Ok(())
     }
 
