@@ -580,11 +580,3 @@ pub fn assert_refused<T: std::fmt::Debug>(
 pub fn authorised<T>(message: T, token: &str) -> tonic::Request<T> {
     with_bearer(message, token)
 }
-
-/// A gross amount (VAT included, § 5).
-pub fn gross(ore: i64) -> v1::Amount {
-    v1::Amount {
-        ore,
-        vat: v1::VatTreatment::Included as i32,
-    }
-}

@@ -10,6 +10,7 @@
 //! says so instead of refusing to serve (see `demo_callers::stopped`).
 
 use ekb_domain::Money;
+use ekb_proto::convert::gross_to_wire;
 use ekb_proto::v1::{
     self, ApplicationStatus, CommitmentKind, RefundClaimStatus, RefundPaymentStatus,
     applications_service_client::ApplicationsServiceClient,
@@ -155,7 +156,7 @@ async fn walk(clients: &mut Clients, callers: &Callers<'_>) -> anyhow::Result<()
                 application_id: application_id.clone(),
                 recommendation: Some(v1::recommend_decision_request::Recommendation::Grant(
                     v1::GrantRecommendation {
-                        amount: Some(gross(GRANTED_ORE)),
+                        amount: Some(gross_to_wire(GRANTED_ORE)),
                     },
                 )),
                 note: "Alle vilkår oppfylt.".to_owned(),
@@ -256,7 +257,7 @@ async fn walk(clients: &mut Clients, callers: &Callers<'_>) -> anyhow::Result<()
         invoice_reference: "F-2026-0042".to_owned(),
         invoice_document_id: uuid::Uuid::new_v4().to_string(),
         expert_report_document_id: uuid::Uuid::new_v4().to_string(),
-        invoice_amount: Some(gross(INVOICED_ORE)),
+        invoice_amount: Some(gross_to_wire(INVOICED_ORE)),
         assistance_start_date: today.clone(),
         assistance_end_date: today.clone(),
     };
@@ -290,7 +291,7 @@ async fn walk(clients: &mut Clients, callers: &Callers<'_>) -> anyhow::Result<()
                 recommendation: Some(
                     v1::recommend_refund_decision_request::Recommendation::Approval(
                         v1::RefundApprovalRecommendation {
-                            payout: Some(gross(INVOICED_ORE)),
+                            payout: Some(gross_to_wire(INVOICED_ORE)),
                             reduction_reason: v1::PayoutReductionReason::Unspecified as i32,
                             reduction_explanation: String::new(),
                         },
@@ -393,14 +394,6 @@ fn status_name(status: ApplicationStatus) -> &'static str {
     name.strip_prefix("APPLICATION_STATUS_").unwrap_or(name)
 }
 
-/// A gross amount (VAT included, § 5).
-fn gross(ore: i64) -> v1::Amount {
-    v1::Amount {
-        ore,
-        vat: v1::VatTreatment::Included as i32,
-    }
-}
-
 /// The walk's application: the fixture's employer, an external expert, today's start.
 fn application_request(case_id: &str, today: &str) -> v1::SubmitApplicationRequest {
     v1::SubmitApplicationRequest {
@@ -434,7 +427,7 @@ fn application_request(case_id: &str, today: &str) -> v1::SubmitApplicationReque
             accommodation_tried: "Redusert stilling og endrede arbeidsoppgaver.".to_owned(),
             confirms_parties_agree: true,
             confirms_not_treatment_or_excluded_scheme: true,
-            estimated_cost: Some(gross(ESTIMATED_ORE)),
+            estimated_cost: Some(gross_to_wire(ESTIMATED_ORE)),
             nav_contact_name: String::new(),
         }),
     }

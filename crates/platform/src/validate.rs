@@ -168,6 +168,26 @@ impl Violations {
         self.check(field, Money::from_ore(ore).require_positive())
     }
 
+    /// A required gross amount where people type numbers (`Amount`, ADR 0021 decision 9): its
+    /// `ore` greater than zero and its `vat` VAT_TREATMENT_INCLUDED, since § 5 covers costs
+    /// including VAT. Both rules are checked, each under its own field.
+    pub fn gross_amount(
+        &mut self,
+        field: &str,
+        amount: Option<&ekb_proto::v1::Amount>,
+    ) -> Option<Money> {
+        let amount = self.required(field, amount)?;
+        let ore = self.positive_money(&format!("{field}.ore"), amount.ore);
+        if amount.vat != ekb_proto::v1::VatTreatment::Included as i32 {
+            self.add(
+                &format!("{field}.vat"),
+                "must be VAT_TREATMENT_INCLUDED (§ 5 covers costs including VAT)",
+            );
+            return None;
+        }
+        ore
+    }
+
     /// A required whole number, greater than zero.
     pub fn positive<N: Copy + PartialOrd + Default>(&mut self, field: &str, value: N) -> Option<N> {
         if value <= N::default() {
@@ -309,6 +329,32 @@ mod paging_and_personal_data_tests {
         assert!(check.is_empty());
         assert!(check.page(501, "x", 100, 500).is_none());
         assert!(!check.is_empty());
+    }
+
+    #[test]
+    fn a_gross_amount_must_be_positive_and_include_vat() {
+        use ekb_proto::v1::{Amount, VatTreatment};
+        let mut check = Violations::new();
+        let gross = Amount {
+            ore: 150_000,
+            vat: VatTreatment::Included as i32,
+        };
+        assert_eq!(
+            check.gross_amount("cost", Some(&gross)),
+            Some(Money::from_ore(150_000))
+        );
+        assert!(check.is_empty());
+        let net_and_zero = Amount {
+            ore: 0,
+            vat: VatTreatment::Unspecified as i32,
+        };
+        assert_eq!(check.gross_amount("cost", Some(&net_and_zero)), None);
+        assert_eq!(check.gross_amount("payout", None), None);
+        let status = check.finish().expect_err("refused").into_status(&[]);
+        let text = format!("{status:?}");
+        for field in ["cost.ore", "cost.vat", "payout"] {
+            assert!(text.contains(field), "{field} in {text}");
+        }
     }
 
     #[test]

@@ -95,6 +95,15 @@ pub fn choice_to_wire(choice: ExpertChoice) -> v1::ExpertChoice {
     }
 }
 
+/// An amount in øre as the contracts carry it where people type numbers: gross, VAT included
+/// (§ 5 covers costs including VAT; ADR 0021 decision 9).
+pub fn gross_to_wire(ore: i64) -> v1::Amount {
+    v1::Amount {
+        ore,
+        vat: v1::VatTreatment::Included as i32,
+    }
+}
+
 /// A date as the contracts carry it (`YYYY-MM-DD`).
 pub fn date_to_wire(date: time::Date) -> String {
     let (year, month, day) = (date.year(), u8::from(date.month()), date.day());

@@ -5,6 +5,7 @@
 
 use ekb_domain::{Fodselsnummer, SyntheticPolicy};
 use ekb_platform::{ApiError, Violations};
+use ekb_proto::convert::gross_to_wire;
 use ekb_proto::v1;
 use time::Date;
 use uuid::Uuid;
@@ -31,24 +32,6 @@ pub struct Submit {
     pub details: v1::ApplicationDetails,
     /// Planned start.
     pub planned_start: Date,
-}
-
-/// A required gross amount: positive and VAT_INCLUDED.
-pub fn gross_amount(
-    check: &mut Violations,
-    field: &str,
-    amount: Option<&v1::Amount>,
-) -> Option<i64> {
-    let amount = check.required(field, amount)?;
-    let ore = check.positive_money(&format!("{field}.ore"), amount.ore);
-    if amount.vat != v1::VatTreatment::Included as i32 {
-        check.add(
-            &format!("{field}.vat"),
-            "must be VAT_TREATMENT_INCLUDED (the scheme covers costs including VAT, § 5)",
-        );
-        return None;
-    }
-    ore.map(|money| money.ore())
 }
 
 fn phone(check: &mut Violations, field: &str, text: &str) -> Option<String> {
@@ -231,11 +214,9 @@ impl Submit {
             details.confirms_not_treatment_or_excluded_scheme,
             "the assistance is not treatment nor covered by an excluded scheme (§ 4)",
         );
-        let cost = gross_amount(
-            check,
-            "details.estimated_cost",
-            details.estimated_cost.as_ref(),
-        );
+        let cost = check
+            .gross_amount("details.estimated_cost", details.estimated_cost.as_ref())
+            .map(|money| money.ore());
         let nav_contact =
             check.optional_text("details.nav_contact_name", &details.nav_contact_name, NAME);
         let planned_start = planned_start.filter(|start| *start >= today)?;
@@ -251,7 +232,7 @@ impl Submit {
                 accommodation_tried: accommodation?,
                 confirms_parties_agree: true,
                 confirms_not_treatment_or_excluded_scheme: true,
-                estimated_cost: Some(crate::model::gross(cost?)),
+                estimated_cost: Some(gross_to_wire(cost?)),
                 nav_contact_name: nav_contact?,
             },
             planned_start,
@@ -313,10 +294,9 @@ impl Recommend {
                 check.add("recommendation", "is required: a grant or a rejection");
                 None
             }
-            Some(Wire::Grant(grant)) => {
-                gross_amount(&mut check, "grant.amount", grant.amount.as_ref())
-                    .map(Recommendation::Grant)
-            }
+            Some(Wire::Grant(grant)) => check
+                .gross_amount("grant.amount", grant.amount.as_ref())
+                .map(|money| Recommendation::Grant(money.ore())),
             Some(Wire::Rejection(rejection)) => {
                 let reason: Option<v1::ApplicationRejectionReason> =
                     check.enumeration("rejection.reason", rejection.reason);
@@ -388,7 +368,7 @@ mod tests {
                 accommodation_tried: "Tried".to_owned(),
                 confirms_parties_agree: true,
                 confirms_not_treatment_or_excluded_scheme: true,
-                estimated_cost: Some(crate::model::gross(100_000)),
+                estimated_cost: Some(gross_to_wire(100_000)),
                 nav_contact_name: String::new(),
             }),
         }

@@ -9,6 +9,7 @@ use ekb_platform::{
     config::ConfigError,
     privacy::{PrivacyKeys, PrivacySection},
 };
+use ekb_proto::convert::gross_to_wire;
 use ekb_proto::v1;
 use serde::Deserialize;
 use time::Date;
@@ -125,7 +126,7 @@ impl MaxRate {
     /// As the contract carries it.
     pub fn to_wire(&self) -> v1::AppliedMaxRate {
         v1::AppliedMaxRate {
-            rate: Some(crate::model::gross(self.ore)),
+            rate: Some(gross_to_wire(self.ore)),
             valid_from_date: ekb_proto::convert::date_to_wire(self.valid_from),
             source: self.source.clone(),
         }

@@ -6,6 +6,7 @@
 
 use ekb_domain::oslo_date;
 use ekb_platform::clock::Clock;
+use ekb_proto::convert::gross_to_wire;
 use std::sync::Arc;
 
 use ekb_platform::{
@@ -30,7 +31,7 @@ use crate::{
     commands::{self, NOTE, Recommend, Recommendation, Submit},
     config::Policy,
     events,
-    model::{self, day, gross, stamp},
+    model::{self, day, stamp},
     store::{self, Stored},
 };
 
@@ -631,7 +632,7 @@ async fn recommend_decision(
             }
             check.finish()?;
             v1::application_recommendation::Recommendation::Grant(v1::GrantRecommendation {
-                amount: Some(gross(*ore)),
+                amount: Some(gross_to_wire(*ore)),
             })
         }
         Recommendation::Reject(reason, explanation) => {
@@ -804,7 +805,7 @@ async fn decide_application(
             decision.outcome = v1::ApplicationDecisionOutcome::Grant as i32;
             application.decision = Some(decision);
             application.grant = Some(v1::Grant {
-                granted_amount: Some(gross(ore)),
+                granted_amount: Some(gross_to_wire(ore)),
                 applied_max_rate: Some(rate.to_wire()),
                 ..Default::default()
             });

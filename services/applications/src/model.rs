@@ -21,14 +21,6 @@ pub fn refund_deadline(planned_start: Date, grant_date: Date, months: u32) -> Da
     add_months(planned_start.max(grant_date), months)
 }
 
-/// A gross amount as the contract carries it.
-pub fn gross(ore: i64) -> v1::Amount {
-    v1::Amount {
-        ore,
-        vat: v1::VatTreatment::Included as i32,
-    }
-}
-
 /// An instant as the contract carries it.
 pub fn stamp(at: OffsetDateTime) -> Option<prost_types::Timestamp> {
     Some(ekb_proto::convert::timestamp_to_wire(at))

@@ -8,6 +8,7 @@
 
 use ekb_domain::oslo_date;
 use ekb_platform::clock::Clock;
+use ekb_proto::convert::gross_to_wire;
 use std::sync::Arc;
 
 use ekb_platform::messaging::{HandlerError, Handles, UnitOfWork};
@@ -17,7 +18,7 @@ use uuid::Uuid;
 use crate::{
     config::Policy,
     events,
-    model::{self, day, gross, refund_deadline, stamp},
+    model::{self, day, refund_deadline, stamp},
     store::{self, Case, Stored},
 };
 
@@ -210,7 +211,7 @@ impl Handles<v1::FundsDenied> for ApplicationsState {
         if let Some(request) = model::current_request(application) {
             request.outcome = v1::FundsRequestOutcome::Denied as i32;
             request.denied_reason = event.reason;
-            request.available_when_denied = Some(gross(event.available_ore));
+            request.available_when_denied = Some(gross_to_wire(event.available_ore));
             request.answered_at = stamp(now);
         }
         application.status = Status::FundsDenied as i32;

@@ -6,6 +6,7 @@
 
 mod support;
 
+use ekb_proto::convert::gross_to_wire;
 use std::time::Duration;
 
 use ekb_applications::{Applications, jobs};
@@ -13,8 +14,8 @@ use ekb_platform::messaging::EventSubject;
 use ekb_proto::v1::{self, ApplicationStatus as Status, GrantCancellationReason, GrantStatus};
 use ekb_testkit::{events::ScriptedBudget, services::with_bearer};
 use support::{
-    EMPLOYER, OTHER_ORG, Stack, application_of, date_in, employee, envelopes_of, gross, of_type,
-    read, reason, refusal, submission, violated_fields,
+    EMPLOYER, OTHER_ORG, Stack, application_of, date_in, employee, envelopes_of, of_type, read,
+    reason, refusal, submission, violated_fields,
 };
 use tonic::Code;
 
@@ -65,9 +66,9 @@ async fn an_application_goes_to_granted_and_grant_approved_carries_what_refunds_
     let granted = s.wait_for_status(&id, Status::Granted).await?;
     let grant = granted.grant.clone().unwrap_or_default();
     assert_eq!(grant.status(), GrantStatus::Active);
-    assert_eq!(grant.granted_amount, Some(gross(1_800_000)));
+    assert_eq!(grant.granted_amount, Some(gross_to_wire(1_800_000)));
     let rate = grant.applied_max_rate.clone().unwrap_or_default();
-    assert_eq!(rate.rate, Some(gross(2_400_000)));
+    assert_eq!(rate.rate, Some(gross_to_wire(2_400_000)));
     assert_eq!(rate.valid_from_date, "2024-01-01");
     assert!(!rate.source.is_empty());
     assert!(!grant.reservation_id.is_empty());
@@ -590,7 +591,7 @@ async fn bad_input_names_the_field_and_stores_and_publishes_nothing() -> anyhow:
             details(r).estimated_cost = None
         }),
         ("details.estimated_cost.ore", |r| {
-            details(r).estimated_cost = Some(gross(0))
+            details(r).estimated_cost = Some(gross_to_wire(0))
         }),
         ("details.estimated_cost.vat", |r| {
             details(r).estimated_cost = Some(v1::Amount {
@@ -886,7 +887,7 @@ async fn personal_data_is_erased_after_the_retention_time_and_the_grant_record_s
     assert!(erased.withdrawal.unwrap_or_default().reason.is_empty());
     // The record stays: organisation, amounts, rate, decision, pseudonym.
     assert_eq!(details.employer_organisation_number, EMPLOYER);
-    assert_eq!(details.estimated_cost, Some(gross(2_000_000)));
+    assert_eq!(details.estimated_cost, Some(gross_to_wire(2_000_000)));
     assert_eq!(erased.decision.unwrap_or_default().decided_by, "dec-1");
     assert!(!erased.employee_pseudonym.is_empty());
     assert_eq!(

@@ -19,20 +19,6 @@ pub const PAGE_DEFAULT: i64 = 100;
 /// Largest page size.
 pub const PAGE_MAX: i64 = 500;
 
-/// A gross amount: positive and VAT_TREATMENT_INCLUDED.
-fn gross_amount(check: &mut Violations, field: &str, amount: Option<&v1::Amount>) -> Option<i64> {
-    let amount = check.required(field, amount)?;
-    let vat_included = amount.vat == v1::VatTreatment::Included as i32;
-    if !vat_included {
-        check.add(
-            &format!("{field}.vat"),
-            "must be VAT_TREATMENT_INCLUDED (§ 5 covers costs including VAT)",
-        );
-    }
-    let ore = check.positive_money(&format!("{field}.ore"), amount.ore)?;
-    vat_included.then_some(ore.ore())
-}
-
 /// Text required when `required`, optional otherwise; bounded either way.
 fn text_if(
     check: &mut Violations,
@@ -97,11 +83,9 @@ impl SubmitClaim {
             "expert_report_document_id",
             &request.expert_report_document_id,
         );
-        let invoice_amount_ore = gross_amount(
-            &mut check,
-            "invoice_amount",
-            request.invoice_amount.as_ref(),
-        );
+        let invoice_amount_ore = check
+            .gross_amount("invoice_amount", request.invoice_amount.as_ref())
+            .map(|money| money.ore());
         let start = check.date("assistance_start_date", &request.assistance_start_date);
         let end = check.date("assistance_end_date", &request.assistance_end_date);
         if end.is_some_and(|end| end > today) {
@@ -195,8 +179,9 @@ impl TryFrom<v1::RecommendRefundDecisionRequest> for Recommend {
                 None
             }
             Some(Wire::Approval(approval)) => {
-                let payout_ore =
-                    gross_amount(&mut check, "approval.payout", approval.payout.as_ref());
+                let payout_ore = check
+                    .gross_amount("approval.payout", approval.payout.as_ref())
+                    .map(|money| money.ore());
                 let reduction_reason = if approval.reduction_reason == 0 {
                     Some(v1::PayoutReductionReason::Unspecified)
                 } else {

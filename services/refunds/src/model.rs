@@ -2,7 +2,7 @@
 //! values are kept as the contract's names, so a row reads the same in SQL and on the wire.
 
 use ekb_proto::{
-    convert::{date_to_wire, timestamp_to_wire},
+    convert::{date_to_wire, gross_to_wire, timestamp_to_wire},
     v1,
 };
 use prost::Message as _;
@@ -43,14 +43,6 @@ pub mod payment_status {
     pub const PAID: &str = "REFUND_PAYMENT_STATUS_PAID";
     /// Failed.
     pub const FAILED: &str = "REFUND_PAYMENT_STATUS_FAILED";
-}
-
-/// A gross amount as the contract carries it.
-pub fn gross(ore: i64) -> Option<v1::Amount> {
-    Some(v1::Amount {
-        ore,
-        vat: v1::VatTreatment::Included as i32,
-    })
 }
 
 fn ts(at: Option<OffsetDateTime>) -> Option<prost_types::Timestamp> {
@@ -131,7 +123,7 @@ impl GrantRow {
             status: self.status() as i32,
             granted_at: ts(Some(self.granted_at)),
             expired_at: ts(self.expired_at),
-            granted_amount: gross(self.granted_amount_ore),
+            granted_amount: Some(gross_to_wire(self.granted_amount_ore)),
             grant_date: date_to_wire(self.grant_date),
             application_submitted_date: day(self.application_submitted_date),
             planned_start_date: day(self.planned_start_date),
@@ -325,9 +317,9 @@ impl ClaimRow {
             submitted_at: ts(Some(self.submitted_at)),
             decided_at: ts(self.decided_at),
             decided_by: self.decided_by.clone(),
-            invoice_amount: gross(self.invoice_amount_ore),
-            payable_amount: gross(self.payable_amount_ore),
-            payout_amount: self.payout_amount_ore.and_then(gross),
+            invoice_amount: Some(gross_to_wire(self.invoice_amount_ore)),
+            payable_amount: Some(gross_to_wire(self.payable_amount_ore)),
+            payout_amount: self.payout_amount_ore.map(gross_to_wire),
             assistance_start_date: date_to_wire(self.assistance_start_date),
             assistance_end_date: date_to_wire(self.assistance_end_date),
             submitted_date: date_to_wire(self.submitted_date),
@@ -359,7 +351,7 @@ impl ClaimRow {
             status: self.status() as i32,
             late: self.late,
             submitted_at: ts(Some(self.submitted_at)),
-            payable_amount: gross(self.payable_amount_ore),
+            payable_amount: Some(gross_to_wire(self.payable_amount_ore)),
             payment_status: self.payment_status() as i32,
             recommended_by: current_recommender.unwrap_or_default().to_owned(),
         }
@@ -404,7 +396,7 @@ impl RecommendationRow {
         use v1::refund_recommendation::Recommendation;
         let recommendation = if self.approve {
             Recommendation::Approval(v1::RefundApprovalRecommendation {
-                payout: self.payout_ore.and_then(gross),
+                payout: self.payout_ore.map(gross_to_wire),
                 reduction_reason: v1::PayoutReductionReason::from_str_name(&self.reduction_reason)
                     .unwrap_or_default() as i32,
                 reduction_explanation: self.reduction_explanation.clone(),

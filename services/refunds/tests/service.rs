@@ -6,6 +6,7 @@
 
 mod support;
 
+use ekb_proto::convert::gross_to_wire;
 use ekb_proto::v1;
 use std::sync::Arc;
 
@@ -13,8 +14,8 @@ use ekb_platform::payment::{FakeOutcome, RecordingPaymentPort};
 use ekb_refunds::{config::RefundsSection, jobs, payment::Payments};
 use ekb_testkit::services::with_bearer;
 use support::{
-    EMPLOYER_ORG, Grant, Harness, OTHER_ORG, approval, gross, has, iso, new_id, of_type,
-    read_until, reason, today, violated_fields,
+    EMPLOYER_ORG, Grant, Harness, OTHER_ORG, approval, has, iso, new_id, of_type, read_until,
+    reason, today, violated_fields,
 };
 use time::{Duration as Days, OffsetDateTime, macros::datetime};
 use tonic::Code;
@@ -44,14 +45,14 @@ async fn a_grant_is_claimed_recommended_decided_paid_and_audited() -> anyhow::Re
     assert_eq!(harness.count("SELECT count(*) FROM grants").await?, 1);
     let known = harness.grant(&grant.grant_id).await?.unwrap_or_default();
     assert_eq!(known.status(), v1::ClaimableGrantStatus::Active);
-    assert_eq!(known.granted_amount, gross(2_000_000));
+    assert_eq!(known.granted_amount, Some(gross_to_wire(2_000_000)));
     assert_eq!(known.last_claim_date, iso(grant.deadline + Days::days(90)));
 
     // The invoice is above the grant: payable = min(invoice, granted).
     let request = grant.claim(2_500_000);
     let claim = harness.submit(request.clone()).await?;
     assert_eq!(claim.status(), v1::RefundClaimStatus::Submitted);
-    assert_eq!(claim.payable_amount, gross(2_000_000));
+    assert_eq!(claim.payable_amount, Some(gross_to_wire(2_000_000)));
     assert!(!claim.late);
     let again = harness
         .client
@@ -82,7 +83,7 @@ async fn a_grant_is_claimed_recommended_decided_paid_and_audited() -> anyhow::Re
     assert_eq!(recommended.status(), v1::RefundClaimStatus::Recommended);
     let decided = harness.confirm(&claim.claim_id, 1).await?;
     assert_eq!(decided.status(), v1::RefundClaimStatus::Approved);
-    assert_eq!(decided.payout_amount, gross(2_000_000));
+    assert_eq!(decided.payout_amount, Some(gross_to_wire(2_000_000)));
     assert_eq!(decided.decided_by, "Z990002");
     assert_eq!(decided.recommended_by, "Z990001");
     let payment = decided.payment.clone().unwrap_or_default();
@@ -191,7 +192,7 @@ async fn a_grant_is_claimed_recommended_decided_paid_and_audited() -> anyhow::Re
         }
     );
     let kept = harness.grant(&grant.grant_id).await?.unwrap_or_default();
-    assert_eq!(kept.granted_amount, gross(2_000_000));
+    assert_eq!(kept.granted_amount, Some(gross_to_wire(2_000_000)));
     assert_eq!(
         kept.expert.unwrap_or_default().name,
         "",
@@ -239,7 +240,10 @@ async fn the_payout_is_at_most_min_of_claimed_and_granted_or_lower_with_a_reason
         let grant = Grant::new(granted);
         harness.approve(&grant).await?;
         let claim = harness.submit(grant.claim(invoice)).await?;
-        assert_eq!(claim.payable_amount, gross(invoice.min(granted)));
+        assert_eq!(
+            claim.payable_amount,
+            Some(gross_to_wire(invoice.min(granted)))
+        );
         // Above the payable amount is refused, as is a reduction without a reason.
         let above = harness
             .recommend_approval(&claim.claim_id, invoice.min(granted) + 1)
@@ -255,7 +259,7 @@ async fn the_payout_is_at_most_min_of_claimed_and_granted_or_lower_with_a_reason
                     .expect_err("a reduction needs a reason");
                 assert_eq!(violated_fields(&unexplained), ["approval.reduction_reason"]);
                 Recommendation::Approval(v1::RefundApprovalRecommendation {
-                    payout: gross(payout),
+                    payout: Some(gross_to_wire(payout)),
                     reduction_reason: reason as i32,
                     reduction_explanation: "timer til behandling dekkes ikke".to_owned(),
                 })
@@ -265,7 +269,7 @@ async fn the_payout_is_at_most_min_of_claimed_and_granted_or_lower_with_a_reason
             .recommend(&harness.caseworker, &claim.claim_id, recommendation)
             .await?;
         let decided = harness.confirm(&claim.claim_id, 1).await?;
-        assert_eq!(decided.payout_amount, gross(payout));
+        assert_eq!(decided.payout_amount, Some(gross_to_wire(payout)));
         assert_eq!(
             decided.payout_reduction_reason,
             reduction.map_or(0, |r| r as i32)
@@ -615,7 +619,9 @@ async fn bad_input_names_the_field_and_stores_nothing() -> anyhow::Result<()> {
             r.expert_report_document_id = String::new();
         }),
         ("invoice_amount", |r| r.invoice_amount = None),
-        ("invoice_amount.ore", |r| r.invoice_amount = gross(0)),
+        ("invoice_amount.ore", |r| {
+            r.invoice_amount = Some(gross_to_wire(0))
+        }),
         ("invoice_amount.vat", |r| {
             r.invoice_amount = Some(v1::Amount {
                 ore: 1_000,

@@ -18,6 +18,7 @@
 //! expiry job runs every second in the test stack). Refunds' service tests move its injected clock
 //! across the day boundaries instead.
 
+use ekb_proto::convert::gross_to_wire;
 use std::time::Duration;
 
 use ekb_proto::v1::{
@@ -34,7 +35,7 @@ use ekb_tests::{
     people::{iso, oslo_today, parse_iso, synthetic_fodselsnummer, today},
     system::{
         CASEWORKER, DECIDER, RefundsClient, SystemStack, assert_refused, authorised,
-        eventually_state, gross, until_available,
+        eventually_state, until_available,
     },
 };
 use sqlx::Connection as _;
@@ -93,7 +94,7 @@ pub fn application_request(case_id: &str, fodselsnummer: &str) -> v1::SubmitAppl
             accommodation_tried: "Redusert stilling og endrede arbeidsoppgaver.".to_owned(),
             confirms_parties_agree: true,
             confirms_not_treatment_or_excluded_scheme: true,
-            estimated_cost: Some(gross(ESTIMATED_ORE)),
+            estimated_cost: Some(gross_to_wire(ESTIMATED_ORE)),
             nav_contact_name: String::new(),
         }),
     }
@@ -241,7 +242,7 @@ pub async fn recommend_grant(
                 application_id: application_id.to_owned(),
                 recommendation: Some(v1::recommend_decision_request::Recommendation::Grant(
                     v1::GrantRecommendation {
-                        amount: Some(gross(amount_ore)),
+                        amount: Some(gross_to_wire(amount_ore)),
                     },
                 )),
                 note: "Alle vilkår oppfylt.".to_owned(),
@@ -329,7 +330,7 @@ fn claim_request(grant_id: &str, invoice_ore: i64) -> v1::SubmitRefundClaimReque
         invoice_reference: "F-2026-0042".to_owned(),
         invoice_document_id: uuid::Uuid::new_v4().to_string(),
         expert_report_document_id: uuid::Uuid::new_v4().to_string(),
-        invoice_amount: Some(gross(invoice_ore)),
+        invoice_amount: Some(gross_to_wire(invoice_ore)),
         assistance_start_date: today(),
         assistance_end_date: today(),
     }
@@ -1231,7 +1232,7 @@ fn refund_approval(claim_id: &str, payout_ore: i64) -> v1::RecommendRefundDecisi
         recommendation: Some(
             v1::recommend_refund_decision_request::Recommendation::Approval(
                 v1::RefundApprovalRecommendation {
-                    payout: Some(gross(payout_ore)),
+                    payout: Some(gross_to_wire(payout_ore)),
                     reduction_reason: v1::PayoutReductionReason::Unspecified as i32,
                     reduction_explanation: String::new(),
                 },

@@ -2,6 +2,7 @@
 //! broker, a fresh database), tokens for each kind of caller, the upstream events routing,
 //! budget and refunds would publish, a valid application, and readers of the service's topic.
 
+use ekb_proto::convert::gross_to_wire;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -270,7 +271,7 @@ impl Stack {
             application_id: application_id.to_owned(),
             recommendation: Some(v1::recommend_decision_request::Recommendation::Grant(
                 v1::GrantRecommendation {
-                    amount: Some(gross(amount_ore)),
+                    amount: Some(gross_to_wire(amount_ore)),
                 },
             )),
             note: note.to_owned(),
@@ -472,14 +473,6 @@ pub fn refusal<T: std::fmt::Debug>(answer: Result<T, tonic::Status>, what: &str)
     reason(&answer.expect_err(what))
 }
 
-/// A gross amount.
-pub fn gross(ore: i64) -> v1::Amount {
-    v1::Amount {
-        ore,
-        vat: v1::VatTreatment::Included as i32,
-    }
-}
-
 /// The test employee's fødselsnummer.
 pub fn employee() -> String {
     fodselsnummer("150385", 493)
@@ -522,7 +515,7 @@ pub fn submission(case_id: &str) -> v1::SubmitApplicationRequest {
             accommodation_tried: "Adjusted hours and tasks.".to_owned(),
             confirms_parties_agree: true,
             confirms_not_treatment_or_excluded_scheme: true,
-            estimated_cost: Some(gross(2_000_000)),
+            estimated_cost: Some(gross_to_wire(2_000_000)),
             nav_contact_name: "Nina NAV".to_owned(),
         }),
     }

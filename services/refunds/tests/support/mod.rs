@@ -3,6 +3,7 @@
 //! with the real v1 type and published on applications' real topic, and readers of refunds'
 //! topic (over the testkit's topic reader) and outbox.
 
+use ekb_proto::convert::gross_to_wire;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -282,19 +283,11 @@ impl Harness {
     }
 }
 
-/// A gross amount.
-pub fn gross(ore: i64) -> Option<v1::Amount> {
-    Some(v1::Amount {
-        ore,
-        vat: v1::VatTreatment::Included as i32,
-    })
-}
-
 /// A recommendation to approve `payout_ore`, without a reduction.
 pub fn approval(payout_ore: i64) -> v1::recommend_refund_decision_request::Recommendation {
     v1::recommend_refund_decision_request::Recommendation::Approval(
         v1::RefundApprovalRecommendation {
-            payout: gross(payout_ore),
+            payout: Some(gross_to_wire(payout_ore)),
             ..Default::default()
         },
     )
@@ -410,7 +403,7 @@ impl Grant {
             invoice_reference: "F-2026-117".to_owned(),
             invoice_document_id: new_id(),
             expert_report_document_id: new_id(),
-            invoice_amount: gross(invoice_ore),
+            invoice_amount: Some(gross_to_wire(invoice_ore)),
             assistance_start_date: iso(self.grant_date),
             assistance_end_date: iso(today()),
         }
