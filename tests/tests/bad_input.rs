@@ -167,6 +167,11 @@ async fn bad_input_is_rejected_naming_the_field_and_changes_nothing() -> anyhow:
         ("price negative", "terms.price_per_assignment_ore", |r| {
             terms(r).price_per_assignment_ore = -100
         }),
+        (
+            "price above the bound",
+            "terms.price_per_assignment_ore",
+            |r| terms(r).price_per_assignment_ore = i64::MAX,
+        ),
         ("ranking zero", "terms.ranking", |r| terms(r).ranking = 0),
         ("capacity zero", "terms.monthly_capacity", |r| {
             terms(r).monthly_capacity = 0

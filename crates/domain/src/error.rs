@@ -77,6 +77,12 @@ pub enum DomainError {
     /// An arithmetic result does not fit in the representation.
     #[error("amount is too large to represent")]
     Overflow,
+    /// An amount is above the documented upper bound of what it stands for.
+    #[error("must be at most {max} ({} øre)", max.ore())]
+    AboveMaximum {
+        /// The largest amount allowed.
+        max: crate::Money,
+    },
     /// The value does not have the required textual shape.
     #[error("must have the form {expected}")]
     Malformed {

@@ -24,6 +24,17 @@ impl Money {
     /// Zero kroner.
     pub const ZERO: Money = Money(0);
 
+    /// The upper bound of every amount about one case: an estimated cost, a max rate, a grant,
+    /// an agreement price, an invoice, a claim, a payout, a reservation. 10 million kroner is far
+    /// above any expert assignment (the max rate is about 24 000 kroner), and a sum of even a
+    /// million such amounts stays far inside an `i64` and a PostgreSQL `bigint`.
+    pub const MAX_CASE_AMOUNT: Money = Money(1_000_000_000);
+
+    /// The upper bound of an appropriation: 100 billion kroner, above the whole of the
+    /// ministry's chapter 2650 (which post 76 is a small part of). Sums over every year,
+    /// account and county stay far inside an `i64`.
+    pub const MAX_APPROPRIATION: Money = Money(10_000_000_000_000);
+
     /// An amount of `ore` øre.
     pub const fn from_ore(ore: i64) -> Self {
         Self(ore)
@@ -76,6 +87,21 @@ impl Money {
             Err(DomainError::NotPositive)
         }
     }
+
+    /// The amount if it is not above `max`, otherwise [`DomainError::AboveMaximum`].
+    pub fn require_at_most(self, max: Money) -> Result<Money, DomainError> {
+        if self <= max {
+            Ok(self)
+        } else {
+            Err(DomainError::AboveMaximum { max })
+        }
+    }
+
+    /// A case amount: above zero and at most [`Money::MAX_CASE_AMOUNT`].
+    pub fn require_case_amount(self) -> Result<Money, DomainError> {
+        self.require_positive()?
+            .require_at_most(Money::MAX_CASE_AMOUNT)
+    }
 }
 
 impl fmt::Display for Money {
@@ -104,6 +130,38 @@ mod tests {
         assert_eq!(Money::from_kroner(24_000), Ok(Money::from_ore(2_400_000)));
         assert_eq!(Money::from_kroner(0), Ok(Money::ZERO));
         assert_eq!(Money::from_kroner(-5).map(|m| m.ore()), Ok(-500));
+    }
+
+    #[test]
+    fn case_amounts_and_appropriations_have_upper_bounds() {
+        assert_eq!(
+            Money::from_kroner(10_000_000).and_then(Money::require_case_amount),
+            Ok(Money::MAX_CASE_AMOUNT)
+        );
+        assert_eq!(
+            Money::from_ore(Money::MAX_CASE_AMOUNT.ore() + 1).require_case_amount(),
+            Err(DomainError::AboveMaximum {
+                max: Money::MAX_CASE_AMOUNT
+            })
+        );
+        assert_eq!(
+            Money::ZERO.require_case_amount(),
+            Err(DomainError::NotPositive)
+        );
+        assert!(
+            Money::from_ore(i64::MAX)
+                .require_at_most(Money::MAX_APPROPRIATION)
+                .is_err()
+        );
+        // A thousand years of the largest appropriation still fit in an i64.
+        assert!(Money::MAX_APPROPRIATION.ore().checked_mul(1_000).is_some());
+        assert_eq!(
+            DomainError::AboveMaximum {
+                max: Money::MAX_CASE_AMOUNT
+            }
+            .to_string(),
+            "must be at most 10 000 000,00 kr (1000000000 øre)"
+        );
     }
 
     #[test]

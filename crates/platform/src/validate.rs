@@ -163,9 +163,10 @@ impl Violations {
         self.text(field, text, max_chars)
     }
 
-    /// A required amount in øre, greater than zero.
+    /// A required amount about one case in øre: greater than zero and at most
+    /// [`Money::MAX_CASE_AMOUNT`].
     pub fn positive_money(&mut self, field: &str, ore: i64) -> Option<Money> {
-        self.check(field, Money::from_ore(ore).require_positive())
+        self.check(field, Money::from_ore(ore).require_case_amount())
     }
 
     /// A required gross amount where people type numbers (`Amount`, ADR 0021 decision 9): its

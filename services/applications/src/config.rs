@@ -197,7 +197,10 @@ impl ApplicationsSettings {
             let bad = || {
                 ConfigError::invalid(
                     "applications.max_rates",
-                    format!("{entry:?} must be YYYY-MM-DD=ØRE=source with a positive rate"),
+                    format!(
+                        "{entry:?} must be YYYY-MM-DD=ØRE=source with a positive rate of at most {} øre",
+                        ekb_domain::Money::MAX_CASE_AMOUNT.ore()
+                    ),
                 )
             };
             let mut parts = entry.trim().splitn(3, '=');
@@ -206,7 +209,10 @@ impl ApplicationsSettings {
             let source = parts.next().unwrap_or("").trim();
             let valid_from = ekb_domain::parse_iso_date(date.trim()).map_err(|_| bad())?;
             let ore: i64 = ore.trim().parse().map_err(|_| bad())?;
-            if ore <= 0 || source.is_empty() {
+            let in_bounds = ekb_domain::Money::from_ore(ore)
+                .require_case_amount()
+                .is_ok();
+            if !in_bounds || source.is_empty() {
                 return Err(bad());
             }
             max_rates.push(MaxRate {

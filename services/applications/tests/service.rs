@@ -593,6 +593,9 @@ async fn bad_input_names_the_field_and_stores_and_publishes_nothing() -> anyhow:
         ("details.estimated_cost.ore", |r| {
             details(r).estimated_cost = Some(gross_to_wire(0))
         }),
+        ("details.estimated_cost.ore", |r| {
+            details(r).estimated_cost = Some(gross_to_wire(i64::MAX))
+        }),
         ("details.estimated_cost.vat", |r| {
             details(r).estimated_cost = Some(v1::Amount {
                 ore: 100,

@@ -2,7 +2,7 @@
 //! (INVALID_ARGUMENT names the field and the rule; nothing is stored or published). Which
 //! accounts exist is configuration, so parsing takes the [`BudgetPolicy`].
 
-use ekb_domain::{CountyCode, Flow};
+use ekb_domain::{CountyCode, Flow, Money};
 use ekb_platform::{ApiError, Violations};
 use ekb_proto::v1;
 use uuid::Uuid;
@@ -125,6 +125,10 @@ impl SetAppropriation {
                 "must not be negative (whole øre, zero or more)",
             );
         }
+        check.check(
+            "appropriated_ore",
+            Money::from_ore(request.appropriated_ore).require_at_most(Money::MAX_APPROPRIATION),
+        );
         let thresholds = if request.threshold_percents.is_empty() {
             Some(policy.default_thresholds.clone())
         } else {

@@ -9,7 +9,7 @@
 //! but whose amount, year, account or county cannot be honoured is answered (INVALID_REQUEST),
 //! so its saga terminates.
 
-use ekb_domain::CountyCode;
+use ekb_domain::{CountyCode, Money};
 use ekb_platform::messaging::HandlerError;
 use ekb_proto::v1;
 use prost::Name;
@@ -72,8 +72,8 @@ impl FundsRequest {
     /// Why budget cannot honour the request as stated (answered INVALID_REQUEST), if so.
     pub fn problem(&self, policy: &BudgetPolicy) -> Option<String> {
         let mut problems = Vec::new();
-        if self.amount_ore <= 0 {
-            problems.push(format!("amount_ore {} is not positive", self.amount_ore));
+        if let Err(error) = Money::from_ore(self.amount_ore).require_case_amount() {
+            problems.push(format!("amount_ore {}: {error}", self.amount_ore));
         }
         if !is_budget_year(self.budget_year) {
             problems.push(format!(
@@ -306,9 +306,9 @@ struct DisbursementParts<'a> {
 
 impl DisbursementParts<'_> {
     fn parse(self, event: &str) -> Result<Disbursement, HandlerError> {
-        if self.amount_ore <= 0 {
+        if let Err(error) = Money::from_ore(self.amount_ore).require_case_amount() {
             return Err(HandlerError::Permanent(format!(
-                "{event}.{} {} is not positive",
+                "{event}.{} {}: {error}",
                 self.amount_field, self.amount_ore
             )));
         }

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 
-use ekb_domain::{CompetenceArea, CountyCode, DateRange, OrganisationNumber};
+use ekb_domain::{CompetenceArea, CountyCode, DateRange, Money, OrganisationNumber};
 use ekb_platform::{ApiError, Violations, validate::FromWire};
 use ekb_proto::{convert::competence_area_from_wire, v1};
 use time::Date;
@@ -173,8 +173,17 @@ impl FromWire<v1::AgreementTerms> for ValidTerms {
         positive("price_per_assignment_ore", terms.price_per_assignment_ore);
         positive("ranking", i64::from(terms.ranking));
         positive("monthly_capacity", i64::from(terms.monthly_capacity));
+        if terms.price_per_assignment_ore > Money::MAX_CASE_AMOUNT.ore() {
+            violations.add(
+                &format!("{field}.price_per_assignment_ore"),
+                format!("must be at most {} øre", Money::MAX_CASE_AMOUNT.ore()),
+            );
+        }
         let validity = violations.date_range(&format!("{field}.validity"), terms.validity.as_ref());
-        if terms.price_per_assignment_ore <= 0 || terms.ranking <= 0 || terms.monthly_capacity <= 0
+        if terms.price_per_assignment_ore <= 0
+            || terms.price_per_assignment_ore > Money::MAX_CASE_AMOUNT.ore()
+            || terms.ranking <= 0
+            || terms.monthly_capacity <= 0
         {
             return None;
         }

@@ -192,7 +192,12 @@ fn agreement_state(agreement: Option<&v1::Agreement>) -> Result<AgreementState, 
                 .map_err(|_| invalid("competence area"))
         })
         .collect::<Result<Vec<_>, _>>()?;
-    if terms.price_per_assignment_ore <= 0 || terms.monthly_capacity <= 0 || terms.ranking <= 0 {
+    if ekb_domain::Money::from_ore(terms.price_per_assignment_ore)
+        .require_case_amount()
+        .is_err()
+        || terms.monthly_capacity <= 0
+        || terms.ranking <= 0
+    {
         return Err(invalid("price, ranking or capacity"));
     }
     Ok(AgreementState {

@@ -106,8 +106,9 @@ pub fn grant_from_event(event: &v1::GrantApproved) -> Result<GrantRow, HandlerEr
         })?;
     let county = CountyCode::parse(&event.county_code)
         .map_err(|_| refuse("county_code", "must be a county code"))?;
-    if event.granted_amount_ore <= 0 {
-        return Err(refuse("granted_amount_ore", "must be greater than zero"));
+    if let Err(error) = ekb_domain::Money::from_ore(event.granted_amount_ore).require_case_amount()
+    {
+        return Err(refuse("granted_amount_ore", &error.to_string()));
     }
     let granted_at =
         instant(event.granted_at.as_ref()).ok_or_else(|| refuse("granted_at", "is required"))?;
