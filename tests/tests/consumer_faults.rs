@@ -366,3 +366,158 @@ async fn the_scripted_budget_reserves_what_fits_and_denies_the_rest() -> anyhow:
     assert_eq!((budget.answered(), budget.available_ore()), (2, 1_000_000));
     Ok(())
 }
+
+/// A consumer of routing's topic whose handler fails as the case id says: `outage-…` has its own
+/// database backend terminated twice mid-handling (PostgreSQL restarting under it) and then
+/// succeeds; `bug-…` fails the same way every time; `poison-…` is refused as invalid.
+struct FlakyHandler {
+    attempts: std::sync::Mutex<std::collections::HashMap<String, u32>>,
+}
+
+impl ekb_platform::messaging::Handles<v1::CaseRouted> for FlakyHandler {
+    async fn handle(
+        &self,
+        work: &mut ekb_platform::messaging::UnitOfWork,
+        event: v1::CaseRouted,
+        _envelope: &v1::EventEnvelope,
+    ) -> Result<(), ekb_platform::messaging::HandlerError> {
+        use ekb_platform::messaging::HandlerError;
+        let attempt = {
+            let mut attempts = self.attempts.lock().expect("not poisoned");
+            let attempt = attempts.entry(event.case_id.clone()).or_default();
+            *attempt += 1;
+            *attempt
+        };
+        if event.case_id.starts_with("poison-") {
+            return Err(HandlerError::Permanent("case_id is not a UUID".to_owned()));
+        }
+        if event.case_id.starts_with("bug-") {
+            return Err(HandlerError::Transient(anyhow::anyhow!(
+                "a bug: attempt {attempt} failed like the others"
+            )));
+        }
+        sqlx::query("INSERT INTO applied (case_id) VALUES ($1)")
+            .bind(&event.case_id)
+            .execute(work.db())
+            .await?;
+        if attempt <= 2 {
+            // The backend dies under the open transaction, as in a failover.
+            sqlx::query("SELECT pg_terminate_backend(pg_backend_pid())")
+                .execute(work.db())
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_database_is_retried_without_limit_and_only_the_message_s_own_failures_dead_letter()
+-> anyhow::Result<()> {
+    use ekb_platform::{
+        config::{ConfigLoader, NoSettings},
+        messaging::{EventConsumer, EventRouter, Outbox, kafka::idempotent_producer},
+    };
+    static NO_SERVICE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate::Migrator::DEFAULT;
+    let broker = ekb_testkit::broker::TestBroker::start()?;
+    let prefix = ekb_tests::unique_topic_prefix();
+    let database = ekb_testkit::postgres::fresh_database("fault_classes").await?;
+    let settings = ekb_testkit::services::TestSettings::new(
+        &database.url,
+        broker.bootstrap_servers(),
+        &prefix,
+    );
+    let config = settings
+        .apply(ConfigLoader::new())
+        .load::<NoSettings>()?
+        .platform;
+    let pool = sqlx::PgPool::connect(&database.url).await?;
+    ekb_platform::db::migrate(&pool, &NO_SERVICE_MIGRATIONS).await?;
+    sqlx::query("CREATE TABLE applied (case_id text PRIMARY KEY)")
+        .execute(&pool)
+        .await?;
+    let handler = FlakyHandler {
+        attempts: Default::default(),
+    };
+    let events = EventRouter::new(handler)
+        .from("routing")
+        .on::<v1::CaseRouted>()
+        .build();
+    let consumer = EventConsumer::new(
+        "classes",
+        &config.kafka,
+        pool.clone(),
+        Outbox::for_service(&prefix, "classes"),
+        events,
+        config.consumer.clone(),
+        idempotent_producer(&config.kafka)?,
+    )?;
+    let stop = tokio_util::sync::CancellationToken::new();
+    let running = tokio::spawn(consumer.run(stop.clone()));
+
+    let producer = test_producer(broker.bootstrap_servers())?;
+    let topic = ekb_platform::messaging::topic_for(&prefix, "routing");
+    let mut ids = Vec::new();
+    for kind in ["outage", "bug", "poison"] {
+        let case_id = format!("{kind}-{}", uuid::Uuid::now_v7());
+        let envelope = wrap(
+            "routing",
+            &EventSubject::case(case_id.clone()),
+            &v1::CaseRouted {
+                case_id: case_id.clone(),
+                ..Default::default()
+            },
+        );
+        send(
+            &producer,
+            &topic,
+            &case_id,
+            &envelope.encode_to_vec(),
+            Some(&v1::CaseRouted::full_name()),
+        )
+        .await?;
+        ids.push((kind, envelope.event_id));
+    }
+    let outcomes = ekb_tests::eventually(
+        "every event's final outcome",
+        Duration::from_secs(60),
+        || async {
+            let rows: Vec<(String, String, Option<String>)> =
+                sqlx::query_as("SELECT event_id::text, outcome, detail FROM inbox")
+                    .fetch_all(&pool)
+                    .await?;
+            Ok((rows.len() == 3).then_some(rows))
+        },
+    )
+    .await?;
+    stop.cancel();
+    running.await??;
+    let outcome_of = |kind: &str| {
+        let id = &ids.iter().find(|(k, _)| *k == kind).expect("sent").1;
+        outcomes
+            .iter()
+            .find(|(event_id, _, _)| event_id == id)
+            .cloned()
+            .expect("in the inbox")
+    };
+    // Infrastructure: retried past max_attempts (3), applied once, never dead-lettered.
+    assert_eq!(outcome_of("outage").1, "applied");
+    assert_eq!(
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM applied")
+            .fetch_one(&pool)
+            .await?,
+        1
+    );
+    // The work's own failure: dead-lettered after max_attempts, with the last error.
+    let (_, outcome, detail) = outcome_of("bug");
+    assert_eq!(outcome, "dead_lettered");
+    let detail = detail.unwrap_or_default();
+    assert!(
+        detail.starts_with("failed 3 times, last: a bug: attempt 3"),
+        "{detail}"
+    );
+    // A permanent refusal: dead-lettered at once.
+    let (_, outcome, detail) = outcome_of("poison");
+    assert_eq!(outcome, "dead_lettered");
+    assert_eq!(detail.as_deref(), Some("case_id is not a UUID"));
+    Ok(())
+}

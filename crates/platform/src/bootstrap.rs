@@ -1,6 +1,7 @@
 //! What every service binary's `main` does, written once: `--version`, load and validate the
-//! configuration (printing the bad key and exiting non-zero), start telemetry, bind the
-//! listeners, and serve until SIGTERM/SIGINT. A service's `main.rs` is one line:
+//! configuration (printing the bad key and exiting non-zero), run an operator command if one is
+//! asked for ([`crate::operator`]), else start telemetry, bind the listeners, and serve until
+//! SIGTERM/SIGINT. A service's `main.rs` is one line:
 //! `ekb_platform::service_main!(ekb_routing::Routing);`.
 
 use crate::{
@@ -17,6 +18,9 @@ pub async fn service_main<S: ServiceDescription>() -> anyhow::Result<()> {
     }
     let config = service::load_config::<S>(&service::config_loader::<S>())
         .inspect_err(|error| eprintln!("{}: {error}", S::NAME))?;
+    if crate::operator::is_operator_command() {
+        return crate::operator::run(S::NAME, &config.platform).await;
+    }
     let _telemetry = telemetry::init(S::NAME, &config.platform.telemetry)?;
     let listeners = Listeners::bind(&config.platform).await?;
     tracing::info!(

@@ -19,15 +19,24 @@ use crate::config::DatabaseConfig;
 /// Outbox and inbox tables every service needs; versions below 100.
 static PLATFORM_MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 
+/// How long a pooled connection may sit idle before the pool closes it, so a replica gives
+/// back what a burst opened (the connection budget counts open connections, idle or not).
+const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// A pool that connects on first use.
+///
+/// Every checkout pings the connection first (one round trip) and replaces it if it is broken:
+/// when PostgreSQL restarts or fails over, or an operator terminates backends, every idle
+/// connection in the pool is dead at once, and without the ping each would be handed out and
+/// fail a request in turn. With it, only a statement that was running at that moment fails,
+/// and it is retried as a transient failure ([`crate::fault`]).
 pub fn lazy_pool(config: &DatabaseConfig) -> anyhow::Result<PgPool> {
     let options = PgConnectOptions::from_str(config.url.expose_secret())?;
     Ok(PgPoolOptions::new()
         .max_connections(config.max_connections)
         .acquire_timeout(Duration::from_secs(5))
-        // No ping on every checkout (a round trip per request); a broken connection fails its
-        // statement and is dropped, and the readiness loop notices a database outage.
-        .test_before_acquire(false)
+        .test_before_acquire(true)
+        .idle_timeout(IDLE_TIMEOUT)
         .connect_lazy_with(options))
 }
 

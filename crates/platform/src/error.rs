@@ -4,7 +4,10 @@
 //! text in the message, for clients that do not read error details). A refused transition is
 //! FAILED_PRECONDITION with a machine-readable reason (`google.rpc.ErrorInfo`), so a client can
 //! branch on it. "Not arrived yet" is UNAVAILABLE with `google.rpc.RetryInfo`: retrying helps.
-//! Internal errors are logged with their cause and reach the caller only as "internal error".
+//! A failure of the infrastructure (the database lost, the pool exhausted, "too many clients";
+//! [`crate::fault`]) is UNAVAILABLE with `RetryInfo` too, however the service wrapped it: INTERNAL
+//! is left for bugs. Internal errors are logged with their cause and reach the caller only as
+//! "internal error".
 //!
 //! A unique violation is ALREADY_EXISTS only on a constraint the service names in its
 //! description ([`ConstraintMessages`]), with the service's message; any other unique or
@@ -148,12 +151,11 @@ impl From<sqlx::Error> for ApiError {
                 constraint: db_error.constraint().unwrap_or("unnamed").to_owned(),
             };
         }
-        match error {
-            sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
-                ApiError::Unavailable("database".to_owned())
-            }
-            other => ApiError::internal(other),
+        if crate::fault::is_transient_sqlx(&error) {
+            tracing::warn!(error = %error, "database unavailable");
+            return ApiError::Unavailable("database".to_owned());
         }
+        ApiError::internal(error)
     }
 }
 
@@ -189,15 +191,33 @@ impl From<ApiError> for Status {
             ),
             ApiError::Unavailable(what) => {
                 tracing::warn!(dependency = %what, "request failed: dependency unavailable");
-                Status::unavailable(format!("temporarily unavailable: {what}"))
+                unavailable(&what)
             }
             unique @ ApiError::UniqueViolation { .. } => unique.into_status(&[]),
+            // A failure of the infrastructure wrapped as internal by a service is still the
+            // infrastructure's: the caller should retry, not report a bug.
+            ApiError::Internal(cause) if crate::fault::is_transient_anyhow(&cause) => {
+                tracing::warn!(error = %format!("{cause:#}"), "request failed: infrastructure unavailable");
+                unavailable("database")
+            }
             ApiError::Internal(cause) => {
                 tracing::error!(error = ?cause, "request failed with an internal error");
                 Status::internal("internal error")
             }
         }
     }
+}
+
+/// How long a caller should wait before retrying a request the infrastructure failed.
+pub const RETRY_AFTER_UNAVAILABLE: Duration = Duration::from_secs(1);
+
+/// UNAVAILABLE for `what`, with `RetryInfo`: the same request succeeds later.
+fn unavailable(what: &str) -> Status {
+    Status::with_error_details(
+        Code::Unavailable,
+        format!("temporarily unavailable: {what}; retry"),
+        ErrorDetails::with_retry_info(Some(RETRY_AFTER_UNAVAILABLE)),
+    )
 }
 
 /// Collects field violations while a request is validated, so the caller learns about every
@@ -329,6 +349,34 @@ mod tests {
             .cloned()
             .expect("RetryInfo");
         assert_eq!(retry.retry_delay, Some(Duration::from_secs(1)));
+    }
+
+    #[test]
+    fn a_lost_database_is_unavailable_with_retry_info_never_internal() {
+        let terminated = || {
+            sqlx::Error::Io(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "terminating connection due to administrator command",
+            ))
+        };
+        for status in [
+            Status::from(ApiError::from(terminated())),
+            Status::from(ApiError::internal(terminated())),
+            Status::from(ApiError::from(sqlx::Error::PoolTimedOut)),
+        ] {
+            assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+            let retry = status.get_error_details().retry_info().cloned();
+            assert_eq!(
+                retry.and_then(|retry| retry.retry_delay),
+                Some(RETRY_AFTER_UNAVAILABLE)
+            );
+            assert!(
+                !status.message().contains("administrator"),
+                "no cause leaks"
+            );
+        }
+        let bug = Status::from(ApiError::from(sqlx::Error::RowNotFound));
+        assert_eq!(bug.code(), Code::Internal);
     }
 
     #[test]

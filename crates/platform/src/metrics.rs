@@ -18,6 +18,9 @@ pub const GRPC_LATENCY: &str = "ekb_grpc_request_duration_seconds";
 pub const OUTBOX_BACKLOG: &str = "ekb_outbox_backlog";
 /// Gauge (seconds): age of the oldest unpublished outbox row.
 pub const OUTBOX_OLDEST_AGE: &str = "ekb_outbox_oldest_age_seconds";
+/// Gauge: 1 while this process's outbox relay holds the publisher's lease, else 0 (one replica
+/// per service shows 1).
+pub const OUTBOX_LEASE_HELD: &str = "ekb_outbox_lease_held";
 /// Counter: events published by the relay, label `topic`.
 pub const OUTBOX_PUBLISHED: &str = "ekb_outbox_published_total";
 /// Counter: relay rounds that failed, label `reason`.
@@ -27,6 +30,9 @@ pub const OUTBOX_FAILURES: &str = "ekb_outbox_failures_total";
 pub const CONSUMER_EVENTS: &str = "ekb_consumer_events_total";
 /// Counter: handler retries, label `topic`.
 pub const CONSUMER_RETRIES: &str = "ekb_consumer_retries_total";
+/// Counter: infrastructure failures (database lost, too many clients, …) while applying an
+/// event, retried without limit, label `topic`. Rising for minutes: the database is down.
+pub const CONSUMER_TRANSIENT_FAILURES: &str = "ekb_consumer_transient_failures_total";
 /// Counter: messages sent to the dead-letter topic, label `topic`.
 pub const CONSUMER_DEAD_LETTERED: &str = "ekb_consumer_dead_lettered_total";
 /// Gauge: consumer lag in messages (high watermark − position), labels `topic`, `partition`.

@@ -8,6 +8,7 @@ pub mod binaries;
 pub mod broker;
 pub mod catalog;
 pub mod events;
+pub mod faults;
 pub mod fixtures;
 pub mod issuer;
 pub mod otlp;

@@ -890,6 +890,12 @@ async fn bad_input_on_every_rpc_is_invalid_argument_naming_the_field_and_changes
             "account.post",
         ),
         (set(|r| r.appropriated_ore = -1), "appropriated_ore"),
+        // Far above the ministry's whole chapter: refused, so no sum can overflow later.
+        (set(|r| r.appropriated_ore = i64::MAX), "appropriated_ore"),
+        (
+            set(|r| r.appropriated_ore = ekb_domain::Money::MAX_APPROPRIATION.ore() + 1),
+            "appropriated_ore",
+        ),
         (
             set(|r| r.threshold_percents = vec![0]),
             "threshold_percents",
@@ -1325,6 +1331,14 @@ impl Replicas {
         })
     }
 
+    /// The topic prefix of this test.
+    fn settings_prefix(&self) -> String {
+        self.settings
+            .get("kafka.topic_prefix")
+            .unwrap_or_default()
+            .to_owned()
+    }
+
     async fn spawn(&self) -> anyhow::Result<ServiceProcess> {
         let mut process = ServiceProcess::spawn("budget", &self.settings, &self.log_dir)?;
         process.wait_until_serving(Duration::from_secs(30)).await?;
@@ -1466,6 +1480,459 @@ async fn a_crash_between_the_ledger_commit_and_the_offset_commit_applies_each_ev
         assert_eq!(count(&replicas.pool, sql).await?, expected, "{sql}");
     }
     let report = client_of(&second)
+        .await?
+        .reconcile(v1::ReconcileRequest { budget_year: YEAR })
+        .await?
+        .into_inner();
+    assert!(report.consistent, "{report:?}");
+    Ok(())
+}
+
+/// An operator's bad day: 90 concurrent grant requests while every backend of budget's database
+/// is terminated five times (a failover, a restart of PostgreSQL). A lost connection is no fault
+/// of an event: none is dead-lettered, every request is answered, exactly as many are reserved as
+/// fit, and no RPC asked meanwhile answers INTERNAL (UNAVAILABLE with RetryInfo at most).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn terminated_database_connections_cost_retries_never_dead_letters_or_internal_errors()
+-> anyhow::Result<()> {
+    use ekb_testkit::faults::{BackendTerminator, metric_in_process};
+    const BURST: usize = 90;
+    const FIT: i64 = 60;
+    let (stack, client, pool) = start("terminated").await?;
+    set_appropriation(&mut client.clone(), YEAR, AMOUNT * FIT).await?;
+
+    // RPCs all through the fault, recording every answer's code and the longest answer.
+    let done = Arc::new(AtomicBool::new(false));
+    let callers: Vec<_> = (0..4)
+        .map(|_| {
+            let (done, mut client) = (done.clone(), client.clone());
+            tokio::spawn(async move {
+                let mut answers: Vec<(Code, Duration, bool)> = Vec::new();
+                while !done.load(Ordering::SeqCst) {
+                    let started = Instant::now();
+                    let answer = client
+                        .get_usage(v1::GetUsageRequest {
+                            budget_year: YEAR,
+                            ..Default::default()
+                        })
+                        .await;
+                    let (code, retry_info) = match answer {
+                        Ok(_) => (Code::Ok, false),
+                        Err(status) => (
+                            status.code(),
+                            status.get_error_details().retry_info().is_some(),
+                        ),
+                    };
+                    answers.push((code, started.elapsed(), retry_info));
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                answers
+            })
+        })
+        .collect();
+
+    // First, for certain, mid-handling: the appropriation row is locked, so the consumer's
+    // transaction waits inside its handler; then every backend but the lock's is terminated.
+    let mut blocker = pool.begin().await?;
+    sqlx::query("SELECT 1 FROM appropriations FOR UPDATE")
+        .execute(&mut *blocker)
+        .await?;
+    let started = Instant::now();
+    let commitments: Vec<Commitment> = (0..BURST).map(|_| Commitment::grant("34")).collect();
+    futures::future::try_join_all(
+        commitments
+            .iter()
+            .map(|commitment| commitment.request(&stack.feed, AMOUNT, YEAR)),
+    )
+    .await?;
+    eventually("a handler waiting inside its transaction", WAIT, || async {
+        let waiting = count(
+            &pool,
+            "SELECT count(*) FROM pg_stat_activity \
+             WHERE datname = current_database() AND wait_event_type = 'Lock'",
+        )
+        .await?;
+        Ok((waiting > 0).then_some(()))
+    })
+    .await?;
+    let mid_handling: i64 = sqlx::query_scalar(
+        "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity \
+         WHERE datname = current_database() AND pid <> pg_backend_pid()",
+    )
+    .fetch_one(&mut *blocker)
+    .await?;
+    blocker.commit().await?;
+    // Then four more times while budget works through the burst.
+    let terminator = BackendTerminator::start(stack.database_url(), 4, Duration::from_millis(300));
+    let terminated = terminator.finish().await? + u64::try_from(mid_handling)?;
+    eventually(
+        "every request answered",
+        Duration::from_secs(60),
+        || async {
+            let answered = count(
+                &pool,
+                "SELECT count(*) FROM reservations WHERE status <> 'PENDING'",
+            )
+            .await?;
+            Ok((answered == BURST as i64).then_some(()))
+        },
+    )
+    .await?;
+    let all_answered = started.elapsed();
+    done.store(true, Ordering::SeqCst);
+    let mut answers = Vec::new();
+    for caller in callers {
+        answers.extend(caller.await?);
+    }
+
+    let retried = metric_in_process("ekb_consumer_transient_failures_total", "")?;
+    let failed_otherwise = metric_in_process("ekb_consumer_retries_total", "")?;
+    let dead_lettered = metric_in_process("ekb_consumer_dead_lettered_total", "")?;
+    let unavailable = answers
+        .iter()
+        .filter(|(code, _, _)| *code == Code::Unavailable)
+        .count();
+    let longest = answers
+        .iter()
+        .map(|(_, took, _)| *took)
+        .max()
+        .unwrap_or_default();
+    eprintln!(
+        "{terminated} backends terminated; {BURST} requests answered in {all_answered:?}; \
+         {retried} consumer retries of lost connections, {failed_otherwise} of other failures; \
+         {dead_lettered} dead letters; \
+         {} RPCs, {unavailable} UNAVAILABLE, longest answer {longest:?}",
+        answers.len()
+    );
+    assert!(terminated >= 5, "backends were terminated ({terminated})");
+    assert!(
+        retried >= 1.0,
+        "the consumer retried the transaction terminated mid-handling"
+    );
+    assert_eq!(
+        failed_otherwise, 0.0,
+        "a lost connection is not counted as a failure"
+    );
+    assert_eq!(dead_lettered, 0.0, "a lost connection never dead-letters");
+    assert_eq!(
+        count(
+            &pool,
+            "SELECT count(*) FROM inbox WHERE outcome = 'dead_lettered'"
+        )
+        .await?,
+        0
+    );
+    for (code, _, retry_info) in &answers {
+        assert!(
+            matches!(code, Code::Ok | Code::Unavailable),
+            "an RPC answered {code:?} during the fault"
+        );
+        if *code == Code::Unavailable {
+            assert!(retry_info, "UNAVAILABLE carries RetryInfo");
+        }
+    }
+    assert!(answers.iter().any(|(code, _, _)| *code == Code::Ok));
+    let statuses: Vec<(String, i64)> =
+        sqlx::query_as("SELECT status, count(*) FROM reservations GROUP BY 1 ORDER BY 1")
+            .fetch_all(&pool)
+            .await?;
+    assert_eq!(
+        statuses,
+        [
+            ("DENIED".to_owned(), BURST as i64 - FIT),
+            ("RESERVED".to_owned(), FIT)
+        ]
+    );
+    assert_eq!(
+        count(&pool, "SELECT count(*) FROM inbox").await?,
+        BURST as i64
+    );
+    let report = client
+        .clone()
+        .reconcile(v1::ReconcileRequest { budget_year: YEAR })
+        .await?
+        .into_inner();
+    assert!(report.consistent, "{report:?}");
+    stack.stop().await
+}
+
+/// Two replicas; the one publishing budget's outbox is killed with `kill -9` under load. Its
+/// database session ends with it, so the other replica takes over publishing within seconds,
+/// not when the lease (60 s) expires: no event waits in the outbox for more than 5 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_publisher_hands_the_outbox_over_within_seconds() -> anyhow::Result<()> {
+    let replicas = Replicas::prepare("handover", &[]).await?;
+    let first = replicas.spawn().await?;
+    let second = replicas.spawn().await?;
+    set_appropriation(&mut client_of(&first).await?, YEAR, AMOUNT * 10_000).await?;
+    let holder_of = |process: &ServiceProcess| {
+        let addr = process.metrics_addr;
+        async move { Ok::<_, anyhow::Error>(counter(addr, "ekb_outbox_lease_held", "").await? == 1.0) }
+    };
+    let load = {
+        let feed = replicas.feed.clone();
+        tokio::spawn(async move {
+            let until = Instant::now() + Duration::from_secs(8);
+            let mut sent = 0_i64;
+            while Instant::now() < until {
+                Commitment::grant("34").request(&feed, AMOUNT, YEAR).await?;
+                sent += 1;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            anyhow::Ok(sent)
+        })
+    };
+    let holder_is_first = eventually("one replica to hold the lease", WAIT, || async {
+        Ok(
+            match (holder_of(&first).await?, holder_of(&second).await?) {
+                (true, false) => Some(true),
+                (false, true) => Some(false),
+                _ => None,
+            },
+        )
+    })
+    .await?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (holder, mut survivor) = if holder_is_first {
+        (first, second)
+    } else {
+        (second, first)
+    };
+    let killed = std::process::Command::new("kill")
+        .arg("-KILL")
+        .arg(holder.pid().to_string())
+        .status()?;
+    assert!(killed.success());
+    let killed_at: time::OffsetDateTime = sqlx::query_scalar("SELECT now()")
+        .fetch_one(&replicas.pool)
+        .await?;
+    drop(holder);
+    let sent = load.await??;
+    eventually(
+        "every request answered and published",
+        Duration::from_secs(60),
+        || async {
+            let answered = count(&replicas.pool, "SELECT count(*) FROM reservations").await?;
+            let unpublished = count(
+                &replicas.pool,
+                "SELECT count(*) FROM outbox WHERE published_at IS NULL",
+            )
+            .await?;
+            Ok((answered == sent && unpublished == 0).then_some(()))
+        },
+    )
+    .await?;
+    let (longest_wait, rows_around_kill): (f64, i64) = sqlx::query_as(
+        "SELECT COALESCE(max(EXTRACT(EPOCH FROM published_at - created_at)), 0)::float8, count(*) \
+         FROM outbox WHERE created_at >= $1 - interval '3 seconds'",
+    )
+    .bind(killed_at)
+    .fetch_one(&replicas.pool)
+    .await?;
+    eprintln!(
+        "{sent} requests; after kill -9 of the publisher, the longest wait of an event in the \
+         outbox was {longest_wait:.2} s ({rows_around_kill} events around the kill)"
+    );
+    assert!(
+        rows_around_kill > 0,
+        "events were published around the kill"
+    );
+    assert!(
+        longest_wait < 5.0,
+        "an event waited {longest_wait:.2} s for the new publisher"
+    );
+    assert!(holder_of(&survivor).await?, "the survivor publishes");
+    assert!(
+        survivor.log().contains("took the publisher's lock"),
+        "the survivor took over by the lock, not by the lease's expiry"
+    );
+    let status = survivor.stop(Duration::from_secs(20)).await?;
+    assert!(status.success(), "{}", survivor.log_tail(20));
+    Ok(())
+}
+
+/// Runs `budget dead-letters <args>` with the replicas' configuration, as an operator would in a
+/// pod; returns whether it succeeded and what it printed.
+fn operator_command(replicas: &Replicas, args: &[&str]) -> anyhow::Result<(bool, String)> {
+    let output = std::process::Command::new(ekb_testkit::binaries::workspace_binary("budget")?)
+        .arg("dead-letters")
+        .args(args)
+        .envs(replicas.settings.as_env())
+        .stdin(std::process::Stdio::null())
+        .output()?;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    Ok((output.status.success(), text))
+}
+
+/// An operator lists budget's dead letters with their reasons and replays them: a money event
+/// dead-lettered by an earlier fault is applied exactly once however often it is replayed, and a
+/// message that can never be applied is dead-lettered again, not crashed on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_letters_are_listed_with_their_reasons_and_replayed_once() -> anyhow::Result<()> {
+    use rdkafka::{
+        message::{Header, OwnedHeaders},
+        producer::{FutureProducer, FutureRecord},
+    };
+    let replicas = Replicas::prepare("replay", &[]).await?;
+    let process = replicas.spawn().await?;
+    set_appropriation(&mut client_of(&process).await?, YEAR, AMOUNT * 10).await?;
+    let listed = |expected: usize| {
+        let replicas = &replicas;
+        async move {
+            let (ok, text) = operator_command(replicas, &["list"])?;
+            anyhow::ensure!(ok, "list failed: {text}");
+            Ok(text
+                .contains(&format!("{expected} dead letter(s) of budget"))
+                .then_some(text))
+        }
+    };
+
+    // 1. A message that is no envelope: dead-lettered by budget itself.
+    let commitment = Commitment::grant("34");
+    replicas
+        .feed
+        .publish_bytes(
+            "applications",
+            &commitment.case_id,
+            &v1::GrantRequested::full_name(),
+            b"\xff not an envelope",
+        )
+        .await?;
+    eventually("the poison message on the dead-letter topic", WAIT, || {
+        listed(1)
+    })
+    .await?;
+
+    // 2. A valid GrantRequested that an earlier fault dead-lettered (as a version before this
+    //    one did with a lost connection): on the dead-letter topic, `dead_lettered` in the inbox.
+    let grant = v1::GrantRequested {
+        grant_id: commitment.id.clone(),
+        application_id: new_id(),
+        case_id: commitment.case_id.clone(),
+        employer_organisation_number: "974760673".to_owned(),
+        county_code: "34".to_owned(),
+        amount_ore: AMOUNT,
+        budget_year: YEAR,
+        account: scheme(),
+        requested_at: None,
+    };
+    let envelope =
+        ekb_platform::messaging::envelope::wrap("applications", &commitment.subject(), &grant);
+    let reason = "failed 3 times, last: error returned from database: terminating connection";
+    let dlq_topic = dead_letter_topic_for(&replicas.settings_prefix(), "budget");
+    let producer: FutureProducer =
+        ekb_testkit::broker::test_client_config(replicas.broker.bootstrap_servers()).create()?;
+    let source_topic =
+        ekb_platform::messaging::topic_for(&replicas.settings_prefix(), "applications");
+    let headers = [
+        ("ekb-event-type", envelope.event_type.as_str()),
+        ("ekb-dlq-reason", reason),
+        ("ekb-dlq-source-topic", source_topic.as_str()),
+        ("ekb-dlq-attempts", "3"),
+    ]
+    .into_iter()
+    .fold(OwnedHeaders::new(), |headers, (key, value)| {
+        headers.insert(Header {
+            key,
+            value: Some(value.as_bytes()),
+        })
+    });
+    let payload = envelope.encode_to_vec();
+    producer
+        .send(
+            FutureRecord::to(&dlq_topic)
+                .key(commitment.case_id.as_bytes())
+                .payload(&payload)
+                .headers(headers),
+            Duration::from_secs(10),
+        )
+        .await
+        .map_err(|(error, _)| error)?;
+    sqlx::query(
+        "INSERT INTO inbox (event_id, event_type, topic, kafka_partition, kafka_offset, outcome, detail) \
+         VALUES ($1::uuid, $2, $3, 0, 0, 'dead_lettered', $4)",
+    )
+    .bind(&envelope.event_id)
+    .bind(&envelope.event_type)
+    .bind(&source_topic)
+    .bind(reason)
+    .execute(&replicas.pool)
+    .await?;
+
+    // The list shows both, with reasons and state.
+    let text = eventually("both dead letters listed", WAIT, || listed(2)).await?;
+    eprintln!("{text}");
+    let line_of = |text: &str, needle: &str| {
+        text.lines()
+            .find(|line| line.contains(needle))
+            .map(str::to_owned)
+            .unwrap_or_default()
+    };
+    let valid = line_of(&text, &envelope.event_id);
+    assert!(valid.contains("state=dead_lettered"), "{valid}");
+    assert!(valid.contains("reason=failed 3 times"), "{valid}");
+    assert!(
+        valid.contains("ekspertbistand.v1.GrantRequested"),
+        "{valid}"
+    );
+    assert!(
+        line_of(&text, "reason=envelope does not decode").contains("attempts=1"),
+        "{text}"
+    );
+
+    // An unknown event id replays nothing and says so.
+    let (ok, text) = operator_command(&replicas, &["replay", "--event-id", &new_id()])?;
+    assert!(
+        !ok && text.contains("no dead letter of budget has event id"),
+        "{text}"
+    );
+
+    // Replayed: reserved once. Replayed again (and everything since the start, the poison
+    // message too): still once; the poison message is dead-lettered again.
+    let (ok, text) = operator_command(&replicas, &["replay", "--event-id", &envelope.event_id])?;
+    assert!(ok, "{text}");
+    eventually("the replayed request answered", WAIT, || async {
+        Ok((count(&replicas.pool, "SELECT count(*) FROM reservations").await? == 1).then_some(()))
+    })
+    .await?;
+    let (ok, text) = operator_command(&replicas, &["replay", "--since", "2000-01-01T00:00:00Z"])?;
+    assert!(ok && text.contains("replayed 2 dead letter(s)"), "{text}");
+    eventually("the poison message dead-lettered again", WAIT, || listed(3)).await?;
+    let duplicates = eventually(
+        "the second replay recognised as a duplicate",
+        WAIT,
+        || async {
+            let seen = counter(
+                process.metrics_addr,
+                "ekb_consumer_events_total",
+                "outcome=\"duplicate\"",
+            )
+            .await?;
+            Ok((seen >= 1.0).then_some(seen))
+        },
+    )
+    .await?;
+    assert_eq!(duplicates, 1.0);
+    for (sql, expected) in [
+        (
+            "SELECT count(*) FROM reservations WHERE status = 'RESERVED'",
+            1,
+        ),
+        ("SELECT count(*) FROM ledger_entries", 1),
+        ("SELECT count(*) FROM inbox WHERE outcome = 'applied'", 1),
+    ] {
+        assert_eq!(count(&replicas.pool, sql).await?, expected, "{sql}");
+    }
+    let (_, text) = operator_command(&replicas, &["list"])?;
+    assert!(
+        line_of(&text, &envelope.event_id).contains("state=applied"),
+        "{text}"
+    );
+    let report = client_of(&process)
         .await?
         .reconcile(v1::ReconcileRequest { budget_year: YEAR })
         .await?

@@ -3,10 +3,15 @@
 //! For each message, one database transaction inserts the event id into the inbox
 //! (`ON CONFLICT DO NOTHING` — a redelivered event finds its id and changes nothing) and applies
 //! the handler's effect. Only after that transaction committed is the message's offset stored for
-//! the next commit. A handler failure is retried with exponential backoff; after
-//! `consumer.max_attempts` (or at once for a permanent failure, like an undecodable envelope) the
-//! message goes to the service's dead-letter topic with the error in its headers, so it never
-//! blocks its partition and is never dropped silently. Event types the router has no handler for are
+//! the next commit. A failure of the infrastructure (the database lost or refusing connections, a
+//! serialization failure; [`crate::fault`]) is no fault of the message: it is retried with
+//! backoff without limit and without committing the offset, and never dead-letters (a money event
+//! must not be parked because PostgreSQL restarted). Any other handler failure is retried with
+//! exponential backoff; after `consumer.max_attempts` (or at once for a permanent failure, like an
+//! undecodable envelope) the message goes to the service's dead-letter topic with the error in its
+//! headers, so it never blocks its partition and is never dropped silently. A dead letter can be
+//! replayed ([`super::dead_letters`]): the service's replay topic is consumed like any other, and
+//! an event whose inbox row says `dead_lettered` is applied when it comes again. Event types the router has no handler for are
 //! skipped explicitly: recorded in the inbox as `skipped_unknown_type`, logged and counted.
 
 use std::{
@@ -29,7 +34,10 @@ use tracing::Instrument;
 use super::{EventProducer, Events, Outbox, UnitOfWork, envelope::EVENT_TYPE_HEADER};
 use crate::{
     config::{ConsumerConfig, KafkaConfig},
-    metrics::{CONSUMER_DEAD_LETTERED, CONSUMER_EVENTS, CONSUMER_LAG, CONSUMER_RETRIES},
+    metrics::{
+        CONSUMER_DEAD_LETTERED, CONSUMER_EVENTS, CONSUMER_LAG, CONSUMER_RETRIES,
+        CONSUMER_TRANSIENT_FAILURES,
+    },
     trace_context::set_remote_parent,
 };
 
@@ -41,10 +49,14 @@ const TOPIC_METADATA_TIMEOUT: Duration = Duration::from_secs(5);
 /// How a handler failed.
 #[derive(Debug, thiserror::Error)]
 pub enum HandlerError {
-    /// Retrying cannot help (the payload is invalid); dead-letter at once.
+    /// Retrying cannot help (the payload is invalid, the contract refuses it); dead-letter at
+    /// once.
     #[error("permanent: {0}")]
     Permanent(String),
-    /// May succeed later (database unavailable, a conflict); retried with backoff.
+    /// May succeed later; retried with backoff. A failure of the infrastructure anywhere in the
+    /// error's chain (the database lost, a serialization failure; [`crate::fault`]) is retried
+    /// without limit and never dead-lettered; any other is dead-lettered after
+    /// `consumer.max_attempts`.
     #[error("transient: {0}")]
     Transient(#[from] anyhow::Error),
 }
@@ -134,7 +146,7 @@ impl Drop for EventConsumer {
 
 impl EventConsumer {
     /// A consumer in group `<prefix>.<service>` subscribed to the topics of the services
-    /// `events` consumes from, applying events into `pool` with units of work publishing
+    /// `events` consumes from (and the service's replay topic), applying events into `pool` with units of work publishing
     /// through `outbox`, dead-lettering with `producer` (the service's one producer: each
     /// librdkafka client has threads that wake even when idle).
     pub fn new(
@@ -146,10 +158,16 @@ impl EventConsumer {
         config: ConsumerConfig,
         producer: EventProducer,
     ) -> anyhow::Result<Self> {
+        // The producers' topics, and the service's own replay topic (operators' replays of its
+        // dead letters, super::dead_letters).
         let topics: Vec<String> = events
             .producers()
             .iter()
             .map(|producer| super::topic_for(&kafka.topic_prefix, producer))
+            .chain([super::dead_letters::replay_topic_for(
+                &kafka.topic_prefix,
+                service,
+            )])
             .collect();
         let group = format!("{}.{service}", kafka.topic_prefix);
         let consumer: StreamConsumer = super::kafka::client_config(kafka)
@@ -196,6 +214,12 @@ impl EventConsumer {
         }
         let topic_names: Vec<&str> = self.topics.iter().map(String::as_str).collect();
         self.consumer.subscribe(&topic_names)?;
+        // Counters exist from the start at 0, so an alert on `increase()` sees the first one.
+        for topic in &self.topics {
+            for counter in [CONSUMER_DEAD_LETTERED, CONSUMER_TRANSIENT_FAILURES] {
+                metrics::counter!(counter, "topic" => topic.clone()).increment(0);
+            }
+        }
         let mut lag_timer = tokio::time::interval(LAG_INTERVAL);
         let mut last_prune = Instant::now();
         loop {
@@ -298,32 +322,46 @@ impl EventConsumer {
             let span = tracing::Span::current();
             span.record("event_type", envelope.event_type.as_str());
             span.record("event_id", envelope.event_id.as_str());
-            let mut attempt: u32 = 0;
+            // Failures of the work itself count towards `consumer.max_attempts`; failures of the
+            // infrastructure (crate::fault) are retried without limit and never dead-letter.
+            let mut failures: u32 = 0;
+            let mut outages: u32 = 0;
             loop {
-                attempt += 1;
-                match self.apply_once(message, &envelope).await {
+                let error = match self.apply_once(message, &envelope).await {
                     Ok(outcome) => {
                         if outcome == Outcome::SkippedUnknownType {
                             tracing::info!(event_type = %envelope.event_type, "skipped an event type this service does not handle");
                         }
+                        if outages > 0 {
+                            tracing::info!(outages, "applied after the infrastructure came back");
+                        }
                         return Some(outcome);
                     }
                     Err(HandlerError::Permanent(reason)) => {
-                        return self.dead_letter(message, Some(&envelope), &reason, attempt, stop).await;
+                        return self.dead_letter(message, Some(&envelope), &reason, failures + 1, stop).await;
                     }
-                    Err(HandlerError::Transient(error)) if attempt >= self.config.max_attempts => {
-                        let reason = format!("failed {attempt} times, last: {error:#}");
-                        return self.dead_letter(message, Some(&envelope), &reason, attempt, stop).await;
+                    Err(HandlerError::Transient(error)) => error,
+                };
+                let delay = if crate::fault::is_transient_anyhow(&error) {
+                    outages = outages.saturating_add(1);
+                    metrics::counter!(CONSUMER_TRANSIENT_FAILURES, "topic" => message.topic().to_owned()).increment(1);
+                    let delay = self.backoff(outages);
+                    tracing::warn!(error = %format!("{error:#}"), outages, delay_ms = delay.as_millis() as u64, "infrastructure unavailable; retrying without limit (the offset waits)");
+                    delay
+                } else {
+                    failures += 1;
+                    if failures >= self.config.max_attempts {
+                        let reason = format!("failed {failures} times, last: {error:#}");
+                        return self.dead_letter(message, Some(&envelope), &reason, failures, stop).await;
                     }
-                    Err(HandlerError::Transient(error)) => {
-                        metrics::counter!(CONSUMER_RETRIES, "topic" => message.topic().to_owned()).increment(1);
-                        let delay = self.backoff(attempt);
-                        tracing::warn!(error = %format!("{error:#}"), attempt, delay_ms = delay.as_millis() as u64, "event handler failed; retrying");
-                        tokio::select! {
-                            () = stop.cancelled() => return None,
-                            () = tokio::time::sleep(delay) => {}
-                        }
-                    }
+                    metrics::counter!(CONSUMER_RETRIES, "topic" => message.topic().to_owned()).increment(1);
+                    let delay = self.backoff(failures);
+                    tracing::warn!(error = %format!("{error:#}"), attempt = failures, delay_ms = delay.as_millis() as u64, "event handler failed; retrying");
+                    delay
+                };
+                tokio::select! {
+                    () = stop.cancelled() => return None,
+                    () = tokio::time::sleep(delay) => {}
                 }
             }
         }
@@ -342,7 +380,11 @@ impl EventConsumer {
         let mut tx = self.pool.begin().await?;
         let inserted = sqlx::query(
             "INSERT INTO inbox (event_id, event_type, topic, kafka_partition, kafka_offset, outcome) \
-             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (event_id) DO NOTHING",
+             VALUES ($1, $2, $3, $4, $5, $6) \
+             ON CONFLICT (event_id) DO UPDATE SET outcome = EXCLUDED.outcome, detail = NULL, \
+               topic = EXCLUDED.topic, kafka_partition = EXCLUDED.kafka_partition, \
+               kafka_offset = EXCLUDED.kafka_offset, received_at = now() \
+             WHERE inbox.outcome = 'dead_lettered'",
         )
         .bind(event_id)
         .bind(&envelope.event_type)
@@ -440,7 +482,9 @@ impl EventConsumer {
         if let Some(event_id) = envelope.and_then(|e| uuid::Uuid::parse_str(&e.event_id).ok()) {
             let recorded = sqlx::query(
                 "INSERT INTO inbox (event_id, event_type, topic, kafka_partition, kafka_offset, outcome, detail) \
-                 VALUES ($1, $2, $3, $4, $5, 'dead_lettered', $6) ON CONFLICT (event_id) DO NOTHING",
+                 VALUES ($1, $2, $3, $4, $5, 'dead_lettered', $6) \
+                 ON CONFLICT (event_id) DO UPDATE SET detail = EXCLUDED.detail \
+                 WHERE inbox.outcome = 'dead_lettered'",
             )
             .bind(event_id)
             .bind(envelope.map(|e| e.event_type.as_str()).unwrap_or_default())

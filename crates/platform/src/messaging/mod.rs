@@ -3,6 +3,7 @@
 //! topic (DESIGN.md §3).
 
 pub mod consumer;
+pub mod dead_letters;
 pub mod envelope;
 pub mod kafka;
 pub mod outbox;

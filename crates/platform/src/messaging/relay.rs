@@ -4,10 +4,20 @@
 //! - **No transaction or lock while Kafka acknowledges.** One relay per database publishes: the
 //!   holder of the lease row `outbox_relay_lease`, renewed at the start of every round (a short
 //!   statement of its own). Rows are read, sent and awaited outside any transaction, then marked
-//!   in one statement. A relay that dies stops renewing; another replica takes over when the
-//!   lease expires. A relay that stalls past its lease may publish rows its successor publishes
-//!   too: delivery is at least once anyway, every publisher sends in id order, and consumers
-//!   de-duplicate on the event id, so the first copy of each event still arrives in key order.
+//!   in one statement.
+//! - **A dead holder hands over at once, a stalled one at lease expiry.** Each relay keeps one
+//!   database session of its own (the *lease session*, outside the pool) and tries to take a
+//!   session-level advisory lock on it ([`RELAY_LOCK_KEY`]). PostgreSQL releases that lock the
+//!   moment the session ends, and a process that dies (`kill -9`, a crash, a node lost) ends its
+//!   session with it. The relay holding the lock takes the lease whoever held it, so a
+//!   successor takes over within one follower round ([`FOLLOWER_ROUND`]) instead of waiting for
+//!   the lease to expire. A holder that stalls (paused, stuck) keeps its session and its lock,
+//!   so it is replaced only when its lease expires (`outbox.lease_seconds`, default 60 s): a
+//!   stall is not a death. Should it wake up, it takes the lease back (it still holds the
+//!   lock), and the other relay, finding the lease gone, steps back. A relay that publishes
+//!   after being replaced may publish rows its successor publishes too: delivery is at least
+//!   once anyway, every publisher sends in id order, and consumers de-duplicate on the event
+//!   id, so the first copy of each event still arrives in key order.
 //! - **Woken, not polling.** Every insert into the outbox notifies channel `ekb_outbox` at
 //!   commit (a trigger); a listener task turns notifications into one wake-up permit, so the
 //!   relay publishes at once, and a burst of commits costs one more round, not one per commit.
@@ -26,19 +36,29 @@ use std::{
 };
 
 use rdkafka::message::{Header, OwnedHeaders};
-use sqlx::{PgPool, postgres::PgListener};
-use tokio::sync::Notify;
+use sqlx::{Connection, PgConnection, PgPool, postgres::PgListener};
+use tokio::sync::{Mutex, Notify};
 use tokio_util::sync::CancellationToken;
 
 use super::{EventProducer, envelope::EVENT_TYPE_HEADER};
 use crate::{
     config::OutboxConfig,
-    metrics::{OUTBOX_BACKLOG, OUTBOX_FAILURES, OUTBOX_OLDEST_AGE, OUTBOX_PUBLISHED},
+    metrics::{
+        OUTBOX_BACKLOG, OUTBOX_FAILURES, OUTBOX_LEASE_HELD, OUTBOX_OLDEST_AGE, OUTBOX_PUBLISHED,
+    },
     trace_context::{context_fields_of, set_remote_parent},
 };
 
 /// The channel the outbox trigger notifies (migration 2).
 pub const WAKEUP_CHANNEL: &str = "ekb_outbox";
+
+/// The session-level advisory lock whose holder is the live publisher of its database (locks are
+/// per database, and every service has its own). Any constant no other code locks will do.
+pub const RELAY_LOCK_KEY: i64 = 0x656b_625f_7265_6c61; // "ekb_rela"
+
+/// How often a relay that does not publish checks whether the publisher's session is gone, so
+/// rows committed before the holder died are published within about this long.
+pub const FOLLOWER_ROUND: Duration = Duration::from_secs(1);
 
 const METRICS_INTERVAL: Duration = Duration::from_secs(15);
 const CLEANUP_INTERVAL: Duration = Duration::from_secs(600);
@@ -61,6 +81,23 @@ pub struct OutboxRelay {
     config: OutboxConfig,
     /// This relay's identity in the lease row.
     holder: uuid::Uuid,
+    /// The lease session (see the module docs); `None` until connected or after it broke.
+    session: Arc<Mutex<Option<LeaseSession>>>,
+}
+
+/// A relay's own database session and whether it holds [`RELAY_LOCK_KEY`] on it.
+struct LeaseSession {
+    connection: PgConnection,
+    locked: bool,
+}
+
+/// What one relay round did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Round {
+    /// Another relay holds the lease; nothing was published.
+    Follower,
+    /// This relay holds the lease and published this many rows.
+    Published(usize),
 }
 
 impl OutboxRelay {
@@ -71,6 +108,7 @@ impl OutboxRelay {
             producer,
             config,
             holder: uuid::Uuid::now_v7(),
+            session: Arc::new(Mutex::new(None)),
         }
     }
 
@@ -92,13 +130,17 @@ impl OutboxRelay {
         let mut failures: u32 = 0;
         while !stop.is_cancelled() {
             let delay = match self.publish_batch().await {
-                Ok(published) if published as i64 >= self.config.batch_size => {
+                Ok(Round::Published(published)) if published as i64 >= self.config.batch_size => {
                     failures = 0;
                     Duration::ZERO
                 }
-                Ok(_) => {
+                Ok(Round::Published(_)) => {
                     failures = 0;
                     poll
+                }
+                Ok(Round::Follower) => {
+                    failures = 0;
+                    poll.min(FOLLOWER_ROUND)
                 }
                 Err(error) => {
                     failures = failures.saturating_add(1);
@@ -133,8 +175,10 @@ impl OutboxRelay {
         let deadline = Instant::now() + grace;
         while Instant::now() < deadline {
             match self.publish_batch().await {
-                Ok(published) if (published as i64) < self.config.batch_size => break,
-                Ok(_) => continue,
+                Ok(Round::Published(published)) if (published as i64) >= self.config.batch_size => {
+                    continue;
+                }
+                Ok(_) => break,
                 Err(error) => {
                     tracing::warn!(%error, "final outbox round failed; rows stay for the next start");
                     break;
@@ -149,23 +193,58 @@ impl OutboxRelay {
         Ok(())
     }
 
-    /// Takes or renews the lease; whether this relay is the publisher now.
+    /// Takes or renews the lease; whether this relay is the publisher now. Runs on the lease
+    /// session, taking the advisory lock first if this session does not hold it yet; a broken
+    /// session is dropped (its lock with it) and reconnected next round.
     async fn hold_lease(&self) -> Result<bool, sqlx::Error> {
+        let mut slot = self.session.lock().await;
+        let outcome = self.hold_lease_on(&mut slot).await;
+        if outcome.is_err() {
+            *slot = None;
+        }
+        let held = matches!(outcome, Ok(true));
+        metrics::gauge!(OUTBOX_LEASE_HELD).set(if held { 1.0 } else { 0.0 });
+        outcome
+    }
+
+    async fn hold_lease_on(&self, slot: &mut Option<LeaseSession>) -> Result<bool, sqlx::Error> {
+        if slot.is_none() {
+            let options = (*self.pool.connect_options())
+                .clone()
+                .application_name("ekb-outbox-relay-lease");
+            *slot = Some(LeaseSession {
+                connection: PgConnection::connect_with(&options).await?,
+                locked: false,
+            });
+        }
+        let Some(session) = slot.as_mut() else {
+            return Ok(false);
+        };
+        if !session.locked {
+            session.locked = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+                .bind(RELAY_LOCK_KEY)
+                .fetch_one(&mut session.connection)
+                .await?;
+            if session.locked {
+                tracing::info!(holder = %self.holder, "outbox relay: took the publisher's lock (the previous publisher's session ended)");
+            }
+        }
         let held: Option<uuid::Uuid> = sqlx::query_scalar(
             "INSERT INTO outbox_relay_lease (singleton, holder, expires_at) \
              VALUES (true, $1, now() + make_interval(secs => $2)) \
              ON CONFLICT (singleton) DO UPDATE SET holder = EXCLUDED.holder, expires_at = EXCLUDED.expires_at \
-             WHERE outbox_relay_lease.holder = EXCLUDED.holder OR outbox_relay_lease.expires_at < now() \
+             WHERE outbox_relay_lease.holder = EXCLUDED.holder OR outbox_relay_lease.expires_at < now() OR $3 \
              RETURNING holder",
         )
         .bind(self.holder)
         .bind(self.config.lease_seconds as f64)
-        .fetch_optional(&self.pool)
+        .bind(session.locked)
+        .fetch_optional(&mut session.connection)
         .await?;
         Ok(held.is_some())
     }
 
-    /// Gives the lease up at a clean stop, so a successor need not wait for it to expire.
+    /// Gives the lease and the lock up at a clean stop, so a successor need not wait.
     async fn release_lease(&self) {
         let released = sqlx::query("DELETE FROM outbox_relay_lease WHERE holder = $1")
             .bind(self.holder)
@@ -174,13 +253,19 @@ impl OutboxRelay {
         if let Err(error) = released {
             tracing::debug!(%error, "could not release the relay lease; it expires by itself");
         }
+        if let Some(session) = self.session.lock().await.take()
+            && let Err(error) = session.connection.close().await
+        {
+            tracing::debug!(%error, "could not close the lease session; its lock ends with it");
+        }
+        metrics::gauge!(OUTBOX_LEASE_HELD).set(0.0);
     }
 
-    /// Publishes up to one batch if this relay holds the lease; returns how many rows were
-    /// marked published.
-    pub async fn publish_batch(&self) -> anyhow::Result<usize> {
+    /// Publishes up to one batch if this relay holds the lease; says how many rows were marked
+    /// published, or that another relay publishes.
+    pub async fn publish_batch(&self) -> anyhow::Result<Round> {
         if !self.hold_lease().await? {
-            return Ok(0);
+            return Ok(Round::Follower);
         }
         let rows: Vec<OutboxRow> = sqlx::query_as(
             "SELECT id, topic, message_key, event_type, payload, trace_context FROM outbox \
@@ -190,7 +275,7 @@ impl OutboxRelay {
         .fetch_all(&self.pool)
         .await?;
         if rows.is_empty() {
-            return Ok(0);
+            return Ok(Round::Published(0));
         }
 
         let mut deliveries = Vec::with_capacity(rows.len());
@@ -260,7 +345,7 @@ impl OutboxRelay {
             metrics::counter!(OUTBOX_FAILURES, "reason" => "delivery").increment(1);
             anyhow::bail!("delivery failed after {published} published: {error}");
         }
-        Ok(published)
+        Ok(Round::Published(published))
     }
 
     async fn record_backlog(&self) -> anyhow::Result<()> {
