@@ -30,7 +30,8 @@ use prost::{Message as _, Name};
 use sqlx::PgPool;
 use support::{
     BudgetClient, Closing, Commitment, LAST_YEAR, WAIT, YEAR, appropriation, appropriation_request,
-    count, new_id, of_type, outbox_counts, read, scheme, set_appropriation, violated_fields,
+    assert_reconciled, count, new_id, of_type, outbox_counts, read, scheme, set_appropriation,
+    violated_fields,
 };
 use tonic::Code;
 use tonic_types::StatusExt;
@@ -635,11 +636,7 @@ async fn redelivered_and_repeated_events_have_one_effect_and_bad_ones_are_dead_l
         denials[0].available_ore,
         50_000_000 - 2_000_000 - 3_000_000 - 8_000_000
     );
-    let report = client
-        .reconcile(v1::ReconcileRequest { budget_year: YEAR })
-        .await?
-        .into_inner();
-    assert!(report.consistent, "{report:?}");
+    assert_reconciled(&client).await?;
     stack.stop().await
 }
 
@@ -1264,12 +1261,7 @@ async fn never_overdrawn(
         4,
         "requests came on every partition"
     );
-    let report = client
-        .clone()
-        .reconcile(v1::ReconcileRequest { budget_year: YEAR })
-        .await?
-        .into_inner();
-    assert!(report.consistent, "{report:?}");
+    assert_reconciled(&client).await?;
     assert_eq!(
         outbox_counts(pool).await?,
         [
@@ -1479,12 +1471,7 @@ async fn a_crash_between_the_ledger_commit_and_the_offset_commit_applies_each_ev
     ] {
         assert_eq!(count(&replicas.pool, sql).await?, expected, "{sql}");
     }
-    let report = client_of(&second)
-        .await?
-        .reconcile(v1::ReconcileRequest { budget_year: YEAR })
-        .await?
-        .into_inner();
-    assert!(report.consistent, "{report:?}");
+    assert_reconciled(&client_of(&second).await?).await?;
     Ok(())
 }
 
@@ -1647,12 +1634,7 @@ async fn terminated_database_connections_cost_retries_never_dead_letters_or_inte
         count(&pool, "SELECT count(*) FROM inbox").await?,
         BURST as i64
     );
-    let report = client
-        .clone()
-        .reconcile(v1::ReconcileRequest { budget_year: YEAR })
-        .await?
-        .into_inner();
-    assert!(report.consistent, "{report:?}");
+    assert_reconciled(&client).await?;
     stack.stop().await
 }
 
@@ -1932,12 +1914,7 @@ async fn dead_letters_are_listed_with_their_reasons_and_replayed_once() -> anyho
         line_of(&text, &envelope.event_id).contains("state=applied"),
         "{text}"
     );
-    let report = client_of(&process)
-        .await?
-        .reconcile(v1::ReconcileRequest { budget_year: YEAR })
-        .await?
-        .into_inner();
-    assert!(report.consistent, "{report:?}");
+    assert_reconciled(&client_of(&process).await?).await?;
     Ok(())
 }
 

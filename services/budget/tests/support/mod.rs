@@ -349,6 +349,18 @@ impl Commitment {
     }
 }
 
+/// Asserts that `Reconcile` finds the ledger of `YEAR` consistent: every øre reserved is
+/// disbursed, released or still reserved, and the running totals match the entries.
+pub async fn assert_reconciled(client: &BudgetClient) -> anyhow::Result<()> {
+    let report = client
+        .clone()
+        .reconcile(v1::ReconcileRequest { budget_year: YEAR })
+        .await?
+        .into_inner();
+    assert!(report.consistent, "{report:?}");
+    Ok(())
+}
+
 /// One number from budget's database.
 pub async fn count(pool: &PgPool, sql: &'static str) -> anyhow::Result<i64> {
     Ok(sqlx::query_scalar(sql).fetch_one(pool).await?)
