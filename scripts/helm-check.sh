@@ -343,7 +343,7 @@ for name, s in sorted(enabled.items()):
         check(not by.get(("ServiceMonitor", name)), f"{name}: no ServiceMonitor without the monitoring.coreos.com/v1 API")
     topics = sorted(t["spec"]["topicName"] for t in by.get(("KafkaTopic", name), []))
     if values["kafkaTopics"]["enabled"] and "kafka.strimzi.io/v1beta2" in apis:
-        check(topics == [f"ekspertbistand.{name}.dlq.v1", f"ekspertbistand.{name}.v1"], f"{name}: KafkaTopics {topics}")
+        check(topics == [f"ekspertbistand.{name}.dlq.v1", f"ekspertbistand.{name}.replay.v1", f"ekspertbistand.{name}.v1"], f"{name}: KafkaTopics {topics}")
     else:
         check(not topics, f"{name}: no KafkaTopic unless kafkaTopics.enabled and the Strimzi API")
 

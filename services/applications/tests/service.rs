@@ -1068,3 +1068,399 @@ async fn a_refused_cancellation_leaves_the_grant_with_its_claim() -> anyhow::Res
 fn the_catalog_entry_lists_the_roles_of_the_role_table() -> anyhow::Result<()> {
     ekb_testkit::catalog::check_entry_of::<Applications>()
 }
+
+/// One decision as a NAV client makes it: DecideApplication until a final answer, waiting as
+/// each UNAVAILABLE's RetryInfo says.
+struct Decision {
+    application_id: String,
+    /// Every answer: its code, whether it carried RetryInfo, its message.
+    answers: Vec<(Code, bool, String)>,
+    /// The application of the final answer, if it was OK.
+    application: Option<v1::Application>,
+    /// When the last attempt was sent.
+    last_attempt_at: std::time::SystemTime,
+    /// How long the call took, retries included.
+    took: Duration,
+}
+
+async fn decide_until_final(
+    mut client: support::Client,
+    token: String,
+    application_id: String,
+    version: i32,
+) -> anyhow::Result<Decision> {
+    use tonic_types::StatusExt;
+    let started = std::time::Instant::now();
+    let mut answers = Vec::new();
+    loop {
+        let last_attempt_at = std::time::SystemTime::now();
+        let request = v1::DecideApplicationRequest {
+            application_id: application_id.clone(),
+            recommendation_version: version,
+            verdict: v1::DeciderVerdict::Confirm as i32,
+            note: String::new(),
+        };
+        let answer = client
+            .decide_application(with_bearer(request, &token))
+            .await;
+        let (application, retry_after) = match answer {
+            Ok(response) => {
+                answers.push((Code::Ok, false, String::new()));
+                (response.into_inner().application, None)
+            }
+            Err(status) => {
+                let delay = status
+                    .get_error_details()
+                    .retry_info()
+                    .and_then(|info| info.retry_delay);
+                answers.push((status.code(), delay.is_some(), status.message().to_owned()));
+                let retry = status.code() == Code::Unavailable;
+                (None, retry.then(|| delay.unwrap_or(Duration::from_secs(1))))
+            }
+        };
+        let Some(delay) = retry_after else {
+            return Ok(Decision {
+                application_id,
+                answers,
+                application,
+                last_attempt_at,
+                took: started.elapsed(),
+            });
+        };
+        anyhow::ensure!(
+            started.elapsed() < Duration::from_secs(90),
+            "decision of {application_id} still UNAVAILABLE after 90 s: {answers:?}"
+        );
+        tokio::time::sleep(delay).await;
+    }
+}
+
+/// A burst of concurrent decisions while the database's backends are terminated eight times
+/// (the first three certainly mid-decision: decisions wait on their applications' row locks
+/// when the backends are killed). Every decision gets OK or UNAVAILABLE with RetryInfo, never
+/// INTERNAL; a retried decision whose first attempt committed gets OK with the application as
+/// it is (the contract's idempotent repeat); every application is decided once, requests its
+/// funds once and is granted; nothing is dead-lettered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_decisions_survives_terminated_database_backends_deciding_each_once()
+-> anyhow::Result<()> {
+    use ekb_testkit::{
+        faults::{BackendTerminator, metric_in_process},
+        service_under_test::eventually,
+    };
+    use std::collections::{HashMap, HashSet};
+    const N: usize = 30;
+    const AMOUNT: i64 = 1_800_000;
+    let mut s = Stack::start("decisions-terminated").await?;
+    let budget = scripted_budget(&s, AMOUNT * N as i64 * 2).await?;
+    let mut cases = Vec::new();
+    for _ in 0..N {
+        cases.push(s.open_case(v1::Flow::Regular).await?);
+    }
+    let mut applications = Vec::new();
+    for case_id in &cases {
+        s.wait_for_case(case_id).await?;
+        let id = s.submit(case_id).await?.application_id;
+        let version = s.recommend_grant(&id, AMOUNT).await?;
+        applications.push((id, version));
+    }
+
+    // Every application's row is locked, so the decisions that get a pooled connection wait
+    // inside their transactions (the rest wait for the pool).
+    let decider = s.nav("dec-1", &["application-decider"]);
+    let mut blocker = s.pool.begin().await?;
+    sqlx::query("SELECT 1 FROM applications FOR UPDATE")
+        .execute(&mut *blocker)
+        .await?;
+    let started = std::time::Instant::now();
+    let mut burst = tokio::task::JoinSet::new();
+    for (id, version) in &applications {
+        burst.spawn(decide_until_final(
+            s.client.clone(),
+            decider.clone(),
+            id.clone(),
+            *version,
+        ));
+    }
+    // The handlers' share of the pool (the relay's LISTEN holds one of its connections).
+    let handlers: i64 = s
+        .stack
+        .settings
+        .get("database.max_connections")
+        .unwrap_or("2")
+        .parse::<i64>()?
+        .saturating_sub(1)
+        .max(1);
+    let waiting = || async {
+        s.count(
+            "SELECT count(*) FROM pg_stat_activity \
+             WHERE datname = current_database() AND wait_event_type = 'Lock'",
+        )
+        .await
+    };
+    // Three times: decisions wait on their rows, then every backend but the lock's is
+    // terminated, the waiting decisions among them; the pool reconnects and the next decisions
+    // come to wait. Then the locks go, and five more rounds hit the rest, the retries and the
+    // saga.
+    let (mut killed_waiting, mut mid_decision) = (0_i64, 0_i64);
+    for _ in 0..3 {
+        eventually("decisions waiting on their rows", support::WAIT, || async {
+            Ok((waiting().await? > 0).then_some(()))
+        })
+        .await?;
+        let _ = eventually("the pool waiting", Duration::from_millis(500), || async {
+            Ok((waiting().await? >= handlers).then_some(()))
+        })
+        .await;
+        // pg_stat_activity is read once per transaction unless the snapshot is cleared; then
+        // the count and the kill see the same rows.
+        sqlx::query("SELECT pg_stat_clear_snapshot()")
+            .execute(&mut *blocker)
+            .await?;
+        let (waited, killed): (i64, i64) = sqlx::query_as(
+            "SELECT count(*) FILTER (WHERE wait_event_type = 'Lock'), \
+             count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity \
+             WHERE datname = current_database() AND pid <> pg_backend_pid()",
+        )
+        .fetch_one(&mut *blocker)
+        .await?;
+        killed_waiting += waited;
+        mid_decision += killed;
+    }
+    blocker.commit().await?;
+    let terminator =
+        BackendTerminator::start(s.stack.database_url(), 5, Duration::from_millis(150));
+    let mut decisions = Vec::new();
+    while let Some(decision) = burst.join_next().await {
+        decisions.push(decision??);
+    }
+    let all_answered = started.elapsed();
+    let terminated = terminator.finish().await? + u64::try_from(mid_decision)?;
+    eventually(
+        "every application granted",
+        Duration::from_secs(90),
+        || async {
+            let granted = s
+                .count(
+                    "SELECT count(*) FROM applications WHERE status = 'APPLICATION_STATUS_GRANTED'",
+                )
+                .await?;
+            Ok((granted == N as i64).then_some(()))
+        },
+    )
+    .await
+    .map_err(|error| {
+        anyhow::anyhow!(
+            "{error}; decisions: {:?}",
+            decisions
+                .iter()
+                .map(|d| (&d.application_id, &d.answers))
+                .collect::<Vec<_>>()
+        )
+    })?;
+    let total = started.elapsed();
+    // A client whose answer was lost after the commit repeats the decision: the contract's
+    // answer is OK with the application as it is now, and nothing more is decided or published
+    // (checked below with the rest).
+    for (id, version) in &applications {
+        let repeated = s
+            .decide_as(&decider, id, *version, v1::DeciderVerdict::Confirm, "")
+            .await?;
+        assert_eq!(repeated.status(), Status::Granted, "{id}: repeated");
+    }
+
+    // Every answer OK or UNAVAILABLE with RetryInfo; every final answer OK, decided by dec-1.
+    let unexpected: Vec<_> = decisions
+        .iter()
+        .flat_map(|d| {
+            d.answers
+                .iter()
+                .map(move |answer| (&d.application_id, answer))
+        })
+        .filter(|(_, (code, _, _))| !matches!(code, Code::Ok | Code::Unavailable))
+        .collect();
+    assert!(
+        unexpected.is_empty(),
+        "answers other than OK/UNAVAILABLE: {unexpected:?}"
+    );
+    let unavailable: Vec<_> = decisions
+        .iter()
+        .flat_map(|d| d.answers.iter())
+        .filter(|(code, _, _)| *code == Code::Unavailable)
+        .collect();
+    assert!(
+        unavailable.iter().all(|(_, retry_info, _)| *retry_info),
+        "UNAVAILABLE without RetryInfo: {unavailable:?}"
+    );
+    let mut repeats = 0;
+    for decision in &decisions {
+        let application = decision.application.as_ref().unwrap_or_else(|| {
+            panic!(
+                "no final OK for {}: {:?}",
+                decision.application_id, decision.answers
+            )
+        });
+        assert!(
+            matches!(
+                application.status(),
+                Status::GrantPendingFunds | Status::Granted
+            ),
+            "{}: {:?}",
+            decision.application_id,
+            application.status()
+        );
+        let made = application.decision.clone().unwrap_or_default();
+        assert_eq!(
+            (made.decided_by.as_str(), made.recommendation_version),
+            ("dec-1", 1)
+        );
+        // An OK whose decision is older than the attempt that got it: the first attempt
+        // committed, its answer was lost, and the retry got the contract's idempotent repeat.
+        let decided_at = made.decided_at.unwrap_or_default();
+        let decided_at = std::time::UNIX_EPOCH
+            + Duration::new(
+                u64::try_from(decided_at.seconds)?,
+                u32::try_from(decided_at.nanos)?,
+            );
+        if decided_at < decision.last_attempt_at {
+            repeats += 1;
+        }
+    }
+    let killed_first = decisions
+        .iter()
+        .filter(|d| d.answers.first().map(|(code, _, _)| *code) == Some(Code::Unavailable))
+        .count();
+    assert!(
+        killed_first as i64 >= killed_waiting && killed_waiting >= 1,
+        "the {killed_waiting} decision(s) terminated mid-transaction were answered UNAVAILABLE \
+         ({killed_first} first answers were)"
+    );
+    assert!(terminated >= 5, "backends were terminated ({terminated})");
+
+    // Decided once each: one decision audit entry, one grant id, one GrantRequested recorded.
+    let per_application = |sql: &'static str| {
+        let pool = s.pool.clone();
+        async move {
+            let rows: Vec<(uuid::Uuid, i64)> = sqlx::query_as(sql).fetch_all(&pool).await?;
+            anyhow::Ok(rows)
+        }
+    };
+    for (what, sql) in [
+        (
+            "decision audit entries",
+            "SELECT subject_id, count(*) FROM audit_entries \
+             WHERE action = 'DecideApplication' GROUP BY 1",
+        ),
+        (
+            "grant ids",
+            "SELECT application_id, count(*) FROM grant_ids GROUP BY 1",
+        ),
+    ] {
+        let rows = per_application(sql).await?;
+        assert_eq!(rows.len(), N, "{what}: {rows:?}");
+        assert!(rows.iter().all(|(_, n)| *n == 1), "{what}: {rows:?}");
+    }
+    assert_eq!(
+        s.count(
+            "SELECT count(*) FROM outbox WHERE event_type = 'ekspertbistand.v1.GrantRequested'"
+        )
+        .await?,
+        N as i64
+    );
+    eventually("the outbox published", support::WAIT, || async {
+        let unpublished = s
+            .count("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+            .await?;
+        Ok((unpublished == 0).then_some(()))
+    })
+    .await?;
+
+    // Nothing dead-lettered; the consumer retried lost connections as transient only.
+    let dead_lettered = metric_in_process("ekb_consumer_dead_lettered_total", "")?;
+    let consumer_transient = metric_in_process("ekb_consumer_transient_failures_total", "")?;
+    let consumer_failed = metric_in_process("ekb_consumer_retries_total", "")?;
+    assert_eq!(dead_lettered, 0.0, "a lost connection never dead-letters");
+    assert_eq!(
+        s.count("SELECT count(*) FROM inbox WHERE outcome = 'dead_lettered'")
+            .await?,
+        0
+    );
+    assert_eq!(
+        consumer_failed, 0.0,
+        "a lost connection is not counted as a failure"
+    );
+
+    // On the topic: each granted application requested its funds under one event and one grant
+    // id (copies of that event are at-least-once delivery, de-duplicated on the event id).
+    let mut granted = HashMap::new();
+    for (id, _) in &applications {
+        let application = s.get(id).await?;
+        assert_eq!(application.status(), Status::Granted, "{id}");
+        let grant = application.grant.unwrap_or_default();
+        assert_eq!(grant.funds_requests.len(), 1, "{id}: one funds request");
+        assert_eq!(
+            grant.funds_requests[0].outcome(),
+            v1::FundsRequestOutcome::Reserved
+        );
+        assert_eq!(grant.granted_amount, Some(gross_to_wire(AMOUNT)));
+        granted.insert(id.clone(), grant.grant_id);
+    }
+    let events = read(&s.topic()?, 3 * N, Duration::from_secs(2)).await?;
+    let requested = envelopes_of::<v1::GrantRequested>(&events);
+    let mut requests: HashMap<String, (HashSet<String>, HashSet<String>)> = HashMap::new();
+    for envelope in &requested {
+        let request = <v1::GrantRequested as prost::Message>::decode(envelope.payload.as_slice())?;
+        let entry = requests.entry(request.application_id).or_default();
+        entry.0.insert(envelope.event_id.clone());
+        entry.1.insert(request.grant_id);
+    }
+    assert_eq!(requests.len(), N, "a GrantRequested for every application");
+    for (id, (event_ids, grant_ids)) in &requests {
+        assert_eq!(event_ids.len(), 1, "{id}: requested once: {event_ids:?}");
+        assert_eq!(
+            grant_ids.iter().collect::<Vec<_>>(),
+            [&granted[id]],
+            "{id}: under its grant id"
+        );
+    }
+    let copies = requested.len() - N;
+    let approved: HashMap<String, String> = envelopes_of::<v1::GrantApproved>(&events)
+        .into_iter()
+        .map(|envelope| {
+            let approval =
+                <v1::GrantApproved as prost::Message>::decode(envelope.payload.as_slice())?;
+            anyhow::Ok((envelope.event_id, approval.grant_id))
+        })
+        .collect::<anyhow::Result<_>>()?;
+    let approved_grants: HashSet<&String> = approved.values().collect();
+    assert_eq!(approved.len(), N, "approved once each (one event each)");
+    assert_eq!(
+        approved_grants,
+        granted.values().collect::<HashSet<_>>(),
+        "every grant approved"
+    );
+    let reserved = AMOUNT * N as i64 * 2 - budget.available_ore();
+
+    let retries = unavailable.len();
+    let longest = decisions.iter().map(|d| d.took).max().unwrap_or_default();
+    let lost = N - granted.len();
+    eprintln!(
+        "{terminated} backends terminated ({killed_waiting} mid-decision); {N} decisions \
+         answered in {all_answered:?}, {retries} UNAVAILABLE answers retried ({repeats} \
+         answered by the idempotent repeat after a lost answer, {N} deliberate repeats OK); \
+         {dead_lettered} dead letters; \
+         {lost} lost; longest decision call with retries {longest:?}; total {total:?}; \
+         consumer: {consumer_transient} transient retries, {consumer_failed} other failures; \
+         {copies} extra copies of GrantRequested on the topic; budget answered {} requests, \
+         reserved {reserved} øre",
+        budget.answered()
+    );
+    assert!(retries >= 1, "the terminated decisions were retried");
+    // The scripted budget answers every message it reads (budget itself de-duplicates on the
+    // event id), so only where the relay sent no copy does its purse show one reservation each.
+    if copies == 0 {
+        assert_eq!(reserved, AMOUNT * N as i64, "each amount reserved once");
+        assert_eq!(budget.answered(), N);
+    }
+    s.stack.stop().await
+}

@@ -1261,7 +1261,7 @@ async fn never_overdrawn(
         4,
         "requests came on every partition"
     );
-    assert_reconciled(&client).await?;
+    assert_reconciled(client).await?;
     assert_eq!(
         outbox_counts(pool).await?,
         [

@@ -1372,3 +1372,696 @@ async fn an_order_before_any_agreement_arrived_is_retried_not_refused() -> anyho
     assert_eq!(reason(&refused), "NO_ACTIVE_AGREEMENT");
     Ok(())
 }
+
+/// How one call went, as the NAV client making it saw it: its final answer (code, reason,
+/// message), how many UNAVAILABLE answers it retried and how many of those lacked RetryInfo,
+/// and how long it took with its retries.
+#[derive(Debug, Clone)]
+struct Attempts {
+    rpc: &'static str,
+    code: Code,
+    reason: String,
+    message: String,
+    unavailable: usize,
+    without_retry_info: usize,
+    took: std::time::Duration,
+}
+
+/// Calls `call` as a NAV client would: an UNAVAILABLE answer is retried with the same request
+/// after the delay its RetryInfo asks for (1 s without one), until a final answer comes (at
+/// most 60 retries).
+async fn retrying<T, F, Fut>(rpc: &'static str, mut call: F) -> (Result<T, tonic::Status>, Attempts)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+{
+    use tonic_types::StatusExt;
+    let started = std::time::Instant::now();
+    let (mut unavailable, mut without_retry_info) = (0, 0);
+    loop {
+        match call().await.map(tonic::Response::into_inner) {
+            Err(status) if status.code() == Code::Unavailable && unavailable < 60 => {
+                unavailable += 1;
+                let delay = status
+                    .get_error_details()
+                    .retry_info()
+                    .and_then(|info| info.retry_delay);
+                if delay.is_none() {
+                    without_retry_info += 1;
+                }
+                tokio::time::sleep(delay.unwrap_or(std::time::Duration::from_secs(1))).await;
+            }
+            answer => {
+                let (code, why, message) = match &answer {
+                    Ok(_) => (Code::Ok, String::new(), String::new()),
+                    Err(status) => (status.code(), reason(status), status.message().to_owned()),
+                };
+                let attempts = Attempts {
+                    rpc,
+                    code,
+                    reason: why,
+                    message,
+                    unavailable,
+                    without_retry_info,
+                    took: started.elapsed(),
+                };
+                return (answer, attempts);
+            }
+        }
+    }
+}
+
+/// The final answers of `calls` that are not `allowed`, each as `rpc CODE reason: message`.
+fn unexpected(calls: &[Attempts], allowed: impl Fn(&Attempts) -> bool) -> Vec<String> {
+    calls
+        .iter()
+        .filter(|call| !allowed(call))
+        .map(|call| {
+            format!(
+                "{} {:?} {}: {}",
+                call.rpc, call.code, call.reason, call.message
+            )
+        })
+        .collect()
+}
+
+/// What a burst's callers saw: (UNAVAILABLE answers retried, of them without RetryInfo, the
+/// longest call with its retries).
+fn tally(calls: &[Attempts]) -> (usize, usize, std::time::Duration) {
+    (
+        calls.iter().map(|call| call.unavailable).sum(),
+        calls.iter().map(|call| call.without_retry_info).sum(),
+        calls.iter().map(|call| call.took).max().unwrap_or_default(),
+    )
+}
+
+/// Rounds of [`BackendTerminator`](ekb_testkit::faults::BackendTerminator) after the first,
+/// certain, termination of a burst.
+const TERMINATION_ROUNDS: u32 = 5;
+
+/// Runs `burst` while every backend of the service's database is terminated: first, for
+/// certain, mid-handling — `lock` (a `SELECT … FOR UPDATE`) holds rows the burst's
+/// transactions need, and once a backend waits on them inside a statement like `waiting_on`,
+/// every backend but the lock's is terminated from the lock's own connection and the lock is
+/// released — then [`TERMINATION_ROUNDS`] more times, 250 ms apart. Returns what `burst`
+/// returned and how many backends were terminated in all.
+async fn under_terminated_backends<T>(
+    stack: &Stack,
+    lock: &'static str,
+    waiting_on: &'static str,
+    burst: impl std::future::Future<Output = T>,
+) -> anyhow::Result<(T, u64)> {
+    let mut blocker = stack.pool.begin().await?;
+    sqlx::query(lock).execute(&mut *blocker).await?;
+    let faults = async {
+        eventually("a handler waiting inside its transaction", WAIT, || async {
+            let waiting: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+                 AND wait_event_type = 'Lock' AND query LIKE $1",
+            )
+            .bind(waiting_on)
+            .fetch_one(&stack.pool)
+            .await?;
+            Ok((waiting > 0).then_some(()))
+        })
+        .await?;
+        let mid_handling: i64 = sqlx::query_scalar(
+            "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity \
+             WHERE datname = current_database() AND pid <> pg_backend_pid()",
+        )
+        .fetch_one(&mut *blocker)
+        .await?;
+        blocker.commit().await?;
+        let terminator = ekb_testkit::faults::BackendTerminator::start(
+            stack.sut.database_url(),
+            TERMINATION_ROUNDS,
+            std::time::Duration::from_millis(250),
+        );
+        anyhow::Ok(terminator.finish().await? + u64::try_from(mid_handling)?)
+    };
+    let (output, terminated) = tokio::join!(burst, faults);
+    Ok((output, terminated?))
+}
+
+/// `sql`'s count on the service's database.
+async fn count(stack: &Stack, sql: &'static str) -> anyhow::Result<i64> {
+    Ok(sqlx::query_scalar(sql).fetch_one(&stack.pool).await?)
+}
+
+/// How often each of `ids` occurs in `found` is exactly once, and `found` holds nothing else.
+fn exactly_once(what: &str, ids: &[String], found: &[String]) {
+    let mut seen: HashMap<&str, usize> = HashMap::new();
+    for id in found {
+        *seen.entry(id.as_str()).or_default() += 1;
+    }
+    for id in ids {
+        let times = seen.remove(id.as_str()).unwrap_or(0);
+        assert_eq!(times, 1, "{what} for {id} published {times} times");
+    }
+    assert!(seen.is_empty(), "{what} for unknown ids: {seen:?}");
+}
+
+/// An operator's bad day in the pilot: every backend of pilot-ordering's database is terminated
+/// (a failover, a restart of PostgreSQL) six times during each of three bursts of concurrent
+/// decisions — 36 PlaceOrder against 30 places of capacity, budget's 30 FundsReserved answers
+/// (each delivered twice), and 30 invoices submitted, attested and approved. Callers retry
+/// UNAVAILABLE as a NAV client does (same request, after RetryInfo's delay). No RPC answers
+/// INTERNAL, no event is dead-lettered, every order and invoice ends where it should exactly
+/// once, capacity holds, and every money event (OrderRequested, OrderPlaced, InvoiceApproved,
+/// InvoicePaymentRecorded) is in the outbox exactly once and published.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_concurrent_decisions_with_the_database_backends_terminated_several_times()
+-> anyhow::Result<()> {
+    use ekb_testkit::faults::metric_in_process;
+    use std::time::Instant;
+    const CASES: usize = 36;
+    const FIRST_CAPACITY: i32 = 10;
+    const SECOND_CAPACITY: i32 = 20;
+    const ORDERS: usize = (FIRST_CAPACITY + SECOND_CAPACITY) as usize;
+    // The payment hand-over made right after an approval may itself lose its connection; the
+    // dispatcher hands it over again after this long (60 s by default).
+    let stack = Stack::start_with(
+        "po-terminated",
+        None,
+        &[("pilot_ordering.payment_retry_after_seconds", "2")],
+    )
+    .await?;
+    let first = agreement(SUPPLIER_A, "RA-A", 1, PRICE, FIRST_CAPACITY);
+    let second = agreement(SUPPLIER_B, "RA-B", 2, PRICE, SECOND_CAPACITY);
+    stack.agreement(&first).await?;
+    stack.agreement(&second).await?;
+    let mut cases = Vec::new();
+    for _ in 0..CASES {
+        let case_id = uuid::Uuid::now_v7().to_string();
+        stack.route(&case_id, v1::Flow::Pilot).await?;
+        cases.push(case_id);
+    }
+    for case_id in &cases {
+        stack.wait_for_case(case_id).await?;
+    }
+    // The first agreement's month row exists, so the burst's transactions queue on its lock.
+    let month = ekb_domain::month_start(ekb_domain::oslo_date(time::OffsetDateTime::now_utc()));
+    sqlx::query(
+        "INSERT INTO agreement_months (agreement_id, month) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+    )
+    .bind(uuid::Uuid::parse_str(&first.agreement_id)?)
+    .bind(month)
+    .execute(&stack.pool)
+    .await?;
+
+    // Burst 1: 36 orders requested at once; 30 fit.
+    let caseworker = stack.caseworker("Z111111");
+    let requests: Vec<v1::PlaceOrderRequest> = cases.iter().map(|id| place_request(id)).collect();
+    let started = Instant::now();
+    let placing = futures::future::join_all(requests.iter().map(|request| {
+        let (client, token) = (stack.client.clone(), &caseworker);
+        retrying("PlaceOrder", move || {
+            let (mut client, request) = (client.clone(), with_bearer(request.clone(), token));
+            async move { client.place_order(request).await }
+        })
+    }));
+    let (placed, terminated) = under_terminated_backends(
+        &stack,
+        "SELECT 1 FROM agreement_months FOR UPDATE",
+        "%agreement_months%",
+        placing,
+    )
+    .await?;
+    let burst_took = started.elapsed();
+    let calls: Vec<Attempts> = placed.iter().map(|(_, call)| call.clone()).collect();
+    let refusals = unexpected(&calls, |call| {
+        call.code == Code::Ok
+            || call.code == Code::FailedPrecondition && call.reason == "AGREEMENTS_FULL"
+    });
+    assert!(
+        refusals.is_empty(),
+        "PlaceOrder answered other than OK or AGREEMENTS_FULL: {refusals:#?}"
+    );
+    let mut orders: Vec<v1::Order> = Vec::new();
+    let mut refused_cases: Vec<String> = Vec::new();
+    let mut created_on_retry = 0;
+    for ((answer, _), request) in placed.into_iter().zip(&requests) {
+        match answer {
+            Ok(response) => {
+                created_on_retry += usize::from(!response.created);
+                orders.push(response.order.context("PlaceOrder answered no order")?);
+            }
+            Err(_) => refused_cases.push(request.case_id.clone()),
+        }
+    }
+    let (unavailable, without_retry_info, longest) = tally(&calls);
+    // Lost: an order answered but not stored, or stored but never answered.
+    let stored_ids: Vec<String> = sqlx::query_scalar("SELECT order_id::text FROM orders")
+        .fetch_all(&stack.pool)
+        .await?;
+    let lost = stored_ids
+        .iter()
+        .filter(|id| !orders.iter().any(|order| order.order_id == **id))
+        .count()
+        + orders
+            .iter()
+            .filter(|order| !stored_ids.contains(&order.order_id))
+            .count();
+    eprintln!(
+        "burst 1 (PlaceOrder): {terminated} backends terminated; {CASES} decisions \
+         ({} placed, {} AGREEMENTS_FULL, {created_on_retry} found created by an earlier attempt); \
+         {unavailable} UNAVAILABLE retries; {} dead letters; {lost} lost; longest answer \
+         {longest:?} (with retries); total {burst_took:?}",
+        orders.len(),
+        refused_cases.len(),
+        metric_in_process("ekb_consumer_dead_lettered_total", "")?,
+    );
+    assert!(terminated >= 6, "backends were terminated ({terminated})");
+    assert!(
+        unavailable >= 1,
+        "the handlers terminated mid-handling answered UNAVAILABLE"
+    );
+    assert_eq!(without_retry_info, 0, "every UNAVAILABLE carries RetryInfo");
+    assert_eq!(lost, 0, "every order answered is stored, and only those");
+    assert_eq!(orders.len(), ORDERS, "exactly as many orders as fit");
+    let mut by_agreement: HashMap<&str, usize> = HashMap::new();
+    for order in &orders {
+        assert_eq!(order.status(), OrderStatus::FundsPending);
+        *by_agreement.entry(order.agreement_id.as_str()).or_default() += 1;
+    }
+    assert_eq!(
+        by_agreement.get(first.agreement_id.as_str()),
+        Some(&(FIRST_CAPACITY as usize)),
+        "the first agreement exactly at its capacity"
+    );
+    assert_eq!(
+        by_agreement.get(second.agreement_id.as_str()),
+        Some(&(SECOND_CAPACITY as usize)),
+        "the rest with the second, at its capacity"
+    );
+    let stored: Vec<(String, i64)> =
+        sqlx::query_as("SELECT agreement_id::text, count(*) FROM orders GROUP BY 1 ORDER BY 2")
+            .fetch_all(&stack.pool)
+            .await?;
+    assert_eq!(
+        stored,
+        [
+            (first.agreement_id.clone(), i64::from(FIRST_CAPACITY)),
+            (second.agreement_id.clone(), i64::from(SECOND_CAPACITY))
+        ],
+        "nothing stored besides the orders answered"
+    );
+    assert_eq!(
+        count(&stack, "SELECT count(DISTINCT case_id) FROM orders").await?,
+        ORDERS as i64,
+        "one order per case"
+    );
+    let order_ids: Vec<String> = orders.iter().map(|order| order.order_id.clone()).collect();
+
+    // Burst 2: budget's answers, each delivered twice (Kafka delivers at least once), applied by
+    // the consumer while the backends are terminated.
+    let started = Instant::now();
+    let answering = async {
+        let mut envelopes = Vec::new();
+        for order in &orders {
+            let reserved = v1::FundsReserved {
+                reservation_id: uuid::Uuid::now_v7().to_string(),
+                commitment: Some(v1::Commitment {
+                    kind: v1::CommitmentKind::PilotOrder as i32,
+                    commitment_id: order.order_id.clone(),
+                }),
+                case_id: order.case_id.clone(),
+                county_code: COUNTY.to_owned(),
+                flow: v1::Flow::Pilot as i32,
+                budget_year: 2026,
+                account: None,
+                amount_ore: order.price_ore,
+                reserved_at: None,
+            };
+            envelopes.push(stack.publish_budget(&order.case_id, &reserved).await?);
+        }
+        for (order, envelope) in orders.iter().zip(&envelopes) {
+            stack
+                .sut
+                .feed
+                .publish_envelope("budget", &order.case_id, envelope)
+                .await?;
+        }
+        anyhow::Ok(())
+    };
+    // The answers are published at once; the consumer works through them while the backends
+    // are terminated (polling the database meanwhile would only see the faults).
+    let (published, terminated) = under_terminated_backends(
+        &stack,
+        "SELECT 1 FROM orders FOR UPDATE",
+        "%FROM orders WHERE order_id = $1 FOR UPDATE%",
+        answering,
+    )
+    .await?;
+    published?;
+    eventually(
+        "every order placed",
+        std::time::Duration::from_secs(60),
+        || async {
+            let placed: i64 = sqlx::query_scalar("SELECT count(*) FROM orders WHERE status = $1")
+                .bind(OrderStatus::Placed as i32)
+                .fetch_one(&stack.pool)
+                .await?;
+            Ok((placed == ORDERS as i64).then_some(()))
+        },
+    )
+    .await?;
+    eventually(
+        "every redelivery recognised",
+        std::time::Duration::from_secs(60),
+        || async {
+            let duplicates =
+                metric_in_process("ekb_consumer_events_total", "outcome=\"duplicate\"")?;
+            Ok((duplicates >= ORDERS as f64).then_some(()))
+        },
+    )
+    .await?;
+    let all_applied = started.elapsed();
+    let not_placed: i64 = sqlx::query_scalar("SELECT count(*) FROM orders WHERE status <> $1")
+        .bind(OrderStatus::Placed as i32)
+        .fetch_one(&stack.pool)
+        .await?;
+    let consumer_retries = metric_in_process("ekb_consumer_transient_failures_total", "")?;
+    let dead_lettered = metric_in_process("ekb_consumer_dead_lettered_total", "")?;
+    eprintln!(
+        "burst 2 (FundsReserved → consumer): {terminated} backends terminated; {ORDERS} decisions \
+         ({} deliveries, half of them redeliveries); {consumer_retries} consumer retries of lost \
+         connections; {dead_lettered} dead letters; {not_placed} lost; every answer applied within \
+         {all_applied:?} of the first being published (total)",
+        2 * ORDERS,
+    );
+    assert!(terminated >= 6, "backends were terminated ({terminated})");
+    assert!(
+        consumer_retries >= 1.0,
+        "the consumer retried the transaction terminated mid-handling"
+    );
+    assert_eq!(
+        metric_in_process("ekb_consumer_retries_total", "")?,
+        0.0,
+        "a lost connection is not counted as the event's failure"
+    );
+    assert_eq!(dead_lettered, 0.0, "a lost connection never dead-letters");
+
+    // Between the bursts, without faults: every order accepted, started and completed.
+    futures::future::try_join_all(orders.iter().map(|order| {
+        let stack = &stack;
+        async move {
+            stack
+                .answer(
+                    &order.order_id,
+                    &order.supplier_organisation_number,
+                    v1::SupplierResponse::Accepted,
+                )
+                .await?;
+            start_and_complete(stack, &order.order_id).await
+        }
+    }))
+    .await?;
+
+    // Burst 3: each order's supplier invoices it, a caseworker attests and an approver approves,
+    // all orders at once.
+    let approver = stack.approver("Z222222");
+    let invoice_requests: Vec<(v1::SubmitInvoiceRequest, String)> = orders
+        .iter()
+        .map(|order| {
+            (
+                invoice_request(&order.order_id, PRICE),
+                stack.supplier(&order.supplier_organisation_number),
+            )
+        })
+        .collect();
+    let started = Instant::now();
+    let invoicing =
+        futures::future::join_all(invoice_requests.iter().map(|(request, supplier)| {
+            let (client, caseworker, approver) = (stack.client.clone(), &caseworker, &approver);
+            async move {
+                let mut calls = Vec::new();
+                let (submitted, call) = retrying("SubmitInvoice", || {
+                    let (mut client, request) =
+                        (client.clone(), with_bearer(request.clone(), supplier));
+                    async move { client.submit_invoice(request).await }
+                })
+                .await;
+                calls.push(call);
+                let Ok(submitted) = submitted else {
+                    return (None, calls);
+                };
+                let invoice_id = submitted.invoice.unwrap_or_default().invoice_id;
+                let (attested, call) = retrying("AttestInvoice", || {
+                    let mut client = client.clone();
+                    let request = with_bearer(
+                        v1::AttestInvoiceRequest {
+                            invoice_id: invoice_id.clone(),
+                        },
+                        caseworker,
+                    );
+                    async move { client.attest_invoice(request).await }
+                })
+                .await;
+                calls.push(call);
+                if attested.is_err() {
+                    return (None, calls);
+                }
+                let (approved, call) = retrying("ApproveInvoice", || {
+                    let mut client = client.clone();
+                    let request = with_bearer(
+                        v1::ApproveInvoiceRequest {
+                            invoice_id: invoice_id.clone(),
+                        },
+                        approver,
+                    );
+                    async move { client.approve_invoice(request).await }
+                })
+                .await;
+                calls.push(call);
+                (approved.ok().and_then(|approved| approved.invoice), calls)
+            }
+        }));
+    let (invoiced, terminated) = under_terminated_backends(
+        &stack,
+        "SELECT 1 FROM orders FOR UPDATE",
+        "%FROM orders WHERE order_id = $1 FOR UPDATE%",
+        invoicing,
+    )
+    .await?;
+    let burst_took = started.elapsed();
+    let calls: Vec<Attempts> = invoiced
+        .iter()
+        .flat_map(|(_, calls)| calls.iter().cloned())
+        .collect();
+    let approved: Vec<v1::SupplierInvoice> = invoiced
+        .into_iter()
+        .filter_map(|(invoice, _)| invoice)
+        .collect();
+    let (unavailable, without_retry_info, longest) = tally(&calls);
+    // Lost: an invoice approved in an answer but not in the database, or the other way round.
+    let stored_approved: Vec<String> =
+        sqlx::query_scalar("SELECT invoice_id::text FROM invoices WHERE status = $1")
+            .bind(v1::InvoiceStatus::Approved as i32)
+            .fetch_all(&stack.pool)
+            .await?;
+    let lost = stored_approved
+        .iter()
+        .filter(|id| !approved.iter().any(|invoice| invoice.invoice_id == **id))
+        .count()
+        + approved
+            .iter()
+            .filter(|invoice| !stored_approved.contains(&invoice.invoice_id))
+            .count()
+        + (ORDERS - approved.len());
+    eprintln!(
+        "burst 3 (SubmitInvoice, AttestInvoice, ApproveInvoice): {terminated} backends \
+         terminated; {} decisions ({} invoices approved); {unavailable} UNAVAILABLE retries; \
+         {} dead letters; {lost} lost; longest answer {longest:?} (with retries); total \
+         {burst_took:?}",
+        calls.len(),
+        approved.len(),
+        metric_in_process("ekb_consumer_dead_lettered_total", "")?,
+    );
+    let refusals = unexpected(&calls, |call| call.code == Code::Ok);
+    assert!(
+        refusals.is_empty(),
+        "an invoice decision answered other than OK: {refusals:#?}"
+    );
+    assert!(terminated >= 6, "backends were terminated ({terminated})");
+    assert!(
+        unavailable >= 1,
+        "the handlers terminated mid-handling answered UNAVAILABLE"
+    );
+    assert_eq!(without_retry_info, 0, "every UNAVAILABLE carries RetryInfo");
+    assert_eq!(calls.len(), 3 * ORDERS);
+    assert_eq!(approved.len(), ORDERS, "every invoice approved");
+    assert_eq!(lost, 0, "every approval answered is stored, and only those");
+    for invoice in &approved {
+        assert_eq!(invoice.status(), v1::InvoiceStatus::Approved);
+        assert_eq!(invoice.attested_by, "Z111111");
+    }
+    let invoice_ids: Vec<String> = approved
+        .iter()
+        .map(|invoice| invoice.invoice_id.clone())
+        .collect();
+
+    // Every payment handed over and recorded, every event published.
+    eventually(
+        "every payment recorded and every event published",
+        std::time::Duration::from_secs(60),
+        || async {
+            let paid: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM invoices WHERE status = $1 AND payment_status = $2",
+            )
+            .bind(v1::InvoiceStatus::Approved as i32)
+            .bind(v1::InvoicePaymentStatus::Paid as i32)
+            .fetch_one(&stack.pool)
+            .await?;
+            let unpublished = count(
+                &stack,
+                "SELECT count(*) FROM outbox WHERE published_at IS NULL",
+            )
+            .await?;
+            Ok((paid == ORDERS as i64 && unpublished == 0).then_some(()))
+        },
+    )
+    .await?;
+    eprintln!(
+        "afterwards: every payment recorded PAID and every event published {:?} after burst 3 \
+         began",
+        started.elapsed()
+    );
+
+    // Repeated requests change nothing: a PlaceOrder with the same request id returns the same
+    // order (created = false) or the same refusal; a repeated SubmitInvoice the same invoice; a
+    // repeated approval the invoice as it is. Nothing is published.
+    let published = stack.outbox().await?.len();
+    let mut client = stack.client.clone();
+    for request in &requests {
+        let again = client
+            .place_order(with_bearer(request.clone(), &caseworker))
+            .await;
+        match orders.iter().find(|order| order.case_id == request.case_id) {
+            Some(order) => {
+                let again = again?.into_inner();
+                assert!(!again.created, "a repeated request creates nothing");
+                assert_eq!(again.order.unwrap_or_default().order_id, order.order_id);
+            }
+            None => {
+                let refused = again.expect_err("refused before");
+                assert_eq!(reason(&refused), "AGREEMENTS_FULL", "{refused:?}");
+            }
+        }
+    }
+    for ((request, supplier), invoice) in invoice_requests.iter().zip(&approved) {
+        let again = client
+            .submit_invoice(with_bearer(request.clone(), supplier))
+            .await?
+            .into_inner();
+        assert!(!again.created);
+        assert_eq!(
+            again.invoice.unwrap_or_default().invoice_id,
+            invoice.invoice_id
+        );
+        let approved_again = stack.approve(&invoice.invoice_id, &approver).await?;
+        assert_eq!(approved_again.status(), v1::InvoiceStatus::Approved);
+    }
+    assert_eq!(
+        stack.outbox().await?.len(),
+        published,
+        "nothing published again"
+    );
+
+    // Each order and invoice where it should be, exactly once.
+    let statuses: Vec<(i32, i64)> =
+        sqlx::query_as("SELECT status, count(*) FROM orders GROUP BY 1")
+            .fetch_all(&stack.pool)
+            .await?;
+    assert_eq!(statuses, [(OrderStatus::Completed as i32, ORDERS as i64)]);
+    assert_eq!(
+        count(&stack, "SELECT count(*) FROM invoices").await?,
+        ORDERS as i64,
+        "one invoice per order"
+    );
+    let refused: Vec<uuid::Uuid> = refused_cases
+        .iter()
+        .map(|id| uuid::Uuid::parse_str(id))
+        .collect::<Result<_, _>>()?;
+    let stray: i64 = sqlx::query_scalar("SELECT count(*) FROM orders WHERE case_id = ANY($1)")
+        .bind(&refused)
+        .fetch_one(&stack.pool)
+        .await?;
+    assert_eq!(stray, 0, "nothing stored for a refused request");
+    let audited: Vec<(String, i64, i64)> = sqlx::query_as(
+        "SELECT action, count(*), count(DISTINCT subject_id) FROM audit_entries \
+         WHERE action IN ('PlaceOrder', 'FundsReserved', 'SubmitInvoice', 'AttestInvoice', \
+           'ApproveInvoice', 'PaymentOutcome') \
+         GROUP BY 1 ORDER BY 1",
+    )
+    .fetch_all(&stack.pool)
+    .await?;
+    let once = ORDERS as i64;
+    assert_eq!(
+        audited,
+        [
+            ("ApproveInvoice".to_owned(), once, once),
+            ("AttestInvoice".to_owned(), once, once),
+            ("FundsReserved".to_owned(), once, once),
+            ("PaymentOutcome".to_owned(), once, once),
+            ("PlaceOrder".to_owned(), once, once),
+            ("SubmitInvoice".to_owned(), once, once),
+        ],
+        "each decision made and audited exactly once"
+    );
+
+    // Money: each event once per order or invoice.
+    exactly_once(
+        "OrderRequested",
+        &order_ids,
+        &stack.order_ids(|e: v1::OrderRequested| e.order_id).await?,
+    );
+    exactly_once(
+        "OrderPlaced",
+        &order_ids,
+        &stack.order_ids(|e: v1::OrderPlaced| e.order_id).await?,
+    );
+    exactly_once(
+        "InvoiceSubmitted",
+        &invoice_ids,
+        &stack
+            .order_ids(|e: v1::InvoiceSubmitted| e.invoice_id)
+            .await?,
+    );
+    exactly_once(
+        "InvoiceApproved",
+        &invoice_ids,
+        &stack
+            .order_ids(|e: v1::InvoiceApproved| e.invoice_id)
+            .await?,
+    );
+    exactly_once(
+        "InvoicePaymentRecorded",
+        &invoice_ids,
+        &stack
+            .order_ids(|e: v1::InvoicePaymentRecorded| e.invoice_id)
+            .await?,
+    );
+    for approved in stack.events::<v1::InvoiceApproved>().await? {
+        assert_eq!(
+            (approved.amount_ore, approved.order_amount_ore),
+            (PRICE, PRICE)
+        );
+    }
+    stack.assert_money_closed(&[]).await?;
+
+    // No dead letters, however often the connections were lost.
+    assert_eq!(
+        metric_in_process("ekb_consumer_dead_lettered_total", "")?,
+        0.0
+    );
+    assert_eq!(
+        count(
+            &stack,
+            "SELECT count(*) FROM inbox WHERE outcome = 'dead_lettered'"
+        )
+        .await?,
+        0
+    );
+    Ok(())
+}

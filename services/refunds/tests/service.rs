@@ -1172,3 +1172,398 @@ async fn a_failed_payment_is_retried_and_outcomes_are_recorded_once() -> anyhow:
 fn the_catalog_entry_matches_the_description() -> anyhow::Result<()> {
     ekb_testkit::catalog::check_entry_of::<ekb_refunds::Refunds>()
 }
+
+/// What one decision call (with its retries) came to, as a NAV client retrying UNAVAILABLE
+/// would see it.
+#[derive(Debug)]
+struct DecisionCall {
+    claim_id: String,
+    /// The final answer: the claim, or the status that was not UNAVAILABLE.
+    answer: Result<v1::RefundClaim, tonic::Status>,
+    /// UNAVAILABLE answers before it, and how many of them lacked RetryInfo.
+    unavailable: usize,
+    without_retry_info: usize,
+    /// Whether the claim was decided before the last attempt started: an earlier attempt
+    /// committed and its answer was lost; the retry got the contract's repeat answer.
+    answered_by_repeat: bool,
+    /// From the first attempt to the final answer.
+    took: std::time::Duration,
+}
+
+/// Decides `request` as `token`, retrying UNAVAILABLE after the RetryInfo delay, until a final
+/// answer or `deadline`.
+async fn decide_until_answered(
+    mut client: support::Client,
+    token: String,
+    request: v1::DecideRefundClaimRequest,
+    deadline: std::time::Duration,
+) -> DecisionCall {
+    use std::time::{Duration, Instant};
+    use tonic_types::StatusExt;
+    let started = Instant::now();
+    let (mut unavailable, mut without_retry_info) = (0, 0);
+    loop {
+        let attempt_started = OffsetDateTime::now_utc();
+        let answer = client
+            .decide_refund_claim(with_bearer(request.clone(), &token))
+            .await;
+        match answer {
+            Err(status) if status.code() == Code::Unavailable && started.elapsed() < deadline => {
+                unavailable += 1;
+                let delay = match status.get_error_details().retry_info() {
+                    Some(info) => info.retry_delay.unwrap_or(Duration::from_secs(1)),
+                    None => {
+                        without_retry_info += 1;
+                        Duration::from_secs(1)
+                    }
+                };
+                tokio::time::sleep(delay).await;
+            }
+            answer => {
+                let answer = answer.map(|response| response.into_inner().claim.unwrap_or_default());
+                let answered_by_repeat = answer.as_ref().is_ok_and(|claim| {
+                    claim.decided_at.as_ref().is_some_and(|at| {
+                        i128::from(at.seconds) * 1_000_000_000 + i128::from(at.nanos)
+                            < attempt_started.unix_timestamp_nanos()
+                    })
+                });
+                return DecisionCall {
+                    claim_id: request.claim_id.clone(),
+                    answer,
+                    unavailable,
+                    without_retry_info,
+                    answered_by_repeat,
+                    took: started.elapsed(),
+                };
+            }
+        }
+    }
+}
+
+/// 30 recommended claims are decided at once while refunds' database backends are terminated:
+/// once for certain mid-decision (every claim row locked, so the decisions wait inside their
+/// transactions; then every other backend is terminated), then five more times, 250 ms apart,
+/// while the decisions are retried, the payments handed over and applications' GrantApproved
+/// consumed. Callers get only OK or UNAVAILABLE with RetryInfo (never INTERNAL); a retry after
+/// a lost answer gets the contract's answer to a repeated verdict (OK, the claim as decided);
+/// every claim is decided once, paid once and published once; nothing is dead-lettered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_concurrent_decisions_survives_terminated_database_backends()
+-> anyhow::Result<()> {
+    use std::{
+        collections::{HashMap, HashSet},
+        time::{Duration, Instant},
+    };
+
+    use ekb_testkit::{
+        faults::{BackendTerminator, metric_in_process},
+        service_under_test::eventually,
+    };
+    use support::WAIT;
+    use tokio::task::JoinSet;
+    const CLAIMS: usize = 30;
+    const LATE_GRANTS: usize = 10;
+    // The production pool size (the harness's default is 3), so the row lock below holds up to
+    // ten decisions inside their transactions.
+    let harness = Harness::start("decision-burst", |settings| {
+        settings
+            .with("database.max_connections", "10")
+            .with("refunds.payment_resend_after_seconds", "1")
+            .with("refunds.payment_worker_interval_seconds", "1")
+    })
+    .await?;
+    let topic = harness.refunds_topic()?;
+
+    // N grants, each with a claim a caseworker recommended approving.
+    let grants: Vec<Grant> = (0..CLAIMS)
+        .map(|i| Grant::new(1_000_000 + 10_000 * i as i64))
+        .collect();
+    for grant in &grants {
+        harness
+            .publish_from_applications(&grant.subject(), &grant.approved())
+            .await?;
+    }
+    let mut payouts: HashMap<String, i64> = HashMap::new();
+    for grant in &grants {
+        harness.wait_for_grant(&grant.grant_id).await?;
+        let payout = grant.granted_ore - 100_000;
+        let claim = harness.submit(grant.claim(payout)).await?;
+        let recommended = harness.recommend_approval(&claim.claim_id, payout).await?;
+        assert_eq!(recommended.status(), v1::RefundClaimStatus::Recommended);
+        payouts.insert(claim.claim_id, payout);
+    }
+
+    // Every claim row locked: the decisions wait inside their transactions.
+    let mut blocker = harness.pool.begin().await?;
+    sqlx::query("SELECT 1 FROM claims FOR UPDATE")
+        .execute(&mut *blocker)
+        .await?;
+    let started = Instant::now();
+    let mut decisions = JoinSet::new();
+    for claim_id in payouts.keys() {
+        let request = v1::DecideRefundClaimRequest {
+            claim_id: claim_id.clone(),
+            recommendation_version: 1,
+            verdict: v1::DeciderVerdict::Confirm as i32,
+            note: String::new(),
+        };
+        decisions.spawn(decide_until_answered(
+            harness.client.clone(),
+            harness.decider.clone(),
+            request,
+            Duration::from_secs(60),
+        ));
+    }
+    let lock_waiters = || async {
+        harness
+            .count(
+                "SELECT count(*) FROM pg_stat_activity \
+                 WHERE datname = current_database() AND wait_event_type = 'Lock'",
+            )
+            .await
+    };
+    eventually(
+        "decisions waiting inside their transactions",
+        WAIT,
+        || async { Ok((lock_waiters().await? > 0).then_some(())) },
+    )
+    .await?;
+    // A moment for the pool to open connections for more of them.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let waiting = lock_waiters().await?;
+    let mid_decision: i64 = sqlx::query_scalar(
+        "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity \
+         WHERE datname = current_database() AND pid <> pg_backend_pid()",
+    )
+    .fetch_one(&mut *blocker)
+    .await?;
+    blocker.commit().await?;
+    // Then five more times while the decisions are retried, payments handed over and
+    // applications' events consumed.
+    let terminator =
+        BackendTerminator::start(harness.stack.database_url(), 5, Duration::from_millis(250));
+    let late_grants: Vec<Grant> = (0..LATE_GRANTS).map(|_| Grant::new(500_000)).collect();
+    for grant in &late_grants {
+        harness
+            .publish_from_applications(&grant.subject(), &grant.approved())
+            .await?;
+    }
+    let mut calls = Vec::new();
+    while let Some(call) = decisions.join_next().await {
+        calls.push(call?);
+    }
+    let all_answered = started.elapsed();
+    let terminated = terminator.finish().await? + u64::try_from(mid_decision)?;
+
+    // Payments and events complete (the payment worker hands over what a handler could not).
+    eventually("every payment recorded", Duration::from_secs(60), || async {
+        let paid = harness
+            .count("SELECT count(*) FROM claims WHERE payment_status = 'REFUND_PAYMENT_STATUS_PAID'")
+            .await?;
+        Ok((paid == CLAIMS as i64).then_some(()))
+    })
+    .await?;
+    for grant in &late_grants {
+        harness.wait_for_grant(&grant.grant_id).await?;
+    }
+    eventually("the outbox published", Duration::from_secs(60), || async {
+        let unpublished = harness
+            .count("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+            .await?;
+        Ok((unpublished == 0).then_some(()))
+    })
+    .await?;
+    let published = started.elapsed();
+    let events = read_until(&topic, "every approval and payment", |received| {
+        let event_ids_of = |event_type: &str| {
+            received
+                .iter()
+                .filter(|message| message.event_type() == event_type)
+                .filter_map(|message| message.envelope.as_ref())
+                .map(|envelope| envelope.event_id.clone())
+                .collect::<HashSet<_>>()
+                .len()
+        };
+        event_ids_of("ekspertbistand.v1.RefundApproved") >= CLAIMS
+            && event_ids_of("ekspertbistand.v1.PaymentCompleted") >= CLAIMS
+    })
+    .await?;
+    let total = started.elapsed();
+
+    // The figures.
+    let unavailable: usize = calls.iter().map(|call| call.unavailable).sum();
+    let by_repeat = calls.iter().filter(|call| call.answered_by_repeat).count();
+    let left_pending = calls
+        .iter()
+        .filter(|call| {
+            call.answer.as_ref().is_ok_and(|claim| {
+                claim.payment.clone().unwrap_or_default().status() != v1::RefundPaymentStatus::Paid
+            })
+        })
+        .count();
+    let longest = calls.iter().map(|call| call.took).max().unwrap_or_default();
+    let consumer_retries = metric_in_process("ekb_consumer_transient_failures_total", "")?;
+    let consumer_failures = metric_in_process("ekb_consumer_retries_total", "")?;
+    let dead_lettered = metric_in_process("ekb_consumer_dead_lettered_total", "")?;
+    let dead_letter_rows = harness
+        .count("SELECT count(*) FROM inbox WHERE outcome = 'dead_lettered'")
+        .await?;
+    let decided = harness
+        .count(
+            "SELECT count(*) FROM claims WHERE status = 'REFUND_CLAIM_STATUS_APPROVED' \
+             AND decided_by = 'Z990002' AND decided_at IS NOT NULL",
+        )
+        .await?;
+    let lost = CLAIMS as i64 - decided;
+    eprintln!(
+        "{terminated} backends terminated ({mid_decision} by the row lock with {waiting} decisions \
+         waiting on it, then 5 rounds 250 ms apart); {CLAIMS} decisions answered in {all_answered:?} after \
+         {unavailable} UNAVAILABLE retries ({by_repeat} answered by the repeat after a lost \
+         answer, {left_pending} left to the payment worker); consumer: {consumer_retries} \
+         retries of lost connections, {consumer_failures} other failures; \
+         {dead_lettered} dead letters ({dead_letter_rows} in the inbox); {lost} lost; longest \
+         decision call incl. retries {longest:?}; every payment and event \
+         published after {published:?}; total {total:?}"
+    );
+
+    // Only OK or UNAVAILABLE with RetryInfo; the final answer is the decided claim.
+    for call in &calls {
+        assert_eq!(
+            call.without_retry_info, 0,
+            "{}: UNAVAILABLE without RetryInfo",
+            call.claim_id
+        );
+        match &call.answer {
+            Ok(claim) => {
+                assert_eq!(claim.claim_id, call.claim_id);
+                assert_eq!(claim.status(), v1::RefundClaimStatus::Approved, "{claim:?}");
+                assert_eq!(claim.decided_by, "Z990002");
+                assert_eq!(
+                    claim.payout_amount,
+                    Some(gross_to_wire(payouts[&call.claim_id]))
+                );
+            }
+            Err(status) => panic!(
+                "{}: the decision answered {:?} ({:?}, reason {:?}) after {} UNAVAILABLE",
+                call.claim_id,
+                status.code(),
+                status.message(),
+                reason(status),
+                call.unavailable
+            ),
+        }
+    }
+    assert!(terminated >= 6, "backends were terminated ({terminated})");
+    assert!(waiting >= 1, "a decision was waiting when terminated");
+    assert!(
+        unavailable >= 1,
+        "a decision terminated mid-handling was retried"
+    );
+
+    // Decided exactly once: approved, audited once, RefundApproved once per claim.
+    assert_eq!(lost, 0, "claims not decided");
+    assert_eq!(
+        harness
+            .count("SELECT count(*) FROM grants WHERE status = 'CLAIMABLE_GRANT_STATUS_SETTLED'")
+            .await?,
+        CLAIMS as i64
+    );
+    let audited: Vec<(uuid::Uuid, String, i64)> = sqlx::query_as(
+        "SELECT subject_id, action, count(*) FROM audit_entries \
+         WHERE action IN ('DecideRefundClaim', 'PaymentSystem') GROUP BY 1, 2",
+    )
+    .fetch_all(&harness.pool)
+    .await?;
+    for action in ["DecideRefundClaim", "PaymentSystem"] {
+        let per_claim: Vec<i64> = audited
+            .iter()
+            .filter(|(_, entry_action, _)| entry_action == action)
+            .map(|(_, _, count)| *count)
+            .collect();
+        assert_eq!(per_claim.len(), CLAIMS, "{action} audited for every claim");
+        assert!(
+            per_claim.iter().all(|count| *count == 1),
+            "{action} audited once per claim: {per_claim:?}"
+        );
+    }
+    assert_eq!(harness.outbox("RefundApproved").await?, CLAIMS as i64);
+    assert_eq!(harness.outbox("PaymentCompleted").await?, CLAIMS as i64);
+    // On the topic (at least once): one event id per claim, with the payout.
+    let approved_events: HashMap<String, (String, i64)> = events
+        .iter()
+        .filter(|message| message.event_type() == "ekspertbistand.v1.RefundApproved")
+        .map(|message| {
+            let event = message.decode::<v1::RefundApproved>()?;
+            let event_id = message.envelope.clone().unwrap_or_default().event_id;
+            Ok((event_id, (event.claim_id, event.payout_amount_ore)))
+        })
+        .collect::<anyhow::Result<_>>()?;
+    let mut approved_claims: Vec<&String> = approved_events
+        .values()
+        .map(|(claim_id, _)| claim_id)
+        .collect();
+    approved_claims.sort();
+    approved_claims.dedup();
+    assert_eq!(
+        approved_claims.len(),
+        approved_events.len(),
+        "one RefundApproved event per claim"
+    );
+    assert_eq!(approved_events.len(), CLAIMS);
+    for (claim_id, payout) in approved_events.values() {
+        assert_eq!(payouts.get(claim_id), Some(payout), "{claim_id}");
+    }
+
+    // Paid once: attempt 1 (one payment key per claim), one reference each, one
+    // PaymentCompleted each.
+    let payments: Vec<(String, i32, String, Option<i64>)> = sqlx::query_as(
+        "SELECT claim_id::text, payment_attempt, payment_reference, payout_amount_ore FROM claims",
+    )
+    .fetch_all(&harness.pool)
+    .await?;
+    let references: HashSet<&String> = payments
+        .iter()
+        .map(|(_, _, reference, _)| reference)
+        .collect();
+    assert_eq!(references.len(), CLAIMS, "one payment reference per claim");
+    for (claim_id, attempt, reference, payout) in &payments {
+        assert_eq!(*attempt, 1, "{claim_id}: paid on the first attempt");
+        assert!(reference.starts_with("FAKE-"), "{claim_id}: {reference}");
+        assert_eq!(payout.as_ref(), payouts.get(claim_id), "{claim_id}");
+    }
+    let completed_events: HashMap<String, String> = events
+        .iter()
+        .filter(|message| message.event_type() == "ekspertbistand.v1.PaymentCompleted")
+        .map(|message| {
+            let event = message.decode::<v1::PaymentCompleted>()?;
+            let event_id = message.envelope.clone().unwrap_or_default().event_id;
+            Ok((event_id, event.claim_id))
+        })
+        .collect::<anyhow::Result<_>>()?;
+    let completed_claims: HashSet<&String> = completed_events.values().collect();
+    assert_eq!(
+        completed_events.len(),
+        CLAIMS,
+        "one PaymentCompleted event per claim"
+    );
+    assert_eq!(completed_claims.len(), CLAIMS);
+
+    // The consumer: every GrantApproved applied, none dead-lettered.
+    assert_eq!(dead_lettered, 0.0, "a lost connection never dead-letters");
+    assert_eq!(dead_letter_rows, 0);
+    assert_eq!(
+        consumer_failures, 0.0,
+        "a lost connection is not counted as a failure"
+    );
+    assert_eq!(
+        harness
+            .count("SELECT count(*) FROM inbox WHERE outcome = 'applied'")
+            .await?,
+        (CLAIMS + LATE_GRANTS) as i64
+    );
+    assert_eq!(
+        harness.count("SELECT count(*) FROM grants").await?,
+        (CLAIMS + LATE_GRANTS) as i64
+    );
+    harness.stack.stop().await
+}

@@ -387,9 +387,21 @@ async fn forward_commits(
     retry: Duration,
     stop: CancellationToken,
 ) {
+    // The listener keeps its connection for as long as it listens: a pool of one of its own, so
+    // it never takes one of the service's pooled connections (the connection budget counts it
+    // beside the pool, with the lease session).
+    let own = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .idle_timeout(None)
+        .max_lifetime(None)
+        .connect_lazy_with(
+            (*pool.connect_options())
+                .clone()
+                .application_name("ekb-outbox-relay-listen"),
+        );
     while !stop.is_cancelled() {
         let listening = async {
-            let mut listener = PgListener::connect_with(&pool).await?;
+            let mut listener = PgListener::connect_with(&own).await?;
             listener.listen(WAKEUP_CHANNEL).await?;
             wake.notify_one();
             loop {
