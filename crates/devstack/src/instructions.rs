@@ -4,7 +4,7 @@
 
 use std::fmt::Write as _;
 
-use ekb_platform::messaging::{dead_letter_topic_for, topic_for};
+use ekb_platform::messaging::{dead_letter_topic_for, dead_letters::replay_topic_for, topic_for};
 use ekb_testkit::services::ServiceProcess;
 
 use crate::{
@@ -41,10 +41,11 @@ pub fn how_to_call(services: &[ServiceProcess], brokers: &str, topic_prefix: &st
     for service in services {
         let _ = writeln!(
             out,
-            "    {:<16} {}  (dead letters: {})",
+            "    {:<16} {}  (dead letters: {}, replays: {})",
             service.name,
             topic_for(topic_prefix, &service.name),
-            dead_letter_topic_for(topic_prefix, &service.name)
+            dead_letter_topic_for(topic_prefix, &service.name),
+            replay_topic_for(topic_prefix, &service.name)
         );
     }
     let _ = writeln!(out, "  Logs:");
@@ -129,6 +130,12 @@ fn routing_examples(
         out,
         "  curl -s http://{}/metrics | grep -v '^#'",
         routing.metrics_addr
+    );
+    let _ = writeln!(
+        out,
+        "  EKB__KAFKA__BROKERS={brokers} EKB__KAFKA__TOPIC_PREFIX={topic_prefix} EKB__AUTH__MODE=disabled \
+         target/debug/{} dead-letters list   # and `replay`: docs/operations/dead-letters.md",
+        routing.name
     );
 }
 

@@ -51,7 +51,7 @@ impl TestSettings {
             .with("consumer.initial_backoff_ms", "20")
             .with("consumer.max_backoff_ms", "200")
             .with("consumer.max_attempts", "3")
-            .with("database.max_connections", "3")
+            .with("database.max_connections", "2")
             .with("auth.mode", "disabled")
     }
 

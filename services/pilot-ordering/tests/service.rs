@@ -752,6 +752,23 @@ async fn the_sweep_expires_unanswered_and_uninvoiced_orders_and_moves_orders_of_
     );
     let next = stack.order(&expired.next_order_id).await?;
     assert_eq!(next.agreement_id, second.agreement_id);
+    // The next supplier's order, once budget has reserved for it, is itself unanswered for more
+    // than supplier_answer_days at that instant: the same sweep expires it (and only it), and
+    // one more at the same instant changes nothing. (Waiting for the reservation first makes
+    // this independent of how fast budget answers.)
+    stack
+        .wait_status(&next.order_id, OrderStatus::Placed)
+        .await?;
+    let report =
+        ekb_pilot_ordering::sweep::sweep(&db, &policy, now + time::Duration::days(10)).await?;
+    assert_eq!(
+        report.expired, 1,
+        "the next supplier's order, unanswered too"
+    );
+    assert_eq!(
+        stack.order(&next.order_id).await?.expiry_reason(),
+        v1::OrderExpiryReason::SupplierDidNotAnswer
+    );
     let report =
         ekb_pilot_ordering::sweep::sweep(&db, &policy, now + time::Duration::days(10)).await?;
     assert_eq!(report.expired, 0, "a repeated sweep changes nothing");
