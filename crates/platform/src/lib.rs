@@ -16,6 +16,7 @@ pub mod db;
 pub mod error;
 pub mod fault;
 pub mod grpc;
+pub mod idempotency;
 pub mod json_log;
 pub mod messaging;
 pub mod metrics;

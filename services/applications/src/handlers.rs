@@ -21,7 +21,6 @@ use ekb_proto::v1::{
     self, AccessPurpose, ApplicationStatus as Status, AuditEntryKind, GrantStatus,
     applications_service_server::ApplicationsService,
 };
-use prost::Message as _;
 use sha2::{Digest as _, Sha256};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -186,13 +185,11 @@ impl<'a> Change<'a> {
     }
 }
 
+/// The request's fingerprint, with the fødselsnummer replaced by its pseudonym first.
 fn digest(request: &v1::SubmitApplicationRequest, pseudonym: &str) -> String {
     let mut masked = request.clone();
     masked.employee_fodselsnummer = pseudonym.to_owned();
-    Sha256::digest(masked.encode_to_vec())
-        .iter()
-        .map(|byte| format!("{byte:02x}"))
-        .collect()
+    ekb_platform::idempotency::fingerprint(&masked)
 }
 
 async fn submit_application(
@@ -207,6 +204,15 @@ async fn submit_application(
     let pseudonym = command.fodselsnummer.pseudonym(&api.policy.pseudonym_key);
     let request_digest = digest(&request, &pseudonym);
     let mut work = api.db.begin().await?;
+    // Copies of this request wait for the first; other requests for the case see its answer.
+    ekb_platform::idempotency::serialise(
+        &mut work,
+        &[
+            format!("SubmitApplication:{}", command.request_id),
+            format!("case:{}", command.case_id),
+        ],
+    )
+    .await?;
     if let Some((existing, earlier_digest)) =
         store::find_by_request(work.db(), command.request_id).await?
     {

@@ -165,17 +165,22 @@ async fn place_order(
 ) -> Result<v1::PlaceOrderResponse, ApiError> {
     let command = PlaceOrder::parse(&request, api.policy.synthetic)?;
     let pseudonym = command.fodselsnummer.pseudonym(&api.policy.pseudonym_key);
-    let fingerprint = format!(
-        "{}|{}|{}|{}|{}|{}",
-        command.case_id,
-        command.contact_name,
-        command.contact_phone,
-        command.contact_email,
-        command.assignment,
-        pseudonym
-    );
+    let fingerprint = {
+        let mut masked = request.clone();
+        masked.employee_fodselsnummer = pseudonym.clone();
+        ekb_platform::idempotency::fingerprint(&masked)
+    };
     let now = api.clock.now();
     let mut work = api.db.begin().await?;
+    // Copies of this request wait for the first; other orders for the case see its answer.
+    ekb_platform::idempotency::serialise(
+        &mut work,
+        &[
+            format!("PlaceOrder:{}", command.request_id),
+            format!("case:{}", command.case_id),
+        ],
+    )
+    .await?;
     if let Some((order, stored)) =
         store::find_order_by_request(work.db(), command.request_id).await?
     {

@@ -244,6 +244,78 @@ async fn when_every_supplier_declines_the_case_falls_back_to_the_regular_flow() 
     Ok(())
 }
 
+/// A case worker's client retrying after a timeout, many copies at once: every copy of one
+/// PlaceOrder gets the first order (one `created`); different requests racing for one case get
+/// one order and, for the others, FAILED_PRECONDITION CASE_HAS_LIVE_ORDER.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_copies_get_the_first_order_and_racing_orders_the_contract_s_refusal()
+-> anyhow::Result<()> {
+    use tonic_types::StatusExt;
+    const COPIES: usize = 8;
+    let stack = Stack::start("po-order-race", None).await?;
+    stack
+        .agreement(&agreement(SUPPLIER_A, "RA-A", 1, PRICE, 100))
+        .await?;
+    let token = stack.caseworker("Z111111");
+    let at_once = |requests: Vec<v1::PlaceOrderRequest>| {
+        let tasks: Vec<_> = requests
+            .into_iter()
+            .map(|request| {
+                let mut client = stack.client.clone();
+                let request = with_bearer(request, &token);
+                tokio::spawn(async move { client.place_order(request).await })
+            })
+            .collect();
+        async move {
+            let mut answers = Vec::with_capacity(tasks.len());
+            for task in tasks {
+                answers.push(task.await?);
+            }
+            anyhow::Ok(answers)
+        }
+    };
+    for trial in 0..3 {
+        let request = place_request(&stack.pilot_case().await?);
+        let answers: Vec<v1::PlaceOrderResponse> = at_once(vec![request; COPIES])
+            .await?
+            .into_iter()
+            .map(|answer| answer.map(tonic::Response::into_inner))
+            .collect::<Result<_, _>>()
+            .map_err(|status| anyhow::anyhow!("trial {trial}: a copy was refused: {status:?}"))?;
+        assert_eq!(
+            answers.iter().filter(|a| a.created).count(),
+            1,
+            "trial {trial}"
+        );
+        let ids: std::collections::BTreeSet<String> = answers
+            .iter()
+            .map(|a| a.order.clone().unwrap_or_default().order_id)
+            .collect();
+        assert_eq!(ids.len(), 1, "trial {trial}: one order for every copy");
+
+        let case_id = stack.pilot_case().await?;
+        let answers = at_once((0..COPIES).map(|_| place_request(&case_id)).collect()).await?;
+        let created = answers
+            .iter()
+            .filter(|answer| answer.as_ref().is_ok_and(|a| a.get_ref().created))
+            .count();
+        assert_eq!(created, 1, "trial {trial}: one order for the case");
+        for refused in answers.iter().filter_map(|answer| answer.as_ref().err()) {
+            assert_eq!(
+                refused.code(),
+                tonic::Code::FailedPrecondition,
+                "{refused:?}"
+            );
+            let reason = refused
+                .get_error_details()
+                .error_info()
+                .map(|i| i.reason.clone());
+            assert_eq!(reason.as_deref(), Some("CASE_HAS_LIVE_ORDER"));
+        }
+    }
+    Ok(())
+}
+
 #[tokio::test]
 async fn fifty_concurrent_orders_never_exceed_an_agreements_monthly_capacity() -> anyhow::Result<()>
 {

@@ -15,7 +15,6 @@ use ekb_platform::{
     validate::Page,
 };
 use ekb_proto::v1::{self, refunds_service_server::RefundsService};
-use prost::Message as _;
 use sqlx::PgConnection;
 use time::Duration;
 use uuid::Uuid;
@@ -224,8 +223,17 @@ async fn submit_refund_claim(
     let command = SubmitClaim::parse(&request, today)?;
     let employer = command.employer.as_str().to_owned();
     call.caller.require_represents(&employer)?;
-    let digest = request.encode_to_vec();
+    let digest = ekb_platform::idempotency::fingerprint(&request);
     let mut work = api.db.begin().await?;
+    // Copies of this request wait for the first; other claims on the grant see its answer.
+    ekb_platform::idempotency::serialise(
+        &mut work,
+        &[
+            format!("SubmitRefundClaim:{}", command.request_id),
+            format!("grant:{}", command.grant_id),
+        ],
+    )
+    .await?;
     if let Some(existing) = store::find_claim_by_request(work.db(), command.request_id).await? {
         if existing.request_digest != digest {
             return Err(ApiError::AlreadyExists(format!(

@@ -182,8 +182,8 @@ pub struct ClaimRow {
     pub case_id: Uuid,
     /// The submitting request's id.
     pub request_id: Uuid,
-    /// The submitting request, encoded.
-    pub request_digest: Vec<u8>,
+    /// The submitting request's fingerprint (ekb_platform::idempotency).
+    pub request_digest: String,
     /// The claiming employer.
     pub employer_organisation_number: String,
     /// County code.
