@@ -25,8 +25,9 @@ use tonic::{Code, transport::Channel};
 pub const COUNTY: &str = INNLANDET;
 /// Validity of every fixture agreement: the configured pilot period.
 pub const VALID_FROM: &str = "2022-01-01";
-/// Last day of every fixture agreement.
-pub const VALID_TO: &str = "2026-12-31";
+/// Last day of every fixture agreement: the end of the pilot period (§ 10: the regulation runs to
+/// 31 December 2028), so `make run` walks the pilot on every day of it.
+pub const VALID_TO: &str = "2028-12-31";
 /// The one area no fixture agreement covers.
 pub const UNCOVERED_AREA: CompetenceArea = CompetenceArea::CareerGuidance;
 

@@ -109,7 +109,7 @@ fn routing_examples(
          \"supplier_organisation_number\":\"923609016\",\"supplier_name\":\"Innlandet Arbeidshelse AS\",\
          \"county_code\":\"34\",\"terms\":{{\"competence_areas\":[\"COMPETENCE_AREA_{uncovered}\"],\
          \"price_per_assignment_ore\":\"1800000\",\"ranking\":1,\"monthly_capacity\":6,\
-         \"validity\":{{\"from_date\":\"2026-01-01\",\"to_date\":\"2026-12-31\"}}}}}}' \
+         \"validity\":{{\"from_date\":\"2026-01-01\",\"to_date\":\"2028-12-31\"}}}}}}' \
          {} ekspertbistand.v1.ExpertRegistryService/RegisterAgreement   \
          # then {uncovered} in county 34 routes PILOT",
         registry.grpc_addr,

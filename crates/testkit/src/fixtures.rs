@@ -48,7 +48,7 @@ pub fn agreement_terms(areas: &[CompetenceArea]) -> v1::AgreementTerms {
         price_per_assignment_ore: 2_400_000,
         ranking: 1,
         monthly_capacity: 10,
-        validity: Some(date_range("2024-01-01", "2026-12-31")),
+        validity: Some(date_range("2024-01-01", "2028-12-31")),
     }
 }
 

@@ -968,7 +968,9 @@ async fn attest_invoice(
     let now = api.clock.now();
     let mut work = api.db.begin().await?;
     let (invoice, order) = locked_invoice(work.db(), invoice_id).await?;
-    if invoice.status() == InvoiceStatus::Attested && invoice.attested_by == call.caller.subject {
+    // A repeat of an attestation that took effect answers the invoice as it is now, also once
+    // the approver has decided it (the attestant's retry may come after the approval).
+    if !invoice.attested_by.is_empty() && invoice.attested_by == call.caller.subject {
         return Ok(v1::AttestInvoiceResponse {
             invoice: Some(invoice.to_wire()),
         });

@@ -1158,6 +1158,16 @@ async fn attest_and_approve(
         .await?;
     assert_eq!(approved.status(), v1::InvoiceStatus::Approved);
     assert_eq!(approved.payment_status(), v1::InvoicePaymentStatus::Pending);
+    // The attestant's client retrying after the approval gets the invoice as it is now.
+    let repeated = stack
+        .attest(invoice_id, &stack.caseworker("Z111111"))
+        .await?;
+    assert_eq!(repeated.status(), v1::InvoiceStatus::Approved);
+    let other = stack
+        .attest(invoice_id, &stack.caseworker("Z333333"))
+        .await
+        .expect_err("another caseworker cannot attest a decided invoice");
+    assert_eq!(other.code(), Code::FailedPrecondition);
     Ok(approved)
 }
 
