@@ -8,6 +8,7 @@
 #        scripts/run.sh --fresh                # start with empty databases
 #        scripts/run.sh --exit-after-demo      # stop after the sample cases
 #        scripts/run.sh --port routing=6001    # move a service's gRPC port
+#        scripts/run.sh --set routing.pilot.counties=34,46   # a configuration key for one service
 #        scripts/run.sh --help                 # every flag, every service and its ports
 #
 # ekb-dev uses the Kafka named by EKB__KAFKA__BROKERS, or else starts the embedded mock broker;

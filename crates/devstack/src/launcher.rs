@@ -278,6 +278,14 @@ async fn bring_up_and_serve(stack: &mut Stack, options: &Options) -> anyhow::Res
         for (_, key, value) in DEV_SETTINGS.iter().filter(|(owner, _, _)| *owner == name) {
             settings = settings.with(key, *value);
         }
+        for setting in options
+            .settings
+            .iter()
+            .filter(|setting| setting.service == name)
+        {
+            println!("Setting     {name}: {} = {}", setting.key, setting.value);
+            settings = settings.with(&setting.key, setting.value.clone());
+        }
         stack
             .services
             .push(spawn_service(service, &settings, &log_dir)?);

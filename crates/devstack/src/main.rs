@@ -1,23 +1,16 @@
-//! The `ekb-dev` binary: parses the command line and runs the launcher (see the library's
-//! documentation, `ekb_devstack`).
+//! The `ekb-dev` binary: parses the command line (clap prints `--help` and bad flags) and runs
+//! the launcher (see the library's documentation, `ekb_devstack`).
 
 use std::process::ExitCode;
 
-use ekb_devstack::{
-    launcher,
-    options::{self, Invocation},
-};
+use ekb_devstack::{launcher, options};
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let options = match options::parse(std::env::args().skip(1)) {
-        Ok(Invocation::Run(options)) => options,
-        Ok(Invocation::Help) => {
-            println!("{}", options::usage());
-            return ExitCode::SUCCESS;
-        }
+    let options = match options::from_env() {
+        Ok(options) => options,
         Err(error) => {
-            eprintln!("ekb-dev: {error:#}\n\n{}", options::usage());
+            eprintln!("ekb-dev: {error:#}");
             return ExitCode::from(2);
         }
     };

@@ -6,12 +6,13 @@
 //! smoke test, say — can run beside a developer's `make run` without touching its ports,
 //! databases or topics. The services and their default ports come from the catalog
 //! (`ekb_testkit::catalog`); a port is moved by naming the service (`--port routing=6001`), so
-//! a new service needs no new flag. Parsed by hand: the workspace has no argument-parsing
-//! crate, and these few flags do not justify adding one.
+//! a new service needs no new flag, and so is a configuration key of one service
+//! (`--set routing.pilot.counties=34,46`). Parsed with clap.
 
 use std::{fmt::Write as _, path::PathBuf};
 
 use anyhow::{Context, bail};
+use clap::{CommandFactory, FromArgMatches, Parser};
 use ekb_testkit::catalog::{self, DEV_DATABASE_PREFIX, SERVICES, ServiceEntry};
 
 /// The gRPC and metrics port of one service.
@@ -47,6 +48,8 @@ pub struct Options {
     pub topic_prefix: String,
     /// Where service logs go; `None` means `target/run-logs` beside the binary's profile dir.
     pub log_dir: Option<PathBuf>,
+    /// Configuration keys for one service each (`--set`).
+    pub settings: Vec<ServiceSetting>,
 }
 
 impl Default for Options {
@@ -67,6 +70,7 @@ impl Default for Options {
             db_prefix: DEV_DATABASE_PREFIX.to_owned(),
             topic_prefix: "ekspertbistand".to_owned(),
             log_dir: None,
+            settings: Vec::new(),
         }
     }
 }
@@ -81,13 +85,17 @@ impl Options {
     }
 }
 
-/// What the command line asks for.
+/// One configuration key set for one service: `--set routing.pilot.counties=34,46`. Only that
+/// service gets it, so a key of one service never stops the others ("not a configuration key
+/// of this service"), as an inherited `EKB__…` variable would.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Invocation {
-    /// Run the stack with these options.
-    Run(Options),
-    /// Print [`usage`] and exit.
-    Help,
+pub struct ServiceSetting {
+    /// The service (a catalog name).
+    pub service: &'static str,
+    /// The configuration key, dotted (`pilot.counties`).
+    pub key: String,
+    /// Its value; a list key takes a comma-separated list.
+    pub value: String,
 }
 
 /// The flag that moves a service's gRPC port: `--port NAME=PORT`.
@@ -95,32 +103,47 @@ pub const PORT_FLAG: &str = "--port";
 /// The flag that moves a service's metrics port: `--metrics-port NAME=PORT`.
 pub const METRICS_PORT_FLAG: &str = "--metrics-port";
 
-/// What `ekb-dev --help` prints, with every catalog service and its default ports.
-pub fn usage() -> String {
-    let names: Vec<&str> = catalog::names().collect();
-    let mut text = format!(
-        "\
-usage: ekb-dev [--fresh] [--exit-after-demo]
-               [--port NAME=PORT]... [--metrics-port NAME=PORT]...
-               [--db-prefix PREFIX] [--topic-prefix PREFIX] [--log-dir DIR]
+/// `ekb-dev`'s flags (clap); [`parse`] turns them into [`Options`].
+#[derive(Debug, Parser)]
+#[command(
+    name = "ekb-dev",
+    about = "Runs the system locally: Kafka (EKB__KAFKA__BROKERS, else the embedded mock \
+             broker), PostgreSQL databases, every service, a fixture of Innlandet framework \
+             agreements, routed sample cases, walks through both flows and this year's \
+             appropriation on account 2650.76 (set only if there is none). Then serves until \
+             Ctrl-C."
+)]
+struct Cli {
+    /// Drop and recreate the databases first (default: keep data).
+    #[arg(long)]
+    fresh: bool,
+    /// Stop cleanly after the demo (used by the smoke test).
+    #[arg(long)]
+    exit_after_demo: bool,
+    /// gRPC port of service NAME (repeat per service; defaults below).
+    #[arg(long = "port", value_name = "NAME=PORT", value_parser = service_port)]
+    ports: Vec<(String, u16)>,
+    /// Metrics port of service NAME (repeat per service).
+    #[arg(long = "metrics-port", value_name = "NAME=PORT", value_parser = service_port)]
+    metrics_ports: Vec<(String, u16)>,
+    /// Database names are PREFIX + service.
+    #[arg(long, value_name = "PREFIX", default_value = DEV_DATABASE_PREFIX, value_parser = identifier)]
+    db_prefix: String,
+    /// Kafka topics are PREFIX.<service>.v1.
+    #[arg(long, value_name = "PREFIX", default_value = "ekspertbistand", value_parser = topic_prefix)]
+    topic_prefix: String,
+    /// Service logs go to DIR/<service>.log (default target/run-logs).
+    #[arg(long, value_name = "DIR")]
+    log_dir: Option<PathBuf>,
+    /// A configuration key for one service only, e.g. `--set routing.pilot.counties=34,46`
+    /// (repeat per key; a list takes commas). The keys are those of docs/runtime-contract.md.
+    #[arg(long = "set", value_name = "SERVICE.KEY=VALUE", value_parser = service_setting)]
+    settings: Vec<ServiceSetting>,
+}
 
-Runs the system locally: Kafka (EKB__KAFKA__BROKERS, else the embedded mock broker),
-PostgreSQL databases, every service ({}), a fixture of Innlandet
-framework agreements, a handful of routed sample cases and this year's 50 MNOK
-appropriation on account 2650.76 (set only if there is none). Then serves until Ctrl-C.
-
-  --fresh                   drop and recreate the databases first (default: keep data)
-  --exit-after-demo         stop cleanly after the demo (used by the smoke test)
-  --port NAME=PORT          gRPC port of service NAME (repeat per service; defaults below)
-  --metrics-port NAME=PORT  metrics port of service NAME (repeat per service)
-  --db-prefix PREFIX        database names are PREFIX + service (default {DEV_DATABASE_PREFIX})
-  --topic-prefix PREFIX     Kafka topics are PREFIX.<service>.v1 (default ekspertbistand)
-  --log-dir DIR             service logs go to DIR/<service>.log (default target/run-logs)
-
-Services (default gRPC / metrics port on 127.0.0.1):
-",
-        names.join(", ")
-    );
+/// The services table `--help` ends with.
+fn services_table() -> String {
+    let mut text = String::from("Services (default gRPC / metrics port on 127.0.0.1):\n");
     for service in SERVICES {
         // Writing to a String cannot fail.
         let _ = writeln!(
@@ -130,48 +153,56 @@ Services (default gRPC / metrics port on 127.0.0.1):
         );
     }
     text.push_str(
-        "
-PostgreSQL: the server named by EKB_TEST_DATABASE_URL
-(default postgres://postgres@127.0.0.1:5432/postgres; scripts/ensure-postgres.sh starts one).",
+        "\nPostgreSQL: the server named by EKB_TEST_DATABASE_URL\n\
+         (default postgres://postgres@127.0.0.1:5432/postgres; scripts/ensure-postgres.sh starts one).",
     );
     text
 }
 
-/// Parses the arguments after the program name. Flags take their value either as the next
-/// argument or after `=` (`--port routing=6001` or `--port=routing=6001`).
-pub fn parse(args: impl IntoIterator<Item = String>) -> anyhow::Result<Invocation> {
-    let mut options = Options::default();
-    let mut args = args.into_iter();
-    while let Some(arg) = args.next() {
-        let (flag, inline_value) = match arg.split_once('=') {
-            Some((flag, value)) if flag.starts_with("--") => (flag.to_owned(), Some(value)),
-            _ => (arg.clone(), None),
-        };
-        let mut value = |flag: &str| -> anyhow::Result<String> {
-            match inline_value {
-                Some(value) => Ok(value.to_owned()),
-                None => args.next().with_context(|| format!("{flag} needs a value")),
+/// The command line parser, with the services table after the flags.
+fn command() -> clap::Command {
+    Cli::command().after_help(services_table())
+}
+
+/// Parses the process's command line; prints help or the error and exits as clap does.
+pub fn from_env() -> anyhow::Result<Options> {
+    let matches = command().get_matches();
+    options_of(Cli::from_arg_matches(&matches)?)
+}
+
+/// Parses `args` (without the program name); `--help` and bad flags are errors, whose text is
+/// clap's help or message.
+pub fn parse(args: impl IntoIterator<Item = String>) -> anyhow::Result<Options> {
+    let matches =
+        command().try_get_matches_from(std::iter::once("ekb-dev".to_owned()).chain(args))?;
+    options_of(Cli::from_arg_matches(&matches)?)
+}
+
+fn options_of(cli: Cli) -> anyhow::Result<Options> {
+    let mut options = Options {
+        fresh: cli.fresh,
+        exit_after_demo: cli.exit_after_demo,
+        db_prefix: cli.db_prefix,
+        topic_prefix: cli.topic_prefix,
+        log_dir: cli.log_dir,
+        settings: cli.settings,
+        ..Options::default()
+    };
+    for (flag, moves) in [
+        (PORT_FLAG, &cli.ports),
+        (METRICS_PORT_FLAG, &cli.metrics_ports),
+    ] {
+        for (name, port) in moves {
+            let service = options
+                .services
+                .iter_mut()
+                .find(|service| service.entry.name == name)
+                .with_context(|| format!("{flag}: no service {name:?}"))?;
+            if flag == PORT_FLAG {
+                service.ports.grpc = *port;
+            } else {
+                service.ports.metrics = *port;
             }
-        };
-        match flag.as_str() {
-            "-h" | "--help" => return Ok(Invocation::Help),
-            "--fresh" => options.fresh = true,
-            "--exit-after-demo" => options.exit_after_demo = true,
-            PORT_FLAG => {
-                let (service, port) = service_port(&flag, &value(&flag)?, &mut options)?;
-                service.ports.grpc = port;
-            }
-            METRICS_PORT_FLAG => {
-                let (service, port) = service_port(&flag, &value(&flag)?, &mut options)?;
-                service.ports.metrics = port;
-            }
-            "--db-prefix" => options.db_prefix = identifier(&flag, &value(&flag)?)?,
-            "--topic-prefix" => options.topic_prefix = topic_prefix(&flag, &value(&flag)?)?,
-            "--log-dir" => options.log_dir = Some(PathBuf::from(value(&flag)?)),
-            _ => bail!("unknown argument {arg:?}"),
-        }
-        if inline_value.is_some() && matches!(flag.as_str(), "--fresh" | "--exit-after-demo") {
-            bail!("{flag} takes no value");
         }
     }
     let ports: Vec<(u16, &str)> = options
@@ -192,43 +223,69 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> anyhow::Result<Invocatio
             );
         }
     }
-    Ok(Invocation::Run(options))
+    Ok(options)
 }
 
-/// `NAME=PORT` of `flag`: the options of catalog service NAME and the port.
-fn service_port<'a>(
-    flag: &str,
-    value: &str,
-    options: &'a mut Options,
-) -> anyhow::Result<(&'a mut ServiceOptions, u16)> {
+/// The catalog entry named `name`, or an error listing the services.
+fn catalog_service(name: &str) -> Result<&'static ServiceEntry, String> {
+    SERVICES
+        .iter()
+        .find(|service| service.name == name)
+        .ok_or_else(|| {
+            let known: Vec<&str> = catalog::names().collect();
+            format!("no service {name:?}; the services are {}", known.join(", "))
+        })
+}
+
+/// `NAME=PORT`: a catalog service and a port.
+fn service_port(value: &str) -> Result<(String, u16), String> {
     let Some((name, port_text)) = value.split_once('=') else {
-        bail!("{flag} takes NAME=PORT (e.g. {flag} routing=6001), not {value:?}");
+        return Err(format!(
+            "takes NAME=PORT (e.g. routing=6001), not {value:?}"
+        ));
     };
-    let known: Vec<&str> = catalog::names().collect();
-    let Some(service) = options
-        .services
-        .iter_mut()
-        .find(|service| service.entry.name == name)
-    else {
-        bail!(
-            "{flag}: no service {name:?}; the services are {}",
-            known.join(", ")
-        );
-    };
-    Ok((service, port(&format!("{flag} {name}"), port_text)?))
+    let service = catalog_service(name)?;
+    Ok((service.name.to_owned(), port(name, port_text)?))
+}
+
+/// `SERVICE.KEY=VALUE`: a catalog service, a dotted key and its value.
+fn service_setting(text: &str) -> Result<ServiceSetting, String> {
+    let shape =
+        || format!("takes SERVICE.KEY=VALUE (e.g. routing.pilot.counties=34,46), not {text:?}");
+    let (path, value) = text.split_once('=').ok_or_else(shape)?;
+    let (name, key) = path.split_once('.').ok_or_else(shape)?;
+    let valid_key = !key.is_empty()
+        && key.split('.').all(|part| {
+            !part.is_empty()
+                && part
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        });
+    if !valid_key {
+        return Err(format!(
+            "{key:?} is not a configuration key (dotted, a-z, 0-9, _)"
+        ));
+    }
+    Ok(ServiceSetting {
+        service: catalog_service(name)?.name,
+        key: key.to_owned(),
+        value: value.to_owned(),
+    })
 }
 
 /// A non-zero TCP port: port 0 would let the service pick one we could not print.
-fn port(flag: &str, value: &str) -> anyhow::Result<u16> {
+fn port(service: &str, value: &str) -> Result<u16, String> {
     match value.parse::<u16>() {
-        Ok(0) | Err(_) => bail!("{flag} must be a port number 1–65535, not {value:?}"),
+        Ok(0) | Err(_) => Err(format!(
+            "the port of {service} must be a number 1–65535, not {value:?}"
+        )),
         Ok(port) => Ok(port),
     }
 }
 
 /// A database-name prefix: lower-case letters, digits and `_`, so it can be quoted into SQL
 /// without escaping and PostgreSQL keeps its case.
-fn identifier(flag: &str, value: &str) -> anyhow::Result<String> {
+fn identifier(value: &str) -> Result<String, String> {
     let valid = !value.is_empty()
         && value.len() <= 40
         && value.starts_with(|c: char| c.is_ascii_lowercase())
@@ -236,20 +293,24 @@ fn identifier(flag: &str, value: &str) -> anyhow::Result<String> {
             .chars()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
     if !valid {
-        bail!("{flag} must be 1–40 of a-z, 0-9, _ starting with a letter, not {value:?}");
+        return Err(format!(
+            "must be 1–40 of a-z, 0-9, _ starting with a letter, not {value:?}"
+        ));
     }
     Ok(value.to_owned())
 }
 
 /// A topic prefix: the characters Kafka allows in topic names.
-fn topic_prefix(flag: &str, value: &str) -> anyhow::Result<String> {
+fn topic_prefix(value: &str) -> Result<String, String> {
     let valid = !value.is_empty()
         && value.len() <= 100
         && value
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
     if !valid {
-        bail!("{flag} must be 1–100 of a-z, A-Z, 0-9, '.', '_', '-', not {value:?}");
+        return Err(format!(
+            "must be 1–100 of a-z, A-Z, 0-9, '.', '_', '-', not {value:?}"
+        ));
     }
     Ok(value.to_owned())
 }
@@ -259,10 +320,7 @@ mod tests {
     use super::*;
 
     fn run(args: &[&str]) -> anyhow::Result<Options> {
-        match parse(args.iter().map(|arg| (*arg).to_owned()))? {
-            Invocation::Run(options) => Ok(options),
-            Invocation::Help => bail!("unexpected help"),
-        }
+        parse(args.iter().map(|arg| (*arg).to_owned()))
     }
 
     fn ports(grpc: u16, metrics: u16) -> Option<ServicePorts> {
@@ -278,6 +336,7 @@ mod tests {
         assert_eq!(options.ports("no-such-service"), None);
         assert!(!options.fresh && !options.exit_after_demo);
         assert_eq!(options.db_prefix, "ekb_");
+        assert!(options.settings.is_empty());
         // Every catalog service runs, in catalog order.
         let names: Vec<&str> = options.services.iter().map(|s| s.entry.name).collect();
         assert_eq!(names, catalog::names().collect::<Vec<_>>());
@@ -298,6 +357,9 @@ mod tests {
             "--topic-prefix",
             "ekbtest.dev",
             "--log-dir=/tmp/logs",
+            "--set",
+            "routing.pilot.counties=34,46",
+            "--set=budget.budget.default_thresholds=50,90",
         ])
         .expect("valid flags parse");
         assert!(options.fresh && options.exit_after_demo);
@@ -306,6 +368,21 @@ mod tests {
         assert_eq!(options.db_prefix, "ekbtest_dev_");
         assert_eq!(options.topic_prefix, "ekbtest.dev");
         assert_eq!(options.log_dir, Some(PathBuf::from("/tmp/logs")));
+        assert_eq!(
+            options.settings,
+            [
+                ServiceSetting {
+                    service: "routing",
+                    key: "pilot.counties".to_owned(),
+                    value: "34,46".to_owned()
+                },
+                ServiceSetting {
+                    service: "budget",
+                    key: "budget.default_thresholds".to_owned(),
+                    value: "50,90".to_owned()
+                }
+            ]
+        );
     }
 
     #[test]
@@ -316,17 +393,27 @@ mod tests {
     }
 
     #[test]
-    fn help_wins_and_lists_every_service_with_its_ports() {
-        assert_eq!(
-            parse(["--fresh".to_owned(), "--help".to_owned()]).expect("help parses"),
-            Invocation::Help
-        );
-        let text = usage();
+    fn help_lists_every_flag_and_every_service_with_its_ports() {
+        let help = run(&["--fresh", "--help"]).expect_err("help is not a run");
+        let text = help
+            .downcast_ref::<clap::Error>()
+            .map(|error| (error.kind(), error.to_string()));
+        let (kind, text) = text.expect("a clap error");
+        assert_eq!(kind, clap::error::ErrorKind::DisplayHelp);
+        for flag in [
+            "--set",
+            "--port",
+            "--fresh",
+            "--exit-after-demo",
+            "--log-dir",
+        ] {
+            assert!(text.contains(flag), "help lacks {flag}:\n{text}");
+        }
         for service in SERVICES {
             let line = text
                 .lines()
                 .find(|line| line.trim_start().starts_with(service.name))
-                .unwrap_or_else(|| panic!("usage lacks {}:\n{text}", service.name));
+                .unwrap_or_else(|| panic!("help lacks {}:\n{text}", service.name));
             assert!(
                 line.contains(&service.dev_grpc_port.to_string())
                     && line.contains(&service.dev_metrics_port.to_string()),
@@ -338,23 +425,30 @@ mod tests {
     #[test]
     fn bad_input_is_refused_with_the_flag_named() {
         for (args, needle) in [
-            (&["--port", "routing=0"][..], "--port routing"),
-            (&["--port", "routing=70000"][..], "--port routing"),
-            (
-                &["--metrics-port", "routing=x"][..],
-                "--metrics-port routing",
-            ),
+            (&["--port", "routing=0"][..], "the port of routing"),
+            (&["--port", "routing=70000"][..], "the port of routing"),
+            (&["--metrics-port", "routing=x"][..], "--metrics-port"),
             (&["--port", "6001"][..], "NAME=PORT"),
             (&["--port", "billing=6001"][..], "no service \"billing\""),
             (&["--port", "billing=6001"][..], "expert-registry"),
-            (&["--port"][..], "needs a value"),
+            (&["--port"][..], "--port"),
             (&["--db-prefix", "Ekb;drop"][..], "--db-prefix"),
             (&["--topic-prefix", "a b"][..], "--topic-prefix"),
-            (&["--fresh=yes"][..], "takes no value"),
-            (&["--frsh"][..], "unknown argument"),
-            (&["--routing-port", "6001"][..], "unknown argument"),
+            (&["--fresh=yes"][..], "--fresh"),
+            (&["--frsh"][..], "--frsh"),
+            (&["--routing-port", "6001"][..], "--routing-port"),
             (&["--port", "expert-registry=50051"][..], "given twice"),
             (&["--metrics-port", "routing=50052"][..], "given twice"),
+            (&["--set", "pilot.counties=34"][..], "no service \"pilot\""),
+            (&["--set", "routing=34"][..], "SERVICE.KEY=VALUE"),
+            (
+                &["--set", "routing.pilot.counties"][..],
+                "SERVICE.KEY=VALUE",
+            ),
+            (
+                &["--set", "routing.Pilot..x=1"][..],
+                "not a configuration key",
+            ),
         ] {
             let error = run(args).expect_err("must be refused").to_string();
             assert!(error.contains(needle), "{args:?}: {error}");

@@ -882,3 +882,166 @@ async fn submit_after_fallback(
     })
     .await
 }
+
+/// Bergen, Vestland (county 46): outside the pilot unless configuration extends it.
+const BERGEN: &str = "4601";
+/// Oslo (county 03), never configured here.
+const OSLO: &str = "0301";
+
+/// If the pilot is extended, it is a configuration change (routing's `pilot.counties`, given
+/// to routing alone as `make run --set routing.pilot.counties=34,46` would): a Vestland
+/// agreement is registered, a Bergen case choosing its area is routed PILOT, ordered, delivered,
+/// invoiced, approved by four eyes and paid, with the money reserved, disbursed and released
+/// to the øre; a county still outside stays in the regular flow.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_extended_pilot_serves_a_second_county_through_the_whole_flow_by_configuration_alone()
+-> anyhow::Result<()> {
+    let stack = SystemStack::start_with(
+        "e2e_two_counties",
+        &[("routing", "pilot.counties", "34,46")],
+    )
+    .await?;
+    set_appropriation(&stack, PLENTY_ORE).await?;
+    let [supplier, _, _] = suppliers()?;
+    let area = CompetenceArea::ConflictHandling;
+    let token = stack.system_token();
+    stack
+        .registry()
+        .await?
+        .register_agreement(authorised(
+            agreement_request(
+                "RA-E2E-46-001",
+                &supplier,
+                "Vestland Arbeidshelse AS",
+                "46",
+                v1::AgreementTerms {
+                    price_per_assignment_ore: 2_300_000,
+                    validity: Some(date_range("2024-01-01", "2028-12-31")),
+                    ..agreement_terms(&[area])
+                },
+            ),
+            &token,
+        ))
+        .await?;
+    let route_of = |municipality: &'static str| {
+        let token = token.clone();
+        let stack = &stack;
+        async move {
+            let decision = stack
+                .routing()
+                .await?
+                .evaluate_route(authorised(
+                    v1::EvaluateRouteRequest {
+                        facts: Some(case_facts(municipality, Some(area), &today())),
+                    },
+                    &token,
+                ))
+                .await?
+                .into_inner()
+                .decision
+                .unwrap_or_default();
+            anyhow::Ok(decision.reason())
+        }
+    };
+    eventually_state("routing to route a Bergen case PILOT", || async {
+        Ok((route_of(BERGEN).await? == RoutingReason::PilotEligible).then_some(()))
+    })
+    .await?;
+    assert_eq!(route_of(OSLO).await?, RoutingReason::OutsidePilotCounty);
+
+    let case = stack
+        .open_routed_case(case_facts(BERGEN, Some(area), &today()), Flow::Pilot)
+        .await?;
+    assert_eq!(case.county_code, "46");
+    let person = synthetic_fodselsnummer(3, 4, 85, 1);
+    let order = place_order(&stack, &case.case_id, &person).await?;
+    assert_eq!(order.supplier_organisation_number, supplier);
+    assert_eq!(order.agreement_reference, "RA-E2E-46-001");
+    assert_eq!(order.county_code, "46");
+    order_in(&stack, &order.order_id, OrderStatus::Placed).await?;
+    answer(
+        &stack,
+        &supplier,
+        &order.order_id,
+        v1::SupplierResponse::Accepted,
+    )
+    .await?;
+    let caseworker = stack.caseworker_token();
+    let mut ordering = stack.pilot_ordering().await?;
+    ordering
+        .record_expert_started(authorised(
+            v1::RecordExpertStartedRequest {
+                order_id: order.order_id.clone(),
+                started_date: today(),
+                expert_id: String::new(),
+            },
+            &caseworker,
+        ))
+        .await?;
+    ordering
+        .complete_order(authorised(
+            v1::CompleteOrderRequest {
+                order_id: order.order_id.clone(),
+                completed_date: today(),
+                report_document_id: uuid::Uuid::new_v4().to_string(),
+            },
+            &caseworker,
+        ))
+        .await?;
+    let invoice = ordering
+        .submit_invoice(authorised(
+            v1::SubmitInvoiceRequest {
+                request_id: uuid::Uuid::new_v4().to_string(),
+                order_id: order.order_id.clone(),
+                invoice_number: "INV-46-001".to_owned(),
+                invoice_date: today(),
+                amount_ore: INVOICED_ORE,
+                invoice_document_id: uuid::Uuid::new_v4().to_string(),
+            },
+            &stack.supplier_token(&supplier),
+        ))
+        .await?
+        .into_inner()
+        .invoice
+        .unwrap_or_default();
+    let invoice_id = invoice.invoice_id.clone();
+    ordering
+        .attest_invoice(authorised(
+            v1::AttestInvoiceRequest {
+                invoice_id: invoice_id.clone(),
+            },
+            &caseworker,
+        ))
+        .await?;
+    let approved = ordering
+        .approve_invoice(authorised(
+            v1::ApproveInvoiceRequest {
+                invoice_id: invoice_id.clone(),
+            },
+            &stack.decider_token(),
+        ))
+        .await?
+        .into_inner()
+        .invoice
+        .unwrap_or_default();
+    assert_eq!(approved.status(), v1::InvoiceStatus::Approved);
+    let payment = stack
+        .events
+        .wait_for(|event: &v1::InvoicePaymentRecorded| event.invoice_id == invoice_id)
+        .await?;
+    assert_eq!(payment.status(), v1::InvoicePaymentStatus::Paid);
+    let settled = finished_reservation(
+        &stack,
+        CommitmentKind::PilotOrder,
+        &order.order_id,
+        ReservationStatus::Settled,
+        INVOICED_ORE,
+    )
+    .await?;
+    assert_eq!(settled.reserved_ore, 2_300_000);
+    assert_eq!(settled.county_code, "46");
+    assert_eq!(settled.flow(), Flow::Pilot);
+    assert_money_kept(&stack).await?;
+    assert_no_fodselsnummer(&stack, &[&person]);
+    Ok(())
+}
