@@ -9,7 +9,7 @@
 //! tests and the dev launcher alike), so every service starts, validates, serves, consumes and
 //! stops the same way.
 
-use std::{future::Future, time::Duration};
+use std::{future::Future, sync::Arc, time::Duration};
 
 use serde::de::DeserializeOwned;
 use sqlx::migrate::Migrator;
@@ -18,6 +18,7 @@ use tonic::{server::NamedService, service::Routes};
 
 use crate::{
     auth::{RoleTable, RpcRoles},
+    clock::{SharedClock, SystemClock},
     config::{ConfigError, ConfigLoader, ServiceConfig},
     error::ConstraintMessages,
     grpc::{
@@ -123,16 +124,28 @@ pub fn load_config<S: ServiceDescription>(
     Ok(config)
 }
 
-/// Runs service `S` on `listeners` until `shutdown` is cancelled.
+/// Runs service `S` on `listeners` until `shutdown` is cancelled, on the system clock.
 pub async fn run<S: ServiceDescription>(
     config: ServiceConfig<S::Settings>,
     listeners: Listeners,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
+    run_with_clock::<S>(config, listeners, shutdown, Arc::new(SystemClock)).await
+}
+
+/// As [`run`], with every "now" of the service read from `clock` ([`Db::clock`]): a test's
+/// `ManualClock`, or a simulation's shared time.
+pub async fn run_with_clock<S: ServiceDescription>(
+    config: ServiceConfig<S::Settings>,
+    listeners: Listeners,
+    shutdown: CancellationToken,
+    clock: SharedClock,
+) -> anyhow::Result<()> {
     let grpc_name = <S::Server as NamedService>::NAME;
     let roles = RpcRoles::checked(grpc_name, S::ROLES, ekb_proto::FILE_DESCRIPTOR_SET)?;
     let ServiceConfig { platform, settings } = config;
-    let mut host = ServiceHost::new(ServiceIdentity::new(S::NAME, grpc_name, roles), platform)?;
+    let mut host = ServiceHost::new(ServiceIdentity::new(S::NAME, grpc_name, roles), platform)?
+        .with_clock(clock);
     let assembly = S::build(host.db(), settings)?;
     if let Some(events) = assembly.events {
         host = host.consume(events)?;

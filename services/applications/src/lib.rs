@@ -30,7 +30,7 @@ use ekb_platform::{
 use ekb_proto::v1::{self, applications_service_server::ApplicationsServiceServer};
 
 pub use config::ApplicationsSettings;
-use ekb_platform::clock::{Clock, SystemClock};
+use ekb_platform::clock::Clock;
 use handlers::ApplicationsApi;
 use saga::ApplicationsState;
 
@@ -94,7 +94,7 @@ impl ServiceDescription for Applications {
 
     fn build(db: Db, settings: ApplicationsSettings) -> anyhow::Result<Assembly> {
         let policy = Arc::new(settings.policy()?);
-        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let clock: Arc<dyn Clock> = db.clock().clone();
         let api = ApplicationsApi::new(db.clone(), policy.clone(), clock.clone());
         let state = ApplicationsState::new(policy.clone(), clock.clone());
         Ok(Assembly::serving(ApplicationsServiceServer::new(api))

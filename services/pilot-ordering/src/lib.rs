@@ -31,7 +31,7 @@ use ekb_platform::{
 use ekb_proto::v1::{self, pilot_ordering_service_server::PilotOrderingServiceServer};
 
 pub use config::PilotOrderingSettings;
-use ekb_platform::clock::{SharedClock, SystemClock};
+use ekb_platform::clock::SharedClock;
 use events::OrderingEvents;
 use handlers::PilotOrderingApi;
 use suppliers::{RecordingSupplierNotifier, SupplierNotifier};
@@ -96,7 +96,7 @@ impl ServiceDescription for PilotOrdering {
 
     fn build(db: Db, settings: PilotOrderingSettings) -> anyhow::Result<Assembly> {
         let policy = Arc::new(settings.policy()?);
-        let clock: SharedClock = Arc::new(SystemClock);
+        let clock: SharedClock = db.clock().clone();
         let payment: Arc<dyn PaymentPort> =
             Arc::new(RecordingPaymentPort::new(settings.payment.fake_outcome));
         let notifier: Arc<dyn SupplierNotifier> = Arc::new(RecordingSupplierNotifier::default());

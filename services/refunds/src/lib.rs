@@ -31,7 +31,7 @@ use ekb_proto::v1::{self, refunds_service_server::RefundsServiceServer};
 
 pub use config::RefundsSettings;
 use consumed::RefundsEvents;
-use ekb_platform::clock::{Clock, SystemClock};
+use ekb_platform::clock::Clock;
 use handlers::RefundsApi;
 use payment::Payments;
 
@@ -96,7 +96,7 @@ impl ServiceDescription for Refunds {
     }
 
     fn build(db: Db, settings: RefundsSettings) -> anyhow::Result<Assembly> {
-        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let clock: Arc<dyn Clock> = db.clock().clone();
         let port: Arc<dyn PaymentPort> =
             Arc::new(RecordingPaymentPort::new(settings.payment.fake_outcome));
         let rules = Arc::new(settings.refunds.clone());

@@ -19,6 +19,7 @@ use tonic_health::ServingStatus;
 use super::gateway::GatewayLayer;
 use crate::{
     auth::{JwtValidator, RpcRoles},
+    clock::{SharedClock, SystemClock},
     config::{AuthMode, PlatformConfig},
     db,
     messaging::{self, Db, EventConsumer, EventProducer, Events, Outbox, OutboxRelay},
@@ -102,6 +103,7 @@ pub struct ServiceHost {
     pool: PgPool,
     producer: EventProducer,
     workers: Vec<(&'static str, Worker)>,
+    clock: SharedClock,
 }
 
 impl ServiceHost {
@@ -117,6 +119,7 @@ impl ServiceHost {
             pool,
             producer,
             workers: Vec::new(),
+            clock: std::sync::Arc::new(SystemClock),
         };
         Ok(host.worker("outbox-relay", move |stop, grace| relay.run(stop, grace)))
     }
@@ -131,9 +134,15 @@ impl ServiceHost {
         Outbox::for_service(&self.config.kafka.topic_prefix, self.identity.name)
     }
 
-    /// The service's database: its pool and its outbox.
+    /// The service's database: its pool, its outbox and its clock.
     pub fn db(&self) -> Db {
-        Db::new(self.pool(), self.outbox())
+        Db::new(self.pool(), self.outbox()).with_clock(self.clock.clone())
+    }
+
+    /// Reads every "now" of the service from `clock` instead of the system clock.
+    pub fn with_clock(mut self, clock: SharedClock) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// Adds the event consumer: one group member for all the topics `events` consumes, applying
@@ -183,6 +192,7 @@ impl ServiceHost {
             pool,
             producer,
             workers,
+            clock: _,
         } = self;
         // The supervisor may also start the stop, when a worker dies unexpectedly.
         let trigger = trigger.child_token();

@@ -8,18 +8,35 @@ use prost::{Message, Name};
 use sqlx::{PgConnection, PgPool, Postgres, Transaction, pool::PoolConnection};
 
 use super::{EventSubject, Outbox};
+use crate::clock::{SharedClock, SystemClock};
 
-/// A service's database: the pool, and the outbox its writes publish through.
+/// A service's database: the pool, the outbox its writes publish through, and the clock every
+/// "now" of the service reads (the system clock, or a test's or a simulation's).
 #[derive(Debug, Clone)]
 pub struct Db {
     pool: PgPool,
     outbox: Outbox,
+    clock: SharedClock,
 }
 
 impl Db {
-    /// The database of a service publishing through `outbox`.
+    /// The database of a service publishing through `outbox`, on the system clock.
     pub fn new(pool: PgPool, outbox: Outbox) -> Self {
-        Db { pool, outbox }
+        Db {
+            pool,
+            outbox,
+            clock: std::sync::Arc::new(SystemClock),
+        }
+    }
+
+    /// The same database with its "now" read from `clock`.
+    pub fn with_clock(self, clock: SharedClock) -> Self {
+        Db { clock, ..self }
+    }
+
+    /// The service's clock: every "now" of its handlers, event handlers and jobs.
+    pub fn clock(&self) -> &SharedClock {
+        &self.clock
     }
 
     /// Starts a unit of work.
