@@ -53,7 +53,7 @@ async fn set_appropriation(
 ) -> Result<v1::SetAppropriationResponse, ApiError> {
     let command = SetAppropriation::parse(&request, &api.policy)?;
     let (year, account) = (command.budget_year, command.account);
-    let now = BookingTime::now();
+    let now = BookingTime::now(api.db.clock().as_ref());
     let mut work = api.db.begin().await?;
     ledger::lock_year_and_account(work.db(), year, account).await?;
     let current = ledger::find_appropriation(work.db(), year, account, Lock::ForUpdate).await?;

@@ -69,9 +69,10 @@ impl ServiceDescription for Budget {
 
     fn build(db: Db, settings: BudgetSettings) -> anyhow::Result<Assembly> {
         let policy = Arc::new(settings.policy()?);
+        let clock = db.clock().clone();
         let api = BudgetApi::new(db, policy.clone());
         Ok(Assembly::serving(BudgetServiceServer::new(api)).consuming(
-            EventRouter::new(BudgetState::new(policy))
+            EventRouter::new(BudgetState::new(policy, clock))
                 .from("applications")
                 .on::<v1::GrantRequested>()
                 .on::<v1::ApplicationWithdrawn>()

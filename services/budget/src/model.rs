@@ -218,12 +218,9 @@ pub struct BookingTime {
 }
 
 impl BookingTime {
-    /// Now.
-    pub fn now() -> Self {
-        let now = OffsetDateTime::now_utc();
-        let at = now
-            .replace_nanosecond(now.nanosecond() / 1_000 * 1_000)
-            .unwrap_or(now);
+    /// The current instant of `clock` (already cut to microseconds, as PostgreSQL stores it).
+    pub fn now(clock: &dyn ekb_platform::clock::Clock) -> Self {
+        let at = clock.now();
         BookingTime {
             month: crate::rules::oslo_month(at),
             at,
@@ -487,9 +484,15 @@ mod tests {
     }
 
     #[test]
-    fn booking_time_is_cut_to_microseconds_and_has_its_month() {
-        let now = BookingTime::now();
+    fn booking_time_follows_the_clock_and_has_its_oslo_month() {
+        let now = BookingTime::now(&ekb_platform::clock::SystemClock);
         assert_eq!(now.at.nanosecond() % 1_000, 0);
         assert_eq!(now.month, crate::rules::oslo_month(now.at));
+        // 23:30 UTC on 31 December is already January in Oslo.
+        let clock =
+            ekb_platform::clock::ManualClock::new(time::macros::datetime!(2026-12-31 23:30 UTC));
+        let booked = BookingTime::now(&clock);
+        assert_eq!(booked.at, time::macros::datetime!(2026-12-31 23:30 UTC));
+        assert_eq!(booked.month, "2027-01");
     }
 }

@@ -8,6 +8,7 @@
 
 use std::sync::Arc;
 
+use ekb_platform::clock::SharedClock;
 use ekb_platform::{
     ApiError,
     messaging::{EventSubject, HandlerError, Handles, UnitOfWork},
@@ -76,12 +77,13 @@ impl From<SagaError> for HandlerError {
 #[derive(Debug, Clone)]
 pub struct BudgetState {
     policy: Arc<BudgetPolicy>,
+    clock: SharedClock,
 }
 
 impl BudgetState {
-    /// Handlers applying `policy`.
-    pub fn new(policy: Arc<BudgetPolicy>) -> Self {
-        BudgetState { policy }
+    /// Handlers applying `policy`, booking at `clock`'s time.
+    pub fn new(policy: Arc<BudgetPolicy>, clock: SharedClock) -> Self {
+        BudgetState { policy, clock }
     }
 }
 
@@ -114,10 +116,13 @@ route!(
 route!(disburse: v1::RefundApproved, v1::InvoiceApproved);
 
 /// The id of the event being applied, and the time its entries are booked at.
-fn booking(envelope: &EventEnvelope) -> Result<(Uuid, BookingTime), SagaError> {
+fn booking(
+    envelope: &EventEnvelope,
+    clock: &dyn ekb_platform::clock::Clock,
+) -> Result<(Uuid, BookingTime), SagaError> {
     let event_id = Uuid::parse_str(&envelope.event_id)
         .map_err(|_| SagaError::Refused("envelope event_id is not a UUID".to_owned()))?;
-    Ok((event_id, BookingTime::now()))
+    Ok((event_id, BookingTime::now(clock)))
 }
 
 /// The subject of an event about `reservation`: keyed by its case.
@@ -136,7 +141,7 @@ impl BudgetState {
         envelope: &EventEnvelope,
     ) -> Result<(), SagaError> {
         let request = event.funds_request()?;
-        let (event_id, now) = booking(envelope)?;
+        let (event_id, now) = booking(envelope, self.clock.as_ref())?;
         if let Some(first) =
             ledger::find_reservation(work.db(), request.commitment, Lock::None).await?
         {
@@ -204,7 +209,7 @@ impl BudgetState {
         let Some(release) = event.release()? else {
             return Ok(());
         };
-        let (event_id, now) = booking(envelope)?;
+        let (event_id, now) = booking(envelope, self.clock.as_ref())?;
         let Some(reservation) =
             ledger::find_reservation(work.db(), release.commitment, Lock::ForUpdate).await?
         else {
@@ -287,7 +292,7 @@ impl BudgetState {
         envelope: &EventEnvelope,
     ) -> Result<(), SagaError> {
         let disbursement = event.disbursement()?;
-        let (event_id, now) = booking(envelope)?;
+        let (event_id, now) = booking(envelope, self.clock.as_ref())?;
         let commitment = disbursement.commitment;
         let reservation = ledger::find_reservation(work.db(), commitment, Lock::ForUpdate)
             .await?

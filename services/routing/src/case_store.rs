@@ -114,27 +114,19 @@ impl StoredCase {
         })
     }
 
-    /// A new case opened now with `facts` and `decision`; nothing is stored yet.
-    pub fn open(facts: CaseFacts, decision: RoutingDecision) -> Self {
+    /// A new case opened at `opened_at` with `facts` and `decision`; nothing is stored yet.
+    pub fn open(facts: CaseFacts, decision: RoutingDecision, opened_at: OffsetDateTime) -> Self {
         StoredCase {
             case_id: Uuid::now_v7(),
             facts_fingerprint: facts.fingerprint(),
             facts,
             current_flow: decision.flow,
             decision,
-            opened_at: now(),
+            opened_at,
             pilot_expert_started: None,
             flow_changes: Vec::new(),
         }
     }
-}
-
-/// Now, cut to microseconds (PostgreSQL's precision), so what is stored and what an event carries
-/// are the same instant.
-pub fn now() -> OffsetDateTime {
-    let now = OffsetDateTime::now_utc();
-    now.replace_nanosecond(now.nanosecond() / 1_000 * 1_000)
-        .unwrap_or(now)
 }
 
 /// Stores `case` under the client's `request_id` unless that request id is taken already;

@@ -8,7 +8,7 @@ use ekb_proto::{
     convert::{choice_to_wire, competence_area_from_wire, date_to_wire},
     v1,
 };
-use time::{Date, Duration, OffsetDateTime};
+use time::{Date, Duration};
 use uuid::Uuid;
 
 /// The longest caseworker's note on a flow change.
@@ -65,13 +65,13 @@ pub struct SendToRegularFlow {
     pub note: String,
 }
 
-impl TryFrom<v1::OpenCaseRequest> for OpenCase {
-    type Error = ApiError;
-
-    fn try_from(request: v1::OpenCaseRequest) -> Result<Self, ApiError> {
+impl OpenCase {
+    /// Parses `request` on `today` (the service clock's date in Oslo).
+    pub fn parse(request: &v1::OpenCaseRequest, today: Date) -> Result<Self, ApiError> {
         let mut check = Violations::new();
         let request_id = check.uuid("request_id", &request.request_id);
         let facts = check.part("facts", request.facts.as_ref());
+        check_not_too_far_ahead(request.facts.as_ref(), today, &mut check);
         check.finish_with(|| {
             Some(OpenCase {
                 request_id: request_id?,
@@ -91,13 +91,25 @@ impl TryFrom<v1::GetCaseRequest> for GetCase {
     }
 }
 
-impl TryFrom<v1::EvaluateRouteRequest> for EvaluateRoute {
-    type Error = ApiError;
-
-    fn try_from(request: v1::EvaluateRouteRequest) -> Result<Self, ApiError> {
+impl EvaluateRoute {
+    /// Parses `request` on `today` (the service clock's date in Oslo).
+    pub fn parse(request: &v1::EvaluateRouteRequest, today: Date) -> Result<Self, ApiError> {
         let mut check = Violations::new();
         let facts = check.part("facts", request.facts.as_ref());
+        check_not_too_far_ahead(request.facts.as_ref(), today, &mut check);
         check.finish_with(|| Some(EvaluateRoute { facts: facts? }))
+    }
+}
+
+/// A case date may lie at most [`MAX_DAYS_AHEAD`] days after `today`. Checked beside the facts'
+/// own rules, so a request learns about every broken rule at once.
+fn check_not_too_far_ahead(facts: Option<&v1::CaseFacts>, today: Date, check: &mut Violations) {
+    let date = facts.and_then(|facts| ekb_domain::parse_iso_date(&facts.case_date).ok());
+    if date.is_some_and(|date| date > today + Duration::days(MAX_DAYS_AHEAD)) {
+        check.add(
+            "facts.case_date",
+            format!("must not be more than {MAX_DAYS_AHEAD} days ahead"),
+        );
     }
 }
 
@@ -212,18 +224,10 @@ fn check_choice(
 
 fn check_case_date(field: &str, text: &str, check: &mut Violations) -> Option<Date> {
     let date = check.date(field, text)?;
-    let latest = OffsetDateTime::now_utc().date() + Duration::days(MAX_DAYS_AHEAD);
     if date.year() < EARLIEST_CASE_YEAR {
         check.add(
             field,
             format!("must not be before {EARLIEST_CASE_YEAR}-01-01"),
-        );
-        return None;
-    }
-    if date > latest {
-        check.add(
-            field,
-            format!("must not be more than {MAX_DAYS_AHEAD} days ahead"),
         );
         return None;
     }
@@ -246,7 +250,10 @@ mod tests {
     }
 
     fn evaluate(facts: Option<v1::CaseFacts>) -> Result<EvaluateRoute, ApiError> {
-        EvaluateRoute::try_from(v1::EvaluateRouteRequest { facts })
+        EvaluateRoute::parse(
+            &v1::EvaluateRouteRequest { facts },
+            time::macros::date!(2026 - 12 - 06),
+        )
     }
 
     fn violated_fields(facts: v1::CaseFacts) -> Vec<String> {
@@ -328,6 +335,12 @@ mod tests {
         let mut old = valid();
         old.case_date = "1999-12-31".to_owned();
         assert_eq!(violated_fields(old), ["facts.case_date"]);
+        // "Ahead" counts from the service clock's today (2026-12-06 here), not the wall clock.
+        let mut ahead = valid();
+        ahead.case_date = "2027-12-08".to_owned();
+        assert_eq!(violated_fields(ahead.clone()), ["facts.case_date"]);
+        ahead.case_date = "2027-12-07".to_owned();
+        assert!(evaluate(Some(ahead)).is_ok());
     }
 
     fn send_fields(request: v1::SendToRegularFlowRequest) -> Vec<String> {

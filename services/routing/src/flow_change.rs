@@ -137,6 +137,8 @@ pub struct ToRegularFlow {
     pub note: String,
     /// Who asks.
     pub by: ChangedBy,
+    /// When (the service clock's now).
+    pub at: OffsetDateTime,
 }
 
 /// Why a case was not moved.
@@ -187,7 +189,7 @@ pub async fn to_regular(
         reason: change.reason,
         by: change.by.clone(),
         note: change.note.clone(),
-        changed_at: case_store::now(),
+        changed_at: change.at,
     };
     insert(work.db(), case.case_id, &recorded).await?;
     case_store::set_current_flow(work.db(), case.case_id, recorded.to).await?;

@@ -77,9 +77,10 @@ async fn open_case(
     _call: Call,
     request: v1::OpenCaseRequest,
 ) -> Result<v1::OpenCaseResponse, ApiError> {
-    let OpenCase { request_id, facts } = request.try_into()?;
+    let now = api.db.clock().now();
+    let OpenCase { request_id, facts } = OpenCase::parse(&request, ekb_domain::oslo_date(now))?;
     let decision = api.decide(&facts).await?;
-    let case = StoredCase::open(facts, decision);
+    let case = StoredCase::open(facts, decision, now);
 
     let mut work = api.db.begin().await?;
     if !case_store::insert(work.db(), &case, request_id).await? {
@@ -145,7 +146,8 @@ async fn evaluate_route(
     _call: Call,
     request: v1::EvaluateRouteRequest,
 ) -> Result<v1::EvaluateRouteResponse, ApiError> {
-    let EvaluateRoute { facts } = request.try_into()?;
+    let today = ekb_domain::oslo_date(api.db.clock().now());
+    let EvaluateRoute { facts } = EvaluateRoute::parse(&request, today)?;
     let decision = api.decide(&facts).await?;
     Ok(v1::EvaluateRouteResponse {
         decision: Some(decision_to_wire(decision)),
@@ -169,6 +171,7 @@ async fn send_to_regular_flow(
         reason,
         note,
         by: ChangedBy::Caseworker(call.caller.subject),
+        at: api.db.clock().now(),
     };
     let mut work = api.db.begin().await?;
     let case = flow_change::to_regular(&mut work, &change).await??;

@@ -38,8 +38,11 @@ const PILOT_CASEWORKER: &str = "pilot-caseworker";
 /// The state routing's event handlers share: they need only the consumer's unit of work. The
 /// agreement-coverage read model (`agreement_coverage`) and the pilot-ordering events
 /// (`pilot_ordering_events`) implement their handlers on it.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct RoutingEvents;
+#[derive(Debug, Clone)]
+pub struct RoutingEvents {
+    /// The service's clock (when a flow change happened).
+    pub clock: ekb_platform::clock::SharedClock,
+}
 
 impl ServiceDescription for Routing {
     const NAME: &'static str = "routing";
@@ -71,14 +74,16 @@ impl ServiceDescription for Routing {
         );
         let api = RoutingApi::new(db.clone(), settings.policy()?, coverage);
         Ok(Assembly::serving(RoutingServiceServer::new(api)).consuming(
-            EventRouter::new(RoutingEvents)
-                .from("expert-registry")
-                .on::<v1::AgreementActivated>()
-                .on::<v1::AgreementUpdated>()
-                .on::<v1::AgreementEnded>()
-                .from("pilot-ordering")
-                .on::<v1::PilotFallbackRequested>()
-                .on::<v1::OrderStarted>(),
+            EventRouter::new(RoutingEvents {
+                clock: db.clock().clone(),
+            })
+            .from("expert-registry")
+            .on::<v1::AgreementActivated>()
+            .on::<v1::AgreementUpdated>()
+            .on::<v1::AgreementEnded>()
+            .from("pilot-ordering")
+            .on::<v1::PilotFallbackRequested>()
+            .on::<v1::OrderStarted>(),
         ))
     }
 }

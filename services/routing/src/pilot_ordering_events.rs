@@ -38,6 +38,7 @@ impl Handles<v1::PilotFallbackRequested> for RoutingEvents {
                     ))
                 })?,
             note: String::new(),
+            at: self.clock.now(),
             by: ChangedBy::PilotOrdering(Uuid::parse_str(&envelope.event_id).map_err(|_| {
                 HandlerError::Permanent("envelope event_id is not a UUID".to_owned())
             })?),
