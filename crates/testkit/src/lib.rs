@@ -7,6 +7,7 @@
 pub mod binaries;
 pub mod broker;
 pub mod catalog;
+pub mod concurrency;
 pub mod events;
 pub mod faults;
 pub mod fixtures;

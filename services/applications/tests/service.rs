@@ -269,76 +269,37 @@ async fn a_submission_repeated_with_its_request_id_returns_the_first_and_other_c
     s.stack.stop().await
 }
 
-/// Runs `calls` at once, each on a task of its own; their answers in order.
-async fn at_once<T: Send + 'static>(
-    calls: impl Iterator<Item = impl std::future::Future<Output = T> + Send + 'static>,
-) -> anyhow::Result<Vec<T>> {
-    let tasks: Vec<_> = calls.map(tokio::spawn).collect();
-    let mut answers = Vec::with_capacity(tasks.len());
-    for task in tasks {
-        answers.push(task.await?);
-    }
-    Ok(answers)
-}
-
 /// A portal retrying after a timeout, many copies at once: every copy of one request gets the
 /// first application (one `created`), and different requests racing for one case get one
 /// application and, for the others, the contract's FAILED_PRECONDITION APPLICATION_EXISTS_FOR_CASE.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_copies_get_the_first_application_and_racing_submissions_the_contract_s_refusal()
 -> anyhow::Result<()> {
-    use tonic_types::StatusExt;
+    use ekb_testkit::concurrency::{
+        assert_copies_got_the_first, assert_one_won_and_the_rest_were_refused, at_once,
+    };
     const COPIES: usize = 8;
     let s = Stack::start("idempotent-race").await?;
     let employer = s.employer(&[EMPLOYER]);
-    for trial in 0..3 {
+    let submit = |request: v1::SubmitApplicationRequest| {
+        let mut client = s.client.clone();
+        let request = with_bearer(request, &employer);
+        async move { client.submit_application(request).await }
+    };
+    let created = |answer: &v1::SubmitApplicationResponse| answer.created;
+    for _ in 0..3 {
         let request = submission(&s.regular_case().await?);
-        let answers = at_once((0..COPIES).map(|_| {
-            let mut client = s.client.clone();
-            let request = with_bearer(request.clone(), &employer);
-            async move { client.submit_application(request).await }
-        }))
-        .await?;
-        let answers: Vec<v1::SubmitApplicationResponse> = answers
-            .into_iter()
-            .map(|answer| answer.map(tonic::Response::into_inner))
-            .collect::<Result<_, _>>()
-            .map_err(|status| anyhow::anyhow!("trial {trial}: a copy was refused: {status:?}"))?;
-        assert_eq!(
-            answers.iter().filter(|a| a.created).count(),
-            1,
-            "trial {trial}"
-        );
-        let ids: std::collections::BTreeSet<String> = answers
-            .iter()
-            .map(|a| a.application.clone().unwrap_or_default().application_id)
-            .collect();
-        assert_eq!(
-            ids.len(),
-            1,
-            "trial {trial}: one application for every copy"
-        );
-
+        let copies = at_once((0..COPIES).map(|_| submit(request.clone()))).await?;
+        assert_copies_got_the_first(&copies, created, |answer| {
+            answer
+                .application
+                .clone()
+                .unwrap_or_default()
+                .application_id
+        })?;
         let case_id = s.regular_case().await?;
-        let answers = at_once((0..COPIES).map(|_| {
-            let mut client = s.client.clone();
-            let request = with_bearer(submission(&case_id), &employer);
-            async move { client.submit_application(request).await }
-        }))
-        .await?;
-        let created = answers
-            .iter()
-            .filter(|answer| answer.as_ref().is_ok_and(|a| a.get_ref().created))
-            .count();
-        assert_eq!(created, 1, "trial {trial}: one application for the case");
-        for refused in answers.iter().filter_map(|answer| answer.as_ref().err()) {
-            assert_eq!(refused.code(), Code::FailedPrecondition, "{refused:?}");
-            let reason = refused
-                .get_error_details()
-                .error_info()
-                .map(|i| i.reason.clone());
-            assert_eq!(reason.as_deref(), Some("APPLICATION_EXISTS_FOR_CASE"));
-        }
+        let racing = at_once((0..COPIES).map(|_| submit(submission(&case_id)))).await?;
+        assert_one_won_and_the_rest_were_refused(&racing, created, "APPLICATION_EXISTS_FOR_CASE")?;
     }
     assert_eq!(s.count("SELECT count(*) FROM applications").await?, 6);
     assert_eq!(

@@ -250,68 +250,30 @@ async fn when_every_supplier_declines_the_case_falls_back_to_the_regular_flow() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_copies_get_the_first_order_and_racing_orders_the_contract_s_refusal()
 -> anyhow::Result<()> {
-    use tonic_types::StatusExt;
+    use ekb_testkit::concurrency::{
+        assert_copies_got_the_first, assert_one_won_and_the_rest_were_refused, at_once,
+    };
     const COPIES: usize = 8;
     let stack = Stack::start("po-order-race", None).await?;
     stack
         .agreement(&agreement(SUPPLIER_A, "RA-A", 1, PRICE, 100))
         .await?;
     let token = stack.caseworker("Z111111");
-    let at_once = |requests: Vec<v1::PlaceOrderRequest>| {
-        let tasks: Vec<_> = requests
-            .into_iter()
-            .map(|request| {
-                let mut client = stack.client.clone();
-                let request = with_bearer(request, &token);
-                tokio::spawn(async move { client.place_order(request).await })
-            })
-            .collect();
-        async move {
-            let mut answers = Vec::with_capacity(tasks.len());
-            for task in tasks {
-                answers.push(task.await?);
-            }
-            anyhow::Ok(answers)
-        }
+    let place = |request: v1::PlaceOrderRequest| {
+        let mut client = stack.client.clone();
+        let request = with_bearer(request, &token);
+        async move { client.place_order(request).await }
     };
-    for trial in 0..3 {
+    let created = |answer: &v1::PlaceOrderResponse| answer.created;
+    for _ in 0..3 {
         let request = place_request(&stack.pilot_case().await?);
-        let answers: Vec<v1::PlaceOrderResponse> = at_once(vec![request; COPIES])
-            .await?
-            .into_iter()
-            .map(|answer| answer.map(tonic::Response::into_inner))
-            .collect::<Result<_, _>>()
-            .map_err(|status| anyhow::anyhow!("trial {trial}: a copy was refused: {status:?}"))?;
-        assert_eq!(
-            answers.iter().filter(|a| a.created).count(),
-            1,
-            "trial {trial}"
-        );
-        let ids: std::collections::BTreeSet<String> = answers
-            .iter()
-            .map(|a| a.order.clone().unwrap_or_default().order_id)
-            .collect();
-        assert_eq!(ids.len(), 1, "trial {trial}: one order for every copy");
-
+        let copies = at_once((0..COPIES).map(|_| place(request.clone()))).await?;
+        assert_copies_got_the_first(&copies, created, |answer| {
+            answer.order.clone().unwrap_or_default().order_id
+        })?;
         let case_id = stack.pilot_case().await?;
-        let answers = at_once((0..COPIES).map(|_| place_request(&case_id)).collect()).await?;
-        let created = answers
-            .iter()
-            .filter(|answer| answer.as_ref().is_ok_and(|a| a.get_ref().created))
-            .count();
-        assert_eq!(created, 1, "trial {trial}: one order for the case");
-        for refused in answers.iter().filter_map(|answer| answer.as_ref().err()) {
-            assert_eq!(
-                refused.code(),
-                tonic::Code::FailedPrecondition,
-                "{refused:?}"
-            );
-            let reason = refused
-                .get_error_details()
-                .error_info()
-                .map(|i| i.reason.clone());
-            assert_eq!(reason.as_deref(), Some("CASE_HAS_LIVE_ORDER"));
-        }
+        let racing = at_once((0..COPIES).map(|_| place(place_request(&case_id)))).await?;
+        assert_one_won_and_the_rest_were_refused(&racing, created, "CASE_HAS_LIVE_ORDER")?;
     }
     Ok(())
 }

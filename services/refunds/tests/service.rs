@@ -290,67 +290,29 @@ async fn the_payout_is_at_most_min_of_claimed_and_granted_or_lower_with_a_reason
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_copies_get_the_first_claim_and_racing_claims_the_contract_s_refusal()
 -> anyhow::Result<()> {
-    use tonic_types::StatusExt;
+    use ekb_testkit::concurrency::{
+        assert_copies_got_the_first, assert_one_won_and_the_rest_were_refused, at_once,
+    };
     const COPIES: usize = 8;
     let harness = Harness::start("claim-race", |settings| settings).await?;
-    let at_once = |requests: Vec<v1::SubmitRefundClaimRequest>| {
-        let tasks: Vec<_> = requests
-            .into_iter()
-            .map(|request| {
-                let mut client = harness.client.clone();
-                let request = with_bearer(request, &harness.employer);
-                tokio::spawn(async move { client.submit_refund_claim(request).await })
-            })
-            .collect();
-        async move {
-            let mut answers = Vec::with_capacity(tasks.len());
-            for task in tasks {
-                answers.push(task.await?);
-            }
-            anyhow::Ok(answers)
-        }
+    let submit = |request: v1::SubmitRefundClaimRequest| {
+        let mut client = harness.client.clone();
+        let request = with_bearer(request, &harness.employer);
+        async move { client.submit_refund_claim(request).await }
     };
-    for trial in 0..3 {
+    let created = |answer: &v1::SubmitRefundClaimResponse| answer.created;
+    for _ in 0..3 {
         let grant = Grant::new(2_000_000);
         harness.approve(&grant).await?;
         let request = grant.claim(1_500_000);
-        let answers = at_once(vec![request; COPIES]).await?;
-        let answers: Vec<v1::SubmitRefundClaimResponse> = answers
-            .into_iter()
-            .map(|answer| answer.map(tonic::Response::into_inner))
-            .collect::<Result<_, _>>()
-            .map_err(|status| anyhow::anyhow!("trial {trial}: a copy was refused: {status:?}"))?;
-        assert_eq!(
-            answers.iter().filter(|a| a.created).count(),
-            1,
-            "trial {trial}"
-        );
-        let ids: std::collections::BTreeSet<String> = answers
-            .iter()
-            .map(|a| a.claim.clone().unwrap_or_default().claim_id)
-            .collect();
-        assert_eq!(ids.len(), 1, "trial {trial}: one claim for every copy");
-
+        let copies = at_once((0..COPIES).map(|_| submit(request.clone()))).await?;
+        assert_copies_got_the_first(&copies, created, |answer| {
+            answer.claim.clone().unwrap_or_default().claim_id
+        })?;
         let grant = Grant::new(2_000_000);
         harness.approve(&grant).await?;
-        let answers = at_once((0..COPIES).map(|_| grant.claim(1_500_000)).collect()).await?;
-        let created = answers
-            .iter()
-            .filter(|answer| answer.as_ref().is_ok_and(|a| a.get_ref().created))
-            .count();
-        assert_eq!(created, 1, "trial {trial}: one claim for the grant");
-        for refused in answers.iter().filter_map(|answer| answer.as_ref().err()) {
-            assert_eq!(
-                refused.code(),
-                tonic::Code::FailedPrecondition,
-                "{refused:?}"
-            );
-            let reason = refused
-                .get_error_details()
-                .error_info()
-                .map(|i| i.reason.clone());
-            assert_eq!(reason.as_deref(), Some("CLAIM_EXISTS"));
-        }
+        let racing = at_once((0..COPIES).map(|_| submit(grant.claim(1_500_000)))).await?;
+        assert_one_won_and_the_rest_were_refused(&racing, created, "CLAIM_EXISTS")?;
     }
     assert_eq!(harness.count("SELECT count(*) FROM claims").await?, 6);
     harness.stack.stop().await
