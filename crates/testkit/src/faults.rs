@@ -16,13 +16,21 @@ use sqlx::{Connection, PgConnection};
 /// Terminates every other backend connected to the database at `url`; returns how many.
 pub async fn terminate_backends(url: &str) -> anyhow::Result<u64> {
     let mut connection = PgConnection::connect(url).await?;
+    let terminated = terminate_others(&mut connection).await?;
+    connection.close().await?;
+    Ok(terminated)
+}
+
+/// Terminates every backend of `connection`'s database but its own; returns how many. Run on a
+/// transaction that holds rows the service's handlers wait for, it terminates them for certain
+/// in the middle of their transactions.
+pub async fn terminate_others(connection: &mut PgConnection) -> anyhow::Result<u64> {
     let terminated: i64 = sqlx::query_scalar(
         "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity \
          WHERE datname = current_database() AND pid <> pg_backend_pid()",
     )
-    .fetch_one(&mut connection)
+    .fetch_one(connection)
     .await?;
-    connection.close().await?;
     Ok(u64::try_from(terminated).unwrap_or_default())
 }
 

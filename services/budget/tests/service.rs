@@ -1542,16 +1542,11 @@ async fn terminated_database_connections_cost_retries_never_dead_letters_or_inte
         Ok((waiting > 0).then_some(()))
     })
     .await?;
-    let mid_handling: i64 = sqlx::query_scalar(
-        "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity \
-         WHERE datname = current_database() AND pid <> pg_backend_pid()",
-    )
-    .fetch_one(&mut *blocker)
-    .await?;
+    let mid_handling = ekb_testkit::faults::terminate_others(&mut blocker).await?;
     blocker.commit().await?;
     // Then four more times while budget works through the burst.
     let terminator = BackendTerminator::start(stack.database_url(), 4, Duration::from_millis(300));
-    let terminated = terminator.finish().await? + u64::try_from(mid_handling)?;
+    let terminated = terminator.finish().await? + mid_handling;
     eventually(
         "every request answered",
         Duration::from_secs(60),

@@ -1546,19 +1546,14 @@ async fn under_terminated_backends<T>(
             Ok((waiting > 0).then_some(()))
         })
         .await?;
-        let mid_handling: i64 = sqlx::query_scalar(
-            "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity \
-             WHERE datname = current_database() AND pid <> pg_backend_pid()",
-        )
-        .fetch_one(&mut *blocker)
-        .await?;
+        let mid_handling = ekb_testkit::faults::terminate_others(&mut blocker).await?;
         blocker.commit().await?;
         let terminator = ekb_testkit::faults::BackendTerminator::start(
             stack.sut.database_url(),
             TERMINATION_ROUNDS,
             std::time::Duration::from_millis(250),
         );
-        anyhow::Ok(terminator.finish().await? + u64::try_from(mid_handling)?)
+        anyhow::Ok(terminator.finish().await? + mid_handling)
     };
     let (output, terminated) = tokio::join!(burst, faults);
     Ok((output, terminated?))

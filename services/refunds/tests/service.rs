@@ -1365,12 +1365,7 @@ async fn a_burst_of_concurrent_decisions_survives_terminated_database_backends()
     // A moment for the pool to open connections for more of them.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let waiting = lock_waiters().await?;
-    let mid_decision: i64 = sqlx::query_scalar(
-        "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity \
-         WHERE datname = current_database() AND pid <> pg_backend_pid()",
-    )
-    .fetch_one(&mut *blocker)
-    .await?;
+    let mid_decision = ekb_testkit::faults::terminate_others(&mut blocker).await?;
     blocker.commit().await?;
     // Then five more times while the decisions are retried, payments handed over and
     // applications' events consumed.
@@ -1387,7 +1382,7 @@ async fn a_burst_of_concurrent_decisions_survives_terminated_database_backends()
         calls.push(call?);
     }
     let all_answered = started.elapsed();
-    let terminated = terminator.finish().await? + u64::try_from(mid_decision)?;
+    let terminated = terminator.finish().await? + mid_decision;
 
     // Payments and events complete (the payment worker hands over what a handler could not).
     eventually("every payment recorded", Duration::from_secs(60), || async {
