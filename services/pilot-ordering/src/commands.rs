@@ -454,7 +454,9 @@ impl SubmitInvoice {
         let order_id = check.uuid("order_id", &request.order_id);
         let number = check.text("invoice_number", &request.invoice_number, 64);
         let invoice_date = date_not_after(&mut check, "invoice_date", &request.invoice_date, today);
-        let amount = check.positive("amount_ore", request.amount_ore);
+        let amount = check
+            .positive_money("amount_ore", request.amount_ore)
+            .map(|amount| amount.ore());
         let document = check.uuid("invoice_document_id", &request.invoice_document_id);
         check.finish_with(|| {
             Some(SubmitInvoice {

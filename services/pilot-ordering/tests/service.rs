@@ -467,12 +467,23 @@ async fn bad_input_is_refused_naming_the_field_and_nothing_is_stored() -> anyhow
             ))
             .await
             .expect_err("bad invoice"),
+        client
+            .submit_invoice(with_bearer(
+                v1::SubmitInvoiceRequest {
+                    amount_ore: i64::MAX,
+                    ..invoice_request(&uuid::Uuid::now_v7().to_string(), 1)
+                },
+                &stack.supplier(SUPPLIER_A),
+            ))
+            .await
+            .expect_err("an amount above the bound"),
     ];
-    let expected: [&[&str]; 4] = [
+    let expected: [&[&str]; 5] = [
         &["responded_date", "decline_reason_code"],
         &["reason"],
         &["statuses[0]", "county_code", "page_size", "page_token"],
         &["order_id", "invoice_number", "amount_ore"],
+        &["amount_ore"],
     ];
     for (status, fields) in other_calls.iter().zip(expected) {
         assert_eq!(status.code(), Code::InvalidArgument);
