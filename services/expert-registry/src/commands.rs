@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 
-use ekb_domain::{CompetenceArea, CountyCode, DateRange, Money, OrganisationNumber};
+use ekb_domain::{CompetenceArea, CountyCode, DateRange, OrganisationNumber};
 use ekb_platform::{ApiError, Violations, validate::FromWire};
 use ekb_proto::{convert::competence_area_from_wire, v1};
 use time::Date;
@@ -165,33 +165,20 @@ impl FromWire<v1::AgreementTerms> for ValidTerms {
             &terms.competence_areas,
             violations,
         );
-        let mut positive = |name: &str, value: i64| {
-            if value <= 0 {
-                violations.add(&format!("{field}.{name}"), "must be greater than zero");
-            }
-        };
-        positive("price_per_assignment_ore", terms.price_per_assignment_ore);
-        positive("ranking", i64::from(terms.ranking));
-        positive("monthly_capacity", i64::from(terms.monthly_capacity));
-        if terms.price_per_assignment_ore > Money::MAX_CASE_AMOUNT.ore() {
-            violations.add(
-                &format!("{field}.price_per_assignment_ore"),
-                format!("must be at most {} øre", Money::MAX_CASE_AMOUNT.ore()),
-            );
-        }
+        // A price is a case amount: above zero and at most Money::MAX_CASE_AMOUNT.
+        let price = violations.positive_money(
+            &format!("{field}.price_per_assignment_ore"),
+            terms.price_per_assignment_ore,
+        );
+        let ranking = violations.positive(&format!("{field}.ranking"), terms.ranking);
+        let monthly_capacity =
+            violations.positive(&format!("{field}.monthly_capacity"), terms.monthly_capacity);
         let validity = violations.date_range(&format!("{field}.validity"), terms.validity.as_ref());
-        if terms.price_per_assignment_ore <= 0
-            || terms.price_per_assignment_ore > Money::MAX_CASE_AMOUNT.ore()
-            || terms.ranking <= 0
-            || terms.monthly_capacity <= 0
-        {
-            return None;
-        }
         Some(ValidTerms {
             areas: areas?,
-            price_ore: terms.price_per_assignment_ore,
-            ranking: terms.ranking,
-            monthly_capacity: terms.monthly_capacity,
+            price_ore: price?.ore(),
+            ranking: ranking?,
+            monthly_capacity: monthly_capacity?,
             validity: validity?,
         })
     }
