@@ -43,9 +43,10 @@ pub fn is_transient(error: &(dyn Error + 'static)) -> bool {
     false
 }
 
-/// [`is_transient`] for an `anyhow::Error` (which is not itself a `std::error::Error`).
+/// [`is_transient`] for an `anyhow::Error` (which is not itself a `std::error::Error`; its
+/// outermost error and that one's sources are its chain).
 pub fn is_transient_anyhow(error: &anyhow::Error) -> bool {
-    error.chain().any(is_transient_itself)
+    is_transient(error.as_ref())
 }
 
 fn is_transient_itself(error: &(dyn Error + 'static)) -> bool {

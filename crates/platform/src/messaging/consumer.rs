@@ -11,8 +11,9 @@
 //! undecodable envelope) the message goes to the service's dead-letter topic with the error in its
 //! headers, so it never blocks its partition and is never dropped silently. A dead letter can be
 //! replayed ([`super::dead_letters`]): the service's replay topic is consumed like any other, and
-//! an event whose inbox row says `dead_lettered` is applied when it comes again. Event types the router has no handler for are
-//! skipped explicitly: recorded in the inbox as `skipped_unknown_type`, logged and counted.
+//! an event whose inbox row says `dead_lettered` is applied when it comes again. Event types the
+//! router has no handler for are skipped explicitly: recorded in the inbox as
+//! `skipped_unknown_type`, logged and counted.
 
 use std::{
     collections::HashMap,
@@ -31,7 +32,7 @@ use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use super::{EventProducer, Events, Outbox, UnitOfWork, envelope::EVENT_TYPE_HEADER};
+use super::{EventProducer, Events, Outbox, UnitOfWork, dead_letters, envelope::EVENT_TYPE_HEADER};
 use crate::{
     config::{ConsumerConfig, KafkaConfig},
     metrics::{
@@ -146,9 +147,9 @@ impl Drop for EventConsumer {
 
 impl EventConsumer {
     /// A consumer in group `<prefix>.<service>` subscribed to the topics of the services
-    /// `events` consumes from (and the service's replay topic), applying events into `pool` with units of work publishing
-    /// through `outbox`, dead-lettering with `producer` (the service's one producer: each
-    /// librdkafka client has threads that wake even when idle).
+    /// `events` consumes from (and the service's replay topic), applying events into `pool` with
+    /// units of work publishing through `outbox`, dead-lettering with `producer` (the service's
+    /// one producer: each librdkafka client has threads that wake even when idle).
     pub fn new(
         service: &'static str,
         kafka: &KafkaConfig,
@@ -164,10 +165,7 @@ impl EventConsumer {
             .producers()
             .iter()
             .map(|producer| super::topic_for(&kafka.topic_prefix, producer))
-            .chain([super::dead_letters::replay_topic_for(
-                &kafka.topic_prefix,
-                service,
-            )])
+            .chain([dead_letters::replay_topic_for(&kafka.topic_prefix, service)])
             .collect();
         let group = format!("{}.{service}", kafka.topic_prefix);
         let consumer: StreamConsumer = super::kafka::client_config(kafka)
@@ -439,12 +437,12 @@ impl EventConsumer {
                 }
             }
             for (key, value) in [
-                ("ekb-dlq-reason", reason),
-                ("ekb-dlq-source-topic", message.topic()),
-                ("ekb-dlq-source-partition", partition.as_str()),
-                ("ekb-dlq-source-offset", offset.as_str()),
-                ("ekb-dlq-attempts", attempts_text.as_str()),
-                ("ekb-dlq-consumer", self.service),
+                (dead_letters::REASON_HEADER, reason),
+                (dead_letters::SOURCE_TOPIC_HEADER, message.topic()),
+                (dead_letters::SOURCE_PARTITION_HEADER, partition.as_str()),
+                (dead_letters::SOURCE_OFFSET_HEADER, offset.as_str()),
+                (dead_letters::ATTEMPTS_HEADER, attempts_text.as_str()),
+                (dead_letters::CONSUMER_HEADER, self.service),
             ] {
                 headers = headers.insert(Header {
                     key,

@@ -30,8 +30,14 @@ pub const DLQ_HEADER_PREFIX: &str = "ekb-dlq-";
 pub const REASON_HEADER: &str = "ekb-dlq-reason";
 /// Header with the topic the dead-lettered message came from.
 pub const SOURCE_TOPIC_HEADER: &str = "ekb-dlq-source-topic";
+/// Header with the partition of the source topic it came from.
+pub const SOURCE_PARTITION_HEADER: &str = "ekb-dlq-source-partition";
+/// Header with its offset in that partition.
+pub const SOURCE_OFFSET_HEADER: &str = "ekb-dlq-source-offset";
 /// Header with how often it was tried.
 pub const ATTEMPTS_HEADER: &str = "ekb-dlq-attempts";
+/// Header with the consuming service that dead-lettered it.
+pub const CONSUMER_HEADER: &str = "ekb-dlq-consumer";
 /// Header a replayed record carries: `<dead-letter partition>:<offset>` it was replayed from.
 pub const REPLAYED_FROM_HEADER: &str = "ekb-replayed-from";
 

@@ -208,17 +208,17 @@ impl OutboxRelay {
     }
 
     async fn hold_lease_on(&self, slot: &mut Option<LeaseSession>) -> Result<bool, sqlx::Error> {
-        if slot.is_none() {
-            let options = (*self.pool.connect_options())
-                .clone()
-                .application_name("ekb-outbox-relay-lease");
-            *slot = Some(LeaseSession {
-                connection: PgConnection::connect_with(&options).await?,
-                locked: false,
-            });
-        }
-        let Some(session) = slot.as_mut() else {
-            return Ok(false);
+        let session = match slot {
+            Some(session) => session,
+            None => {
+                let options = (*self.pool.connect_options())
+                    .clone()
+                    .application_name("ekb-outbox-relay-lease");
+                slot.insert(LeaseSession {
+                    connection: PgConnection::connect_with(&options).await?,
+                    locked: false,
+                })
+            }
         };
         if !session.locked {
             session.locked = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
