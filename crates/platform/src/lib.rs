@@ -10,6 +10,7 @@
 pub mod audit;
 pub mod auth;
 pub mod bootstrap;
+pub mod change;
 pub mod clock;
 pub mod config;
 pub mod db;
@@ -17,6 +18,7 @@ pub mod error;
 pub mod fault;
 pub mod grpc;
 pub mod idempotency;
+pub mod jobs;
 pub mod json_log;
 pub mod messaging;
 pub mod metrics;

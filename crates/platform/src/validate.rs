@@ -11,10 +11,13 @@
 //! check.finish_with(|| Some(Command { case_id: case_id?, note: note? }))
 //! ```
 
+use std::fmt;
+
 use ekb_domain::{
     DateRange, Fodselsnummer, Money, OrganisationNumber, SyntheticPolicy, contains_fodselsnummer,
     parse_iso_date, validate_name,
 };
+use sha2::{Digest as _, Sha256};
 use time::Date;
 use uuid::Uuid;
 
@@ -120,31 +123,40 @@ impl Violations {
         self.check(field, OrganisationNumber::parse(text))
     }
 
-    /// `page_size` (1 to `max`, 0 meaning `default`) and `page_token` (empty, or a token from
-    /// [`Page::token_after`]) of a listing.
-    pub fn page(&mut self, size: i32, token: &str, default: i64, max: i64) -> Option<Page> {
+    /// `page_size` (1 to [`Page::MAX_SIZE`], 0 meaning [`Page::DEFAULT_SIZE`]) and `page_token`
+    /// (empty, or the `next_page_token` of an earlier page of the same listing) of a listing
+    /// whose other fields are `filters`. The token is bound to the filters: a token reused with
+    /// other filters is refused, so a page can never mix two listings.
+    pub fn page(&mut self, size: i32, token: &str, filters: &impl fmt::Debug) -> Option<Page> {
         let size = match i64::from(size) {
-            0 => Some(default),
-            size if (1..=max).contains(&size) => Some(size),
+            0 => Some(Page::DEFAULT_SIZE),
+            size if (1..=Page::MAX_SIZE).contains(&size) => Some(size),
             _ => {
                 self.add(
                     "page_size",
-                    format!("must be from 1 to {max} (0 means {default})"),
+                    format!(
+                        "must be from 1 to {} (0 means {})",
+                        Page::MAX_SIZE,
+                        Page::DEFAULT_SIZE
+                    ),
                 );
                 None
             }
         };
+        let binding = Page::binding_of(filters);
         let after = if token.is_empty() {
             Some(None)
         } else {
             let parsed = token
                 .strip_prefix(PAGE_TOKEN_PREFIX)
-                .and_then(|number| number.parse::<i64>().ok())
+                .and_then(|rest| rest.split_once(PAGE_TOKEN_BINDING))
+                .filter(|(_, bound)| *bound == binding)
+                .and_then(|(number, _)| number.parse::<i64>().ok())
                 .filter(|sequence| *sequence > 0);
             if parsed.is_none() {
                 self.add(
                     "page_token",
-                    "must be a next_page_token from an earlier response",
+                    "must be a next_page_token from an earlier response with the same filters",
                 );
             }
             parsed.map(Some)
@@ -152,6 +164,7 @@ impl Violations {
         Some(Page {
             size: size?,
             after: after?,
+            binding,
         })
     }
 
@@ -266,18 +279,47 @@ mod tests {
 }
 
 const PAGE_TOKEN_PREFIX: &str = "p";
+const PAGE_TOKEN_BINDING: char = '-';
 
 /// A page of a listing ordered by a row sequence number (keyset paging: stable while rows are
-/// added, and a token cannot be used to skip filters).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// added), bound to the listing's filters (a token cannot be used to skip or change them).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Page {
     /// Rows wanted.
     pub size: i64,
-    /// Only rows after this sequence number in the listing's order; `None` from the start.
+    /// Only rows past this sequence number in the listing's order (ascending or descending);
+    /// `None` from the start.
     pub after: Option<i64>,
+    /// A digest of the listing's filters that this page's tokens carry.
+    binding: String,
 }
 
 impl Page {
+    /// Rows per page when the caller asks for 0 (every listing of every service).
+    pub const DEFAULT_SIZE: i64 = 100;
+    /// The most rows a caller may ask for in one page.
+    pub const MAX_SIZE: i64 = 500;
+
+    /// The first page of `size` rows of the listing with `filters` (for callers inside the
+    /// system, such as jobs and tools, that page without a request).
+    pub fn first(size: i64, filters: &impl fmt::Debug) -> Self {
+        Page {
+            size,
+            after: None,
+            binding: Self::binding_of(filters),
+        }
+    }
+
+    /// The digest a token of the listing with `filters` carries: eight hex digits of SHA-256,
+    /// which tells listings apart and shows nothing of the filters.
+    fn binding_of(filters: &impl fmt::Debug) -> String {
+        let digest = Sha256::digest(format!("{filters:?}").as_bytes());
+        digest[..4]
+            .iter()
+            .map(|byte| format!("{byte:02x}"))
+            .collect()
+    }
+
     /// Rows to fetch: one more than the page, to learn whether another page follows.
     pub fn fetch_limit(&self) -> i64 {
         self.size + 1
@@ -293,14 +335,17 @@ impl Page {
         rows.truncate(size);
         let token = rows
             .last()
-            .map(|last| Self::token_after(sequence(last)))
+            .map(|last| self.token_after(sequence(last)))
             .unwrap_or_default();
         (rows, token)
     }
 
-    /// The token of the page after the row with `sequence`.
-    pub fn token_after(sequence: i64) -> String {
-        format!("{PAGE_TOKEN_PREFIX}{sequence}")
+    /// The token of the page after the row with `sequence` in this listing.
+    pub fn token_after(&self, sequence: i64) -> String {
+        format!(
+            "{PAGE_TOKEN_PREFIX}{sequence}{PAGE_TOKEN_BINDING}{}",
+            self.binding
+        )
     }
 }
 
@@ -310,26 +355,31 @@ mod paging_and_personal_data_tests {
 
     #[test]
     fn a_page_is_parsed_bounded_and_continued() {
+        let filters = ("case", 7);
         let mut check = Violations::new();
-        let page = check.page(0, "", 100, 500).expect("default page");
-        assert_eq!(
-            page,
-            Page {
-                size: 100,
-                after: None
-            }
-        );
-        let page = check
-            .page(2, &Page::token_after(7), 100, 500)
-            .expect("page");
-        assert_eq!(page.after, Some(7));
-        let (rows, next) = page.finish(vec![8, 9, 10], |row| *row);
-        assert_eq!((rows, next), (vec![8, 9], Page::token_after(9)));
-        let (rows, next) = page.finish(vec![8], |row| *row);
-        assert_eq!((rows, next), (vec![8], String::new()));
+        let page = check.page(0, "", &filters).expect("default page");
+        assert_eq!((page.size, page.after), (Page::DEFAULT_SIZE, None));
+        let first = check.page(2, "", &filters).expect("first page");
+        let (rows, next) = first.finish(vec![8, 9, 10], |row| *row);
+        assert_eq!(rows, vec![8, 9]);
+        let second = check.page(2, &next, &filters).expect("second page");
+        assert_eq!(second.after, Some(9));
+        let (rows, next) = second.finish(vec![10], |row| *row);
+        assert_eq!((rows, next), (vec![10], String::new()));
         assert!(check.is_empty());
-        assert!(check.page(501, "x", 100, 500).is_none());
+        assert!(check.page(501, "x", &filters).is_none());
         assert!(!check.is_empty());
+    }
+
+    #[test]
+    fn a_page_token_is_refused_with_other_filters_or_forged() {
+        let token = Page::first(2, &("case", 7)).token_after(9);
+        for (filters, forged) in [(("case", 8), token.clone()), (("case", 7), "p9".to_owned())] {
+            let mut check = Violations::new();
+            assert!(check.page(2, &forged, &filters).is_none());
+            let error = check.finish_with(|| Some(())).expect_err("refused");
+            assert!(error.to_string().contains("page_token"), "{error}");
+        }
     }
 
     #[test]

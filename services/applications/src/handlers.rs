@@ -11,17 +11,15 @@ use std::sync::Arc;
 
 use ekb_platform::{
     ApiError, Violations,
-    audit::{self, AuditActor, AuditEvent},
+    audit::{self, AuditActor},
     auth::{Caller, Organisations},
     grpc::Call,
     messaging::{Db, UnitOfWork},
-    validate::Page,
 };
 use ekb_proto::v1::{
     self, AccessPurpose, ApplicationStatus as Status, AuditEntryKind, GrantStatus,
     applications_service_server::ApplicationsService,
 };
-use sha2::{Digest as _, Sha256};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -103,8 +101,9 @@ async fn record(
     action: &str,
 ) -> Result<(), ApiError> {
     let actor = actor(caller, stored.employer());
+    let now = work.now();
     stored
-        .audit(work.db(), kind, action, &actor, purpose_of(caller))
+        .audit(work.db(), kind, action, &actor, purpose_of(caller), now)
         .await?;
     Ok(())
 }
@@ -304,10 +303,18 @@ async fn record_reads(
         return Ok(());
     }
     let mut work = api.db.begin().await?;
+    let now = work.now();
     for stored in read {
         let actor = actor(caller, stored.employer());
         stored
-            .audit(work.db(), AuditEntryKind::Read, action, &actor, purpose)
+            .audit(
+                work.db(),
+                AuditEntryKind::Read,
+                action,
+                &actor,
+                purpose,
+                now,
+            )
             .await?;
     }
     work.commit().await?;
@@ -420,7 +427,7 @@ async fn list_applications_for_employer(
         "employer_organisation_number",
         &request.employer_organisation_number,
     );
-    let page = check.page(request.page_size, &request.page_token, 100, 500);
+    let page = check.page(request.page_size, &request.page_token, &employer);
     let (employer, page) = check.finish_with(|| Some((employer?, page?)))?;
     call.caller.require_represents(employer.as_str())?;
     let mut db = api.db.read().await?;
@@ -431,16 +438,6 @@ async fn list_applications_for_employer(
         applications: rows.iter().map(summary).collect(),
         next_page_token,
     })
-}
-
-/// A work-list token is the platform's page token bound to the filters it was issued for.
-fn filter_digest(statuses: &[String], counties: &[String]) -> String {
-    let text = format!("{}|{}", statuses.join(","), counties.join(","));
-    Sha256::digest(text.as_bytes())
-        .iter()
-        .take(6)
-        .map(|byte| format!("{byte:02x}"))
-        .collect()
 }
 
 async fn list_applications(
@@ -469,22 +466,11 @@ async fn list_applications(
     statuses.dedup();
     counties.sort();
     counties.dedup();
-    let filters = filter_digest(&statuses, &counties);
-    let token = if request.page_token.is_empty() {
-        String::new()
-    } else {
-        match request.page_token.rsplit_once('~') {
-            Some((token, bound)) if bound == filters => token.to_owned(),
-            _ => {
-                check.add(
-                    "page_token",
-                    "must be a next_page_token from an earlier response with the same filters",
-                );
-                String::new()
-            }
-        }
-    };
-    let page = check.page(request.page_size, &token, 100, 500);
+    let page = check.page(
+        request.page_size,
+        &request.page_token,
+        &(&statuses, &counties),
+    );
     let page = check.finish_with(|| page)?;
     let mut db = api.db.read().await?;
     let rows = store::list_work(
@@ -498,11 +484,7 @@ async fn list_applications(
     let (rows, next) = page.finish(rows, |stored| stored.sequence);
     Ok(v1::ListApplicationsResponse {
         applications: rows.iter().map(summary).collect(),
-        next_page_token: if next.is_empty() {
-            next
-        } else {
-            format!("{next}~{filters}")
-        },
+        next_page_token: next,
     })
 }
 
@@ -1026,28 +1008,5 @@ async fn list_audit_entries(
     call: Call,
     request: v1::ListAuditEntriesRequest,
 ) -> Result<v1::ListAuditEntriesResponse, ApiError> {
-    let mut check = Violations::new();
-    let case_id = check.uuid("case_id", &request.case_id);
-    let page = check.page(request.page_size, &request.page_token, 100, 500);
-    let (case_id, page): (Uuid, Page) = check.finish_with(|| Some((case_id?, page?)))?;
-    let mut work = api.db.begin().await?;
-    let (entries, next_page_token) = audit::list_for_case(work.db(), case_id, page).await?;
-    let actor = AuditActor::nav_employee(&call.caller);
-    audit::record(
-        work.db(),
-        &AuditEvent {
-            case_id,
-            subject_id: case_id,
-            kind: AuditEntryKind::Read,
-            action: "ListAuditEntries",
-            actor: &actor,
-            purpose: AccessPurpose::Control,
-        },
-    )
-    .await?;
-    work.commit().await?;
-    Ok(v1::ListAuditEntriesResponse {
-        entries,
-        next_page_token,
-    })
+    audit::list_audit_entries(&api.db, &call.caller, &request).await
 }

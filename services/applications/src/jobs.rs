@@ -83,7 +83,7 @@ pub async fn erase_due(db: &Db, policy: &Policy, now: OffsetDateTime) -> anyhow:
         stored.fodselsnummer_sealed = None;
         store::save(work.db(), &stored, now).await?;
         stored
-            .audit_service_change(work.db(), "PersonalDataErased")
+            .audit_service_change(work.db(), "PersonalDataErased", now)
             .await?;
     }
     work.commit().await?;

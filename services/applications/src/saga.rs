@@ -59,7 +59,7 @@ async fn save(
 ) -> Result<(), HandlerError> {
     stored.application.updated_at = stamp(now);
     store::save(work.db(), stored, now).await?;
-    stored.audit_service_change(work.db(), action).await?;
+    stored.audit_service_change(work.db(), action, now).await?;
     Ok(())
 }
 

@@ -138,6 +138,7 @@ impl Stored {
         action: &str,
         actor: &AuditActor,
         purpose: v1::AccessPurpose,
+        at: OffsetDateTime,
     ) -> Result<(), sqlx::Error> {
         let event = AuditEvent {
             case_id: self.case_id(),
@@ -146,16 +147,18 @@ impl Stored {
             action,
             actor,
             purpose,
+            at,
         };
         audit::record(db, &event).await?;
         Ok(())
     }
 
-    /// Records on `db` a change the service itself made on `action` (an event or a job).
+    /// Records on `db` a change the service itself made on `action` (an event or a job) at `at`.
     pub async fn audit_service_change(
         &self,
         db: &mut PgConnection,
         action: &str,
+        at: OffsetDateTime,
     ) -> Result<(), sqlx::Error> {
         let service = AuditActor::service();
         self.audit(
@@ -164,6 +167,7 @@ impl Stored {
             action,
             &service,
             v1::AccessPurpose::System,
+            at,
         )
         .await
     }

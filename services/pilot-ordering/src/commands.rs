@@ -184,7 +184,11 @@ impl TryFrom<v1::ListOrdersRequest> for ListOrders {
             statuses = crate::model::numbers(&crate::model::LIVE);
         }
         let county = county(&mut check, &request.county_code);
-        let page = check.page(request.page_size, &request.page_token, 100, 500);
+        let page = check.page(
+            request.page_size,
+            &request.page_token,
+            &(&statuses, &county),
+        );
         check.finish_with(|| {
             Some(ListOrders {
                 statuses,
@@ -210,7 +214,7 @@ impl TryFrom<v1::ListCasesAwaitingOrderRequest> for ListCasesAwaitingOrder {
     fn try_from(request: v1::ListCasesAwaitingOrderRequest) -> Result<Self, ApiError> {
         let mut check = Violations::new();
         let county = county(&mut check, &request.county_code);
-        let page = check.page(request.page_size, &request.page_token, 100, 500);
+        let page = check.page(request.page_size, &request.page_token, &county);
         check.finish_with(|| {
             Some(ListCasesAwaitingOrder {
                 county: county?,

@@ -302,6 +302,7 @@ async fn get_order(
             } else {
                 AccessPurpose::CaseProcessing
             },
+            at: api.clock.now(),
         },
     )
     .await?;

@@ -85,6 +85,7 @@ pub async fn audit_change(
     } else {
         AccessPurpose::CaseProcessing
     };
+    let at = work.now();
     audit::record(
         work.db(),
         &AuditEvent {
@@ -94,6 +95,7 @@ pub async fn audit_change(
             action,
             actor,
             purpose,
+            at,
         },
     )
     .await?;

@@ -14,10 +14,6 @@ pub const MAX_TEXT: usize = 2000;
 pub const MAX_DETAIL: usize = 500;
 /// Longest invoice or payment reference.
 pub const MAX_REFERENCE: usize = 64;
-/// Default page size.
-pub const PAGE_DEFAULT: i64 = 100;
-/// Largest page size.
-pub const PAGE_MAX: i64 = 500;
 
 /// Text required when `required`, optional otherwise; bounded either way.
 fn text_if(
@@ -114,11 +110,6 @@ impl SubmitClaim {
             })
         })
     }
-}
-
-/// A listing's `page_size` and `page_token`, with refunds' default and largest page size.
-pub fn page(check: &mut Violations, size: i32, token: &str) -> Option<Page> {
-    check.page(size, token, PAGE_DEFAULT, PAGE_MAX)
 }
 
 /// Why a NAV caller reads: required and one a caller may state.
@@ -477,8 +468,14 @@ impl TryFrom<v1::ListRefundClaimsRequest> for ListClaims {
             .iter()
             .enumerate()
             .filter_map(|(index, code)| county(&mut check, &format!("county_codes[{index}]"), code))
-            .collect();
-        let page = page(&mut check, request.page_size, &request.page_token);
+            .collect::<Vec<_>>();
+        let filters = (
+            &statuses,
+            &county_codes,
+            request.late_only,
+            &payment_statuses,
+        );
+        let page = check.page(request.page_size, &request.page_token, &filters);
         check.finish_with(|| {
             Some(ListClaims {
                 statuses,
@@ -517,7 +514,11 @@ impl TryFrom<v1::ListGrantsForEmployerRequest> for ListGrants {
             &request.statuses,
             |status: v1::ClaimableGrantStatus| status.as_str_name(),
         );
-        let page = page(&mut check, request.page_size, &request.page_token);
+        let page = check.page(
+            request.page_size,
+            &request.page_token,
+            &(&employer, &statuses),
+        );
         check.finish_with(|| {
             Some(ListGrants {
                 employer: employer?,
@@ -553,7 +554,11 @@ impl TryFrom<v1::ListExpiringGrantsRequest> for ListExpiring {
         } else {
             county(&mut check, "county_code", &request.county_code).map(Some)
         };
-        let page = page(&mut check, request.page_size, &request.page_token);
+        let page = check.page(
+            request.page_size,
+            &request.page_token,
+            &(&date, &county_code),
+        );
         check.finish_with(|| {
             Some(ListExpiring {
                 date: date?,

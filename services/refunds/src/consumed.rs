@@ -83,7 +83,8 @@ async fn cancel(
         Some(now),
     )
     .await?;
-    trail::by_service(work.db(), Entry::of_grant(grant, kind, action)).await?;
+    let at = work.now();
+    trail::by_service(work.db(), Entry::of_grant(grant, kind, action), at).await?;
     Ok(())
 }
 
@@ -156,7 +157,8 @@ impl Handles<v1::GrantApproved> for RefundsEvents {
         let grant = grant_from_event(&event)?;
         if store::insert_grant(work.db(), &grant).await? {
             let entry = Entry::of_grant(&grant, v1::AuditEntryKind::Change, "GrantApproved");
-            trail::by_service(work.db(), entry).await?;
+            let now = work.now();
+            trail::by_service(work.db(), entry, now).await?;
             tracing::info!(grant_id = %grant.grant_id, "grant open for refund claims");
         }
         Ok(())

@@ -23,7 +23,7 @@ use crate::{
     CASEWORKER, DECIDER, EMPLOYER, READER, Refunds,
     commands::{
         Decide, Extend, ListClaims, ListExpiring, ListGrants, Outcome, Recommend, Recommendation,
-        RecordOutcome, Retry, SubmitClaim, finish_offset_page, offset_of, page, read_purpose,
+        RecordOutcome, Retry, SubmitClaim, finish_offset_page, offset_of, read_purpose,
     },
     config::RefundsSection,
     model::{
@@ -172,15 +172,17 @@ fn require_claim_status(
 
 /// Records `entry` as the calling NAV employee's, for case processing.
 async fn audit_case_processing(
-    db: &mut PgConnection,
+    work: &mut UnitOfWork,
     caller: &Caller,
     entry: Entry<'_>,
 ) -> Result<(), ApiError> {
+    let at = work.now();
     trail::record(
-        db,
+        work.db(),
         entry,
         &AuditActor::nav_employee(caller),
         v1::AccessPurpose::CaseProcessing,
+        at,
     )
     .await?;
     Ok(())
@@ -195,7 +197,7 @@ async fn audit_decision_and_commit(
     action: &str,
 ) -> Result<v1::RefundClaim, ApiError> {
     let entry = Entry::of_claim(claim, v1::AuditEntryKind::Decision, action);
-    audit_case_processing(work.db(), caller, entry).await?;
+    audit_case_processing(&mut work, caller, entry).await?;
     let wire = claim_wire(work.db(), claim).await?;
     work.commit().await?;
     Ok(wire)
@@ -340,7 +342,7 @@ async fn submit_refund_claim(
     )
     .await?;
     let entry = Entry::of_claim(&claim, v1::AuditEntryKind::Change, "SubmitRefundClaim");
-    audit_caller(work.db(), &call.caller, None, entry, &employer).await?;
+    audit_caller(&mut work, &call.caller, None, entry, &employer).await?;
     work.commit().await?;
     tracing::info!(claim_id = %claim.claim_id, grant_id = %grant.grant_id, late = claim.late, "refund claim submitted");
     Ok(v1::SubmitRefundClaimResponse {
@@ -370,21 +372,21 @@ fn read_request(
 /// Records `entry` as the caller's: an employer's representative acting for `organisation` in
 /// self-service (`purpose` `None`), or a NAV employee for `purpose`.
 async fn audit_caller(
-    db: &mut PgConnection,
+    work: &mut UnitOfWork,
     caller: &Caller,
     purpose: Option<v1::AccessPurpose>,
     entry: Entry<'_>,
     organisation: &str,
 ) -> Result<(), ApiError> {
-    match purpose {
-        None => {
-            let actor = AuditActor::organisation(caller, organisation);
-            trail::record(db, entry, &actor, v1::AccessPurpose::EmployerSelfService).await?;
-        }
-        Some(purpose) => {
-            trail::record(db, entry, &AuditActor::nav_employee(caller), purpose).await?;
-        }
-    }
+    let at = work.now();
+    let (actor, purpose) = match purpose {
+        None => (
+            AuditActor::organisation(caller, organisation),
+            v1::AccessPurpose::EmployerSelfService,
+        ),
+        Some(purpose) => (AuditActor::nav_employee(caller), purpose),
+    };
+    trail::record(work.db(), entry, &actor, purpose, at).await?;
     Ok(())
 }
 
@@ -404,7 +406,7 @@ async fn get_refund_claim(
     let grant = grant_of_claim(work.db(), &claim, false).await?;
     let entry = Entry::of_claim(&claim, v1::AuditEntryKind::Read, "GetRefundClaim");
     audit_caller(
-        work.db(),
+        &mut work,
         &call.caller,
         purpose,
         entry,
@@ -436,7 +438,7 @@ async fn get_claimable_grant(
     if !claims.is_empty() {
         let entry = Entry::of_grant(&grant, v1::AuditEntryKind::Read, "GetClaimableGrant");
         audit_caller(
-            work.db(),
+            &mut work,
             &call.caller,
             purpose,
             entry,
@@ -842,7 +844,7 @@ async fn extend_refund_deadline(
     )
     .await?;
     let entry = Entry::of_grant(&grant, v1::AuditEntryKind::Decision, "ExtendRefundDeadline");
-    audit_case_processing(work.db(), &call.caller, entry).await?;
+    audit_case_processing(&mut work, &call.caller, entry).await?;
     let wire = api.grant_wire(work.db(), &grant).await?;
     work.commit().await?;
     Ok(v1::ExtendRefundDeadlineResponse { grant: Some(wire) })
@@ -937,7 +939,7 @@ async fn retry_payment(
         .execute(work.db())
         .await?;
     let entry = Entry::of_claim(&claim, v1::AuditEntryKind::Change, "RetryPayment");
-    audit_case_processing(work.db(), &call.caller, entry).await?;
+    audit_case_processing(&mut work, &call.caller, entry).await?;
     work.commit().await?;
     Ok(v1::RetryPaymentResponse {
         claim: Some(api.pay_and_reload(claim).await?),
@@ -946,17 +948,8 @@ async fn retry_payment(
 
 async fn list_audit_entries(
     api: &RefundsApi,
-    _call: Call,
+    call: Call,
     request: v1::ListAuditEntriesRequest,
 ) -> Result<v1::ListAuditEntriesResponse, ApiError> {
-    let mut check = Violations::new();
-    let case_id = check.uuid("case_id", &request.case_id);
-    let page = page(&mut check, request.page_size, &request.page_token);
-    let (case_id, page) = check.finish_with(|| Some((case_id?, page?)))?;
-    let (entries, next_page_token) =
-        audit::list_for_case(&mut *api.db.read().await?, case_id, page).await?;
-    Ok(v1::ListAuditEntriesResponse {
-        entries,
-        next_page_token,
-    })
+    audit::list_audit_entries(&api.db, &call.caller, &request).await
 }

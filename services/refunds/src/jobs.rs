@@ -61,7 +61,7 @@ pub async fn expire_due(db: &Db, grace_days: i64, now: OffsetDateTime) -> anyhow
             )
             .await?;
             let entry = Entry::of_grant(&grant, v1::AuditEntryKind::Decision, "ExpiryJob");
-            trail::by_service(work.db(), entry).await?;
+            trail::by_service(work.db(), entry, now).await?;
         }
         work.commit().await?;
         total += expired.len();
@@ -137,7 +137,7 @@ pub async fn apply_retention(
             kind: v1::AuditEntryKind::Change,
             action: "RetentionJob",
         };
-        trail::by_service(work.db(), entry).await?;
+        trail::by_service(work.db(), entry, now).await?;
     }
     let keep_from = now
         .replace_year(now.year() - settings.record_retention_years)

@@ -183,7 +183,8 @@ pub async fn apply_outcome(
     } else {
         v1::AccessPurpose::CaseProcessing
     };
-    trail::record(work.db(), entry, actor, purpose).await?;
+    let at = work.now();
+    trail::record(work.db(), entry, actor, purpose, at).await?;
     tracing::info!(
         claim_id = %claim.claim_id,
         attempt = claim.payment_attempt,

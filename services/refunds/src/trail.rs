@@ -49,6 +49,7 @@ pub async fn record(
     entry: Entry<'_>,
     actor: &AuditActor,
     purpose: v1::AccessPurpose,
+    at: time::OffsetDateTime,
 ) -> Result<(), sqlx::Error> {
     audit::record(
         db,
@@ -59,6 +60,7 @@ pub async fn record(
             action: entry.action,
             actor,
             purpose,
+            at,
         },
     )
     .await
@@ -66,6 +68,17 @@ pub async fn record(
 }
 
 /// A change the service made on its own (an event applied, a job).
-pub async fn by_service(db: &mut PgConnection, entry: Entry<'_>) -> Result<(), sqlx::Error> {
-    record(db, entry, &AuditActor::service(), v1::AccessPurpose::System).await
+pub async fn by_service(
+    db: &mut PgConnection,
+    entry: Entry<'_>,
+    at: time::OffsetDateTime,
+) -> Result<(), sqlx::Error> {
+    record(
+        db,
+        entry,
+        &AuditActor::service(),
+        v1::AccessPurpose::System,
+        at,
+    )
+    .await
 }

@@ -132,6 +132,7 @@ impl ServiceHost {
     /// The outbox the service's units of work publish through.
     pub fn outbox(&self) -> Outbox {
         Outbox::for_service(&self.config.kafka.topic_prefix, self.identity.name)
+            .with_clock(self.clock.clone())
     }
 
     /// The service's database: its pool, its outbox and its clock.

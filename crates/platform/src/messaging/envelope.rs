@@ -60,22 +60,53 @@ impl EventSubject {
     }
 }
 
-/// Wraps `payload` in a new envelope with a fresh UUID v7.
+/// Wraps `payload` in a new envelope with a fresh UUID v7, dated by the system clock (for tests
+/// and tools; a service's outbox dates its events by the service's clock, see [`wrap_at`]).
 pub fn wrap<M: Message + Name>(
     producer: &str,
     subject: &EventSubject,
     payload: &M,
 ) -> EventEnvelope {
-    let now = std::time::SystemTime::now();
+    wrap_at(producer, subject, payload, time::OffsetDateTime::now_utc())
+}
+
+/// Wraps `payload` in a new envelope with a fresh UUID v7 that occurred at `at`.
+pub fn wrap_at<M: Message + Name>(
+    producer: &str,
+    subject: &EventSubject,
+    payload: &M,
+    at: time::OffsetDateTime,
+) -> EventEnvelope {
+    envelope_at(
+        producer,
+        subject,
+        M::full_name(),
+        payload.encode_to_vec(),
+        at,
+    )
+}
+
+/// A new envelope with a fresh UUID v7 around an encoded payload of type `event_type`, that
+/// occurred at `at`.
+pub fn envelope_at(
+    producer: &str,
+    subject: &EventSubject,
+    event_type: String,
+    payload: Vec<u8>,
+    at: time::OffsetDateTime,
+) -> EventEnvelope {
     EventEnvelope {
         event_id: uuid::Uuid::now_v7().to_string(),
-        event_type: M::full_name(),
-        occurred_at: Some(prost_types::Timestamp::from(now)),
+        event_type,
+        occurred_at: Some(prost_types::Timestamp {
+            seconds: at.unix_timestamp(),
+            nanos: i32::try_from(at.nanosecond()).unwrap_or(0),
+        }),
         case_id: subject.case_id.clone().unwrap_or_default(),
         aggregate_id: subject.aggregate_id.clone(),
         schema_version: SCHEMA_VERSION,
         producer: producer.to_owned(),
-        payload: payload.encode_to_vec(),
+        payload,
     }
 }
 

@@ -5,6 +5,7 @@
 pub mod consumer;
 pub mod dead_letters;
 pub mod envelope;
+pub mod fields;
 pub mod kafka;
 pub mod outbox;
 pub mod producer;
@@ -14,6 +15,7 @@ pub mod unit_of_work;
 
 pub use consumer::{EventConsumer, HandlerError, Outcome};
 pub use envelope::{EventSubject, dead_letter_topic_for, topic_for};
+pub use fields::EventFields;
 pub use outbox::Outbox;
 pub use producer::EventProducer;
 pub use relay::OutboxRelay;

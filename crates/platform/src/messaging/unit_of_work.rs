@@ -29,9 +29,13 @@ impl Db {
         }
     }
 
-    /// The same database with its "now" read from `clock`.
+    /// The same database with its "now" read from `clock` (which also dates its events).
     pub fn with_clock(self, clock: SharedClock) -> Self {
-        Db { clock, ..self }
+        Db {
+            outbox: self.outbox.with_clock(clock.clone()),
+            clock,
+            pool: self.pool,
+        }
     }
 
     /// The service's clock: every "now" of its handlers, event handlers and jobs.
@@ -82,6 +86,11 @@ impl UnitOfWork {
         }
     }
 
+    /// The current instant by the service's clock (which also dates this unit's events).
+    pub fn now(&self) -> time::OffsetDateTime {
+        self.outbox.now()
+    }
+
     /// The transaction's connection, for the service's own statements.
     pub fn db(&mut self) -> &mut PgConnection {
         &mut self.tx
@@ -95,6 +104,21 @@ impl UnitOfWork {
         event: &M,
     ) -> Result<uuid::Uuid, sqlx::Error> {
         let event_id = self.outbox.record(&mut self.tx, subject, event).await?;
+        self.published += 1;
+        Ok(event_id)
+    }
+
+    /// [`Self::publish`] for a payload already encoded, of type `event_type` (its full name).
+    pub async fn publish_encoded(
+        &mut self,
+        subject: &EventSubject,
+        event_type: String,
+        payload: Vec<u8>,
+    ) -> Result<uuid::Uuid, sqlx::Error> {
+        let event_id = self
+            .outbox
+            .record_encoded(&mut self.tx, subject, event_type, payload)
+            .await?;
         self.published += 1;
         Ok(event_id)
     }
