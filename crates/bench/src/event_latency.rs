@@ -8,20 +8,13 @@
 //! the relay's round up to the send, on one clock (the same machine). CreateTime has only
 //! millisecond resolution, so single values are ±1 ms; a value can even be slightly negative.
 //!
-//! Two readers:
-//! * [`read_all`] reads the whole topic once, after the load, to classify every event by its
-//!   `occurred_at` into the idle calls and the open loop's measured window. It runs after the
-//!   load, so it takes no CPU from what it measures.
-//! * [`LiveReader`] reads while the idle calls run, stamping each message with its receive
-//!   time (`fetch.wait.max.ms` low): commit → in a consumer's hands, which also covers the
-//!   producer's linger and the broker's acknowledgement. It cross-checks CreateTime.
+//! It is measured twice: for single calls with nothing else going on ([`idle_calls`]), and for
+//! every event of the open loop's measured window. [`read_all`] reads the whole topic once,
+//! after the load, so that no reader takes CPU from what it measures, and the events are
+//! sorted into the two sets by their `occurred_at`.
 
 use std::{
-    sync::{
-        Arc,
-        atomic::{AtomicBool, Ordering},
-    },
-    thread,
+    path::Path,
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
@@ -36,13 +29,14 @@ use rdkafka::{
 };
 use serde::Serialize;
 
+use crate::{h2_connection::RoutingClient, load};
+
+/// Pause between two idle OpenCase calls.
+pub const IDLE_SPACING: Duration = Duration::from_millis(200);
 /// How long reading the whole topic back may take.
 const READ_ALL_TIMEOUT: Duration = Duration::from_secs(120);
 /// Metadata and watermark requests.
 const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
-/// The live reader's `fetch.wait.max.ms`: the mock broker holds an empty fetch this long, so
-/// it bounds how late a message can be seen after it arrived.
-pub const LIVE_FETCH_WAIT_MS: u32 = 5;
 
 /// One event as read back.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -51,13 +45,11 @@ pub struct EventTiming {
     pub occurred_at_us: i64,
     /// The Kafka message's timestamp.
     pub timestamp: Timestamp,
-    /// When the live reader had it, µs since the Unix epoch (`None` from [`read_all`]).
-    pub received_at_us: Option<i64>,
 }
 
 impl EventTiming {
     /// Kafka CreateTime − `occurred_at` in ms, if the message has a CreateTime.
-    pub fn create_time_latency_ms(&self) -> Option<f64> {
+    pub fn latency_ms(&self) -> Option<f64> {
         match self.timestamp {
             Timestamp::CreateTime(ms) => {
                 Some((ms as f64 * 1000.0 - self.occurred_at_us as f64) / 1000.0)
@@ -65,16 +57,10 @@ impl EventTiming {
             _ => None,
         }
     }
-
-    /// Receive time − `occurred_at` in ms, if the live reader had it.
-    pub fn receive_latency_ms(&self) -> Option<f64> {
-        self.received_at_us
-            .map(|at| (at - self.occurred_at_us) as f64 / 1000.0)
-    }
 }
 
 /// µs since the Unix epoch.
-pub fn epoch_micros(at: SystemTime) -> i64 {
+fn epoch_micros(at: SystemTime) -> i64 {
     at.duration_since(UNIX_EPOCH).map_or(0, |since| {
         i64::try_from(since.as_micros()).unwrap_or(i64::MAX)
     })
@@ -100,7 +86,7 @@ impl Window {
     }
 
     /// The events that occurred inside the window.
-    pub fn select<'a>(&self, events: &'a [EventTiming]) -> Vec<&'a EventTiming> {
+    fn select<'a>(&self, events: &'a [EventTiming]) -> Vec<&'a EventTiming> {
         events
             .iter()
             .filter(|event| {
@@ -146,28 +132,42 @@ impl LatencySummary {
     }
 }
 
+/// `count` single OpenCase calls, [`IDLE_SPACING`] apart (the next requests of the mix);
+/// returns the window their events occurred in. Any failed call fails the phase.
+pub async fn idle_calls(
+    client: &RoutingClient,
+    sequence: &mut load::Sequence,
+    count: usize,
+    routing_log: &Path,
+) -> anyhow::Result<Window> {
+    let started = SystemTime::now();
+    let mut failures = std::collections::BTreeMap::<String, u64>::new();
+    for _ in 0..count {
+        if let Err(failure) = load::single_call(client, sequence).await {
+            *failures.entry(failure.to_string()).or_default() += 1;
+        }
+        tokio::time::sleep(IDLE_SPACING).await;
+    }
+    anyhow::ensure!(
+        failures.is_empty(),
+        "idle OpenCase calls failed: {failures:?}; routing log: {}",
+        routing_log.display()
+    );
+    let length = SystemTime::now()
+        .duration_since(started)
+        .unwrap_or_default();
+    Ok(Window::starting(started, length))
+}
+
 /// The timing of one message of routing's topic, or `None` if it is no envelope with an
 /// `occurred_at`.
-fn timing_of(message: &BorrowedMessage<'_>, received: Option<SystemTime>) -> Option<EventTiming> {
+fn timing_of(message: &BorrowedMessage<'_>) -> Option<EventTiming> {
     let envelope = EventEnvelope::decode(message.payload()?).ok()?;
     let occurred = envelope.occurred_at?;
     Some(EventTiming {
         occurred_at_us: occurred.seconds * 1_000_000 + i64::from(occurred.nanos) / 1_000,
         timestamp: message.timestamp(),
-        received_at_us: received.map(epoch_micros),
     })
-}
-
-/// A consumer that is assigned partitions by hand (no group join), commits nothing, and holds
-/// an empty fetch at most `fetch_wait_ms`.
-fn consumer(brokers: &str, fetch_wait_ms: u32) -> anyhow::Result<BaseConsumer> {
-    test_client_config(brokers)
-        .set("group.id", unique_topic("bench-events-"))
-        .set("enable.auto.commit", "false")
-        .set("enable.partition.eof", "false")
-        .set("fetch.wait.max.ms", fetch_wait_ms.to_string())
-        .create()
-        .context("creating an event reader")
 }
 
 /// Every partition of `topic` with its low and high watermarks.
@@ -189,28 +189,24 @@ fn partitions(consumer: &BaseConsumer, topic: &str) -> anyhow::Result<Vec<(i32, 
     Ok(result)
 }
 
-/// Assigns `consumer` every partition of `topic` at the offset `start` picks from its
-/// watermarks; returns the partitions with their watermarks.
-fn assign(
-    consumer: &BaseConsumer,
-    topic: &str,
-    start: impl Fn(i64, i64) -> i64,
-) -> anyhow::Result<Vec<(i32, i64, i64)>> {
-    let partitions = partitions(consumer, topic)?;
+/// Reads every message now on `topic` (up to the high watermarks at the start) and returns the
+/// timing of each event. The partitions are assigned by hand (no group join) and nothing is
+/// committed. Blocking: call it from `spawn_blocking`.
+pub fn read_all(brokers: &str, topic: &str) -> anyhow::Result<Vec<EventTiming>> {
+    let consumer: BaseConsumer = test_client_config(brokers)
+        .set("group.id", unique_topic("bench-events-"))
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "false")
+        .set("fetch.wait.max.ms", "100")
+        .create()
+        .context("creating an event reader")?;
+    // (partition, next offset to read, high watermark)
+    let mut next = partitions(&consumer, topic)?;
     let mut list = TopicPartitionList::new();
-    for &(partition, low, high) in &partitions {
-        list.add_partition_offset(topic, partition, Offset::Offset(start(low, high)))?;
+    for &(partition, low, _) in &next {
+        list.add_partition_offset(topic, partition, Offset::Offset(low))?;
     }
     consumer.assign(&list).context("assigning the partitions")?;
-    Ok(partitions)
-}
-
-/// Reads every message now on `topic` (up to the high watermarks at the start) and returns the
-/// timing of each event. Blocking: call it from `spawn_blocking`.
-pub fn read_all(brokers: &str, topic: &str) -> anyhow::Result<Vec<EventTiming>> {
-    let consumer = consumer(brokers, 100)?;
-    // (partition, next offset to read, high watermark)
-    let mut next = assign(&consumer, topic, |low, _| low)?;
     let deadline = Instant::now() + READ_ALL_TIMEOUT;
     let mut events = Vec::new();
     while next.iter().any(|(_, at, high)| at < high) {
@@ -227,50 +223,9 @@ pub fn read_all(brokers: &str, topic: &str) -> anyhow::Result<Vec<EventTiming>> 
         if let Some(entry) = next.iter_mut().find(|(p, _, _)| *p == message.partition()) {
             entry.1 = entry.1.max(message.offset() + 1);
         }
-        events.extend(timing_of(&message, None));
+        events.extend(timing_of(&message));
     }
     Ok(events)
-}
-
-/// A reader on its own thread that records each new event of a topic with its receive time.
-pub struct LiveReader {
-    stop: Arc<AtomicBool>,
-    thread: thread::JoinHandle<anyhow::Result<Vec<EventTiming>>>,
-}
-
-impl LiveReader {
-    /// Starts reading `topic` from its current end.
-    pub fn start(brokers: &str, topic: &str) -> anyhow::Result<Self> {
-        let consumer = consumer(brokers, LIVE_FETCH_WAIT_MS)?;
-        assign(&consumer, topic, |_, high| high)?;
-        let stop = Arc::new(AtomicBool::new(false));
-        let stopped = stop.clone();
-        let thread = thread::Builder::new()
-            .name("event-reader".to_owned())
-            .spawn(move || {
-                let mut events = Vec::new();
-                while !stopped.load(Ordering::Relaxed) {
-                    let Some(message) = consumer.poll(Duration::from_millis(50)) else {
-                        continue;
-                    };
-                    let received = SystemTime::now();
-                    let message = message.context("reading events live")?;
-                    events.extend(timing_of(&message, Some(received)));
-                }
-                Ok(events)
-            })
-            .context("starting the event reader thread")?;
-        Ok(LiveReader { stop, thread })
-    }
-
-    /// Stops the reader and returns what it read.
-    pub fn stop(self) -> anyhow::Result<Vec<EventTiming>> {
-        self.stop.store(true, Ordering::Relaxed);
-        match self.thread.join() {
-            Ok(result) => result,
-            Err(_) => bail!("the event reader thread panicked"),
-        }
-    }
 }
 
 /// The event-latency figures of one run.
@@ -278,64 +233,36 @@ impl LiveReader {
 pub struct EventLatency {
     /// OpenCase calls made one at a time with no other load.
     pub idle_calls: usize,
-    /// Pause between two idle calls.
-    pub idle_spacing: Duration,
     /// CreateTime − `occurred_at` of the idle calls' events.
     pub idle: LatencySummary,
-    /// Receive time − `occurred_at` of the idle calls' events (live reader).
-    pub idle_received: LatencySummary,
     /// CreateTime − `occurred_at` of the events of the open loop's measured window.
     pub under_load: LatencySummary,
     /// Events in either set whose message had no CreateTime (LogAppendTime or none).
     pub without_create_time: usize,
-    /// Every idle CreateTime − `occurred_at`, in the order the events occurred, ms.
-    pub idle_values_ms: Vec<f64>,
 }
 
 impl EventLatency {
-    /// The figures from the whole topic read after the load (`all`), the live reader's events
-    /// (`live`), and the two windows.
+    /// The figures from the whole topic read after the load (`all`) and the two windows.
     pub fn from_events(
         all: &[EventTiming],
-        live: &[EventTiming],
         idle_window: Window,
         load_window: Window,
         idle_calls: usize,
-        idle_spacing: Duration,
     ) -> Self {
         let idle = idle_window.select(all);
         let load = load_window.select(all);
         let without_create_time = idle
             .iter()
             .chain(load.iter())
-            .filter(|event| event.create_time_latency_ms().is_none())
+            .filter(|event| event.latency_ms().is_none())
             .count();
-        let create = |events: &[&EventTiming]| {
-            LatencySummary::of(
-                events
-                    .iter()
-                    .filter_map(|e| e.create_time_latency_ms())
-                    .collect(),
-            )
+        let summary = |events: &[&EventTiming]| {
+            LatencySummary::of(events.iter().filter_map(|e| e.latency_ms()).collect())
         };
-        let mut idle_in_order = idle.clone();
-        idle_in_order.sort_by_key(|event| event.occurred_at_us);
         EventLatency {
-            idle_values_ms: idle_in_order
-                .iter()
-                .filter_map(|event| event.create_time_latency_ms())
-                .collect(),
             idle_calls,
-            idle_spacing,
-            idle: create(&idle),
-            idle_received: LatencySummary::of(
-                idle_window
-                    .select(live)
-                    .iter()
-                    .filter_map(|e| e.receive_latency_ms())
-                    .collect(),
-            ),
-            under_load: create(&load),
+            idle: summary(&idle),
+            under_load: summary(&load),
             without_create_time,
         }
     }
@@ -359,20 +286,17 @@ mod tests {
 
     #[test]
     fn events_are_split_by_when_they_occurred() {
-        let event =
-            |occurred_ms: i64, create_ms: Option<i64>, received_ms: Option<i64>| EventTiming {
-                occurred_at_us: occurred_ms * 1000,
-                timestamp: create_ms.map_or(Timestamp::NotAvailable, Timestamp::CreateTime),
-                received_at_us: received_ms.map(|ms| ms * 1000),
-            };
+        let event = |occurred_ms: i64, create_ms: Option<i64>| EventTiming {
+            occurred_at_us: occurred_ms * 1000,
+            timestamp: create_ms.map_or(Timestamp::NotAvailable, Timestamp::CreateTime),
+        };
         let all = [
-            event(1_000, Some(1_003), None),
-            event(1_500, Some(1_502), None),
-            event(5_000, Some(5_010), None),
-            event(5_100, None, None),
-            event(9_000, Some(9_001), None),
+            event(1_000, Some(1_003)),
+            event(1_500, Some(1_502)),
+            event(5_000, Some(5_010)),
+            event(5_100, None),
+            event(9_000, Some(9_001)),
         ];
-        let live = [event(1_000, Some(1_003), Some(1_004))];
         let idle = Window {
             from_us: 1_000_000,
             to_us: 2_000_000,
@@ -381,16 +305,12 @@ mod tests {
             from_us: 5_000_000,
             to_us: 6_000_000,
         };
-        let figures =
-            EventLatency::from_events(&all, &live, idle, load, 2, Duration::from_millis(200));
+        let figures = EventLatency::from_events(&all, idle, load, 2);
         assert_eq!(figures.idle.count, 2);
-        assert_eq!(figures.idle.max_ms, 3.0);
-        assert_eq!(figures.idle_values_ms, [3.0, 2.0]);
+        assert_eq!((figures.idle.min_ms, figures.idle.max_ms), (2.0, 3.0));
         assert_eq!(figures.under_load.count, 1);
         assert_eq!(figures.under_load.p50_ms, 10.0);
         assert_eq!(figures.without_create_time, 1);
-        assert_eq!(figures.idle_received.count, 1);
-        assert_eq!(figures.idle_received.p50_ms, 4.0);
     }
 
     #[test]

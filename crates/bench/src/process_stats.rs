@@ -1,9 +1,10 @@
 //! What the processes cost, read from Linux's `/proc`: each service's peak resident set
-//! (`VmHWM`, the high-water mark the kernel keeps, so no sampling can miss the peak), and CPU
-//! time per component over the measured window. All of it shares two cores, so the CPU split
-//! is what explains the throughput: whoever burns the most CPU per request limits it.
+//! (`VmHWM`, the high-water mark the kernel keeps, so no sampling can miss the peak), each
+//! service's CPU time (for idle CPU), and how much of the whole machine's CPU went to anything
+//! but this run. The figures come from a shared machine, and the last one says how shared it
+//! was while they were measured.
 
-use std::{collections::BTreeMap, fs, path::Path, process::Command};
+use std::{fs, path::Path, process::Command};
 
 use anyhow::{Context, bail};
 
@@ -25,30 +26,6 @@ pub fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
     Ok(stat.ticks as f64 / ticks_per_second())
 }
 
-/// CPU seconds each thread of process `pid` used so far, summed by thread name (`comm` of
-/// `/proc/<pid>/task/<tid>/stat`: tokio's workers share one name, librdkafka names each of its
-/// threads after its role, e.g. `rdk:main`, `rdk:broker1`). Threads that already exited are
-/// not listed.
-pub fn thread_cpu_seconds(pid: u32) -> anyhow::Result<BTreeMap<String, f64>> {
-    let per_second = ticks_per_second();
-    let mut threads = BTreeMap::new();
-    let dir = format!("/proc/{pid}/task");
-    for entry in fs::read_dir(&dir)
-        .with_context(|| format!("listing {dir}"))?
-        .flatten()
-    {
-        // Threads come and go while we read; a vanished one simply does not count.
-        let Some(stat) = fs::read_to_string(entry.path().join("stat"))
-            .ok()
-            .and_then(|text| parse_stat(&text))
-        else {
-            continue;
-        };
-        *threads.entry(stat.comm).or_insert(0.0) += stat.ticks as f64 / per_second;
-    }
-    Ok(threads)
-}
-
 /// The value in KiB of field `name` (e.g. `VmHWM:`) in a `/proc/<pid>/status` text.
 fn status_kib(status: &str, name: &str) -> Option<u64> {
     status
@@ -58,7 +35,7 @@ fn status_kib(status: &str, name: &str) -> Option<u64> {
         .and_then(|number| number.parse().ok())
 }
 
-/// Command name and CPU ticks of one process, from `/proc/<pid>/stat`.
+/// Command name, parent and CPU ticks of one process, from `/proc/<pid>/stat`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct ProcStat {
     comm: String,
@@ -100,15 +77,14 @@ fn ticks_per_second() -> f64 {
         .unwrap_or(100.0)
 }
 
-/// CPU seconds used so far, by component: this benchmark, each running child process (the
-/// services and the mock broker, by command name), children of this benchmark that already
-/// exited (pgbench), and all `postgres` processes together — including backends that already
-/// exited, whose time the postmaster inherits. A snapshot taken after a run minus one taken
-/// before gives the run's CPU split.
-#[derive(Debug, Clone, Default, PartialEq)]
+/// CPU seconds used so far by the run (this benchmark, its children running or exited — the
+/// services, the broker, pgbench — and every `postgres` process, exited backends included
+/// through the postmaster's children times) and by the whole machine. A snapshot taken after a
+/// span minus one taken before ([`Self::since`]) says how much of the machine the run had.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct CpuSnapshot {
-    /// Seconds by component name.
-    pub seconds: BTreeMap<String, f64>,
+    /// Seconds used by the run's processes.
+    pub run_seconds: f64,
     /// Whole-machine busy seconds (all CPUs), from `/proc/stat`.
     pub machine_busy: f64,
     /// Seconds the hypervisor ran something else while this machine wanted the CPU ("steal").
@@ -117,21 +93,13 @@ pub struct CpuSnapshot {
     pub machine_total: f64,
 }
 
-/// The component name the benchmark itself is reported under.
-pub const LOAD_GENERATOR: &str = "load generator (ekb-bench)";
-/// The component name of all PostgreSQL processes.
-pub const POSTGRES: &str = "postgres (all processes)";
-/// The component name of this benchmark's children that have exited (pgbench, mostly).
-pub const EXITED_CHILDREN: &str = "exited children of ekb-bench (pgbench)";
-
 impl CpuSnapshot {
     /// Reads the current counters.
     pub fn take() -> anyhow::Result<Self> {
         let per_second = ticks_per_second();
         let me = std::process::id();
-        let mut seconds = BTreeMap::new();
-        let entries = fs::read_dir("/proc").context("listing /proc")?;
-        for entry in entries.flatten() {
+        let mut run_ticks = 0;
+        for entry in fs::read_dir("/proc").context("listing /proc")?.flatten() {
             let Some(pid) = entry
                 .file_name()
                 .to_str()
@@ -146,58 +114,49 @@ impl CpuSnapshot {
             else {
                 continue;
             };
-            let (component, ticks) = if pid == me {
-                *seconds.entry(EXITED_CHILDREN.to_owned()).or_insert(0.0) +=
-                    stat.reaped_children_ticks as f64 / per_second;
-                (LOAD_GENERATOR.to_owned(), stat.ticks)
+            if pid == me || stat.comm == "postgres" {
+                run_ticks += stat.ticks + stat.reaped_children_ticks;
             } else if stat.parent == me {
-                (stat.comm, stat.ticks)
-            } else if stat.comm == "postgres" {
-                (POSTGRES.to_owned(), stat.ticks + stat.reaped_children_ticks)
-            } else {
-                continue;
-            };
-            *seconds.entry(component).or_insert(0.0) += ticks as f64 / per_second;
+                run_ticks += stat.ticks;
+            }
         }
         let machine = machine_seconds(Path::new("/proc/stat"), per_second)?;
         Ok(CpuSnapshot {
-            seconds,
+            run_seconds: run_ticks as f64 / per_second,
             machine_busy: machine.busy,
             machine_steal: machine.steal,
             machine_total: machine.total,
         })
     }
 
-    /// The CPU of two separate spans together (`self` and `other`, each from [`Self::since`]).
-    pub fn plus(&self, other: &CpuSnapshot) -> CpuSnapshot {
-        let mut seconds = self.seconds.clone();
-        for (name, more) in &other.seconds {
-            *seconds.entry(name.clone()).or_insert(0.0) += more;
-        }
-        CpuSnapshot {
-            seconds,
-            machine_busy: self.machine_busy + other.machine_busy,
-            machine_steal: self.machine_steal + other.machine_steal,
-            machine_total: self.machine_total + other.machine_total,
-        }
-    }
-
-    /// CPU seconds each component used between `before` and `self`.
+    /// The CPU used between `before` and `self`.
     pub fn since(&self, before: &CpuSnapshot) -> CpuSnapshot {
-        let seconds = self
-            .seconds
-            .iter()
-            .map(|(name, now)| {
-                let earlier = before.seconds.get(name).copied().unwrap_or(0.0);
-                (name.clone(), (now - earlier).max(0.0))
-            })
-            .collect();
         CpuSnapshot {
-            seconds,
+            run_seconds: (self.run_seconds - before.run_seconds).max(0.0),
             machine_busy: self.machine_busy - before.machine_busy,
             machine_steal: self.machine_steal - before.machine_steal,
             machine_total: self.machine_total - before.machine_total,
         }
+    }
+
+    /// Percent of the machine's CPU time (all CPUs) that was busy.
+    pub fn busy_percent(&self) -> f64 {
+        self.share(self.machine_busy)
+    }
+
+    /// Percent of the machine's CPU time that was busy with none of the run's processes
+    /// (other users' work, interrupts): the noise in the figures.
+    pub fn other_percent(&self) -> f64 {
+        self.share((self.machine_busy - self.run_seconds).max(0.0))
+    }
+
+    /// Percent of the machine's CPU time the hypervisor gave to other guests.
+    pub fn steal_percent(&self) -> f64 {
+        self.share(self.machine_steal)
+    }
+
+    fn share(&self, seconds: f64) -> f64 {
+        100.0 * seconds / self.machine_total.max(f64::MIN_POSITIVE)
     }
 }
 
@@ -257,32 +216,26 @@ mod tests {
     }
 
     #[test]
-    fn two_spans_add_up_by_component() {
-        let span = |postgres: f64, pgbench: Option<f64>| CpuSnapshot {
-            seconds: [(POSTGRES.to_owned(), postgres)]
-                .into_iter()
-                .chain(pgbench.map(|s| (EXITED_CHILDREN.to_owned(), s)))
-                .collect(),
-            machine_busy: 2.0,
-            machine_steal: 0.5,
-            machine_total: 4.0,
+    fn a_span_says_how_much_of_the_machine_others_had() {
+        let at = |run: f64, busy: f64, steal: f64, total: f64| CpuSnapshot {
+            run_seconds: run,
+            machine_busy: busy,
+            machine_steal: steal,
+            machine_total: total,
         };
-        let both = span(1.0, Some(0.25)).plus(&span(1.5, None));
-        assert_eq!(both.seconds[POSTGRES], 2.5);
-        assert_eq!(both.seconds[EXITED_CHILDREN], 0.25);
-        assert_eq!(
-            (both.machine_busy, both.machine_steal, both.machine_total),
-            (4.0, 1.0, 8.0)
-        );
+        let span = at(13.0, 18.0, 1.0, 140.0).since(&at(10.0, 12.0, 0.0, 100.0));
+        assert_eq!(span.busy_percent(), 15.0);
+        assert_eq!(span.other_percent(), 7.5);
+        assert_eq!(span.steal_percent(), 2.5);
+        assert_eq!(CpuSnapshot::default().other_percent(), 0.0);
     }
 
     #[test]
     fn our_own_process_can_be_measured() -> anyhow::Result<()> {
         assert!(peak_rss_mib(std::process::id())? > 0.0);
         assert!(cpu_seconds(std::process::id())? >= 0.0);
-        assert!(!thread_cpu_seconds(std::process::id())?.is_empty());
         let snapshot = CpuSnapshot::take()?;
-        assert!(snapshot.seconds.contains_key(LOAD_GENERATOR));
+        assert!(snapshot.run_seconds > 0.0 || snapshot.machine_total > 0.0);
         assert!(snapshot.machine_total >= snapshot.machine_busy);
         Ok(())
     }

@@ -1,14 +1,14 @@
 //! What keeps one benchmark run from harming another run or the machine.
 //!
-//! Two runs at once measure each other: both pin PostgreSQL's CPUs, both load the same server,
-//! and whichever ends first gives PostgreSQL its CPUs back while the other still counts on the
-//! layout. So a run holds an exclusive lock on a file in the bench directory for its whole
-//! length, and a second run stops at once with a message instead of measuring nonsense.
+//! Two runs at once measure each other: both load the same CPUs and the same PostgreSQL
+//! server, and each one's idle window is the other's load. So a run holds an exclusive lock on
+//! a file in the bench directory for its whole length, and a second run stops at once with a
+//! message instead of measuring nonsense.
 //!
 //! A run interrupted by Ctrl-C or SIGTERM must not leave the broker and the services running
-//! (they keep their ports and a share of the CPUs) or PostgreSQL pinned. Everything the run
-//! starts is stopped when its value is dropped, so [`until_interrupted`] drops the run's future
-//! when a signal arrives and reports the interruption.
+//! (they keep their ports and a share of the CPUs). Everything the run starts is stopped when
+//! its value is dropped, so [`until_interrupted`] drops the run's future when a signal arrives
+//! and reports the interruption.
 
 use std::{fs::File, future::Future, path::Path};
 
