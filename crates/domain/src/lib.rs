@@ -5,6 +5,7 @@
 //! This crate does no I/O, so every rule here can be tested in isolation and reused by every
 //! service. Everything public is re-exported at the crate root.
 
+mod coded_enum;
 mod competence_area;
 mod config_error;
 mod date_range;

@@ -69,10 +69,49 @@ impl Clock for ManualClock {
     }
 }
 
+/// A clock that runs at the system clock's pace from another starting instant: what a service
+/// runs on when configured with `clock.start` (a development run or a simulation on a chosen
+/// day; never production, see [`crate::config::ClockConfig`]).
+#[derive(Debug, Clone, Copy)]
+pub struct OffsetClock {
+    offset: Duration,
+}
+
+impl OffsetClock {
+    /// A clock that shows `start` now and then runs on.
+    pub fn starting_at(start: OffsetDateTime) -> Self {
+        OffsetClock {
+            offset: start - OffsetDateTime::now_utc(),
+        }
+    }
+}
+
+impl Clock for OffsetClock {
+    fn now(&self) -> OffsetDateTime {
+        to_micros(OffsetDateTime::now_utc() + self.offset)
+    }
+}
+
 /// `at` cut to whole microseconds, so what a service returns equals what it stored.
 fn to_micros(at: OffsetDateTime) -> OffsetDateTime {
     at.replace_nanosecond(at.nanosecond() / 1_000 * 1_000)
         .unwrap_or(at)
+}
+
+#[cfg(test)]
+mod offset_tests {
+    use time::macros::datetime;
+
+    use super::*;
+
+    #[test]
+    fn an_offset_clock_starts_at_its_start_and_runs_on() {
+        let clock = OffsetClock::starting_at(datetime!(2028-12-31 09:00 UTC));
+        let first = clock.now();
+        assert!((first - datetime!(2028-12-31 09:00 UTC)).abs() < Duration::seconds(5));
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        assert!(clock.now() > first);
+    }
 }
 
 #[cfg(test)]

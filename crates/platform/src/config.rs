@@ -53,6 +53,9 @@ poll_interval_ms = 5000
 lease_seconds = 60
 retention_hours = 168
 
+[clock]
+allow_with_jwt = false
+
 [consumer]
 max_attempts = 5
 initial_backoff_ms = 100
@@ -84,6 +87,21 @@ pub struct PlatformConfig {
     pub outbox: OutboxConfig,
     /// Event consumer retries.
     pub consumer: ConsumerConfig,
+    /// Where the service's "now" comes from.
+    pub clock: ClockConfig,
+}
+
+/// Where a service's "now" comes from (ADR 0029): the system clock, unless `start` is set, when
+/// the service's time starts at that instant and runs on at the system clock's pace — for a
+/// development run or a simulation on a chosen day. Refused with `auth.mode = "jwt"` unless
+/// `allow_with_jwt` says so on purpose; the chart's values never set it.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ClockConfig {
+    /// The instant the service's time starts at, RFC 3339 (e.g. `2027-06-01T08:00:00Z`).
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub start: Option<time::OffsetDateTime>,
+    /// Allows `start` with JWT authentication (a simulation against a real identity provider).
+    pub allow_with_jwt: bool,
 }
 
 /// gRPC server settings.
@@ -475,6 +493,14 @@ impl PlatformConfig {
                 }
             }
         }
+        if self.clock.start.is_some() && self.auth.mode == AuthMode::Jwt && !self.clock.allow_with_jwt
+        {
+            return Err(ConfigError::invalid(
+                "clock.start",
+                "is refused with auth.mode jwt (a service on simulated time must not serve real \
+                 callers); set clock.allow_with_jwt = true only for a simulation on purpose",
+            ));
+        }
         if self.outbox.batch_size < 1 {
             return Err(ConfigError::invalid(
                 "outbox.batch_size",
@@ -507,6 +533,27 @@ mod tests {
             loader = loader.with_override(key, *value);
         }
         Ok(loader.load::<NoSettings>()?.platform)
+    }
+
+    #[test]
+    fn simulated_time_is_read_and_refused_with_jwt_unless_allowed() {
+        let start = "2027-06-01T08:00:00Z";
+        let config = load(&[("auth.mode", "disabled"), ("clock.start", start)]).expect("loads");
+        assert_eq!(
+            config.clock.start,
+            Some(time::macros::datetime!(2027-06-01 08:00 UTC))
+        );
+        let jwt = [
+            ("auth.issuer", "https://issuer"),
+            ("auth.audience", "ekb"),
+            ("auth.jwks_url", "https://issuer/jwks"),
+            ("clock.start", start),
+        ];
+        let refused = load(&jwt).expect_err("simulated time with jwt");
+        assert!(refused.to_string().contains("clock.start"), "{refused}");
+        let allowed = [jwt.as_slice(), &[("clock.allow_with_jwt", "true")]].concat();
+        assert!(load(&allowed).is_ok());
+        assert_eq!(load(&[("auth.mode", "disabled")]).expect("loads").clock.start, None);
     }
 
     #[test]

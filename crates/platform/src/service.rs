@@ -18,7 +18,7 @@ use tonic::{server::NamedService, service::Routes};
 
 use crate::{
     auth::{RoleTable, RpcRoles},
-    clock::{SharedClock, SystemClock},
+    clock::{OffsetClock, SharedClock, SystemClock},
     config::{ConfigError, ConfigLoader, ServiceConfig},
     error::ConstraintMessages,
     grpc::{
@@ -124,13 +124,25 @@ pub fn load_config<S: ServiceDescription>(
     Ok(config)
 }
 
-/// Runs service `S` on `listeners` until `shutdown` is cancelled, on the system clock.
+/// Runs service `S` on `listeners` until `shutdown` is cancelled, on the system clock, or on
+/// simulated time from `clock.start` if that is configured (and said at start).
 pub async fn run<S: ServiceDescription>(
     config: ServiceConfig<S::Settings>,
     listeners: Listeners,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    run_with_clock::<S>(config, listeners, shutdown, Arc::new(SystemClock)).await
+    let clock: SharedClock = match config.platform.clock.start {
+        None => Arc::new(SystemClock),
+        Some(start) => {
+            tracing::warn!(
+                service = S::NAME,
+                %start,
+                "this service runs on SIMULATED TIME (clock.start): its now started at {start}"
+            );
+            Arc::new(OffsetClock::starting_at(start))
+        }
+    };
+    run_with_clock::<S>(config, listeners, shutdown, clock).await
 }
 
 /// As [`run`], with every "now" of the service read from `clock` ([`Db::clock`]): a test's

@@ -3,7 +3,7 @@
 //! accounts exist is configuration, so parsing takes the [`BudgetPolicy`].
 
 use ekb_domain::{CountyCode, Flow, Money};
-use ekb_platform::{ApiError, Violations};
+use ekb_platform::{ApiError, Violations, validate::Page};
 use ekb_proto::v1;
 use uuid::Uuid;
 
@@ -15,10 +15,6 @@ use crate::{
 
 /// Longest note on an appropriation.
 pub const MAX_NOTE_CHARS: usize = 500;
-/// Largest page of ListReservations.
-pub const MAX_PAGE_SIZE: i32 = 500;
-/// Page size of ListReservations when none is asked for.
-pub const DEFAULT_PAGE_SIZE: i32 = 100;
 
 /// The checks budget's requests share, on top of the platform's.
 trait BudgetChecks {
@@ -234,27 +230,8 @@ pub struct ListReservations {
     pub status: Option<Status>,
     /// Only this case.
     pub case_id: Option<Uuid>,
-    /// Page size, 1–500.
-    pub page_size: i32,
-    /// Only reservations older than this sequence number (the page token).
-    pub before_sequence: Option<i64>,
-}
-
-/// The page token after the reservation with `sequence` number.
-pub fn page_token(sequence: i64) -> String {
-    format!("r{sequence}")
-}
-
-fn parse_page_token(token: &str) -> Result<Option<i64>, &'static str> {
-    if token.is_empty() {
-        return Ok(None);
-    }
-    token
-        .strip_prefix('r')
-        .and_then(|number| number.parse::<i64>().ok())
-        .filter(|sequence| *sequence > 0)
-        .map(Some)
-        .ok_or("must be a next_page_token from an earlier response")
+    /// The page, newest first: `after` is the sequence number the previous page ended at.
+    pub page: Page,
 }
 
 impl ListReservations {
@@ -276,18 +253,8 @@ impl ListReservations {
         } else {
             check.uuid("case_id", &request.case_id).map(Some)
         };
-        let page_size = match request.page_size {
-            0 => Some(DEFAULT_PAGE_SIZE),
-            size if (1..=MAX_PAGE_SIZE).contains(&size) => Some(size),
-            _ => {
-                check.add(
-                    "page_size",
-                    format!("must be from 1 to {MAX_PAGE_SIZE} (0 means {DEFAULT_PAGE_SIZE})"),
-                );
-                None
-            }
-        };
-        let before_sequence = check.check("page_token", parse_page_token(&request.page_token));
+        let filters = (budget_year, &county, flow, status, case_id);
+        let page = check.page(request.page_size, &request.page_token, &filters);
         check.finish_with(|| {
             Some(ListReservations {
                 budget_year: budget_year?,
@@ -295,8 +262,7 @@ impl ListReservations {
                 flow: flow?,
                 status: status?,
                 case_id: case_id?,
-                page_size: page_size?,
-                before_sequence: before_sequence?,
+                page: page?,
             })
         })
     }
@@ -496,16 +462,30 @@ mod tests {
                 "page_token"
             ]
         );
-        let first = ListReservations::parse(&v1::ListReservationsRequest {
+        let pending = v1::ListReservationsRequest {
             budget_year: 2026,
             status: Some(v1::ReservationStatus::Pending as i32),
-            page_token: page_token(7),
             ..Default::default()
+        };
+        let first = ListReservations::parse(&pending).expect("valid");
+        assert_eq!(first.status, Some(Status::Pending));
+        assert_eq!(first.page.size, Page::DEFAULT_SIZE);
+        let token = first.page.token_after(7);
+        let next = ListReservations::parse(&v1::ListReservationsRequest {
+            page_token: token.clone(),
+            ..pending.clone()
         })
         .expect("valid");
-        assert_eq!(first.status, Some(Status::Pending));
-        assert_eq!(first.page_size, DEFAULT_PAGE_SIZE);
-        assert_eq!(first.before_sequence, Some(7));
+        assert_eq!(next.page.after, Some(7));
+        assert_eq!(
+            fields(ListReservations::parse(&v1::ListReservationsRequest {
+                page_token: token,
+                status: Some(v1::ReservationStatus::Reserved as i32),
+                ..pending
+            })),
+            ["page_token"],
+            "a token is bound to its filters"
+        );
     }
 
     #[test]

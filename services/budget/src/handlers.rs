@@ -11,7 +11,6 @@ use crate::{
     Budget,
     commands::{
         GetAppropriation, GetReservation, GetUsage, ListReservations, Reconcile, SetAppropriation,
-        page_token,
     },
     config::BudgetPolicy,
     ledger::{self, AppropriationTerms, Lock},
@@ -177,11 +176,8 @@ async fn list_reservations(
     request: v1::ListReservationsRequest,
 ) -> Result<v1::ListReservationsResponse, ApiError> {
     let query = ListReservations::parse(&request)?;
-    let (page, more) = ledger::list_reservations(&mut *api.db.read().await?, &query).await?;
-    let next_page_token = match page.last() {
-        Some(last) if more => page_token(last.sequence),
-        _ => String::new(),
-    };
+    let (page, next_page_token) =
+        ledger::list_reservations(&mut *api.db.read().await?, &query).await?;
     Ok(v1::ListReservationsResponse {
         reservations: page
             .iter()

@@ -606,16 +606,18 @@ pub async fn park_release(
     case_id: Uuid,
     cause: ReleaseCause,
     event_id: Uuid,
+    now: &BookingTime,
 ) -> Result<bool, ApiError> {
     let inserted = sqlx::query(
         "INSERT INTO parked_releases (commitment_kind, commitment_id, case_id, release_cause, \
-         event_id) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+         event_id, parked_at) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
     )
     .bind(commitment.kind.code())
     .bind(commitment.id)
     .bind(case_id)
     .bind(cause.code())
     .bind(event_id)
+    .bind(now.at)
     .execute(connection)
     .await?
     .rows_affected();
@@ -651,12 +653,12 @@ fn to_reservations(rows: Vec<ReservationRow>) -> Result<Vec<StoredReservation>, 
     rows.into_iter().map(StoredReservation::try_from).collect()
 }
 
-/// One page of the reservations of a year matching `query`, newest first, and whether more
-/// follow.
+/// One page of the reservations of a year matching `query`, newest first, and the next page's
+/// token (empty at the end).
 pub async fn list_reservations(
     connection: &mut PgConnection,
     query: &crate::commands::ListReservations,
-) -> Result<(Vec<StoredReservation>, bool), ApiError> {
+) -> Result<(Vec<StoredReservation>, String), ApiError> {
     let rows: Vec<ReservationRow> = sqlx::query_as(concat!(
         "SELECT ",
         reservation_columns!(),
@@ -673,12 +675,10 @@ pub async fn list_reservations(
     .bind(query.flow.map(|flow| flow.code()))
     .bind(query.status.map(Status::code))
     .bind(query.case_id)
-    .bind(query.before_sequence)
-    .bind(i64::from(query.page_size) + 1)
+    .bind(query.page.after)
+    .bind(query.page.fetch_limit())
     .fetch_all(connection)
     .await?;
-    let mut page = to_reservations(rows)?;
-    let more = page.len() > usize::try_from(query.page_size).unwrap_or(usize::MAX);
-    page.truncate(usize::try_from(query.page_size).unwrap_or(usize::MAX));
-    Ok((page, more))
+    let rows = to_reservations(rows)?;
+    Ok(query.page.finish(rows, |reservation| reservation.sequence))
 }

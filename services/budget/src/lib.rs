@@ -74,19 +74,22 @@ impl ServiceDescription for Budget {
         Ok(Assembly::serving(BudgetServiceServer::new(api)).consuming(
             EventRouter::new(BudgetState::new(policy, clock))
                 .from("applications")
-                .on::<v1::GrantRequested>()
-                .on::<v1::ApplicationWithdrawn>()
-                .on::<v1::ApplicationRejected>()
-                .on::<v1::GrantCancelled>()
+                .on_each::<(
+                    v1::GrantRequested,
+                    v1::ApplicationWithdrawn,
+                    v1::ApplicationRejected,
+                    v1::GrantCancelled,
+                )>()
                 .from("refunds")
-                .on::<v1::RefundApproved>()
-                .on::<v1::GrantExpired>()
+                .on_each::<(v1::RefundApproved, v1::GrantExpired)>()
                 .from("pilot-ordering")
-                .on::<v1::OrderRequested>()
-                .on::<v1::OrderDeclined>()
-                .on::<v1::OrderCancelled>()
-                .on::<v1::OrderExpired>()
-                .on::<v1::InvoiceApproved>(),
+                .on_each::<(
+                    v1::OrderRequested,
+                    v1::OrderDeclined,
+                    v1::OrderCancelled,
+                    v1::OrderExpired,
+                    v1::InvoiceApproved,
+                )>(),
         ))
     }
 }

@@ -16,55 +16,7 @@ use crate::{
     rules::{Account, Balance},
 };
 
-/// An enum stored as a code and carried on the wire as the contract enum whose variants have
-/// the same names: the code, the wire value and both conversions are written once, from one
-/// table.
-macro_rules! coded_enum {
-    (
-        $(#[$meta:meta])*
-        $name:ident => $wire:ty {
-            $($(#[$variant_meta:meta])* $variant:ident = $code:literal,)*
-        }
-    ) => {
-        $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-        pub enum $name {
-            $($(#[$variant_meta])* $variant,)*
-        }
-
-        impl $name {
-            /// Every value.
-            pub const ALL: &'static [$name] = &[$($name::$variant,)*];
-
-            /// The code it is stored under.
-            pub const fn code(self) -> &'static str {
-                match self {
-                    $($name::$variant => $code,)*
-                }
-            }
-
-            /// The value stored under `code`.
-            pub fn parse_code(code: &str) -> Option<Self> {
-                Self::ALL.iter().copied().find(|value| value.code() == code)
-            }
-
-            /// The contract's value.
-            pub fn to_wire(self) -> $wire {
-                match self {
-                    $($name::$variant => <$wire>::$variant,)*
-                }
-            }
-
-            /// The value of a contract number; `None` for UNSPECIFIED and unknown numbers.
-            pub fn from_wire(value: i32) -> Option<Self> {
-                let wire = <$wire>::try_from(value).ok()?;
-                Self::ALL.iter().copied().find(|known| known.to_wire() == wire)
-            }
-        }
-    };
-}
-
-coded_enum! {
+ekb_domain::coded_enum! {
     /// What money is reserved for.
     CommitmentKind => v1::CommitmentKind {
         /// A grant (tilsagn) in the regular flow.
@@ -74,7 +26,7 @@ coded_enum! {
     }
 }
 
-coded_enum! {
+ekb_domain::coded_enum! {
     /// Where a reservation is.
     Status => v1::ReservationStatus {
         /// Waiting for the year's appropriation.
@@ -90,7 +42,7 @@ coded_enum! {
     }
 }
 
-coded_enum! {
+ekb_domain::coded_enum! {
     /// Why a request was denied.
     DeniedReason => v1::FundsDeniedReason {
         /// Less is available than requested.
@@ -100,7 +52,7 @@ coded_enum! {
     }
 }
 
-coded_enum! {
+ekb_domain::coded_enum! {
     /// Why reserved money was released.
     ReleaseCause => v1::ReleaseCause {
         /// GrantExpired.
@@ -122,7 +74,7 @@ coded_enum! {
     }
 }
 
-coded_enum! {
+ekb_domain::coded_enum! {
     /// What a disbursement pays.
     SourceKind => v1::DisbursementSourceKind {
         /// An approved refund claim (regular flow).

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use ekb_platform::clock::SharedClock;
 use ekb_platform::{
     ApiError,
-    messaging::{EventSubject, HandlerError, Handles, UnitOfWork},
+    messaging::{EventFields, EventSubject, HandlerError, UnitOfWork},
 };
 use ekb_proto::v1::{self, EventEnvelope};
 use uuid::Uuid;
@@ -34,45 +34,6 @@ const RELEASES: &str = "ekb_budget_releases_total";
 /// Disbursements booked, by source.
 const DISBURSEMENTS: &str = "ekb_budget_disbursements_total";
 
-/// Why applying an event failed.
-#[derive(Debug)]
-pub enum SagaError {
-    /// The event cannot be applied, now or later: dead-letter it with this reason.
-    Refused(String),
-    /// Something failed that may work on a retry.
-    Failed(ApiError),
-}
-
-impl From<ApiError> for SagaError {
-    fn from(error: ApiError) -> Self {
-        SagaError::Failed(error)
-    }
-}
-
-impl From<sqlx::Error> for SagaError {
-    fn from(error: sqlx::Error) -> Self {
-        SagaError::Failed(error.into())
-    }
-}
-
-impl From<HandlerError> for SagaError {
-    fn from(error: HandlerError) -> Self {
-        match error {
-            HandlerError::Permanent(reason) => SagaError::Refused(reason),
-            HandlerError::Transient(error) => SagaError::Failed(ApiError::internal(error)),
-        }
-    }
-}
-
-impl From<SagaError> for HandlerError {
-    fn from(error: SagaError) -> Self {
-        match error {
-            SagaError::Refused(reason) => HandlerError::Permanent(reason),
-            SagaError::Failed(error) => HandlerError::Transient(error.into()),
-        }
-    }
-}
-
 /// What budget's event handlers work with.
 #[derive(Debug, Clone)]
 pub struct BudgetState {
@@ -87,24 +48,9 @@ impl BudgetState {
     }
 }
 
-/// Routes each consumed type to the handler of its shape.
-macro_rules! route {
-    ($method:ident: $($event:ty),* $(,)?) => {
-        $(impl Handles<$event> for BudgetState {
-            async fn handle(
-                &self,
-                work: &mut UnitOfWork,
-                event: $event,
-                envelope: &EventEnvelope,
-            ) -> Result<(), HandlerError> {
-                Ok(self.$method(work, &event, envelope).await?)
-            }
-        })*
-    };
-}
-
-route!(request_funds: v1::GrantRequested, v1::OrderRequested);
-route!(
+ekb_platform::handle_with!(BudgetState, request_funds: v1::GrantRequested, v1::OrderRequested);
+ekb_platform::handle_with!(
+    BudgetState,
     release: v1::ApplicationWithdrawn,
     v1::ApplicationRejected,
     v1::GrantCancelled,
@@ -113,15 +59,14 @@ route!(
     v1::OrderCancelled,
     v1::OrderExpired,
 );
-route!(disburse: v1::RefundApproved, v1::InvoiceApproved);
+ekb_platform::handle_with!(BudgetState, disburse: v1::RefundApproved, v1::InvoiceApproved);
 
 /// The id of the event being applied, and the time its entries are booked at.
 fn booking(
     envelope: &EventEnvelope,
     clock: &dyn ekb_platform::clock::Clock,
-) -> Result<(Uuid, BookingTime), SagaError> {
-    let event_id = Uuid::parse_str(&envelope.event_id)
-        .map_err(|_| SagaError::Refused("envelope event_id is not a UUID".to_owned()))?;
+) -> Result<(Uuid, BookingTime), HandlerError> {
+    let event_id = EventFields::named("EventEnvelope").uuid("event_id", &envelope.event_id)?;
     Ok((event_id, BookingTime::now(clock)))
 }
 
@@ -139,7 +84,7 @@ impl BudgetState {
         work: &mut UnitOfWork,
         event: &E,
         envelope: &EventEnvelope,
-    ) -> Result<(), SagaError> {
+    ) -> Result<(), HandlerError> {
         let request = event.funds_request()?;
         let (event_id, now) = booking(envelope, self.clock.as_ref())?;
         if let Some(first) =
@@ -205,7 +150,7 @@ impl BudgetState {
         work: &mut UnitOfWork,
         event: &E,
         envelope: &EventEnvelope,
-    ) -> Result<(), SagaError> {
+    ) -> Result<(), HandlerError> {
         let Some(release) = event.release()? else {
             return Ok(());
         };
@@ -219,6 +164,7 @@ impl BudgetState {
                 release.case_id,
                 release.cause,
                 event_id,
+                &now,
             )
             .await?;
             tracing::warn!(
@@ -290,14 +236,14 @@ impl BudgetState {
         work: &mut UnitOfWork,
         event: &E,
         envelope: &EventEnvelope,
-    ) -> Result<(), SagaError> {
+    ) -> Result<(), HandlerError> {
         let disbursement = event.disbursement()?;
         let (event_id, now) = booking(envelope, self.clock.as_ref())?;
         let commitment = disbursement.commitment;
         let reservation = ledger::find_reservation(work.db(), commitment, Lock::ForUpdate)
             .await?
             .ok_or_else(|| {
-                SagaError::Refused(format!(
+                HandlerError::Permanent(format!(
                     "{} of {} øre for {commitment}, which has no reservation",
                     E::NAME,
                     disbursement.amount_ore
@@ -311,7 +257,7 @@ impl BudgetState {
                 tracing::info!(source_id = %disbursement.source.id, "claim or invoice disbursed already; repeat ignored");
                 return Ok(());
             }
-            return Err(SagaError::Refused(format!(
+            return Err(HandlerError::Permanent(format!(
                 "{} {} was disbursed before with other content ({amount} øre from reservation \
                  {paid_from}; now {} øre for {commitment})",
                 disbursement.source.kind.code(),
@@ -321,14 +267,14 @@ impl BudgetState {
         }
         let outstanding = reservation.outstanding_ore();
         if reservation.status != Status::Reserved {
-            return Err(SagaError::Refused(format!(
+            return Err(HandlerError::Permanent(format!(
                 "{} for {commitment}, whose reservation is {} with nothing reserved to disburse",
                 E::NAME,
                 reservation.status.code()
             )));
         }
         if disbursement.amount_ore > outstanding {
-            return Err(SagaError::Refused(format!(
+            return Err(HandlerError::Permanent(format!(
                 "disbursement of {} øre is larger than the outstanding reservation of {outstanding} \
                  øre for {commitment}; not booked",
                 disbursement.amount_ore
@@ -386,11 +332,11 @@ impl BudgetState {
 }
 
 /// Refuses an event about `reservation` that names another case.
-fn same_case(reservation: &StoredReservation, case_id: Uuid, event: &str) -> Result<(), SagaError> {
+fn same_case(reservation: &StoredReservation, case_id: Uuid, event: &str) -> Result<(), HandlerError> {
     if reservation.request.case_id == case_id {
         return Ok(());
     }
-    Err(SagaError::Refused(format!(
+    Err(HandlerError::Permanent(format!(
         "{event} names case {case_id}, but {} belongs to case {}",
         reservation.request.commitment, reservation.request.case_id
     )))
@@ -403,7 +349,7 @@ async fn deny_invalid(
     problem: &str,
     event_id: Uuid,
     now: &BookingTime,
-) -> Result<(), SagaError> {
+) -> Result<(), HandlerError> {
     let recorded = Recorded::Answered(Answer::Denied(DeniedReason::InvalidRequest, 0));
     let Some(denied) =
         ledger::insert_reservation(work.db(), request, recorded, event_id, now).await?
@@ -424,14 +370,14 @@ async fn deny_invalid(
 }
 
 /// The answer to a request whose twin was recorded by another unit of work meanwhile.
-async fn repeat_of_twin(work: &mut UnitOfWork, request: &FundsRequest) -> Result<(), SagaError> {
+async fn repeat_of_twin(work: &mut UnitOfWork, request: &FundsRequest) -> Result<(), HandlerError> {
     let first = ledger::find_reservation(work.db(), request.commitment, Lock::None)
         .await?
         .ok_or_else(|| {
-            SagaError::Failed(ApiError::internal(anyhow::anyhow!(
+            HandlerError::Transient(anyhow::anyhow!(
                 "the reservation of {} vanished",
                 request.commitment
-            )))
+            ))
         })?;
     repeat(work, request, &first).await
 }
@@ -442,10 +388,10 @@ async fn repeat(
     work: &mut UnitOfWork,
     request: &FundsRequest,
     first: &StoredReservation,
-) -> Result<(), SagaError> {
+) -> Result<(), HandlerError> {
     let differences = request.differences(&first.request);
     if !differences.is_empty() {
-        return Err(SagaError::Refused(format!(
+        return Err(HandlerError::Permanent(format!(
             "{} was requested before with other content: {}",
             request.commitment,
             differences.join("; ")

@@ -562,7 +562,7 @@ async fn redelivered_and_repeated_events_have_one_effect_and_bad_ones_are_dead_l
         "was requested before with other content: amount_ore 2000000 before, 2500000 now",
         "disbursement of 1000001 øre is larger than the outstanding reservation of 1000000 øre",
         "which has no reservation",
-        "GrantRequested.grant_id is not a UUID",
+        "GrantRequested.grant_id must be a UUID",
         "payload does not decode",
     ] {
         assert!(

@@ -8,7 +8,7 @@ use ekb_proto::{
     v1,
 };
 use sqlx::PgConnection;
-use time::Date;
+use time::{Date, OffsetDateTime};
 use uuid::Uuid;
 
 use crate::{
@@ -120,12 +120,14 @@ impl StoredAgreement {
 pub async fn insert(
     connection: &mut PgConnection,
     agreement: &RegisterAgreement,
+    now: OffsetDateTime,
 ) -> Result<StoredAgreement, ApiError> {
     let terms = &agreement.terms;
     let row: AgreementRow = sqlx::query_as(concat!(
         "INSERT INTO agreements (agreement_id, agreement_reference, supplier_organisation_number, supplier_name, \
-         county_code, competence_areas, price_per_assignment_ore, ranking, monthly_capacity, valid_from, valid_to, version) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 1) RETURNING ",
+         county_code, competence_areas, price_per_assignment_ore, ranking, monthly_capacity, valid_from, valid_to, version, \
+         registered_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 1, $12, $12) RETURNING ",
         agreement_columns!()
     ))
     .bind(Uuid::now_v7())
@@ -139,6 +141,7 @@ pub async fn insert(
     .bind(terms.monthly_capacity)
     .bind(terms.validity.from())
     .bind(terms.validity.to())
+    .bind(now)
     .fetch_one(connection)
     .await?;
     row.try_into()
@@ -195,10 +198,11 @@ pub async fn update_terms(
     connection: &mut PgConnection,
     agreement_id: Uuid,
     terms: &ValidTerms,
+    now: OffsetDateTime,
 ) -> Result<StoredAgreement, ApiError> {
     let row: AgreementRow = sqlx::query_as(concat!(
         "UPDATE agreements SET competence_areas = $2, price_per_assignment_ore = $3, ranking = $4, \
-         monthly_capacity = $5, valid_from = $6, valid_to = $7, version = version + 1, updated_at = now() \
+         monthly_capacity = $5, valid_from = $6, valid_to = $7, version = version + 1, updated_at = $8 \
          WHERE agreement_id = $1 RETURNING ",
         agreement_columns!()
     ))
@@ -209,6 +213,7 @@ pub async fn update_terms(
     .bind(terms.monthly_capacity)
     .bind(terms.validity.from())
     .bind(terms.validity.to())
+    .bind(now)
     .fetch_one(connection)
     .await?;
     row.try_into()
@@ -220,15 +225,17 @@ pub async fn end(
     agreement_id: Uuid,
     end_date: Date,
     reason: &str,
+    now: OffsetDateTime,
 ) -> Result<StoredAgreement, ApiError> {
     let row: AgreementRow = sqlx::query_as(concat!(
-        "UPDATE agreements SET ended_on = $2, end_reason = $3, version = version + 1, updated_at = now() \
+        "UPDATE agreements SET ended_on = $2, end_reason = $3, version = version + 1, updated_at = $4 \
          WHERE agreement_id = $1 RETURNING ",
         agreement_columns!()
     ))
     .bind(agreement_id)
     .bind(end_date)
     .bind(reason)
+    .bind(now)
     .fetch_one(connection)
     .await?;
     row.try_into()

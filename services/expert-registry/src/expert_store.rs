@@ -135,14 +135,19 @@ fn bind_details<'q, O>(query: PgQueryAs<'q, O>, expert: &'q ValidExpert) -> PgQu
 pub async fn insert(
     connection: &mut PgConnection,
     expert: &ValidExpert,
+    now: OffsetDateTime,
 ) -> Result<StoredExpert, ApiError> {
     let query = sqlx::query_as(concat!(
         "INSERT INTO experts (expert_id, name, supplier_organisation_number, profession, authorisation_kind, \
-         authorisation_reference, competence_areas, version) VALUES ($1, $2, $3, $4, $5, $6, $7, 1) RETURNING ",
+         authorisation_reference, competence_areas, version, registered_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, 1, $8, $8) RETURNING ",
         expert_columns!()
     ))
     .bind(Uuid::now_v7());
-    let row: ExpertRow = bind_details(query, expert).fetch_one(connection).await?;
+    let row: ExpertRow = bind_details(query, expert)
+        .bind(now)
+        .fetch_one(connection)
+        .await?;
     row.try_into()
 }
 
@@ -151,15 +156,17 @@ pub async fn update(
     connection: &mut PgConnection,
     expert_id: Uuid,
     expert: &ValidExpert,
+    now: OffsetDateTime,
 ) -> Result<Option<StoredExpert>, ApiError> {
     let query = sqlx::query_as(concat!(
         "UPDATE experts SET name = $2, supplier_organisation_number = $3, profession = $4, authorisation_kind = $5, \
-         authorisation_reference = $6, competence_areas = $7, version = version + 1, updated_at = now() \
+         authorisation_reference = $6, competence_areas = $7, version = version + 1, updated_at = $8 \
          WHERE expert_id = $1 RETURNING ",
         expert_columns!()
     ))
     .bind(expert_id);
     let row: Option<ExpertRow> = bind_details(query, expert)
+        .bind(now)
         .fetch_optional(connection)
         .await?;
     row.map(StoredExpert::try_from).transpose()

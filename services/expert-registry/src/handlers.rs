@@ -60,7 +60,10 @@ async fn register_expert(
 ) -> Result<v1::RegisterExpertResponse, ApiError> {
     let RegisterExpert { details } = request.try_into()?;
     let mut work = api.db.begin().await?;
-    let expert = expert_store::insert(work.db(), &details).await?.to_wire();
+    let now = work.now();
+    let expert = expert_store::insert(work.db(), &details, now)
+        .await?
+        .to_wire();
     let event = v1::ExpertRegistered {
         expert: Some(expert.clone()),
     };
@@ -80,7 +83,8 @@ async fn update_expert(
 ) -> Result<v1::UpdateExpertResponse, ApiError> {
     let UpdateExpert { expert_id, details } = request.try_into()?;
     let mut work = api.db.begin().await?;
-    let expert = expert_store::update(work.db(), expert_id, &details)
+    let now = work.now();
+    let expert = expert_store::update(work.db(), expert_id, &details, now)
         .await?
         .ok_or_else(|| unknown_expert(expert_id))?
         .to_wire();
@@ -116,7 +120,8 @@ async fn register_agreement(
 ) -> Result<v1::RegisterAgreementResponse, ApiError> {
     let agreement: RegisterAgreement = request.try_into()?;
     let mut work = api.db.begin().await?;
-    let stored = agreement_store::insert(work.db(), &agreement)
+    let now = work.now();
+    let stored = agreement_store::insert(work.db(), &agreement, now)
         .await?
         .to_wire();
     let event = v1::AgreementActivated {
@@ -154,7 +159,8 @@ async fn update_agreement(
             "the agreement has ended; its terms cannot change",
         ));
     }
-    let stored = agreement_store::update_terms(work.db(), agreement_id, &terms)
+    let now = work.now();
+    let stored = agreement_store::update_terms(work.db(), agreement_id, &terms, now)
         .await?
         .to_wire();
     let event = v1::AgreementUpdated {
@@ -194,7 +200,8 @@ async fn end_agreement(
             "must lie within the agreement's validity period",
         ));
     }
-    let stored = agreement_store::end(work.db(), agreement_id, end_date, &reason)
+    let now = work.now();
+    let stored = agreement_store::end(work.db(), agreement_id, end_date, &reason, now)
         .await?
         .to_wire();
     let event = v1::AgreementEnded {

@@ -6,7 +6,7 @@
 use std::collections::HashSet;
 
 use ekb_domain::{AgreementCoverage, CompetenceArea, CountyCode, DateRange};
-use ekb_platform::messaging::{HandlerError, Handles, UnitOfWork};
+use ekb_platform::messaging::{EventFields, HandlerError, Handles, UnitOfWork};
 use ekb_proto::{
     convert::competence_area_from_wire,
     events::CarriesAgreement,
@@ -41,7 +41,7 @@ impl AgreementCoverage for CoveredAreas {
 /// The registry events routing's read model applies alike, each carrying the agreement's full
 /// state: AgreementActivated, AgreementUpdated and AgreementEnded. (A trait of routing's own, so
 /// the one generic handler below can sit beside the handlers of other events.)
-pub trait AgreementEvent: CarriesAgreement + Send + 'static {}
+pub trait AgreementEvent: CarriesAgreement + prost::Name + Send + 'static {}
 
 impl AgreementEvent for v1::AgreementActivated {}
 impl AgreementEvent for v1::AgreementUpdated {}
@@ -54,22 +54,23 @@ impl<E: AgreementEvent> Handles<E> for RoutingEvents {
         event: E,
         _envelope: &EventEnvelope,
     ) -> Result<(), HandlerError> {
-        store(work, event.agreement()).await
+        store(work, EventFields::of(&event), event.agreement()).await
     }
 }
 
 /// Stores the coverage of `agreement` unless a newer version is stored already.
 async fn store(
     work: &mut UnitOfWork,
+    fields: EventFields,
     agreement: Option<&v1::Agreement>,
 ) -> Result<(), HandlerError> {
-    let coverage = Coverage::from_wire(agreement)?;
+    let coverage = Coverage::from_wire(fields, agreement)?;
     sqlx::query(
-        "INSERT INTO agreement_coverage (agreement_id, county_code, competence_areas, valid_from, valid_to, version) \
-         VALUES ($1, $2, $3, $4, $5, $6) \
+        "INSERT INTO agreement_coverage (agreement_id, county_code, competence_areas, valid_from, valid_to, version, \
+         updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7) \
          ON CONFLICT (agreement_id) DO UPDATE SET county_code = EXCLUDED.county_code, \
            competence_areas = EXCLUDED.competence_areas, valid_from = EXCLUDED.valid_from, \
-           valid_to = EXCLUDED.valid_to, version = EXCLUDED.version, updated_at = now() \
+           valid_to = EXCLUDED.valid_to, version = EXCLUDED.version, updated_at = EXCLUDED.updated_at \
          WHERE agreement_coverage.version < EXCLUDED.version",
     )
     .bind(coverage.agreement_id)
@@ -78,6 +79,7 @@ async fn store(
     .bind(coverage.covered.from())
     .bind(coverage.covered.to())
     .bind(coverage.version)
+    .bind(work.now())
     .execute(work.db())
     .await?;
     Ok(())
@@ -93,25 +95,16 @@ struct Coverage {
 }
 
 impl Coverage {
-    fn from_wire(agreement: Option<&v1::Agreement>) -> Result<Self, HandlerError> {
-        let invalid =
-            |what: &str| HandlerError::Permanent(format!("agreement event has an invalid {what}"));
-        let agreement = agreement.ok_or_else(|| invalid("agreement (missing)"))?;
-        let terms = agreement
-            .terms
-            .as_ref()
-            .ok_or_else(|| invalid("terms (missing)"))?;
-        let validity = terms
-            .validity
-            .as_ref()
-            .ok_or_else(|| invalid("validity (missing)"))?;
-        let from = ekb_domain::parse_iso_date(&validity.from_date)
-            .map_err(|_| invalid("validity.from_date"))?;
-        let mut to = ekb_domain::parse_iso_date(&validity.to_date)
-            .map_err(|_| invalid("validity.to_date"))?;
-        if !agreement.ended_on_date.is_empty() {
-            let ended = ekb_domain::parse_iso_date(&agreement.ended_on_date)
-                .map_err(|_| invalid("ended_on_date"))?;
+    fn from_wire(
+        fields: EventFields,
+        agreement: Option<&v1::Agreement>,
+    ) -> Result<Self, HandlerError> {
+        let agreement = fields.required("agreement", agreement)?;
+        let terms = fields.required("agreement.terms", agreement.terms.as_ref())?;
+        let validity = fields.required("agreement.terms.validity", terms.validity.as_ref())?;
+        let from = fields.date("agreement.terms.validity.from_date", &validity.from_date)?;
+        let mut to = fields.date("agreement.terms.validity.to_date", &validity.to_date)?;
+        if let Some(ended) = fields.optional_date("agreement.ended_on_date", &agreement.ended_on_date)? {
             to = to.min(ended);
         }
         let areas = terms
@@ -119,19 +112,14 @@ impl Coverage {
             .iter()
             .map(|value| competence_area_from_wire(*value).map(|area| area.code().to_owned()))
             .collect::<Result<Vec<_>, _>>()
-            .map_err(|_| invalid("competence area"))?;
+            .map_err(|_| fields.refuse("agreement.terms.competence_areas", "must be known areas"))?;
         // An agreement ended before it started covers nothing: store an empty range's stand-in.
-        let covered = if to < from {
-            DateRange::new(from, from).map_err(|_| invalid("validity"))?
-        } else {
-            DateRange::new(from, to).map_err(|_| invalid("validity"))?
-        };
+        let covered = DateRange::new(from, to.max(from))
+            .map_err(|_| fields.refuse("agreement.terms.validity", "must be a date range"))?;
         let areas = if to < from { Vec::new() } else { areas };
         Ok(Coverage {
-            agreement_id: Uuid::parse_str(&agreement.agreement_id)
-                .map_err(|_| invalid("agreement_id"))?,
-            county: CountyCode::parse(&agreement.county_code)
-                .map_err(|_| invalid("county_code"))?,
+            agreement_id: fields.uuid("agreement.agreement_id", &agreement.agreement_id)?,
+            county: fields.county("agreement.county_code", &agreement.county_code)?,
             areas,
             covered,
             version: agreement.version,

@@ -9,10 +9,8 @@
 //!
 //! Every other pilot-ordering event is skipped by the platform.
 
-use ekb_platform::messaging::{HandlerError, Handles, UnitOfWork};
+use ekb_platform::messaging::{EventFields, HandlerError, Handles, UnitOfWork};
 use ekb_proto::v1::{self, EventEnvelope};
-use prost::Name;
-use uuid::Uuid;
 
 use crate::{
     RoutingEvents, case_store,
@@ -26,22 +24,15 @@ impl Handles<v1::PilotFallbackRequested> for RoutingEvents {
         event: v1::PilotFallbackRequested,
         envelope: &EventEnvelope,
     ) -> Result<(), HandlerError> {
+        let fields = EventFields::of(&event);
         let change = ToRegularFlow {
-            case_id: case_id_of::<v1::PilotFallbackRequested>(&event.case_id)?,
-            reason: v1::FlowChangeReason::try_from(event.reason)
-                .ok()
-                .filter(|reason| *reason != v1::FlowChangeReason::Unspecified)
-                .ok_or_else(|| {
-                    HandlerError::Permanent(format!(
-                        "PilotFallbackRequested.reason {} is not a flow-change reason",
-                        event.reason
-                    ))
-                })?,
+            case_id: fields.uuid("case_id", &event.case_id)?,
+            reason: fields.enumeration("reason", event.reason)?,
             note: String::new(),
             at: self.clock.now(),
-            by: ChangedBy::PilotOrdering(Uuid::parse_str(&envelope.event_id).map_err(|_| {
-                HandlerError::Permanent("envelope event_id is not a UUID".to_owned())
-            })?),
+            by: ChangedBy::PilotOrdering(
+                EventFields::named("EventEnvelope").uuid("event_id", &envelope.event_id)?,
+            ),
         };
         match flow_change::to_regular(work, &change)
             .await
@@ -64,10 +55,9 @@ impl Handles<v1::OrderStarted> for RoutingEvents {
         event: v1::OrderStarted,
         _envelope: &EventEnvelope,
     ) -> Result<(), HandlerError> {
-        let case_id = case_id_of::<v1::OrderStarted>(&event.case_id)?;
-        let started = ekb_domain::parse_iso_date(&event.started_date).map_err(|_| {
-            HandlerError::Permanent("OrderStarted.started_date is not a date".to_owned())
-        })?;
+        let fields = EventFields::of(&event);
+        let case_id = fields.uuid("case_id", &event.case_id)?;
+        let started = fields.date("started_date", &event.started_date)?;
         if case_store::record_expert_started(work.db(), case_id, started).await? {
             Ok(())
         } else {
@@ -76,10 +66,4 @@ impl Handles<v1::OrderStarted> for RoutingEvents {
             ))
         }
     }
-}
-
-/// The case id of an event of type `E`; a permanent failure if it is not a UUID.
-fn case_id_of<E: Name>(text: &str) -> Result<Uuid, HandlerError> {
-    Uuid::parse_str(text)
-        .map_err(|_| HandlerError::Permanent(format!("{}.case_id is not a UUID", E::NAME)))
 }

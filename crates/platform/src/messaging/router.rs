@@ -104,6 +104,12 @@ impl<S: Send + Sync + 'static> EventRouter<S> {
         self
     }
 
+    /// Applies events of each type in the tuple `T` (e.g. `(v1::OrderDeclined,
+    /// v1::OrderCancelled)`) with `state`'s handler of that type: one call for several types.
+    pub fn on_each<T: EventTypes<S>>(self) -> Self {
+        T::register(self)
+    }
+
     /// Erases the state type, for the consumer.
     pub fn build(self) -> Events {
         Events {
@@ -111,6 +117,54 @@ impl<S: Send + Sync + 'static> EventRouter<S> {
             routes: Arc::new(self.routes),
         }
     }
+}
+
+/// Several payload types registered with [`EventRouter::on_each`]: a tuple of up to eight.
+pub trait EventTypes<S> {
+    /// Registers every type of the tuple on `router`.
+    fn register(router: EventRouter<S>) -> EventRouter<S>;
+}
+
+macro_rules! event_types {
+    ($($event:ident),+) => {
+        impl<S, $($event),+> EventTypes<S> for ($($event,)+)
+        where
+            S: Send + Sync + 'static $(+ Handles<$event>)+,
+            $($event: Message + Name + Default + Send + 'static,)+
+        {
+            fn register(router: EventRouter<S>) -> EventRouter<S> {
+                router$(.on::<$event>())+
+            }
+        }
+    };
+}
+
+event_types!(A);
+event_types!(A, B);
+event_types!(A, B, C);
+event_types!(A, B, C, D);
+event_types!(A, B, C, D, E);
+event_types!(A, B, C, D, E, F);
+event_types!(A, B, C, D, E, F, G);
+event_types!(A, B, C, D, E, F, G, H);
+
+/// Implements [`Handles`] for several event types of one shape by one method of the state:
+/// `handle_with!(BudgetState, release: v1::GrantExpired, v1::OrderCancelled)` makes each call
+/// `self.release(work, &event, envelope)`, whose error converts into a [`HandlerError`].
+#[macro_export]
+macro_rules! handle_with {
+    ($state:ty, $method:ident: $($event:ty),+ $(,)?) => {
+        $(impl $crate::messaging::Handles<$event> for $state {
+            async fn handle(
+                &self,
+                work: &mut $crate::messaging::UnitOfWork,
+                event: $event,
+                envelope: &ekb_proto::v1::EventEnvelope,
+            ) -> Result<(), $crate::messaging::HandlerError> {
+                Ok(self.$method(work, &event, envelope).await?)
+            }
+        })+
+    };
 }
 
 /// A built router: what the consumer subscribes to and how it applies each known type.
