@@ -107,7 +107,7 @@ async fn tokens_and_roles_are_enforced_and_health_stays_open() -> anyhow::Result
         .into_inner();
     assert_eq!(fetched.case.unwrap_or_default().case_id, case_id);
 
-    // A not-before a few seconds ahead lies within the clock-skew leeway (auth.clock_skew_seconds).
+    // A not-before a few seconds ahead lies within the clock-skew leeway (auth.clock_skew).
     let skewed = issuer.not_yet_valid_token(&["case-writer"], 5);
     client.open_case(with_bearer(request(), &skewed)).await?;
 

@@ -207,7 +207,7 @@ async fn redelivery_is_applied_once_and_poison_is_dead_lettered_while_later_mess
 }
 
 /// Both ends of the messaging tables are pruned by age: published outbox rows after
-/// `outbox.retention_hours`, inbox rows after `consumer.inbox_retention_hours`; an unpublished
+/// `outbox.retention`, inbox rows after `consumer.inbox_retention`; an unpublished
 /// outbox row is never deleted, however old.
 #[tokio::test]
 async fn outbox_and_inbox_are_pruned_by_age_and_unpublished_rows_stay() -> anyhow::Result<()> {
@@ -242,11 +242,15 @@ async fn outbox_and_inbox_are_pruned_by_age_and_unpublished_rows_stay() -> anyho
         .await?;
     }
     assert_eq!(
-        prune_outbox(&pool, 168).await?,
+        prune_outbox(&pool, Duration::from_secs(168 * 3600)).await?,
         1,
         "only the old published row"
     );
-    assert_eq!(prune_inbox(&pool, 1440).await?, 1, "only the old inbox row");
+    assert_eq!(
+        prune_inbox(&pool, Duration::from_secs(1440 * 3600)).await?,
+        1,
+        "only the old inbox row"
+    );
     let left: (i64, i64, i64) = sqlx::query_as(
         "SELECT (SELECT count(*) FROM outbox), (SELECT count(*) FROM outbox WHERE published_at IS NULL), \
          (SELECT count(*) FROM inbox)",
@@ -270,7 +274,7 @@ async fn a_commit_wakes_the_relay_without_polling() -> anyhow::Result<()> {
         broker.bootstrap_servers(),
         &ekb_tests::unique_topic_prefix(),
     )
-    .with("outbox.poll_interval_ms", "600000");
+    .with("outbox.poll_interval", "10m");
     let registry =
         ekb_testkit::services::start_in_process::<ekb_expert_registry::ExpertRegistry>(&settings)
             .await?;

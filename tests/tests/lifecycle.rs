@@ -46,7 +46,7 @@ async fn health_follows_the_database_and_sigterm_drains_then_exits() -> anyhow::
         &unique_topic_prefix(),
     )
     .with("database.create_if_missing", "false")
-    .with("shutdown.drain_seconds", "2");
+    .with("shutdown.drain", "2s");
     let mut routing = ServiceProcess::spawn("routing", &settings, &test_log_dir())?;
 
     wait_for_status(&routing, ServingStatus::NotServing, Duration::from_secs(20)).await?;

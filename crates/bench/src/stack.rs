@@ -122,7 +122,8 @@ impl Stack {
         Ok(Stack {
             broker,
             topic_prefix,
-            outbox_poll_interval_ms: defaults.outbox.poll_interval_ms,
+            outbox_poll_interval_ms: u64::try_from(defaults.outbox.poll_interval.as_millis())
+                .unwrap_or(u64::MAX),
             routing_db,
             registry_db,
             registry,
@@ -231,7 +232,7 @@ fn platform_defaults() -> anyhow::Result<PlatformConfig> {
 
 /// `settings` with what the Helm chart deploys where it matters for speed: pool size, JSON
 /// logs with the chart's filter, and the platform's own outbox and consumer timings — the
-/// relay woken by NOTIFY with its safety-net poll (`outbox.poll_interval_ms`), the consumer's
+/// relay woken by NOTIFY with its safety-net poll (`outbox.poll_interval`), the consumer's
 /// retries — where the test settings shorten them. The chart sets none of those, so the
 /// defaults are what runs in production.
 fn deployed_settings(
@@ -244,16 +245,16 @@ fn deployed_settings(
         .with("telemetry.log_format", "json")
         .with("telemetry.log_filter", "info,sqlx=warn")
         .with(
-            "outbox.poll_interval_ms",
-            defaults.outbox.poll_interval_ms.to_string(),
+            "outbox.poll_interval",
+            format!("{}ms", defaults.outbox.poll_interval.as_millis()),
         )
         .with(
-            "consumer.initial_backoff_ms",
-            defaults.consumer.initial_backoff_ms.to_string(),
+            "consumer.initial_backoff",
+            format!("{}ms", defaults.consumer.initial_backoff.as_millis()),
         )
         .with(
-            "consumer.max_backoff_ms",
-            defaults.consumer.max_backoff_ms.to_string(),
+            "consumer.max_backoff",
+            format!("{}ms", defaults.consumer.max_backoff.as_millis()),
         )
         .with(
             "consumer.max_attempts",

@@ -67,7 +67,7 @@ macro_rules! coded_enum {
 mod tests {
     /// A stand-in for a prost enum: numbered variants, UNSPECIFIED at 0.
     #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-    enum Wire {
+    pub enum Wire {
         Unspecified = 0,
         Open = 1,
         Closed = 2,

@@ -5,6 +5,8 @@
 //! This crate does no I/O, so every rule here can be tested in isolation and reused by every
 //! service. Everything public is re-exported at the crate root.
 
+mod account;
+mod calendar_months;
 mod coded_enum;
 mod competence_area;
 mod config_error;
@@ -24,6 +26,8 @@ mod routing_policy;
 mod serde_str;
 mod text;
 
+pub use account::{Account, AccountError};
+pub use calendar_months::{CalendarMonths, NotCalendarMonths};
 pub use competence_area::CompetenceArea;
 pub use config_error::PolicyConfigError;
 pub use date_range::{DateRange, parse_iso_date};

@@ -60,7 +60,7 @@ pub enum Decision {
 /// The audit entries and events of one change, written in its unit of work.
 #[derive(Debug, Default)]
 pub struct Effects {
-    audits: Vec<Audit>,
+    audits: Vec<(v1::AuditEntryKind, Audit)>,
     events: Vec<Outgoing>,
 }
 
@@ -93,9 +93,16 @@ impl Effects {
         Effects::default()
     }
 
-    /// Adds the decision's audit entry (kind DECISION).
+    /// Adds the decision's audit entry (kind DECISION: a caseworker's or decider's decision).
     pub fn audited(mut self, audit: Audit) -> Self {
-        self.audits.push(audit);
+        self.audits.push((v1::AuditEntryKind::Decision, audit));
+        self
+    }
+
+    /// Adds an audit entry of kind CHANGE (a change that is not a decision: a supplier's
+    /// answer, an event applied, a job).
+    pub fn audited_change(mut self, audit: Audit) -> Self {
+        self.audits.push((v1::AuditEntryKind::Change, audit));
         self
     }
 
@@ -116,13 +123,13 @@ impl Effects {
 
     /// Writes the audit entries and records the events in `work`, at `now`.
     async fn write(self, work: &mut UnitOfWork, now: OffsetDateTime) -> Result<(), ApiError> {
-        for entry in &self.audits {
+        for (kind, entry) in &self.audits {
             audit::record(
                 work.db(),
                 &AuditEvent {
                     case_id: entry.case_id,
                     subject_id: entry.subject_id,
-                    kind: v1::AuditEntryKind::Decision,
+                    kind: *kind,
                     action: entry.action,
                     actor: &entry.actor,
                     purpose: entry.purpose,

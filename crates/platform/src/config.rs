@@ -2,7 +2,7 @@
 //! environment variables, validated once at start so a bad value stops the process with a
 //! message that names the key (DESIGN.md §5). Secrets are `SecretString`s and never printed.
 
-use std::net::SocketAddr;
+use std::{net::SocketAddr, time::Duration};
 
 use config::{Config, Environment, File, FileFormat};
 use secrecy::{ExposeSecret, SecretString};
@@ -12,7 +12,7 @@ use serde::{Deserialize, de::DeserializeOwned};
 const PLATFORM_DEFAULTS: &str = r#"
 [grpc]
 addr = "0.0.0.0:50051"
-request_timeout_seconds = 30
+request_timeout = "30s"
 
 [metrics]
 addr = "0.0.0.0:9090"
@@ -26,7 +26,7 @@ create_if_missing = false
 brokers = "127.0.0.1:9092"
 security_protocol = "plaintext"
 topic_prefix = "ekspertbistand"
-session_timeout_ms = 45000
+session_timeout = "45s"
 auto_create_topics = false
 
 [telemetry]
@@ -41,26 +41,26 @@ audience = ""
 jwks_url = ""
 roles_claim = "roles"
 organisations_claim = "organisations"
-clock_skew_seconds = 30
+clock_skew = "30s"
 
 [shutdown]
-drain_seconds = 5
-grace_seconds = 20
+drain = "5s"
+grace = "20s"
 
 [outbox]
 batch_size = 500
-poll_interval_ms = 5000
-lease_seconds = 60
-retention_hours = 168
+poll_interval = "5s"
+lease = "60s"
+retention = "7days"
 
 [clock]
 allow_with_jwt = false
 
 [consumer]
 max_attempts = 5
-initial_backoff_ms = 100
-max_backoff_ms = 5000
-inbox_retention_hours = 1440
+initial_backoff = "100ms"
+max_backoff = "5s"
+inbox_retention = "60days"
 "#;
 
 /// The environment variable that names an optional configuration file (TOML).
@@ -110,7 +110,8 @@ pub struct GrpcConfig {
     /// Listen address; port 0 picks a free port (tests).
     pub addr: SocketAddr,
     /// Upper bound for one call.
-    pub request_timeout_seconds: u64,
+    #[serde(with = "humantime_serde")]
+    pub request_timeout: Duration,
 }
 
 /// Prometheus metrics endpoint settings.
@@ -142,7 +143,8 @@ pub struct KafkaConfig {
     /// unique prefix so runs against a shared cluster do not see each other's events.
     pub topic_prefix: String,
     /// Consumer group session timeout; tests lower it so a new member need not wait long.
-    pub session_timeout_ms: u32,
+    #[serde(with = "humantime_serde")]
+    pub session_timeout: Duration,
     /// Let consumers create missing topics (local runs and the mock broker; in a managed
     /// cluster topics are declared, e.g. as Strimzi `KafkaTopic`s).
     pub auto_create_topics: bool,
@@ -214,7 +216,8 @@ pub struct AuthConfig {
     /// strings): employers' representatives (from Altinn) and suppliers.
     pub organisations_claim: String,
     /// Leeway for `exp` and `nbf` against clock skew between the issuer and this pod.
-    pub clock_skew_seconds: u64,
+    #[serde(with = "humantime_serde")]
+    pub clock_skew: Duration,
 }
 
 /// Graceful shutdown timing.
@@ -222,9 +225,11 @@ pub struct AuthConfig {
 pub struct ShutdownConfig {
     /// After SIGTERM, keep serving while reporting NOT_SERVING this long, so load balancers
     /// stop sending new calls before the server stops accepting them.
-    pub drain_seconds: u64,
+    #[serde(with = "humantime_serde")]
+    pub drain: Duration,
     /// Upper bound for finishing in-flight work and flushing the producer.
-    pub grace_seconds: u64,
+    #[serde(with = "humantime_serde")]
+    pub grace: Duration,
 }
 
 /// Outbox relay settings.
@@ -234,12 +239,15 @@ pub struct OutboxConfig {
     pub batch_size: i64,
     /// How often the relay looks for rows when no commit woke it (the safety net: commits
     /// wake it through LISTEN/NOTIFY).
-    pub poll_interval_ms: u64,
+    #[serde(with = "humantime_serde")]
+    pub poll_interval: Duration,
     /// How long the publishing relay's lease lasts without renewal; longer than one round can
     /// take (`message.timeout.ms` is 30 s), so a live relay never loses it.
-    pub lease_seconds: u64,
+    #[serde(with = "humantime_serde")]
+    pub lease: Duration,
     /// How long published rows are kept for audit before cleanup.
-    pub retention_hours: i64,
+    #[serde(with = "humantime_serde")]
+    pub retention: Duration,
 }
 
 /// Event consumer settings.
@@ -248,12 +256,15 @@ pub struct ConsumerConfig {
     /// Attempts before a failing message goes to the dead-letter topic.
     pub max_attempts: u32,
     /// First retry delay; doubles per attempt.
-    pub initial_backoff_ms: u64,
+    #[serde(with = "humantime_serde")]
+    pub initial_backoff: Duration,
     /// Largest retry delay.
-    pub max_backoff_ms: u64,
+    #[serde(with = "humantime_serde")]
+    pub max_backoff: Duration,
     /// How long inbox rows (the record of applied event ids) are kept; longer than the topics'
     /// retention, so a redelivered event always finds its row.
-    pub inbox_retention_hours: i64,
+    #[serde(with = "humantime_serde")]
+    pub inbox_retention: Duration,
 }
 
 /// A configuration value that failed to load or validate.
@@ -285,17 +296,59 @@ impl ConfigError {
     }
 }
 
+/// A duration that counts calendar days (a grace period, an answer deadline), as whole days:
+/// `"90 days"` is 90; `"36h"` is refused, naming `key`.
+pub fn whole_days(key: &str, duration: Duration) -> Result<i64, ConfigError> {
+    const DAY: u64 = 86_400;
+    if duration.subsec_nanos() != 0 || !duration.as_secs().is_multiple_of(DAY) {
+        return Err(ConfigError::invalid(key, "must be whole days, e.g. \"90 days\""));
+    }
+    i64::try_from(duration.as_secs() / DAY)
+        .map_err(|_| ConfigError::invalid(key, "is too long"))
+}
+
 /// The environment variable that sets a dotted key: `kafka.brokers` → `EKB__KAFKA__BROKERS`.
 pub fn env_var_for(key: &str) -> String {
     format!("EKB__{}", key.replace('.', "__").to_uppercase())
 }
 
+/// A key that was renamed or reshaped, and what replaced it: `(old key, what to write instead)`.
+pub type ReplacedKey = (&'static str, &'static str);
+
+/// The platform's keys that one configuration vocabulary replaced (ADR 0030): durations are
+/// written once, human-readable (`"30s"`, `"5m"`, `"7days"`), under a name without a unit.
+pub const PLATFORM_REPLACED_KEYS: &[ReplacedKey] = &[
+    ("grpc.request_timeout_seconds", "grpc.request_timeout (a duration, e.g. \"30s\")"),
+    ("kafka.session_timeout_ms", "kafka.session_timeout (a duration, e.g. \"45s\")"),
+    ("auth.clock_skew_seconds", "auth.clock_skew (a duration, e.g. \"30s\")"),
+    ("shutdown.drain_seconds", "shutdown.drain (a duration, e.g. \"5s\")"),
+    ("shutdown.grace_seconds", "shutdown.grace (a duration, e.g. \"20s\")"),
+    ("outbox.poll_interval_ms", "outbox.poll_interval (a duration, e.g. \"5s\")"),
+    ("outbox.lease_seconds", "outbox.lease (a duration, e.g. \"60s\")"),
+    ("outbox.retention_hours", "outbox.retention (a duration, e.g. \"7days\")"),
+    ("consumer.initial_backoff_ms", "consumer.initial_backoff (a duration, e.g. \"100ms\")"),
+    ("consumer.max_backoff_ms", "consumer.max_backoff (a duration, e.g. \"5s\")"),
+    ("consumer.inbox_retention_hours", "consumer.inbox_retention (a duration, e.g. \"60days\")"),
+];
+
 /// Builds a service's configuration from the layered sources.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Clone)]
 pub struct ConfigLoader {
     service_defaults: Option<&'static str>,
     overrides: Vec<(String, String)>,
     list_keys: Vec<&'static str>,
+    replaced_keys: Vec<ReplacedKey>,
+}
+
+impl Default for ConfigLoader {
+    fn default() -> Self {
+        ConfigLoader {
+            service_defaults: None,
+            overrides: Vec::new(),
+            list_keys: Vec::new(),
+            replaced_keys: PLATFORM_REPLACED_KEYS.to_vec(),
+        }
+    }
 }
 
 impl ConfigLoader {
@@ -313,6 +366,12 @@ impl ConfigLoader {
     /// Declares a key whose environment value is a comma-separated list.
     pub fn with_list_key(mut self, key: &'static str) -> Self {
         self.list_keys.push(key);
+        self
+    }
+
+    /// Refuses `replaced` keys at start with a message naming what replaced each.
+    pub fn with_replaced_keys(mut self, replaced: &[ReplacedKey]) -> Self {
+        self.replaced_keys.extend_from_slice(replaced);
         self
     }
 
@@ -376,6 +435,17 @@ impl ConfigLoader {
             })
             .collect();
         unknown.sort();
+        if let Some((old, new)) = unknown.iter().find_map(|key| {
+            self.replaced_keys
+                .iter()
+                .find(|(old, _)| old == key)
+                .map(|(old, new)| (*old, *new))
+        }) {
+            return Err(ConfigError::invalid(
+                old,
+                format!("was replaced: write {new} instead"),
+            ));
+        }
         if let Some(first) = unknown.first() {
             let others = if unknown.len() > 1 {
                 format!(" (and {})", unknown[1..].join(", "))
@@ -507,9 +577,9 @@ impl PlatformConfig {
                 "must be at least 1",
             ));
         }
-        if self.outbox.lease_seconds < 35 {
+        if self.outbox.lease < Duration::from_secs(35) {
             return Err(ConfigError::invalid(
-                "outbox.lease_seconds",
+                "outbox.lease",
                 "must be at least 35 (longer than a delivery may take, 30 s)",
             ));
         }
@@ -554,6 +624,34 @@ mod tests {
         let allowed = [jwt.as_slice(), &[("clock.allow_with_jwt", "true")]].concat();
         assert!(load(&allowed).is_ok());
         assert_eq!(load(&[("auth.mode", "disabled")]).expect("loads").clock.start, None);
+    }
+
+    #[test]
+    fn a_replaced_key_is_refused_naming_its_replacement_and_durations_read_as_people_write_them() {
+        let refused = load(&[("auth.mode", "disabled"), ("outbox.poll_interval_ms", "500")])
+            .expect_err("a replaced key");
+        let message = refused.to_string();
+        assert!(message.contains("outbox.poll_interval_ms"), "{message}");
+        assert!(message.contains("outbox.poll_interval (a duration"), "{message}");
+        let config = load(&[
+            ("auth.mode", "disabled"),
+            ("outbox.poll_interval", "250ms"),
+            ("consumer.inbox_retention", "90days"),
+            ("shutdown.grace", "1m 30s"),
+        ])
+        .expect("loads");
+        assert_eq!(config.outbox.poll_interval, Duration::from_millis(250));
+        assert_eq!(config.consumer.inbox_retention, Duration::from_secs(90 * 86_400));
+        assert_eq!(config.shutdown.grace, Duration::from_secs(90));
+        let bad = load(&[("auth.mode", "disabled"), ("outbox.lease", "sixty")])
+            .expect_err("not a duration");
+        assert!(bad.to_string().contains("outbox.lease") || bad.to_string().contains("lease"), "{bad}");
+    }
+
+    #[test]
+    fn a_count_of_days_must_be_whole_days() {
+        assert_eq!(whole_days("k", Duration::from_secs(90 * 86_400)).ok(), Some(90));
+        assert!(whole_days("k", Duration::from_secs(36 * 3_600)).is_err());
     }
 
     #[test]

@@ -25,6 +25,7 @@ pub mod metrics;
 pub mod operator;
 pub mod payment;
 pub mod privacy;
+pub mod retention;
 pub mod service;
 pub mod shutdown;
 pub mod span_ids;

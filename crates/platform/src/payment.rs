@@ -65,6 +65,18 @@ pub trait PaymentPort: Send + Sync + fmt::Debug {
     ) -> BoxFuture<'_, Result<PaymentOutcome, PaymentUnavailable>>;
 }
 
+/// The `[payment]` section of every service that hands payments to NAV's payment system
+/// (refunds, pilot-ordering).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub struct PaymentSection {
+    /// How the fake payment system answers (tests and `make run`).
+    pub fake_outcome: FakeOutcome,
+    /// A payment handed over this long ago without an answer is handed over again, with the
+    /// same payment key, e.g. `"5m"`.
+    #[serde(with = "humantime_serde")]
+    pub resend_after: std::time::Duration,
+}
+
 /// How the fake payment system answers (`payment.fake_outcome`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -36,6 +36,8 @@ pub trait ServiceDescription: Sized + Send + Sync + 'static {
     const DEFAULTS: &'static str = "";
     /// Keys of its own whose environment value is a comma-separated list.
     const LIST_KEYS: &'static [&'static str] = &[];
+    /// Keys of its own that were replaced, and what to write instead (refused at start).
+    const REPLACED_KEYS: &'static [crate::config::ReplacedKey] = &[];
     /// The roles that may call each RPC; checked against the contract at start.
     const ROLES: RoleTable;
     /// Unique constraints a valid request may violate, with what the caller is told
@@ -110,7 +112,9 @@ impl Assembly {
 /// variables. Add overrides (tests, the dev launcher) before [`load_config`].
 pub fn config_loader<S: ServiceDescription>() -> ConfigLoader {
     S::LIST_KEYS.iter().fold(
-        ConfigLoader::new().with_defaults(S::DEFAULTS),
+        ConfigLoader::new()
+            .with_defaults(S::DEFAULTS)
+            .with_replaced_keys(S::REPLACED_KEYS),
         |loader, key| loader.with_list_key(key),
     )
 }

@@ -132,8 +132,8 @@ checksum/config annotation, so a config change rolls the pods. Args: dict root, 
   "EKB__TELEMETRY__LOG_FILTER" $v.telemetry.logFilter
   "EKB__TELEMETRY__OTLP_ENDPOINT" $v.telemetry.otlpEndpoint
   "EKB__AUTH__MODE" $v.auth.mode
-  "EKB__SHUTDOWN__DRAIN_SECONDS" ($v.shutdown.drainSeconds | int | toString)
-  "EKB__SHUTDOWN__GRACE_SECONDS" ($v.shutdown.graceSeconds | int | toString)
+  "EKB__SHUTDOWN__DRAIN" (printf "%ds" ($v.shutdown.drainSeconds | int))
+  "EKB__SHUTDOWN__GRACE" (printf "%ds" ($v.shutdown.graceSeconds | int))
   "OTEL_SERVICE_NAME" .name
 -}}
 {{- if include "ekb.kafkaTls" .root -}}

@@ -3,8 +3,6 @@
 //! stay passed after a change) and the Europe/Oslo month a ledger entry is reported under.
 //! Money is whole øre in `i64`; products are taken in `i128`, so no figure overflows.
 
-use std::fmt;
-
 use time::OffsetDateTime;
 
 /// Lowest budget year accepted.
@@ -22,73 +20,7 @@ pub fn budget_year_rule() -> String {
     format!("must be a budget year from {FIRST_BUDGET_YEAR} to {LAST_BUDGET_YEAR}")
 }
 
-/// An account in the state budget: a chapter (kapittel) and a post within it, e.g. 2650.76.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Account {
-    chapter: i32,
-    post: i32,
-}
-
-/// Why a chapter and post are not an account.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum AccountError {
-    /// The chapter is outside 1–9999.
-    #[error("chapter must be from 1 to 9999")]
-    Chapter,
-    /// The post is outside 1–99.
-    #[error("post must be from 1 to 99")]
-    Post,
-    /// The text is not `CHAPTER.POST`.
-    #[error("must be CHAPTER.POST, e.g. 2650.76")]
-    Format,
-}
-
-impl Account {
-    /// Chapter 2650 post 76: grants and pilot orders.
-    pub const SCHEME: Account = Account {
-        chapter: 2650,
-        post: 76,
-    };
-
-    /// The account `chapter`.`post`, both in range.
-    pub fn new(chapter: i32, post: i32) -> Result<Self, AccountError> {
-        if !(1..=9999).contains(&chapter) {
-            return Err(AccountError::Chapter);
-        }
-        if !(1..=99).contains(&post) {
-            return Err(AccountError::Post);
-        }
-        Ok(Account { chapter, post })
-    }
-
-    /// An account written `CHAPTER.POST` (`2650.76`, `605.01`), as configuration names it.
-    pub fn parse(text: &str) -> Result<Self, AccountError> {
-        let (chapter, post) = text.trim().split_once('.').ok_or(AccountError::Format)?;
-        let number = |part: &str| -> Result<i32, AccountError> {
-            if part.is_empty() || !part.bytes().all(|b| b.is_ascii_digit()) {
-                return Err(AccountError::Format);
-            }
-            part.parse().map_err(|_| AccountError::Format)
-        };
-        Account::new(number(chapter)?, number(post)?)
-    }
-
-    /// The chapter.
-    pub fn chapter(&self) -> i32 {
-        self.chapter
-    }
-
-    /// The post.
-    pub fn post(&self) -> i32 {
-        self.post
-    }
-}
-
-impl fmt::Display for Account {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}.{:02}", self.chapter, self.post)
-    }
-}
+pub use ekb_domain::Account;
 
 /// The figures of one appropriation, in øre: the amount appropriated and the sums of its ledger
 /// entries.
@@ -244,22 +176,6 @@ mod tests {
             disbursed_ore: disbursed,
             released_ore: released,
         }
-    }
-
-    #[test]
-    fn accounts_parse_print_and_check_ranges() {
-        assert_eq!(Account::parse("2650.76"), Ok(Account::SCHEME));
-        let admin = Account::parse("605.01").expect("valid");
-        assert_eq!((admin.chapter(), admin.post()), (605, 1));
-        assert_eq!(admin.to_string(), "605.01");
-        assert_eq!(Account::SCHEME.to_string(), "2650.76");
-        assert_eq!(Account::parse("2650"), Err(AccountError::Format));
-        assert_eq!(Account::parse("26x0.76"), Err(AccountError::Format));
-        assert_eq!(Account::parse("-1.76"), Err(AccountError::Format));
-        assert_eq!(Account::parse("10000.1"), Err(AccountError::Chapter));
-        assert_eq!(Account::parse("2650.100"), Err(AccountError::Post));
-        assert_eq!(Account::new(0, 1), Err(AccountError::Chapter));
-        assert_eq!(Account::new(1, 0), Err(AccountError::Post));
     }
 
     #[test]

@@ -1407,7 +1407,7 @@ async fn counter(addr: std::net::SocketAddr, name: &str, label: &str) -> anyhow:
 async fn a_crash_between_the_ledger_commit_and_the_offset_commit_applies_each_event_once()
 -> anyhow::Result<()> {
     const SENT: i64 = 300;
-    let replicas = Replicas::prepare("crash", &[("outbox.lease_seconds", "35")]).await?;
+    let replicas = Replicas::prepare("crash", &[("outbox.lease", "35s")]).await?;
     let first = replicas.spawn().await?;
     set_appropriation(&mut client_of(&first).await?, YEAR, AMOUNT * SENT).await?;
     let commitments: Vec<Commitment> = (0..SENT).map(|_| Commitment::grant("34")).collect();

@@ -17,7 +17,7 @@ pub const DEFAULTS: &str = r#"
 url = "postgres://postgres@127.0.0.1:5432/ekb_routing"
 
 [coverage]
-max_age_ms = 1000
+max_age = "1s"
 
 [pilot]
 counties = ["34"]
@@ -37,7 +37,8 @@ pub struct RoutingSettings {
 #[derive(Debug, Clone, Deserialize)]
 pub struct CoverageSettings {
     /// Reload the snapshot when it is older than this.
-    pub max_age_ms: u64,
+    #[serde(with = "humantime_serde")]
+    pub max_age: Duration,
 }
 
 /// The pilot policy as configured (raw strings; parsed into [`PilotPolicy`]).
@@ -58,7 +59,7 @@ impl RoutingSettings {
 
     /// Longest time a coverage snapshot is used before it is reloaded.
     pub fn coverage_max_age(&self) -> Duration {
-        Duration::from_millis(self.coverage.max_age_ms)
+        self.coverage.max_age
     }
 }
 

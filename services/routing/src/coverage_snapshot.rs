@@ -1,7 +1,7 @@
 //! An in-memory snapshot of the agreement-coverage read model, so the routing decision costs no
 //! database round trip. The read model has at most a few hundred rows (agreements per county
 //! and area), so the whole table is loaded, and reloaded once the snapshot is older than
-//! `coverage.max_age_ms` (default 1 s). Coverage is eventually consistent anyway — it follows
+//! `coverage.max_age` (default 1 s). Coverage is eventually consistent anyway — it follows
 //! expert-registry events — and this adds at most that age to the delay, on every replica alike.
 
 use std::{

@@ -48,6 +48,8 @@ impl ServiceDescription for Routing {
     const NAME: &'static str = "routing";
     const DEFAULTS: &'static str = config::DEFAULTS;
     const LIST_KEYS: &'static [&'static str] = &["pilot.counties", "pilot.periods"];
+    const REPLACED_KEYS: &'static [ekb_platform::config::ReplacedKey] =
+        &[("coverage.max_age_ms", "coverage.max_age (a duration, e.g. \"1s\")")];
     const ROLES: ekb_platform::auth::RoleTable = &[
         ("OpenCase", &[WRITER]),
         ("GetCase", &[READER, WRITER, PILOT_CASEWORKER]),

@@ -103,7 +103,7 @@ impl JwtValidator {
         // A token is refused before its `nbf` as after its `exp`, both with the configured
         // leeway for clock skew between the issuer and this pod.
         validation.validate_nbf = true;
-        validation.leeway = self.config.clock_skew_seconds;
+        validation.leeway = self.config.clock_skew.as_secs();
         let data = jsonwebtoken::decode::<serde_json::Map<String, serde_json::Value>>(
             token,
             &key,

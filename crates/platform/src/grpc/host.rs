@@ -199,8 +199,8 @@ impl ServiceHost {
         let trigger = trigger.child_token();
         let plan = ShutdownPlan::new(
             trigger.clone(),
-            Duration::from_secs(config.shutdown.drain_seconds),
-            Duration::from_secs(config.shutdown.grace_seconds),
+            config.shutdown.drain,
+            config.shutdown.grace,
         );
 
         let (health, health_service) = tonic_health::server::health_reporter();
@@ -241,7 +241,7 @@ impl ServiceHost {
 
         let service_name = identity.name;
         let server = tonic::transport::Server::builder()
-            .timeout(Duration::from_secs(config.grpc.request_timeout_seconds))
+            .timeout(config.grpc.request_timeout)
             .trace_fn(move |request| server_span(service_name, request))
             .layer(gateway)
             .add_routes(routes)

@@ -174,10 +174,10 @@ impl EventConsumer {
             .set("enable.auto.offset.store", "false")
             .set("auto.commit.interval.ms", "1000")
             .set("auto.offset.reset", "earliest")
-            .set("session.timeout.ms", kafka.session_timeout_ms.to_string())
+            .set("session.timeout.ms", kafka.session_timeout.as_millis().to_string())
             .set(
                 "heartbeat.interval.ms",
-                (kafka.session_timeout_ms / 4).max(100).to_string(),
+                (kafka.session_timeout.as_millis() / 4).max(100).to_string(),
             )
             .set("topic.metadata.refresh.interval.ms", "5000")
             .set(
@@ -428,7 +428,7 @@ impl EventConsumer {
         let partition = message.partition().to_string();
         let offset = message.offset().to_string();
         let attempts_text = attempts.to_string();
-        let mut delay = Duration::from_millis(self.config.initial_backoff_ms);
+        let mut delay = self.config.initial_backoff;
         loop {
             let mut headers = OwnedHeaders::new();
             if let Some(original) = message.headers() {
@@ -471,7 +471,7 @@ impl EventConsumer {
                         () = stop.cancelled() => return None,
                         () = tokio::time::sleep(delay) => {}
                     }
-                    delay = (delay * 2).min(Duration::from_millis(self.config.max_backoff_ms));
+                    delay = (delay * 2).min(self.config.max_backoff);
                 }
             }
         }
@@ -500,13 +500,11 @@ impl EventConsumer {
     }
 
     fn backoff(&self, attempt: u32) -> Duration {
-        let factor = 2u64.saturating_pow(attempt.saturating_sub(1));
-        Duration::from_millis(
-            self.config
-                .initial_backoff_ms
-                .saturating_mul(factor)
-                .min(self.config.max_backoff_ms),
-        )
+        let factor = 2u32.saturating_pow(attempt.saturating_sub(1));
+        self.config
+            .initial_backoff
+            .saturating_mul(factor)
+            .min(self.config.max_backoff)
     }
 
     fn record_lag(&self) {
@@ -540,9 +538,9 @@ impl EventConsumer {
         });
     }
 
-    /// Deletes inbox rows older than `consumer.inbox_retention_hours`.
+    /// Deletes inbox rows older than `consumer.inbox_retention`.
     async fn prune_inbox(&self) {
-        match prune_inbox(&self.pool, self.config.inbox_retention_hours).await {
+        match prune_inbox(&self.pool, self.config.inbox_retention).await {
             Ok(0) => {}
             Ok(rows) => tracing::info!(rows, "pruned old inbox rows"),
             Err(error) => tracing::warn!(%error, "could not prune the inbox"),
@@ -555,13 +553,13 @@ impl EventConsumer {
     }
 }
 
-/// Deletes inbox rows received more than `retention_hours` ago; returns how many. The retention
-/// must exceed the topics' (a redelivered event must still find its row).
-pub async fn prune_inbox(pool: &PgPool, retention_hours: i64) -> Result<u64, sqlx::Error> {
+/// Deletes inbox rows received more than `retention` ago; returns how many. The retention must
+/// exceed the topics' (a redelivered event must still find its row).
+pub async fn prune_inbox(pool: &PgPool, retention: Duration) -> Result<u64, sqlx::Error> {
     let done = sqlx::query(
-        "DELETE FROM inbox WHERE received_at < now() - make_interval(hours => $1::int)",
+        "DELETE FROM inbox WHERE received_at < now() - make_interval(secs => $1::float8)",
     )
-    .bind(retention_hours as i32)
+    .bind(retention.as_secs_f64())
     .execute(pool)
     .await?;
     Ok(done.rows_affected())

@@ -12,7 +12,7 @@
 //!   session with it. The relay holding the lock takes the lease whoever held it, so a
 //!   successor takes over within one follower round ([`FOLLOWER_ROUND`]) instead of waiting for
 //!   the lease to expire. A holder that stalls (paused, stuck) keeps its session and its lock,
-//!   so it is replaced only when its lease expires (`outbox.lease_seconds`, default 60 s): a
+//!   so it is replaced only when its lease expires (`outbox.lease`, default 60 s): a
 //!   stall is not a death. Should it wake up, it takes the lease back (it still holds the
 //!   lock), and the other relay, finding the lease gone, steps back. A relay that publishes
 //!   after being replaced may publish rows its successor publishes too: delivery is at least
@@ -21,7 +21,7 @@
 //! - **Woken, not polling.** Every insert into the outbox notifies channel `ekb_outbox` at
 //!   commit (a trigger); a listener task turns notifications into one wake-up permit, so the
 //!   relay publishes at once, and a burst of commits costs one more round, not one per commit.
-//!   `outbox.poll_interval_ms` is only the safety net for a lost notification or a lease to take
+//!   `outbox.poll_interval` is only the safety net for a lost notification or a lease to take
 //!   over, so an idle service does almost nothing.
 //! - **Traceable.** Each row is sent inside a PRODUCER span (`<topic> publish`) that is a child
 //!   of the context stored with the row, and that span's context travels in the Kafka headers.
@@ -115,7 +115,7 @@ impl OutboxRelay {
     /// Publishes until `stop` is cancelled, then publishes what is left once and flushes the
     /// producer within `grace`.
     pub async fn run(self, stop: CancellationToken, grace: Duration) -> anyhow::Result<()> {
-        let poll = Duration::from_millis(self.config.poll_interval_ms);
+        let poll = self.config.poll_interval;
         // Commits wake the relay through `wake`: a permit, not a queue, so however many commits
         // notify during a round, one more round follows it, not one round per commit.
         let wake = Arc::new(Notify::new());
@@ -237,7 +237,7 @@ impl OutboxRelay {
              RETURNING holder",
         )
         .bind(self.holder)
-        .bind(self.config.lease_seconds as f64)
+        .bind(self.config.lease.as_secs_f64())
         .bind(session.locked)
         .fetch_optional(&mut session.connection)
         .await?;
@@ -361,17 +361,17 @@ impl OutboxRelay {
     }
 
     async fn delete_old_rows(&self) -> Result<u64, sqlx::Error> {
-        prune_outbox(&self.pool, self.config.retention_hours).await
+        prune_outbox(&self.pool, self.config.retention).await
     }
 }
 
-/// Deletes outbox rows published more than `retention_hours` ago; returns how many.
-/// Unpublished rows are never deleted.
-pub async fn prune_outbox(pool: &PgPool, retention_hours: i64) -> Result<u64, sqlx::Error> {
+/// Deletes outbox rows published more than `retention` ago; returns how many. Unpublished rows
+/// are never deleted.
+pub async fn prune_outbox(pool: &PgPool, retention: Duration) -> Result<u64, sqlx::Error> {
     let done = sqlx::query(
-        "DELETE FROM outbox WHERE published_at < now() - make_interval(hours => $1::int)",
+        "DELETE FROM outbox WHERE published_at < now() - make_interval(secs => $1::float8)",
     )
-    .bind(retention_hours as i32)
+    .bind(retention.as_secs_f64())
     .execute(pool)
     .await?;
     Ok(done.rows_affected())

@@ -155,6 +155,8 @@ event_types!(A, B, C, D, E, F, G, H);
 macro_rules! handle_with {
     ($state:ty, $method:ident: $($event:ty),+ $(,)?) => {
         $(impl $crate::messaging::Handles<$event> for $state {
+            // The method's error may already be a HandlerError: `?` converts any other.
+            #[allow(clippy::needless_question_mark)]
             async fn handle(
                 &self,
                 work: &mut $crate::messaging::UnitOfWork,
