@@ -9,6 +9,7 @@
 //! finds makes it refuse to serve. Until applications and pilot-ordering run, nobody asks budget
 //! for money, so the usage report is empty, and says so.
 
+use ekb_platform::clock::Clock;
 use anyhow::Context;
 use ekb_domain::{CountyCode, Money};
 use ekb_proto::v1::{
@@ -46,9 +47,9 @@ pub fn budget_year_at(at: OffsetDateTime) -> i32 {
     (at.to_offset(UtcOffset::UTC) + Duration::hours(1)).year()
 }
 
-/// This year's budget year ([`budget_year_at`] now).
-pub fn budget_year_now() -> i32 {
-    budget_year_at(OffsetDateTime::now_utc())
+/// This year's budget year by `clock` ([`budget_year_at`] its now).
+pub fn budget_year_now(clock: &dyn Clock) -> i32 {
+    budget_year_at(clock.now())
 }
 
 /// `2650.76`.
@@ -57,9 +58,9 @@ pub fn account_label(account: &BudgetAccount) -> String {
 }
 
 /// Sets (or finds) the appropriation and prints it, then prints the year's usage.
-pub async fn run(services: &[ServiceProcess]) -> anyhow::Result<()> {
+pub async fn run(services: &[ServiceProcess], clock: &dyn Clock) -> anyhow::Result<()> {
     let mut budget = BudgetServiceClient::new(connect(services, BUDGET).await?);
-    let year = budget_year_now();
+    let year = budget_year_now(clock);
     println!(
         "\nBudget {year}, account {} (SetAppropriation, GetUsage):",
         account_label(&ACCOUNT)

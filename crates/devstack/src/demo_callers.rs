@@ -10,6 +10,7 @@
 //! issuer (testkit's, whose key protects nothing), and the walks call them as the people they
 //! name. Routing, the registry and budget stay open as before.
 
+use ekb_platform::clock::Clock;
 use std::{future::Future, time::Duration};
 
 use anyhow::{Context, bail};
@@ -307,8 +308,8 @@ pub fn stopped(flow: &str, error: anyhow::Error, fresh: bool) -> anyhow::Result<
 
 /// Today in Europe/Oslo, `YYYY-MM-DD`: the calendar the services' date rules use (summer time
 /// from the last Sunday of March to the last Sunday of October, 01:00 UTC both).
-pub fn oslo_today() -> String {
-    ekb_proto::convert::date_to_wire(ekb_domain::oslo_date(time::OffsetDateTime::now_utc()))
+pub fn oslo_today(clock: &dyn Clock) -> String {
+    ekb_proto::convert::date_to_wire(ekb_domain::oslo_date(clock.now()))
 }
 
 /// A synthetic (Tenor: month + 80) fødselsnummer for the walks' employee: valid check digits,
@@ -331,7 +332,7 @@ mod tests {
 
     #[test]
     fn today_in_oslo_is_a_date() {
-        let today = oslo_today();
+        let today = oslo_today(&ekb_platform::clock::SystemClock);
         assert_eq!(today.len(), 10);
         assert!(ekb_domain::parse_iso_date(&today).is_ok(), "{today}");
     }

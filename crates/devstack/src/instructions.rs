@@ -8,14 +8,19 @@ use ekb_platform::messaging::{dead_letter_topic_for, dead_letters::replay_topic_
 use ekb_testkit::services::ServiceProcess;
 
 use crate::{
-    budget_demo::{ACCOUNT, BUDGET, budget_year_now},
+    budget_demo::{ACCOUNT, BUDGET},
     demo::{REGISTRY, ROUTING},
     fixture::{UNCOVERED_AREA, area_name},
 };
 
 /// The "how to call it" block, for the running `services` on `brokers`: where each listens,
 /// then examples against routing, the registry and budget (those of them that run).
-pub fn how_to_call(services: &[ServiceProcess], brokers: &str, topic_prefix: &str) -> String {
+pub fn how_to_call(
+    services: &[ServiceProcess],
+    brokers: &str,
+    topic_prefix: &str,
+    budget_year: i32,
+) -> String {
     let mut out = String::new();
     // Writing to a String cannot fail; the results are ignored for that reason only.
     let _ = writeln!(
@@ -63,7 +68,7 @@ pub fn how_to_call(services: &[ServiceProcess], brokers: &str, topic_prefix: &st
         routing_examples(&mut examples, routing, registry, brokers, topic_prefix);
     }
     if let Some(budget) = find(BUDGET) {
-        budget_examples(&mut examples, budget);
+        budget_examples(&mut examples, budget, budget_year);
     }
     if examples.is_empty() {
         return out;
@@ -140,8 +145,7 @@ fn routing_examples(
 }
 
 /// grpcurl against budget: the year's usage, and a change of the fixture's appropriation.
-fn budget_examples(out: &mut String, budget: &ServiceProcess) {
-    let year = budget_year_now();
+fn budget_examples(out: &mut String, budget: &ServiceProcess, year: i32) {
     let _ = writeln!(
         out,
         "  grpcurl -plaintext -d '{{\"budget_year\":{year}}}' {} \

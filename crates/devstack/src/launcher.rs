@@ -27,11 +27,15 @@ use std::{
     os::unix::process::ExitStatusExt,
     path::{Path, PathBuf},
     process::ExitCode,
+    sync::Arc,
     time::{Duration, Instant},
 };
 
 use anyhow::{Context, bail};
-use ekb_platform::messaging::topic_for;
+use ekb_platform::{
+    clock::{OffsetClock, SharedClock, SystemClock},
+    messaging::topic_for,
+};
 use ekb_testkit::{
     binaries::profile_dir,
     broker::{BROKERS_ENV, BrokerOptions, MOCK_BROKER_BIN_NAME, TestBroker, create_topic},
@@ -193,6 +197,20 @@ pub async fn run(options: Options) -> anyhow::Result<ExitCode> {
 /// Starts everything into `stack`, runs the demo, then (unless `--exit-after-demo`) serves
 /// until a process dies — in practice until the caller's race with a signal ends it.
 async fn bring_up_and_serve(stack: &mut Stack, options: &Options) -> anyhow::Result<()> {
+    let clock: SharedClock = match options.clock_start {
+        None => Arc::new(SystemClock),
+        Some(start) => {
+            println!(
+                "Clock       SIMULATED: every service's time and the walks' start at {start} \
+                 (--clock-start)"
+            );
+            Arc::new(OffsetClock::starting_at(start))
+        }
+    };
+    let clock_start = options
+        .clock_start
+        .map(|start| start.format(&time::format_description::well_known::Rfc3339))
+        .transpose()?;
     // If a signal ends this while the broker is starting, the blocking task still finishes and
     // drops the broker it made, which stops it.
     let log_dir = match &options.log_dir {
@@ -278,6 +296,11 @@ async fn bring_up_and_serve(stack: &mut Stack, options: &Options) -> anyhow::Res
         for (_, key, value) in DEV_SETTINGS.iter().filter(|(owner, _, _)| *owner == name) {
             settings = settings.with(key, *value);
         }
+        if let Some(start) = &clock_start {
+            settings = settings
+                .with("clock.start", start.clone())
+                .with("clock.allow_with_jwt", "true");
+        }
         for setting in options
             .settings
             .iter()
@@ -303,10 +326,10 @@ async fn bring_up_and_serve(stack: &mut Stack, options: &Options) -> anyhow::Res
     stack.issuer = Some(issuer);
     wait_until_serving(&mut stack.services).await?;
     demo::run(&stack.services).await?;
-    budget_demo::run(&stack.services).await?;
+    budget_demo::run(&stack.services, clock.as_ref()).await?;
     if let Some(issuer) = &stack.issuer {
-        regular_flow_demo::run(&stack.services, issuer, options.fresh).await?;
-        pilot_flow_demo::run(&stack.services, issuer, options.fresh).await?;
+        regular_flow_demo::run(&stack.services, issuer, options.fresh, clock.as_ref()).await?;
+        pilot_flow_demo::run(&stack.services, issuer, options.fresh, clock.as_ref()).await?;
     }
     stack.up = true;
     if options.exit_after_demo {
@@ -315,7 +338,12 @@ async fn bring_up_and_serve(stack: &mut Stack, options: &Options) -> anyhow::Res
     }
     println!(
         "\n{}",
-        instructions::how_to_call(&stack.services, &brokers, &options.topic_prefix)
+        instructions::how_to_call(
+            &stack.services,
+            &brokers,
+            &options.topic_prefix,
+            budget_demo::budget_year_now(clock.as_ref())
+        )
     );
     if let Some(issuer) = &stack.issuer {
         println!(

@@ -50,6 +50,8 @@ pub struct Options {
     pub log_dir: Option<PathBuf>,
     /// Configuration keys for one service each (`--set`).
     pub settings: Vec<ServiceSetting>,
+    /// Runs every service and the walks on simulated time from this instant (`--clock-start`).
+    pub clock_start: Option<time::OffsetDateTime>,
 }
 
 impl Default for Options {
@@ -71,6 +73,7 @@ impl Default for Options {
             topic_prefix: "ekspertbistand".to_owned(),
             log_dir: None,
             settings: Vec::new(),
+            clock_start: None,
         }
     }
 }
@@ -139,6 +142,10 @@ struct Cli {
     /// (repeat per key; a list takes commas). The keys are those of docs/runtime-contract.md.
     #[arg(long = "set", value_name = "SERVICE.KEY=VALUE", value_parser = service_setting)]
     settings: Vec<ServiceSetting>,
+    /// Run every service and the walks on simulated time that starts at WHEN: a date
+    /// (YYYY-MM-DD, 09:00 in Oslo) or an RFC 3339 instant. Development only (clock.start).
+    #[arg(long, value_name = "WHEN", value_parser = clock_start)]
+    clock_start: Option<time::OffsetDateTime>,
 }
 
 /// The services table `--help` ends with.
@@ -186,6 +193,7 @@ fn options_of(cli: Cli) -> anyhow::Result<Options> {
         topic_prefix: cli.topic_prefix,
         log_dir: cli.log_dir,
         settings: cli.settings,
+        clock_start: cli.clock_start,
         ..Options::default()
     };
     for (flag, moves) in [
@@ -224,6 +232,17 @@ fn options_of(cli: Cli) -> anyhow::Result<Options> {
         }
     }
     Ok(options)
+}
+
+/// `--clock-start`: a date (09:00 in Oslo that day) or an RFC 3339 instant.
+fn clock_start(text: &str) -> Result<time::OffsetDateTime, String> {
+    use time::format_description::well_known::Rfc3339;
+    if let Ok(at) = time::OffsetDateTime::parse(text, &Rfc3339) {
+        return Ok(at);
+    }
+    let date = ekb_domain::parse_iso_date(text)
+        .map_err(|_| format!("{text:?} is not a date YYYY-MM-DD or an RFC 3339 instant"))?;
+    Ok(ekb_domain::oslo_start_of_day(date) + time::Duration::hours(9))
 }
 
 /// The catalog entry named `name`, or an error listing the services.

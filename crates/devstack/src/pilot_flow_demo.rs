@@ -11,6 +11,7 @@
 //! fixture's. The walk prints what it got and, when it cannot go on, why — a note, not a
 //! refusal to serve (see `demo_callers::stopped`).
 
+use ekb_platform::clock::Clock;
 use ekb_domain::Money;
 use ekb_proto::v1::{
     self, CommitmentKind, CompetenceArea, OrderStatus, budget_service_client::BudgetServiceClient,
@@ -56,6 +57,7 @@ pub async fn run(
     services: &[ServiceProcess],
     issuer: &TestIssuer,
     fresh: bool,
+    clock: &dyn Clock,
 ) -> anyhow::Result<()> {
     let mut clients = Clients {
         routing: RoutingServiceClient::new(connect(services, ROUTING).await?),
@@ -67,7 +69,7 @@ pub async fn run(
         "\nPilot flow (§ 9a), one case to payment (caseworker {CASEWORKER} orders and attests, \
          {DECIDER} approves, the supplier answers and invoices with its own token):"
     );
-    match walk(&mut clients, &Callers::new(issuer)).await {
+    match walk(&mut clients, &Callers::new(issuer), &oslo_today(clock)).await {
         Ok(()) => Ok(()),
         Err(error) => stopped("pilot-flow", error, fresh),
     }
@@ -82,8 +84,8 @@ async fn suppliers_by_rank(
 }
 
 /// The walk itself; any step that does not go as the contract says ends it with an error.
-async fn walk(clients: &mut Clients, callers: &Callers<'_>) -> anyhow::Result<()> {
-    let today = oslo_today();
+async fn walk(clients: &mut Clients, callers: &Callers<'_>, today: &str) -> anyhow::Result<()> {
+    let today = today.to_owned();
     let agreements = suppliers_by_rank(&mut clients.registry, &today).await?;
     println!(
         "  Suppliers for {} in county {} on {today}, by rank (FindAgreements):",

@@ -9,6 +9,7 @@
 //! appropriation set too low by hand stops the walk at the funds request, and the walk then
 //! says so instead of refusing to serve (see `demo_callers::stopped`).
 
+use ekb_platform::clock::Clock;
 use ekb_domain::Money;
 use ekb_proto::convert::gross_to_wire;
 use ekb_proto::v1::{
@@ -58,6 +59,7 @@ pub async fn run(
     services: &[ServiceProcess],
     issuer: &TestIssuer,
     fresh: bool,
+    clock: &dyn Clock,
 ) -> anyhow::Result<()> {
     let mut clients = Clients {
         routing: RoutingServiceClient::new(connect(services, ROUTING).await?),
@@ -69,15 +71,15 @@ pub async fn run(
         "\nRegular flow, one case to payment (caseworker {CASEWORKER} recommends, decider \
          {DECIDER} decides; tokens from the local issuer):"
     );
-    match walk(&mut clients, &Callers::new(issuer)).await {
+    match walk(&mut clients, &Callers::new(issuer), &oslo_today(clock)).await {
         Ok(()) => Ok(()),
         Err(error) => stopped("regular-flow", error, fresh),
     }
 }
 
 /// The walk itself; any step that does not go as the contract says ends it with an error.
-async fn walk(clients: &mut Clients, callers: &Callers<'_>) -> anyhow::Result<()> {
-    let today = oslo_today();
+async fn walk(clients: &mut Clients, callers: &Callers<'_>, today: &str) -> anyhow::Result<()> {
+    let today = today.to_owned();
     let case = open_case_step(
         &mut clients.routing,
         case_facts(LILLEHAMMER, None, &today),

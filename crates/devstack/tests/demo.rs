@@ -338,7 +338,7 @@ async fn exit_after_demo_routes_every_sample_and_stops_cleanly() -> anyhow::Resu
     }
     assert!(run.stdout.contains("Stopped "), "{run}");
     // Budget got this year's appropriation from the fixture, and has nothing to report yet.
-    let year = budget_year_now();
+    let year = budget_year_now(&ekb_platform::clock::SystemClock);
     run.ensure_line(&format!("Budget {year}, account 2650.76"), &[])?;
     run.ensure_line(
         "Appropriation set now",
@@ -372,6 +372,32 @@ async fn exit_after_demo_routes_every_sample_and_stops_cleanly() -> anyhow::Resu
     assert!(!run.stdout.contains(DIFFERS), "{run}");
     assert!(!run.stdout.contains("Warning"), "{run}");
     cleanup.context("dropping the smoke test's databases")
+}
+
+/// `make run` works on every day of the pilot: with every service's clock (and the walks') set
+/// to a day in the middle of the pilot and to its last day, both walks reach payment, the pilot
+/// walk is not skipped for want of an agreement, and budget works in that day's year.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_walks_reach_payment_on_a_day_mid_pilot_and_on_its_last_day() -> anyhow::Result<()> {
+    for (day, year) in [("2027-06-01", 2027), ("2028-12-31", 2028)] {
+        let sandbox = Sandbox::new();
+        let outcome = run_once(&sandbox, &["--fresh", "--clock-start", day]).await;
+        let cleanup = sandbox.clean_up().await;
+        let run = outcome?;
+        run.ensure_success()?;
+        assert!(run.stdout.contains("Clock       SIMULATED"), "{run}");
+        run.ensure_line(&format!("Budget {year}, account 2650.76"), &[])?;
+        for needle in ["(PaymentCompleted)", "(InvoicePaymentRecorded)", day] {
+            assert!(
+                run.stdout.contains(needle),
+                "{day}: stdout lacks {needle:?}\n{run}"
+            );
+        }
+        assert!(!run.stdout.contains("No agreement covers"), "{day}\n{run}");
+        assert!(!run.stdout.contains("walk stopped"), "{day}\n{run}");
+        cleanup.context("dropping the smoke test's databases")?;
+    }
+    Ok(())
 }
 
 /// The scenario of a developer who follows the hints: on one `make run` they register an
@@ -469,7 +495,7 @@ async fn two_runs(sandbox: &Sandbox) -> anyhow::Result<(String, Finished)> {
         .set_appropriation(v1::SetAppropriationRequest {
             appropriated_ore: CHANGED_ORE,
             note: "changed by hand".to_owned(),
-            ..fixture_request(budget_year_now())
+            ..fixture_request(budget_year_now(&ekb_platform::clock::SystemClock))
         })
         .await
         .context("SetAppropriation")?;
