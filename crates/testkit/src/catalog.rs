@@ -75,6 +75,7 @@ pub const SERVICES: &[ServiceEntry] = &[
             "pilot-supplier",
             "pilot-reader",
             "pilot-payment-system",
+            "pilot-auditor",
         ],
     },
     ServiceEntry {

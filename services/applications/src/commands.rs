@@ -331,6 +331,80 @@ impl Recommend {
     }
 }
 
+/// A checked DecideApplication.
+#[derive(Debug, Clone)]
+pub struct Decide {
+    /// The application.
+    pub application_id: Uuid,
+    /// Confirm the recommendation or return it.
+    pub verdict: v1::DeciderVerdict,
+    /// The recommendation decided (1 or more).
+    pub recommendation_version: i32,
+    /// The decider's note (required for a return).
+    pub note: String,
+}
+
+impl Decide {
+    /// Checks `request`.
+    pub fn parse(request: &v1::DecideApplicationRequest) -> Result<Decide, ApiError> {
+        let mut check = Violations::new();
+        let application_id = check.uuid("application_id", &request.application_id);
+        let verdict: Option<v1::DeciderVerdict> = check.enumeration("verdict", request.verdict);
+        if request.recommendation_version < 1 {
+            check.add("recommendation_version", "must be 1 or more");
+        }
+        let note = if verdict == Some(v1::DeciderVerdict::Return) {
+            check.text("note", &request.note, NOTE)
+        } else {
+            check.optional_text("note", &request.note, NOTE)
+        };
+        check.finish_with(|| {
+            Some(Decide {
+                application_id: application_id?,
+                verdict: verdict?,
+                recommendation_version: request.recommendation_version,
+                note: note?,
+            })
+        })
+    }
+}
+
+/// A checked CancelGrant.
+#[derive(Debug, Clone)]
+pub struct Cancel {
+    /// The application.
+    pub application_id: Uuid,
+    /// Why the grant is cancelled.
+    pub reason: v1::GrantCancellationReason,
+    /// The explanation (required for a revocation and for OTHER).
+    pub explanation: String,
+}
+
+impl Cancel {
+    /// Checks `request`; an employer (`by_employer`) may only give EMPLOYER_REQUEST.
+    pub fn parse(request: &v1::CancelGrantRequest, by_employer: bool) -> Result<Cancel, ApiError> {
+        use v1::GrantCancellationReason as Reason;
+        let mut check = Violations::new();
+        let application_id = check.uuid("application_id", &request.application_id);
+        let reason: Option<Reason> = check.enumeration("reason", request.reason);
+        if by_employer && reason.is_some_and(|reason| reason != Reason::EmployerRequest) {
+            check.add("reason", "an employer may only give EMPLOYER_REQUEST");
+        }
+        let explanation = if matches!(reason, Some(Reason::Revoked | Reason::Other)) {
+            check.text("explanation", &request.explanation, NOTE)
+        } else {
+            check.optional_text("explanation", &request.explanation, NOTE)
+        };
+        check.finish_with(|| {
+            Some(Cancel {
+                application_id: application_id?,
+                reason: reason?,
+                explanation: explanation?,
+            })
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

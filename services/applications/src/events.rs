@@ -18,11 +18,11 @@ pub fn of_application(application: &v1::Application) -> EventSubject {
     }
 }
 
-/// The subject of an event about grant `grant_id`.
-pub fn of_grant(application: &v1::Application, grant_id: &str) -> EventSubject {
+/// The subject of an event about the application's current grant.
+pub fn of_current_grant(application: &v1::Application) -> EventSubject {
     EventSubject {
         case_id: Some(application.case_id.clone()),
-        aggregate_id: grant_id.to_owned(),
+        aggregate_id: grant_id(application),
     }
 }
 
@@ -224,7 +224,6 @@ pub async fn publish_grant<M: prost::Message + prost::Name>(
     application: &v1::Application,
     event: &M,
 ) -> Result<(), sqlx::Error> {
-    let subject = of_grant(application, &grant_id(application));
-    work.publish(&subject, event).await?;
+    work.publish(&of_current_grant(application), event).await?;
     Ok(())
 }

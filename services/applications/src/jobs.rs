@@ -1,17 +1,14 @@
-//! The service's jobs, each a function of "now" so tests move the clock instead of waiting:
+//! The service's jobs, each a function of "now" so tests move the clock instead of waiting
+//! (`lib.rs` runs each with `ekb_platform::jobs::every`):
 //! re-sending a GrantRequested budget has not answered (identical content, a new event id; the
 //! wait doubles up to the configured maximum), erasing personal data a configured time after
 //! the case ended here (the grant record stays), and deleting the record 10 years on. They lock
 //! the rows they work on with SKIP LOCKED, so two replicas running them at once never do the
 //! same work twice.
 
-use ekb_platform::clock::Clock;
-use std::{sync::Arc, time::Duration};
-
 use ekb_platform::messaging::Db;
 use ekb_proto::v1::{self, ApplicationStatus as Status};
 use time::OffsetDateTime;
-use tokio_util::sync::CancellationToken;
 
 use crate::{
     config::Policy,
@@ -150,31 +147,5 @@ fn erase(application: &mut v1::Application) {
         .and_then(|grant| grant.cancellation.as_mut())
     {
         cancellation.explanation.clear();
-    }
-}
-
-/// Runs both jobs every `policy.jobs_interval` by `clock` until `shutdown`.
-pub async fn run(
-    db: Db,
-    policy: Arc<Policy>,
-    clock: Arc<dyn Clock>,
-    shutdown: CancellationToken,
-) -> anyhow::Result<()> {
-    let interval: Duration = policy.jobs_interval;
-    loop {
-        tokio::select! {
-            () = shutdown.cancelled() => return Ok(()),
-            () = tokio::time::sleep(interval) => {}
-        }
-        let now = clock.now();
-        if let Err(error) = resend_due(&db, &policy, now).await {
-            tracing::warn!(error = %error, "resending funds requests failed; retrying next pass");
-        }
-        if let Err(error) = erase_due(&db, &policy, now).await {
-            tracing::warn!(error = %error, "erasing personal data failed; retrying next pass");
-        }
-        if let Err(error) = delete_expired_records(&db, &policy, now).await {
-            tracing::warn!(error = %error, "deleting expired records failed; retrying next pass");
-        }
     }
 }

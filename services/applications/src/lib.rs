@@ -13,6 +13,7 @@
 
 pub mod commands;
 pub mod config;
+pub mod decisions;
 pub mod events;
 pub mod handlers;
 pub mod jobs;
@@ -20,17 +21,21 @@ pub mod model;
 pub mod saga;
 pub mod store;
 
-use std::sync::Arc;
+use std::{future::Future, pin::Pin, sync::Arc, time::Duration};
 
 use ekb_platform::{
+    clock::SharedClock,
     config::{ConfigError, ServiceConfig},
+    jobs::every,
     messaging::{Db, EventRouter},
     service::{Assembly, ServiceDescription},
 };
 use ekb_proto::v1::{self, applications_service_server::ApplicationsServiceServer};
+use time::OffsetDateTime;
+use tokio_util::sync::CancellationToken;
 
 pub use config::ApplicationsSettings;
-use ekb_platform::clock::Clock;
+use config::Policy;
 use handlers::ApplicationsApi;
 use saga::ApplicationsState;
 
@@ -94,9 +99,9 @@ impl ServiceDescription for Applications {
 
     fn build(db: Db, settings: ApplicationsSettings) -> anyhow::Result<Assembly> {
         let policy = Arc::new(settings.policy()?);
-        let clock: Arc<dyn Clock> = db.clock().clone();
-        let api = ApplicationsApi::new(db.clone(), policy.clone(), clock.clone());
-        let state = ApplicationsState::new(policy.clone(), clock.clone());
+        let clock: SharedClock = db.clock().clone();
+        let api = ApplicationsApi::new(db.clone(), policy.clone(), clock);
+        let state = ApplicationsState::new(policy.clone());
         Ok(Assembly::serving(ApplicationsServiceServer::new(api))
             .consuming(
                 EventRouter::new(state)
@@ -115,8 +120,61 @@ impl ServiceDescription for Applications {
                     .on::<v1::GrantCancellationAccepted>()
                     .on::<v1::GrantCancellationRefused>(),
             )
-            .worker("applications-jobs", move |shutdown, _grace| {
-                jobs::run(db, policy, clock, shutdown)
-            }))
+            .worker(
+                "funds-request-resend",
+                job(
+                    &db,
+                    &policy,
+                    "funds-request-resend",
+                    |db, policy, now| async move { jobs::resend_due(&db, &policy, now).await },
+                ),
+            )
+            .worker(
+                "personal-data-erasure",
+                job(
+                    &db,
+                    &policy,
+                    "personal-data-erasure",
+                    |db, policy, now| async move { jobs::erase_due(&db, &policy, now).await },
+                ),
+            )
+            .worker(
+                "record-deletion",
+                job(
+                    &db,
+                    &policy,
+                    "record-deletion",
+                    |db, policy, now| async move {
+                        jobs::delete_expired_records(&db, &policy, now).await
+                    },
+                ),
+            ))
+    }
+}
+
+/// What a worker runs until shutdown.
+type WorkerRun = Pin<Box<dyn Future<Output = anyhow::Result<()>> + Send>>;
+
+/// The worker that runs job `name` — `run` with the database, the policy and the service
+/// clock's now — every `policy.jobs_interval` ([`every`]) until shutdown.
+fn job<F, Fut, T>(
+    db: &Db,
+    policy: &Arc<Policy>,
+    name: &'static str,
+    run: F,
+) -> impl FnOnce(CancellationToken, Duration) -> WorkerRun + Send + 'static
+where
+    F: Fn(Db, Arc<Policy>, OffsetDateTime) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = anyhow::Result<T>> + Send + 'static,
+{
+    let (db, policy) = (db.clone(), policy.clone());
+    move |shutdown, _grace| {
+        Box::pin(async move {
+            let clock = db.clock().clone();
+            every(name, policy.jobs_interval, clock, shutdown, |now| {
+                run(db.clone(), policy.clone(), now)
+            })
+            .await
+        })
     }
 }

@@ -3,7 +3,12 @@
 //! jobs and the one-live-application rule need, all derived from the document on every save
 //! (so they cannot drift). The fødselsnummer lives only in `fodselsnummer_sealed`, encrypted.
 
-use ekb_platform::audit::{self, AuditActor, AuditEvent};
+use ekb_platform::{
+    ApiError,
+    audit::{self, AuditActor, AuditEvent},
+    change,
+    messaging::UnitOfWork,
+};
 use ekb_proto::v1;
 use prost::Message as _;
 use sqlx::{PgConnection, Row as _};
@@ -17,8 +22,8 @@ use crate::model;
 pub struct Case {
     /// The case id.
     pub case_id: Uuid,
-    /// `REGULAR` or `PILOT`.
-    pub flow: String,
+    /// The flow routing sent it to (REGULAR or PILOT).
+    pub flow: v1::Flow,
     /// County code.
     pub county_code: String,
     /// The employer.
@@ -27,49 +32,68 @@ pub struct Case {
     pub opened_at: OffsetDateTime,
 }
 
-/// Records (or refreshes) a case from CaseRouted; a later CaseFlowChanged's flow is kept.
-pub async fn upsert_routed_case(db: &mut PgConnection, case: &Case) -> Result<(), sqlx::Error> {
+/// Records (or refreshes) a case from CaseRouted at `now`; a later CaseFlowChanged's flow is
+/// kept.
+pub async fn upsert_routed_case(
+    db: &mut PgConnection,
+    case: &Case,
+    now: OffsetDateTime,
+) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "INSERT INTO cases (case_id, flow, county_code, employer_organisation_number, opened_at) \
-         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (case_id) DO UPDATE SET \
+        "INSERT INTO cases (case_id, flow, county_code, employer_organisation_number, opened_at, \
+         updated_at) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (case_id) DO UPDATE SET \
          county_code = EXCLUDED.county_code, \
          employer_organisation_number = EXCLUDED.employer_organisation_number, \
          opened_at = EXCLUDED.opened_at, \
          flow = CASE WHEN cases.flow_sequence > 0 THEN cases.flow ELSE EXCLUDED.flow END, \
-         updated_at = now()",
+         updated_at = EXCLUDED.updated_at",
     )
     .bind(case.case_id)
-    .bind(&case.flow)
+    .bind(flow_column(case.flow))
     .bind(&case.county_code)
     .bind(&case.employer_organisation_number)
     .bind(case.opened_at)
+    .bind(now)
     .execute(db)
     .await?;
     Ok(())
 }
 
-/// Applies a flow change with `sequence` (older or repeated changes are ignored); creates the
-/// case if CaseRouted has not arrived yet.
+/// Applies a flow change with `sequence` at `now` (older or repeated changes are ignored);
+/// creates the case if CaseRouted has not arrived yet.
 pub async fn change_flow(
     db: &mut PgConnection,
     case: &Case,
     sequence: i32,
+    now: OffsetDateTime,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO cases (case_id, flow, county_code, employer_organisation_number, opened_at, \
-         flow_sequence) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (case_id) DO UPDATE SET \
-         flow = EXCLUDED.flow, flow_sequence = EXCLUDED.flow_sequence, updated_at = now() \
+         flow_sequence, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+         ON CONFLICT (case_id) DO UPDATE SET flow = EXCLUDED.flow, \
+         flow_sequence = EXCLUDED.flow_sequence, updated_at = EXCLUDED.updated_at \
          WHERE cases.flow_sequence < EXCLUDED.flow_sequence",
     )
     .bind(case.case_id)
-    .bind(&case.flow)
+    .bind(flow_column(case.flow))
     .bind(&case.county_code)
     .bind(&case.employer_organisation_number)
     .bind(case.opened_at)
     .bind(sequence)
+    .bind(now)
     .execute(db)
     .await?;
     Ok(())
+}
+
+/// The `cases.flow` value of `flow`: `REGULAR` or `PILOT`.
+fn flow_column(flow: v1::Flow) -> &'static str {
+    flow.as_str_name().trim_start_matches("FLOW_")
+}
+
+/// The flow a `cases.flow` value names.
+fn flow_of_column(column: String) -> v1::Flow {
+    v1::Flow::from_str_name(&format!("FLOW_{column}")).unwrap_or_default()
 }
 
 /// The case, if it has arrived.
@@ -84,7 +108,7 @@ pub async fn find_case(db: &mut PgConnection, case_id: Uuid) -> Result<Option<Ca
     row.map(|row| {
         Ok(Case {
             case_id: row.try_get("case_id")?,
-            flow: row.try_get("flow")?,
+            flow: flow_of_column(row.try_get("flow")?),
             county_code: row.try_get("county_code")?,
             employer_organisation_number: row.try_get("employer_organisation_number")?,
             opened_at: row.try_get("opened_at")?,
@@ -173,6 +197,34 @@ impl Stored {
     }
 }
 
+impl change::Record for Stored {
+    type Key = Uuid;
+
+    async fn load_locked(work: &mut UnitOfWork, id: &Uuid) -> Result<Self, ApiError> {
+        load(work.db(), *id, true)
+            .await?
+            .ok_or_else(|| ApiError::NotFound(format!("application {id} is not known")))
+    }
+
+    /// Saves the application as changed at its `updated_at` (the decision's now), recording its
+    /// current grant id when the decision minted one.
+    async fn save(&self, work: &mut UnitOfWork) -> Result<(), ApiError> {
+        let changed_at = model::instant(self.application.updated_at.as_ref());
+        save(work.db(), self, changed_at).await?;
+        if let Some(grant_id) = current_grant_id(&self.application) {
+            record_grant_id(work.db(), grant_id, self.id(), changed_at).await?;
+        }
+        Ok(())
+    }
+}
+
+fn current_grant_id(application: &v1::Application) -> Option<Uuid> {
+    application
+        .grant
+        .as_ref()
+        .and_then(|grant| Uuid::parse_str(&grant.grant_id).ok())
+}
+
 /// Inserts a new application.
 pub async fn insert(
     db: &mut PgConnection,
@@ -210,10 +262,7 @@ pub async fn save(
     now: OffsetDateTime,
 ) -> Result<(), sqlx::Error> {
     let application = &stored.application;
-    let grant_id = application
-        .grant
-        .as_ref()
-        .and_then(|grant| Uuid::parse_str(&grant.grant_id).ok());
+    let grant_id = current_grant_id(application);
     sqlx::query(
         "UPDATE applications SET status = $2, live = $3, \
          status_changed_at = CASE WHEN status <> $2 THEN $4 ELSE status_changed_at END, \
@@ -302,31 +351,35 @@ pub async fn has_live(db: &mut PgConnection, case_id: Uuid) -> Result<bool, sqlx
         .await
 }
 
-/// Records a grant id minted for `application_id`.
-pub async fn insert_grant_id(
+/// Records grant id `grant_id` of `application_id`, minted at `at` (a grant id already recorded
+/// keeps its time), so budget's and refunds' answers find their application.
+async fn record_grant_id(
     db: &mut PgConnection,
     grant_id: Uuid,
     application_id: Uuid,
+    at: OffsetDateTime,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query("INSERT INTO grant_ids (grant_id, application_id) VALUES ($1, $2)")
-        .bind(grant_id)
-        .bind(application_id)
-        .execute(db)
-        .await?;
+    sqlx::query(
+        "INSERT INTO grant_ids (grant_id, application_id, minted_at) VALUES ($1, $2, $3) \
+         ON CONFLICT (grant_id) DO NOTHING",
+    )
+    .bind(grant_id)
+    .bind(application_id)
+    .bind(at)
+    .execute(db)
+    .await?;
     Ok(())
 }
 
-/// The application a grant id was minted for, locked.
-pub async fn load_by_grant(
+/// The application grant id `grant_id` was minted for, if it was minted here.
+pub async fn application_of_grant(
     db: &mut PgConnection,
     grant_id: Uuid,
-) -> Result<Option<Stored>, sqlx::Error> {
-    let sql = select!(
-        "FROM applications WHERE application_id = \
-         (SELECT application_id FROM grant_ids WHERE grant_id = $1) FOR UPDATE"
-    );
-    let row = sqlx::query(sql).bind(grant_id).fetch_optional(db).await?;
-    row.as_ref().map(stored).transpose()
+) -> Result<Option<Uuid>, sqlx::Error> {
+    sqlx::query_scalar("SELECT application_id FROM grant_ids WHERE grant_id = $1")
+        .bind(grant_id)
+        .fetch_optional(db)
+        .await
 }
 
 /// Every application of a case, oldest first.

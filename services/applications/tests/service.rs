@@ -688,7 +688,7 @@ async fn bad_input_names_the_field_and_stores_and_publishes_nothing() -> anyhow:
         .expect_err("bad filters");
     assert_eq!(
         violated_fields(&status),
-        ["statuses[0]", "county_codes[0]", "page_token", "page_size"]
+        ["statuses[0]", "county_codes[0]", "page_size", "page_token"]
     );
     let unknown = uuid::Uuid::now_v7().to_string();
     let status = s

@@ -543,14 +543,14 @@ pub struct RecordInvoicePaymentOutcome {
     /// The hand-over the outcome is for.
     pub attempt: i32,
     /// The outcome.
-    pub outcome: crate::payments::Outcome,
+    pub outcome: crate::transitions::Outcome,
 }
 
 impl TryFrom<v1::RecordInvoicePaymentOutcomeRequest> for RecordInvoicePaymentOutcome {
     type Error = ApiError;
 
     fn try_from(request: v1::RecordInvoicePaymentOutcomeRequest) -> Result<Self, ApiError> {
-        use crate::payments::Outcome;
+        use crate::transitions::Outcome;
         use v1::record_invoice_payment_outcome_request::Outcome as Wire;
         let mut check = Violations::new();
         let invoice_id = check.uuid("invoice_id", &request.invoice_id);

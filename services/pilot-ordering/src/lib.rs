@@ -19,11 +19,13 @@ pub mod selection;
 pub mod store;
 pub mod suppliers;
 pub mod sweep;
+pub mod transitions;
 
 use std::sync::Arc;
 
 use ekb_platform::{
     config::{ConfigError, ServiceConfig},
+    jobs,
     messaging::{Db, EventRouter},
     payment::{PaymentPort, RecordingPaymentPort},
     service::{Assembly, ServiceDescription},
@@ -50,6 +52,8 @@ pub const READER: &str = "pilot-reader";
 pub const SUPPLIER: &str = "pilot-supplier";
 /// NAV's payment system (or its adapter), reporting a payment's outcome.
 pub const PAYMENT_SYSTEM: &str = "pilot-payment-system";
+/// Reads the audit trail.
+pub const AUDITOR: &str = "pilot-auditor";
 
 impl ServiceDescription for PilotOrdering {
     const NAME: &'static str = "pilot-ordering";
@@ -70,6 +74,7 @@ impl ServiceDescription for PilotOrdering {
         ("ApproveInvoice", &[APPROVER]),
         ("RejectInvoice", &[CASEWORKER, APPROVER]),
         ("RecordInvoicePaymentOutcome", &[PAYMENT_SYSTEM]),
+        ("ListAuditEntries", &[AUDITOR]),
     ];
     const CONSTRAINTS: ekb_platform::error::ConstraintMessages = &[
         (
@@ -100,7 +105,7 @@ impl ServiceDescription for PilotOrdering {
         let payment: Arc<dyn PaymentPort> =
             Arc::new(RecordingPaymentPort::new(settings.payment.fake_outcome));
         let notifier: Arc<dyn SupplierNotifier> = Arc::new(RecordingSupplierNotifier::default());
-        let api = PilotOrderingApi::new(db.clone(), policy.clone(), clock.clone(), payment.clone());
+        let api = PilotOrderingApi::new(db.clone(), policy.clone(), payment.clone());
         let events = OrderingEvents {
             policy: policy.clone(),
             clock: clock.clone(),
@@ -125,10 +130,8 @@ impl ServiceDescription for PilotOrdering {
             )
             .worker("pilot-ordering-sweep", move |shutdown, _grace| async move {
                 let interval = sweep_policy.sweep_interval;
-                sweep::every("sweep", interval, shutdown, || async {
-                    sweep::sweep(&sweep_db, &sweep_policy, sweep_clock.now())
-                        .await
-                        .map(|_| ())
+                jobs::every("sweep", interval, sweep_clock, shutdown, |now| {
+                    sweep::sweep(&sweep_db, &sweep_policy, now)
                 })
                 .await
             })
@@ -136,15 +139,14 @@ impl ServiceDescription for PilotOrdering {
                 "pilot-ordering-dispatch",
                 move |shutdown, _grace| async move {
                     let interval = dispatch_policy.dispatch_interval;
-                    sweep::every("dispatch", interval, shutdown, || async {
+                    jobs::every("dispatch", interval, dispatch_clock, shutdown, |now| {
                         sweep::dispatch(
                             &dispatch_db,
                             &dispatch_policy,
-                            dispatch_clock.as_ref(),
                             notifier.as_ref(),
                             payment.as_ref(),
+                            now,
                         )
-                        .await
                     })
                     .await
                 },

@@ -1,12 +1,15 @@
 //! Orders and invoices as stored, and how they read on the wire. Enum columns hold the
 //! contract's numbers, so a row converts to the contract without a mapping table of its own.
 
+use ekb_domain::{month_start, oslo_date};
 use ekb_proto::{
     convert::{date_to_wire, timestamp_to_wire},
     v1::{self, InvoiceStatus, OrderStatus},
 };
 use time::{Date, OffsetDateTime};
 use uuid::Uuid;
+
+use crate::{selection::Agreement, store::Case};
 
 /// Statuses in which an order is live (work may still be done under it).
 pub const LIVE: [OrderStatus; 4] = [
@@ -74,6 +77,8 @@ pub struct Order {
     pub requested_at: OffsetDateTime,
     /// Placed.
     pub placed_at: Option<OffsetDateTime>,
+    /// Accepted (recorded).
+    pub accepted_at: Option<OffsetDateTime>,
     /// Answered on.
     pub supplier_responded_date: Option<Date>,
     /// Decline text.
@@ -121,7 +126,7 @@ pub const ORDER_COLUMNS: &str = "order_id, sequence, case_id, county_code, compe
     agreement_id, agreement_reference, supplier_organisation_number, supplier_name, price_ore, \
     budget_year, account_chapter, account_post, status, contact_name, contact_phone, contact_email, \
     assignment_description, employee_pseudonym, previous_order_id, next_order_id, reservation_id, \
-    case_opened_at, requested_at, placed_at, supplier_responded_date, decline_reason, \
+    case_opened_at, requested_at, placed_at, accepted_at, supplier_responded_date, decline_reason, \
     decline_reason_code, expert_id, started_date, completed_date, report_document_id, \
     cancellation_reason, funds_denied_reason, cancellation_explanation, cancelled_at, abort_reason, \
     abort_explanation, abort_previous_status, aborted_date, aborted_at, invoice_deadline_date, \
@@ -135,7 +140,99 @@ fn id(value: Option<Uuid>) -> String {
     value.map(|id| id.to_string()).unwrap_or_default()
 }
 
+/// What a new order asks of the supplier, and for whom: given to PlaceOrder, copied to a
+/// follow-up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Assignment {
+    /// Contact name.
+    pub contact_name: String,
+    /// Contact phone.
+    pub contact_phone: String,
+    /// Contact e-mail.
+    pub contact_email: String,
+    /// What the expert is asked to do.
+    pub description: String,
+    /// The employee's pseudonym.
+    pub employee_pseudonym: String,
+}
+
 impl Order {
+    /// A new order of `case` under `agreement`, requested at `now` (FUNDS_PENDING), charged to
+    /// `account` in `now`'s year; `previous_order_id` when it follows up an order.
+    pub fn requested(
+        case: &Case,
+        agreement: &Agreement,
+        account: &v1::BudgetAccount,
+        assignment: Assignment,
+        previous_order_id: Option<Uuid>,
+        now: OffsetDateTime,
+    ) -> Order {
+        Order {
+            order_id: Uuid::now_v7(),
+            sequence: 0,
+            case_id: case.case_id,
+            county_code: case.county_code.clone(),
+            competence_area: case.competence_area,
+            agreement_id: agreement.agreement_id,
+            agreement_reference: agreement.agreement_reference.clone(),
+            supplier_organisation_number: agreement.supplier_organisation_number.clone(),
+            supplier_name: agreement.supplier_name.clone(),
+            price_ore: agreement.price_ore,
+            budget_year: oslo_date(now).year(),
+            account_chapter: account.chapter,
+            account_post: account.post,
+            status: OrderStatus::FundsPending as i32,
+            contact_name: assignment.contact_name,
+            contact_phone: assignment.contact_phone,
+            contact_email: assignment.contact_email,
+            assignment_description: assignment.description,
+            employee_pseudonym: assignment.employee_pseudonym,
+            previous_order_id,
+            next_order_id: None,
+            reservation_id: String::new(),
+            case_opened_at: case.opened_at,
+            requested_at: now,
+            placed_at: None,
+            accepted_at: None,
+            supplier_responded_date: None,
+            decline_reason: String::new(),
+            decline_reason_code: 0,
+            expert_id: None,
+            started_date: None,
+            completed_date: None,
+            report_document_id: None,
+            cancellation_reason: 0,
+            funds_denied_reason: 0,
+            cancellation_explanation: String::new(),
+            cancelled_at: None,
+            abort_reason: 0,
+            abort_explanation: String::new(),
+            abort_previous_status: 0,
+            aborted_date: None,
+            aborted_at: None,
+            invoice_deadline_date: None,
+            expiry_reason: 0,
+            expired_at: None,
+            updated_at: now,
+        }
+    }
+
+    /// What this order asks of the supplier, for a follow-up.
+    pub fn assignment(&self) -> Assignment {
+        Assignment {
+            contact_name: self.contact_name.clone(),
+            contact_phone: self.contact_phone.clone(),
+            contact_email: self.contact_email.clone(),
+            description: self.assignment_description.clone(),
+            employee_pseudonym: self.employee_pseudonym.clone(),
+        }
+    }
+
+    /// The month whose capacity the order uses: the month it was requested in (Oslo).
+    pub fn usage_month(&self) -> Date {
+        month_start(oslo_date(self.requested_at))
+    }
+
     /// The status.
     pub fn status(&self) -> OrderStatus {
         OrderStatus::try_from(self.status).unwrap_or(OrderStatus::Unspecified)
@@ -270,13 +367,15 @@ pub struct Invoice {
     pub payment_recorded_at: Option<OffsetDateTime>,
     /// Hand-overs so far.
     pub payment_attempt: i32,
+    /// Last handed to the payment system.
+    pub payment_handed_at: Option<OffsetDateTime>,
 }
 
 /// The columns of [`Invoice`].
 pub const INVOICE_COLUMNS: &str = "invoice_id, order_id, request_id, request_fingerprint, \
     invoice_number, invoice_date, amount_ore, invoice_document_id, status, rejection_reason, \
     rejection_explanation, submitted_at, decided_at, decided_by, attested_by, attested_at, \
-    payment_status, payment_reference, payment_recorded_at, payment_attempt";
+    payment_status, payment_reference, payment_recorded_at, payment_attempt, payment_handed_at";
 
 impl Invoice {
     /// The status.

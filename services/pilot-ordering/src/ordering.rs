@@ -1,378 +1,175 @@
-//! The transitions of an order that more than one door leads to — an RPC, an event from
-//! budget, routing or the registry, or the sweep — each in the caller's unit of work with the
-//! events it publishes: placing a follow-up order (or asking for the fallback to the regular
-//! flow) when an order ends before the supplier took it, cancelling and expiring.
-//!
-//! Order of events on the topic (pilot_ordering_events.proto): the event that ended the old
-//! order comes first and names the follow-up (`next_order_id`) or the fallback reason; the
-//! follow-up's OrderRequested, or PilotFallbackRequested, comes after it.
+//! Ordering for a case, where more than one order or case is involved: PlaceOrder (the first
+//! order of a case, under the agreement chosen for it), an agreement that stopped being active
+//! (its open orders cancelled and followed up, the cases it alone covered sent back), and the
+//! fallback of PILOT cases no agreement covers any more. The change of one order is decided by
+//! its own methods (`transitions`); this module finds the orders and cases they apply to.
 
 use ekb_domain::{month_start, oslo_date};
 use ekb_platform::{
+    ApiError,
     audit::{self, AuditActor, AuditEvent},
+    change, idempotency,
     messaging::{EventSubject, UnitOfWork},
 };
-use ekb_proto::{
-    convert::timestamp_to_wire,
-    v1::{
-        self, AccessPurpose, AuditEntryKind, OrderCancellationReason, OrderExpiryReason,
-        OrderStatus,
-    },
-};
-use prost::Name;
-use sqlx::PgConnection;
+use ekb_proto::v1::{self, AccessPurpose, AuditEntryKind, FlowChangeReason, OrderStatus};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::{
+    commands::PlaceOrder,
     config::OrderingPolicy,
-    model::Order,
+    model::{Assignment, LIVE, Order},
     selection::{self, NoCandidate},
-    store,
+    store::{self, EndingKey},
+    transitions::{Ending, fallback_event},
 };
 
-/// What follows an order that ended before the supplier took it.
-#[derive(Debug, Clone)]
-pub enum FollowUp {
-    /// A follow-up order was placed with the next candidate (FUNDS_PENDING).
-    Next(Box<Order>),
-    /// No candidate is left: the case falls back to the regular flow, for this reason.
-    Fallback(v1::FlowChangeReason),
-    /// Nothing (the case left the pilot already, or holds another order).
-    Nothing,
-}
-
-impl FollowUp {
-    /// The follow-up order's id, or "".
-    pub fn next_order_id(&self) -> String {
-        match self {
-            FollowUp::Next(order) => order.order_id.to_string(),
-            _ => String::new(),
-        }
-    }
-
-    /// The fallback reason, or UNSPECIFIED.
-    pub fn fallback_reason(&self) -> v1::FlowChangeReason {
-        match self {
-            FollowUp::Fallback(reason) => *reason,
-            _ => v1::FlowChangeReason::Unspecified,
-        }
+/// The account orders are charged to.
+pub fn account(policy: &OrderingPolicy) -> v1::BudgetAccount {
+    v1::BudgetAccount {
+        chapter: policy.account_chapter,
+        post: policy.account_post,
     }
 }
 
-/// Publishes `event` keyed by `case_id`.
-pub async fn publish<M: prost::Message + Name>(
-    work: &mut UnitOfWork,
-    case_id: Uuid,
-    event: &M,
-) -> Result<(), sqlx::Error> {
-    work.publish(&EventSubject::case(case_id.to_string()), event)
-        .await?;
-    Ok(())
+/// A PlaceOrder request as the service takes it: checked, with the employee pseudonymised and
+/// sealed and the request's fingerprint.
+#[derive(Debug)]
+pub struct OrderRequest<'a> {
+    /// The checked command.
+    pub command: &'a PlaceOrder,
+    /// The request's fingerprint (with the pseudonym for the fødselsnummer).
+    pub fingerprint: &'a str,
+    /// The employee's pseudonym.
+    pub pseudonym: String,
+    /// The employee's fødselsnummer, sealed.
+    pub sealed_fodselsnummer: String,
 }
 
-/// Records an audit entry for `subject_id` of `case_id`.
-pub async fn audit_change(
+/// Places the first live order of `request`'s case under the agreement chosen for it
+/// (FUNDS_PENDING, OrderRequested published), by `actor`; a copy of an earlier request gets
+/// that request's order. Returns the order and whether it was created now.
+pub async fn place(
     work: &mut UnitOfWork,
-    case_id: Uuid,
-    subject_id: Uuid,
-    kind: AuditEntryKind,
-    action: &str,
+    policy: &OrderingPolicy,
+    request: &OrderRequest<'_>,
     actor: &AuditActor,
-) -> Result<(), sqlx::Error> {
-    let purpose = if *actor == AuditActor::service() {
-        AccessPurpose::System
-    } else {
-        AccessPurpose::CaseProcessing
+) -> Result<(Order, bool), ApiError> {
+    let command = request.command;
+    // Copies of this request wait for the first; other orders for the case see its answer.
+    idempotency::serialise(
+        work,
+        &[
+            format!("PlaceOrder:{}", command.request_id),
+            format!("case:{}", command.case_id),
+        ],
+    )
+    .await?;
+    if let Some((order, stored)) =
+        store::find_order_by_request(work.db(), command.request_id).await?
+    {
+        if stored != request.fingerprint {
+            return Err(ApiError::AlreadyExists(format!(
+                "request id {} was used for another order request",
+                command.request_id
+            )));
+        }
+        return Ok((order, false));
+    }
+    let case = store::find_case(work.db(), command.case_id, true)
+        .await?
+        .ok_or_else(|| ApiError::not_arrived_yet(format!("case {}", command.case_id)))?;
+    let orders = store::orders_of_case(work.db(), case.case_id, false).await?;
+    may_order(&case, &orders)?;
+    let now = work.now();
+    let today = oslo_date(now);
+    let wanted = selection::Wanted {
+        case_id: case.case_id,
+        county: &case.county_code,
+        area: case.competence_area,
+        date: today,
+        month: month_start(today),
+        also_failed: None,
     };
-    let at = work.now();
+    let agreement = match selection::choose(work.db(), &wanted).await? {
+        Ok(agreement) => agreement,
+        Err(NoCandidate::NoActiveAgreement)
+            if !selection::knows_any_agreement(
+                work.db(),
+                &case.county_code,
+                case.competence_area,
+            )
+            .await? =>
+        {
+            return Err(ApiError::not_arrived_yet(format!(
+                "the framework agreements for county {} and the case's competence area",
+                case.county_code
+            )));
+        }
+        Err(none) => return Err(ApiError::refused(none.reason(), none.message())),
+    };
+    let assignment = Assignment {
+        contact_name: command.contact_name.clone(),
+        contact_phone: command.contact_phone.clone(),
+        contact_email: command.contact_email.clone(),
+        description: command.assignment.clone(),
+        employee_pseudonym: request.pseudonym.clone(),
+    };
+    let order = Order::requested(&case, &agreement, &account(policy), assignment, None, now);
+    store::insert_order(
+        work.db(),
+        &order,
+        Some((command.request_id, request.fingerprint)),
+        Some(&request.sealed_fodselsnummer),
+    )
+    .await?;
+    work.publish(
+        &EventSubject::case(case.case_id.to_string()),
+        &order.requested_event(),
+    )
+    .await?;
     audit::record(
         work.db(),
         &AuditEvent {
-            case_id,
-            subject_id,
-            kind,
-            action,
+            case_id: case.case_id,
+            subject_id: order.order_id,
+            kind: AuditEntryKind::Change,
+            action: "PlaceOrder",
             actor,
-            purpose,
-            at,
+            purpose: AccessPurpose::CaseProcessing,
+            at: now,
         },
     )
     .await?;
-    Ok(())
+    tracing::info!(order_id = %order.order_id, case_id = %case.case_id, agreement_id = %order.agreement_id, "order requested");
+    Ok((order, true))
 }
 
-/// Chooses the agreement for a new order of `case` on `now`'s Oslo date (capacity counted in
-/// that month) and inserts the order in FUNDS_PENDING under it, with `request` (PlaceOrder's id
-/// and fingerprint; None for a follow-up) and `details` (given, or copied from the order with
-/// that id); or says why no agreement could be chosen.
-pub async fn insert_under_chosen_agreement(
-    db: &mut PgConnection,
-    policy: &OrderingPolicy,
-    case: &store::Case,
-    request: Option<(Uuid, &str)>,
-    details: Result<&store::OrderDetails<'_>, Uuid>,
-    now: OffsetDateTime,
-) -> Result<Result<Order, NoCandidate>, sqlx::Error> {
-    let today = oslo_date(now);
-    let month = month_start(today);
-    let agreement = match selection::choose(
-        db,
-        case.case_id,
-        &case.county_code,
-        case.competence_area,
-        today,
-        month,
-    )
-    .await?
-    {
-        Ok(agreement) => agreement,
-        Err(none) => return Ok(Err(none)),
-    };
-    let new = store::NewOrder {
-        order_id: Uuid::now_v7(),
-        request,
-        case,
-        agreement: &agreement,
-        budget_year: today.year(),
-        account: (policy.account_chapter, policy.account_post),
-        usage_month: month,
-        requested_at: now,
-    };
-    store::insert_order(db, &new, details).await.map(Ok)
-}
-
-/// Places the follow-up of `ended` (already in its final status) with the next candidate and
-/// notes it on `ended`, or decides the fallback. Nothing is published here: see
-/// [`publish_follow_up`].
-pub async fn plan_follow_up(
-    work: &mut UnitOfWork,
-    policy: &OrderingPolicy,
-    ended: &mut Order,
-    now: OffsetDateTime,
-) -> Result<FollowUp, sqlx::Error> {
-    let Some(case) = store::find_case(work.db(), ended.case_id, true).await? else {
-        return Ok(FollowUp::Nothing);
-    };
+/// Whether `case` may get a new order, given its `orders`: it is PILOT, has no live order and
+/// none was completed.
+pub fn may_order(case: &store::Case, orders: &[Order]) -> Result<(), ApiError> {
     if !case.is_pilot() {
-        return Ok(FollowUp::Nothing);
+        return Err(ApiError::refused(
+            "CASE_NOT_PILOT",
+            format!("case {} is in the regular flow", case.case_id),
+        ));
     }
-    let holding = store::orders_of_case(work.db(), case.case_id, false)
-        .await?
+    if orders.iter().any(|order| LIVE.contains(&order.status())) {
+        return Err(ApiError::refused(
+            "CASE_HAS_LIVE_ORDER",
+            "the case has an order that is pending, placed, accepted or started",
+        ));
+    }
+    if orders
         .iter()
-        .any(|order| store::HOLDING.contains(&order.status()));
-    if holding {
-        return Ok(FollowUp::Nothing);
-    }
-    match insert_under_chosen_agreement(work.db(), policy, &case, None, Err(ended.order_id), now)
-        .await?
+        .any(|order| order.status() == OrderStatus::Completed)
     {
-        Ok(next) => {
-            store::update_order(work.db(), ended.order_id, "next_order_id = $2", |query| {
-                query.bind(next.order_id)
-            })
-            .await?;
-            ended.next_order_id = Some(next.order_id);
-            Ok(FollowUp::Next(Box::new(next)))
-        }
-        Err(none) => Ok(FollowUp::Fallback(none.fallback_reason())),
+        return Err(ApiError::refused(
+            "CASE_ALREADY_DELIVERED",
+            "an order of the case was completed",
+        ));
     }
-}
-
-/// Publishes what [`plan_follow_up`] decided: the follow-up's OrderRequested, or
-/// PilotFallbackRequested (noted on the case, so it is asked once).
-pub async fn publish_follow_up(
-    work: &mut UnitOfWork,
-    follow_up: &FollowUp,
-    ended: &Order,
-    now: OffsetDateTime,
-) -> Result<(), sqlx::Error> {
-    match follow_up {
-        FollowUp::Next(next) => {
-            publish(work, next.case_id, &next.requested_event()).await?;
-            audit_change(
-                work,
-                next.case_id,
-                next.order_id,
-                AuditEntryKind::Change,
-                "FollowUpOrder",
-                &AuditActor::service(),
-            )
-            .await
-        }
-        FollowUp::Fallback(reason) => {
-            request_fallback(
-                work,
-                ended.case_id,
-                &ended.county_code,
-                *reason,
-                Some(ended.order_id),
-                (*reason == v1::FlowChangeReason::AgreementEnded).then_some(ended.agreement_id),
-                now,
-            )
-            .await
-        }
-        FollowUp::Nothing => Ok(()),
-    }
-}
-
-/// Publishes PilotFallbackRequested for `case_id` and notes it on the case.
-pub async fn request_fallback(
-    work: &mut UnitOfWork,
-    case_id: Uuid,
-    county: &str,
-    reason: v1::FlowChangeReason,
-    last_order_id: Option<Uuid>,
-    agreement_id: Option<Uuid>,
-    now: OffsetDateTime,
-) -> Result<(), sqlx::Error> {
-    store::note_fallback(work.db(), case_id).await?;
-    publish(
-        work,
-        case_id,
-        &v1::PilotFallbackRequested {
-            case_id: case_id.to_string(),
-            reason: reason as i32,
-            county_code: county.to_owned(),
-            last_order_id: last_order_id.map(|id| id.to_string()).unwrap_or_default(),
-            agreement_id: agreement_id.map(|id| id.to_string()).unwrap_or_default(),
-            requested_at: Some(timestamp_to_wire(now)),
-        },
-    )
-    .await?;
-    tracing::info!(%case_id, reason = reason.as_str_name(), "pilot fallback requested");
     Ok(())
-}
-
-/// Cancels `order` (FUNDS_PENDING, PLACED or ACCEPTED) for `reason` and publishes
-/// OrderCancelled; with AGREEMENT_ENDED the follow-up (or the fallback) follows.
-pub async fn cancel(
-    work: &mut UnitOfWork,
-    policy: &OrderingPolicy,
-    order: &Order,
-    reason: OrderCancellationReason,
-    funds_denied_reason: v1::FundsDeniedReason,
-    explanation: &str,
-    now: OffsetDateTime,
-) -> Result<(Order, FollowUp), sqlx::Error> {
-    let previous = order.status();
-    let mut cancelled = store::update_order(
-        work.db(),
-        order.order_id,
-        "status = $2, cancellation_reason = $3, funds_denied_reason = $4, \
-         cancellation_explanation = $5, cancelled_at = $6",
-        |query| {
-            query
-                .bind(OrderStatus::Cancelled as i32)
-                .bind(reason as i32)
-                .bind(funds_denied_reason as i32)
-                .bind(explanation.to_owned())
-                .bind(now)
-        },
-    )
-    .await?;
-    let follow_up = if reason == OrderCancellationReason::AgreementEnded {
-        plan_follow_up(work, policy, &mut cancelled, now).await?
-    } else {
-        FollowUp::Nothing
-    };
-    publish(
-        work,
-        order.case_id,
-        &v1::OrderCancelled {
-            order_id: order.order_id.to_string(),
-            case_id: order.case_id.to_string(),
-            county_code: order.county_code.clone(),
-            agreement_id: order.agreement_id.to_string(),
-            previous_status: previous as i32,
-            reason: reason as i32,
-            funds_denied_reason: funds_denied_reason as i32,
-            cancelled_at: Some(timestamp_to_wire(now)),
-            next_order_id: follow_up.next_order_id(),
-        },
-    )
-    .await?;
-    publish_follow_up(work, &follow_up, &cancelled, now).await?;
-    Ok((cancelled, follow_up))
-}
-
-/// Cancels `order` as [`cancel`] does (with no explanation) on the service's own decision,
-/// `action` (the event or job that led to it), and audits it.
-pub async fn cancel_by_service(
-    work: &mut UnitOfWork,
-    policy: &OrderingPolicy,
-    order: &Order,
-    reason: OrderCancellationReason,
-    funds_denied_reason: v1::FundsDeniedReason,
-    action: &str,
-    now: OffsetDateTime,
-) -> Result<(), sqlx::Error> {
-    cancel(work, policy, order, reason, funds_denied_reason, "", now).await?;
-    audit_change(
-        work,
-        order.case_id,
-        order.order_id,
-        AuditEntryKind::Decision,
-        action,
-        &AuditActor::service(),
-    )
-    .await
-}
-
-/// Expires `order` for `reason` and publishes OrderExpired; an unanswered order is followed
-/// up as after a decline.
-pub async fn expire(
-    work: &mut UnitOfWork,
-    policy: &OrderingPolicy,
-    order: &Order,
-    reason: OrderExpiryReason,
-    now: OffsetDateTime,
-) -> Result<Order, sqlx::Error> {
-    let previous = order.status();
-    let mut expired = store::update_order(
-        work.db(),
-        order.order_id,
-        "status = $2, expiry_reason = $3, expired_at = $4",
-        |query| {
-            query
-                .bind(OrderStatus::Expired as i32)
-                .bind(reason as i32)
-                .bind(now)
-        },
-    )
-    .await?;
-    let follow_up = if reason == OrderExpiryReason::SupplierDidNotAnswer {
-        plan_follow_up(work, policy, &mut expired, now).await?
-    } else {
-        FollowUp::Nothing
-    };
-    publish(
-        work,
-        order.case_id,
-        &v1::OrderExpired {
-            order_id: order.order_id.to_string(),
-            case_id: order.case_id.to_string(),
-            county_code: order.county_code.clone(),
-            agreement_id: order.agreement_id.to_string(),
-            amount_ore: order.price_ore,
-            reason: reason as i32,
-            expired_at: Some(timestamp_to_wire(now)),
-            previous_status: previous as i32,
-            next_order_id: follow_up.next_order_id(),
-        },
-    )
-    .await?;
-    publish_follow_up(work, &follow_up, &expired, now).await?;
-    audit_change(
-        work,
-        order.case_id,
-        order.order_id,
-        AuditEntryKind::Decision,
-        "ExpirySweep",
-        &AuditActor::service(),
-    )
-    .await?;
-    Ok(expired)
 }
 
 /// Handles agreement `agreement_id` having stopped being active on `now`'s date: its
@@ -384,30 +181,30 @@ pub async fn agreement_stopped(
     policy: &OrderingPolicy,
     agreement_id: Uuid,
     now: OffsetDateTime,
-) -> Result<(), sqlx::Error> {
+) -> Result<(), ApiError> {
     let open = store::orders_of_agreement(
         work.db(),
         agreement_id,
         &[OrderStatus::FundsPending, OrderStatus::Placed],
     )
     .await?;
-    for order in &open {
-        cancel_by_service(
-            work,
-            policy,
-            order,
-            OrderCancellationReason::AgreementEnded,
-            v1::FundsDeniedReason::Unspecified,
-            "AgreementEnded",
-            now,
-        )
+    let account = account(policy);
+    for order in open {
+        let key = EndingKey {
+            order_id: order.order_id,
+            on: now,
+        };
+        change::apply_in::<Ending, _>(work, now, &key, |ending, now| {
+            Ok(ending.end_agreement(&account, now))
+        })
         .await?;
     }
-    fall_back_uncovered(work, Some(agreement_id), now).await
+    fall_back_uncovered(work, Some(agreement_id), now).await?;
+    Ok(())
 }
 
 /// Asks the fallback (AGREEMENT_ENDED) for PILOT cases with no order and no active agreement
-/// left (only those `agreement` covers, when given).
+/// left (only those `agreement` covers, when given), noting it on each case.
 pub async fn fall_back_uncovered(
     work: &mut UnitOfWork,
     agreement: Option<Uuid>,
@@ -422,16 +219,44 @@ pub async fn fall_back_uncovered(
             .await?
             .last()
             .map(|order| order.order_id);
-        request_fallback(
-            work,
-            case_id,
-            &case.county_code,
-            v1::FlowChangeReason::AgreementEnded,
-            last,
-            agreement,
-            now,
+        store::note_fallback(work.db(), case_id, now).await?;
+        let reason = FlowChangeReason::AgreementEnded;
+        work.publish(
+            &EventSubject::case(case_id.to_string()),
+            &fallback_event(case_id, &case.county_code, reason, last, agreement, now),
         )
         .await?;
+        tracing::info!(%case_id, reason = reason.as_str_name(), "pilot fallback requested");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::transitions::fixtures::{case, order};
+
+    #[test]
+    fn a_case_gets_an_order_while_pilot_with_none_live_or_delivered() {
+        let pilot = case();
+        assert!(may_order(&pilot, &[]).is_ok());
+        assert!(may_order(&pilot, &[order(OrderStatus::Declined)]).is_ok());
+        let refusal = |orders: &[Order], case: &store::Case| match may_order(case, orders) {
+            Err(ApiError::FailedPrecondition { reason, .. }) => reason,
+            other => panic!("not refused: {other:?}"),
+        };
+        assert_eq!(
+            refusal(&[order(OrderStatus::Placed)], &pilot),
+            "CASE_HAS_LIVE_ORDER"
+        );
+        assert_eq!(
+            refusal(&[order(OrderStatus::Completed)], &pilot),
+            "CASE_ALREADY_DELIVERED"
+        );
+        let regular = store::Case {
+            flow: "REGULAR".to_owned(),
+            ..case()
+        };
+        assert_eq!(refusal(&[], &regular), "CASE_NOT_PILOT");
+    }
 }

@@ -220,22 +220,37 @@ pub async fn month_use(
     .await
 }
 
-/// Chooses the agreement for a new order of case `case_id` (county, area) on `date`, counting
-/// capacity in `month`. On success the chosen agreement's month row stays locked until the
-/// transaction ends: insert the order before committing.
+/// What an order is wanted for: a case (county, area), on a date, counting capacity in a
+/// month; `also_failed` is an agreement to treat as having failed the case (the order ending
+/// now, not yet saved as ended).
+#[derive(Debug, Clone, Copy)]
+pub struct Wanted<'a> {
+    /// The case.
+    pub case_id: Uuid,
+    /// Its county.
+    pub county: &'a str,
+    /// Its competence area number.
+    pub area: i32,
+    /// The order date.
+    pub date: Date,
+    /// The month whose capacity is counted.
+    pub month: Date,
+    /// An agreement that failed the case and is not yet saved as such.
+    pub also_failed: Option<Uuid>,
+}
+
+/// Chooses the agreement for a new order as `wanted`. On success the chosen agreement's month
+/// row stays locked until the transaction ends: insert the order before committing.
 pub async fn choose(
     db: &mut PgConnection,
-    case_id: Uuid,
-    county: &str,
-    area: i32,
-    date: Date,
-    month: Date,
+    wanted: &Wanted<'_>,
 ) -> Result<Result<Agreement, NoCandidate>, sqlx::Error> {
-    let active = active_agreements(db, county, area, date).await?;
+    let active = active_agreements(db, wanted.county, wanted.area, wanted.date).await?;
     if active.is_empty() {
         return Ok(Err(NoCandidate::NoActiveAgreement));
     }
-    let failed = failed_for_case(db, case_id).await?;
+    let mut failed = failed_for_case(db, wanted.case_id).await?;
+    failed.extend(wanted.also_failed);
     let mut untried: Vec<Agreement> = active
         .into_iter()
         .filter(|agreement| !failed.contains(&agreement.agreement_id))
@@ -245,8 +260,8 @@ pub async fn choose(
     }
     untried.sort_by(rank_order);
     for agreement in untried {
-        lock_month(db, agreement.agreement_id, month).await?;
-        let used = month_use(db, agreement.agreement_id, month).await?;
+        lock_month(db, agreement.agreement_id, wanted.month).await?;
+        let used = month_use(db, agreement.agreement_id, wanted.month).await?;
         if used < i64::from(agreement.monthly_capacity) {
             return Ok(Ok(agreement));
         }

@@ -2132,3 +2132,67 @@ async fn a_burst_of_concurrent_decisions_with_the_database_backends_terminated_s
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn an_auditor_reads_the_case_s_trail_and_the_read_is_itself_recorded() -> anyhow::Result<()> {
+    let stack = Stack::start("po-audit", Some(1_000_000_000)).await?;
+    stack
+        .agreement(&agreement(SUPPLIER_A, "RA-A", 1, PRICE, 5))
+        .await?;
+    let case_id = stack.pilot_case().await?;
+    let order = stack.place(&case_id, "Z111111").await?;
+    stack
+        .wait_status(&order.order_id, OrderStatus::Placed)
+        .await?;
+    stack
+        .answer(&order.order_id, SUPPLIER_A, v1::SupplierResponse::Accepted)
+        .await?;
+    let trail_of_case = |token: &str| {
+        with_bearer(
+            v1::ListAuditEntriesRequest {
+                case_id: case_id.clone(),
+                ..Default::default()
+            },
+            token,
+        )
+    };
+
+    let trail = stack
+        .client
+        .clone()
+        .list_audit_entries(trail_of_case(&stack.auditor("Z999999")))
+        .await?
+        .into_inner()
+        .entries;
+    let actions: Vec<&str> = trail.iter().map(|entry| entry.action.as_str()).collect();
+    for action in ["PlaceOrder", "FundsReserved", "RecordSupplierResponse"] {
+        assert!(
+            actions.contains(&action),
+            "{action} missing from {actions:?}"
+        );
+    }
+
+    // The auditor's read is on the trail, for control.
+    let again = stack
+        .client
+        .clone()
+        .list_audit_entries(trail_of_case(&stack.auditor("Z999999")))
+        .await?
+        .into_inner()
+        .entries;
+    let read = again
+        .iter()
+        .find(|entry| entry.action == "ListAuditEntries")
+        .context("the auditor's read is recorded")?;
+    assert_eq!(read.purpose(), v1::AccessPurpose::Control);
+    assert_eq!(read.kind(), v1::AuditEntryKind::Read);
+
+    let denied = stack
+        .client
+        .clone()
+        .list_audit_entries(trail_of_case(&stack.caseworker("Z111111")))
+        .await
+        .expect_err("only auditors");
+    assert_eq!(denied.code(), Code::PermissionDenied);
+    Ok(())
+}

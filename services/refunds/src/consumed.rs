@@ -1,135 +1,61 @@
 //! The application events refunds applies (applications_events.proto): GrantApproved opens a
 //! claimable grant; GrantCancellationRequested is accepted for an unused grant and refused
 //! otherwise (refunds is the one place that knows whether a grant is used); GrantCancelled
-//! confirms a cancellation. Each runs in the consumer's unit of work with the inbox row, so a
-//! redelivered event is applied once; a repeat with a new event id changes nothing either.
-//! Content refunds cannot use is dead-lettered with the reason.
+//! confirms a cancellation. The cancellation rules are [`Grant`]'s decisions, applied with
+//! `change::apply_in` in the consumer's unit of work with the inbox row, so a redelivered event
+//! is applied once; a repeat with a new event id changes nothing either. Content refunds cannot
+//! use is dead-lettered with the reason ([`EventFields`] names the event, field and rule).
 
-use ekb_domain::{CountyCode, OrganisationNumber, parse_iso_date};
-use ekb_platform::clock::Clock;
-use ekb_platform::messaging::{HandlerError, Handles, UnitOfWork};
-use ekb_proto::{
-    convert::timestamp_to_wire,
-    v1::{self, EventEnvelope},
+use ekb_domain::OrganisationNumber;
+use ekb_platform::{
+    change,
+    messaging::{EventFields, HandlerError, Handles, UnitOfWork},
 };
-use time::{Date, OffsetDateTime};
-use uuid::Uuid;
+use ekb_proto::v1::{self, EventEnvelope};
 
 use crate::{
+    grant::Grant,
     model::{GrantRow, grant_status},
-    published::subject,
     store,
     trail::{self, Entry},
 };
 
-/// What refunds' event handlers share.
-#[derive(Debug, Clone)]
-pub struct RefundsEvents {
-    clock: std::sync::Arc<dyn Clock>,
-}
-
-impl RefundsEvents {
-    /// Handlers reading the time from `clock`.
-    pub fn new(clock: std::sync::Arc<dyn Clock>) -> Self {
-        RefundsEvents { clock }
-    }
-}
-
-fn refuse(field: &str, rule: &str) -> HandlerError {
-    HandlerError::Permanent(format!("{field} {rule}"))
-}
-
-fn uuid(field: &str, text: &str) -> Result<Uuid, HandlerError> {
-    Uuid::parse_str(text).map_err(|_| refuse(field, "must be a UUID"))
-}
-
-fn date(field: &str, text: &str) -> Result<Date, HandlerError> {
-    parse_iso_date(text).map_err(|_| refuse(field, "must be a date YYYY-MM-DD"))
-}
-
-fn optional_date(field: &str, text: &str) -> Result<Option<Date>, HandlerError> {
-    if text.is_empty() {
-        Ok(None)
-    } else {
-        date(field, text).map(Some)
-    }
-}
-
-/// The grant `grant_id` names, locked for the unit of work; an id refunds has no GrantApproved
-/// for is refused for good.
-async fn known_grant(work: &mut UnitOfWork, grant_id: &str) -> Result<GrantRow, HandlerError> {
-    let grant_id = uuid("grant_id", grant_id)?;
-    store::find_grant(work.db(), grant_id, true)
-        .await?
-        .ok_or_else(|| {
-            HandlerError::Permanent(format!(
-                "grant {grant_id} is unknown to refunds (no GrantApproved)"
-            ))
-        })
-}
-
-/// Cancels `grant` at `now` and audits it as the service's `kind` of change for `action`.
-async fn cancel(
-    work: &mut UnitOfWork,
-    grant: &GrantRow,
-    now: OffsetDateTime,
-    kind: v1::AuditEntryKind,
-    action: &str,
-) -> Result<(), HandlerError> {
-    store::set_grant_status(
-        work.db(),
-        grant.grant_id,
-        grant_status::CANCELLED,
-        Some(now),
-    )
-    .await?;
-    let at = work.now();
-    trail::by_service(work.db(), Entry::of_grant(grant, kind, action), at).await?;
-    Ok(())
-}
-
-fn instant(at: Option<&prost_types::Timestamp>) -> Option<OffsetDateTime> {
-    at.and_then(|at| {
-        OffsetDateTime::from_unix_timestamp(at.seconds)
-            .ok()
-            .map(|time| time + time::Duration::nanoseconds(i64::from(at.nanos)))
-    })
-}
+/// Refunds' event handlers (they share nothing: the time is the unit of work's).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RefundsEvents;
 
 /// The grant GrantApproved describes, checked.
 pub fn grant_from_event(event: &v1::GrantApproved) -> Result<GrantRow, HandlerError> {
+    let fields = EventFields::of(event);
     let organisation =
         OrganisationNumber::parse(&event.employer_organisation_number).map_err(|_| {
-            refuse(
+            fields.refuse(
                 "employer_organisation_number",
                 "must be an organisation number",
             )
         })?;
-    let county = CountyCode::parse(&event.county_code)
-        .map_err(|_| refuse("county_code", "must be a county code"))?;
-    if let Err(error) = ekb_domain::Money::from_ore(event.granted_amount_ore).require_case_amount()
-    {
-        return Err(refuse("granted_amount_ore", &error.to_string()));
-    }
-    let granted_at =
-        instant(event.granted_at.as_ref()).ok_or_else(|| refuse("granted_at", "is required"))?;
+    let county = fields.county("county_code", &event.county_code)?;
+    let granted = fields.case_amount("granted_amount_ore", event.granted_amount_ore)?;
+    let granted_at = fields.instant("granted_at", event.granted_at.as_ref())?;
     let competence_area = v1::CompetenceArea::try_from(event.competence_area)
         .unwrap_or_default()
         .as_str_name()
         .to_owned();
-    let deadline = date("refund_deadline_date", &event.refund_deadline_date)?;
+    let deadline = fields.date("refund_deadline_date", &event.refund_deadline_date)?;
     Ok(GrantRow {
-        grant_id: uuid("grant_id", &event.grant_id)?,
-        application_id: uuid("application_id", &event.application_id)?,
-        case_id: uuid("case_id", &event.case_id)?,
+        grant_id: fields.uuid("grant_id", &event.grant_id)?,
+        application_id: fields.uuid("application_id", &event.application_id)?,
+        case_id: fields.uuid("case_id", &event.case_id)?,
         employer_organisation_number: organisation.as_str().to_owned(),
         county_code: county.to_string(),
         employee_pseudonym: event.employee_pseudonym.clone(),
-        granted_amount_ore: event.granted_amount_ore,
-        grant_date: date("grant_date", &event.grant_date)?,
-        application_submitted_date: optional_date("submitted_date", &event.submitted_date)?,
-        planned_start_date: optional_date("planned_start_date", &event.planned_start_date)?,
-        case_opened_date: optional_date("case_opened_date", &event.case_opened_date)?,
+        granted_amount_ore: granted.ore(),
+        grant_date: fields.date("grant_date", &event.grant_date)?,
+        application_submitted_date: fields
+            .optional_date("submitted_date", &event.submitted_date)?,
+        planned_start_date: fields
+            .optional_date("planned_start_date", &event.planned_start_date)?,
+        case_opened_date: fields.optional_date("case_opened_date", &event.case_opened_date)?,
         original_deadline: deadline,
         refund_deadline: deadline,
         granted_at,
@@ -172,64 +98,12 @@ impl Handles<v1::GrantCancellationRequested> for RefundsEvents {
         event: v1::GrantCancellationRequested,
         _envelope: &EventEnvelope,
     ) -> Result<(), HandlerError> {
-        let grant = known_grant(work, &event.grant_id).await?;
-        let grant_id = grant.grant_id;
-        let now = self.clock.now();
-        let event_subject = subject(grant.case_id, grant.grant_id);
-        let refusal = match grant.status() {
-            v1::ClaimableGrantStatus::Active | v1::ClaimableGrantStatus::Cancelled => None,
-            v1::ClaimableGrantStatus::ClaimPending => {
-                Some(v1::GrantCancellationRefusalReason::ClaimPending)
-            }
-            v1::ClaimableGrantStatus::Settled => {
-                Some(v1::GrantCancellationRefusalReason::GrantSettled)
-            }
-            v1::ClaimableGrantStatus::Expired => {
-                Some(v1::GrantCancellationRefusalReason::GrantExpired)
-            }
-            v1::ClaimableGrantStatus::Unspecified => {
-                return Err(HandlerError::Permanent(format!(
-                    "grant {grant_id} has an unknown status"
-                )));
-            }
-        };
-        match refusal {
-            None => {
-                if grant.status() == v1::ClaimableGrantStatus::Active {
-                    cancel(
-                        work,
-                        &grant,
-                        now,
-                        v1::AuditEntryKind::Decision,
-                        "GrantCancellationRequested",
-                    )
-                    .await?;
-                }
-                let accepted = v1::GrantCancellationAccepted {
-                    grant_id: grant_id.to_string(),
-                    application_id: grant.application_id.to_string(),
-                    case_id: grant.case_id.to_string(),
-                    county_code: grant.county_code.clone(),
-                    requested_at: event.requested_at,
-                    had_rejected_claim: grant.had_rejected_claim,
-                    accepted_at: Some(timestamp_to_wire(grant.cancelled_at.unwrap_or(now))),
-                };
-                work.publish(&event_subject, &accepted).await?;
-            }
-            Some(reason) => {
-                let refused = v1::GrantCancellationRefused {
-                    grant_id: grant_id.to_string(),
-                    application_id: grant.application_id.to_string(),
-                    case_id: grant.case_id.to_string(),
-                    county_code: grant.county_code.clone(),
-                    requested_at: event.requested_at,
-                    reason: reason as i32,
-                    grant_status: grant.status() as i32,
-                    refused_at: Some(timestamp_to_wire(now)),
-                };
-                work.publish(&event_subject, &refused).await?;
-            }
-        }
+        let grant_id = EventFields::of(&event).uuid("grant_id", &event.grant_id)?;
+        let now = work.now();
+        change::apply_in::<Grant, _>(work, now, &grant_id, |grant, now| {
+            grant.answer_cancellation(event.requested_at, now)
+        })
+        .await?;
         Ok(())
     }
 }
@@ -241,27 +115,81 @@ impl Handles<v1::GrantCancelled> for RefundsEvents {
         event: v1::GrantCancelled,
         _envelope: &EventEnvelope,
     ) -> Result<(), HandlerError> {
-        let grant = known_grant(work, &event.grant_id).await?;
-        let grant_id = grant.grant_id;
-        match grant.status() {
-            v1::ClaimableGrantStatus::Cancelled => Ok(()),
-            v1::ClaimableGrantStatus::Active => {
-                // Applications cancelled it without asking first: no claim can come any more.
-                let now = self.clock.now();
-                cancel(
-                    work,
-                    &grant,
-                    now,
-                    v1::AuditEntryKind::Change,
-                    "GrantCancelled",
-                )
-                .await?;
-                Ok(())
-            }
-            status => Err(HandlerError::Permanent(format!(
-                "grant {grant_id} was cancelled in applications but is {} in refunds",
-                status.as_str_name()
-            ))),
+        let grant_id = EventFields::of(&event).uuid("grant_id", &event.grant_id)?;
+        let now = work.now();
+        let applied = change::apply_in::<Grant, _>(work, now, &grant_id, |grant, now| {
+            grant.confirm_cancelled(now)
+        })
+        .await?;
+        if applied.changed {
+            // A change refunds did not decide (`change` audits decisions only): audited here.
+            let entry = Entry::of_grant(
+                &applied.record.row,
+                v1::AuditEntryKind::Change,
+                "GrantCancelled",
+            );
+            trail::by_service(work.db(), entry, now).await?;
         }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn approved() -> v1::GrantApproved {
+        v1::GrantApproved {
+            grant_id: uuid::Uuid::now_v7().to_string(),
+            application_id: uuid::Uuid::now_v7().to_string(),
+            case_id: uuid::Uuid::now_v7().to_string(),
+            employer_organisation_number: "974760673".to_owned(),
+            county_code: "34".to_owned(),
+            granted_amount_ore: 1_000_000,
+            grant_date: "2027-01-04".to_owned(),
+            refund_deadline_date: "2027-06-30".to_owned(),
+            granted_at: Some(prost_types::Timestamp {
+                seconds: 1_800_000_000,
+                nanos: 0,
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn refusal(event: &v1::GrantApproved) -> String {
+        match grant_from_event(event) {
+            Err(HandlerError::Permanent(reason)) => reason,
+            other => panic!("not a permanent refusal: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_grant_approved_with_a_bad_field_is_refused_naming_event_and_field() {
+        let grant = grant_from_event(&approved()).expect("a good event");
+        assert_eq!(grant.status, grant_status::ACTIVE);
+        assert_eq!(grant.original_deadline, grant.refund_deadline);
+        let bad_id = v1::GrantApproved {
+            grant_id: "01017012345".to_owned(),
+            ..approved()
+        };
+        assert_eq!(refusal(&bad_id), "GrantApproved.grant_id must be a UUID");
+        let no_time = v1::GrantApproved {
+            granted_at: None,
+            ..approved()
+        };
+        assert_eq!(refusal(&no_time), "GrantApproved.granted_at is required");
+        let not_an_organisation = v1::GrantApproved {
+            employer_organisation_number: "123".to_owned(),
+            ..approved()
+        };
+        assert_eq!(
+            refusal(&not_an_organisation),
+            "GrantApproved.employer_organisation_number must be an organisation number"
+        );
+        let zero = v1::GrantApproved {
+            granted_amount_ore: 0,
+            ..approved()
+        };
+        assert!(refusal(&zero).starts_with("GrantApproved.granted_amount_ore "));
     }
 }

@@ -1,36 +1,36 @@
 //! The RefundsService RPCs, as plain async functions over [`RefundsApi`]. Every write is one
-//! unit of work: the state change, its audit entry and its event commit together. The payment
-//! of an approved claim is handed to the payment system after that commit (`payment`).
+//! unit of work: the state change, its audit entry and its event commit together. A change to a
+//! stored claim or grant reads parse → apply → answer: the rules are the decision methods of
+//! [`Claim`] and [`Grant`], applied by `change::apply`. The payment of an approved claim is
+//! handed to the payment system after that commit (`payment`).
 
-use ekb_domain::oslo_date;
-use ekb_platform::clock::Clock;
 use std::sync::Arc;
 
+use ekb_domain::oslo_date;
 use ekb_platform::{
     ApiError, Violations,
     audit::{self, AuditActor},
     auth::{Caller, ORGANISATION_NOT_REPRESENTED},
+    change,
     grpc::Call,
     messaging::{Db, UnitOfWork},
     validate::Page,
 };
 use ekb_proto::v1::{self, refunds_service_server::RefundsService};
 use sqlx::PgConnection;
-use time::Duration;
 use uuid::Uuid;
 
 use crate::{
     CASEWORKER, DECIDER, EMPLOYER, READER, Refunds,
+    claim::Claim,
     commands::{
-        Decide, Extend, ListClaims, ListExpiring, ListGrants, Outcome, Recommend, Recommendation,
-        RecordOutcome, Retry, SubmitClaim, finish_offset_page, offset_of, read_purpose,
+        Decide, Extend, ListClaims, ListExpiring, ListGrants, Recommend, RecordOutcome, Retry,
+        SubmitClaim, finish_offset_page, offset_of, read_purpose,
     },
     config::RefundsSection,
-    model::{
-        ClaimRow, ExtensionRow, GrantRow, RecommendationRow, claim_status, grant_status,
-        payable_amount, payment_status,
-    },
-    payment::{Payments, apply_outcome},
+    grant::Grant,
+    model::{ClaimRow, GrantRow, claim_status, grant_status, payable_amount},
+    payment::{Payments, log_outcome},
     published::{self, subject},
     store,
     trail::{self, Entry},
@@ -59,22 +59,15 @@ pub struct RefundsApi {
     db: Db,
     rules: Arc<RefundsSection>,
     payments: Payments,
-    clock: Arc<dyn Clock>,
 }
 
 impl RefundsApi {
     /// Handlers over the service's database, applying `rules`, paying through `payments`.
-    pub fn new(
-        db: Db,
-        rules: Arc<RefundsSection>,
-        payments: Payments,
-        clock: Arc<dyn Clock>,
-    ) -> Self {
+    pub fn new(db: Db, rules: Arc<RefundsSection>, payments: Payments) -> Self {
         RefundsApi {
             db,
             rules,
             payments,
-            clock,
         }
     }
 
@@ -122,85 +115,25 @@ async fn claim_wire(db: &mut PgConnection, claim: &ClaimRow) -> Result<v1::Refun
     Ok(claim.to_wire(&recommendations))
 }
 
-/// The claim `claim_id` (row-locked when `lock`); NOT_FOUND when refunds has none.
-async fn claim_or_not_found(
-    db: &mut PgConnection,
-    claim_id: Uuid,
-    lock: bool,
-) -> Result<ClaimRow, ApiError> {
-    store::find_claim(db, claim_id, lock)
+/// The claim `claim_id`; NOT_FOUND when refunds has none.
+async fn claim_or_not_found(db: &mut PgConnection, claim_id: Uuid) -> Result<ClaimRow, ApiError> {
+    store::find_claim(db, claim_id, false)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no refund claim {claim_id}")))
 }
 
-/// The grant `grant_id` (row-locked when `lock`); NOT_FOUND when refunds does not know it.
-async fn grant_or_not_found(
-    db: &mut PgConnection,
-    grant_id: Uuid,
-    lock: bool,
-) -> Result<GrantRow, ApiError> {
-    store::find_grant(db, grant_id, lock)
+/// The grant `grant_id`; NOT_FOUND when refunds does not know it.
+async fn grant_or_not_found(db: &mut PgConnection, grant_id: Uuid) -> Result<GrantRow, ApiError> {
+    store::find_grant(db, grant_id, false)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("refunds does not know grant {grant_id}")))
 }
 
-/// The grant a stored claim is against (row-locked when `lock`); every claim has one.
-async fn grant_of_claim(
-    db: &mut PgConnection,
-    claim: &ClaimRow,
-    lock: bool,
-) -> Result<GrantRow, ApiError> {
-    store::find_grant(db, claim.grant_id, lock)
+/// The grant a stored claim is against; every claim has one.
+async fn grant_of_claim(db: &mut PgConnection, claim: &ClaimRow) -> Result<GrantRow, ApiError> {
+    store::find_grant(db, claim.grant_id, false)
         .await?
         .ok_or_else(|| ApiError::internal(anyhow::anyhow!("claim without grant")))
-}
-
-/// Refuses with `reason` ("the claim is <status>") unless `claim` is `expected`.
-fn require_claim_status(
-    claim: &ClaimRow,
-    expected: v1::RefundClaimStatus,
-    reason: &'static str,
-) -> Result<(), ApiError> {
-    if claim.status() == expected {
-        return Ok(());
-    }
-    Err(ApiError::refused(
-        reason,
-        format!("the claim is {}", claim.status().as_str_name()),
-    ))
-}
-
-/// Records `entry` as the calling NAV employee's, for case processing.
-async fn audit_case_processing(
-    work: &mut UnitOfWork,
-    caller: &Caller,
-    entry: Entry<'_>,
-) -> Result<(), ApiError> {
-    let at = work.now();
-    trail::record(
-        work.db(),
-        entry,
-        &AuditActor::nav_employee(caller),
-        v1::AccessPurpose::CaseProcessing,
-        at,
-    )
-    .await?;
-    Ok(())
-}
-
-/// Records `action` on `claim` as a decision of the calling NAV employee, commits the unit of
-/// work and returns the claim as stored.
-async fn audit_decision_and_commit(
-    mut work: UnitOfWork,
-    caller: &Caller,
-    claim: &ClaimRow,
-    action: &str,
-) -> Result<v1::RefundClaim, ApiError> {
-    let entry = Entry::of_claim(claim, v1::AuditEntryKind::Decision, action);
-    audit_case_processing(&mut work, caller, entry).await?;
-    let wire = claim_wire(work.db(), claim).await?;
-    work.commit().await?;
-    Ok(wire)
 }
 
 /// Whether the caller is an employer's representative (and no NAV role).
@@ -220,7 +153,7 @@ async fn submit_refund_claim(
     call: Call,
     request: v1::SubmitRefundClaimRequest,
 ) -> Result<v1::SubmitRefundClaimResponse, ApiError> {
-    let now = api.clock.now();
+    let now = api.db.clock().now();
     let today = oslo_date(now);
     let command = SubmitClaim::parse(&request, today)?;
     let employer = command.employer.as_str().to_owned();
@@ -332,10 +265,11 @@ async fn submit_refund_claim(
         failure_detail: String::new(),
         payment_sent_at: None,
         payment_outcome_at: None,
+        payment_handed_at: None,
         sequence: 0,
     };
     store::insert_claim(work.db(), &claim).await?;
-    store::set_grant_status(work.db(), grant.grant_id, grant_status::CLAIM_PENDING, None).await?;
+    store::set_grant_status(work.db(), grant.grant_id, grant_status::CLAIM_PENDING).await?;
     work.publish(
         &subject(claim.case_id, claim.claim_id),
         &published::claim_submitted(&claim, &grant),
@@ -398,12 +332,12 @@ async fn get_refund_claim(
     let (claim_id, purpose) =
         read_request(&call.caller, "claim_id", &request.claim_id, request.purpose)?;
     let mut work = api.db.begin().await?;
-    let claim = claim_or_not_found(work.db(), claim_id, false).await?;
+    let claim = claim_or_not_found(work.db(), claim_id).await?;
     if purpose.is_none() {
         call.caller
             .require_represents(&claim.employer_organisation_number)?;
     }
-    let grant = grant_of_claim(work.db(), &claim, false).await?;
+    let grant = grant_of_claim(work.db(), &claim).await?;
     let entry = Entry::of_claim(&claim, v1::AuditEntryKind::Read, "GetRefundClaim");
     audit_caller(
         &mut work,
@@ -429,7 +363,7 @@ async fn get_claimable_grant(
     let (grant_id, purpose) =
         read_request(&call.caller, "grant_id", &request.grant_id, request.purpose)?;
     let mut work = api.db.begin().await?;
-    let grant = grant_or_not_found(work.db(), grant_id, false).await?;
+    let grant = grant_or_not_found(work.db(), grant_id).await?;
     if purpose.is_none() {
         call.caller
             .require_represents(&grant.employer_organisation_number)?;
@@ -532,136 +466,19 @@ async fn list_expiring_grants(
     })
 }
 
-fn same_recommendation(row: &RecommendationRow, command: &Recommend, by: &str) -> bool {
-    let same_kind = match &command.recommendation {
-        Recommendation::Approve {
-            payout_ore,
-            reduction_reason,
-            explanation,
-        } => {
-            row.approve
-                && row.payout_ore == Some(*payout_ore)
-                && row.reduction_reason == reduction_reason.as_str_name()
-                && &row.reduction_explanation == explanation
-        }
-        Recommendation::Reject {
-            reason,
-            explanation,
-        } => {
-            !row.approve
-                && row.rejection_reason == reason.as_str_name()
-                && &row.rejection_explanation == explanation
-        }
-    };
-    same_kind && row.note == command.note && row.recommended_by == by && row.returned_at.is_none()
-}
-
 async fn recommend_refund_decision(
     api: &RefundsApi,
     call: Call,
     request: v1::RecommendRefundDecisionRequest,
 ) -> Result<v1::RecommendRefundDecisionResponse, ApiError> {
     let command = Recommend::try_from(request)?;
-    let by = call.caller.subject.clone();
-    let now = api.clock.now();
-    let mut work = api.db.begin().await?;
-    let mut claim = claim_or_not_found(work.db(), command.claim_id, true).await?;
-    if let Recommendation::Approve {
-        payout_ore,
-        reduction_reason,
-        ..
-    } = &command.recommendation
-    {
-        let payable = claim.payable_amount_ore;
-        let reduced = *reduction_reason != v1::PayoutReductionReason::Unspecified;
-        if *payout_ore > payable {
-            return Err(ApiError::invalid(
-                "approval.payout.ore",
-                format!(
-                    "must not exceed the payable amount {payable} øre (min of invoice and grant)"
-                ),
-            ));
-        }
-        if *payout_ore < payable && !reduced {
-            return Err(ApiError::invalid(
-                "approval.reduction_reason",
-                "is required when the payout is below the payable amount",
-            ));
-        }
-        if *payout_ore == payable && reduced {
-            return Err(ApiError::invalid(
-                "approval.reduction_reason",
-                "must be UNSPECIFIED when the payout is the payable amount",
-            ));
-        }
-    }
-    let recommendations = store::recommendations(work.db(), claim.claim_id).await?;
-    if claim.status() == v1::RefundClaimStatus::Recommended
-        && recommendations
-            .last()
-            .is_some_and(|last| same_recommendation(last, &command, &by))
-    {
-        return Ok(v1::RecommendRefundDecisionResponse {
-            claim: Some(claim.to_wire(&recommendations)),
-        });
-    }
-    require_claim_status(
-        &claim,
-        v1::RefundClaimStatus::Submitted,
-        "CLAIM_NOT_SUBMITTED",
-    )?;
-    let version = i32::try_from(recommendations.len()).unwrap_or(i32::MAX - 1) + 1;
-    let mut row = RecommendationRow {
-        claim_id: claim.claim_id,
-        version,
-        approve: false,
-        payout_ore: None,
-        reduction_reason: v1::PayoutReductionReason::Unspecified
-            .as_str_name()
-            .to_owned(),
-        reduction_explanation: String::new(),
-        rejection_reason: v1::RefundRejectionReason::Unspecified
-            .as_str_name()
-            .to_owned(),
-        rejection_explanation: String::new(),
-        note: command.note.clone(),
-        recommended_by: by.clone(),
-        recommended_at: now,
-        returned_by: String::new(),
-        returned_at: None,
-        return_note: String::new(),
-    };
-    match &command.recommendation {
-        Recommendation::Approve {
-            payout_ore,
-            reduction_reason,
-            explanation,
-        } => {
-            row.approve = true;
-            row.payout_ore = Some(*payout_ore);
-            row.reduction_reason = reduction_reason.as_str_name().to_owned();
-            row.reduction_explanation = explanation.clone();
-        }
-        Recommendation::Reject {
-            reason,
-            explanation,
-        } => {
-            if *reason == v1::RefundRejectionReason::LateClaim && !claim.late {
-                return Err(ApiError::refused(
-                    "CLAIM_NOT_LATE",
-                    "LATE_CLAIM is only for a claim submitted after the deadline",
-                ));
-            }
-            row.rejection_reason = reason.as_str_name().to_owned();
-            row.rejection_explanation = explanation.clone();
-        }
-    }
-    store::insert_recommendation(work.db(), &row).await?;
-    claim.status = claim_status::RECOMMENDED.to_owned();
-    store::update_claim(work.db(), &claim).await?;
-    let wire =
-        audit_decision_and_commit(work, &call.caller, &claim, "RecommendRefundDecision").await?;
-    Ok(v1::RecommendRefundDecisionResponse { claim: Some(wire) })
+    let applied = change::apply::<Claim, _>(&api.db, &command.claim_id, |claim, now| {
+        claim.recommend(&call.caller, &command, now)
+    })
+    .await?;
+    Ok(v1::RecommendRefundDecisionResponse {
+        claim: Some(applied.record.to_wire()),
+    })
 }
 
 async fn decide_refund_claim(
@@ -670,112 +487,25 @@ async fn decide_refund_claim(
     request: v1::DecideRefundClaimRequest,
 ) -> Result<v1::DecideRefundClaimResponse, ApiError> {
     let command = Decide::try_from(request)?;
-    let by = call.caller.subject.clone();
-    let now = api.clock.now();
-    let mut work = api.db.begin().await?;
-    let mut claim = claim_or_not_found(work.db(), command.claim_id, true).await?;
-    let recommendations = store::recommendations(work.db(), claim.claim_id).await?;
-    let current = recommendations.last();
-    let current_version = current.map_or(0, |row| row.version);
-    // Repeats of a verdict that already took effect return the claim as it is.
-    let repeat = match command.verdict {
-        v1::DeciderVerdict::Confirm => {
-            matches!(
-                claim.status(),
-                v1::RefundClaimStatus::Approved | v1::RefundClaimStatus::Rejected
-            ) && claim.decided_by == by
-                && command.version == current_version
-        }
-        _ => {
-            claim.status() == v1::RefundClaimStatus::Submitted
-                && current.is_some_and(|row| {
-                    row.version == command.version
-                        && row.returned_by == by
-                        && row.return_note == command.note
-                })
-        }
-    };
-    if repeat {
+    let grace_days = api.rules.late_claim_grace_days;
+    let applied = change::apply::<Claim, _>(&api.db, &command.claim_id, |claim, now| {
+        claim.decide(&call.caller, &command, grace_days, now)
+    })
+    .await?;
+    let claim = applied.record;
+    let approved = claim.row.status() == v1::RefundClaimStatus::Approved;
+    if !applied.changed {
         return Ok(v1::DecideRefundClaimResponse {
-            claim: Some(claim.to_wire(&recommendations)),
+            claim: Some(claim.to_wire()),
         });
     }
-    require_claim_status(
-        &claim,
-        v1::RefundClaimStatus::Recommended,
-        "CLAIM_NOT_RECOMMENDED",
-    )?;
-    let Some(current) = current.filter(|row| row.version == command.version) else {
-        return Err(ApiError::refused(
-            "RECOMMENDATION_CHANGED",
-            format!("the current recommendation is version {current_version}"),
-        ));
-    };
-    if recommendations.iter().any(|row| row.recommended_by == by) {
-        return Err(ApiError::PermissionDenied {
-            reason: "DECIDER_IS_RECOMMENDER",
-            message: "a decider may not decide a claim they recommended on (four eyes)".to_owned(),
-        });
-    }
-    if command.verdict == v1::DeciderVerdict::Return {
-        store::return_recommendation(
-            work.db(),
-            claim.claim_id,
-            current.version,
-            &by,
-            now,
-            &command.note,
-        )
-        .await?;
-        claim.status = claim_status::SUBMITTED.to_owned();
-        store::update_claim(work.db(), &claim).await?;
-        let wire =
-            audit_decision_and_commit(work, &call.caller, &claim, "DecideRefundClaim").await?;
-        return Ok(v1::DecideRefundClaimResponse { claim: Some(wire) });
-    }
-    let grant = grant_of_claim(work.db(), &claim, true).await?;
-    claim.decided_at = Some(now);
-    claim.decided_by = by.clone();
-    claim.recommended_by = current.recommended_by.clone();
-    let event_subject = subject(claim.case_id, claim.claim_id);
-    let approved = current.approve;
-    if approved {
-        claim.status = claim_status::APPROVED.to_owned();
-        claim.payout_amount_ore = current.payout_ore;
-        claim.payout_reduction_reason = current.reduction_reason.clone();
-        claim.payout_reduction_explanation = current.reduction_explanation.clone();
-        claim.payment_status = Some(payment_status::PENDING.to_owned());
-        claim.payment_attempt = 1;
-        store::update_claim(work.db(), &claim).await?;
-        store::set_grant_status(work.db(), grant.grant_id, grant_status::SETTLED, None).await?;
-        work.publish(
-            &event_subject,
-            &published::refund_approved(&claim, &grant, now),
-        )
-        .await?;
+    tracing::info!(claim_id = %claim.row.claim_id, verdict = command.verdict.as_str_name(), approved, "refund claim decided");
+    let claim = if approved {
+        api.pay_and_reload(claim.row).await?
     } else {
-        let reason =
-            v1::RefundRejectionReason::from_str_name(&current.rejection_reason).unwrap_or_default();
-        claim.status = claim_status::REJECTED.to_owned();
-        claim.rejection_reason = Some(current.rejection_reason.clone());
-        claim.rejection_explanation = current.rejection_explanation.clone();
-        store::update_claim(work.db(), &claim).await?;
-        store::reopen_after_rejection(work.db(), grant.grant_id).await?;
-        let last_claim_date = grant.last_claim_date(api.rules.late_claim_grace_days);
-        work.publish(
-            &event_subject,
-            &published::refund_rejected(&claim, &grant, reason, now, last_claim_date),
-        )
-        .await?;
-    }
-    let wire = audit_decision_and_commit(work, &call.caller, &claim, "DecideRefundClaim").await?;
-    tracing::info!(claim_id = %claim.claim_id, approved, "refund claim decided");
-    if approved {
-        return Ok(v1::DecideRefundClaimResponse {
-            claim: Some(api.pay_and_reload(claim).await?),
-        });
-    }
-    Ok(v1::DecideRefundClaimResponse { claim: Some(wire) })
+        claim.to_wire()
+    };
+    Ok(v1::DecideRefundClaimResponse { claim: Some(claim) })
 }
 
 async fn extend_refund_deadline(
@@ -784,88 +514,19 @@ async fn extend_refund_deadline(
     request: v1::ExtendRefundDeadlineRequest,
 ) -> Result<v1::ExtendRefundDeadlineResponse, ApiError> {
     let command = Extend::try_from(request)?;
-    let now = api.clock.now();
-    let mut work = api.db.begin().await?;
-    let mut grant = grant_or_not_found(work.db(), command.grant_id, true).await?;
-    let extensions = store::extensions(work.db(), grant.grant_id).await?;
-    let repeat = grant.refund_deadline == command.new_deadline
-        && extensions.last().is_some_and(|last| {
-            last.new_deadline == command.new_deadline
-                && last.reason == command.reason.as_str_name()
-                && last.explanation == command.explanation
-                && last.extended_by == call.caller.subject
-        });
-    if repeat {
-        return Ok(v1::ExtendRefundDeadlineResponse {
-            grant: Some(grant.to_wire(&extensions, api.rules.late_claim_grace_days)),
-        });
-    }
-    if matches!(
-        grant.status(),
-        v1::ClaimableGrantStatus::Settled
-            | v1::ClaimableGrantStatus::Expired
-            | v1::ClaimableGrantStatus::Cancelled
-    ) {
-        return Err(ApiError::refused(
-            "GRANT_CLOSED",
-            format!("the grant is {}", grant.status().as_str_name()),
-        ));
-    }
-    if command.new_deadline <= grant.refund_deadline {
-        return Err(ApiError::refused(
-            "NOT_LATER_THAN_CURRENT_DEADLINE",
-            "the new deadline must be later than the current one",
-        ));
-    }
-    let limit = grant.original_deadline + Duration::days(api.rules.max_deadline_extension_days);
-    if command.new_deadline > limit {
-        return Err(ApiError::refused(
-            "EXTENSION_BEYOND_LIMIT",
-            format!(
-                "a deadline may be extended to {} at the latest",
-                ekb_proto::convert::date_to_wire(limit)
-            ),
-        ));
-    }
-    let previous = grant.refund_deadline;
-    let extension = ExtensionRow {
-        previous_deadline: previous,
-        new_deadline: command.new_deadline,
-        reason: command.reason.as_str_name().to_owned(),
-        explanation: command.explanation.clone(),
-        extended_by: call.caller.subject.clone(),
-        extended_at: now,
-    };
-    store::extend_deadline(work.db(), grant.grant_id, &extension).await?;
-    grant.refund_deadline = command.new_deadline;
-    work.publish(
-        &subject(grant.case_id, grant.grant_id),
-        &published::deadline_extended(&grant, previous, command.reason, now),
-    )
+    let rules = &api.rules;
+    let applied = change::apply::<Grant, _>(&api.db, &command.grant_id, |grant, now| {
+        grant.extend_deadline(
+            &call.caller,
+            &command,
+            rules.max_deadline_extension_days,
+            now,
+        )
+    })
     .await?;
-    let entry = Entry::of_grant(&grant, v1::AuditEntryKind::Decision, "ExtendRefundDeadline");
-    audit_case_processing(&mut work, &call.caller, entry).await?;
-    let wire = api.grant_wire(work.db(), &grant).await?;
-    work.commit().await?;
-    Ok(v1::ExtendRefundDeadlineResponse { grant: Some(wire) })
-}
-
-fn recorded_outcome(claim: &ClaimRow) -> Option<Outcome> {
-    match claim.payment_status() {
-        v1::RefundPaymentStatus::Paid => Some(Outcome::Paid {
-            reference: claim.payment_reference.clone(),
-            paid_date: claim.paid_date?,
-        }),
-        v1::RefundPaymentStatus::Failed => Some(Outcome::Failed {
-            reason: claim
-                .failure_reason
-                .as_deref()
-                .and_then(v1::RefundPaymentFailureReason::from_str_name)
-                .unwrap_or_default(),
-            detail: claim.failure_detail.clone(),
-        }),
-        _ => None,
-    }
+    Ok(v1::ExtendRefundDeadlineResponse {
+        grant: Some(applied.record.to_wire(rules.late_claim_grace_days)),
+    })
 }
 
 async fn record_payment_outcome(
@@ -874,45 +535,20 @@ async fn record_payment_outcome(
     request: v1::RecordPaymentOutcomeRequest,
 ) -> Result<v1::RecordPaymentOutcomeResponse, ApiError> {
     let command = RecordOutcome::try_from(request)?;
-    let now = api.clock.now();
-    let mut work = api.db.begin().await?;
-    let mut claim = claim_or_not_found(work.db(), command.claim_id, true).await?;
-    require_claim_status(
-        &claim,
-        v1::RefundClaimStatus::Approved,
-        "CLAIM_NOT_APPROVED",
-    )?;
-    if command.attempt != claim.payment_attempt {
-        return Err(ApiError::refused(
-            "NOT_CURRENT_ATTEMPT",
-            format!("the current payment attempt is {}", claim.payment_attempt),
-        ));
+    let applied = change::apply::<Claim, _>(&api.db, &command.claim_id, |claim, now| {
+        claim.record_outcome(&call.caller, &command, now)
+    })
+    .await?;
+    if applied.changed {
+        log_outcome(&applied.record.row);
     }
-    if let Some(recorded) = recorded_outcome(&claim) {
-        if recorded == command.outcome {
-            let wire = claim_wire(work.db(), &claim).await?;
-            return Ok(v1::RecordPaymentOutcomeResponse { claim: Some(wire) });
-        }
-        return Err(ApiError::refused(
-            "PAYMENT_OUTCOME_CONFLICT",
-            "another outcome is already recorded for this attempt",
-        ));
-    }
-    apply_outcome(
-        &mut work,
-        &mut claim,
-        &command.outcome,
-        now,
-        &AuditActor::system_client(&call.caller),
-        "RecordPaymentOutcome",
-    )
-    .await
-    .map_err(ApiError::internal)?;
-    let wire = claim_wire(work.db(), &claim).await?;
-    work.commit().await?;
-    Ok(v1::RecordPaymentOutcomeResponse { claim: Some(wire) })
+    Ok(v1::RecordPaymentOutcomeResponse {
+        claim: Some(applied.record.to_wire()),
+    })
 }
 
+/// Starts the next payment attempt and hands it over. The retry is a change, not a decision
+/// (`change` audits decisions only), so its entry is written here in the change's unit of work.
 async fn retry_payment(
     api: &RefundsApi,
     call: Call,
@@ -920,26 +556,22 @@ async fn retry_payment(
 ) -> Result<v1::RetryPaymentResponse, ApiError> {
     let command = Retry::try_from(request)?;
     let mut work = api.db.begin().await?;
-    let mut claim = claim_or_not_found(work.db(), command.claim_id, true).await?;
-    if claim.payment_status() != v1::RefundPaymentStatus::Failed {
-        return Err(ApiError::refused(
-            "PAYMENT_NOT_FAILED",
-            "only a failed payment can be retried",
-        ));
-    }
-    claim.payment_attempt += 1;
-    claim.payment_status = Some(payment_status::PENDING.to_owned());
-    claim.failure_reason = None;
-    claim.failure_detail = String::new();
-    claim.payment_sent_at = None;
-    claim.payment_outcome_at = None;
-    store::update_claim(work.db(), &claim).await?;
-    sqlx::query("UPDATE claims SET payment_handed_at = NULL WHERE claim_id = $1")
-        .bind(claim.claim_id)
-        .execute(work.db())
-        .await?;
+    let now = work.now();
+    let applied = change::apply_in::<Claim, _>(&mut work, now, &command.claim_id, |claim, _| {
+        claim.retry_payment()
+    })
+    .await?;
+    let claim = applied.record.row;
     let entry = Entry::of_claim(&claim, v1::AuditEntryKind::Change, "RetryPayment");
-    audit_case_processing(&mut work, &call.caller, entry).await?;
+    let actor = AuditActor::nav_employee(&call.caller);
+    trail::record(
+        work.db(),
+        entry,
+        &actor,
+        v1::AccessPurpose::CaseProcessing,
+        now,
+    )
+    .await?;
     work.commit().await?;
     Ok(v1::RetryPaymentResponse {
         claim: Some(api.pay_and_reload(claim).await?),

@@ -1,5 +1,5 @@
-//! Refunds' scheduled jobs, each a function of the instant it runs at (the worker passes the
-//! system clock's; tests pass a moved one):
+//! Refunds' scheduled jobs, each a function of the instant it runs at (`ekb_platform::jobs::every`
+//! passes the service clock's, lib.rs; tests pass a moved one):
 //!
 //! - expiry: an ACTIVE grant whose deadline lies more than `late_claim_grace_days` before today
 //!   (Europe/Oslo) expires and GrantExpired is published, on which budget releases it. A
@@ -10,14 +10,10 @@
 //!   its audit trail are deleted `record_retention_years` after the grant (§ 5).
 
 use ekb_domain::oslo_date;
-use ekb_platform::clock::Clock;
-use std::{future::Future, sync::Arc, time::Duration};
-
 use ekb_platform::messaging::Db;
 use ekb_proto::v1;
 use prost::Message as _;
 use time::OffsetDateTime;
-use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::{
@@ -171,28 +167,4 @@ pub async fn apply_retention(
         );
     }
     Ok(retained)
-}
-
-/// Runs `job` at start and then every `interval` until cancelled; a failed run is logged and
-/// the next one retries.
-pub async fn every<F, Fut, T>(
-    name: &'static str,
-    interval: Duration,
-    clock: Arc<dyn Clock>,
-    cancel: CancellationToken,
-    mut job: F,
-) -> anyhow::Result<()>
-where
-    F: FnMut(OffsetDateTime) -> Fut,
-    Fut: Future<Output = anyhow::Result<T>>,
-{
-    loop {
-        if let Err(error) = job(clock.now()).await {
-            tracing::warn!(job = name, error = %error, "job failed; the next run retries");
-        }
-        tokio::select! {
-            () = cancel.cancelled() => return Ok(()),
-            () = tokio::time::sleep(interval) => {}
-        }
-    }
 }

@@ -8,9 +8,11 @@
 //!
 //! [`Refunds`] describes the service to the platform; `main.rs` is one line.
 
+pub mod claim;
 pub mod commands;
 pub mod config;
 pub mod consumed;
+pub mod grant;
 pub mod handlers;
 pub mod jobs;
 pub mod model;
@@ -31,7 +33,6 @@ use ekb_proto::v1::{self, refunds_service_server::RefundsServiceServer};
 
 pub use config::RefundsSettings;
 use consumed::RefundsEvents;
-use ekb_platform::clock::Clock;
 use handlers::RefundsApi;
 use payment::Payments;
 
@@ -96,50 +97,53 @@ impl ServiceDescription for Refunds {
     }
 
     fn build(db: Db, settings: RefundsSettings) -> anyhow::Result<Assembly> {
-        let clock: Arc<dyn Clock> = db.clock().clone();
         let port: Arc<dyn PaymentPort> =
             Arc::new(RecordingPaymentPort::new(settings.payment.fake_outcome));
         let rules = Arc::new(settings.refunds.clone());
-        let payments = Payments::new(db.clone(), port, clock.clone());
-        let api = RefundsApi::new(db.clone(), rules.clone(), payments.clone(), clock.clone());
-        let (expiry_db, expiry_clock, grace) =
-            (db.clone(), clock.clone(), rules.late_claim_grace_days);
-        let (retention_db, retention_clock, retention_rules) =
-            (db.clone(), clock.clone(), rules.clone());
-        let payment_interval = Duration::from_secs(rules.payment_worker_interval_seconds);
+        let payments = Payments::new(db.clone(), port);
+        let api = RefundsApi::new(db.clone(), rules.clone(), payments.clone());
+        let seconds = Duration::from_secs;
         let resend_after = time::Duration::seconds(rules.payment_resend_after_seconds);
-        let expiry_interval = Duration::from_secs(rules.expiry_interval_seconds);
-        let retention_interval = Duration::from_secs(rules.retention_interval_seconds);
+        let (expiry_db, retention_db) = (db.clone(), db.clone());
         Ok(Assembly::serving(RefundsServiceServer::new(api))
             .consuming(
-                EventRouter::new(RefundsEvents::new(clock))
+                EventRouter::new(RefundsEvents)
                     .from("applications")
                     .on::<v1::GrantApproved>()
                     .on::<v1::GrantCancellationRequested>()
                     .on::<v1::GrantCancelled>(),
             )
-            .worker("expiry", move |cancel, _grace| async move {
-                jobs::every("expiry", expiry_interval, expiry_clock, cancel, |now| {
-                    let db = expiry_db.clone();
-                    async move { jobs::expire_due(&db, grace, now).await }
-                })
-                .await
+            .worker("expiry", {
+                let interval = seconds(rules.expiry_interval_seconds);
+                let grace_days = rules.late_claim_grace_days;
+                move |cancel, _shutdown_grace| {
+                    let clock = expiry_db.clock().clone();
+                    ekb_platform::jobs::every("expiry", interval, clock, cancel, move |now| {
+                        let db = expiry_db.clone();
+                        async move { jobs::expire_due(&db, grace_days, now).await }
+                    })
+                }
             })
-            .worker("retention", move |cancel, _grace| async move {
-                jobs::every(
-                    "retention",
-                    retention_interval,
-                    retention_clock,
-                    cancel,
-                    |now| {
-                        let (db, rules) = (retention_db.clone(), retention_rules.clone());
+            .worker("retention", {
+                let interval = seconds(rules.retention_interval_seconds);
+                let rules = rules.clone();
+                move |cancel, _shutdown_grace| {
+                    let clock = retention_db.clock().clone();
+                    ekb_platform::jobs::every("retention", interval, clock, cancel, move |now| {
+                        let (db, rules) = (retention_db.clone(), rules.clone());
                         async move { jobs::apply_retention(&db, &rules, now).await }
-                    },
-                )
-                .await
+                    })
+                }
             })
-            .worker("payments", move |cancel, _grace| {
-                payments.run(payment_interval, resend_after, cancel)
+            .worker("payments", {
+                let interval = seconds(rules.payment_worker_interval_seconds);
+                let clock = db.clock().clone();
+                move |cancel, _shutdown_grace| {
+                    ekb_platform::jobs::every("payments", interval, clock, cancel, move |now| {
+                        let payments = payments.clone();
+                        async move { payments.resend_unanswered(resend_after, now).await }
+                    })
+                }
             }))
     }
 }

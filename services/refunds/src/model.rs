@@ -248,6 +248,9 @@ pub struct ClaimRow {
     pub payment_sent_at: Option<OffsetDateTime>,
     /// When the current attempt's outcome was recorded.
     pub payment_outcome_at: Option<OffsetDateTime>,
+    /// When the current attempt was last handed over (the resend worker's mark; `None` until
+    /// the first hand-over and again after a retry).
+    pub payment_handed_at: Option<OffsetDateTime>,
     /// Row sequence (work-list order).
     pub sequence: i64,
 }

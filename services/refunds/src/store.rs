@@ -1,11 +1,18 @@
 //! Refunds' SQL: grants, extensions, claims and recommendations. Every function runs on the
-//! connection it is given — a unit of work for writes, a pooled connection for reads.
+//! connection it is given — a unit of work for writes, a pooled connection for reads. A
+//! [`Claim`] and a [`Grant`] are loaded under lock and saved here as `change::Record`s, so their
+//! decisions never touch the database.
 
+use ekb_platform::{ApiError, change::Record, messaging::UnitOfWork};
 use sqlx::{AssertSqlSafe, PgConnection};
 use time::{Date, OffsetDateTime};
 use uuid::Uuid;
 
-use crate::model::{ClaimRow, ExtensionRow, GrantRow, RecommendationRow};
+use crate::{
+    claim::Claim,
+    grant::Grant,
+    model::{ClaimRow, ExtensionRow, GrantRow, RecommendationRow},
+};
 
 const GRANT_COLUMNS: &str = "grant_id, application_id, case_id, employer_organisation_number, \
      county_code, employee_pseudonym, granted_amount_ore, grant_date, application_submitted_date, \
@@ -61,52 +68,35 @@ pub async fn find_grant(
         .await
 }
 
-/// Sets a grant's status and the instants that come with it.
+/// Sets a grant's status (a claim against it is pending).
 pub async fn set_grant_status(
     db: &mut PgConnection,
     grant_id: Uuid,
     status: &str,
-    ended_at: Option<OffsetDateTime>,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "UPDATE grants SET status = $2, ended_at = COALESCE(ended_at, $3), \
-         cancelled_at = CASE WHEN $2 = 'CLAIMABLE_GRANT_STATUS_CANCELLED' THEN $3 ELSE cancelled_at END \
-         WHERE grant_id = $1",
-    )
-    .bind(grant_id)
-    .bind(status)
-    .bind(ended_at)
-    .execute(db)
-    .await?;
-    Ok(())
-}
-
-/// Marks that a claim against the grant was rejected (and the grant is ACTIVE again).
-pub async fn reopen_after_rejection(
-    db: &mut PgConnection,
-    grant_id: Uuid,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "UPDATE grants SET status = 'CLAIMABLE_GRANT_STATUS_ACTIVE', had_rejected_claim = true \
-         WHERE grant_id = $1",
-    )
-    .bind(grant_id)
-    .execute(db)
-    .await?;
-    Ok(())
-}
-
-/// Marks a settled grant as ended (its payment was made): retention counts from `at`.
-pub async fn mark_grant_ended(
-    db: &mut PgConnection,
-    grant_id: Uuid,
-    at: OffsetDateTime,
-) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE grants SET ended_at = COALESCE(ended_at, $2) WHERE grant_id = $1")
+    sqlx::query("UPDATE grants SET status = $2 WHERE grant_id = $1")
         .bind(grant_id)
-        .bind(at)
+        .bind(status)
         .execute(db)
         .await?;
+    Ok(())
+}
+
+/// Writes back a grant's mutable columns (status, deadline and the instants of its end).
+pub async fn update_grant(db: &mut PgConnection, grant: &GrantRow) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE grants SET status = $2, refund_deadline = $3, expired_at = $4, \
+         cancelled_at = $5, had_rejected_claim = $6, ended_at = $7 WHERE grant_id = $1",
+    )
+    .bind(grant.grant_id)
+    .bind(&grant.status)
+    .bind(grant.refund_deadline)
+    .bind(grant.expired_at)
+    .bind(grant.cancelled_at)
+    .bind(grant.had_rejected_claim)
+    .bind(grant.ended_at)
+    .execute(db)
+    .await?;
     Ok(())
 }
 
@@ -124,17 +114,12 @@ pub async fn extensions(
     .await
 }
 
-/// Moves a grant's deadline and records the extension.
-pub async fn extend_deadline(
+/// Records a deadline extension of `grant_id`.
+pub async fn insert_extension(
     db: &mut PgConnection,
     grant_id: Uuid,
     extension: &ExtensionRow,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE grants SET refund_deadline = $2 WHERE grant_id = $1")
-        .bind(grant_id)
-        .bind(extension.new_deadline)
-        .execute(&mut *db)
-        .await?;
     sqlx::query(
         "INSERT INTO deadline_extensions (grant_id, previous_deadline, new_deadline, reason, \
          explanation, extended_by, extended_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -203,7 +188,7 @@ const CLAIM_COLUMNS: &str = "claim_id, grant_id, case_id, request_id, request_di
      refund_deadline_date, late, days_late, status, rejection_reason, rejection_explanation, \
      decided_at, decided_by, recommended_by, payout_amount_ore, payout_reduction_reason, \
      payout_reduction_explanation, payment_status, payment_attempt, payment_reference, paid_date, \
-     failure_reason, failure_detail, payment_sent_at, payment_outcome_at, sequence";
+     failure_reason, failure_detail, payment_sent_at, payment_outcome_at, payment_handed_at, sequence";
 
 /// One claim; `lock` takes its row lock.
 pub async fn find_claim(
@@ -243,18 +228,6 @@ pub async fn claims_of_grant(
         .bind(grant_id)
         .fetch_all(db)
         .await
-}
-
-/// Whether the grant has a live claim (submitted, recommended or approved).
-pub async fn has_live_claim(db: &mut PgConnection, grant_id: Uuid) -> Result<bool, sqlx::Error> {
-    sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM claims WHERE grant_id = $1 AND status IN \
-         ('REFUND_CLAIM_STATUS_SUBMITTED', 'REFUND_CLAIM_STATUS_RECOMMENDED', \
-          'REFUND_CLAIM_STATUS_APPROVED'))",
-    )
-    .bind(grant_id)
-    .fetch_one(db)
-    .await
 }
 
 /// Stores a new claim.
@@ -301,8 +274,8 @@ pub async fn update_claim(db: &mut PgConnection, claim: &ClaimRow) -> Result<(),
          decided_at = $5, decided_by = $6, recommended_by = $7, payout_amount_ore = $8, \
          payout_reduction_reason = $9, payout_reduction_explanation = $10, payment_status = $11, \
          payment_attempt = $12, payment_reference = $13, paid_date = $14, failure_reason = $15, \
-         failure_detail = $16, payment_sent_at = $17, payment_outcome_at = $18 \
-         WHERE claim_id = $1",
+         failure_detail = $16, payment_sent_at = $17, payment_outcome_at = $18, \
+         payment_handed_at = $19 WHERE claim_id = $1",
     )
     .bind(claim.claim_id)
     .bind(&claim.status)
@@ -322,27 +295,23 @@ pub async fn update_claim(db: &mut PgConnection, claim: &ClaimRow) -> Result<(),
     .bind(&claim.failure_detail)
     .bind(claim.payment_sent_at)
     .bind(claim.payment_outcome_at)
+    .bind(claim.payment_handed_at)
     .execute(db)
     .await?;
     Ok(())
 }
 
-/// Sets when the current attempt was first handed to the payment system (once per attempt).
-pub async fn mark_payment_sent(
+/// Marks that the claim's current payment attempt is handed over (again) at `at`.
+pub async fn mark_handed_over(
     db: &mut PgConnection,
     claim_id: Uuid,
-    attempt: i32,
     at: OffsetDateTime,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "UPDATE claims SET payment_sent_at = COALESCE(payment_sent_at, $3), \
-         payment_handed_at = $3 WHERE claim_id = $1 AND payment_attempt = $2",
-    )
-    .bind(claim_id)
-    .bind(attempt)
-    .bind(at)
-    .execute(db)
-    .await?;
+    sqlx::query("UPDATE claims SET payment_handed_at = $2 WHERE claim_id = $1")
+        .bind(claim_id)
+        .bind(at)
+        .execute(db)
+        .await?;
     Ok(())
 }
 
@@ -405,15 +374,18 @@ pub async fn recommendations(
     .await
 }
 
-/// Stores a recommendation version.
-pub async fn insert_recommendation(
+/// Stores a recommendation version, or its return by a decider if it is stored already.
+pub async fn save_recommendation(
     db: &mut PgConnection,
     row: &RecommendationRow,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO recommendations (claim_id, version, approve, payout_ore, reduction_reason, \
          reduction_explanation, rejection_reason, rejection_explanation, note, recommended_by, \
-         recommended_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+         recommended_at, returned_by, returned_at, return_note) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
+         ON CONFLICT (claim_id, version) DO UPDATE SET returned_by = excluded.returned_by, \
+         returned_at = excluded.returned_at, return_note = excluded.return_note",
     )
     .bind(row.claim_id)
     .bind(row.version)
@@ -426,30 +398,65 @@ pub async fn insert_recommendation(
     .bind(&row.note)
     .bind(&row.recommended_by)
     .bind(row.recommended_at)
+    .bind(&row.returned_by)
+    .bind(row.returned_at)
+    .bind(&row.return_note)
     .execute(db)
     .await?;
     Ok(())
 }
 
-/// Records a decider's return of a recommendation version.
-pub async fn return_recommendation(
-    db: &mut PgConnection,
-    claim_id: Uuid,
-    version: i32,
-    returned_by: &str,
-    at: OffsetDateTime,
-    note: &str,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "UPDATE recommendations SET returned_by = $3, returned_at = $4, return_note = $5 \
-         WHERE claim_id = $1 AND version = $2",
-    )
-    .bind(claim_id)
-    .bind(version)
-    .bind(returned_by)
-    .bind(at)
-    .bind(note)
-    .execute(db)
-    .await?;
-    Ok(())
+impl Record for Claim {
+    type Key = Uuid;
+
+    /// The claim, its recommendations and its grant, each row locked (claim first).
+    async fn load_locked(work: &mut UnitOfWork, claim_id: &Uuid) -> Result<Self, ApiError> {
+        let row = find_claim(work.db(), *claim_id, true)
+            .await?
+            .ok_or_else(|| ApiError::NotFound(format!("no refund claim {claim_id}")))?;
+        let recommendations = recommendations(work.db(), row.claim_id).await?;
+        let grant = find_grant(work.db(), row.grant_id, true)
+            .await?
+            .ok_or_else(|| ApiError::internal(anyhow::anyhow!("claim without grant")))?;
+        Ok(Claim {
+            row,
+            recommendations,
+            grant,
+        })
+    }
+
+    async fn save(&self, work: &mut UnitOfWork) -> Result<(), ApiError> {
+        update_claim(work.db(), &self.row).await?;
+        for recommendation in &self.recommendations {
+            save_recommendation(work.db(), recommendation).await?;
+        }
+        update_grant(work.db(), &self.grant).await?;
+        Ok(())
+    }
+}
+
+impl Record for Grant {
+    type Key = Uuid;
+
+    /// The grant, locked, with its extensions; NOT_FOUND (for an event: permanent) when
+    /// refunds has had no GrantApproved for it.
+    async fn load_locked(work: &mut UnitOfWork, grant_id: &Uuid) -> Result<Self, ApiError> {
+        let row = find_grant(work.db(), *grant_id, true)
+            .await?
+            .ok_or_else(|| {
+                ApiError::NotFound(format!(
+                    "refunds does not know grant {grant_id} (no GrantApproved)"
+                ))
+            })?;
+        let extensions = extensions(work.db(), row.grant_id).await?;
+        Ok(Grant::new(row, extensions))
+    }
+
+    async fn save(&self, work: &mut UnitOfWork) -> Result<(), ApiError> {
+        update_grant(work.db(), &self.row).await?;
+        for extension in self.new_extensions() {
+            insert_extension(work.db(), self.row.grant_id, extension).await?;
+        }
+        Ok(())
+    }
 }

@@ -1174,17 +1174,14 @@ async fn a_failed_payment_is_retried_and_outcomes_are_recorded_once() -> anyhow:
         .await?;
     harness.confirm(&unanswered.claim_id, 1).await?;
     let port = Arc::new(RecordingPaymentPort::new(FakeOutcome::Paid));
-    let payments = Payments::new(
-        harness.db.clone(),
-        port.clone(),
-        Arc::new(ekb_platform::clock::SystemClock),
-    );
+    let payments = Payments::new(harness.db.clone(), port.clone());
+    let now = OffsetDateTime::now_utc;
     assert_eq!(
-        payments.resend_unanswered(Days::minutes(5)).await?,
+        payments.resend_unanswered(Days::minutes(5), now()).await?,
         0,
         "not due yet"
     );
-    assert_eq!(payments.resend_unanswered(Days::ZERO).await?, 1);
+    assert_eq!(payments.resend_unanswered(Days::ZERO, now()).await?, 1);
     assert_eq!(
         port.instructions()
             .iter()
@@ -1197,7 +1194,11 @@ async fn a_failed_payment_is_retried_and_outcomes_are_recorded_once() -> anyhow:
         settled.payment.unwrap_or_default().status(),
         v1::RefundPaymentStatus::Paid
     );
-    assert_eq!(payments.resend_unanswered(Days::ZERO).await?, 0, "answered");
+    assert_eq!(
+        payments.resend_unanswered(Days::ZERO, now()).await?,
+        0,
+        "answered"
+    );
     assert_eq!(harness.outbox("PaymentCompleted").await?, 2);
     harness.stack.stop().await
 }

@@ -107,6 +107,11 @@ impl Stack {
         self.issuer.token(ident, &["pilot-approver"])
     }
 
+    /// An auditor's token (NAV ident `ident`).
+    pub fn auditor(&self, ident: &str) -> String {
+        self.issuer.token(ident, &["pilot-auditor"])
+    }
+
     /// A supplier system's token for `organisation`.
     pub fn supplier(&self, organisation: &str) -> String {
         self.issuer.token_for_organisations(
