@@ -107,6 +107,61 @@ impl Violations {
         Some(text)
     }
 
+    /// A required contact person (`field`), the same rules wherever the contract carries one
+    /// (an application, an order): a name of at most 200 characters, a phone number of 8–20
+    /// characters of digits and spaces with an optional leading `+`, and an e-mail address of
+    /// 3–254 characters with one `@` between a non-empty local part and domain, no spaces.
+    pub fn contact_person(
+        &mut self,
+        field: &str,
+        contact: Option<&ekb_proto::v1::ContactPerson>,
+    ) -> Option<ekb_proto::v1::ContactPerson> {
+        let contact = self.required(field, contact)?;
+        let name = self.text(&format!("{field}.name"), &contact.name, 200);
+        let phone = self.phone_number(&format!("{field}.phone_number"), &contact.phone_number);
+        let email = self.email(&format!("{field}.email"), &contact.email);
+        Some(ekb_proto::v1::ContactPerson {
+            name: name?,
+            phone_number: phone?,
+            email: email?,
+        })
+    }
+
+    /// A phone number: 8–20 characters of digits and spaces, with an optional leading `+`.
+    pub fn phone_number(&mut self, field: &str, text: &str) -> Option<String> {
+        let shaped = (8..=20).contains(&text.chars().count())
+            && text.chars().enumerate().all(|(index, character)| {
+                character.is_ascii_digit() || character == ' ' || (index == 0 && character == '+')
+            })
+            && text.chars().any(|character| character.is_ascii_digit());
+        if !shaped {
+            self.add(
+                field,
+                "must be 8–20 characters of digits and spaces, with an optional leading +",
+            );
+            return None;
+        }
+        Some(text.to_owned())
+    }
+
+    /// An e-mail address: 3–254 characters, one `@` between a non-empty local part and domain,
+    /// no spaces or control characters (surrounding spaces are trimmed).
+    pub fn email(&mut self, field: &str, text: &str) -> Option<String> {
+        let text = text.trim();
+        let shaped = (3..=254).contains(&text.chars().count())
+            && text.split_once('@').is_some_and(|(local, domain)| {
+                !local.is_empty() && !domain.is_empty() && !domain.contains('@')
+            })
+            && !text
+                .chars()
+                .any(|character| character.is_whitespace() || character.is_control());
+        if !shaped {
+            self.add(field, "must be an e-mail address of 3–254 characters");
+            return None;
+        }
+        Some(text.to_owned())
+    }
+
     /// A required fødselsnummer or D-number: 11 digits with valid check digits; synthetic test
     /// numbers only under [`SyntheticPolicy::Accept`]. The rule never repeats the input.
     pub fn fodselsnummer(
@@ -380,6 +435,40 @@ mod paging_and_personal_data_tests {
             let error = check.finish_with(|| Some(())).expect_err("refused");
             assert!(error.to_string().contains("page_token"), "{error}");
         }
+    }
+
+    #[test]
+    fn a_contact_person_has_one_set_of_rules() {
+        use ekb_proto::v1::ContactPerson;
+        let good = ContactPerson {
+            name: "Kari Nordmann".to_owned(),
+            phone_number: "+47 99 88 77 66".to_owned(),
+            email: " kari@example.no ".to_owned(),
+        };
+        let mut check = Violations::new();
+        let contact = check.contact_person("contact_person", Some(&good)).expect("valid");
+        assert_eq!(contact.email, "kari@example.no");
+        assert!(check.is_empty());
+        for (phone, email, bad_field) in [
+            ("4799+887766", "kari@example.no", "contact_person.phone_number"),
+            ("1234567", "kari@example.no", "contact_person.phone_number"),
+            ("+4799887766", "kari@@example.no", "contact_person.email"),
+            ("+4799887766", "@example.no", "contact_person.email"),
+            ("+4799887766", "kari example.no", "contact_person.email"),
+        ] {
+            let mut check = Violations::new();
+            let contact = ContactPerson {
+                phone_number: phone.to_owned(),
+                email: email.to_owned(),
+                ..good.clone()
+            };
+            assert!(check.contact_person("contact_person", Some(&contact)).is_none());
+            let error = check.finish_with(|| Some(())).expect_err("refused");
+            assert!(error.to_string().contains(bad_field), "{phone} {email}: {error}");
+        }
+        let mut check = Violations::new();
+        assert!(check.contact_person("contact_person", None).is_none());
+        assert!(!check.is_empty());
     }
 
     #[test]

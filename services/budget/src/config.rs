@@ -34,7 +34,7 @@ pub struct BudgetSection {
     /// Alert levels in percent of an appropriation, used when SetAppropriation names none.
     pub threshold_percents: Vec<i32>,
     /// The accounts (`CHAPTER.POST`) appropriations and funds requests may name.
-    pub accounts: Vec<String>,
+    pub accounts: Vec<Account>,
 }
 
 /// The configuration as the service uses it, checked.
@@ -76,10 +76,7 @@ impl BudgetSettings {
             ));
         }
         let mut accounts = Vec::new();
-        for text in &self.budget.accounts {
-            let account = Account::parse(text).map_err(|error| {
-                ConfigError::invalid("budget.accounts", format!("{text:?}: {error}"))
-            })?;
+        for &account in &self.budget.accounts {
             if accounts.contains(&account) {
                 return Err(ConfigError::invalid(
                     "budget.accounts",
