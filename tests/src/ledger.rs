@@ -5,10 +5,9 @@
 
 use ekb_proto::v1::{self, CommitmentKind, ReservationStatus};
 
-use crate::{
-    people::budget_year,
-    system::{SystemStack, authorised, eventually_state},
-};
+use ekb_testkit::{scenarios::both_flows, services::with_bearer};
+
+use crate::{people::budget_year, system::SystemStack};
 
 /// The scheme's account (chapter 2650 post 76), which both flows charge by default.
 pub const SCHEME_ACCOUNT: v1::BudgetAccount = v1::BudgetAccount {
@@ -21,7 +20,7 @@ pub async fn set_appropriation(stack: &SystemStack, ore: i64) -> anyhow::Result<
     let response = stack
         .budget()
         .await?
-        .set_appropriation(authorised(
+        .set_appropriation(with_bearer(
             v1::SetAppropriationRequest {
                 budget_year: budget_year(),
                 account: Some(SCHEME_ACCOUNT),
@@ -29,37 +28,13 @@ pub async fn set_appropriation(stack: &SystemStack, ore: i64) -> anyhow::Result<
                 threshold_percents: Vec::new(),
                 note: "end-to-end test".to_owned(),
             },
-            &stack.system_token(),
+            &stack.people().system(),
         ))
         .await?
         .into_inner();
     response
         .appropriation
         .ok_or_else(|| anyhow::anyhow!("SetAppropriation answered without the appropriation"))
-}
-
-/// Budget's reservation (or denied or pending request) for commitment `id` of `kind`.
-pub async fn reservation(
-    stack: &SystemStack,
-    kind: CommitmentKind,
-    id: &str,
-) -> anyhow::Result<v1::Reservation> {
-    stack
-        .budget()
-        .await?
-        .get_reservation(authorised(
-            v1::GetReservationRequest {
-                commitment: Some(v1::Commitment {
-                    kind: kind as i32,
-                    commitment_id: id.to_owned(),
-                }),
-            },
-            &stack.system_token(),
-        ))
-        .await?
-        .into_inner()
-        .reservation
-        .ok_or_else(|| anyhow::anyhow!("GetReservation answered without the reservation"))
 }
 
 /// Waits until budget's reservation for `id` is in `status`, and returns it.
@@ -69,11 +44,8 @@ pub async fn reservation_in(
     id: &str,
     status: ReservationStatus,
 ) -> anyhow::Result<v1::Reservation> {
-    eventually_state(&format!("reservation {id} to be {status:?}"), || async {
-        let found = reservation(stack, kind, id).await?;
-        Ok((found.status() == status).then_some(found))
-    })
-    .await
+    let token = stack.people().system();
+    both_flows::reservation_in(&stack.clients().await?, &token, kind, id, status).await
 }
 
 /// Waits until budget's reservation for `id` is in `status` (SETTLED or RELEASED), asserts that
@@ -109,10 +81,10 @@ pub fn assert_finished(found: &v1::Reservation, disbursed_ore: i64) {
 /// outstanding; and the appropriation's figures agree with the entries.
 pub async fn assert_money_kept(stack: &SystemStack) -> anyhow::Result<()> {
     let year = budget_year();
-    let token = stack.system_token();
+    let token = stack.people().system();
     let mut budget = stack.budget().await?;
     let reconciled = budget
-        .reconcile(authorised(
+        .reconcile(with_bearer(
             v1::ReconcileRequest { budget_year: year },
             &token,
         ))
@@ -124,7 +96,7 @@ pub async fn assert_money_kept(stack: &SystemStack) -> anyhow::Result<()> {
         reconciled.differences
     );
     let reservations = budget
-        .list_reservations(authorised(
+        .list_reservations(with_bearer(
             v1::ListReservationsRequest {
                 budget_year: year,
                 page_size: 500,
@@ -148,7 +120,7 @@ pub async fn assert_money_kept(stack: &SystemStack) -> anyhow::Result<()> {
         }
     }
     let usage = budget
-        .get_usage(authorised(
+        .get_usage(with_bearer(
             v1::GetUsageRequest {
                 budget_year: year,
                 ..v1::GetUsageRequest::default()

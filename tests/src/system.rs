@@ -6,8 +6,10 @@
 //!
 //! Why a second stack beside [`crate::ProcessStack`]: that one starts only routing and the
 //! registry (the routing suites need nothing else and start faster); the flow tests need all of
-//! them, each with the few settings that differ from a production default (synthetic test
-//! fødselsnumre accepted; refunds' expiry job every second).
+//! them, each with the few settings that differ from a production default, which its catalog
+//! entry lists (`dev_settings`, `test_settings`: synthetic test fødselsnumre accepted, refunds'
+//! expiry job every second…). The people who call it, the requests, the waits and the walks are
+//! the scenario library's (`ekb_testkit::scenarios`), shared with `make run`.
 
 use std::{
     sync::{Arc, Mutex},
@@ -22,7 +24,8 @@ use ekb_testkit::{
     catalog::{self, SERVICES},
     issuer::TestIssuer,
     postgres::fresh_database,
-    services::{ServiceProcess, TestSettings, with_bearer},
+    scenarios::{Clients, People, both_flows::open_case, waits::STEP_TIMEOUT},
+    services::{ServiceProcess, TestSettings},
 };
 use prost::{Message as _, Name};
 use rdkafka::Message as _;
@@ -33,44 +36,6 @@ use crate::{test_log_dir, unique_topic_prefix};
 
 /// How long a service may take from spawn to SERVING (migrations run at start).
 const SERVING_TIMEOUT: Duration = Duration::from_secs(90);
-/// How long a test waits for an event or a state reached through events.
-pub const EVENT_TIMEOUT: Duration = Duration::from_secs(45);
-
-/// Settings that differ from a service's defaults in these tests, per service: only keys the
-/// service knows (a misspelt or foreign key stops a service at start).
-const SERVICE_SETTINGS: &[(&str, &str, &str)] = &[
-    (
-        "applications",
-        "privacy.accept_synthetic_fodselsnummer",
-        "true",
-    ),
-    ("applications", "privacy.pseudonym_key", PSEUDONYM_KEY),
-    (
-        "pilot-ordering",
-        "privacy.accept_synthetic_fodselsnummer",
-        "true",
-    ),
-    ("pilot-ordering", "privacy.pseudonym_key", PSEUDONYM_KEY),
-    (
-        "pilot-ordering",
-        "pilot_ordering.dispatch_interval_ms",
-        "200",
-    ),
-    // The expiry job every second (default hourly), so a grant whose deadline a test moved into
-    // the past expires within the test's wait.
-    ("refunds", "refunds.expiry_interval_seconds", "1"),
-];
-
-/// The pseudonym key of this run, set to the same value in applications and pilot-ordering as
-/// the contracts require (so the evaluation can follow a person across both flows).
-const PSEUDONYM_KEY: &str = "ZTJlLXRlc3RzLW9ubHktcHNldWRvbnltLWtleS0zMmI=";
-
-/// A caseworker's NAV ident (first pair of eyes: assesses, recommends, attests).
-pub const CASEWORKER: &str = "Z990001";
-/// A decider's NAV ident (second pair of eyes: decides, approves).
-pub const DECIDER: &str = "Z990002";
-/// The subject of the employer's representative in the employer portal.
-pub const EMPLOYER_REPRESENTATIVE: &str = "portal-employer-rep";
 
 /// Applications, over a plain channel.
 pub type ApplicationsClient = v1::applications_service_client::ApplicationsServiceClient<Channel>;
@@ -128,15 +93,21 @@ impl SystemStack {
         for entry in SERVICES {
             let database = fresh_database(&format!("{purpose}_{}", entry.name)).await?;
             database_urls.push((entry.name, database.url.clone()));
-            let settings = SERVICE_SETTINGS
+            let extra = extra
                 .iter()
-                .chain(extra)
                 .filter(|(service, _, _)| *service == entry.name)
+                .map(|(_, key, value)| (*key, *value));
+            let settings = entry
+                .dev_settings
+                .iter()
+                .chain(entry.test_settings)
+                .copied()
+                .chain(extra)
                 .fold(
                     TestSettings::new(&database.url, broker.bootstrap_servers(), &topic_prefix)
                         .with_auth(&issuer)
                         .with("telemetry.log_format", "json"),
-                    |settings, (_, key, value)| settings.with(key, *value),
+                    |settings, (key, value)| settings.with(key, value),
                 );
             services.push(ServiceProcess::spawn(
                 entry.name,
@@ -213,100 +184,26 @@ impl SystemStack {
         Ok(BudgetClient::new(self.channel("budget").await?))
     }
 
-    /// Opens a case with `facts` (as the system token's holder), asserts that routing sent it
-    /// to `flow`, and returns it.
+    /// The clients of every service the walks call.
+    pub async fn clients(&self) -> anyhow::Result<Clients> {
+        Clients::connect(&self.services).await
+    }
+
+    /// The people and systems that call it, with tokens from this stack's issuer.
+    pub fn people(&self) -> People<'_> {
+        People::new(&self.issuer)
+    }
+
+    /// Opens a case with `facts` (as the NAV system), asserts that routing sent it to `flow`,
+    /// and returns it.
     pub async fn open_routed_case(
         &self,
         facts: v1::CaseFacts,
         flow: v1::Flow,
     ) -> anyhow::Result<v1::Case> {
-        let case = self
-            .routing()
-            .await?
-            .open_case(authorised(crate::open_case(facts), &self.system_token()))
-            .await?
-            .into_inner()
-            .case
-            .unwrap_or_default();
+        let case = open_case(&self.clients().await?, &self.people(), facts).await?;
         assert_eq!(case.decision.unwrap_or_default().flow(), flow);
         Ok(case)
-    }
-
-    /// A token for NAV person `subject` with `roles`.
-    pub fn nav_token(&self, subject: &str, roles: &[&str]) -> String {
-        self.issuer.token(subject, roles)
-    }
-
-    /// The token of a system with every role of every service (opening cases, registering
-    /// agreements, setting appropriations, reading anything).
-    pub fn system_token(&self) -> String {
-        self.issuer
-            .token("e2e-system", &catalog::all_client_roles())
-    }
-
-    /// The caseworker's token: first pair of eyes in both flows, and the budget reader.
-    pub fn caseworker_token(&self) -> String {
-        self.nav_token(
-            CASEWORKER,
-            &[
-                "application-caseworker",
-                "application-reader",
-                "refund-caseworker",
-                "refund-reader",
-                "pilot-caseworker",
-                "pilot-reader",
-                "case-reader",
-            ],
-        )
-    }
-
-    /// The decider's token: second pair of eyes in both flows.
-    pub fn decider_token(&self) -> String {
-        self.nav_token(
-            DECIDER,
-            &[
-                "application-decider",
-                "application-reader",
-                "refund-decider",
-                "refund-reader",
-                "pilot-approver",
-                "pilot-reader",
-            ],
-        )
-    }
-
-    /// The caseworker holding the decider's roles as well: four eyes must still refuse them
-    /// deciding what they recommended.
-    pub fn caseworker_as_decider_token(&self) -> String {
-        self.nav_token(
-            CASEWORKER,
-            &[
-                "application-caseworker",
-                "application-decider",
-                "refund-caseworker",
-                "refund-decider",
-                "pilot-caseworker",
-                "pilot-approver",
-            ],
-        )
-    }
-
-    /// The token of an employer's representative acting for `organisations`.
-    pub fn employer_token(&self, organisations: &[&str]) -> String {
-        self.issuer.token_for_organisations(
-            EMPLOYER_REPRESENTATIVE,
-            &["application-employer", "refund-employer"],
-            organisations,
-        )
-    }
-
-    /// The token of supplier `organisation`'s system.
-    pub fn supplier_token(&self, organisation: &str) -> String {
-        self.issuer.token_for_organisations(
-            &format!("supplier-{organisation}"),
-            &["pilot-supplier"],
-            &[organisation],
-        )
     }
 
     /// Everything every service has logged so far, one log after another.
@@ -426,7 +323,7 @@ impl EventLog {
         &self,
         matches: impl Fn(&M) -> bool,
     ) -> anyhow::Result<M> {
-        let deadline = tokio::time::Instant::now() + EVENT_TIMEOUT;
+        let deadline = tokio::time::Instant::now() + STEP_TIMEOUT;
         loop {
             if let Some(event) = self.matching(&matches).into_iter().next() {
                 return Ok(event);
@@ -439,7 +336,7 @@ impl EventLog {
                     .map(|envelope| envelope.event_type)
                     .collect();
                 anyhow::bail!(
-                    "no matching {} within {EVENT_TIMEOUT:?}; events seen: {seen:?}",
+                    "no matching {} within {STEP_TIMEOUT:?}; events seen: {seen:?}",
                     M::full_name()
                 );
             }
@@ -503,57 +400,6 @@ impl EventLog {
     }
 }
 
-/// Calls `call` until it stops answering UNAVAILABLE (something it needs has not arrived by
-/// event yet, as the contracts say: retry), for at most [`EVENT_TIMEOUT`].
-pub async fn until_available<T, F, Fut>(what: &str, mut call: F) -> anyhow::Result<T>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>>,
-{
-    let deadline = tokio::time::Instant::now() + EVENT_TIMEOUT;
-    loop {
-        match call().await {
-            Ok(response) => return Ok(response.into_inner()),
-            Err(status)
-                if status.code() == Code::Unavailable && tokio::time::Instant::now() < deadline =>
-            {
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-            Err(status) => {
-                return Err(anyhow::anyhow!(
-                    "{what}: {:?} {} {}",
-                    status.code(),
-                    status.message(),
-                    ekb_testkit::status::reason(&status)
-                ));
-            }
-        }
-    }
-}
-
-/// Polls `check` (a gRPC read) until it returns `Some`, for at most [`EVENT_TIMEOUT`]; a
-/// status it returns meanwhile is retried, and reported if it is still failing at the end.
-pub async fn eventually_state<T, F, Fut>(what: &str, mut check: F) -> anyhow::Result<T>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = anyhow::Result<Option<T>>>,
-{
-    let deadline = tokio::time::Instant::now() + EVENT_TIMEOUT;
-    loop {
-        let outcome = check().await;
-        match outcome {
-            Ok(Some(value)) => return Ok(value),
-            Ok(None) | Err(_) if tokio::time::Instant::now() < deadline => {
-                tokio::time::sleep(Duration::from_millis(150)).await;
-            }
-            Ok(None) => anyhow::bail!("timed out after {EVENT_TIMEOUT:?} waiting for {what}"),
-            Err(error) => {
-                return Err(error.context(format!("waiting for {what}")));
-            }
-        }
-    }
-}
-
 /// Asserts that `result` is a refusal with `code` and reason `reason`.
 pub fn assert_refused<T: std::fmt::Debug>(
     result: Result<tonic::Response<T>, tonic::Status>,
@@ -574,9 +420,4 @@ pub fn assert_refused<T: std::fmt::Debug>(
             );
         }
     }
-}
-
-/// `message` with `authorization: Bearer token`.
-pub fn authorised<T>(message: T, token: &str) -> tonic::Request<T> {
-    with_bearer(message, token)
 }

@@ -112,20 +112,21 @@ fn a_bad_configuration_value_stops_the_process_naming_the_key() -> anyhow::Resul
     )
 }
 
-/// Routing with a role table that names an RPC routing does not have.
-struct RoutingWithAWrongRoleTable;
+/// A gRPC server the contract does not describe, so it gives none of its RPCs a role.
+struct NotInTheContract;
 
-impl ServiceDescription for RoutingWithAWrongRoleTable {
+impl tonic::server::NamedService for NotInTheContract {
+    const NAME: &'static str = "ekspertbistand.v1.NotInTheContract";
+}
+
+/// Routing, described as serving a gRPC service the contract does not describe.
+struct RoutingWithoutAContract;
+
+impl ServiceDescription for RoutingWithoutAContract {
     const NAME: &'static str = "routing";
     const DEFAULTS: &'static str = ekb_routing::config::DEFAULTS;
     const LIST_KEYS: &'static [&'static str] = ekb_routing::Routing::LIST_KEYS;
-    const ROLES: ekb_platform::auth::RoleTable = &[
-        ("OpenCase", &["case-writer"]),
-        ("GetCase", &["case-reader"]),
-        ("EvaluateRoute", &["case-reader"]),
-        ("DeleteCase", &["case-writer"]),
-    ];
-    type Server = <ekb_routing::Routing as ServiceDescription>::Server;
+    type Server = NotInTheContract;
     type Settings = ekb_routing::RoutingSettings;
 
     fn migrator() -> &'static sqlx::migrate::Migrator {
@@ -141,7 +142,7 @@ impl ServiceDescription for RoutingWithAWrongRoleTable {
 }
 
 #[tokio::test]
-async fn a_role_table_naming_a_missing_rpc_stops_the_service_at_start() -> anyhow::Result<()> {
+async fn a_service_whose_rpcs_have_no_roles_in_the_contract_stops_at_start() -> anyhow::Result<()> {
     let broker = TestBroker::start()?;
     let database = ekb_testkit::postgres::fresh_database("wrong_roles").await?;
     let settings = TestSettings::new(
@@ -149,15 +150,14 @@ async fn a_role_table_naming_a_missing_rpc_stops_the_service_at_start() -> anyho
         broker.bootstrap_servers(),
         &unique_topic_prefix(),
     );
-    let started =
-        ekb_platform::service::load_config::<RoutingWithAWrongRoleTable>(&settings.apply(
-            ekb_platform::service::config_loader::<RoutingWithAWrongRoleTable>(),
-        ))?;
+    let started = ekb_platform::service::load_config::<RoutingWithoutAContract>(&settings.apply(
+        ekb_platform::service::config_loader::<RoutingWithoutAContract>(),
+    ))?;
     let listeners = ekb_platform::grpc::Listeners {
         grpc: tokio::net::TcpListener::bind("127.0.0.1:0").await?,
         metrics: tokio::net::TcpListener::bind("127.0.0.1:0").await?,
     };
-    let refused = ekb_platform::service::run::<RoutingWithAWrongRoleTable>(
+    let refused = ekb_platform::service::run::<RoutingWithoutAContract>(
         started,
         listeners,
         tokio_util::sync::CancellationToken::new(),
@@ -165,7 +165,8 @@ async fn a_role_table_naming_a_missing_rpc_stops_the_service_at_start() -> anyho
     .await
     .expect_err("refused at start");
     assert!(
-        format!("{refused:#}").contains("names RPC DeleteCase"),
+        format!("{refused:#}")
+            .contains("ekspertbistand.v1.NotInTheContract is not in the contract"),
         "{refused:#}"
     );
     Ok(())

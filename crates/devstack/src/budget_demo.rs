@@ -9,9 +9,9 @@
 //! finds makes it refuse to serve. Until applications and pilot-ordering run, nobody asks budget
 //! for money, so the usage report is empty, and says so.
 
-use ekb_platform::clock::Clock;
 use anyhow::Context;
 use ekb_domain::{CountyCode, Money};
+use ekb_platform::clock::Clock;
 use ekb_proto::v1::{
     self, BudgetAccount, UsageFigures, budget_service_client::BudgetServiceClient,
 };

@@ -1,101 +1,38 @@
-//! Who calls the flow services in `make run`'s walk through both flows, and the little the two
-//! walks share (opening the case, waiting for state that changes on events or for a service to
-//! know what an event told it, budget's settlement, printing a numbered step, ending a walk that
-//! could not finish with a note instead of a refusal to serve).
+//! Who calls the flow services in `make run`, and the little `make run`'s two walks share
+//! beyond the scenario library (`ekb_testkit::scenarios`, which holds the people, requests,
+//! waits and the walks themselves, shared with the end-to-end tests): the lines printed for the
+//! steps both walks have, ending a walk that could not finish with a note instead of a refusal
+//! to serve, today's date by the service clock, and the developer's own token.
 //!
 //! Why a token issuer in a local run: both flows are four-eyes (the caseworker who recommends or
 //! attests may not be the one who decides or approves), and with authentication off every
 //! caller is the same `local` person, so no decision could ever be made. The launcher therefore
-//! runs the flow services ([`FOUR_EYES_SERVICES`]) with authentication on, trusting a local
-//! issuer (testkit's, whose key protects nothing), and the walks call them as the people they
-//! name. Routing, the registry and budget stay open as before.
+//! runs the services whose catalog entry says `dev_auth` ([`authenticated_services`]) with
+//! authentication on, trusting a local issuer (testkit's, whose key protects nothing), and the
+//! walks call them as the people they name. Routing, the registry and budget stay open.
 
-use ekb_platform::clock::Clock;
-use std::{future::Future, time::Duration};
-
-use anyhow::{Context, bail};
 use ekb_domain::Money;
-use ekb_proto::v1::{
-    self, CommitmentKind, budget_service_client::BudgetServiceClient,
-    routing_service_client::RoutingServiceClient,
-};
+use ekb_platform::clock::Clock;
+use ekb_proto::v1;
 use ekb_testkit::{
-    catalog,
-    fixtures::{EMPLOYER_ORGNR, open_case},
+    catalog::{self, SERVICES},
+    fixtures::EMPLOYER_ORGNR,
     issuer::TestIssuer,
-    services::{ServiceProcess, with_bearer},
+    services::ServiceProcess,
 };
-use tonic::transport::Channel;
 
 use crate::sample_cases::flow_name;
 
-/// The services that decide with four eyes, and so need to know who is calling even locally.
-pub const FOUR_EYES_SERVICES: [&str; 3] = ["applications", "refunds", "pilot-ordering"];
-/// The caseworker of the walks (first pair of eyes).
-pub const CASEWORKER: &str = "Z990001";
-/// The decider and approver of the walks (second pair of eyes).
-pub const DECIDER: &str = "Z990002";
-/// How long a walk waits for a step that happens through events.
-const STEP_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long the developer's token printed by `make run` is valid.
 pub const DEVELOPER_TOKEN_HOURS: u64 = 12;
 
-/// The callers of the walks, with tokens from the local issuer.
-pub struct Callers<'a> {
-    issuer: &'a TestIssuer,
-}
-
-impl<'a> Callers<'a> {
-    /// Callers whose tokens `issuer` signs.
-    pub fn new(issuer: &'a TestIssuer) -> Self {
-        Callers { issuer }
-    }
-
-    /// The caseworker, with the caseworker and reader roles of both flows.
-    pub fn caseworker(&self) -> String {
-        self.issuer.token(
-            CASEWORKER,
-            &[
-                "application-caseworker",
-                "application-reader",
-                "refund-caseworker",
-                "refund-reader",
-                "pilot-caseworker",
-                "pilot-reader",
-            ],
-        )
-    }
-
-    /// The decider, who decides applications and claims and approves invoices.
-    pub fn decider(&self) -> String {
-        self.issuer.token(
-            DECIDER,
-            &[
-                "application-decider",
-                "refund-decider",
-                "pilot-approver",
-                "pilot-reader",
-            ],
-        )
-    }
-
-    /// The employer's representative, acting for `organisation`.
-    pub fn employer(&self, organisation: &str) -> String {
-        self.issuer.token_for_organisations(
-            "make-run-employer",
-            &["application-employer", "refund-employer"],
-            &[organisation],
-        )
-    }
-
-    /// Supplier `organisation`'s system.
-    pub fn supplier(&self, organisation: &str) -> String {
-        self.issuer.token_for_organisations(
-            &format!("make-run-supplier-{organisation}"),
-            &["pilot-supplier"],
-            &[organisation],
-        )
-    }
+/// The services that check tokens under `make run` (their catalog entry's `dev_auth`).
+pub fn authenticated_services() -> Vec<&'static str> {
+    SERVICES
+        .iter()
+        .filter(|service| service.dev_auth)
+        .map(|service| service.name)
+        .collect()
 }
 
 /// A token with every role of every service, acting for `organisations`, valid for
@@ -117,8 +54,8 @@ pub fn developer_token(issuer: &TestIssuer, organisations: &[&str]) -> String {
     }))
 }
 
-/// What `make run` prints for the developer's own calls to the four-eyes services: a token
-/// with every role, acting for the fixture's employer and suppliers, and an example call.
+/// What `make run` prints for the developer's own calls to the services that check tokens: a
+/// token with every role, acting for the fixture's employer and suppliers, and an example call.
 pub fn token_instructions(issuer: &TestIssuer, services: &[ServiceProcess]) -> String {
     let mut organisations = vec![EMPLOYER_ORGNR.to_owned()];
     organisations.extend(crate::fixture::supplier_organisation_numbers());
@@ -127,7 +64,7 @@ pub fn token_instructions(issuer: &TestIssuer, services: &[ServiceProcess]) -> S
     let mut out = format!(
         "{} need a token (valid {DEVELOPER_TOKEN_HOURS} h, every role, acting for {}):\n  \
          export EKB_TOKEN={token}\n",
-        FOUR_EYES_SERVICES.join(", "),
+        authenticated_services().join(", "),
         listed.join(", ")
     );
     // One example call per listing service that runs: (service, request body, method).
@@ -155,141 +92,34 @@ pub fn token_instructions(issuer: &TestIssuer, services: &[ServiceProcess]) -> S
     out
 }
 
-/// `message` with the bearer `token`.
-pub fn as_caller<T>(message: T, token: &str) -> tonic::Request<T> {
-    with_bearer(message, token)
-}
-
-/// Polls `check` until it returns `Some` (state that changes when an event arrives), failing
-/// with `what` after a while.
-pub async fn wait_for<T, F, Fut>(what: &str, mut check: F) -> anyhow::Result<T>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = anyhow::Result<Option<T>>>,
-{
-    let deadline = tokio::time::Instant::now() + STEP_TIMEOUT;
-    loop {
-        if let Some(value) = check().await? {
-            return Ok(value);
-        }
-        if tokio::time::Instant::now() >= deadline {
-            bail!("{what} did not happen within {STEP_TIMEOUT:?}");
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
-/// Calls `call` until it stops answering UNAVAILABLE (the service has not had the event it
-/// needs yet: `what`), then returns what `pick` takes from the answer; any other refusal ends
-/// the walk, named after `rpc`.
-pub async fn when_known<R, T, F, Fut>(
-    what: &str,
-    rpc: &str,
-    mut call: F,
-    pick: impl Fn(R) -> Option<T>,
-) -> anyhow::Result<T>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<tonic::Response<R>, tonic::Status>>,
-{
-    wait_for(what, || {
-        let answer = call();
-        let pick = &pick;
-        async move {
-            match answer.await {
-                Ok(response) => Ok(pick(response.into_inner())),
-                Err(status) if status.code() == tonic::Code::Unavailable => Ok(None),
-                Err(status) => Err(anyhow::anyhow!("{rpc}: {}", refusal(&status))),
-            }
-        }
-    })
-    .await
-}
-
-/// Opens a case with `facts` and prints routing's decision as step 1, the case `described` (its
-/// municipality and the expert chosen); returns the case.
-pub async fn open_case_step(
-    routing: &mut RoutingServiceClient<Channel>,
-    facts: v1::CaseFacts,
-    described: &str,
-) -> anyhow::Result<v1::Case> {
-    let case = routing
-        .open_case(open_case(facts))
-        .await
-        .context("OpenCase")?
-        .into_inner()
-        .case
-        .unwrap_or_default();
-    let decision = case.decision.unwrap_or_default();
-    step(
-        1,
-        format!(
-            "OpenCase: case {} in {described} → {} ({})",
-            case.case_id,
-            flow_name(decision.flow()),
-            decision
-                .reason()
-                .as_str_name()
-                .trim_start_matches("ROUTING_REASON_")
-        ),
-    );
-    Ok(case)
-}
-
-/// Waits until budget has settled the reservation of commitment `id` of `kind` (disbursed the
-/// payout, released the rest), and prints it as step `number`.
-pub async fn settled_step(
-    budget: &BudgetServiceClient<Channel>,
-    number: usize,
-    kind: CommitmentKind,
-    id: &str,
-) -> anyhow::Result<()> {
-    let settled = wait_for("budget to disburse and release (FundsDisbursed)", || {
-        let mut budget = budget.clone();
-        let id = id.to_owned();
-        async move {
-            let reservation = budget
-                .get_reservation(v1::GetReservationRequest {
-                    commitment: Some(v1::Commitment {
-                        kind: kind as i32,
-                        commitment_id: id,
-                    }),
-                })
-                .await
-                .map_err(|status| anyhow::anyhow!("GetReservation: {}", refusal(&status)))?
-                .into_inner()
-                .reservation
-                .unwrap_or_default();
-            Ok((reservation.status() == v1::ReservationStatus::Settled).then_some(reservation))
-        }
-    })
-    .await?;
-    step(
-        number,
-        format!(
-            "Budget: reserved {} = disbursed {} (FundsDisbursed) + released {} \
-             (FundsReleased, remainder); reservation SETTLED",
-            Money::from_ore(settled.reserved_ore),
-            Money::from_ore(settled.disbursed_ore),
-            Money::from_ore(settled.released_ore)
-        ),
-    );
-    Ok(())
-}
-
 /// Prints step `number` of a walk.
 pub fn step(number: usize, text: impl AsRef<str>) {
     println!("  {number:>2}. {}", text.as_ref());
 }
 
-/// A gRPC refusal as one line: code, reason (`google.rpc.ErrorInfo`) and message.
-pub fn refusal(status: &tonic::Status) -> String {
-    use tonic_types::StatusExt as _;
-    let reason = status
-        .get_details_error_info()
-        .map(|info| format!(" {}", info.reason))
-        .unwrap_or_default();
-    format!("{:?}{reason}: {}", status.code(), status.message())
+/// Step 1 of both walks: routing's decision on `case` in `place`.
+pub fn case_opened(case: &v1::Case, place: &str) -> String {
+    let decision = case.decision.unwrap_or_default();
+    format!(
+        "OpenCase: case {} in {place} → {} ({})",
+        case.case_id,
+        flow_name(decision.flow()),
+        decision
+            .reason()
+            .as_str_name()
+            .trim_start_matches("ROUTING_REASON_")
+    )
+}
+
+/// Step 8 of both walks: budget settled `reservation`.
+pub fn settled(reservation: &v1::Reservation) -> String {
+    format!(
+        "Budget: reserved {} = disbursed {} (FundsDisbursed) + released {} \
+         (FundsReleased, remainder); reservation SETTLED",
+        Money::from_ore(reservation.reserved_ore),
+        Money::from_ore(reservation.disbursed_ore),
+        Money::from_ore(reservation.released_ore)
+    )
 }
 
 /// How a walk that stopped early ends: a fault on a fresh run (nothing but this run's data, so
@@ -313,7 +143,8 @@ pub fn oslo_today(clock: &dyn Clock) -> String {
 }
 
 /// A synthetic (Tenor: month + 80) fødselsnummer for the walks' employee: valid check digits,
-/// never a real person's. The launcher lets the flow services accept synthetic numbers.
+/// never a real person's. The flow services accept synthetic numbers under `make run` (their
+/// catalog entries' `dev_settings`).
 pub fn synthetic_fodselsnummer() -> String {
     ekb_testkit::people::synthetic_fodselsnummer("120885", 0)
 }
@@ -338,9 +169,10 @@ mod tests {
     }
 
     #[test]
-    fn only_the_four_eyes_services_get_authentication() {
-        for name in FOUR_EYES_SERVICES {
-            assert!(catalog::entry(name).is_some(), "{name}");
-        }
+    fn the_flow_services_check_tokens_and_the_others_do_not() {
+        assert_eq!(
+            authenticated_services(),
+            ["applications", "refunds", "pilot-ordering"]
+        );
     }
 }

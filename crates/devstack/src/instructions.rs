@@ -27,7 +27,7 @@ pub fn how_to_call(
         out,
         "The system is running (auth is OFF, no token needed, except for {}: see the token \
          below).",
-        crate::demo_callers::FOUR_EYES_SERVICES.join(", ")
+        crate::demo_callers::authenticated_services().join(", ")
     );
     let _ = writeln!(out);
     let _ = writeln!(out, "  gRPC (reflection on, plaintext):");

@@ -6,9 +6,10 @@
 //! stopped the same way; nothing here names a service. What is particular to routing and the
 //! registry — the fixture and the sample cases — is in `demo`, budget's appropriation and
 //! usage report in `budget_demo`, and the walks through both flows in `regular_flow_demo` and
-//! `pilot_flow_demo`; all find their services by name. The flow services alone run with
-//! authentication on (four eyes needs two people; `demo_callers` says why), trusting a local
-//! issuer.
+//! `pilot_flow_demo`; all find their services by name. What differs per service under
+//! `make run` — whether it checks tokens (four eyes needs two people; `demo_callers` says why),
+//! trusting a local issuer, and its settings beyond the defaults — is in its catalog entry
+//! (`dev_auth`, `dev_settings`).
 //!
 //! The pieces are testkit's (`TestBroker`, `ServiceProcess`, `postgres`), as in the end-to-end
 //! tests; what the launcher adds is fixed ports and log paths, and process groups of their own
@@ -49,26 +50,11 @@ use tokio::signal::unix::{Signal, SignalKind, signal};
 
 use crate::{
     budget_demo, databases, demo,
-    demo_callers::{self, FOUR_EYES_SERVICES},
+    demo_callers::{self, authenticated_services},
     instructions,
     options::{METRICS_PORT_FLAG, Options, PORT_FLAG, ServiceOptions},
     pilot_flow_demo, regular_flow_demo,
 };
-
-/// Settings of the local run beyond the services' defaults, per service: the flow services
-/// accept synthetic test fødselsnumre (the walks' employee has one; production refuses them).
-const DEV_SETTINGS: &[(&str, &str, &str)] = &[
-    (
-        "applications",
-        "privacy.accept_synthetic_fodselsnummer",
-        "true",
-    ),
-    (
-        "pilot-ordering",
-        "privacy.accept_synthetic_fodselsnummer",
-        "true",
-    ),
-];
 
 /// How long a service may take from spawn to SERVING (the first start runs migrations).
 const SERVING_TIMEOUT: Duration = Duration::from_secs(60);
@@ -275,7 +261,7 @@ async fn bring_up_and_serve(stack: &mut Stack, options: &Options) -> anyhow::Res
         "Auth        OFF for the other services (auth.mode=disabled): no bearer token needed, no \
          role checks.\n            ON for {} (four eyes needs two people): tokens from a local \
          issuer,\n            JWKS at {}; its key protects nothing. Local runs only.",
-        FOUR_EYES_SERVICES.join(", "),
+        authenticated_services().join(", "),
         issuer.jwks_url()
     );
 
@@ -290,10 +276,10 @@ async fn bring_up_and_serve(stack: &mut Stack, options: &Options) -> anyhow::Res
             .with("kafka.topic_prefix", options.topic_prefix.clone())
             .with("kafka.auto_create_topics", "true")
             .with("database.create_if_missing", "true");
-        if FOUR_EYES_SERVICES.contains(&name) {
+        if service.entry.dev_auth {
             settings = settings.with_auth(&issuer);
         }
-        for (_, key, value) in DEV_SETTINGS.iter().filter(|(owner, _, _)| *owner == name) {
+        for (key, value) in service.entry.dev_settings {
             settings = settings.with(key, *value);
         }
         if let Some(start) = &clock_start {

@@ -11,9 +11,12 @@
 //! the demo shows), and `--exit-after-demo` turns the whole sequence into a smoke test
 //! (`tests/demo.rs`).
 //!
+//! `ekb-compose` prints the laptop compose file from the same catalog ([`compose_file`]).
+//!
 //! The modules are public for the smoke test, which uses the fixture's constants.
 
 pub mod budget_demo;
+pub mod compose_file;
 pub mod databases;
 pub mod demo;
 pub mod demo_callers;

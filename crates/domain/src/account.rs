@@ -111,5 +111,4 @@ mod tests {
         assert_eq!(from_str::<Account>("2650.76").ok(), Some(Account::SCHEME));
         assert!(from_str::<Account>("2650-76").is_err());
     }
-
 }

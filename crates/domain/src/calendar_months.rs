@@ -37,8 +37,8 @@ impl CalendarMonths {
 
     /// `date` plus these months, clamped to the last day of the target month.
     pub fn after(self, date: Date) -> Date {
-        let total = i64::from(date.year()) * 12 + i64::from(u8::from(date.month()) - 1)
-            + i64::from(self.0);
+        let total =
+            i64::from(date.year()) * 12 + i64::from(u8::from(date.month()) - 1) + i64::from(self.0);
         let year = i32::try_from(total.div_euclid(12)).unwrap_or(date.year());
         let month = Month::try_from(u8::try_from(total.rem_euclid(12) + 1).unwrap_or(1))
             .unwrap_or(Month::January);
@@ -48,8 +48,8 @@ impl CalendarMonths {
 
     /// `date` minus these months, clamped to the last day of the target month.
     pub fn before(self, date: Date) -> Date {
-        let total = i64::from(date.year()) * 12 + i64::from(u8::from(date.month()) - 1)
-            - i64::from(self.0);
+        let total =
+            i64::from(date.year()) * 12 + i64::from(u8::from(date.month()) - 1) - i64::from(self.0);
         let year = i32::try_from(total.div_euclid(12)).unwrap_or(date.year());
         let month = Month::try_from(u8::try_from(total.rem_euclid(12) + 1).unwrap_or(1))
             .unwrap_or(Month::January);
@@ -106,7 +106,10 @@ mod tests {
         assert_eq!("15months".parse(), Ok(CalendarMonths::new(15)));
         assert_eq!("15 days".parse::<CalendarMonths>(), Err(NotCalendarMonths));
         assert_eq!("months".parse::<CalendarMonths>(), Err(NotCalendarMonths));
-        assert_eq!(from_str::<CalendarMonths>("10 years").ok(), Some(CalendarMonths::years(10)));
+        assert_eq!(
+            from_str::<CalendarMonths>("10 years").ok(),
+            Some(CalendarMonths::years(10))
+        );
         assert_eq!(CalendarMonths::years(10).to_string(), "10 years");
         assert_eq!(CalendarMonths::new(15).to_string(), "15 months");
     }
@@ -117,6 +120,9 @@ mod tests {
         assert_eq!(six.after(date!(2027 - 08 - 31)), date!(2028 - 02 - 29));
         assert_eq!(six.after(date!(2026 - 08 - 31)), date!(2027 - 02 - 28));
         assert_eq!(six.before(date!(2027 - 08 - 31)), date!(2027 - 02 - 28));
-        assert_eq!(CalendarMonths::years(10).before(date!(2036 - 02 - 29)), date!(2026 - 02 - 28));
+        assert_eq!(
+            CalendarMonths::years(10).before(date!(2036 - 02 - 29)),
+            date!(2026 - 02 - 28)
+        );
     }
 }

@@ -301,10 +301,12 @@ impl ConfigError {
 pub fn whole_days(key: &str, duration: Duration) -> Result<i64, ConfigError> {
     const DAY: u64 = 86_400;
     if duration.subsec_nanos() != 0 || !duration.as_secs().is_multiple_of(DAY) {
-        return Err(ConfigError::invalid(key, "must be whole days, e.g. \"90 days\""));
+        return Err(ConfigError::invalid(
+            key,
+            "must be whole days, e.g. \"90 days\"",
+        ));
     }
-    i64::try_from(duration.as_secs() / DAY)
-        .map_err(|_| ConfigError::invalid(key, "is too long"))
+    i64::try_from(duration.as_secs() / DAY).map_err(|_| ConfigError::invalid(key, "is too long"))
 }
 
 /// The environment variable that sets a dotted key: `kafka.brokers` → `EKB__KAFKA__BROKERS`.
@@ -318,17 +320,50 @@ pub type ReplacedKey = (&'static str, &'static str);
 /// The platform's keys that one configuration vocabulary replaced (ADR 0030): durations are
 /// written once, human-readable (`"30s"`, `"5m"`, `"7days"`), under a name without a unit.
 pub const PLATFORM_REPLACED_KEYS: &[ReplacedKey] = &[
-    ("grpc.request_timeout_seconds", "grpc.request_timeout (a duration, e.g. \"30s\")"),
-    ("kafka.session_timeout_ms", "kafka.session_timeout (a duration, e.g. \"45s\")"),
-    ("auth.clock_skew_seconds", "auth.clock_skew (a duration, e.g. \"30s\")"),
-    ("shutdown.drain_seconds", "shutdown.drain (a duration, e.g. \"5s\")"),
-    ("shutdown.grace_seconds", "shutdown.grace (a duration, e.g. \"20s\")"),
-    ("outbox.poll_interval_ms", "outbox.poll_interval (a duration, e.g. \"5s\")"),
-    ("outbox.lease_seconds", "outbox.lease (a duration, e.g. \"60s\")"),
-    ("outbox.retention_hours", "outbox.retention (a duration, e.g. \"7days\")"),
-    ("consumer.initial_backoff_ms", "consumer.initial_backoff (a duration, e.g. \"100ms\")"),
-    ("consumer.max_backoff_ms", "consumer.max_backoff (a duration, e.g. \"5s\")"),
-    ("consumer.inbox_retention_hours", "consumer.inbox_retention (a duration, e.g. \"60days\")"),
+    (
+        "grpc.request_timeout_seconds",
+        "grpc.request_timeout (a duration, e.g. \"30s\")",
+    ),
+    (
+        "kafka.session_timeout_ms",
+        "kafka.session_timeout (a duration, e.g. \"45s\")",
+    ),
+    (
+        "auth.clock_skew_seconds",
+        "auth.clock_skew (a duration, e.g. \"30s\")",
+    ),
+    (
+        "shutdown.drain_seconds",
+        "shutdown.drain (a duration, e.g. \"5s\")",
+    ),
+    (
+        "shutdown.grace_seconds",
+        "shutdown.grace (a duration, e.g. \"20s\")",
+    ),
+    (
+        "outbox.poll_interval_ms",
+        "outbox.poll_interval (a duration, e.g. \"5s\")",
+    ),
+    (
+        "outbox.lease_seconds",
+        "outbox.lease (a duration, e.g. \"60s\")",
+    ),
+    (
+        "outbox.retention_hours",
+        "outbox.retention (a duration, e.g. \"7days\")",
+    ),
+    (
+        "consumer.initial_backoff_ms",
+        "consumer.initial_backoff (a duration, e.g. \"100ms\")",
+    ),
+    (
+        "consumer.max_backoff_ms",
+        "consumer.max_backoff (a duration, e.g. \"5s\")",
+    ),
+    (
+        "consumer.inbox_retention_hours",
+        "consumer.inbox_retention (a duration, e.g. \"60days\")",
+    ),
 ];
 
 /// Builds a service's configuration from the layered sources.
@@ -563,7 +598,9 @@ impl PlatformConfig {
                 }
             }
         }
-        if self.clock.start.is_some() && self.auth.mode == AuthMode::Jwt && !self.clock.allow_with_jwt
+        if self.clock.start.is_some()
+            && self.auth.mode == AuthMode::Jwt
+            && !self.clock.allow_with_jwt
         {
             return Err(ConfigError::invalid(
                 "clock.start",
@@ -623,16 +660,28 @@ mod tests {
         assert!(refused.to_string().contains("clock.start"), "{refused}");
         let allowed = [jwt.as_slice(), &[("clock.allow_with_jwt", "true")]].concat();
         assert!(load(&allowed).is_ok());
-        assert_eq!(load(&[("auth.mode", "disabled")]).expect("loads").clock.start, None);
+        assert_eq!(
+            load(&[("auth.mode", "disabled")])
+                .expect("loads")
+                .clock
+                .start,
+            None
+        );
     }
 
     #[test]
     fn a_replaced_key_is_refused_naming_its_replacement_and_durations_read_as_people_write_them() {
-        let refused = load(&[("auth.mode", "disabled"), ("outbox.poll_interval_ms", "500")])
-            .expect_err("a replaced key");
+        let refused = load(&[
+            ("auth.mode", "disabled"),
+            ("outbox.poll_interval_ms", "500"),
+        ])
+        .expect_err("a replaced key");
         let message = refused.to_string();
         assert!(message.contains("outbox.poll_interval_ms"), "{message}");
-        assert!(message.contains("outbox.poll_interval (a duration"), "{message}");
+        assert!(
+            message.contains("outbox.poll_interval (a duration"),
+            "{message}"
+        );
         let config = load(&[
             ("auth.mode", "disabled"),
             ("outbox.poll_interval", "250ms"),
@@ -641,16 +690,25 @@ mod tests {
         ])
         .expect("loads");
         assert_eq!(config.outbox.poll_interval, Duration::from_millis(250));
-        assert_eq!(config.consumer.inbox_retention, Duration::from_secs(90 * 86_400));
+        assert_eq!(
+            config.consumer.inbox_retention,
+            Duration::from_secs(90 * 86_400)
+        );
         assert_eq!(config.shutdown.grace, Duration::from_secs(90));
         let bad = load(&[("auth.mode", "disabled"), ("outbox.lease", "sixty")])
             .expect_err("not a duration");
-        assert!(bad.to_string().contains("outbox.lease") || bad.to_string().contains("lease"), "{bad}");
+        assert!(
+            bad.to_string().contains("outbox.lease") || bad.to_string().contains("lease"),
+            "{bad}"
+        );
     }
 
     #[test]
     fn a_count_of_days_must_be_whole_days() {
-        assert_eq!(whole_days("k", Duration::from_secs(90 * 86_400)).ok(), Some(90));
+        assert_eq!(
+            whole_days("k", Duration::from_secs(90 * 86_400)).ok(),
+            Some(90)
+        );
         assert!(whole_days("k", Duration::from_secs(36 * 3_600)).is_err());
     }
 

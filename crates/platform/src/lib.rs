@@ -29,6 +29,7 @@ pub mod retention;
 pub mod service;
 pub mod shutdown;
 pub mod span_ids;
+pub mod stored_codes;
 pub mod telemetry;
 pub mod tls;
 pub mod trace_context;
@@ -38,6 +39,7 @@ pub use error::{ApiError, Violations};
 
 /// Crates the platform's macros expand to, so a service needs no direct dependency on them.
 pub mod reexports {
+    pub use sqlx;
     pub use tokio;
     pub use tonic;
 }

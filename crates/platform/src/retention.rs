@@ -60,6 +60,9 @@ mod tests {
         assert!(short.to_string().contains("retention.records"), "{short}");
         assert!(short.to_string().contains("10 years"), "{short}");
         let long = section(121, 120).check().expect_err("outlives the record");
-        assert!(long.to_string().contains("retention.personal_data"), "{long}");
+        assert!(
+            long.to_string().contains("retention.personal_data"),
+            "{long}"
+        );
     }
 }

@@ -1,9 +1,10 @@
 //! A service is data: everything the platform needs to run one is described once, in the
 //! service's own crate, by implementing [`ServiceDescription`]: its name, its gRPC server (whose
-//! `NamedService::NAME` names it in health, reflection and the role table), the roles each RPC
-//! accepts, the unique constraints its callers may hit, its migrations, its configuration
-//! (defaults plus typed settings, loaded with the platform's in one pass), and a build step that
-//! returns its routes, the events it consumes and any workers of its own.
+//! `NamedService::NAME` names it in health, reflection and the contract, where each RPC's
+//! `roles` option says who may call it), the unique constraints its callers may hit, its
+//! migrations, its configuration (defaults plus typed settings, loaded with the platform's in
+//! one pass), and a build step that returns its routes, the events it consumes and any workers
+//! of its own.
 //!
 //! Everything else is written once, here: [`load_config`] and [`run`] (used by `main`, the
 //! tests and the dev launcher alike), so every service starts, validates, serves, consumes and
@@ -17,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 use tonic::{server::NamedService, service::Routes};
 
 use crate::{
-    auth::{RoleTable, RpcRoles},
+    auth::RpcRoles,
     clock::{OffsetClock, SharedClock, SystemClock},
     config::{ConfigError, ConfigLoader, ServiceConfig},
     error::ConstraintMessages,
@@ -38,13 +39,12 @@ pub trait ServiceDescription: Sized + Send + Sync + 'static {
     const LIST_KEYS: &'static [&'static str] = &[];
     /// Keys of its own that were replaced, and what to write instead (refused at start).
     const REPLACED_KEYS: &'static [crate::config::ReplacedKey] = &[];
-    /// The roles that may call each RPC; checked against the contract at start.
-    const ROLES: RoleTable;
     /// Unique constraints a valid request may violate, with what the caller is told
     /// (ALREADY_EXISTS); any other violation is INTERNAL.
     const CONSTRAINTS: ConstraintMessages = &[];
 
-    /// The tonic server of its gRPC service (its name keys health, reflection and roles).
+    /// The tonic server of its gRPC service (its name keys health, reflection and the roles its
+    /// contract gives each RPC).
     type Server: NamedService;
     /// Its own configuration sections, typed (`crate::config::NoSettings` for none).
     type Settings: DeserializeOwned + Clone + std::fmt::Debug + Send + Sync + 'static;
@@ -158,7 +158,7 @@ pub async fn run_with_clock<S: ServiceDescription>(
     clock: SharedClock,
 ) -> anyhow::Result<()> {
     let grpc_name = <S::Server as NamedService>::NAME;
-    let roles = RpcRoles::checked(grpc_name, S::ROLES, ekb_proto::FILE_DESCRIPTOR_SET)?;
+    let roles = RpcRoles::from_contract(grpc_name, ekb_proto::FILE_DESCRIPTOR_SET)?;
     let ServiceConfig { platform, settings } = config;
     let mut host = ServiceHost::new(ServiceIdentity::new(S::NAME, grpc_name, roles), platform)?
         .with_clock(clock);

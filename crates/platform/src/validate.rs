@@ -446,11 +446,17 @@ mod paging_and_personal_data_tests {
             email: " kari@example.no ".to_owned(),
         };
         let mut check = Violations::new();
-        let contact = check.contact_person("contact_person", Some(&good)).expect("valid");
+        let contact = check
+            .contact_person("contact_person", Some(&good))
+            .expect("valid");
         assert_eq!(contact.email, "kari@example.no");
         assert!(check.is_empty());
         for (phone, email, bad_field) in [
-            ("4799+887766", "kari@example.no", "contact_person.phone_number"),
+            (
+                "4799+887766",
+                "kari@example.no",
+                "contact_person.phone_number",
+            ),
             ("1234567", "kari@example.no", "contact_person.phone_number"),
             ("+4799887766", "kari@@example.no", "contact_person.email"),
             ("+4799887766", "@example.no", "contact_person.email"),
@@ -462,9 +468,16 @@ mod paging_and_personal_data_tests {
                 email: email.to_owned(),
                 ..good.clone()
             };
-            assert!(check.contact_person("contact_person", Some(&contact)).is_none());
+            assert!(
+                check
+                    .contact_person("contact_person", Some(&contact))
+                    .is_none()
+            );
             let error = check.finish_with(|| Some(())).expect_err("refused");
-            assert!(error.to_string().contains(bad_field), "{phone} {email}: {error}");
+            assert!(
+                error.to_string().contains(bad_field),
+                "{phone} {email}: {error}"
+            );
         }
         let mut check = Violations::new();
         assert!(check.contact_person("contact_person", None).is_none());

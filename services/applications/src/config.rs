@@ -1,13 +1,20 @@
 //! Applications' configuration: the platform sections plus `[applications]` (the dated max rate
-//! table, the account charged, the refund deadline rule, the resend and retention times) and
-//! `[privacy]` (the pseudonym and encryption keys). Everything a rule of the regulation depends
-//! on is here, never in code: the max rate changes every year and the deadline rule is NAV's.
-//! A misspelt key stops the service at start (the platform checks every key).
+//! table, the account charged, the refund deadline rule, the resend and job times),
+//! `[retention]` (the platform's: how long personal data and records are kept) and `[privacy]`
+//! (the pseudonym and encryption keys). Everything a rule of the regulation depends on is here,
+//! never in code: the max rate changes every year and the deadline rule is NAV's. Values are
+//! written in the platform's one vocabulary (ADR 0030): an account `"2650.76"`, calendar months
+//! `"6 months"`, elapsed time `"15m"`. A misspelt key stops the service at start (the platform
+//! checks every key), and a key this vocabulary replaced names its replacement
+//! ([`REPLACED_KEYS`]).
 
-use ekb_domain::{PersonalDataCipher, PseudonymKey, SyntheticPolicy};
+use std::time::Duration;
+
+use ekb_domain::{Account, CalendarMonths, PersonalDataCipher, PseudonymKey, SyntheticPolicy};
 use ekb_platform::{
-    config::ConfigError,
+    config::{ConfigError, ReplacedKey},
     privacy::{PrivacyKeys, PrivacySection},
+    retention::RetentionSection,
 };
 use ekb_proto::convert::gross_to_wire;
 use ekb_proto::v1;
@@ -26,22 +33,42 @@ max_rates = [
   "2024-01-01=2400000=Forskrift om tilskudd til ekspertbistand; 24 000 kr from 2024 (NAV)",
 ]
 account = "2650.76"
-refund_deadline_months = 6
-funds_request_resend_after = "15 minutes"
-funds_request_resend_max_interval = "1 day"
-personal_data_retention = "15 months"
-record_retention_years = 10
-jobs_interval = "1 minute"
+refund_deadline = "6 months"
+funds_request_resend_after = "15m"
+funds_request_resend_max_interval = "1day"
+jobs_interval = "1m"
+
+[retention]
+personal_data = "15 months"
+records = "10 years"
 "#;
 
 /// Keys whose environment value is a comma-separated list.
 pub const LIST_KEYS: &[&str] = &["applications.max_rates"];
+
+/// Keys the configuration vocabulary replaced, refused at start naming what to write instead.
+pub const REPLACED_KEYS: &[ReplacedKey] = &[
+    (
+        "applications.refund_deadline_months",
+        "applications.refund_deadline (calendar months, e.g. \"6 months\")",
+    ),
+    (
+        "applications.personal_data_retention",
+        "retention.personal_data (calendar months, e.g. \"15 months\")",
+    ),
+    (
+        "applications.record_retention_years",
+        "retention.records (calendar months or years, e.g. \"10 years\")",
+    ),
+];
 
 /// Applications' own configuration sections.
 #[derive(Debug, Clone, Deserialize)]
 pub struct ApplicationsSettings {
     /// The `[applications]` section.
     pub applications: ApplicationsSection,
+    /// The `[retention]` section (the platform's, shared with refunds).
+    pub retention: RetentionSection,
     /// The `[privacy]` section (the platform's, shared with pilot-ordering).
     #[serde(default)]
     pub privacy: PrivacySection,
@@ -52,63 +79,20 @@ pub struct ApplicationsSettings {
 pub struct ApplicationsSection {
     /// The max rate table: `YYYY-MM-DD=ØRE=source` per rate (gross, in force from the date).
     pub max_rates: Vec<String>,
-    /// The account grants are charged to, `CHAPTER.POST`.
-    pub account: String,
-    /// Months added to the later of the planned start date and the grant date for the refund
-    /// deadline.
-    pub refund_deadline_months: u32,
-    /// Wait before re-sending an unanswered GrantRequested, e.g. `15 minutes`.
-    pub funds_request_resend_after: String,
-    /// Longest wait between re-sends (the wait doubles up to it).
-    pub funds_request_resend_max_interval: String,
-    /// How long after the case ends here personal data is erased, e.g. `15 months`.
-    pub personal_data_retention: String,
-    /// Years after the case ended here that the record (and its audit trail) is deleted.
-    pub record_retention_years: u16,
-    /// How often the resend and retention jobs run.
-    pub jobs_interval: String,
-}
-
-/// A length of time as configuration writes it: `<n> <unit>`, unit seconds, minutes, hours,
-/// days or months.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Span {
-    /// Whole months.
-    pub months: i32,
-    /// Seconds besides the months.
-    pub seconds: i64,
-}
-
-impl Span {
-    /// Parses `text`; `None` if it is not `<n> <unit>`.
-    pub fn parse(text: &str) -> Option<Span> {
-        let (number, unit) = text.trim().split_once(' ')?;
-        let number: i64 = number.trim().parse().ok().filter(|n| *n >= 0)?;
-        let unit = unit.trim().trim_end_matches('s');
-        let seconds = |factor: i64| {
-            Some(Span {
-                months: 0,
-                seconds: number.checked_mul(factor)?,
-            })
-        };
-        match unit {
-            "second" => seconds(1),
-            "minute" => seconds(60),
-            "hour" => seconds(3_600),
-            "day" => seconds(86_400),
-            "month" => Some(Span {
-                months: i32::try_from(number).ok()?,
-                seconds: 0,
-            }),
-            _ => None,
-        }
-    }
-
-    /// As a `std::time::Duration` (months count as 30 days).
-    pub fn duration(&self) -> std::time::Duration {
-        let seconds = i64::from(self.months) * 30 * 86_400 + self.seconds;
-        std::time::Duration::from_secs(u64::try_from(seconds).unwrap_or(0))
-    }
+    /// The account grants are charged to, e.g. `"2650.76"`.
+    pub account: Account,
+    /// Calendar months added to the later of the planned start date and the grant date for the
+    /// refund deadline, e.g. `"6 months"`.
+    pub refund_deadline: CalendarMonths,
+    /// Wait before re-sending an unanswered GrantRequested, e.g. `"15m"`.
+    #[serde(with = "humantime_serde")]
+    pub funds_request_resend_after: Duration,
+    /// Longest wait between re-sends (the wait doubles up to it), e.g. `"1day"`.
+    #[serde(with = "humantime_serde")]
+    pub funds_request_resend_max_interval: Duration,
+    /// How often the resend and retention jobs run, e.g. `"1m"`.
+    #[serde(with = "humantime_serde")]
+    pub jobs_interval: Duration,
 }
 
 /// One entry of the max rate table.
@@ -141,19 +125,17 @@ pub struct Policy {
     /// The max rates, by `valid_from` ascending.
     pub max_rates: Vec<MaxRate>,
     /// The account charged.
-    pub account: v1::BudgetAccount,
-    /// Months of the refund deadline rule.
-    pub refund_deadline_months: u32,
+    pub account: Account,
+    /// The refund deadline rule's months.
+    pub refund_deadline: CalendarMonths,
     /// First wait before a resend.
-    pub resend_after: std::time::Duration,
+    pub resend_after: Duration,
     /// Longest wait between resends.
-    pub resend_max_interval: std::time::Duration,
-    /// Retention of personal data after the case ends.
-    pub retention: Span,
-    /// Years the record is kept after the case ended.
-    pub record_retention_years: u16,
+    pub resend_max_interval: Duration,
+    /// How long personal data and records are kept after the case ends.
+    pub retention: RetentionSection,
     /// How often the jobs run.
-    pub jobs_interval: std::time::Duration,
+    pub jobs_interval: Duration,
     /// Pseudonym key.
     pub pseudonym_key: PseudonymKey,
     /// Cipher for the fødselsnummer.
@@ -164,7 +146,7 @@ impl std::fmt::Debug for Policy {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Policy")
             .field("max_rates", &self.max_rates)
-            .field("refund_deadline_months", &self.refund_deadline_months)
+            .field("refund_deadline", &self.refund_deadline)
             .finish_non_exhaustive()
     }
 }
@@ -177,15 +159,6 @@ impl Policy {
             .rev()
             .find(|rate| rate.valid_from <= date)
     }
-}
-
-fn span(key: &str, text: &str) -> Result<Span, ConfigError> {
-    Span::parse(text).ok_or_else(|| {
-        ConfigError::invalid(
-            key,
-            "must be `<n> <unit>` with unit seconds, minutes, hours, days or months",
-        )
-    })
 }
 
 impl ApplicationsSettings {
@@ -232,48 +205,21 @@ impl ApplicationsSettings {
                 "must name at least one rate, each date once",
             ));
         }
-        let account = section
-            .account
-            .split_once('.')
-            .and_then(|(chapter, post)| Some((chapter.parse().ok()?, post.parse().ok()?)))
-            .filter(|(chapter, post): &(i32, i32)| {
-                (1..=9999).contains(chapter) && (1..=99).contains(post)
-            })
-            .map(|(chapter, post)| v1::BudgetAccount { chapter, post })
-            .ok_or_else(|| ConfigError::invalid("applications.account", "must be CHAPTER.POST"))?;
-        let resend_after = span(
-            "applications.funds_request_resend_after",
-            &section.funds_request_resend_after,
-        )?
-        .duration();
-        let resend_max_interval = span(
-            "applications.funds_request_resend_max_interval",
-            &section.funds_request_resend_max_interval,
-        )?
-        .duration();
+        let resend_after = section.funds_request_resend_after;
+        let resend_max_interval = section.funds_request_resend_max_interval;
         if resend_after.is_zero() || resend_max_interval < resend_after {
             return Err(ConfigError::invalid(
                 "applications.funds_request_resend_max_interval",
                 "must be at least funds_request_resend_after, which must be positive",
             ));
         }
-        let retention = span(
-            "applications.personal_data_retention",
-            &section.personal_data_retention,
-        )?;
-        let jobs_interval = span("applications.jobs_interval", &section.jobs_interval)?.duration();
-        if section.record_retention_years < 10 {
-            return Err(ConfigError::invalid(
-                "applications.record_retention_years",
-                "must be at least 10 (§ 5)",
-            ));
-        }
-        if jobs_interval.is_zero() {
+        if section.jobs_interval.is_zero() {
             return Err(ConfigError::invalid(
                 "applications.jobs_interval",
                 "must be positive",
             ));
         }
+        self.retention.check()?;
         let PrivacyKeys {
             pseudonym: pseudonym_key,
             cipher,
@@ -282,13 +228,12 @@ impl ApplicationsSettings {
         Ok(Policy {
             synthetic,
             max_rates,
-            account,
-            refund_deadline_months: section.refund_deadline_months,
+            account: section.account,
+            refund_deadline: section.refund_deadline,
             resend_after,
             resend_max_interval,
-            retention,
-            record_retention_years: section.record_retention_years,
-            jobs_interval,
+            retention: self.retention,
+            jobs_interval: section.jobs_interval,
             pseudonym_key,
             cipher,
         })
@@ -329,12 +274,16 @@ mod tests {
         let rate = policy.max_rate_on(date!(2026 - 11 - 30)).expect("in force");
         assert_eq!(rate.ore, 2_400_000);
         assert!(rate.source.contains("2024"));
-        assert_eq!(policy.account.chapter, 2650);
+        assert_eq!(policy.account, Account::SCHEME);
+        assert_eq!(policy.refund_deadline, CalendarMonths::new(6));
+        assert_eq!(policy.resend_after, Duration::from_secs(15 * 60));
+        assert_eq!(policy.resend_max_interval, Duration::from_secs(86_400));
+        assert_eq!(policy.jobs_interval, Duration::from_secs(60));
         assert_eq!(
             policy.retention,
-            Span {
-                months: 15,
-                seconds: 0
+            RetentionSection {
+                personal_data: CalendarMonths::new(15),
+                records: CalendarMonths::years(10),
             }
         );
         assert_eq!(policy.synthetic, SyntheticPolicy::Reject);
@@ -346,7 +295,12 @@ mod tests {
             ("applications.max_rates", "2024-01-01=0=x"),
             ("applications.max_rates", "2024-13-01=100=x"),
             ("applications.account", "2650-76"),
-            ("applications.personal_data_retention", "soon"),
+            ("applications.refund_deadline", "180 days"),
+            ("applications.jobs_interval", "soon"),
+            ("applications.jobs_interval", "0s"),
+            ("applications.funds_request_resend_max_interval", "1m"),
+            ("retention.personal_data", "soon"),
+            ("retention.records", "9 years"),
             ("privacy.encryption_key", "c2hvcnQ="),
         ] {
             let text = load_with(&[(key, value)])
@@ -358,11 +312,28 @@ mod tests {
     }
 
     #[test]
-    fn spans_parse_units() {
-        assert_eq!(Span::parse("15 minutes").map(|s| s.seconds), Some(900));
-        assert_eq!(Span::parse("1 day").map(|s| s.seconds), Some(86_400));
-        assert_eq!(Span::parse("15 months").map(|s| s.months), Some(15));
-        assert_eq!(Span::parse("15"), None);
-        assert_eq!(Span::parse("3 weeks"), None);
+    fn a_replaced_key_is_refused_naming_its_replacement() {
+        for (old, value, new) in [
+            (
+                "applications.refund_deadline_months",
+                "6",
+                "applications.refund_deadline",
+            ),
+            (
+                "applications.personal_data_retention",
+                "15 months",
+                "retention.personal_data",
+            ),
+            (
+                "applications.record_retention_years",
+                "10",
+                "retention.records",
+            ),
+        ] {
+            let text = load_with(&[(old, value)])
+                .expect_err("an old key is refused")
+                .to_string();
+            assert!(text.contains(old) && text.contains(new), "{old}: {text}");
+        }
     }
 }

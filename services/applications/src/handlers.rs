@@ -1,19 +1,19 @@
 //! The ApplicationsService RPCs, as plain async functions over [`ApplicationsApi`]: each parses
 //! its request, makes its change and answers. A change is a pure method of [`Stored`]
-//! (`decisions`), applied by [`apply_change`]: the application loaded locked, the decision, the
-//! document saved, its events published and its audit entry recorded in one unit of work, so an
-//! event, its change and its audit entry exist together or not at all. Reads of personal data
+//! (`decisions`), applied by [`apply_change`] with `change::apply`: the application loaded
+//! locked, the decision, the document saved, its events published and its audit entry (the
+//! caller's, added to the decision's effects) recorded in one unit of work, so an event, its
+//! change and its audit entry exist together or not at all. Reads of personal data
 //! are recorded before the response leaves. No request field is logged or put in a span.
 
-use ekb_domain::oslo_date;
-use ekb_platform::clock::Clock;
 use std::sync::Arc;
 
+use ekb_domain::oslo_date;
 use ekb_platform::{
     ApiError, Violations,
     audit::{self, AuditActor},
     auth::{Caller, Organisations},
-    change::{self, Decision},
+    change::{self, Audit, Decision, Effects},
     grpc::Call,
     messaging::{Db, UnitOfWork},
 };
@@ -26,6 +26,7 @@ use uuid::Uuid;
 
 use crate::{
     Applications, CASEWORKER, DECIDER, EMPLOYER, READER,
+    codes::ApplicationStatus,
     commands::{self, Cancel, Decide, NOTE, Recommend, Submit},
     config::Policy,
     decisions::FundsTerms,
@@ -58,13 +59,13 @@ ekb_platform::grpc_handlers! {
 pub struct ApplicationsApi {
     db: Db,
     policy: Arc<Policy>,
-    clock: Arc<dyn Clock>,
 }
 
 impl ApplicationsApi {
-    /// Handlers over the service's database, applying `policy`, telling time by `clock`.
-    pub fn new(db: Db, policy: Arc<Policy>, clock: Arc<dyn Clock>) -> Self {
-        ApplicationsApi { db, policy, clock }
+    /// Handlers over the service's database (which tells time by the service clock), applying
+    /// `policy`.
+    pub fn new(db: Db, policy: Arc<Policy>) -> Self {
+        ApplicationsApi { db, policy }
     }
 }
 
@@ -94,55 +95,68 @@ fn purpose_of(caller: &Caller) -> AccessPurpose {
     }
 }
 
-/// Records a change or decision by `caller` on `stored` at `at`, in `work`.
-async fn record(
+/// Records the submission of `stored` by `caller` at `at`, in `work` (a new application, so
+/// not a change of a stored one through `change::apply`).
+async fn record_submission(
     work: &mut UnitOfWork,
     stored: &Stored,
     caller: &Caller,
-    kind: AuditEntryKind,
-    action: &str,
     at: OffsetDateTime,
 ) -> Result<(), ApiError> {
     let actor = actor(caller, stored.employer());
     stored
-        .audit(work.db(), kind, action, &actor, purpose_of(caller), at)
+        .audit(
+            work.db(),
+            AuditEntryKind::Change,
+            "SubmitApplication",
+            &actor,
+            purpose_of(caller),
+            at,
+        )
         .await?;
     Ok(())
 }
 
+/// How a change is audited: [`Effects::audited`] (kind DECISION: a decision on the
+/// application) or [`Effects::audited_change`] (kind CHANGE: submissions, reviews,
+/// assessments, recommendations, withdrawals), as the contract records each RPC.
+type Auditing = fn(Effects, Audit) -> Effects;
+
 /// Makes the change `decide` (a method of [`Stored`], see `decisions`) to application `id` by
-/// `caller`, and records it in the audit trail as `kind` by `action`, in one unit of work;
-/// returns the application as it now is (as it was, for a repeat, which commits nothing).
-/// NOT_FOUND if the application is unknown, PERMISSION_DENIED for an employer caller not
-/// representing its employer.
-///
-/// `change::apply_in` in a unit of work of our own rather than `change::apply`: the platform's
-/// `Effects` records every entry as a DECISION, while the contract records submissions,
-/// reviews, assessments and withdrawals as CHANGE.
+/// `caller`, audited by `auditing` as `action` by the caller, with `change::apply`; returns the
+/// application as it now is (as it was, for a repeat, which commits nothing). NOT_FOUND if the
+/// application is unknown, PERMISSION_DENIED for an employer caller not representing its
+/// employer.
 async fn apply_change<D>(
     api: &ApplicationsApi,
     caller: &Caller,
     id: Uuid,
-    kind: AuditEntryKind,
-    action: &str,
+    auditing: Auditing,
+    action: &'static str,
     decide: D,
 ) -> Result<v1::Application, ApiError>
 where
     D: FnOnce(&mut Stored, OffsetDateTime) -> Result<Decision, ApiError> + Send,
 {
-    let now = api.clock.now();
-    let mut work = api.db.begin().await?;
-    let applied = change::apply_in(&mut work, now, &id, |stored: &mut Stored, now| {
+    let applied = change::apply(&api.db, &id, |stored: &mut Stored, now| {
         if is_employer(caller) {
             caller.require_represents(stored.employer())?;
         }
-        decide(stored, now)
+        Ok(match decide(stored, now)? {
+            Decision::Changed(effects) => {
+                let audit = Audit {
+                    case_id: stored.case_id(),
+                    subject_id: stored.id(),
+                    action,
+                    actor: actor(caller, stored.employer()),
+                    purpose: purpose_of(caller),
+                };
+                auditing(effects, audit).changed()
+            }
+            Decision::Unchanged => Decision::Unchanged,
+        })
     })
     .await?;
-    if applied.changed {
-        record(&mut work, &applied.record, caller, kind, action, now).await?;
-        work.commit().await?;
-    }
     Ok(applied.record.application)
 }
 
@@ -158,7 +172,7 @@ async fn submit_application(
     call: Call,
     request: v1::SubmitApplicationRequest,
 ) -> Result<v1::SubmitApplicationResponse, ApiError> {
-    let now = api.clock.now();
+    let now = api.db.clock().now();
     let command = Submit::parse(&request, api.policy.synthetic, oslo_date(now))?;
     let employer = command.details.employer_organisation_number.clone();
     call.caller.require_represents(&employer)?;
@@ -237,15 +251,7 @@ async fn submit_application(
         &events::submitted(&stored.application),
     )
     .await?;
-    record(
-        &mut work,
-        &stored,
-        &call.caller,
-        AuditEntryKind::Change,
-        "SubmitApplication",
-        now,
-    )
-    .await?;
+    record_submission(&mut work, &stored, &call.caller, now).await?;
     work.commit().await?;
     tracing::info!(application_id = %stored.id(), case_id = %stored.case_id(), "application submitted");
     Ok(v1::SubmitApplicationResponse {
@@ -412,8 +418,9 @@ async fn list_applications(
     let mut statuses = Vec::new();
     for (index, status) in request.statuses.iter().enumerate() {
         let status: Option<Status> = check.enumeration(&format!("statuses[{index}]"), *status);
-        if let Some(status) = status {
-            statuses.push(model::status_name(status).to_owned());
+        if let Some(status) = status.and_then(|status| ApplicationStatus::from_wire(status as i32))
+        {
+            statuses.push(status.code());
         }
     }
     let mut counties = Vec::new();
@@ -462,7 +469,7 @@ async fn start_review(
         api,
         &call.caller,
         id,
-        AuditEntryKind::Change,
+        Effects::audited_change,
         "StartReview",
         |stored, now| stored.start_review(by, now),
     )
@@ -492,7 +499,7 @@ async fn assess_condition(
         api,
         &call.caller,
         id,
-        AuditEntryKind::Change,
+        Effects::audited_change,
         "AssessCondition",
         |stored, now| stored.assess(by, condition, request.met, note, now),
     )
@@ -513,7 +520,7 @@ async fn recommend_decision(
         api,
         &call.caller,
         command.application_id,
-        AuditEntryKind::Change,
+        Effects::audited_change,
         "RecommendDecision",
         |stored, now| {
             let rate = api.policy.max_rate_on(oslo_date(now));
@@ -538,7 +545,7 @@ async fn decide_application(
         api,
         &call.caller,
         command.application_id,
-        AuditEntryKind::Decision,
+        Effects::audited,
         "DecideApplication",
         |stored, now| {
             let rate = api.policy.max_rate_on(oslo_date(now));
@@ -563,7 +570,7 @@ async fn request_funds_again(
         api,
         &call.caller,
         id,
-        AuditEntryKind::Change,
+        Effects::audited_change,
         "RequestFundsAgain",
         |stored, now| stored.request_funds_again(by, &terms, now),
     )
@@ -587,7 +594,7 @@ async fn reject_for_lack_of_funds(
         api,
         &call.caller,
         id,
-        AuditEntryKind::Decision,
+        Effects::audited,
         "RejectForLackOfFunds",
         |stored, now| stored.reject_for_lack_of_funds(by, explanation, now),
     )
@@ -611,7 +618,7 @@ async fn withdraw_application(
         api,
         caller,
         id,
-        AuditEntryKind::Change,
+        Effects::audited_change,
         "WithdrawApplication",
         |stored, now| {
             caller.require_represents(stored.employer())?;
@@ -643,7 +650,7 @@ async fn cancel_grant(
         api,
         &call.caller,
         command.application_id,
-        AuditEntryKind::Change,
+        Effects::audited_change,
         "CancelGrant",
         |stored, now| stored.cancel_grant(by, &command, employer, now),
     )

@@ -1,11 +1,13 @@
 //! The service's jobs, each a function of "now" so tests move the clock instead of waiting
 //! (`lib.rs` runs each with `ekb_platform::jobs::every`):
 //! re-sending a GrantRequested budget has not answered (identical content, a new event id; the
-//! wait doubles up to the configured maximum), erasing personal data a configured time after
-//! the case ended here (the grant record stays), and deleting the record 10 years on. They lock
-//! the rows they work on with SKIP LOCKED, so two replicas running them at once never do the
-//! same work twice.
+//! wait doubles up to the configured maximum), erasing personal data `[retention]
+//! personal_data` after the case ended here (the grant record stays), and deleting the record
+//! `[retention] records` after (at least 10 years, § 5; the platform checks the minimum). They
+//! lock the rows they work on with SKIP LOCKED, so two replicas running them at once never do
+//! the same work twice.
 
+use ekb_domain::CalendarMonths;
 use ekb_platform::messaging::Db;
 use ekb_proto::v1::{self, ApplicationStatus as Status};
 use time::OffsetDateTime;
@@ -60,19 +62,13 @@ pub async fn resend_due(db: &Db, policy: &Policy, now: OffsetDateTime) -> anyhow
     Ok(sent)
 }
 
-/// Erases the personal data of every application whose case ended `policy.retention` or
+/// Erases the personal data of every application whose case ended `retention.personal_data` or
 /// longer before `now`; returns how many were erased. Keeps the grant record: amounts, rate,
 /// dates, organisation numbers, decision, who recommended and decided, the pseudonym.
 pub async fn erase_due(db: &Db, policy: &Policy, now: OffsetDateTime) -> anyhow::Result<usize> {
     let mut work = db.begin().await?;
-    let due = store::due_erasures(
-        work.db(),
-        now,
-        policy.retention.months,
-        policy.retention.seconds,
-        BATCH,
-    )
-    .await?;
+    let ended_by = ago(policy.retention.personal_data, now);
+    let due = store::due_erasures(work.db(), ended_by, BATCH).await?;
     let erased = due.len();
     for mut stored in due {
         erase(&mut stored.application);
@@ -90,23 +86,28 @@ pub async fn erase_due(db: &Db, policy: &Policy, now: OffsetDateTime) -> anyhow:
     Ok(erased)
 }
 
-/// Deletes the records of cases that ended `policy.record_retention_years` or more before `now`
-/// (§ 5 keeps grant records 10 years; the trail goes with the record it describes); returns
-/// how many.
+/// Deletes the records of cases that ended `retention.records` or more before `now` (§ 5 keeps
+/// grant records at least 10 years; the trail goes with the record it describes); returns how
+/// many.
 pub async fn delete_expired_records(
     db: &Db,
     policy: &Policy,
     now: OffsetDateTime,
 ) -> anyhow::Result<u64> {
     let mut work = db.begin().await?;
-    let deleted =
-        store::delete_expired_records(work.db(), now, i32::from(policy.record_retention_years))
-            .await?;
+    let ended_by = ago(policy.retention.records, now);
+    let deleted = store::delete_expired_records(work.db(), ended_by).await?;
     work.commit().await?;
     if deleted > 0 {
         tracing::info!(deleted, "records deleted under the retention rule");
     }
     Ok(deleted)
+}
+
+/// The instant `months` calendar months before `now` (the same time of day, the date clamped
+/// to the month's last day).
+fn ago(months: CalendarMonths, now: OffsetDateTime) -> OffsetDateTime {
+    now.replace_date(months.before(now.date()))
 }
 
 /// Empties every personal field and every free text of `application`.
@@ -147,5 +148,23 @@ fn erase(application: &mut v1::Application) {
         .and_then(|grant| grant.cancellation.as_mut())
     {
         cancellation.explanation.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    #[test]
+    fn a_retention_counts_calendar_months_back_at_the_same_time_of_day() {
+        assert_eq!(
+            ago(CalendarMonths::new(15), datetime!(2028-05-31 10:00 UTC)),
+            datetime!(2027-02-28 10:00 UTC)
+        );
+        assert_eq!(
+            ago(CalendarMonths::years(10), datetime!(2036-02-29 23:30 UTC)),
+            datetime!(2026-02-28 23:30 UTC)
+        );
     }
 }

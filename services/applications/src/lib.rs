@@ -11,6 +11,7 @@
 //!
 //! [`Applications`] describes the service to the platform; `main.rs` is one line.
 
+pub mod codes;
 pub mod commands;
 pub mod config;
 pub mod decisions;
@@ -24,7 +25,6 @@ pub mod store;
 use std::{future::Future, pin::Pin, sync::Arc, time::Duration};
 
 use ekb_platform::{
-    clock::SharedClock,
     config::{ConfigError, ServiceConfig},
     jobs::every,
     messaging::{Db, EventRouter},
@@ -51,29 +51,12 @@ pub const CASEWORKER: &str = "application-caseworker";
 pub const DECIDER: &str = "application-decider";
 /// Read-only NAV access.
 pub const READER: &str = "application-reader";
-/// Reads the audit trail.
-pub const AUDITOR: &str = "application-auditor";
 
 impl ServiceDescription for Applications {
     const NAME: &'static str = "applications";
     const DEFAULTS: &'static str = config::DEFAULTS;
     const LIST_KEYS: &'static [&'static str] = config::LIST_KEYS;
-    const ROLES: ekb_platform::auth::RoleTable = &[
-        ("SubmitApplication", &[EMPLOYER]),
-        ("GetApplication", &[EMPLOYER, CASEWORKER, DECIDER, READER]),
-        ("ListApplicationsForCase", &[CASEWORKER, DECIDER, READER]),
-        ("ListApplicationsForEmployer", &[EMPLOYER]),
-        ("ListApplications", &[CASEWORKER, DECIDER, READER]),
-        ("StartReview", &[CASEWORKER]),
-        ("AssessCondition", &[CASEWORKER]),
-        ("RecommendDecision", &[CASEWORKER]),
-        ("DecideApplication", &[DECIDER]),
-        ("RequestFundsAgain", &[CASEWORKER, DECIDER]),
-        ("RejectForLackOfFunds", &[DECIDER]),
-        ("WithdrawApplication", &[EMPLOYER]),
-        ("CancelGrant", &[EMPLOYER, CASEWORKER, DECIDER]),
-        ("ListAuditEntries", &[AUDITOR]),
-    ];
+    const REPLACED_KEYS: &'static [ekb_platform::config::ReplacedKey] = config::REPLACED_KEYS;
     const CONSTRAINTS: ekb_platform::error::ConstraintMessages = &[
         (
             "applications_request_id_unique",
@@ -99,8 +82,7 @@ impl ServiceDescription for Applications {
 
     fn build(db: Db, settings: ApplicationsSettings) -> anyhow::Result<Assembly> {
         let policy = Arc::new(settings.policy()?);
-        let clock: SharedClock = db.clock().clone();
-        let api = ApplicationsApi::new(db.clone(), policy.clone(), clock);
+        let api = ApplicationsApi::new(db.clone(), policy.clone());
         let state = ApplicationsState::new(policy.clone());
         Ok(Assembly::serving(ApplicationsServiceServer::new(api))
             .consuming(

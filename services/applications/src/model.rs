@@ -2,23 +2,14 @@
 //! message (the stored document): the gross amount, the refund deadline rule, which states are live or ended, and the conversions between the wire's
 //! timestamps and `time`.
 
+use ekb_domain::CalendarMonths;
 use ekb_proto::v1::{self, ApplicationStatus as Status, GrantStatus};
-use time::{Date, Duration, Month, OffsetDateTime};
+use time::{Date, Duration, OffsetDateTime};
 
-/// `date` plus `months` calendar months, clamped to the last day of the target month.
-pub fn add_months(date: Date, months: u32) -> Date {
-    let total =
-        i64::from(date.year()) * 12 + i64::from(u8::from(date.month()) - 1) + i64::from(months);
-    let year = i32::try_from(total.div_euclid(12)).unwrap_or(date.year());
-    let month = Month::try_from(u8::try_from(total.rem_euclid(12) + 1).unwrap_or(1))
-        .unwrap_or(Month::January);
-    let day = date.day().min(time::util::days_in_month(month, year));
-    Date::from_calendar_date(year, month, day).unwrap_or(date)
-}
-
-/// The refund deadline: the later of the planned start date and the grant date, plus `months`.
-pub fn refund_deadline(planned_start: Date, grant_date: Date, months: u32) -> Date {
-    add_months(planned_start.max(grant_date), months)
+/// The refund deadline: the later of the planned start date and the grant date, plus `months`
+/// calendar months (clamped to the month's last day).
+pub fn refund_deadline(planned_start: Date, grant_date: Date, months: CalendarMonths) -> Date {
+    months.after(planned_start.max(grant_date))
 }
 
 /// An instant as the contract carries it.
@@ -84,27 +75,26 @@ pub fn current_request(application: &mut v1::Application) -> Option<&mut v1::Gra
         .and_then(|grant| grant.funds_requests.last_mut())
 }
 
-/// The stored status name, as the work list filters on it.
-pub fn status_name(status: Status) -> &'static str {
-    status.as_str_name()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use time::macros::date;
 
     #[test]
-    fn months_are_added_clamped_to_the_month_end() {
-        assert_eq!(add_months(date!(2026 - 08 - 31), 6), date!(2027 - 02 - 28));
-        assert_eq!(add_months(date!(2026 - 01 - 15), 12), date!(2027 - 01 - 15));
+    fn the_refund_deadline_counts_calendar_months_from_the_later_date() {
+        let six = CalendarMonths::new(6);
         assert_eq!(
-            refund_deadline(date!(2026 - 12 - 10), date!(2026 - 12 - 01), 6),
+            refund_deadline(date!(2026 - 12 - 10), date!(2026 - 12 - 01), six),
             date!(2027 - 06 - 10)
         );
         assert_eq!(
-            refund_deadline(date!(2026 - 11 - 01), date!(2026 - 12 - 01), 6),
+            refund_deadline(date!(2026 - 11 - 01), date!(2026 - 12 - 01), six),
             date!(2027 - 06 - 01)
+        );
+        assert_eq!(
+            refund_deadline(date!(2026 - 08 - 31), date!(2026 - 08 - 01), six),
+            date!(2027 - 02 - 28),
+            "clamped to the month's last day"
         );
     }
 }

@@ -2,7 +2,8 @@
 //! checks; budget's answers complete or deny a grant's funds request; refunds' events keep the
 //! grant's life (`Grant.status`) and complete a cancellation (ADR 0021 §3). Each change is a
 //! pure method of [`Stored`] (`decisions`), applied with `change::apply_in` in the consumer's
-//! unit of work, which already holds the event's inbox row, so a redelivery changes nothing; an
+//! unit of work, which already holds the event's inbox row, so a redelivery changes nothing;
+//! the change is audited as the service's own (kind CHANGE, under the event's name); an
 //! answer for a grant id that is not the application's current one, or in a state that no
 //! longer waits for it, changes nothing. Content that can never be applied (an id that is not a
 //! UUID, an unknown grant) is dead-lettered with the reason.
@@ -11,8 +12,9 @@ use std::sync::Arc;
 
 use ekb_platform::{
     ApiError,
-    change::{self, Decision},
-    messaging::{EventFields, HandlerError, Handles, UnitOfWork},
+    audit::AuditActor,
+    change::{self, Audit, Decision},
+    messaging::{EventFields, HandlerError, Handles, UnitOfWork, parts::RoutedCase},
 };
 use ekb_proto::v1::{self, EventEnvelope, GrantStatus};
 use prost::Name;
@@ -39,7 +41,7 @@ impl ApplicationsState {
 }
 
 /// Makes the change `decide` to the application of the grant id in `event`'s field `field`,
-/// in the event's unit of work, and records it as the service's change under the event's name;
+/// in the event's unit of work, audited as the service's change under the event's name;
 /// returns whether it changed. An id that is not a UUID, a grant id not minted here, or a
 /// refusal of the decision is permanent.
 async fn follow<E, D>(
@@ -60,15 +62,20 @@ where
         .ok_or_else(|| fields.refuse(field, "is not a grant of this service"))?;
     let now = work.now();
     let applied = change::apply_in(work, now, &id, |stored: &mut Stored, now| {
-        decide(stored, grant_id, now)
+        Ok(match decide(stored, grant_id, now)? {
+            Decision::Changed(effects) => effects
+                .audited_change(Audit {
+                    case_id: stored.case_id(),
+                    subject_id: stored.id(),
+                    action: E::NAME,
+                    actor: AuditActor::service(),
+                    purpose: v1::AccessPurpose::System,
+                })
+                .changed(),
+            Decision::Unchanged => Decision::Unchanged,
+        })
     })
     .await?;
-    if applied.changed {
-        applied
-            .record
-            .audit_service_change(work.db(), E::NAME, now)
-            .await?;
-    }
     Ok(applied.changed)
 }
 
@@ -79,13 +86,13 @@ impl Handles<v1::CaseRouted> for ApplicationsState {
         event: v1::CaseRouted,
         _envelope: &EventEnvelope,
     ) -> Result<(), HandlerError> {
-        let fields = EventFields::of(&event);
+        let routed = RoutedCase::read(&event)?;
         let case = Case {
-            case_id: fields.uuid("case_id", &event.case_id)?,
-            flow: fields.enumeration("flow", event.flow)?,
-            county_code: event.county_code,
-            employer_organisation_number: event.employer_organisation_number,
-            opened_at: model::instant(event.opened_at.as_ref()),
+            case_id: routed.case_id,
+            flow: ekb_proto::convert::flow_to_wire(routed.flow),
+            county_code: routed.county.as_str().to_owned(),
+            employer_organisation_number: routed.employer_organisation_number,
+            opened_at: routed.opened_at,
         };
         let now = work.now();
         store::upsert_routed_case(work.db(), &case, now).await?;
@@ -131,7 +138,7 @@ impl Handles<v1::FundsReserved> for ApplicationsState {
         let Some(grant_id) = grant_of(event.commitment.as_ref()) else {
             return Ok(());
         };
-        let months = self.policy.refund_deadline_months;
+        let deadline = self.policy.refund_deadline;
         let reservation_id = event.reservation_id.clone();
         let changed = follow(
             work,
@@ -139,7 +146,7 @@ impl Handles<v1::FundsReserved> for ApplicationsState {
             "commitment.commitment_id",
             grant_id,
             |stored, grant_id, now| {
-                Ok(stored.funds_reserved(grant_id, reservation_id, months, now))
+                Ok(stored.funds_reserved(grant_id, reservation_id, deadline, now))
             },
         )
         .await?;

@@ -15,7 +15,10 @@ use sqlx::{PgConnection, Row as _};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::model;
+use crate::{
+    codes::{ApplicationStatus, Flow},
+    model,
+};
 
 /// A case as routing announced it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,7 +52,7 @@ pub async fn upsert_routed_case(
          updated_at = EXCLUDED.updated_at",
     )
     .bind(case.case_id)
-    .bind(flow_column(case.flow))
+    .bind(flow_code(case.flow))
     .bind(&case.county_code)
     .bind(&case.employer_organisation_number)
     .bind(case.opened_at)
@@ -75,7 +78,7 @@ pub async fn change_flow(
          WHERE cases.flow_sequence < EXCLUDED.flow_sequence",
     )
     .bind(case.case_id)
-    .bind(flow_column(case.flow))
+    .bind(flow_code(case.flow))
     .bind(&case.county_code)
     .bind(&case.employer_organisation_number)
     .bind(case.opened_at)
@@ -86,14 +89,22 @@ pub async fn change_flow(
     Ok(())
 }
 
-/// The `cases.flow` value of `flow`: `REGULAR` or `PILOT`.
-fn flow_column(flow: v1::Flow) -> &'static str {
-    flow.as_str_name().trim_start_matches("FLOW_")
+/// The `cases.flow` code of `flow` (None for UNSPECIFIED, which the column refuses).
+fn flow_code(flow: v1::Flow) -> Option<&'static str> {
+    Flow::from_wire(flow as i32).map(Flow::code)
 }
 
-/// The flow a `cases.flow` value names.
-fn flow_of_column(column: String) -> v1::Flow {
-    v1::Flow::from_str_name(&format!("FLOW_{column}")).unwrap_or_default()
+/// The flow a `cases.flow` code names.
+fn flow_of_code(code: &str) -> Result<v1::Flow, sqlx::Error> {
+    Flow::parse_code(code).map(Flow::to_wire).ok_or_else(|| {
+        sqlx::Error::Decode(format!("cases.flow {code:?} is not a flow code").into())
+    })
+}
+
+/// The `applications.status` code of `application` (None for a document without a status,
+/// which the column refuses).
+fn status_code(application: &v1::Application) -> Option<&'static str> {
+    ApplicationStatus::from_wire(application.status).map(ApplicationStatus::code)
 }
 
 /// The case, if it has arrived.
@@ -108,7 +119,7 @@ pub async fn find_case(db: &mut PgConnection, case_id: Uuid) -> Result<Option<Ca
     row.map(|row| {
         Ok(Case {
             case_id: row.try_get("case_id")?,
-            flow: flow_of_column(row.try_get("flow")?),
+            flow: flow_of_code(row.try_get("flow")?)?,
             county_code: row.try_get("county_code")?,
             employer_organisation_number: row.try_get("employer_organisation_number")?,
             opened_at: row.try_get("opened_at")?,
@@ -245,7 +256,7 @@ pub async fn insert(
     .bind(stored.case_id())
     .bind(stored.employer())
     .bind(&application.county_code)
-    .bind(model::status_name(model::status(application)))
+    .bind(status_code(application))
     .bind(model::instant(application.submitted_at.as_ref()))
     .bind(&stored.fodselsnummer_sealed)
     .bind(application.encode_to_vec())
@@ -272,7 +283,7 @@ pub async fn save(
          personal_data_erased_at = $10, document = $11 WHERE application_id = $1",
     )
     .bind(stored.id())
-    .bind(model::status_name(model::status(application)))
+    .bind(status_code(application))
     .bind(model::is_live(application))
     .bind(now)
     .bind(grant_id)
@@ -412,10 +423,10 @@ pub async fn list_for_employer(
     rows.iter().map(stored).collect()
 }
 
-/// A page of the work list: by status and county (empty filter: all), oldest first.
+/// A page of the work list: by status code and county (empty filter: all), oldest first.
 pub async fn list_work(
     db: &mut PgConnection,
-    statuses: &[String],
+    statuses: &[&str],
     counties: &[String],
     after: Option<i64>,
     limit: i64,
@@ -450,45 +461,38 @@ pub async fn due_resends(
     rows.iter().map(stored).collect()
 }
 
-/// Applications whose case ended at or before `cutoff_months`/`cutoff_seconds` before `now`
-/// and still hold personal data, locked (skipping rows another replica holds).
+/// Applications whose case ended at or before `ended_by` and still hold personal data, locked
+/// (skipping rows another replica holds).
 pub async fn due_erasures(
     db: &mut PgConnection,
-    now: OffsetDateTime,
-    months: i32,
-    seconds: i64,
+    ended_by: OffsetDateTime,
     limit: i64,
 ) -> Result<Vec<Stored>, sqlx::Error> {
     let sql = select!(
         "FROM applications WHERE personal_data_erased_at IS NULL \
-         AND ended_at IS NOT NULL \
-         AND ended_at + make_interval(months => $2) + make_interval(secs => $3) <= $1 \
-         ORDER BY ended_at LIMIT $4 FOR UPDATE SKIP LOCKED"
+         AND ended_at IS NOT NULL AND ended_at <= $1 \
+         ORDER BY ended_at LIMIT $2 FOR UPDATE SKIP LOCKED"
     );
     let rows = sqlx::query(sql)
-        .bind(now)
-        .bind(months)
-        .bind(seconds as f64)
+        .bind(ended_by)
         .bind(limit)
         .fetch_all(db)
         .await?;
     rows.iter().map(stored).collect()
 }
 
-/// Deletes the records (application, grant ids, audit trail) of cases that ended here
-/// `years` or more before `now` and whose personal data is erased; returns how many.
+/// Deletes the records (application, grant ids, audit trail) of cases that ended here at or
+/// before `ended_by` and whose personal data is erased; returns how many.
 pub async fn delete_expired_records(
     db: &mut PgConnection,
-    now: OffsetDateTime,
-    years: i32,
+    ended_by: OffsetDateTime,
 ) -> Result<u64, sqlx::Error> {
     let ids: Vec<Uuid> = sqlx::query_scalar(
         "SELECT application_id FROM applications WHERE personal_data_erased_at IS NOT NULL \
-         AND ended_at IS NOT NULL AND ended_at + make_interval(years => $2) <= $1 \
+         AND ended_at IS NOT NULL AND ended_at <= $1 \
          ORDER BY ended_at LIMIT 100 FOR UPDATE SKIP LOCKED",
     )
-    .bind(now)
-    .bind(years)
+    .bind(ended_by)
     .fetch_all(&mut *db)
     .await?;
     if ids.is_empty() {

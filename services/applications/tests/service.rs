@@ -6,6 +6,9 @@
 
 mod support;
 
+#[path = "service/migrations.rs"]
+mod migrations;
+
 use ekb_proto::convert::gross_to_wire;
 use std::time::Duration;
 
@@ -1282,9 +1285,7 @@ async fn a_burst_of_decisions_survives_terminated_database_backends_deciding_eac
         Duration::from_secs(90),
         || async {
             let granted = s
-                .count(
-                    "SELECT count(*) FROM applications WHERE status = 'APPLICATION_STATUS_GRANTED'",
-                )
+                .count("SELECT count(*) FROM applications WHERE status = 'GRANTED'")
                 .await?;
             Ok((granted == N as i64).then_some(()))
         },

@@ -39,21 +39,10 @@ use saga::BudgetState;
 #[derive(Debug)]
 pub struct Budget;
 
-const ADMIN: &str = "budget-admin";
-const READER: &str = "budget-reader";
-
 impl ServiceDescription for Budget {
     const NAME: &'static str = "budget";
     const DEFAULTS: &'static str = config::DEFAULTS;
     const LIST_KEYS: &'static [&'static str] = config::LIST_KEYS;
-    const ROLES: ekb_platform::auth::RoleTable = &[
-        ("SetAppropriation", &[ADMIN]),
-        ("GetAppropriation", &[READER, ADMIN]),
-        ("GetUsage", &[READER, ADMIN]),
-        ("ListReservations", &[READER, ADMIN]),
-        ("GetReservation", &[READER, ADMIN]),
-        ("Reconcile", &[ADMIN, READER]),
-    ];
 
     type Server = BudgetServiceServer<BudgetApi>;
     type Settings = BudgetSettings;

@@ -501,7 +501,10 @@ mod tests {
             payout_amount_ore: 0,
             ..approved.clone()
         };
-        assert!(permanent_reason(nothing.disbursement()).contains("RefundApproved.payout_amount_ore must be"));
+        assert!(
+            permanent_reason(nothing.disbursement())
+                .contains("RefundApproved.payout_amount_ore must be")
+        );
         let invoice = v1::InvoiceApproved {
             invoice_id: "inv-1".to_owned(),
             order_id: Uuid::now_v7().to_string(),

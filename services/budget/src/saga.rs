@@ -332,7 +332,11 @@ impl BudgetState {
 }
 
 /// Refuses an event about `reservation` that names another case.
-fn same_case(reservation: &StoredReservation, case_id: Uuid, event: &str) -> Result<(), HandlerError> {
+fn same_case(
+    reservation: &StoredReservation,
+    case_id: Uuid,
+    event: &str,
+) -> Result<(), HandlerError> {
     if reservation.request.case_id == case_id {
         return Ok(());
     }

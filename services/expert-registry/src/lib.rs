@@ -22,25 +22,12 @@ use handlers::RegistryApi;
 #[derive(Debug)]
 pub struct ExpertRegistry;
 
-const ADMIN: &str = "registry-admin";
-const READER: &str = "registry-reader";
-
 impl ServiceDescription for ExpertRegistry {
     const NAME: &'static str = "expert-registry";
     const DEFAULTS: &'static str = r#"
 [database]
 url = "postgres://postgres@127.0.0.1:5432/ekb_expert_registry"
 "#;
-    const ROLES: ekb_platform::auth::RoleTable = &[
-        ("RegisterExpert", &[ADMIN]),
-        ("UpdateExpert", &[ADMIN]),
-        ("GetExpert", &[READER, ADMIN]),
-        ("RegisterAgreement", &[ADMIN]),
-        ("UpdateAgreement", &[ADMIN]),
-        ("EndAgreement", &[ADMIN]),
-        ("GetAgreement", &[READER, ADMIN]),
-        ("FindAgreements", &[READER, ADMIN]),
-    ];
     const CONSTRAINTS: ekb_platform::error::ConstraintMessages = &[
         (
             "experts_authorisation_unique",

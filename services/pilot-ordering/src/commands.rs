@@ -5,12 +5,17 @@
 
 use ekb_domain::{Fodselsnummer, SyntheticPolicy};
 use ekb_platform::{ApiError, Violations, validate::Page};
-use ekb_proto::v1::{
-    self, InvoiceRejectionReason, OrderAbortReason, OrderCancellationReason, OrderStatus,
-    SupplierDeclineReason, SupplierResponse,
-};
+use ekb_proto::v1::{self, SupplierResponse};
 use time::Date;
 use uuid::Uuid;
+
+use crate::{
+    codes::{
+        InvoiceRejectionReason, OrderAbortReason, OrderCancellationReason, OrderStatus,
+        SupplierDeclineReason,
+    },
+    model::LIVE,
+};
 
 /// Longest explanation or decline reason.
 const EXPLANATION_CHARS: usize = 2000;
@@ -145,8 +150,8 @@ pub fn id(field: &str, text: &str) -> Result<Uuid, ApiError> {
 /// ListOrders, checked.
 #[derive(Debug)]
 pub struct ListOrders {
-    /// Status numbers wanted.
-    pub statuses: Vec<i32>,
+    /// Statuses wanted.
+    pub statuses: Vec<OrderStatus>,
     /// County, if any.
     pub county: Option<String>,
     /// The page.
@@ -177,18 +182,16 @@ impl TryFrom<v1::ListOrdersRequest> for ListOrders {
             if let Some(status) =
                 check.enumeration::<OrderStatus>(&format!("statuses[{index}]"), *value)
             {
-                statuses.push(status as i32);
+                statuses.push(status);
             }
         }
         if request.statuses.is_empty() {
-            statuses = crate::model::numbers(&crate::model::LIVE);
+            statuses = LIVE.to_vec();
         }
         let county = county(&mut check, &request.county_code);
-        let page = check.page(
-            request.page_size,
-            &request.page_token,
-            &(&statuses, &county),
-        );
+        // Bound to the contract's numbers, as tokens were before the statuses became codes.
+        let numbers: Vec<i32> = statuses.iter().copied().map(i32::from).collect();
+        let page = check.page(request.page_size, &request.page_token, &(&numbers, &county));
         check.finish_with(|| {
             Some(ListOrders {
                 statuses,

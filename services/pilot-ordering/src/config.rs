@@ -1,16 +1,22 @@
 //! Pilot-ordering's configuration: the platform sections plus `[pilot_ordering]` (deadlines,
 //! the account charged, how often the sweep and the dispatcher run), `[privacy]` (the keys for
-//! the employee's fødselsnummer) and `[payment]` (the fake payment system's answer).
+//! the employee's fødselsnummer) and `[payment]` (the fake payment system's answer and when an
+//! unanswered hand-over is resent).
 //!
-//! `[privacy]` is the platform's `PrivacySection`, the same as applications' (one pseudonym for
-//! one person in both flows); its defaults are development keys. A misspelt key stops the service at start (the platform checks every key).
+//! Keys follow the platform's one vocabulary (ADR 0030): a deadline counted in calendar days is
+//! a duration in whole days (`"7 days"`), an interval a duration under a name without a unit
+//! (`"1h"`), the account `CHAPTER.POST`. `[privacy]` is the platform's `PrivacySection`, the same
+//! as applications' (one pseudonym for one person in both flows); its defaults are development
+//! keys. `[payment]` is the platform's `PaymentSection`, as in refunds. A misspelt key stops the
+//! service at start (the platform checks every key), and so does a key this vocabulary replaced
+//! ([`REPLACED_KEYS`] names what to write instead).
 
 use std::time::Duration;
 
-use ekb_domain::{PersonalDataCipher, PseudonymKey, SyntheticPolicy};
+use ekb_domain::{Account, PersonalDataCipher, PseudonymKey, SyntheticPolicy};
 use ekb_platform::{
-    config::ConfigError,
-    payment::FakeOutcome,
+    config::{ConfigError, whole_days},
+    payment::PaymentSection,
     privacy::{PrivacyKeys, PrivacySection},
 };
 use serde::Deserialize;
@@ -21,19 +27,56 @@ pub const DEFAULTS: &str = r#"
 url = "postgres://postgres@127.0.0.1:5432/ekb_pilot_ordering"
 
 [pilot_ordering]
-supplier_answer_days = 7
-start_days = 30
-invoice_deadline_days = 90
-account_chapter = 2650
-account_post = 76
-sweep_interval_seconds = 3600
-dispatch_interval_ms = 1000
-payment_retry_after_seconds = 60
-
+supplier_answer = "7 days"
+start = "30 days"
+invoice_deadline = "90 days"
+account = "2650.76"
+sweep_interval = "1h"
+dispatch_interval = "1s"
 
 [payment]
 fake_outcome = "paid"
+resend_after = "60s"
 "#;
+
+/// The keys this vocabulary replaced, and what to write instead (refused at start).
+pub const REPLACED_KEYS: &[ekb_platform::config::ReplacedKey] = &[
+    (
+        "pilot_ordering.supplier_answer_days",
+        "pilot_ordering.supplier_answer (whole days, e.g. \"7 days\")",
+    ),
+    (
+        "pilot_ordering.start_days",
+        "pilot_ordering.start (whole days, e.g. \"30 days\")",
+    ),
+    (
+        "pilot_ordering.invoice_deadline_days",
+        "pilot_ordering.invoice_deadline (whole days, e.g. \"90 days\")",
+    ),
+    (
+        "pilot_ordering.account_chapter",
+        "pilot_ordering.account (CHAPTER.POST, e.g. \"2650.76\")",
+    ),
+    (
+        "pilot_ordering.account_post",
+        "pilot_ordering.account (CHAPTER.POST, e.g. \"2650.76\")",
+    ),
+    (
+        "pilot_ordering.sweep_interval_seconds",
+        "pilot_ordering.sweep_interval (a duration, e.g. \"1h\")",
+    ),
+    (
+        "pilot_ordering.dispatch_interval_ms",
+        "pilot_ordering.dispatch_interval (a duration, e.g. \"1s\")",
+    ),
+    (
+        "pilot_ordering.payment_retry_after_seconds",
+        "payment.resend_after (a duration, e.g. \"60s\")",
+    ),
+];
+
+/// The longest deadline in days a key may set (ten years).
+const MAX_DAYS: i64 = 3650;
 
 /// Pilot-ordering's own configuration sections.
 #[derive(Debug, Clone, Deserialize)]
@@ -43,36 +86,30 @@ pub struct PilotOrderingSettings {
     /// `[privacy]` (the platform's, shared with applications).
     #[serde(default)]
     pub privacy: PrivacySection,
-    /// `[payment]`.
+    /// `[payment]` (the platform's, shared with refunds).
     pub payment: PaymentSection,
 }
 
 /// The `[pilot_ordering]` section.
 #[derive(Debug, Clone, Deserialize)]
 pub struct OrderingSection {
-    /// Days a supplier has to answer a PLACED order before it expires.
-    pub supplier_answer_days: i64,
-    /// Days after acceptance within which the expert must start.
-    pub start_days: i64,
-    /// Days after completion or abort within which the supplier may invoice.
-    pub invoice_deadline_days: i64,
-    /// Budget chapter charged.
-    pub account_chapter: i32,
-    /// Budget post charged.
-    pub account_post: i32,
+    /// How long a supplier has to answer a PLACED order before it expires, in whole days.
+    #[serde(with = "humantime_serde")]
+    pub supplier_answer: Duration,
+    /// How long after acceptance the expert must start, in whole days.
+    #[serde(with = "humantime_serde")]
+    pub start: Duration,
+    /// How long after completion or abort the supplier may invoice, in whole days.
+    #[serde(with = "humantime_serde")]
+    pub invoice_deadline: Duration,
+    /// The budget account orders are charged to, `CHAPTER.POST`.
+    pub account: Account,
     /// How often the sweep (expiries, ended agreements) runs.
-    pub sweep_interval_seconds: u64,
-    /// How often placed orders are sent to suppliers and pending payments retried.
-    pub dispatch_interval_ms: u64,
-    /// A payment handed over this long ago without an answer is handed over again.
-    pub payment_retry_after_seconds: i64,
-}
-
-/// The `[payment]` section.
-#[derive(Debug, Clone, Deserialize)]
-pub struct PaymentSection {
-    /// How the fake payment system answers: `paid`, `deferred` or `failed`.
-    pub fake_outcome: FakeOutcome,
+    #[serde(with = "humantime_serde")]
+    pub sweep_interval: Duration,
+    /// How often placed orders are sent to suppliers and unanswered payments handed over again.
+    #[serde(with = "humantime_serde")]
+    pub dispatch_interval: Duration,
 }
 
 /// The configuration as the service uses it, checked.
@@ -84,10 +121,8 @@ pub struct OrderingPolicy {
     pub start_days: i64,
     /// Days to invoice after completion or abort.
     pub invoice_deadline_days: i64,
-    /// Chapter charged.
-    pub account_chapter: i32,
-    /// Post charged.
-    pub account_post: i32,
+    /// The account charged.
+    pub account: Account,
     /// Whether synthetic fødselsnumre pass.
     pub synthetic: SyntheticPolicy,
     /// Pseudonym key.
@@ -98,68 +133,58 @@ pub struct OrderingPolicy {
     pub sweep_interval: Duration,
     /// Dispatch interval.
     pub dispatch_interval: Duration,
-    /// When an unanswered payment hand-over is retried.
-    pub payment_retry_after: time::Duration,
+    /// When an unanswered payment hand-over is handed over again.
+    pub payment_resend_after: time::Duration,
+}
+
+/// The whole days of deadline `key`, from 1 to [`MAX_DAYS`].
+fn deadline_days(key: &str, duration: Duration) -> Result<i64, ConfigError> {
+    let days = whole_days(key, duration)?;
+    if !(1..=MAX_DAYS).contains(&days) {
+        return Err(ConfigError::invalid(key, "must be from 1 to 3650 days"));
+    }
+    Ok(days)
+}
+
+/// `duration` of `key` as a time span, refused when zero.
+fn positive(key: &str, duration: Duration) -> Result<time::Duration, ConfigError> {
+    if duration.is_zero() {
+        return Err(ConfigError::invalid(key, "must be greater than zero"));
+    }
+    time::Duration::try_from(duration).map_err(|_| ConfigError::invalid(key, "is too long"))
 }
 
 impl PilotOrderingSettings {
     /// The checked policy; a bad value names its key.
     pub fn policy(&self) -> Result<OrderingPolicy, ConfigError> {
         let section = &self.pilot_ordering;
-        for (key, value) in [
-            (
-                "pilot_ordering.supplier_answer_days",
-                section.supplier_answer_days,
-            ),
-            ("pilot_ordering.start_days", section.start_days),
-            (
-                "pilot_ordering.invoice_deadline_days",
-                section.invoice_deadline_days,
-            ),
-            (
-                "pilot_ordering.payment_retry_after_seconds",
-                section.payment_retry_after_seconds,
-            ),
-        ] {
-            if !(1..=3650).contains(&value) && !key.ends_with("seconds") || value < 1 {
-                return Err(ConfigError::invalid(key, "must be from 1 to 3650"));
-            }
-        }
-        if !(1..=9999).contains(&section.account_chapter) {
-            return Err(ConfigError::invalid(
-                "pilot_ordering.account_chapter",
-                "must be from 1 to 9999",
-            ));
-        }
-        if !(1..=99).contains(&section.account_post) {
-            return Err(ConfigError::invalid(
-                "pilot_ordering.account_post",
-                "must be from 1 to 99",
-            ));
-        }
-        if section.sweep_interval_seconds == 0 || section.dispatch_interval_ms == 0 {
-            return Err(ConfigError::invalid(
-                "pilot_ordering.sweep_interval_seconds",
-                "intervals must be greater than zero",
-            ));
-        }
+        let supplier_answer_days =
+            deadline_days("pilot_ordering.supplier_answer", section.supplier_answer)?;
+        let start_days = deadline_days("pilot_ordering.start", section.start)?;
+        let invoice_deadline_days =
+            deadline_days("pilot_ordering.invoice_deadline", section.invoice_deadline)?;
+        positive("pilot_ordering.sweep_interval", section.sweep_interval)?;
+        positive(
+            "pilot_ordering.dispatch_interval",
+            section.dispatch_interval,
+        )?;
+        let payment_resend_after = positive("payment.resend_after", self.payment.resend_after)?;
         let PrivacyKeys {
             pseudonym: pseudonym_key,
             cipher,
             synthetic,
         } = self.privacy.keys()?;
         Ok(OrderingPolicy {
-            supplier_answer_days: section.supplier_answer_days,
-            start_days: section.start_days,
-            invoice_deadline_days: section.invoice_deadline_days,
-            account_chapter: section.account_chapter,
-            account_post: section.account_post,
+            supplier_answer_days,
+            start_days,
+            invoice_deadline_days,
+            account: section.account,
             synthetic,
             pseudonym_key,
             cipher,
-            sweep_interval: Duration::from_secs(section.sweep_interval_seconds),
-            dispatch_interval: Duration::from_millis(section.dispatch_interval_ms),
-            payment_retry_after: time::Duration::seconds(section.payment_retry_after_seconds),
+            sweep_interval: section.sweep_interval,
+            dispatch_interval: section.dispatch_interval,
+            payment_resend_after,
         })
     }
 }
@@ -191,15 +216,59 @@ mod tests {
         assert_eq!(policy.supplier_answer_days, 7);
         assert_eq!(policy.start_days, 30);
         assert_eq!(policy.invoice_deadline_days, 90);
-        assert_eq!((policy.account_chapter, policy.account_post), (2650, 76));
+        assert_eq!(policy.account, Account::SCHEME);
+        assert_eq!(policy.sweep_interval, Duration::from_secs(3600));
+        assert_eq!(policy.dispatch_interval, Duration::from_secs(1));
+        assert_eq!(policy.payment_resend_after, time::Duration::seconds(60));
         assert_eq!(policy.synthetic, SyntheticPolicy::Reject);
+    }
+
+    #[test]
+    fn values_read_as_people_write_them() {
+        let policy = load_with(&[
+            ("pilot_ordering.supplier_answer", "2 weeks"),
+            ("pilot_ordering.account", "605.01"),
+            ("pilot_ordering.dispatch_interval", "250ms"),
+            ("payment.resend_after", "5m"),
+        ])
+        .expect("loads")
+        .settings
+        .policy()
+        .expect("policy");
+        assert_eq!(policy.supplier_answer_days, 14);
+        assert_eq!(policy.account.to_string(), "605.01");
+        assert_eq!(policy.dispatch_interval, Duration::from_millis(250));
+        assert_eq!(policy.payment_resend_after, time::Duration::minutes(5));
+    }
+
+    #[test]
+    fn a_replaced_key_is_refused_naming_its_replacement() {
+        for (old, _) in REPLACED_KEYS {
+            let text = load_with(&[(old, "1")]).expect_err("replaced").to_string();
+            assert!(text.contains(old), "{old}: {text}");
+        }
+        let text = load_with(&[("pilot_ordering.payment_retry_after_seconds", "2")])
+            .expect_err("replaced")
+            .to_string();
+        assert!(text.contains("write payment.resend_after"), "{text}");
+        let text = load_with(&[("pilot_ordering.account_post", "76")])
+            .expect_err("replaced")
+            .to_string();
+        assert!(
+            text.contains("write pilot_ordering.account (CHAPTER.POST"),
+            "{text}"
+        );
     }
 
     #[test]
     fn bad_values_name_their_key() {
         for (key, value) in [
-            ("pilot_ordering.invoice_deadline_days", "0"),
-            ("pilot_ordering.account_post", "100"),
+            ("pilot_ordering.invoice_deadline", "0s"),
+            ("pilot_ordering.supplier_answer", "36h"),
+            ("pilot_ordering.start", "3651 days"),
+            ("pilot_ordering.account", "2650.100"),
+            ("pilot_ordering.sweep_interval", "0s"),
+            ("payment.resend_after", "0s"),
             ("privacy.pseudonym_key", "short"),
             ("privacy.encryption_key", "not base64"),
         ] {

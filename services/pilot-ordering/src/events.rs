@@ -17,9 +17,10 @@ use std::sync::Arc;
 use ekb_platform::{
     ApiError,
     change::{self, Decision},
-    messaging::{EventFields, HandlerError, Handles, UnitOfWork},
+    messaging::{EventFields, HandlerError, Handles, UnitOfWork, parts},
 };
 use ekb_proto::{
+    convert::competence_area_to_wire,
     events::CarriesAgreement,
     v1::{self, EventEnvelope},
 };
@@ -27,6 +28,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::{
+    codes::FundsDeniedReason,
     config::OrderingPolicy,
     model::Order,
     ordering,
@@ -49,31 +51,16 @@ impl Handles<v1::CaseRouted> for OrderingEvents {
         event: v1::CaseRouted,
         _envelope: &EventEnvelope,
     ) -> Result<(), HandlerError> {
-        let fields = EventFields::of(&event);
-        let case_id = fields.uuid("case_id", &event.case_id)?;
-        let county = fields.county("county_code", &event.county_code)?;
-        let opened_at = fields.instant("opened_at", event.opened_at.as_ref())?;
-        let flow = match fields.enumeration::<v1::Flow>("flow", event.flow)? {
-            v1::Flow::Pilot => "PILOT",
-            v1::Flow::Regular => "REGULAR",
-            v1::Flow::Unspecified => return Err(fields.refuse("flow", "must be set")),
-        };
-        let area = match event.expert_choice.and_then(|choice| choice.choice) {
-            Some(v1::expert_choice::Choice::FrameworkAgreement(choice)) => choice.competence_area,
-            _ => 0,
-        };
-        if flow == "PILOT" && ekb_proto::convert::competence_area_from_wire(area).is_err() {
-            return Err(fields.refuse(
-                "expert_choice",
-                "must name a framework-agreement competence area when the flow is PILOT",
-            ));
-        }
+        let routed = parts::RoutedCase::read(&event)?;
+        let flow = routed.flow.code();
         let case = RoutedCase {
-            case_id,
-            county: county.as_str(),
-            employer: &event.employer_organisation_number,
-            area,
-            opened_at,
+            case_id: routed.case_id,
+            county: routed.county.as_str(),
+            employer: &routed.employer_organisation_number,
+            area: routed
+                .framework_area
+                .map_or(0, |area| competence_area_to_wire(area) as i32),
+            opened_at: routed.opened_at,
             received_at: work.now(),
         };
         store::insert_case(work.db(), &case, flow).await?;
@@ -142,47 +129,24 @@ impl<E: AgreementEvent> Handles<E> for OrderingEvents {
 }
 
 fn agreement_state<E: AgreementEvent>(event: &E) -> Result<AgreementState, HandlerError> {
-    let fields = EventFields::of(event);
-    let agreement = fields.required("agreement", event.agreement())?;
-    let terms = fields.required("agreement.terms", agreement.terms.as_ref())?;
-    let validity = fields.required("agreement.terms.validity", terms.validity.as_ref())?;
-    let areas = terms
-        .competence_areas
-        .iter()
-        .map(|area| {
-            ekb_proto::convert::competence_area_from_wire(*area)
-                .map(|_| *area)
-                .map_err(|_| {
-                    fields.refuse("agreement.terms.competence_areas", "must be known areas")
-                })
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    let price = fields.case_amount(
-        "agreement.terms.price_per_assignment_ore",
-        terms.price_per_assignment_ore,
-    )?;
-    if terms.monthly_capacity <= 0 {
-        return Err(fields.refuse("agreement.terms.monthly_capacity", "must be positive"));
-    }
-    if terms.ranking <= 0 {
-        return Err(fields.refuse("agreement.terms.ranking", "must be positive"));
-    }
+    let agreement = parts::AgreementState::read(event)?;
     Ok(AgreementState {
-        agreement_id: fields.uuid("agreement.agreement_id", &agreement.agreement_id)?,
-        reference: agreement.agreement_reference.clone(),
-        supplier: agreement.supplier_organisation_number.clone(),
-        supplier_name: agreement.supplier_name.clone(),
-        county: fields
-            .county("agreement.county_code", &agreement.county_code)?
-            .as_str()
-            .to_owned(),
-        areas,
-        price_ore: price.ore(),
-        ranking: terms.ranking,
-        capacity: terms.monthly_capacity,
-        valid_from: fields.date("agreement.terms.validity.from_date", &validity.from_date)?,
-        valid_to: fields.date("agreement.terms.validity.to_date", &validity.to_date)?,
-        ended_on: fields.optional_date("agreement.ended_on_date", &agreement.ended_on_date)?,
+        agreement_id: agreement.agreement_id,
+        reference: agreement.reference,
+        supplier: agreement.supplier_organisation_number,
+        supplier_name: agreement.supplier_name,
+        county: agreement.county.as_str().to_owned(),
+        areas: agreement
+            .areas
+            .iter()
+            .map(|area| competence_area_to_wire(*area) as i32)
+            .collect(),
+        price_ore: agreement.price.ore(),
+        ranking: agreement.ranking,
+        capacity: agreement.monthly_capacity,
+        valid_from: agreement.valid_from,
+        valid_to: agreement.valid_to,
+        ended_on: agreement.ended_on,
         version: agreement.version,
     })
 }
@@ -270,7 +234,7 @@ where
         Err(error) => Err(error.into()),
         Ok(applied) => {
             if !applied.changed {
-                tracing::info!(%order_id, status = applied.record.status().as_str_name(), "budget answer for an order no longer pending; ignored");
+                tracing::info!(%order_id, status = applied.record.status.code(), "budget answer for an order no longer pending; ignored");
             }
             Ok(())
         }
@@ -305,8 +269,7 @@ impl Handles<v1::FundsDenied> for OrderingEvents {
         _envelope: &EventEnvelope,
     ) -> Result<(), HandlerError> {
         let fields = EventFields::of(&event);
-        let reason = v1::FundsDeniedReason::try_from(event.reason)
-            .unwrap_or(v1::FundsDeniedReason::Unspecified);
+        let reason = FundsDeniedReason::from_wire(event.reason);
         answer_order(
             work,
             fields,

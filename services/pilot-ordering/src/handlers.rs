@@ -27,6 +27,7 @@ use uuid::Uuid;
 
 use crate::{
     APPROVER, CASEWORKER, PilotOrdering, READER, SUPPLIER,
+    codes::wire_or_unspecified,
     commands::{
         AbortOrder, Answer, CancelOrder, CompleteOrder, ListCasesAwaitingOrder, ListOrders,
         PlaceOrder, RecordExpertStarted, RecordInvoicePaymentOutcome, RecordSupplierResponse,
@@ -265,8 +266,8 @@ async fn list_cases_awaiting_order(
                     .last_order_id
                     .map(|id| id.to_string())
                     .unwrap_or_default(),
-                last_order_status: row.last_status.unwrap_or(0),
-                last_cancellation_reason: row.last_cancellation.unwrap_or(0),
+                last_order_status: wire_or_unspecified(row.last_status),
+                last_cancellation_reason: wire_or_unspecified(row.last_cancellation),
             })
             .collect(),
         next_page_token,

@@ -8,6 +8,7 @@
 //!
 //! [`PilotOrdering`] describes the service to the platform; `main.rs` is one line.
 
+pub mod codes;
 pub mod commands;
 pub mod config;
 pub mod events;
@@ -50,32 +51,11 @@ pub const APPROVER: &str = "pilot-approver";
 pub const READER: &str = "pilot-reader";
 /// A supplier's system.
 pub const SUPPLIER: &str = "pilot-supplier";
-/// NAV's payment system (or its adapter), reporting a payment's outcome.
-pub const PAYMENT_SYSTEM: &str = "pilot-payment-system";
-/// Reads the audit trail.
-pub const AUDITOR: &str = "pilot-auditor";
 
 impl ServiceDescription for PilotOrdering {
     const NAME: &'static str = "pilot-ordering";
     const DEFAULTS: &'static str = config::DEFAULTS;
-    const ROLES: ekb_platform::auth::RoleTable = &[
-        ("PlaceOrder", &[CASEWORKER]),
-        ("GetOrder", &[READER, CASEWORKER, APPROVER, SUPPLIER]),
-        ("ListOrdersForCase", &[READER, CASEWORKER, APPROVER]),
-        ("ListOrders", &[READER, CASEWORKER, APPROVER]),
-        ("ListCasesAwaitingOrder", &[READER, CASEWORKER]),
-        ("RecordSupplierResponse", &[CASEWORKER, SUPPLIER]),
-        ("RecordExpertStarted", &[CASEWORKER]),
-        ("CompleteOrder", &[CASEWORKER]),
-        ("CancelOrder", &[CASEWORKER]),
-        ("AbortOrder", &[CASEWORKER]),
-        ("SubmitInvoice", &[SUPPLIER]),
-        ("AttestInvoice", &[CASEWORKER]),
-        ("ApproveInvoice", &[APPROVER]),
-        ("RejectInvoice", &[CASEWORKER, APPROVER]),
-        ("RecordInvoicePaymentOutcome", &[PAYMENT_SYSTEM]),
-        ("ListAuditEntries", &[AUDITOR]),
-    ];
+    const REPLACED_KEYS: &'static [ekb_platform::config::ReplacedKey] = config::REPLACED_KEYS;
     const CONSTRAINTS: ekb_platform::error::ConstraintMessages = &[
         (
             "orders_request_id_unique",

@@ -1,15 +1,23 @@
-//! Orders and invoices as stored, and how they read on the wire. Enum columns hold the
-//! contract's numbers, so a row converts to the contract without a mapping table of its own.
+//! Orders and invoices as stored, and how they read on the wire. Enum columns hold codes
+//! ([`crate::codes`]); a reason not set is `None` and UNSPECIFIED on the wire.
 
 use ekb_domain::{month_start, oslo_date};
 use ekb_proto::{
     convert::{date_to_wire, timestamp_to_wire},
-    v1::{self, InvoiceStatus, OrderStatus},
+    v1,
 };
 use time::{Date, OffsetDateTime};
 use uuid::Uuid;
 
-use crate::{selection::Agreement, store::Case};
+use crate::{
+    codes::{
+        FundsDeniedReason, InvoicePaymentStatus, InvoiceRejectionReason, InvoiceStatus,
+        OrderAbortReason, OrderCancellationReason, OrderExpiryReason, OrderStatus,
+        SupplierDeclineReason, wire_or_unspecified,
+    },
+    selection::Agreement,
+    store::Case,
+};
 
 /// Statuses in which an order is live (work may still be done under it).
 pub const LIVE: [OrderStatus; 4] = [
@@ -18,11 +26,6 @@ pub const LIVE: [OrderStatus; 4] = [
     OrderStatus::Accepted,
     OrderStatus::Started,
 ];
-
-/// The status numbers of `statuses`, for SQL `= ANY($n)`.
-pub fn numbers(statuses: &[OrderStatus]) -> Vec<i32> {
-    statuses.iter().map(|status| *status as i32).collect()
-}
 
 /// An order row.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -53,8 +56,8 @@ pub struct Order {
     pub account_chapter: i32,
     /// Post.
     pub account_post: i32,
-    /// OrderStatus number.
-    pub status: i32,
+    /// Where the order is.
+    pub status: OrderStatus,
     /// Contact name.
     pub contact_name: String,
     /// Contact phone.
@@ -83,8 +86,8 @@ pub struct Order {
     pub supplier_responded_date: Option<Date>,
     /// Decline text.
     pub decline_reason: String,
-    /// Decline code.
-    pub decline_reason_code: i32,
+    /// Why the supplier declined.
+    pub decline_reason_code: Option<SupplierDeclineReason>,
     /// Expert.
     pub expert_id: Option<Uuid>,
     /// Started on.
@@ -93,28 +96,28 @@ pub struct Order {
     pub completed_date: Option<Date>,
     /// Report.
     pub report_document_id: Option<Uuid>,
-    /// Cancellation reason number.
-    pub cancellation_reason: i32,
-    /// Budget's reason.
-    pub funds_denied_reason: i32,
+    /// Why it was cancelled.
+    pub cancellation_reason: Option<OrderCancellationReason>,
+    /// Budget's reason, when budget denied the funds.
+    pub funds_denied_reason: Option<FundsDeniedReason>,
     /// Cancellation text.
     pub cancellation_explanation: String,
     /// Cancelled at.
     pub cancelled_at: Option<OffsetDateTime>,
-    /// Abort reason number.
-    pub abort_reason: i32,
+    /// Why it was aborted.
+    pub abort_reason: Option<OrderAbortReason>,
     /// Abort text.
     pub abort_explanation: String,
     /// Status before the abort.
-    pub abort_previous_status: i32,
+    pub abort_previous_status: Option<OrderStatus>,
     /// Work stopped on.
     pub aborted_date: Option<Date>,
     /// Aborted at.
     pub aborted_at: Option<OffsetDateTime>,
     /// Last invoicing day.
     pub invoice_deadline_date: Option<Date>,
-    /// Expiry reason number.
-    pub expiry_reason: i32,
+    /// Why it expired.
+    pub expiry_reason: Option<OrderExpiryReason>,
     /// Expired at.
     pub expired_at: Option<OffsetDateTime>,
     /// Last change.
@@ -181,7 +184,7 @@ impl Order {
             budget_year: oslo_date(now).year(),
             account_chapter: account.chapter,
             account_post: account.post,
-            status: OrderStatus::FundsPending as i32,
+            status: OrderStatus::FundsPending,
             contact_name: assignment.contact_name,
             contact_phone: assignment.contact_phone,
             contact_email: assignment.contact_email,
@@ -196,22 +199,22 @@ impl Order {
             accepted_at: None,
             supplier_responded_date: None,
             decline_reason: String::new(),
-            decline_reason_code: 0,
+            decline_reason_code: None,
             expert_id: None,
             started_date: None,
             completed_date: None,
             report_document_id: None,
-            cancellation_reason: 0,
-            funds_denied_reason: 0,
+            cancellation_reason: None,
+            funds_denied_reason: None,
             cancellation_explanation: String::new(),
             cancelled_at: None,
-            abort_reason: 0,
+            abort_reason: None,
             abort_explanation: String::new(),
-            abort_previous_status: 0,
+            abort_previous_status: None,
             aborted_date: None,
             aborted_at: None,
             invoice_deadline_date: None,
-            expiry_reason: 0,
+            expiry_reason: None,
             expired_at: None,
             updated_at: now,
         }
@@ -231,11 +234,6 @@ impl Order {
     /// The month whose capacity the order uses: the month it was requested in (Oslo).
     pub fn usage_month(&self) -> Date {
         month_start(oslo_date(self.requested_at))
-    }
-
-    /// The status.
-    pub fn status(&self) -> OrderStatus {
-        OrderStatus::try_from(self.status).unwrap_or(OrderStatus::Unspecified)
     }
 
     /// The account charged.
@@ -260,7 +258,7 @@ impl Order {
             price_ore: self.price_ore,
             budget_year: self.budget_year,
             account: Some(self.account()),
-            status: self.status,
+            status: self.status.into(),
             contact_person: full.then(|| v1::ContactPerson {
                 name: self.contact_name.clone(),
                 phone_number: self.contact_phone.clone(),
@@ -283,8 +281,8 @@ impl Order {
             started_date: date(self.started_date),
             completed_date: date(self.completed_date),
             cancellation: self.cancelled_at.map(|at| v1::OrderCancellation {
-                reason: self.cancellation_reason,
-                funds_denied_reason: self.funds_denied_reason,
+                reason: wire_or_unspecified(self.cancellation_reason),
+                funds_denied_reason: wire_or_unspecified(self.funds_denied_reason),
                 explanation: self.cancellation_explanation.clone(),
                 cancelled_at: Some(timestamp_to_wire(at)),
             }),
@@ -293,16 +291,16 @@ impl Order {
             employee_pseudonym: self.employee_pseudonym.clone(),
             report_document_id: id(self.report_document_id),
             abort: self.aborted_at.map(|at| v1::OrderAbort {
-                reason: self.abort_reason,
+                reason: wire_or_unspecified(self.abort_reason),
                 explanation: self.abort_explanation.clone(),
-                previous_status: self.abort_previous_status,
+                previous_status: wire_or_unspecified(self.abort_previous_status),
                 aborted_date: date(self.aborted_date),
                 aborted_at: Some(timestamp_to_wire(at)),
             }),
             invoice_deadline_date: date(self.invoice_deadline_date),
-            expiry_reason: self.expiry_reason,
+            expiry_reason: wire_or_unspecified(self.expiry_reason),
             expired_at: self.expired_at.map(timestamp_to_wire),
-            decline_reason_code: self.decline_reason_code,
+            decline_reason_code: wire_or_unspecified(self.decline_reason_code),
         }
     }
 
@@ -343,10 +341,10 @@ pub struct Invoice {
     pub amount_ore: i64,
     /// Document.
     pub invoice_document_id: Uuid,
-    /// InvoiceStatus number.
-    pub status: i32,
-    /// Rejection reason number.
-    pub rejection_reason: i32,
+    /// Where the invoice is.
+    pub status: InvoiceStatus,
+    /// Why it was rejected.
+    pub rejection_reason: Option<InvoiceRejectionReason>,
     /// Rejection text.
     pub rejection_explanation: String,
     /// Registered.
@@ -359,8 +357,8 @@ pub struct Invoice {
     pub attested_by: String,
     /// Attested.
     pub attested_at: Option<OffsetDateTime>,
-    /// InvoicePaymentStatus number.
-    pub payment_status: i32,
+    /// Where its payment is, once approved.
+    pub payment_status: Option<InvoicePaymentStatus>,
     /// Payment reference.
     pub payment_reference: String,
     /// Outcome recorded.
@@ -378,11 +376,6 @@ pub const INVOICE_COLUMNS: &str = "invoice_id, order_id, request_id, request_fin
     payment_status, payment_reference, payment_recorded_at, payment_attempt, payment_handed_at";
 
 impl Invoice {
-    /// The status.
-    pub fn status(&self) -> InvoiceStatus {
-        InvoiceStatus::try_from(self.status).unwrap_or(InvoiceStatus::Unspecified)
-    }
-
     /// The contract's invoice.
     pub fn to_wire(&self) -> v1::SupplierInvoice {
         v1::SupplierInvoice {
@@ -392,8 +385,8 @@ impl Invoice {
             invoice_date: date_to_wire(self.invoice_date),
             amount_ore: self.amount_ore,
             invoice_document_id: self.invoice_document_id.to_string(),
-            status: self.status,
-            rejection_reason: self.rejection_reason,
+            status: self.status.into(),
+            rejection_reason: wire_or_unspecified(self.rejection_reason),
             rejection_explanation: self.rejection_explanation.clone(),
             submitted_at: Some(timestamp_to_wire(self.submitted_at)),
             decided_at: self.decided_at.map(timestamp_to_wire),
@@ -401,7 +394,7 @@ impl Invoice {
             payment_reference: self.payment_reference.clone(),
             attested_by: self.attested_by.clone(),
             attested_at: self.attested_at.map(timestamp_to_wire),
-            payment_status: self.payment_status,
+            payment_status: wire_or_unspecified(self.payment_status),
             payment_recorded_at: self.payment_recorded_at.map(timestamp_to_wire),
         }
     }

@@ -11,11 +11,12 @@ use ekb_platform::{
     change, idempotency,
     messaging::{EventSubject, UnitOfWork},
 };
-use ekb_proto::v1::{self, AccessPurpose, AuditEntryKind, FlowChangeReason, OrderStatus};
+use ekb_proto::v1::{self, AccessPurpose, AuditEntryKind, FlowChangeReason};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::{
+    codes::OrderStatus,
     commands::PlaceOrder,
     config::OrderingPolicy,
     model::{Assignment, LIVE, Order},
@@ -27,8 +28,8 @@ use crate::{
 /// The account orders are charged to.
 pub fn account(policy: &OrderingPolicy) -> v1::BudgetAccount {
     v1::BudgetAccount {
-        chapter: policy.account_chapter,
-        post: policy.account_post,
+        chapter: policy.account.chapter(),
+        post: policy.account.post(),
     }
 }
 
@@ -154,7 +155,7 @@ pub fn may_order(case: &store::Case, orders: &[Order]) -> Result<(), ApiError> {
             format!("case {} is in the regular flow", case.case_id),
         ));
     }
-    if orders.iter().any(|order| LIVE.contains(&order.status())) {
+    if orders.iter().any(|order| LIVE.contains(&order.status)) {
         return Err(ApiError::refused(
             "CASE_HAS_LIVE_ORDER",
             "the case has an order that is pending, placed, accepted or started",
@@ -162,7 +163,7 @@ pub fn may_order(case: &store::Case, orders: &[Order]) -> Result<(), ApiError> {
     }
     if orders
         .iter()
-        .any(|order| order.status() == OrderStatus::Completed)
+        .any(|order| order.status == OrderStatus::Completed)
     {
         return Err(ApiError::refused(
             "CASE_ALREADY_DELIVERED",

@@ -15,11 +15,11 @@ use ekb_platform::{
     messaging::Db,
     payment::{PaymentInstruction, PaymentOutcome, PaymentPort},
 };
-use ekb_proto::v1::InvoicePaymentStatus;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::{
+    codes::InvoicePaymentStatus,
     store,
     transitions::{InvoiceOfOrder, Outcome},
 };
@@ -31,7 +31,7 @@ pub async fn pay(db: &Db, port: &dyn PaymentPort, invoice_id: Uuid) -> anyhow::R
         let Some(invoice) = store::find_invoice(&mut connection, invoice_id, false).await? else {
             return Ok(());
         };
-        if invoice.payment_status != InvoicePaymentStatus::Pending as i32 {
+        if invoice.payment_status != Some(InvoicePaymentStatus::Pending) {
             return Ok(());
         }
         let order = store::find_order(&mut connection, invoice.order_id, false)
@@ -89,15 +89,15 @@ pub fn log_recorded(recorded: &InvoiceOfOrder, outcome: &Outcome) {
     if let Outcome::Failed { reason } = outcome {
         tracing::warn!(%invoice_id, reason = %reason, "the payment system refused the payment");
     }
-    tracing::info!(%invoice_id, status = outcome.status().as_str_name(), "payment outcome recorded");
+    tracing::info!(%invoice_id, status = outcome.status().code(), "payment outcome recorded");
 }
 
-/// Invoices approved and not answered whose hand-over is older than `retry_after` at `now`.
+/// Invoices approved and not answered whose hand-over is older than `resend_after` at `now`.
 pub async fn unanswered(
     db: &Db,
     now: OffsetDateTime,
-    retry_after: time::Duration,
+    resend_after: time::Duration,
 ) -> anyhow::Result<Vec<Uuid>> {
     let mut connection = db.read().await?;
-    Ok(store::payments_unanswered(&mut connection, now - retry_after).await?)
+    Ok(store::payments_unanswered(&mut connection, now - resend_after).await?)
 }

@@ -14,9 +14,9 @@ use sqlx::{AssertSqlSafe, PgConnection};
 use time::Date;
 use uuid::Uuid;
 
-use ekb_proto::v1::{
-    self, OrderAbortReason, OrderCancellationReason, OrderExpiryReason, OrderStatus,
-};
+use ekb_proto::v1;
+
+use crate::codes::{OrderAbortReason, OrderCancellationReason, OrderExpiryReason, OrderStatus};
 
 /// An agreement from the read model, as the choice needs it.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
@@ -165,14 +165,14 @@ pub async fn failed_for_case(
            OR (status = $8 AND cancellation_reason = $9))",
     )
     .bind(case_id)
-    .bind(OrderStatus::Declined as i32)
-    .bind(OrderStatus::Expired as i32)
-    .bind(OrderExpiryReason::SupplierDidNotAnswer as i32)
-    .bind(OrderExpiryReason::NotStartedInTime as i32)
-    .bind(OrderAbortReason::ExpertUnavailable as i32)
-    .bind(OrderAbortReason::SupplierBreach as i32)
-    .bind(OrderStatus::Cancelled as i32)
-    .bind(OrderCancellationReason::AgreementEnded as i32)
+    .bind(OrderStatus::Declined)
+    .bind(OrderStatus::Expired)
+    .bind(OrderExpiryReason::SupplierDidNotAnswer)
+    .bind(OrderExpiryReason::NotStartedInTime)
+    .bind(OrderAbortReason::ExpertUnavailable)
+    .bind(OrderAbortReason::SupplierBreach)
+    .bind(OrderStatus::Cancelled)
+    .bind(OrderCancellationReason::AgreementEnded)
     .fetch_all(db)
     .await
 }
@@ -212,10 +212,10 @@ pub async fn month_use(
     )
     .bind(agreement_id)
     .bind(month)
-    .bind(OrderStatus::Declined as i32)
-    .bind(OrderStatus::Cancelled as i32)
-    .bind(OrderStatus::Expired as i32)
-    .bind(OrderExpiryReason::SupplierDidNotAnswer as i32)
+    .bind(OrderStatus::Declined)
+    .bind(OrderStatus::Cancelled)
+    .bind(OrderStatus::Expired)
+    .bind(OrderExpiryReason::SupplierDidNotAnswer)
     .fetch_one(db)
     .await
 }

@@ -1,6 +1,6 @@
 //! The service's background work, both driven by an injectable clock so tests can move time:
-//! - the sweep ([`sweep`], hourly by default): orders unanswered past `supplier_answer_days`
-//!   (expire and move to the next supplier), accepted orders not started within `start_days`,
+//! - the sweep ([`sweep`], hourly by default): orders unanswered past `supplier_answer`
+//!   (expire and move to the next supplier), accepted orders not started within `start`,
 //!   completed or aborted orders past their invoice deadline with nothing invoiced (expire:
 //!   budget releases), agreements whose validity ran out while orders were open, and PILOT
 //!   cases no active agreement covers any more (fallback). Each order is its own unit of work,
@@ -12,11 +12,11 @@
 
 use ekb_domain::oslo_date;
 use ekb_platform::{change, messaging::Db, payment::PaymentPort};
-use ekb_proto::v1::OrderStatus;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::{
+    codes::OrderStatus,
     config::OrderingPolicy,
     model::Order,
     ordering, payments, store,
@@ -153,7 +153,7 @@ pub async fn dispatch(
     now: OffsetDateTime,
 ) -> anyhow::Result<()> {
     send_placed_orders(db, notifier, now).await?;
-    for invoice_id in payments::unanswered(db, now, policy.payment_retry_after).await? {
+    for invoice_id in payments::unanswered(db, now, policy.payment_resend_after).await? {
         if let Err(error) = payments::pay(db, payment, invoice_id).await {
             tracing::warn!(%invoice_id, error = %error, "payment hand-over failed; will retry");
         }

@@ -57,11 +57,12 @@ fn subject(order: &Order) -> EventSubject {
 pub(crate) mod fixtures {
     //! An order as the unit tests start from.
 
-    use ekb_proto::v1::{self, OrderStatus};
+    use ekb_proto::v1;
     use time::{OffsetDateTime, macros::datetime};
     use uuid::Uuid;
 
     use crate::{
+        codes::OrderStatus,
         model::{Assignment, Order},
         selection::Agreement,
         store::Case,
@@ -119,7 +120,7 @@ pub(crate) mod fixtures {
             None,
             datetime!(2027-03-03 10:00 UTC),
         );
-        order.status = status as i32;
+        order.status = status;
         order
     }
 }

@@ -6,10 +6,14 @@
 
 mod support;
 
+#[path = "service/migrations.rs"]
+mod migrations;
+
 use std::collections::HashMap;
 
 use anyhow::Context;
 
+use ekb_pilot_ordering::codes;
 use ekb_proto::v1::{self, OrderStatus};
 use ekb_testkit::{service_under_test::eventually, services::with_bearer};
 use support::*;
@@ -778,7 +782,7 @@ async fn the_sweep_expires_unanswered_and_uninvoiced_orders_and_moves_orders_of_
     let db = stack.db();
     let now = time::OffsetDateTime::now_utc();
 
-    // Unanswered past supplier_answer_days: expires and moves to the next supplier.
+    // Unanswered past supplier_answer: expires and moves to the next supplier.
     let (_, unanswered) = placed_order(&stack).await?;
     // Completed and never invoiced: expires after the invoice deadline.
     let (_, completed) = accepted_order(&stack).await?;
@@ -798,7 +802,7 @@ async fn the_sweep_expires_unanswered_and_uninvoiced_orders_and_moves_orders_of_
     let next = stack.order(&expired.next_order_id).await?;
     assert_eq!(next.agreement_id, second.agreement_id);
     // The next supplier's order, once budget has reserved for it, is itself unanswered for more
-    // than supplier_answer_days at that instant: the same sweep expires it (and only it), and
+    // than supplier_answer at that instant: the same sweep expires it (and only it), and
     // one more at the same instant changes nothing. (Waiting for the reservation first makes
     // this independent of how fast budget answers.)
     stack
@@ -944,7 +948,7 @@ async fn every_other_way_an_order_ends_releases_or_disburses_its_money() -> anyh
         (600_000, PRICE)
     );
 
-    // Accepted and never started: expires after start_days.
+    // Accepted and never started: expires after start.
     let (_, idle) = accepted_order(&stack).await?;
     let policy = stack.policy()?;
     let later = time::OffsetDateTime::now_utc() + time::Duration::days(32);
@@ -1607,12 +1611,7 @@ async fn a_burst_of_concurrent_decisions_with_the_database_backends_terminated_s
     const ORDERS: usize = (FIRST_CAPACITY + SECOND_CAPACITY) as usize;
     // The payment hand-over made right after an approval may itself lose its connection; the
     // dispatcher hands it over again after this long (60 s by default).
-    let stack = Stack::start_with(
-        "po-terminated",
-        None,
-        &[("pilot_ordering.payment_retry_after_seconds", "2")],
-    )
-    .await?;
+    let stack = Stack::start_with("po-terminated", None, &[("payment.resend_after", "2s")]).await?;
     let first = agreement(SUPPLIER_A, "RA-A", 1, PRICE, FIRST_CAPACITY);
     let second = agreement(SUPPLIER_B, "RA-B", 2, PRICE, SECOND_CAPACITY);
     stack.agreement(&first).await?;
@@ -1786,7 +1785,7 @@ async fn a_burst_of_concurrent_decisions_with_the_database_backends_terminated_s
         std::time::Duration::from_secs(60),
         || async {
             let placed: i64 = sqlx::query_scalar("SELECT count(*) FROM orders WHERE status = $1")
-                .bind(OrderStatus::Placed as i32)
+                .bind(codes::OrderStatus::Placed)
                 .fetch_one(&stack.pool)
                 .await?;
             Ok((placed == ORDERS as i64).then_some(()))
@@ -1805,7 +1804,7 @@ async fn a_burst_of_concurrent_decisions_with_the_database_backends_terminated_s
     .await?;
     let all_applied = started.elapsed();
     let not_placed: i64 = sqlx::query_scalar("SELECT count(*) FROM orders WHERE status <> $1")
-        .bind(OrderStatus::Placed as i32)
+        .bind(codes::OrderStatus::Placed)
         .fetch_one(&stack.pool)
         .await?;
     let consumer_retries = metric_in_process("ekb_consumer_transient_failures_total", "")?;
@@ -1924,7 +1923,7 @@ async fn a_burst_of_concurrent_decisions_with_the_database_backends_terminated_s
     // Lost: an invoice approved in an answer but not in the database, or the other way round.
     let stored_approved: Vec<String> =
         sqlx::query_scalar("SELECT invoice_id::text FROM invoices WHERE status = $1")
-            .bind(v1::InvoiceStatus::Approved as i32)
+            .bind(codes::InvoiceStatus::Approved)
             .fetch_all(&stack.pool)
             .await?;
     let lost = stored_approved
@@ -1976,8 +1975,8 @@ async fn a_burst_of_concurrent_decisions_with_the_database_backends_terminated_s
             let paid: i64 = sqlx::query_scalar(
                 "SELECT count(*) FROM invoices WHERE status = $1 AND payment_status = $2",
             )
-            .bind(v1::InvoiceStatus::Approved as i32)
-            .bind(v1::InvoicePaymentStatus::Paid as i32)
+            .bind(codes::InvoiceStatus::Approved)
+            .bind(codes::InvoicePaymentStatus::Paid)
             .fetch_one(&stack.pool)
             .await?;
             let unpublished = count(
@@ -2036,11 +2035,11 @@ async fn a_burst_of_concurrent_decisions_with_the_database_backends_terminated_s
     );
 
     // Each order and invoice where it should be, exactly once.
-    let statuses: Vec<(i32, i64)> =
+    let statuses: Vec<(codes::OrderStatus, i64)> =
         sqlx::query_as("SELECT status, count(*) FROM orders GROUP BY 1")
             .fetch_all(&stack.pool)
             .await?;
-    assert_eq!(statuses, [(OrderStatus::Completed as i32, ORDERS as i64)]);
+    assert_eq!(statuses, [(codes::OrderStatus::Completed, ORDERS as i64)]);
     assert_eq!(
         count(&stack, "SELECT count(*) FROM invoices").await?,
         ORDERS as i64,

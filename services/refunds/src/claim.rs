@@ -21,8 +21,11 @@ use ekb_proto::v1;
 use time::OffsetDateTime;
 
 use crate::{
+    codes::{
+        ClaimStatus, FailureReason, GrantStatus, PaymentStatus, ReductionReason, RejectionReason,
+    },
     commands::{Decide, MAX_DETAIL, Outcome, Recommend, Recommendation, RecordOutcome},
-    model::{ClaimRow, GrantRow, RecommendationRow, claim_status, grant_status, payment_status},
+    model::{ClaimRow, GrantRow, RecommendationRow},
     published::{self, subject},
 };
 
@@ -66,7 +69,7 @@ impl Claim {
             check_payout(self.row.payable_amount_ore, *payout_ore, *reduction_reason)?;
         }
         let by = caller.subject.as_str();
-        if self.row.status() == v1::RefundClaimStatus::Recommended
+        if self.row.status == ClaimStatus::Recommended
             && self
                 .recommendations
                 .last()
@@ -74,20 +77,16 @@ impl Claim {
         {
             return Ok(Decision::Unchanged);
         }
-        self.require_status(v1::RefundClaimStatus::Submitted, "CLAIM_NOT_SUBMITTED")?;
+        self.require_status(ClaimStatus::Submitted, "CLAIM_NOT_SUBMITTED")?;
         let version = i32::try_from(self.recommendations.len()).unwrap_or(i32::MAX - 1) + 1;
         let mut row = RecommendationRow {
             claim_id: self.row.claim_id,
             version,
             approve: false,
             payout_ore: None,
-            reduction_reason: v1::PayoutReductionReason::Unspecified
-                .as_str_name()
-                .to_owned(),
+            reduction_reason: None,
             reduction_explanation: String::new(),
-            rejection_reason: v1::RefundRejectionReason::Unspecified
-                .as_str_name()
-                .to_owned(),
+            rejection_reason: None,
             rejection_explanation: String::new(),
             note: command.note.clone(),
             recommended_by: by.to_owned(),
@@ -104,25 +103,25 @@ impl Claim {
             } => {
                 row.approve = true;
                 row.payout_ore = Some(*payout_ore);
-                row.reduction_reason = reduction_reason.as_str_name().to_owned();
+                row.reduction_reason = *reduction_reason;
                 row.reduction_explanation = explanation.clone();
             }
             Recommendation::Reject {
                 reason,
                 explanation,
             } => {
-                if *reason == v1::RefundRejectionReason::LateClaim && !self.row.late {
+                if *reason == RejectionReason::LateClaim && !self.row.late {
                     return Err(ApiError::refused(
                         "CLAIM_NOT_LATE",
                         "LATE_CLAIM is only for a claim submitted after the deadline",
                     ));
                 }
-                row.rejection_reason = reason.as_str_name().to_owned();
+                row.rejection_reason = Some(*reason);
                 row.rejection_explanation = explanation.clone();
             }
         }
         self.recommendations.push(row);
-        self.row.status = claim_status::RECOMMENDED.to_owned();
+        self.row.status = ClaimStatus::Recommended;
         Ok(self
             .by_nav_employee(caller, "RecommendRefundDecision")
             .changed())
@@ -144,7 +143,7 @@ impl Claim {
         if self.repeats(command, by) {
             return Ok(Decision::Unchanged);
         }
-        self.require_status(v1::RefundClaimStatus::Recommended, "CLAIM_NOT_RECOMMENDED")?;
+        self.require_status(ClaimStatus::Recommended, "CLAIM_NOT_RECOMMENDED")?;
         let current_version = self.recommendations.last().map_or(0, |row| row.version);
         if current_version != command.version {
             return Err(ApiError::refused(
@@ -168,7 +167,7 @@ impl Claim {
             current.returned_by = by.to_owned();
             current.returned_at = Some(now);
             current.return_note = command.note.clone();
-            self.row.status = claim_status::SUBMITTED.to_owned();
+            self.row.status = ClaimStatus::Submitted;
             return Ok(self.by_nav_employee(caller, "DecideRefundClaim").changed());
         }
         let current = current.clone();
@@ -178,24 +177,27 @@ impl Claim {
         let event_subject = subject(self.row.case_id, self.row.claim_id);
         let effects = self.by_nav_employee(caller, "DecideRefundClaim");
         let effects = if current.approve {
-            self.row.status = claim_status::APPROVED.to_owned();
+            self.row.status = ClaimStatus::Approved;
             self.row.payout_amount_ore = current.payout_ore;
             self.row.payout_reduction_reason = current.reduction_reason;
             self.row.payout_reduction_explanation = current.reduction_explanation;
-            self.row.payment_status = Some(payment_status::PENDING.to_owned());
+            self.row.payment_status = Some(PaymentStatus::Pending);
             self.row.payment_attempt = 1;
-            self.grant.status = grant_status::SETTLED.to_owned();
+            self.grant.status = GrantStatus::Settled;
             effects.publishing(
                 event_subject,
                 &published::refund_approved(&self.row, &self.grant, now),
             )
         } else {
-            let reason = v1::RefundRejectionReason::from_str_name(&current.rejection_reason)
-                .unwrap_or_default();
-            self.row.status = claim_status::REJECTED.to_owned();
-            self.row.rejection_reason = Some(current.rejection_reason);
+            let Some(reason) = current.rejection_reason else {
+                return Err(ApiError::internal(anyhow::anyhow!(
+                    "a recommendation to reject without a reason"
+                )));
+            };
+            self.row.status = ClaimStatus::Rejected;
+            self.row.rejection_reason = Some(reason);
             self.row.rejection_explanation = current.rejection_explanation;
-            self.grant.status = grant_status::ACTIVE.to_owned();
+            self.grant.status = GrantStatus::Active;
             self.grant.had_rejected_claim = true;
             let last_claim_date = self.grant.last_claim_date(grace_days);
             effects.publishing(
@@ -214,7 +216,7 @@ impl Claim {
         command: &RecordOutcome,
         now: OffsetDateTime,
     ) -> Result<Decision, ApiError> {
-        self.require_status(v1::RefundClaimStatus::Approved, "CLAIM_NOT_APPROVED")?;
+        self.require_status(ClaimStatus::Approved, "CLAIM_NOT_APPROVED")?;
         if command.attempt != self.row.payment_attempt {
             return Err(ApiError::refused(
                 "NOT_CURRENT_ATTEMPT",
@@ -252,7 +254,7 @@ impl Claim {
         now: OffsetDateTime,
     ) -> Decision {
         if self.row.payment_attempt != attempt
-            || self.row.payment_status() != v1::RefundPaymentStatus::Pending
+            || self.row.payment_status != Some(PaymentStatus::Pending)
         {
             return Decision::Unchanged;
         }
@@ -264,7 +266,7 @@ impl Claim {
                 paid_date: oslo_date(now),
             },
             Some(PaymentOutcome::Failed { reason }) => Outcome::Failed {
-                reason: v1::RefundPaymentFailureReason::Rejected,
+                reason: FailureReason::Rejected,
                 detail: reason.chars().take(MAX_DETAIL).collect(),
             },
             Some(PaymentOutcome::Accepted) | None => return Effects::new().changed(),
@@ -277,23 +279,29 @@ impl Claim {
         self.settle(&outcome, audit, now)
     }
 
-    /// Starts the next attempt of a FAILED payment (PENDING, to be handed over again). Its
-    /// audit entry is a change, not a decision, so the handler writes it.
-    pub fn retry_payment(&mut self) -> Result<Decision, ApiError> {
-        if self.row.payment_status() != v1::RefundPaymentStatus::Failed {
+    /// The caller starts the next attempt of a FAILED payment (PENDING, to be handed over
+    /// again). The retry is audited as a change, not a decision.
+    pub fn retry_payment(&mut self, caller: &Caller) -> Result<Decision, ApiError> {
+        if self.row.payment_status != Some(PaymentStatus::Failed) {
             return Err(ApiError::refused(
                 "PAYMENT_NOT_FAILED",
                 "only a failed payment can be retried",
             ));
         }
         self.row.payment_attempt += 1;
-        self.row.payment_status = Some(payment_status::PENDING.to_owned());
+        self.row.payment_status = Some(PaymentStatus::Pending);
         self.row.failure_reason = None;
         self.row.failure_detail = String::new();
         self.row.payment_sent_at = None;
         self.row.payment_outcome_at = None;
         self.row.payment_handed_at = None;
-        Ok(Effects::new().changed())
+        Ok(Effects::new()
+            .audited_change(self.audit(
+                "RetryPayment",
+                AuditActor::nav_employee(caller),
+                v1::AccessPurpose::CaseProcessing,
+            ))
+            .changed())
     }
 
     /// Records `outcome` of the current attempt with its event (PaymentCompleted: the grant has
@@ -307,15 +315,15 @@ impl Claim {
                 reference,
                 paid_date,
             } => {
-                self.row.payment_status = Some(payment_status::PAID.to_owned());
+                self.row.payment_status = Some(PaymentStatus::Paid);
                 self.row.payment_reference = reference.clone();
                 self.row.paid_date = Some(*paid_date);
                 self.grant.ended_at = self.grant.ended_at.or(Some(now));
                 effects.publishing(event_subject, &published::payment_completed(&self.row, now))
             }
             Outcome::Failed { reason, detail } => {
-                self.row.payment_status = Some(payment_status::FAILED.to_owned());
-                self.row.failure_reason = Some(reason.as_str_name().to_owned());
+                self.row.payment_status = Some(PaymentStatus::Failed);
+                self.row.failure_reason = Some(*reason);
                 self.row.failure_detail = detail.clone();
                 effects.publishing(
                     event_subject,
@@ -328,21 +336,16 @@ impl Claim {
 
     /// The outcome recorded for the current attempt, if any.
     fn recorded_outcome(&self) -> Option<Outcome> {
-        match self.row.payment_status() {
-            v1::RefundPaymentStatus::Paid => Some(Outcome::Paid {
+        match self.row.payment_status? {
+            PaymentStatus::Paid => Some(Outcome::Paid {
                 reference: self.row.payment_reference.clone(),
                 paid_date: self.row.paid_date?,
             }),
-            v1::RefundPaymentStatus::Failed => Some(Outcome::Failed {
-                reason: self
-                    .row
-                    .failure_reason
-                    .as_deref()
-                    .and_then(v1::RefundPaymentFailureReason::from_str_name)
-                    .unwrap_or_default(),
+            PaymentStatus::Failed => Some(Outcome::Failed {
+                reason: self.row.failure_reason?,
                 detail: self.row.failure_detail.clone(),
             }),
-            _ => None,
+            PaymentStatus::Pending => None,
         }
     }
 
@@ -352,13 +355,13 @@ impl Claim {
         match command.verdict {
             v1::DeciderVerdict::Confirm => {
                 matches!(
-                    self.row.status(),
-                    v1::RefundClaimStatus::Approved | v1::RefundClaimStatus::Rejected
+                    self.row.status,
+                    ClaimStatus::Approved | ClaimStatus::Rejected
                 ) && self.row.decided_by == by
                     && command.version == current.map_or(0, |row| row.version)
             }
             _ => {
-                self.row.status() == v1::RefundClaimStatus::Submitted
+                self.row.status == ClaimStatus::Submitted
                     && current.is_some_and(|row| {
                         row.version == command.version
                             && row.returned_by == by
@@ -369,17 +372,13 @@ impl Claim {
     }
 
     /// Refuses with `reason` ("the claim is <status>") unless the claim is `expected`.
-    fn require_status(
-        &self,
-        expected: v1::RefundClaimStatus,
-        reason: &'static str,
-    ) -> Result<(), ApiError> {
-        if self.row.status() == expected {
+    fn require_status(&self, expected: ClaimStatus, reason: &'static str) -> Result<(), ApiError> {
+        if self.row.status == expected {
             return Ok(());
         }
         Err(ApiError::refused(
             reason,
-            format!("the claim is {}", self.row.status().as_str_name()),
+            format!("the claim is {}", self.row.status.to_wire().as_str_name()),
         ))
     }
 
@@ -410,9 +409,9 @@ impl Claim {
 fn check_payout(
     payable: i64,
     payout_ore: i64,
-    reduction_reason: v1::PayoutReductionReason,
+    reduction_reason: Option<ReductionReason>,
 ) -> Result<(), ApiError> {
-    let reduced = reduction_reason != v1::PayoutReductionReason::Unspecified;
+    let reduced = reduction_reason.is_some();
     if payout_ore > payable {
         return Err(ApiError::invalid(
             "approval.payout.ore",
@@ -444,7 +443,7 @@ fn same_recommendation(row: &RecommendationRow, command: &Recommend, by: &str) -
         } => {
             row.approve
                 && row.payout_ore == Some(*payout_ore)
-                && row.reduction_reason == reduction_reason.as_str_name()
+                && row.reduction_reason == *reduction_reason
                 && &row.reduction_explanation == explanation
         }
         Recommendation::Reject {
@@ -452,7 +451,7 @@ fn same_recommendation(row: &RecommendationRow, command: &Recommend, by: &str) -
             explanation,
         } => {
             !row.approve
-                && row.rejection_reason == reason.as_str_name()
+                && row.rejection_reason == Some(*reason)
                 && &row.rejection_explanation == explanation
         }
     };

@@ -8,6 +8,11 @@ use ekb_proto::v1;
 use time::Date;
 use uuid::Uuid;
 
+use crate::codes::{
+    ClaimStatus, ExtensionReason, FailureReason, GrantStatus, PaymentStatus, ReductionReason,
+    RejectionReason,
+};
+
 /// Longest free text (explanations, notes).
 pub const MAX_TEXT: usize = 2000;
 /// Longest payment failure detail.
@@ -131,15 +136,15 @@ pub enum Recommendation {
     Approve {
         /// Payout, gross øre.
         payout_ore: i64,
-        /// Reduction reason (UNSPECIFIED for none).
-        reduction_reason: v1::PayoutReductionReason,
+        /// Why the payout is below the payable amount; `None` for the full amount.
+        reduction_reason: Option<ReductionReason>,
         /// Reduction explanation.
         explanation: String,
     },
     /// Reject.
     Reject {
         /// Why.
-        reason: v1::RefundRejectionReason,
+        reason: RejectionReason,
         /// Explanation.
         explanation: String,
     },
@@ -174,19 +179,20 @@ impl TryFrom<v1::RecommendRefundDecisionRequest> for Recommend {
                     .gross_amount("approval.payout", approval.payout.as_ref())
                     .map(|money| money.ore());
                 let reduction_reason = if approval.reduction_reason == 0 {
-                    Some(v1::PayoutReductionReason::Unspecified)
+                    Some(None)
                 } else {
-                    check.enumeration::<v1::PayoutReductionReason>(
-                        "approval.reduction_reason",
-                        approval.reduction_reason,
-                    )
+                    check
+                        .enumeration::<ReductionReason>(
+                            "approval.reduction_reason",
+                            approval.reduction_reason,
+                        )
+                        .map(Some)
                 };
                 let explanation = text_if(
                     &mut check,
                     "approval.reduction_explanation",
                     &approval.reduction_explanation,
-                    reduction_reason
-                        .is_some_and(|reason| reason != v1::PayoutReductionReason::Unspecified),
+                    matches!(reduction_reason, Some(Some(_))),
                     MAX_TEXT,
                 );
                 (|| {
@@ -198,13 +204,13 @@ impl TryFrom<v1::RecommendRefundDecisionRequest> for Recommend {
                 })()
             }
             Some(Wire::Rejection(rejection)) => {
-                let reason = check
-                    .enumeration::<v1::RefundRejectionReason>("rejection.reason", rejection.reason);
+                let reason =
+                    check.enumeration::<RejectionReason>("rejection.reason", rejection.reason);
                 let explanation = text_if(
                     &mut check,
                     "rejection.explanation",
                     &rejection.explanation,
-                    reason == Some(v1::RefundRejectionReason::Other),
+                    reason == Some(RejectionReason::Other),
                     MAX_TEXT,
                 );
                 (|| {
@@ -272,7 +278,7 @@ pub struct Extend {
     /// The new deadline.
     pub new_deadline: Date,
     /// Why.
-    pub reason: v1::RefundDeadlineExtensionReason,
+    pub reason: ExtensionReason,
     /// Explanation.
     pub explanation: String,
 }
@@ -284,13 +290,12 @@ impl TryFrom<v1::ExtendRefundDeadlineRequest> for Extend {
         let mut check = Violations::new();
         let grant_id = check.uuid("grant_id", &request.grant_id);
         let new_deadline = check.date("new_deadline_date", &request.new_deadline_date);
-        let reason =
-            check.enumeration::<v1::RefundDeadlineExtensionReason>("reason", request.reason);
+        let reason = check.enumeration::<ExtensionReason>("reason", request.reason);
         let explanation = text_if(
             &mut check,
             "explanation",
             &request.explanation,
-            reason == Some(v1::RefundDeadlineExtensionReason::Other),
+            reason == Some(ExtensionReason::Other),
             MAX_TEXT,
         );
         check.finish_with(|| {
@@ -317,7 +322,7 @@ pub enum Outcome {
     /// Failed.
     Failed {
         /// Why.
-        reason: v1::RefundPaymentFailureReason,
+        reason: FailureReason,
         /// Detail.
         detail: String,
     },
@@ -362,8 +367,7 @@ impl TryFrom<v1::RecordPaymentOutcomeRequest> for RecordOutcome {
                 })()
             }
             Some(Wire::Failed(failed)) => {
-                let reason = check
-                    .enumeration::<v1::RefundPaymentFailureReason>("failed.reason", failed.reason);
+                let reason = check.enumeration::<FailureReason>("failed.reason", failed.reason);
                 let detail = check.optional_text("failed.detail", &failed.detail, MAX_DETAIL);
                 (|| {
                     Some(Outcome::Failed {
@@ -411,32 +415,24 @@ impl TryFrom<v1::RetryPaymentRequest> for Retry {
 /// A validated ListRefundClaims.
 #[derive(Debug, Clone)]
 pub struct ListClaims {
-    /// Claim statuses (contract names); empty for all.
-    pub statuses: Vec<String>,
+    /// Claim statuses; empty for all.
+    pub statuses: Vec<ClaimStatus>,
     /// County codes; empty for all.
     pub county_codes: Vec<String>,
     /// Only late claims.
     pub late_only: bool,
-    /// Payment statuses (contract names); empty for no filter.
-    pub payment_statuses: Vec<String>,
+    /// Payment statuses; empty for no filter.
+    pub payment_statuses: Vec<PaymentStatus>,
     /// The page.
     pub page: Page,
 }
 
-fn enum_names<E: TryFrom<i32> + Copy>(
-    check: &mut Violations,
-    field: &str,
-    values: &[i32],
-    name: impl Fn(E) -> &'static str,
-) -> Vec<String> {
+/// A repeated enum field, each value checked as [`Violations::enumeration`] checks one.
+fn enumerations<E: TryFrom<i32>>(check: &mut Violations, field: &str, values: &[i32]) -> Vec<E> {
     values
         .iter()
         .enumerate()
-        .filter_map(|(index, value)| {
-            check
-                .enumeration::<E>(&format!("{field}[{index}]"), *value)
-                .map(|known| name(known).to_owned())
-        })
+        .filter_map(|(index, value)| check.enumeration(&format!("{field}[{index}]"), *value))
         .collect()
 }
 
@@ -451,18 +447,9 @@ impl TryFrom<v1::ListRefundClaimsRequest> for ListClaims {
 
     fn try_from(request: v1::ListRefundClaimsRequest) -> Result<Self, ApiError> {
         let mut check = Violations::new();
-        let statuses = enum_names(
-            &mut check,
-            "statuses",
-            &request.statuses,
-            |status: v1::RefundClaimStatus| status.as_str_name(),
-        );
-        let payment_statuses = enum_names(
-            &mut check,
-            "payment_statuses",
-            &request.payment_statuses,
-            |status: v1::RefundPaymentStatus| status.as_str_name(),
-        );
+        let statuses = enumerations(&mut check, "statuses", &request.statuses);
+        let payment_statuses =
+            enumerations(&mut check, "payment_statuses", &request.payment_statuses);
         let county_codes = request
             .county_codes
             .iter()
@@ -493,8 +480,8 @@ impl TryFrom<v1::ListRefundClaimsRequest> for ListClaims {
 pub struct ListGrants {
     /// The employer.
     pub employer: OrganisationNumber,
-    /// Grant statuses (contract names); empty for all.
-    pub statuses: Vec<String>,
+    /// Grant statuses; empty for all.
+    pub statuses: Vec<GrantStatus>,
     /// The page (its token counts rows already returned).
     pub page: Page,
 }
@@ -508,12 +495,7 @@ impl TryFrom<v1::ListGrantsForEmployerRequest> for ListGrants {
             "employer_organisation_number",
             &request.employer_organisation_number,
         );
-        let statuses = enum_names(
-            &mut check,
-            "statuses",
-            &request.statuses,
-            |status: v1::ClaimableGrantStatus| status.as_str_name(),
-        );
+        let statuses = enumerations(&mut check, "statuses", &request.statuses);
         let page = check.page(
             request.page_size,
             &request.page_token,

@@ -11,11 +11,16 @@ use ekb_platform::{
     change,
     messaging::{EventFields, HandlerError, Handles, UnitOfWork},
 };
-use ekb_proto::v1::{self, EventEnvelope};
+use ekb_proto::{
+    convert::competence_area_from_wire,
+    v1::{self, EventEnvelope},
+};
+use sqlx::types::Text;
 
 use crate::{
+    codes::GrantStatus,
     grant::Grant,
-    model::{GrantRow, grant_status},
+    model::GrantRow,
     store,
     trail::{self, Entry},
 };
@@ -37,10 +42,9 @@ pub fn grant_from_event(event: &v1::GrantApproved) -> Result<GrantRow, HandlerEr
     let county = fields.county("county_code", &event.county_code)?;
     let granted = fields.case_amount("granted_amount_ore", event.granted_amount_ore)?;
     let granted_at = fields.instant("granted_at", event.granted_at.as_ref())?;
-    let competence_area = v1::CompetenceArea::try_from(event.competence_area)
-        .unwrap_or_default()
-        .as_str_name()
-        .to_owned();
+    let competence_area = competence_area_from_wire(event.competence_area)
+        .ok()
+        .map(Text);
     let deadline = fields.date("refund_deadline_date", &event.refund_deadline_date)?;
     Ok(GrantRow {
         grant_id: fields.uuid("grant_id", &event.grant_id)?,
@@ -65,7 +69,7 @@ pub fn grant_from_event(event: &v1::GrantApproved) -> Result<GrantRow, HandlerEr
             .as_ref()
             .map(prost::Message::encode_to_vec)
             .unwrap_or_default(),
-        status: grant_status::ACTIVE.to_owned(),
+        status: GrantStatus::Active,
         expired_at: None,
         cancelled_at: None,
         had_rejected_claim: false,
@@ -117,19 +121,10 @@ impl Handles<v1::GrantCancelled> for RefundsEvents {
     ) -> Result<(), HandlerError> {
         let grant_id = EventFields::of(&event).uuid("grant_id", &event.grant_id)?;
         let now = work.now();
-        let applied = change::apply_in::<Grant, _>(work, now, &grant_id, |grant, now| {
+        change::apply_in::<Grant, _>(work, now, &grant_id, |grant, now| {
             grant.confirm_cancelled(now)
         })
         .await?;
-        if applied.changed {
-            // A change refunds did not decide (`change` audits decisions only): audited here.
-            let entry = Entry::of_grant(
-                &applied.record.row,
-                v1::AuditEntryKind::Change,
-                "GrantCancelled",
-            );
-            trail::by_service(work.db(), entry, now).await?;
-        }
         Ok(())
     }
 }
@@ -166,7 +161,18 @@ mod tests {
     #[test]
     fn a_grant_approved_with_a_bad_field_is_refused_naming_event_and_field() {
         let grant = grant_from_event(&approved()).expect("a good event");
-        assert_eq!(grant.status, grant_status::ACTIVE);
+        assert_eq!(grant.status, GrantStatus::Active);
+        assert_eq!(grant.competence_area, None, "UNSPECIFIED is no area");
+        let area = v1::GrantApproved {
+            competence_area: v1::CompetenceArea::ConflictHandling as i32,
+            ..approved()
+        };
+        assert_eq!(
+            grant_from_event(&area)
+                .expect("a good event")
+                .competence_area,
+            Some(Text(ekb_domain::CompetenceArea::ConflictHandling))
+        );
         assert_eq!(grant.original_deadline, grant.refund_deadline);
         let bad_id = v1::GrantApproved {
             grant_id: "01017012345".to_owned(),

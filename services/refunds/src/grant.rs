@@ -18,8 +18,9 @@ use ekb_proto::{convert::timestamp_to_wire, v1};
 use time::{Duration, OffsetDateTime};
 
 use crate::{
+    codes::GrantStatus,
     commands::Extend,
-    model::{ExtensionRow, GrantRow, grant_status},
+    model::{ExtensionRow, GrantRow},
     published::{self, subject},
 };
 
@@ -73,7 +74,7 @@ impl Grant {
         let repeat = self.row.refund_deadline == command.new_deadline
             && self.extensions.last().is_some_and(|last| {
                 last.new_deadline == command.new_deadline
-                    && last.reason == command.reason.as_str_name()
+                    && last.reason == command.reason
                     && last.explanation == command.explanation
                     && last.extended_by == by
             });
@@ -81,14 +82,12 @@ impl Grant {
             return Ok(Decision::Unchanged);
         }
         if matches!(
-            self.row.status(),
-            v1::ClaimableGrantStatus::Settled
-                | v1::ClaimableGrantStatus::Expired
-                | v1::ClaimableGrantStatus::Cancelled
+            self.row.status,
+            GrantStatus::Settled | GrantStatus::Expired | GrantStatus::Cancelled
         ) {
             return Err(ApiError::refused(
                 "GRANT_CLOSED",
-                format!("the grant is {}", self.row.status().as_str_name()),
+                format!("the grant is {}", self.status_name()),
             ));
         }
         if command.new_deadline <= self.row.refund_deadline {
@@ -111,7 +110,7 @@ impl Grant {
         self.extensions.push(ExtensionRow {
             previous_deadline: previous,
             new_deadline: command.new_deadline,
-            reason: command.reason.as_str_name().to_owned(),
+            reason: command.reason,
             explanation: command.explanation.clone(),
             extended_by: by.to_owned(),
             extended_at: now,
@@ -140,26 +139,14 @@ impl Grant {
         requested_at: Option<prost_types::Timestamp>,
         now: OffsetDateTime,
     ) -> Result<Decision, ApiError> {
-        let refusal = match self.row.status() {
-            v1::ClaimableGrantStatus::Active | v1::ClaimableGrantStatus::Cancelled => None,
-            v1::ClaimableGrantStatus::ClaimPending => {
-                Some(v1::GrantCancellationRefusalReason::ClaimPending)
-            }
-            v1::ClaimableGrantStatus::Settled => {
-                Some(v1::GrantCancellationRefusalReason::GrantSettled)
-            }
-            v1::ClaimableGrantStatus::Expired => {
-                Some(v1::GrantCancellationRefusalReason::GrantExpired)
-            }
-            v1::ClaimableGrantStatus::Unspecified => {
-                return Err(ApiError::refused(
-                    "GRANT_STATUS_UNKNOWN",
-                    format!("grant {} has an unknown status", self.row.grant_id),
-                ));
-            }
+        let refusal = match self.row.status {
+            GrantStatus::Active | GrantStatus::Cancelled => None,
+            GrantStatus::ClaimPending => Some(v1::GrantCancellationRefusalReason::ClaimPending),
+            GrantStatus::Settled => Some(v1::GrantCancellationRefusalReason::GrantSettled),
+            GrantStatus::Expired => Some(v1::GrantCancellationRefusalReason::GrantExpired),
         };
         let mut answer = Effects::new();
-        if refusal.is_none() && self.row.status() == v1::ClaimableGrantStatus::Active {
+        if self.row.status == GrantStatus::Active {
             self.cancel(now);
             answer = answer.audited(self.audit(
                 "GrantCancellationRequested",
@@ -190,7 +177,7 @@ impl Grant {
                     county_code: grant.county_code.clone(),
                     requested_at,
                     reason: reason as i32,
-                    grant_status: grant.status() as i32,
+                    grant_status: grant.status.to_wire() as i32,
                     refused_at: Some(timestamp_to_wire(now)),
                 },
             ),
@@ -200,29 +187,42 @@ impl Grant {
 
     /// Applications cancelled the grant (GrantCancelled). A cancelled grant stays so (a
     /// confirmation); an ACTIVE one is cancelled (applications did not ask first: no claim can
-    /// come any more); any other contradicts refunds and is refused. The entry is a change,
-    /// not a decision, so the handler audits it.
+    /// come any more), audited as a change refunds did not decide; any other contradicts
+    /// refunds and is refused.
     pub fn confirm_cancelled(&mut self, now: OffsetDateTime) -> Result<Decision, ApiError> {
-        match self.row.status() {
-            v1::ClaimableGrantStatus::Cancelled => Ok(Decision::Unchanged),
-            v1::ClaimableGrantStatus::Active => {
+        match self.row.status {
+            GrantStatus::Cancelled => Ok(Decision::Unchanged),
+            GrantStatus::Active => {
                 self.cancel(now);
-                Ok(Effects::new().changed())
+                Ok(Effects::new()
+                    .audited_change(self.audit(
+                        "GrantCancelled",
+                        AuditActor::service(),
+                        v1::AccessPurpose::System,
+                    ))
+                    .changed())
             }
-            status => Err(ApiError::refused(
-                "GRANT_NOT_CANCELLABLE",
-                format!(
-                    "grant {} was cancelled in applications but is {} in refunds",
-                    self.row.grant_id,
-                    status.as_str_name()
-                ),
-            )),
+            GrantStatus::ClaimPending | GrantStatus::Settled | GrantStatus::Expired => {
+                Err(ApiError::refused(
+                    "GRANT_NOT_CANCELLABLE",
+                    format!(
+                        "grant {} was cancelled in applications but is {} in refunds",
+                        self.row.grant_id,
+                        self.status_name()
+                    ),
+                ))
+            }
         }
+    }
+
+    /// The contract's name of the grant's status, for a refusal's message.
+    fn status_name(&self) -> &'static str {
+        self.row.status.to_wire().as_str_name()
     }
 
     /// Cancels the grant at `now`: it has ended.
     fn cancel(&mut self, now: OffsetDateTime) {
-        self.row.status = grant_status::CANCELLED.to_owned();
+        self.row.status = GrantStatus::Cancelled;
         self.row.cancelled_at = Some(now);
         self.row.ended_at = self.row.ended_at.or(Some(now));
     }

@@ -23,13 +23,14 @@ use uuid::Uuid;
 use crate::{
     CASEWORKER, DECIDER, EMPLOYER, READER, Refunds,
     claim::Claim,
+    codes::{ClaimStatus, GrantStatus},
     commands::{
         Decide, Extend, ListClaims, ListExpiring, ListGrants, Recommend, RecordOutcome, Retry,
         SubmitClaim, finish_offset_page, offset_of, read_purpose,
     },
-    config::RefundsSection,
+    config::Rules,
     grant::Grant,
-    model::{ClaimRow, GrantRow, claim_status, grant_status, payable_amount},
+    model::{ClaimRow, GrantRow, payable_amount},
     payment::{Payments, log_outcome},
     published::{self, subject},
     store,
@@ -57,13 +58,13 @@ ekb_platform::grpc_handlers! {
 #[derive(Debug, Clone)]
 pub struct RefundsApi {
     db: Db,
-    rules: Arc<RefundsSection>,
+    rules: Arc<Rules>,
     payments: Payments,
 }
 
 impl RefundsApi {
     /// Handlers over the service's database, applying `rules`, paying through `payments`.
-    pub fn new(db: Db, rules: Arc<RefundsSection>, payments: Payments) -> Self {
+    pub fn new(db: Db, rules: Arc<Rules>, payments: Payments) -> Self {
         RefundsApi {
             db,
             rules,
@@ -197,17 +198,17 @@ async fn submit_refund_claim(
         ));
     }
     let last_claim_date = grant.last_claim_date(api.rules.late_claim_grace_days);
-    match grant.status() {
-        v1::ClaimableGrantStatus::Expired => {
+    match grant.status {
+        GrantStatus::Expired => {
             return Err(ApiError::refused("GRANT_EXPIRED", "the grant has expired"));
         }
-        v1::ClaimableGrantStatus::Cancelled => {
+        GrantStatus::Cancelled => {
             return Err(ApiError::refused(
                 "GRANT_CANCELLED",
                 "the grant was cancelled",
             ));
         }
-        v1::ClaimableGrantStatus::ClaimPending | v1::ClaimableGrantStatus::Settled => {
+        GrantStatus::ClaimPending | GrantStatus::Settled => {
             return Err(ApiError::refused(
                 "CLAIM_EXISTS",
                 "a claim against this grant is pending or approved",
@@ -246,16 +247,14 @@ async fn submit_refund_claim(
         refund_deadline_date: grant.refund_deadline,
         late: days_late > 0,
         days_late: i32::try_from(days_late).unwrap_or(i32::MAX),
-        status: claim_status::SUBMITTED.to_owned(),
+        status: ClaimStatus::Submitted,
         rejection_reason: None,
         rejection_explanation: String::new(),
         decided_at: None,
         decided_by: String::new(),
         recommended_by: String::new(),
         payout_amount_ore: None,
-        payout_reduction_reason: v1::PayoutReductionReason::Unspecified
-            .as_str_name()
-            .to_owned(),
+        payout_reduction_reason: None,
         payout_reduction_explanation: String::new(),
         payment_status: None,
         payment_attempt: 0,
@@ -269,7 +268,7 @@ async fn submit_refund_claim(
         sequence: 0,
     };
     store::insert_claim(work.db(), &claim).await?;
-    store::set_grant_status(work.db(), grant.grant_id, grant_status::CLAIM_PENDING).await?;
+    store::set_grant_status(work.db(), grant.grant_id, GrantStatus::ClaimPending).await?;
     work.publish(
         &subject(claim.case_id, claim.claim_id),
         &published::claim_submitted(&claim, &grant),
@@ -427,7 +426,7 @@ async fn list_refund_claims(
     let (rows, next_page_token) = query.page.finish(rows, |claim| claim.sequence);
     let mut claims = Vec::with_capacity(rows.len());
     for claim in &rows {
-        let recommender = if claim.status() == v1::RefundClaimStatus::Recommended {
+        let recommender = if claim.status == ClaimStatus::Recommended {
             store::recommendations(&mut db, claim.claim_id)
                 .await?
                 .last()
@@ -493,7 +492,7 @@ async fn decide_refund_claim(
     })
     .await?;
     let claim = applied.record;
-    let approved = claim.row.status() == v1::RefundClaimStatus::Approved;
+    let approved = claim.row.status == ClaimStatus::Approved;
     if !applied.changed {
         return Ok(v1::DecideRefundClaimResponse {
             claim: Some(claim.to_wire()),
@@ -547,34 +546,19 @@ async fn record_payment_outcome(
     })
 }
 
-/// Starts the next payment attempt and hands it over. The retry is a change, not a decision
-/// (`change` audits decisions only), so its entry is written here in the change's unit of work.
+/// Starts the next payment attempt and hands it over.
 async fn retry_payment(
     api: &RefundsApi,
     call: Call,
     request: v1::RetryPaymentRequest,
 ) -> Result<v1::RetryPaymentResponse, ApiError> {
     let command = Retry::try_from(request)?;
-    let mut work = api.db.begin().await?;
-    let now = work.now();
-    let applied = change::apply_in::<Claim, _>(&mut work, now, &command.claim_id, |claim, _| {
-        claim.retry_payment()
+    let applied = change::apply::<Claim, _>(&api.db, &command.claim_id, |claim, _| {
+        claim.retry_payment(&call.caller)
     })
     .await?;
-    let claim = applied.record.row;
-    let entry = Entry::of_claim(&claim, v1::AuditEntryKind::Change, "RetryPayment");
-    let actor = AuditActor::nav_employee(&call.caller);
-    trail::record(
-        work.db(),
-        entry,
-        &actor,
-        v1::AccessPurpose::CaseProcessing,
-        now,
-    )
-    .await?;
-    work.commit().await?;
     Ok(v1::RetryPaymentResponse {
-        claim: Some(api.pay_and_reload(claim).await?),
+        claim: Some(api.pay_and_reload(applied.record.row).await?),
     })
 }
 

@@ -1,23 +1,23 @@
 //! Refunds' scheduled jobs, each a function of the instant it runs at (`ekb_platform::jobs::every`
 //! passes the service clock's, lib.rs; tests pass a moved one):
 //!
-//! - expiry: an ACTIVE grant whose deadline lies more than `late_claim_grace_days` before today
+//! - expiry: an ACTIVE grant whose deadline lies more than `refunds.late_claim_grace` before today
 //!   (Europe/Oslo) expires and GrantExpired is published, on which budget releases it. A
 //!   conditional UPDATE over rows claimed with `FOR UPDATE SKIP LOCKED` makes two replicas
 //!   running at once share the grants rather than expire one twice; a rerun finds nothing.
 //! - retention: free text (explanations, notes, failure details) and the expert's name are
-//!   erased `personal_data_retention_days` after the grant ended; the grant, its claims and
-//!   its audit trail are deleted `record_retention_years` after the grant (§ 5).
+//!   erased `retention.personal_data` (calendar months) after the day the grant ended; the
+//!   grant, its claims and its audit trail are deleted `retention.records` after the day of the
+//!   grant (§ 5), once it has ended. Days are Europe/Oslo days.
 
-use ekb_domain::oslo_date;
-use ekb_platform::messaging::Db;
+use ekb_domain::{oslo_date, oslo_start_of_day};
+use ekb_platform::{messaging::Db, retention::RetentionSection};
 use ekb_proto::v1;
 use prost::Message as _;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::{
-    config::RefundsSection,
     published::{self, subject},
     store,
     trail::{self, Entry},
@@ -34,12 +34,10 @@ pub async fn expire_due(db: &Db, grace_days: i64, now: OffsetDateTime) -> anyhow
         let mut work = db.begin().await?;
         let expired: Vec<Uuid> = sqlx::query_scalar(
             "WITH due AS (SELECT grant_id FROM grants \
-               WHERE status = 'CLAIMABLE_GRANT_STATUS_ACTIVE' AND refund_deadline < $1 \
+               WHERE status = 'ACTIVE' AND refund_deadline < $1 \
                ORDER BY refund_deadline, grant_id LIMIT $3 FOR UPDATE SKIP LOCKED) \
-             UPDATE grants SET status = 'CLAIMABLE_GRANT_STATUS_EXPIRED', expired_at = $2, \
-               ended_at = $2 \
-             FROM due WHERE grants.grant_id = due.grant_id \
-               AND grants.status = 'CLAIMABLE_GRANT_STATUS_ACTIVE' \
+             UPDATE grants SET status = 'EXPIRED', expired_at = $2, ended_at = $2 \
+             FROM due WHERE grants.grant_id = due.grant_id AND grants.status = 'ACTIVE' \
              RETURNING grants.grant_id",
         )
         .bind(last_unexpired_deadline)
@@ -80,13 +78,14 @@ pub struct Retained {
     pub deleted: usize,
 }
 
-/// Applies retention at `now`.
+/// Applies `retention` at `now`.
 pub async fn apply_retention(
     db: &Db,
-    settings: &RefundsSection,
+    retention: &RetentionSection,
     now: OffsetDateTime,
 ) -> anyhow::Result<Retained> {
-    let erase_ended_before = now - time::Duration::days(settings.personal_data_retention_days);
+    let today = oslo_date(now);
+    let erase_ended_before = oslo_start_of_day(retention.personal_data.before(today));
     let mut work = db.begin().await?;
     let due: Vec<(Uuid, Uuid, Vec<u8>)> = sqlx::query_as(
         "SELECT grant_id, case_id, expert FROM grants WHERE personal_data_erased_at IS NULL \
@@ -135,9 +134,7 @@ pub async fn apply_retention(
         };
         trail::by_service(work.db(), entry, now).await?;
     }
-    let keep_from = now
-        .replace_year(now.year() - settings.record_retention_years)
-        .unwrap_or(now - time::Duration::days(366 * i64::from(settings.record_retention_years)));
+    let keep_from = oslo_start_of_day(retention.records.before(today));
     let deleted: Vec<Uuid> = sqlx::query_scalar(
         "DELETE FROM grants WHERE grant_id IN (SELECT grant_id FROM grants \
            WHERE granted_at < $1 AND ended_at IS NOT NULL LIMIT $2 FOR UPDATE SKIP LOCKED) \

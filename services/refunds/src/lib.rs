@@ -9,6 +9,7 @@
 //! [`Refunds`] describes the service to the platform; `main.rs` is one line.
 
 pub mod claim;
+pub mod codes;
 pub mod commands;
 pub mod config;
 pub mod consumed;
@@ -21,7 +22,7 @@ pub mod published;
 pub mod store;
 pub mod trail;
 
-use std::{sync::Arc, time::Duration};
+use std::sync::Arc;
 
 use ekb_platform::{
     config::{ConfigError, ServiceConfig},
@@ -48,31 +49,11 @@ pub const CASEWORKER: &str = "refund-caseworker";
 pub const DECIDER: &str = "refund-decider";
 /// Read-only NAV access.
 pub const READER: &str = "refund-reader";
-/// Reads the audit trail.
-pub const AUDITOR: &str = "refund-auditor";
-/// The payment system reporting outcomes.
-pub const PAYMENT_SYSTEM: &str = "refund-payment-system";
 
 impl ServiceDescription for Refunds {
     const NAME: &'static str = "refunds";
     const DEFAULTS: &'static str = config::DEFAULTS;
-    const ROLES: ekb_platform::auth::RoleTable = &[
-        ("SubmitRefundClaim", &[EMPLOYER]),
-        ("GetRefundClaim", &[EMPLOYER, CASEWORKER, DECIDER, READER]),
-        (
-            "GetClaimableGrant",
-            &[EMPLOYER, CASEWORKER, DECIDER, READER],
-        ),
-        ("ListGrantsForEmployer", &[EMPLOYER]),
-        ("ListRefundClaims", &[CASEWORKER, DECIDER, READER]),
-        ("ListExpiringGrants", &[CASEWORKER, READER]),
-        ("RecommendRefundDecision", &[CASEWORKER]),
-        ("DecideRefundClaim", &[DECIDER]),
-        ("ExtendRefundDeadline", &[CASEWORKER]),
-        ("RecordPaymentOutcome", &[PAYMENT_SYSTEM]),
-        ("RetryPayment", &[CASEWORKER]),
-        ("ListAuditEntries", &[AUDITOR]),
-    ];
+    const REPLACED_KEYS: &'static [ekb_platform::config::ReplacedKey] = config::REPLACED_KEYS;
     const CONSTRAINTS: ekb_platform::error::ConstraintMessages = &[
         (
             "claims_request_unique",
@@ -93,17 +74,16 @@ impl ServiceDescription for Refunds {
     }
 
     fn validate(config: &ServiceConfig<RefundsSettings>) -> Result<(), ConfigError> {
-        config.settings.check()
+        config.settings.rules().map(|_| ())
     }
 
     fn build(db: Db, settings: RefundsSettings) -> anyhow::Result<Assembly> {
         let port: Arc<dyn PaymentPort> =
             Arc::new(RecordingPaymentPort::new(settings.payment.fake_outcome));
-        let rules = Arc::new(settings.refunds.clone());
+        let rules = Arc::new(settings.rules()?);
         let payments = Payments::new(db.clone(), port);
         let api = RefundsApi::new(db.clone(), rules.clone(), payments.clone());
-        let seconds = Duration::from_secs;
-        let resend_after = time::Duration::seconds(rules.payment_resend_after_seconds);
+        let resend_after = rules.payment_resend_after;
         let (expiry_db, retention_db) = (db.clone(), db.clone());
         Ok(Assembly::serving(RefundsServiceServer::new(api))
             .consuming(
@@ -114,7 +94,7 @@ impl ServiceDescription for Refunds {
                     .on::<v1::GrantCancelled>(),
             )
             .worker("expiry", {
-                let interval = seconds(rules.expiry_interval_seconds);
+                let interval = rules.expiry_interval;
                 let grace_days = rules.late_claim_grace_days;
                 move |cancel, _shutdown_grace| {
                     let clock = expiry_db.clock().clone();
@@ -125,18 +105,18 @@ impl ServiceDescription for Refunds {
                 }
             })
             .worker("retention", {
-                let interval = seconds(rules.retention_interval_seconds);
-                let rules = rules.clone();
+                let interval = rules.retention_interval;
+                let retention = rules.retention;
                 move |cancel, _shutdown_grace| {
                     let clock = retention_db.clock().clone();
                     ekb_platform::jobs::every("retention", interval, clock, cancel, move |now| {
-                        let (db, rules) = (retention_db.clone(), rules.clone());
-                        async move { jobs::apply_retention(&db, &rules, now).await }
+                        let db = retention_db.clone();
+                        async move { jobs::apply_retention(&db, &retention, now).await }
                     })
                 }
             })
             .worker("payments", {
-                let interval = seconds(rules.payment_worker_interval_seconds);
+                let interval = rules.payment_worker_interval;
                 let clock = db.clock().clone();
                 move |cancel, _shutdown_grace| {
                     ekb_platform::jobs::every("payments", interval, clock, cancel, move |now| {

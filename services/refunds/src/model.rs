@@ -1,49 +1,20 @@
-//! Refunds' records as stored (one struct per table row) and as the contract shows them. Enum
-//! values are kept as the contract's names, so a row reads the same in SQL and on the wire.
+//! Refunds' records as stored (one struct per table row) and as the contract shows them. Enums
+//! are the coded enums of `codes.rs`, stored under their short codes.
 
+use ekb_domain::CompetenceArea;
 use ekb_proto::{
-    convert::{date_to_wire, gross_to_wire, timestamp_to_wire},
+    convert::{competence_area_to_wire, date_to_wire, gross_to_wire, timestamp_to_wire},
     v1,
 };
 use prost::Message as _;
+use sqlx::types::Text;
 use time::{Date, Duration, OffsetDateTime};
 use uuid::Uuid;
 
-/// Contract names of the grant statuses.
-pub mod grant_status {
-    /// Open for a claim.
-    pub const ACTIVE: &str = "CLAIMABLE_GRANT_STATUS_ACTIVE";
-    /// A claim awaits a decision.
-    pub const CLAIM_PENDING: &str = "CLAIMABLE_GRANT_STATUS_CLAIM_PENDING";
-    /// Paid out.
-    pub const SETTLED: &str = "CLAIMABLE_GRANT_STATUS_SETTLED";
-    /// Expired unclaimed.
-    pub const EXPIRED: &str = "CLAIMABLE_GRANT_STATUS_EXPIRED";
-    /// Cancelled unused.
-    pub const CANCELLED: &str = "CLAIMABLE_GRANT_STATUS_CANCELLED";
-}
-
-/// Contract names of the claim statuses.
-pub mod claim_status {
-    /// Awaits a recommendation.
-    pub const SUBMITTED: &str = "REFUND_CLAIM_STATUS_SUBMITTED";
-    /// Awaits a decider.
-    pub const RECOMMENDED: &str = "REFUND_CLAIM_STATUS_RECOMMENDED";
-    /// Approved.
-    pub const APPROVED: &str = "REFUND_CLAIM_STATUS_APPROVED";
-    /// Rejected.
-    pub const REJECTED: &str = "REFUND_CLAIM_STATUS_REJECTED";
-}
-
-/// Contract names of the payment statuses.
-pub mod payment_status {
-    /// Handed over, outcome awaited.
-    pub const PENDING: &str = "REFUND_PAYMENT_STATUS_PENDING";
-    /// Paid.
-    pub const PAID: &str = "REFUND_PAYMENT_STATUS_PAID";
-    /// Failed.
-    pub const FAILED: &str = "REFUND_PAYMENT_STATUS_FAILED";
-}
+use crate::codes::{
+    ClaimStatus, ExtensionReason, FailureReason, GrantStatus, PaymentStatus, ReductionReason,
+    RejectionReason, wire_or_unspecified,
+};
 
 fn ts(at: Option<OffsetDateTime>) -> Option<prost_types::Timestamp> {
     at.map(timestamp_to_wire)
@@ -84,12 +55,12 @@ pub struct GrantRow {
     pub refund_deadline: Date,
     /// When the grant became final.
     pub granted_at: OffsetDateTime,
-    /// Competence area (contract name).
-    pub competence_area: String,
+    /// The competence area granted for, if GrantApproved named one (stored as its code).
+    pub competence_area: Option<Text<CompetenceArea>>,
     /// ProposedExpert, encoded.
     pub expert: Vec<u8>,
-    /// Status (contract name).
-    pub status: String,
+    /// Where the grant is.
+    pub status: GrantStatus,
     /// When it expired.
     pub expired_at: Option<OffsetDateTime>,
     /// When it was cancelled.
@@ -106,11 +77,6 @@ impl GrantRow {
         self.refund_deadline + Duration::days(grace_days)
     }
 
-    /// The grant's status.
-    pub fn status(&self) -> v1::ClaimableGrantStatus {
-        v1::ClaimableGrantStatus::from_str_name(&self.status).unwrap_or_default()
-    }
-
     /// The contract's view, with its extensions.
     pub fn to_wire(&self, extensions: &[ExtensionRow], grace_days: i64) -> v1::ClaimableGrant {
         v1::ClaimableGrant {
@@ -120,7 +86,7 @@ impl GrantRow {
             employer_organisation_number: self.employer_organisation_number.clone(),
             county_code: self.county_code.clone(),
             refund_deadline_date: date_to_wire(self.refund_deadline),
-            status: self.status() as i32,
+            status: self.status.to_wire() as i32,
             granted_at: ts(Some(self.granted_at)),
             expired_at: ts(self.expired_at),
             granted_amount: Some(gross_to_wire(self.granted_amount_ore)),
@@ -128,8 +94,9 @@ impl GrantRow {
             application_submitted_date: day(self.application_submitted_date),
             planned_start_date: day(self.planned_start_date),
             expert: v1::ProposedExpert::decode(self.expert.as_slice()).ok(),
-            competence_area: v1::CompetenceArea::from_str_name(&self.competence_area)
-                .unwrap_or_default() as i32,
+            competence_area: self
+                .competence_area
+                .map_or(0, |Text(area)| competence_area_to_wire(area) as i32),
             employee_pseudonym: self.employee_pseudonym.clone(),
             case_opened_date: day(self.case_opened_date),
             original_refund_deadline_date: date_to_wire(self.original_deadline),
@@ -147,8 +114,8 @@ pub struct ExtensionRow {
     pub previous_deadline: Date,
     /// The deadline after.
     pub new_deadline: Date,
-    /// Reason (contract name).
-    pub reason: String,
+    /// Why.
+    pub reason: ExtensionReason,
     /// Explanation (free text; erased by retention).
     pub explanation: String,
     /// Who.
@@ -162,8 +129,7 @@ impl ExtensionRow {
         v1::RefundDeadlineExtension {
             previous_deadline_date: date_to_wire(self.previous_deadline),
             new_deadline_date: date_to_wire(self.new_deadline),
-            reason: v1::RefundDeadlineExtensionReason::from_str_name(&self.reason)
-                .unwrap_or_default() as i32,
+            reason: self.reason.to_wire() as i32,
             explanation: self.explanation.clone(),
             extended_by: self.extended_by.clone(),
             extended_at: ts(Some(self.extended_at)),
@@ -214,10 +180,10 @@ pub struct ClaimRow {
     pub late: bool,
     /// Days after the deadline.
     pub days_late: i32,
-    /// Status (contract name).
-    pub status: String,
-    /// Rejection reason (contract name) when rejected.
-    pub rejection_reason: Option<String>,
+    /// Where the claim is.
+    pub status: ClaimStatus,
+    /// Why, when rejected.
+    pub rejection_reason: Option<RejectionReason>,
     /// Rejection explanation.
     pub rejection_explanation: String,
     /// When decided.
@@ -228,20 +194,20 @@ pub struct ClaimRow {
     pub recommended_by: String,
     /// Payout when approved.
     pub payout_amount_ore: Option<i64>,
-    /// Reduction reason (contract name).
-    pub payout_reduction_reason: String,
+    /// Why the payout is below the payable amount, if it is.
+    pub payout_reduction_reason: Option<ReductionReason>,
     /// Reduction explanation.
     pub payout_reduction_explanation: String,
-    /// Payment status (contract name) when approved.
-    pub payment_status: Option<String>,
+    /// Where the payment is, when approved.
+    pub payment_status: Option<PaymentStatus>,
     /// Current payment attempt.
     pub payment_attempt: i32,
     /// Payment reference when paid.
     pub payment_reference: String,
     /// Paid date.
     pub paid_date: Option<Date>,
-    /// Failure reason (contract name) when failed.
-    pub failure_reason: Option<String>,
+    /// Why the payment failed, when it did.
+    pub failure_reason: Option<FailureReason>,
     /// Failure detail.
     pub failure_detail: String,
     /// When the current attempt was first handed over.
@@ -256,19 +222,6 @@ pub struct ClaimRow {
 }
 
 impl ClaimRow {
-    /// The claim's status.
-    pub fn status(&self) -> v1::RefundClaimStatus {
-        v1::RefundClaimStatus::from_str_name(&self.status).unwrap_or_default()
-    }
-
-    /// The payment's status (UNSPECIFIED unless approved).
-    pub fn payment_status(&self) -> v1::RefundPaymentStatus {
-        self.payment_status
-            .as_deref()
-            .and_then(v1::RefundPaymentStatus::from_str_name)
-            .unwrap_or_default()
-    }
-
     /// Calendar days from the case's opening to the assistance's start (0 when unknown).
     pub fn days_from_case_opened(&self, grant: &GrantRow) -> i32 {
         grant
@@ -285,23 +238,16 @@ impl ClaimRow {
 
     /// The contract's view, with its recommendations.
     pub fn to_wire(&self, recommendations: &[RecommendationRow]) -> v1::RefundClaim {
-        let rejection = self
-            .rejection_reason
-            .as_deref()
-            .map(|reason| v1::RefundRejection {
-                reason: v1::RefundRejectionReason::from_str_name(reason).unwrap_or_default() as i32,
-                explanation: self.rejection_explanation.clone(),
-            });
-        let payment = self.payment_status.as_ref().map(|_| v1::RefundPayment {
-            status: self.payment_status() as i32,
+        let rejection = self.rejection_reason.map(|reason| v1::RefundRejection {
+            reason: reason.to_wire() as i32,
+            explanation: self.rejection_explanation.clone(),
+        });
+        let payment = self.payment_status.map(|status| v1::RefundPayment {
+            status: status.to_wire() as i32,
             attempt: self.payment_attempt,
             payment_reference: self.payment_reference.clone(),
             paid_date: day(self.paid_date),
-            failure_reason: self
-                .failure_reason
-                .as_deref()
-                .and_then(v1::RefundPaymentFailureReason::from_str_name)
-                .unwrap_or_default() as i32,
+            failure_reason: wire_or_unspecified(self.failure_reason),
             failure_detail: self.failure_detail.clone(),
             sent_at: ts(self.payment_sent_at),
             outcome_at: ts(self.payment_outcome_at),
@@ -315,7 +261,7 @@ impl ClaimRow {
             invoice_reference: self.invoice_reference.clone(),
             invoice_document_id: self.invoice_document_id.to_string(),
             expert_report_document_id: self.expert_report_document_id.to_string(),
-            status: self.status() as i32,
+            status: self.status.to_wire() as i32,
             rejection,
             submitted_at: ts(Some(self.submitted_at)),
             decided_at: ts(self.decided_at),
@@ -334,10 +280,7 @@ impl ClaimRow {
                 .map(RecommendationRow::to_wire)
                 .collect(),
             recommended_by: self.recommended_by.clone(),
-            payout_reduction_reason: v1::PayoutReductionReason::from_str_name(
-                &self.payout_reduction_reason,
-            )
-            .unwrap_or_default() as i32,
+            payout_reduction_reason: wire_or_unspecified(self.payout_reduction_reason),
             payout_reduction_explanation: self.payout_reduction_explanation.clone(),
             payment,
         }
@@ -351,11 +294,11 @@ impl ClaimRow {
             case_id: self.case_id.to_string(),
             county_code: self.county_code.clone(),
             employer_organisation_number: self.employer_organisation_number.clone(),
-            status: self.status() as i32,
+            status: self.status.to_wire() as i32,
             late: self.late,
             submitted_at: ts(Some(self.submitted_at)),
             payable_amount: Some(gross_to_wire(self.payable_amount_ore)),
-            payment_status: self.payment_status() as i32,
+            payment_status: wire_or_unspecified(self.payment_status),
             recommended_by: current_recommender.unwrap_or_default().to_owned(),
         }
     }
@@ -372,12 +315,12 @@ pub struct RecommendationRow {
     pub approve: bool,
     /// Payout when approving.
     pub payout_ore: Option<i64>,
-    /// Reduction reason (contract name).
-    pub reduction_reason: String,
+    /// Why the payout is reduced, when approving below the payable amount.
+    pub reduction_reason: Option<ReductionReason>,
     /// Reduction explanation.
     pub reduction_explanation: String,
-    /// Rejection reason (contract name) when rejecting.
-    pub rejection_reason: String,
+    /// Why, when rejecting.
+    pub rejection_reason: Option<RejectionReason>,
     /// Rejection explanation.
     pub rejection_explanation: String,
     /// Note to the decider.
@@ -400,14 +343,12 @@ impl RecommendationRow {
         let recommendation = if self.approve {
             Recommendation::Approval(v1::RefundApprovalRecommendation {
                 payout: self.payout_ore.map(gross_to_wire),
-                reduction_reason: v1::PayoutReductionReason::from_str_name(&self.reduction_reason)
-                    .unwrap_or_default() as i32,
+                reduction_reason: wire_or_unspecified(self.reduction_reason),
                 reduction_explanation: self.reduction_explanation.clone(),
             })
         } else {
             Recommendation::Rejection(v1::RefundRejection {
-                reason: v1::RefundRejectionReason::from_str_name(&self.rejection_reason)
-                    .unwrap_or_default() as i32,
+                reason: wire_or_unspecified(self.rejection_reason),
                 explanation: self.rejection_explanation.clone(),
             })
         };

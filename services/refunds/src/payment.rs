@@ -15,7 +15,7 @@ use ekb_platform::{
 };
 use time::OffsetDateTime;
 
-use crate::{claim::Claim, model::ClaimRow, store};
+use crate::{claim::Claim, codes::PaymentStatus, model::ClaimRow, store};
 
 /// The payment system as refunds uses it.
 #[derive(Debug, Clone)]
@@ -96,7 +96,7 @@ pub fn log_outcome(claim: &ClaimRow) {
     tracing::info!(
         claim_id = %claim.claim_id,
         attempt = claim.payment_attempt,
-        status = claim.payment_status.as_deref().unwrap_or_default(),
+        status = claim.payment_status.map_or("", PaymentStatus::code),
         "payment outcome recorded"
     );
 }

@@ -4,13 +4,17 @@
 
 use ekb_platform::messaging::EventSubject;
 use ekb_proto::{
-    convert::{date_to_wire, timestamp_to_wire},
+    convert::{competence_area_to_wire, date_to_wire, timestamp_to_wire},
     v1,
 };
+use sqlx::types::Text;
 use time::{Date, OffsetDateTime};
 use uuid::Uuid;
 
-use crate::model::{ClaimRow, GrantRow};
+use crate::{
+    codes::{ExtensionReason, FailureReason, RejectionReason, wire_or_unspecified},
+    model::{ClaimRow, GrantRow},
+};
 
 /// The subject of an event about `aggregate` in `case`.
 pub fn subject(case_id: Uuid, aggregate: Uuid) -> EventSubject {
@@ -60,17 +64,15 @@ pub fn refund_approved(
         granted_amount_ore: grant.granted_amount_ore,
         payout_amount_ore: claim.payout_amount_ore.unwrap_or_default(),
         approved_at: Some(timestamp_to_wire(at)),
-        payout_reduction_reason: v1::PayoutReductionReason::from_str_name(
-            &claim.payout_reduction_reason,
-        )
-        .unwrap_or_default() as i32,
+        payout_reduction_reason: wire_or_unspecified(claim.payout_reduction_reason),
         assistance_start_date: date_to_wire(claim.assistance_start_date),
         assistance_end_date: date_to_wire(claim.assistance_end_date),
         case_opened_date: grant.case_opened_date.map(date_to_wire).unwrap_or_default(),
         days_from_case_opened_to_expert_start: claim.days_from_case_opened(grant),
         late: claim.late,
-        competence_area: v1::CompetenceArea::from_str_name(&grant.competence_area)
-            .unwrap_or_default() as i32,
+        competence_area: grant
+            .competence_area
+            .map_or(0, |Text(area)| competence_area_to_wire(area) as i32),
     }
 }
 
@@ -78,7 +80,7 @@ pub fn refund_approved(
 pub fn refund_rejected(
     claim: &ClaimRow,
     grant: &GrantRow,
-    reason: v1::RefundRejectionReason,
+    reason: RejectionReason,
     at: OffsetDateTime,
     last_claim_date: Date,
 ) -> v1::RefundRejected {
@@ -87,7 +89,7 @@ pub fn refund_rejected(
         grant_id: grant.grant_id.to_string(),
         case_id: grant.case_id.to_string(),
         county_code: grant.county_code.clone(),
-        reason: reason as i32,
+        reason: reason.to_wire() as i32,
         refund_deadline_date: date_to_wire(grant.refund_deadline),
         rejected_at: Some(timestamp_to_wire(at)),
         late: claim.late,
@@ -114,7 +116,7 @@ pub fn grant_expired(grant: &GrantRow, at: OffsetDateTime) -> v1::GrantExpired {
 pub fn deadline_extended(
     grant: &GrantRow,
     previous: Date,
-    reason: v1::RefundDeadlineExtensionReason,
+    reason: ExtensionReason,
     at: OffsetDateTime,
 ) -> v1::RefundDeadlineExtended {
     v1::RefundDeadlineExtended {
@@ -125,7 +127,7 @@ pub fn deadline_extended(
         previous_deadline_date: date_to_wire(previous),
         new_deadline_date: date_to_wire(grant.refund_deadline),
         original_refund_deadline_date: date_to_wire(grant.original_deadline),
-        reason: reason as i32,
+        reason: reason.to_wire() as i32,
         extended_at: Some(timestamp_to_wire(at)),
     }
 }
@@ -148,7 +150,7 @@ pub fn payment_completed(claim: &ClaimRow, at: OffsetDateTime) -> v1::PaymentCom
 /// A payment attempt failed.
 pub fn payment_failed(
     claim: &ClaimRow,
-    reason: v1::RefundPaymentFailureReason,
+    reason: FailureReason,
     at: OffsetDateTime,
 ) -> v1::PaymentFailed {
     v1::PaymentFailed {
@@ -158,7 +160,7 @@ pub fn payment_failed(
         county_code: claim.county_code.clone(),
         amount_ore: claim.payout_amount_ore.unwrap_or_default(),
         attempt: claim.payment_attempt,
-        reason: reason as i32,
+        reason: reason.to_wire() as i32,
         recorded_at: Some(timestamp_to_wire(at)),
     }
 }

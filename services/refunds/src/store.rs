@@ -10,6 +10,7 @@ use uuid::Uuid;
 
 use crate::{
     claim::Claim,
+    codes::GrantStatus,
     grant::Grant,
     model::{ClaimRow, ExtensionRow, GrantRow, RecommendationRow},
 };
@@ -43,9 +44,9 @@ pub async fn insert_grant(db: &mut PgConnection, grant: &GrantRow) -> Result<boo
     .bind(grant.original_deadline)
     .bind(grant.refund_deadline)
     .bind(grant.granted_at)
-    .bind(&grant.competence_area)
+    .bind(grant.competence_area)
     .bind(&grant.expert)
-    .bind(&grant.status)
+    .bind(grant.status)
     .execute(db)
     .await?
     .rows_affected();
@@ -72,7 +73,7 @@ pub async fn find_grant(
 pub async fn set_grant_status(
     db: &mut PgConnection,
     grant_id: Uuid,
-    status: &str,
+    status: GrantStatus,
 ) -> Result<(), sqlx::Error> {
     sqlx::query("UPDATE grants SET status = $2 WHERE grant_id = $1")
         .bind(grant_id)
@@ -89,7 +90,7 @@ pub async fn update_grant(db: &mut PgConnection, grant: &GrantRow) -> Result<(),
          cancelled_at = $5, had_rejected_claim = $6, ended_at = $7 WHERE grant_id = $1",
     )
     .bind(grant.grant_id)
-    .bind(&grant.status)
+    .bind(grant.status)
     .bind(grant.refund_deadline)
     .bind(grant.expired_at)
     .bind(grant.cancelled_at)
@@ -127,7 +128,7 @@ pub async fn insert_extension(
     .bind(grant_id)
     .bind(extension.previous_deadline)
     .bind(extension.new_deadline)
-    .bind(&extension.reason)
+    .bind(extension.reason)
     .bind(&extension.explanation)
     .bind(&extension.extended_by)
     .bind(extension.extended_at)
@@ -141,7 +142,7 @@ pub async fn insert_extension(
 pub async fn grants_of_employer(
     db: &mut PgConnection,
     organisation_number: &str,
-    statuses: &[String],
+    statuses: &[GrantStatus],
     offset: i64,
     limit: i64,
 ) -> Result<Vec<GrantRow>, sqlx::Error> {
@@ -168,7 +169,7 @@ pub async fn expiring_grants(
     limit: i64,
 ) -> Result<Vec<GrantRow>, sqlx::Error> {
     let sql = format!(
-        "SELECT {GRANT_COLUMNS} FROM grants WHERE status = 'CLAIMABLE_GRANT_STATUS_ACTIVE' \
+        "SELECT {GRANT_COLUMNS} FROM grants WHERE status = 'ACTIVE' \
          AND refund_deadline <= $1 AND ($2::text IS NULL OR county_code = $2) \
          ORDER BY refund_deadline, grant_id OFFSET $3 LIMIT $4"
     );
@@ -261,7 +262,7 @@ pub async fn insert_claim(db: &mut PgConnection, claim: &ClaimRow) -> Result<(),
     .bind(claim.refund_deadline_date)
     .bind(claim.late)
     .bind(claim.days_late)
-    .bind(&claim.status)
+    .bind(claim.status)
     .execute(db)
     .await?;
     Ok(())
@@ -278,20 +279,20 @@ pub async fn update_claim(db: &mut PgConnection, claim: &ClaimRow) -> Result<(),
          payment_handed_at = $19 WHERE claim_id = $1",
     )
     .bind(claim.claim_id)
-    .bind(&claim.status)
-    .bind(&claim.rejection_reason)
+    .bind(claim.status)
+    .bind(claim.rejection_reason)
     .bind(&claim.rejection_explanation)
     .bind(claim.decided_at)
     .bind(&claim.decided_by)
     .bind(&claim.recommended_by)
     .bind(claim.payout_amount_ore)
-    .bind(&claim.payout_reduction_reason)
+    .bind(claim.payout_reduction_reason)
     .bind(&claim.payout_reduction_explanation)
-    .bind(&claim.payment_status)
+    .bind(claim.payment_status)
     .bind(claim.payment_attempt)
     .bind(&claim.payment_reference)
     .bind(claim.paid_date)
-    .bind(&claim.failure_reason)
+    .bind(claim.failure_reason)
     .bind(&claim.failure_detail)
     .bind(claim.payment_sent_at)
     .bind(claim.payment_outcome_at)
@@ -323,7 +324,7 @@ pub async fn unanswered_payments(
     limit: i64,
 ) -> Result<Vec<ClaimRow>, sqlx::Error> {
     let sql = format!(
-        "SELECT {CLAIM_COLUMNS} FROM claims WHERE payment_status = 'REFUND_PAYMENT_STATUS_PENDING' \
+        "SELECT {CLAIM_COLUMNS} FROM claims WHERE payment_status = 'PENDING' \
          AND (payment_handed_at IS NULL OR payment_handed_at < $1) \
          ORDER BY sequence LIMIT $2 FOR UPDATE SKIP LOCKED"
     );
@@ -391,9 +392,9 @@ pub async fn save_recommendation(
     .bind(row.version)
     .bind(row.approve)
     .bind(row.payout_ore)
-    .bind(&row.reduction_reason)
+    .bind(row.reduction_reason)
     .bind(&row.reduction_explanation)
-    .bind(&row.rejection_reason)
+    .bind(row.rejection_reason)
     .bind(&row.rejection_explanation)
     .bind(&row.note)
     .bind(&row.recommended_by)

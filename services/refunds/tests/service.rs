@@ -6,12 +6,19 @@
 
 mod support;
 
+#[path = "service/migrations.rs"]
+mod migrations;
+
 use ekb_proto::convert::gross_to_wire;
 use ekb_proto::v1;
 use std::sync::Arc;
 
-use ekb_platform::payment::{FakeOutcome, RecordingPaymentPort};
-use ekb_refunds::{config::RefundsSection, jobs, payment::Payments};
+use ekb_domain::CalendarMonths;
+use ekb_platform::{
+    payment::{FakeOutcome, RecordingPaymentPort},
+    retention::RetentionSection,
+};
+use ekb_refunds::{jobs, payment::Payments};
 use ekb_testkit::services::with_bearer;
 use support::{
     EMPLOYER_ORG, Grant, Harness, OTHER_ORG, approval, has, iso, new_id, of_type, read_until,
@@ -180,8 +187,11 @@ async fn a_grant_is_claimed_recommended_decided_paid_and_audited() -> anyhow::Re
         .expect_err("only auditors");
     assert_eq!(denied.code(), Code::PermissionDenied);
 
-    // Retention: free text goes 456 days after the grant ended, the record after 10 years.
-    let rules = section(&harness);
+    // Retention: free text goes 15 months after the grant ended, the record after 10 years.
+    let rules = RetentionSection {
+        personal_data: CalendarMonths::new(15),
+        records: CalendarMonths::years(10),
+    };
     let later = OffsetDateTime::now_utc() + Days::days(460);
     let retained = jobs::apply_retention(&harness.db, &rules, later).await?;
     assert_eq!(
@@ -208,19 +218,6 @@ async fn a_grant_is_claimed_recommended_decided_paid_and_audited() -> anyhow::Re
     assert!(harness.grant(&grant.grant_id).await?.is_none());
     assert_eq!(harness.count("SELECT count(*) FROM claims").await?, 0);
     harness.stack.stop().await
-}
-
-fn section(_harness: &Harness) -> RefundsSection {
-    RefundsSection {
-        late_claim_grace_days: 90,
-        max_deadline_extension_days: 180,
-        personal_data_retention_days: 456,
-        record_retention_years: 10,
-        expiry_interval_seconds: 3600,
-        retention_interval_seconds: 86_400,
-        payment_resend_after_seconds: 300,
-        payment_worker_interval_seconds: 30,
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1303,8 +1300,8 @@ async fn a_burst_of_concurrent_decisions_survives_terminated_database_backends()
     let harness = Harness::start("decision-burst", |settings| {
         settings
             .with("database.max_connections", "10")
-            .with("refunds.payment_resend_after_seconds", "1")
-            .with("refunds.payment_worker_interval_seconds", "1")
+            .with("payment.resend_after", "1s")
+            .with("refunds.payment_worker_interval", "1s")
     })
     .await?;
     let topic = harness.refunds_topic()?;
@@ -1386,12 +1383,16 @@ async fn a_burst_of_concurrent_decisions_survives_terminated_database_backends()
     let terminated = terminator.finish().await? + mid_decision;
 
     // Payments and events complete (the payment worker hands over what a handler could not).
-    eventually("every payment recorded", Duration::from_secs(60), || async {
-        let paid = harness
-            .count("SELECT count(*) FROM claims WHERE payment_status = 'REFUND_PAYMENT_STATUS_PAID'")
-            .await?;
-        Ok((paid == CLAIMS as i64).then_some(()))
-    })
+    eventually(
+        "every payment recorded",
+        Duration::from_secs(60),
+        || async {
+            let paid = harness
+                .count("SELECT count(*) FROM claims WHERE payment_status = 'PAID'")
+                .await?;
+            Ok((paid == CLAIMS as i64).then_some(()))
+        },
+    )
     .await?;
     for grant in &late_grants {
         harness.wait_for_grant(&grant.grant_id).await?;
@@ -1440,7 +1441,7 @@ async fn a_burst_of_concurrent_decisions_survives_terminated_database_backends()
         .await?;
     let decided = harness
         .count(
-            "SELECT count(*) FROM claims WHERE status = 'REFUND_CLAIM_STATUS_APPROVED' \
+            "SELECT count(*) FROM claims WHERE status = 'APPROVED' \
              AND decided_by = 'Z990002' AND decided_at IS NOT NULL",
         )
         .await?;
@@ -1494,7 +1495,7 @@ async fn a_burst_of_concurrent_decisions_survives_terminated_database_backends()
     assert_eq!(lost, 0, "claims not decided");
     assert_eq!(
         harness
-            .count("SELECT count(*) FROM grants WHERE status = 'CLAIMABLE_GRANT_STATUS_SETTLED'")
+            .count("SELECT count(*) FROM grants WHERE status = 'SETTLED'")
             .await?,
         CLAIMS as i64
     );

@@ -5,15 +5,13 @@
 
 use std::collections::HashSet;
 
-use ekb_domain::{AgreementCoverage, CompetenceArea, CountyCode, DateRange};
-use ekb_platform::messaging::{EventFields, HandlerError, Handles, UnitOfWork};
+use ekb_domain::{AgreementCoverage, CompetenceArea, CountyCode};
+use ekb_platform::messaging::{HandlerError, Handles, UnitOfWork, parts::AgreementState};
 use ekb_proto::{
-    convert::competence_area_from_wire,
     events::CarriesAgreement,
     v1::{self, EventEnvelope},
 };
 use time::Date;
-use uuid::Uuid;
 
 use crate::RoutingEvents;
 
@@ -54,17 +52,20 @@ impl<E: AgreementEvent> Handles<E> for RoutingEvents {
         event: E,
         _envelope: &EventEnvelope,
     ) -> Result<(), HandlerError> {
-        store(work, EventFields::of(&event), event.agreement()).await
+        store(work, &AgreementState::read(&event)?).await
     }
 }
 
-/// Stores the coverage of `agreement` unless a newer version is stored already.
-async fn store(
-    work: &mut UnitOfWork,
-    fields: EventFields,
-    agreement: Option<&v1::Agreement>,
-) -> Result<(), HandlerError> {
-    let coverage = Coverage::from_wire(fields, agreement)?;
+/// Stores the coverage of `agreement` unless a newer version is stored already. An agreement
+/// ended before it started covers nothing: its row keeps the start day and no areas.
+async fn store(work: &mut UnitOfWork, agreement: &AgreementState) -> Result<(), HandlerError> {
+    let (areas, covered): (Vec<&str>, (Date, Date)) = match agreement.covered() {
+        Some(covered) => (
+            agreement.areas.iter().map(|area| area.code()).collect(),
+            (covered.from(), covered.to()),
+        ),
+        None => (Vec::new(), (agreement.valid_from, agreement.valid_from)),
+    };
     sqlx::query(
         "INSERT INTO agreement_coverage (agreement_id, county_code, competence_areas, valid_from, valid_to, version, \
          updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7) \
@@ -73,56 +74,14 @@ async fn store(
            valid_to = EXCLUDED.valid_to, version = EXCLUDED.version, updated_at = EXCLUDED.updated_at \
          WHERE agreement_coverage.version < EXCLUDED.version",
     )
-    .bind(coverage.agreement_id)
-    .bind(coverage.county.as_str())
-    .bind(&coverage.areas)
-    .bind(coverage.covered.from())
-    .bind(coverage.covered.to())
-    .bind(coverage.version)
+    .bind(agreement.agreement_id)
+    .bind(agreement.county.as_str())
+    .bind(&areas)
+    .bind(covered.0)
+    .bind(covered.1)
+    .bind(agreement.version)
     .bind(work.now())
     .execute(work.db())
     .await?;
     Ok(())
-}
-
-/// The part of an agreement routing needs, validated.
-struct Coverage {
-    agreement_id: Uuid,
-    county: CountyCode,
-    areas: Vec<String>,
-    covered: DateRange,
-    version: i64,
-}
-
-impl Coverage {
-    fn from_wire(
-        fields: EventFields,
-        agreement: Option<&v1::Agreement>,
-    ) -> Result<Self, HandlerError> {
-        let agreement = fields.required("agreement", agreement)?;
-        let terms = fields.required("agreement.terms", agreement.terms.as_ref())?;
-        let validity = fields.required("agreement.terms.validity", terms.validity.as_ref())?;
-        let from = fields.date("agreement.terms.validity.from_date", &validity.from_date)?;
-        let mut to = fields.date("agreement.terms.validity.to_date", &validity.to_date)?;
-        if let Some(ended) = fields.optional_date("agreement.ended_on_date", &agreement.ended_on_date)? {
-            to = to.min(ended);
-        }
-        let areas = terms
-            .competence_areas
-            .iter()
-            .map(|value| competence_area_from_wire(*value).map(|area| area.code().to_owned()))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|_| fields.refuse("agreement.terms.competence_areas", "must be known areas"))?;
-        // An agreement ended before it started covers nothing: store an empty range's stand-in.
-        let covered = DateRange::new(from, to.max(from))
-            .map_err(|_| fields.refuse("agreement.terms.validity", "must be a date range"))?;
-        let areas = if to < from { Vec::new() } else { areas };
-        Ok(Coverage {
-            agreement_id: fields.uuid("agreement.agreement_id", &agreement.agreement_id)?,
-            county: fields.county("agreement.county_code", &agreement.county_code)?,
-            areas,
-            covered,
-            version: agreement.version,
-        })
-    }
 }

@@ -30,11 +30,6 @@ use handlers::RoutingApi;
 #[derive(Debug)]
 pub struct Routing;
 
-const WRITER: &str = "case-writer";
-const READER: &str = "case-reader";
-/// NAV Innlandet's pilot caseworkers, as in pilot-ordering's contract.
-const PILOT_CASEWORKER: &str = "pilot-caseworker";
-
 /// The state routing's event handlers share: they need only the consumer's unit of work. The
 /// agreement-coverage read model (`agreement_coverage`) and the pilot-ordering events
 /// (`pilot_ordering_events`) implement their handlers on it.
@@ -48,14 +43,10 @@ impl ServiceDescription for Routing {
     const NAME: &'static str = "routing";
     const DEFAULTS: &'static str = config::DEFAULTS;
     const LIST_KEYS: &'static [&'static str] = &["pilot.counties", "pilot.periods"];
-    const REPLACED_KEYS: &'static [ekb_platform::config::ReplacedKey] =
-        &[("coverage.max_age_ms", "coverage.max_age (a duration, e.g. \"1s\")")];
-    const ROLES: ekb_platform::auth::RoleTable = &[
-        ("OpenCase", &[WRITER]),
-        ("GetCase", &[READER, WRITER, PILOT_CASEWORKER]),
-        ("EvaluateRoute", &[READER, WRITER]),
-        ("SendToRegularFlow", &[PILOT_CASEWORKER]),
-    ];
+    const REPLACED_KEYS: &'static [ekb_platform::config::ReplacedKey] = &[(
+        "coverage.max_age_ms",
+        "coverage.max_age (a duration, e.g. \"1s\")",
+    )];
 
     type Server = RoutingServiceServer<RoutingApi>;
     type Settings = RoutingSettings;

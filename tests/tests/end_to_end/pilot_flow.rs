@@ -1,9 +1,11 @@
 //! The § 9a pilot flow with every service running as its own process over the broker:
 //! framework agreements registered in the expert registry for Innlandet → a case routed PILOT
 //! → an order with the best-ranked supplier → budget reserves → placed → declined → the next
-//! supplier → accepted → expert started → completed → the supplier invoices (only its own
-//! order) → attested and approved by two people → budget disburses the invoice and releases the
-//! rest → the payment is recorded. A full agreement sends the next order to the next supplier;
+//! supplier. Then `make run`'s walk (`ekb_testkit::scenarios::pilot`), checked at each step: a
+//! case routed PILOT → ordered → placed → accepted → expert started → completed → the supplier
+//! invoices (only its own order) → attested and approved by two people → budget disburses the
+//! invoice and releases the rest → the payment is recorded. A full agreement sends the next
+//! order to the next supplier;
 //! a decline chain with nobody left sends the case back to the regular flow on the same case id
 //! (routing's CaseFlowChanged), where applications then accepts an application for it — as it
 //! does after a caseworker's SendToRegularFlow.
@@ -12,28 +14,36 @@
 //! broker; each test ends with budget's ledger check and a scan of every topic and log for the
 //! run's fødselsnumre.
 
+use std::future::Future;
+
 use ekb_domain::with_valid_check_digit;
 use ekb_proto::v1::{
     self, CommitmentKind, CompetenceArea, Flow, OrderStatus, ReservationStatus, RoutingReason,
 };
-use ekb_testkit::events::EventFeed;
+use ekb_testkit::{
+    events::EventFeed,
+    scenarios::{
+        Narrator, Step,
+        pilot::{self, INVOICE_DISCOUNT_ORE, PilotCase, PilotOutcome, PilotPaid},
+        regular::ESTIMATED_ORE,
+        requests,
+        waits::until,
+    },
+    services::with_bearer,
+};
 use ekb_tests::{
     EMPLOYER_ORGNR, HAMAR, INNLANDET, SUPPLIER_ORGNR, agreement_request, agreement_terms,
     case_facts, date_range,
     ledger::{assert_money_kept, assert_no_fodselsnummer, finished_reservation, set_appropriation},
     people::{synthetic_fodselsnummer, today},
-    system::{SystemStack, assert_refused, authorised, eventually_state, until_available},
+    system::{SystemStack, assert_refused},
 };
 use tonic::Code;
-
-use super::regular_flow::application_request;
 
 /// Fifty million kroner, in øre.
 const PLENTY_ORE: i64 = 5_000_000_000;
 /// How long the consumers get to (not) act on a redelivered event.
 const REDELIVERY_GRACE: std::time::Duration = std::time::Duration::from_secs(4);
-/// What the supplier invoices for the completed order: below its price, so the rest goes back.
-const INVOICED_ORE: i64 = 2_000_000;
 
 /// One framework agreement of these tests.
 struct TestAgreement {
@@ -63,7 +73,7 @@ fn suppliers() -> anyhow::Result<[String; 3]> {
 /// Registers `agreements` in county 34, valid through the pilot period, and waits until routing
 /// routes a Hamar case in each of their areas to the pilot.
 async fn register(stack: &SystemStack, agreements: &[TestAgreement]) -> anyhow::Result<()> {
-    let token = stack.system_token();
+    let token = stack.people().system();
     let mut registry = stack.registry().await?;
     for agreement in agreements {
         let terms = v1::AgreementTerms {
@@ -74,7 +84,7 @@ async fn register(stack: &SystemStack, agreements: &[TestAgreement]) -> anyhow::
             ..agreement_terms(agreement.areas)
         };
         registry
-            .register_agreement(authorised(
+            .register_agreement(with_bearer(
                 agreement_request(
                     agreement.reference,
                     &agreement.supplier,
@@ -87,11 +97,11 @@ async fn register(stack: &SystemStack, agreements: &[TestAgreement]) -> anyhow::
             .await?;
     }
     for area in agreements.iter().flat_map(|agreement| agreement.areas) {
-        eventually_state("routing to route the area PILOT", || async {
+        until("routing to route the area PILOT", || async {
             let decision = stack
                 .routing()
                 .await?
-                .evaluate_route(authorised(
+                .evaluate_route(with_bearer(
                     v1::EvaluateRouteRequest {
                         facts: Some(case_facts(HAMAR, Some(*area), &today())),
                     },
@@ -115,62 +125,21 @@ async fn open_pilot_case(stack: &SystemStack, area: CompetenceArea) -> anyhow::R
         .await
 }
 
-/// An order for `case_id` about the employee with `fodselsnummer`, for the assignment `description`.
-fn order_request(case_id: &str, fodselsnummer: &str, description: &str) -> v1::PlaceOrderRequest {
-    v1::PlaceOrderRequest {
-        request_id: uuid::Uuid::new_v4().to_string(),
-        case_id: case_id.to_owned(),
-        contact_person: Some(v1::ContactPerson {
-            name: "Kari Kontakt".to_owned(),
-            phone_number: "+4791234567".to_owned(),
-            email: "kari.kontakt@example.no".to_owned(),
-        }),
-        assignment_description: description.to_owned(),
-        employee_fodselsnummer: fodselsnummer.to_owned(),
-    }
-}
-
-/// PlaceOrder for `case_id` (pilot caseworker), retrying while the case has not reached
-/// pilot-ordering; returns the order (FUNDS_PENDING).
+/// PlaceOrder for `case_id` (the caseworker) as the walk does, retrying while the case has not
+/// reached pilot-ordering; returns the order (FUNDS_PENDING).
 async fn place_order(
     stack: &SystemStack,
     case_id: &str,
     fodselsnummer: &str,
 ) -> anyhow::Result<v1::Order> {
-    let request = order_request(
+    let clients = stack.clients().await?;
+    pilot::place_order(
+        &clients,
+        &stack.people().caseworker(),
         case_id,
         fodselsnummer,
-        "Kartlegging av arbeidsmiljø og forslag til tilrettelegging.",
-    );
-    let token = stack.caseworker_token();
-    let client = stack.pilot_ordering().await?;
-    let response = until_available("PlaceOrder", || {
-        let mut client = client.clone();
-        let request = authorised(request.clone(), &token);
-        async move { client.place_order(request).await }
-    })
-    .await?;
-    assert!(response.created);
-    let order = response.order.unwrap_or_default();
-    assert_eq!(order.status(), OrderStatus::FundsPending);
-    Ok(order)
-}
-
-/// The order as a caseworker reads it.
-async fn get_order(stack: &SystemStack, order_id: &str) -> anyhow::Result<v1::Order> {
-    Ok(stack
-        .pilot_ordering()
-        .await?
-        .get_order(authorised(
-            v1::GetOrderRequest {
-                order_id: order_id.to_owned(),
-            },
-            &stack.caseworker_token(),
-        ))
-        .await?
-        .into_inner()
-        .order
-        .unwrap_or_default())
+    )
+    .await
 }
 
 /// Waits until the order is in `status` (it moves on budget's answer).
@@ -179,39 +148,25 @@ async fn order_in(
     order_id: &str,
     status: OrderStatus,
 ) -> anyhow::Result<v1::Order> {
-    eventually_state(&format!("order {order_id} {status:?}"), || async {
-        let order = get_order(stack, order_id).await?;
-        Ok((order.status() == status).then_some(order))
-    })
-    .await
+    let clients = stack.clients().await?;
+    pilot::order_in(&clients, &stack.people().caseworker(), order_id, status).await
 }
 
-/// The supplier `supplier` answers order `order_id`.
+/// The supplier `supplier` answers order `order_id` (a decline for lack of capacity).
 async fn answer(
     stack: &SystemStack,
     supplier: &str,
     order_id: &str,
     response: v1::SupplierResponse,
 ) -> Result<tonic::Response<v1::RecordSupplierResponseResponse>, tonic::Status> {
-    let declined = response == v1::SupplierResponse::Declined;
     let mut client = stack
         .pilot_ordering()
         .await
         .map_err(|error| tonic::Status::unavailable(error.to_string()))?;
     client
-        .record_supplier_response(authorised(
-            v1::RecordSupplierResponseRequest {
-                order_id: order_id.to_owned(),
-                response: response as i32,
-                responded_date: today(),
-                decline_reason: String::new(),
-                decline_reason_code: if declined {
-                    v1::SupplierDeclineReason::NoCapacity as i32
-                } else {
-                    v1::SupplierDeclineReason::Unspecified as i32
-                },
-            },
-            &stack.supplier_token(supplier),
+        .record_supplier_response(with_bearer(
+            requests::supplier_answer(order_id, response, &today()),
+            &stack.people().supplier(supplier),
         ))
         .await
 }
@@ -221,6 +176,216 @@ fn for_order(commitment: &Option<v1::Commitment>, order_id: &str) -> bool {
     commitment.as_ref().is_some_and(|commitment| {
         commitment.commitment_id == order_id && commitment.kind == CommitmentKind::PilotOrder as i32
     })
+}
+
+/// The walk's end, which must be payment.
+fn paid(outcome: PilotOutcome) -> anyhow::Result<PilotPaid> {
+    match outcome {
+        PilotOutcome::Paid(paid) => Ok(*paid),
+        other => anyhow::bail!("the pilot walk ended early: {other:?}"),
+    }
+}
+
+/// What the pilot tests check at the walk's steps, beyond what the walk itself requires: who may
+/// not do what at that point (another supplier, the attestant approving, moving a case whose
+/// expert started), and the events each step publishes. It also notes the steps, in order.
+struct PilotChecks<'a> {
+    stack: &'a SystemStack,
+    /// A supplier that is not the order's.
+    other_supplier: String,
+    steps: Vec<&'static str>,
+}
+
+impl Narrator for PilotChecks<'_> {
+    fn step(&mut self, step: Step<'_>) -> impl Future<Output = anyhow::Result<()>> {
+        self.steps.push(step.name());
+        let stack = self.stack;
+        let other = self.other_supplier.clone();
+        async move {
+            let people = stack.people();
+            match step {
+                Step::OrderRequested { order, .. } => {
+                    assert!(!order.employee_pseudonym.is_empty());
+                    let requested = stack
+                        .events
+                        .wait_for(|event: &v1::OrderRequested| event.order_id == order.order_id)
+                        .await?;
+                    assert_eq!(requested.amount_ore, order.price_ore);
+                }
+                Step::OrderPlaced { order } => {
+                    // → budget reserves → PLACED (OrderPlaced carries the pseudonym, never the
+                    // number).
+                    let reserved = stack
+                        .events
+                        .wait_for(|event: &v1::FundsReserved| {
+                            for_order(&event.commitment, &order.order_id)
+                        })
+                        .await?;
+                    assert_eq!(reserved.flow(), Flow::Pilot);
+                    assert_eq!(order.reservation_id, reserved.reservation_id);
+                    let event = stack
+                        .events
+                        .wait_for(|event: &v1::OrderPlaced| event.order_id == order.order_id)
+                        .await?;
+                    assert_eq!(event.employee_pseudonym, order.employee_pseudonym);
+                    // Only the order's supplier may answer it.
+                    let foreign = answer(
+                        stack,
+                        &other,
+                        &order.order_id,
+                        v1::SupplierResponse::Accepted,
+                    )
+                    .await;
+                    assert_refused(
+                        foreign,
+                        Code::PermissionDenied,
+                        "ORGANISATION_NOT_REPRESENTED",
+                    );
+                }
+                Step::SupplierAccepted { order } => {
+                    stack
+                        .events
+                        .wait_for(|event: &v1::OrderAccepted| event.order_id == order.order_id)
+                        .await?;
+                }
+                Step::ExpertStarted { order } => {
+                    let event = stack
+                        .events
+                        .wait_for(|event: &v1::OrderStarted| event.order_id == order.order_id)
+                        .await?;
+                    assert_eq!(event.days_from_case_opened_to_started, 0);
+                    assert_eq!(event.started_date, today());
+                }
+                Step::OrderCompleted { order, date } => {
+                    assert!(order.invoice_deadline_date.as_str() > date);
+                    stack
+                        .events
+                        .wait_for(|event: &v1::OrderCompleted| event.order_id == order.order_id)
+                        .await?;
+                    // Routing learnt that an expert started: a caseworker can no longer move
+                    // the case.
+                    let refused = stack
+                        .routing()
+                        .await?
+                        .send_to_regular_flow(with_bearer(
+                            v1::SendToRegularFlowRequest {
+                                case_id: order.case_id.clone(),
+                                reason: v1::FlowChangeReason::EmployerChoseOwnExpert as i32,
+                                note: String::new(),
+                            },
+                            &people.caseworker(),
+                        ))
+                        .await;
+                    assert_refused(refused, Code::FailedPrecondition, "PILOT_EXPERT_STARTED");
+                    // The invoice: only the order's supplier may submit it.
+                    let foreign = stack
+                        .pilot_ordering()
+                        .await?
+                        .submit_invoice(with_bearer(
+                            requests::invoice(&order.order_id, "INV-FOREIGN", date, 1_000_000),
+                            &people.supplier(&other),
+                        ))
+                        .await;
+                    assert_refused(
+                        foreign,
+                        Code::PermissionDenied,
+                        "ORGANISATION_NOT_REPRESENTED",
+                    );
+                }
+                Step::InvoiceSubmitted { invoice, .. } => {
+                    stack
+                        .events
+                        .wait_for(|event: &v1::InvoiceSubmitted| {
+                            event.invoice_id == invoice.invoice_id
+                        })
+                        .await?;
+                }
+                Step::InvoiceAttested { invoice } => {
+                    // Four eyes: the attestant holding the approver role too may not approve.
+                    let own = stack
+                        .pilot_ordering()
+                        .await?
+                        .approve_invoice(with_bearer(
+                            requests::approval(&invoice.invoice_id),
+                            &people.caseworker_as_decider(),
+                        ))
+                        .await;
+                    assert_refused(own, Code::PermissionDenied, "SAME_PERSON_AS_ATTESTANT");
+                }
+                _ => {}
+            }
+            Ok(())
+        }
+    }
+}
+
+/// The walk's steps, in order, when it reaches payment.
+const PILOT_STEPS: [&str; 12] = [
+    "Suppliers",
+    "CaseOpened",
+    "OrderRequested",
+    "OrderPlaced",
+    "SupplierAccepted",
+    "ExpertStarted",
+    "OrderCompleted",
+    "InvoiceSubmitted",
+    "InvoiceAttested",
+    "InvoiceApproved",
+    "Settled",
+    "InvoicePaid",
+];
+
+/// After the walk paid `paid`: InvoiceApproved (the invoice, the order's price), budget's
+/// FundsDisbursed (the invoice) and FundsReleased (the rest), InvoicePaymentRecorded (PAID),
+/// and the reservation settled to the øre at the order's price.
+async fn assert_invoice_paid_out(stack: &SystemStack, paid: &PilotPaid) -> anyhow::Result<()> {
+    let order_id = &paid.order.order_id;
+    let invoice_id = &paid.invoice.invoice_id;
+    let price = paid.order.price_ore;
+    let invoiced = price - INVOICE_DISCOUNT_ORE;
+    assert_eq!(paid.invoice.amount_ore, invoiced);
+    let event = stack
+        .events
+        .wait_for(|event: &v1::InvoiceApproved| &event.invoice_id == invoice_id)
+        .await?;
+    assert_eq!(
+        (event.amount_ore, event.order_amount_ore),
+        (invoiced, price)
+    );
+    let disbursed = stack
+        .events
+        .wait_for(|event: &v1::FundsDisbursed| for_order(&event.commitment, order_id))
+        .await?;
+    assert_eq!(disbursed.amount_ore, invoiced);
+    assert_eq!(&disbursed.source.unwrap_or_default().source_id, invoice_id);
+    let remainder = stack
+        .events
+        .wait_for(|event: &v1::FundsReleased| for_order(&event.commitment, order_id))
+        .await?;
+    assert_eq!(remainder.amount_ore, INVOICE_DISCOUNT_ORE);
+    assert_eq!(remainder.cause(), v1::ReleaseCause::SettlementRemainder);
+    let payment = stack
+        .events
+        .wait_for(|event: &v1::InvoicePaymentRecorded| &event.invoice_id == invoice_id)
+        .await?;
+    assert_eq!(payment.status(), v1::InvoicePaymentStatus::Paid);
+    assert!(!payment.payment_reference.is_empty());
+    assert_eq!(
+        paid.invoice.payment_status(),
+        v1::InvoicePaymentStatus::Paid,
+        "the invoice PAID on the order"
+    );
+    let settled = finished_reservation(
+        stack,
+        CommitmentKind::PilotOrder,
+        order_id,
+        ReservationStatus::Settled,
+        invoiced,
+    )
+    .await?;
+    assert_eq!(settled.reserved_ore, price);
+    assert_eq!(paid.reservation.reserved_ore, price);
+    Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -260,49 +425,19 @@ async fn a_pilot_case_goes_from_order_to_payment_past_a_decline_and_a_full_agree
         ],
     )
     .await?;
-    let people: Vec<String> = (0..3)
+    let people: Vec<String> = (0..4)
         .map(|nth| synthetic_fodselsnummer(24, 12, 90, nth))
         .collect();
+    let caseworker = stack.people().caseworker();
+    let mut ordering = stack.pilot_ordering().await?;
 
-    // Case routed PILOT → PlaceOrder → the best-ranked agreement, at its price.
-    let case = open_pilot_case(&stack, area).await?;
-    let first_order = place_order(&stack, &case.case_id, &people[0]).await?;
+    // A first case: PlaceOrder → the best-ranked agreement, at its price → PLACED.
+    let declined_case = open_pilot_case(&stack, area).await?;
+    let first_order = place_order(&stack, &declined_case.case_id, &people[0]).await?;
     assert_eq!(first_order.supplier_organisation_number, first);
     assert_eq!(first_order.agreement_reference, "RA-E2E-34-001");
     assert_eq!(first_order.price_ore, 2_400_000);
-    assert!(!first_order.employee_pseudonym.is_empty());
-    let requested = stack
-        .events
-        .wait_for(|event: &v1::OrderRequested| event.order_id == first_order.order_id)
-        .await?;
-    assert_eq!(requested.amount_ore, 2_400_000);
-    // → budget reserves → PLACED (OrderPlaced carries the pseudonym, never the number).
-    let reserved = stack
-        .events
-        .wait_for(|event: &v1::FundsReserved| for_order(&event.commitment, &first_order.order_id))
-        .await?;
-    assert_eq!(reserved.flow(), Flow::Pilot);
-    let placed = order_in(&stack, &first_order.order_id, OrderStatus::Placed).await?;
-    assert_eq!(placed.reservation_id, reserved.reservation_id);
-    let event = stack
-        .events
-        .wait_for(|event: &v1::OrderPlaced| event.order_id == first_order.order_id)
-        .await?;
-    assert_eq!(event.employee_pseudonym, first_order.employee_pseudonym);
-
-    // Only the order's supplier may answer it.
-    let foreign = answer(
-        &stack,
-        &second,
-        &first_order.order_id,
-        v1::SupplierResponse::Accepted,
-    )
-    .await;
-    assert_refused(
-        foreign,
-        Code::PermissionDenied,
-        "ORGANISATION_NOT_REPRESENTED",
-    );
+    order_in(&stack, &first_order.order_id, OrderStatus::Placed).await?;
     // Declined → the next-ranked supplier, in the same transaction; budget releases the first.
     let declined = answer(
         &stack,
@@ -334,217 +469,48 @@ async fn a_pilot_case_goes_from_order_to_payment_past_a_decline_and_a_full_agree
     )
     .await?;
     assert_eq!(released.release_cause(), v1::ReleaseCause::OrderDeclined);
-
-    // The next order: reserved → placed → accepted → started → completed.
     order_in(&stack, &next.order_id, OrderStatus::Placed).await?;
-    let accepted = answer(
-        &stack,
-        &second,
-        &next.order_id,
-        v1::SupplierResponse::Accepted,
-    )
-    .await?
-    .into_inner();
-    assert_eq!(
-        accepted.order.unwrap_or_default().status(),
-        OrderStatus::Accepted
-    );
-    stack
-        .events
-        .wait_for(|event: &v1::OrderAccepted| event.order_id == next.order_id)
-        .await?;
-    let mut ordering = stack.pilot_ordering().await?;
-    let caseworker = stack.caseworker_token();
-    let started = ordering
-        .record_expert_started(authorised(
-            v1::RecordExpertStartedRequest {
-                order_id: next.order_id.clone(),
-                started_date: today(),
-                expert_id: String::new(),
-            },
-            &caseworker,
-        ))
-        .await?
-        .into_inner()
-        .order
-        .unwrap_or_default();
-    assert_eq!(started.status(), OrderStatus::Started);
-    let event = stack
-        .events
-        .wait_for(|event: &v1::OrderStarted| event.order_id == next.order_id)
-        .await?;
-    assert_eq!(event.days_from_case_opened_to_started, 0);
-    assert_eq!(event.started_date, today());
-    let completed = ordering
-        .complete_order(authorised(
-            v1::CompleteOrderRequest {
-                order_id: next.order_id.clone(),
-                completed_date: today(),
-                report_document_id: uuid::Uuid::new_v4().to_string(),
-            },
-            &caseworker,
-        ))
-        .await?
-        .into_inner()
-        .order
-        .unwrap_or_default();
-    assert_eq!(completed.status(), OrderStatus::Completed);
-    assert!(completed.invoice_deadline_date > today());
-    stack
-        .events
-        .wait_for(|event: &v1::OrderCompleted| event.order_id == next.order_id)
-        .await?;
-    // Routing learnt that an expert started: a caseworker can no longer move the case.
-    let mut routing = stack.routing().await?;
-    let refused = routing
-        .send_to_regular_flow(authorised(
-            v1::SendToRegularFlowRequest {
-                case_id: case.case_id.clone(),
-                reason: v1::FlowChangeReason::EmployerChoseOwnExpert as i32,
-                note: String::new(),
-            },
-            &caseworker,
-        ))
-        .await;
-    assert_refused(refused, Code::FailedPrecondition, "PILOT_EXPERT_STARTED");
 
-    // The invoice: only the order's supplier may submit it.
-    let invoice = |request_id: &str| v1::SubmitInvoiceRequest {
-        request_id: request_id.to_owned(),
-        order_id: next.order_id.clone(),
-        invoice_number: "INV-2026-117".to_owned(),
-        invoice_date: today(),
-        amount_ore: INVOICED_ORE,
-        invoice_document_id: uuid::Uuid::new_v4().to_string(),
+    // make run's walk: the decline freed the first-ranked agreement's one order this month, so
+    // the walk's order goes there; checked at each step by `PilotChecks`.
+    let today = today();
+    let mut checks = PilotChecks {
+        stack: &stack,
+        other_supplier: second.clone(),
+        steps: Vec::new(),
     };
-    let foreign = ordering
-        .submit_invoice(authorised(
-            invoice(&uuid::Uuid::new_v4().to_string()),
-            &stack.supplier_token(&first),
-        ))
-        .await;
-    assert_refused(
-        foreign,
-        Code::PermissionDenied,
-        "ORGANISATION_NOT_REPRESENTED",
-    );
-    let submitted = ordering
-        .submit_invoice(authorised(
-            invoice(&uuid::Uuid::new_v4().to_string()),
-            &stack.supplier_token(&second),
-        ))
-        .await?
-        .into_inner()
-        .invoice
-        .unwrap_or_default();
-    assert_eq!(submitted.status(), v1::InvoiceStatus::Submitted);
-    stack
-        .events
-        .wait_for(|event: &v1::InvoiceSubmitted| event.invoice_id == submitted.invoice_id)
-        .await?;
-    // Attested by the caseworker, approved by someone else (four eyes).
-    let attested = ordering
-        .attest_invoice(authorised(
-            v1::AttestInvoiceRequest {
-                invoice_id: submitted.invoice_id.clone(),
-            },
-            &caseworker,
-        ))
-        .await?
-        .into_inner()
-        .invoice
-        .unwrap_or_default();
-    assert_eq!(attested.status(), v1::InvoiceStatus::Attested);
-    let approve = |token: &str| {
-        authorised(
-            v1::ApproveInvoiceRequest {
-                invoice_id: submitted.invoice_id.clone(),
-            },
-            token,
+    let paid = paid(
+        pilot::walk(
+            &stack.clients().await?,
+            &stack.people(),
+            PilotCase::hamar(area, &people[1], &today),
+            &mut checks,
         )
-    };
-    let own = ordering
-        .approve_invoice(approve(&stack.caseworker_as_decider_token()))
-        .await;
-    assert_refused(own, Code::PermissionDenied, "SAME_PERSON_AS_ATTESTANT");
-    let approved = ordering
-        .approve_invoice(approve(&stack.decider_token()))
-        .await?
-        .into_inner()
-        .invoice
-        .unwrap_or_default();
-    assert_eq!(approved.status(), v1::InvoiceStatus::Approved);
+        .await?,
+    )?;
+    assert_eq!(checks.steps, PILOT_STEPS);
+    assert_eq!(paid.agreements.len(), 3);
+    assert_eq!(paid.order.supplier_organisation_number, first);
+    assert_eq!(paid.order.agreement_reference, "RA-E2E-34-001");
+    assert_eq!(paid.order.status(), OrderStatus::Completed);
+    assert_invoice_paid_out(&stack, &paid).await?;
+    let walked_id = paid.order.order_id.clone();
 
-    // InvoiceApproved → budget disburses the invoice and releases the rest → payment recorded.
-    let event = stack
-        .events
-        .wait_for(|event: &v1::InvoiceApproved| event.invoice_id == submitted.invoice_id)
-        .await?;
-    assert_eq!(
-        (event.amount_ore, event.order_amount_ore),
-        (INVOICED_ORE, 2_150_000)
-    );
-    let disbursed = stack
-        .events
-        .wait_for(|event: &v1::FundsDisbursed| for_order(&event.commitment, &next.order_id))
-        .await?;
-    assert_eq!(disbursed.amount_ore, INVOICED_ORE);
-    assert_eq!(
-        disbursed.source.unwrap_or_default().source_id,
-        submitted.invoice_id
-    );
-    let remainder = stack
-        .events
-        .wait_for(|event: &v1::FundsReleased| for_order(&event.commitment, &next.order_id))
-        .await?;
-    assert_eq!(remainder.amount_ore, 2_150_000 - INVOICED_ORE);
-    assert_eq!(remainder.cause(), v1::ReleaseCause::SettlementRemainder);
-    let payment = stack
-        .events
-        .wait_for(|event: &v1::InvoicePaymentRecorded| event.invoice_id == submitted.invoice_id)
-        .await?;
-    assert_eq!(payment.status(), v1::InvoicePaymentStatus::Paid);
-    assert!(!payment.payment_reference.is_empty());
-    eventually_state("the invoice PAID on the order", || async {
-        let order = get_order(&stack, &next.order_id).await?;
-        let paid = order.invoices.iter().any(|invoice| {
-            invoice.invoice_id == submitted.invoice_id
-                && invoice.payment_status() == v1::InvoicePaymentStatus::Paid
-        });
-        Ok(paid.then_some(()))
-    })
-    .await?;
-    let settled = finished_reservation(
-        &stack,
-        CommitmentKind::PilotOrder,
-        &next.order_id,
-        ReservationStatus::Settled,
-        INVOICED_ORE,
-    )
-    .await?;
-    assert_eq!(settled.reserved_ore, 2_150_000);
-
-    // Capacity: the first-ranked agreement takes one order a month; the decline freed it, the
-    // next case takes it, and the case after goes to the next-ranked supplier.
-    let filling = open_pilot_case(&stack, area).await?;
-    let filling_order = place_order(&stack, &filling.case_id, &people[1]).await?;
-    assert_eq!(filling_order.supplier_organisation_number, first);
+    // Capacity: the first-ranked agreement is full this month, so the next case goes to the
+    // next-ranked supplier.
     let overflow = open_pilot_case(&stack, area).await?;
     let overflow_order = place_order(&stack, &overflow.case_id, &people[2]).await?;
     assert_eq!(
         overflow_order.supplier_organisation_number, second,
         "the full agreement is skipped"
     );
-    // Both are cancelled before any work: budget releases their whole reservations.
-    for order in [&filling_order, &overflow_order] {
+    // It and the declined case's next order are cancelled before any work: budget releases
+    // their whole reservations.
+    for order in [&next, &overflow_order] {
         order_in(&stack, &order.order_id, OrderStatus::Placed).await?;
         let cancelled = ordering
-            .cancel_order(authorised(
-                v1::CancelOrderRequest {
-                    order_id: order.order_id.clone(),
-                    reason: v1::OrderCancellationReason::NoLongerNeeded as i32,
-                    explanation: String::new(),
-                },
+            .cancel_order(with_bearer(
+                requests::order_cancellation(&order.order_id),
                 &caseworker,
             ))
             .await?
@@ -565,61 +531,70 @@ async fn a_pilot_case_goes_from_order_to_payment_past_a_decline_and_a_full_agree
     // Redelivery at the money hops is applied once: the same envelopes again (same event ids)
     // reserve, place and disburse nothing more.
     let feed = EventFeed::new(stack.broker.bootstrap_servers(), &stack.topic_prefix)?;
-    let next_id = next.order_id.clone();
     stack
         .events
         .redeliver(&feed, "pilot-ordering", |event: &v1::OrderRequested| {
-            event.order_id == next_id
+            event.order_id == walked_id
         })
         .await?;
     stack
         .events
         .redeliver(&feed, "budget", |event: &v1::FundsReserved| {
-            for_order(&event.commitment, &next_id)
+            for_order(&event.commitment, &walked_id)
         })
         .await?;
     stack
         .events
         .redeliver(&feed, "pilot-ordering", |event: &v1::InvoiceApproved| {
-            event.order_id == next_id
+            event.order_id == walked_id
         })
         .await?;
     tokio::time::sleep(REDELIVERY_GRACE).await;
     assert_eq!(
         stack
             .events
-            .count(|event: &v1::FundsReserved| for_order(&event.commitment, &next_id)),
+            .count(|event: &v1::FundsReserved| for_order(&event.commitment, &walked_id)),
         1
     );
     assert_eq!(
         stack
             .events
-            .count(|event: &v1::OrderPlaced| event.order_id == next_id),
+            .count(|event: &v1::OrderPlaced| event.order_id == walked_id),
         1
     );
     assert_eq!(
         stack
             .events
-            .count(|event: &v1::FundsDisbursed| for_order(&event.commitment, &next_id)),
+            .count(|event: &v1::FundsDisbursed| for_order(&event.commitment, &walked_id)),
         1
     );
     finished_reservation(
         &stack,
         CommitmentKind::PilotOrder,
-        &next_id,
+        &walked_id,
         ReservationStatus::Settled,
-        INVOICED_ORE,
+        paid.order.price_ore - INVOICE_DISCOUNT_ORE,
     )
     .await?;
 
     stack.events.assert_case_story(
-        &case.case_id,
+        &declined_case.case_id,
         &[
             "CaseRouted",
             "OrderRequested",
             "FundsReserved",
             "OrderPlaced",
             "OrderDeclined",
+            "FundsReleased",
+        ],
+    );
+    stack.events.assert_case_story(
+        &paid.case.case_id,
+        &[
+            "CaseRouted",
+            "OrderRequested",
+            "FundsReserved",
+            "OrderPlaced",
             "OrderAccepted",
             "OrderStarted",
             "OrderCompleted",
@@ -726,11 +701,11 @@ async fn a_pilot_case_nobody_can_take_falls_back_to_the_regular_flow_on_the_same
     let now = stack
         .routing()
         .await?
-        .get_case(authorised(
+        .get_case(with_bearer(
             v1::GetCaseRequest {
                 case_id: case.case_id.clone(),
             },
-            &stack.caseworker_token(),
+            &stack.people().caseworker(),
         ))
         .await?
         .into_inner()
@@ -779,13 +754,9 @@ async fn a_pilot_case_nobody_can_take_falls_back_to_the_regular_flow_on_the_same
     let again = stack
         .pilot_ordering()
         .await?
-        .place_order(authorised(
-            order_request(
-                &case.case_id,
-                &fodselsnummer,
-                "Konflikthåndtering i avdelingen.",
-            ),
-            &stack.caseworker_token(),
+        .place_order(with_bearer(
+            requests::order(&case.case_id, &fodselsnummer, pilot::ASSIGNMENT),
+            &stack.people().caseworker(),
         ))
         .await;
     assert_refused(again, Code::FailedPrecondition, "CASE_NOT_PILOT");
@@ -809,13 +780,13 @@ async fn a_pilot_case_nobody_can_take_falls_back_to_the_regular_flow_on_the_same
     let moved = stack
         .routing()
         .await?
-        .send_to_regular_flow(authorised(
+        .send_to_regular_flow(with_bearer(
             v1::SendToRegularFlowRequest {
                 case_id: sent.case_id.clone(),
                 reason: v1::FlowChangeReason::EmployerChoseOwnExpert as i32,
                 note: String::new(),
             },
-            &stack.caseworker_token(),
+            &stack.people().caseworker(),
         ))
         .await?
         .into_inner()
@@ -849,20 +820,12 @@ async fn submit_after_fallback(
     case_id: &str,
     fodselsnummer: &str,
 ) -> anyhow::Result<v1::Application> {
-    let request = v1::SubmitApplicationRequest {
-        details: application_request(case_id, fodselsnummer)
-            .details
-            .map(|details| v1::ApplicationDetails {
-                employer_organisation_number: EMPLOYER_ORGNR.to_owned(),
-                ..details
-            }),
-        ..application_request(case_id, fodselsnummer)
-    };
-    let token = stack.employer_token(&[EMPLOYER_ORGNR]);
+    let request = requests::application(case_id, fodselsnummer, &today(), ESTIMATED_ORE);
+    let token = stack.people().employer(&[EMPLOYER_ORGNR]);
     let client = stack.applications().await?;
-    eventually_state("applications to accept the fallen-back case", || {
+    until("applications to accept the fallen-back case", || {
         let mut client = client.clone();
-        let request = authorised(request.clone(), &token);
+        let request = with_bearer(request.clone(), &token);
         async move {
             match client.submit_application(request).await {
                 Ok(response) => Ok(response.into_inner().application),
@@ -890,9 +853,10 @@ const OSLO: &str = "0301";
 
 /// If the pilot is extended, it is a configuration change (routing's `pilot.counties`, given
 /// to routing alone as `make run --set routing.pilot.counties=34,46` would): a Vestland
-/// agreement is registered, a Bergen case choosing its area is routed PILOT, ordered, delivered,
-/// invoiced, approved by four eyes and paid, with the money reserved, disbursed and released
-/// to the øre; a county still outside stays in the regular flow.
+/// agreement is registered, and `make run`'s walk takes a Bergen case choosing its area through
+/// the whole pilot flow — routed PILOT, ordered, delivered, invoiced, approved by four eyes and
+/// paid, with the money reserved, disbursed and released to the øre; a county still outside
+/// stays in the regular flow.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_extended_pilot_serves_a_second_county_through_the_whole_flow_by_configuration_alone()
 -> anyhow::Result<()> {
@@ -902,13 +866,13 @@ async fn an_extended_pilot_serves_a_second_county_through_the_whole_flow_by_conf
     )
     .await?;
     set_appropriation(&stack, PLENTY_ORE).await?;
-    let [supplier, _, _] = suppliers()?;
+    let [supplier, other, _] = suppliers()?;
     let area = CompetenceArea::ConflictHandling;
-    let token = stack.system_token();
+    let token = stack.people().system();
     stack
         .registry()
         .await?
-        .register_agreement(authorised(
+        .register_agreement(with_bearer(
             agreement_request(
                 "RA-E2E-46-001",
                 &supplier,
@@ -930,7 +894,7 @@ async fn an_extended_pilot_serves_a_second_county_through_the_whole_flow_by_conf
             let decision = stack
                 .routing()
                 .await?
-                .evaluate_route(authorised(
+                .evaluate_route(with_bearer(
                     v1::EvaluateRouteRequest {
                         facts: Some(case_facts(municipality, Some(area), &today())),
                     },
@@ -943,104 +907,44 @@ async fn an_extended_pilot_serves_a_second_county_through_the_whole_flow_by_conf
             anyhow::Ok(decision.reason())
         }
     };
-    eventually_state("routing to route a Bergen case PILOT", || async {
+    until("routing to route a Bergen case PILOT", || async {
         Ok((route_of(BERGEN).await? == RoutingReason::PilotEligible).then_some(()))
     })
     .await?;
     assert_eq!(route_of(OSLO).await?, RoutingReason::OutsidePilotCounty);
 
-    let case = stack
-        .open_routed_case(case_facts(BERGEN, Some(area), &today()), Flow::Pilot)
-        .await?;
-    assert_eq!(case.county_code, "46");
     let person = synthetic_fodselsnummer(3, 4, 85, 1);
-    let order = place_order(&stack, &case.case_id, &person).await?;
-    assert_eq!(order.supplier_organisation_number, supplier);
-    assert_eq!(order.agreement_reference, "RA-E2E-46-001");
-    assert_eq!(order.county_code, "46");
-    order_in(&stack, &order.order_id, OrderStatus::Placed).await?;
-    answer(
-        &stack,
-        &supplier,
-        &order.order_id,
-        v1::SupplierResponse::Accepted,
-    )
-    .await?;
-    let caseworker = stack.caseworker_token();
-    let mut ordering = stack.pilot_ordering().await?;
-    ordering
-        .record_expert_started(authorised(
-            v1::RecordExpertStartedRequest {
-                order_id: order.order_id.clone(),
-                started_date: today(),
-                expert_id: String::new(),
+    let today = today();
+    let mut checks = PilotChecks {
+        stack: &stack,
+        other_supplier: other,
+        steps: Vec::new(),
+    };
+    let paid = paid(
+        pilot::walk(
+            &stack.clients().await?,
+            &stack.people(),
+            PilotCase {
+                county: "46",
+                municipality: BERGEN,
+                place: "4601 Bergen",
+                area,
+                employee: &person,
+                today: &today,
             },
-            &caseworker,
-        ))
-        .await?;
-    ordering
-        .complete_order(authorised(
-            v1::CompleteOrderRequest {
-                order_id: order.order_id.clone(),
-                completed_date: today(),
-                report_document_id: uuid::Uuid::new_v4().to_string(),
-            },
-            &caseworker,
-        ))
-        .await?;
-    let invoice = ordering
-        .submit_invoice(authorised(
-            v1::SubmitInvoiceRequest {
-                request_id: uuid::Uuid::new_v4().to_string(),
-                order_id: order.order_id.clone(),
-                invoice_number: "INV-46-001".to_owned(),
-                invoice_date: today(),
-                amount_ore: INVOICED_ORE,
-                invoice_document_id: uuid::Uuid::new_v4().to_string(),
-            },
-            &stack.supplier_token(&supplier),
-        ))
-        .await?
-        .into_inner()
-        .invoice
-        .unwrap_or_default();
-    let invoice_id = invoice.invoice_id.clone();
-    ordering
-        .attest_invoice(authorised(
-            v1::AttestInvoiceRequest {
-                invoice_id: invoice_id.clone(),
-            },
-            &caseworker,
-        ))
-        .await?;
-    let approved = ordering
-        .approve_invoice(authorised(
-            v1::ApproveInvoiceRequest {
-                invoice_id: invoice_id.clone(),
-            },
-            &stack.decider_token(),
-        ))
-        .await?
-        .into_inner()
-        .invoice
-        .unwrap_or_default();
-    assert_eq!(approved.status(), v1::InvoiceStatus::Approved);
-    let payment = stack
-        .events
-        .wait_for(|event: &v1::InvoicePaymentRecorded| event.invoice_id == invoice_id)
-        .await?;
-    assert_eq!(payment.status(), v1::InvoicePaymentStatus::Paid);
-    let settled = finished_reservation(
-        &stack,
-        CommitmentKind::PilotOrder,
-        &order.order_id,
-        ReservationStatus::Settled,
-        INVOICED_ORE,
-    )
-    .await?;
-    assert_eq!(settled.reserved_ore, 2_300_000);
-    assert_eq!(settled.county_code, "46");
-    assert_eq!(settled.flow(), Flow::Pilot);
+            &mut checks,
+        )
+        .await?,
+    )?;
+    assert_eq!(checks.steps, PILOT_STEPS);
+    assert_eq!(paid.case.county_code, "46");
+    assert_eq!(paid.order.supplier_organisation_number, supplier);
+    assert_eq!(paid.order.agreement_reference, "RA-E2E-46-001");
+    assert_eq!(paid.order.county_code, "46");
+    assert_eq!(paid.order.price_ore, 2_300_000);
+    assert_invoice_paid_out(&stack, &paid).await?;
+    assert_eq!(paid.reservation.county_code, "46");
+    assert_eq!(paid.reservation.flow(), Flow::Pilot);
     assert_money_kept(&stack).await?;
     assert_no_fodselsnummer(&stack, &[&person]);
     Ok(())

@@ -18,37 +18,40 @@
 //! expiry job runs every second in the test stack). Refunds' service tests move its injected clock
 //! across the day boundaries instead.
 
-use ekb_proto::convert::gross_to_wire;
-use std::time::Duration;
+use std::{future::Future, time::Duration};
 
 use ekb_proto::v1::{
     self, ApplicationStatus, ClaimableGrantStatus, CommitmentKind, Flow, GrantStatus,
     RefundClaimStatus, RefundPaymentStatus, RefundRejectionReason, ReservationStatus,
 };
-use ekb_testkit::events::EventFeed;
+use ekb_testkit::{
+    events::EventFeed,
+    scenarios::{
+        Narrator, Step,
+        personas::{CASEWORKER, DECIDER},
+        regular::{
+            self, ESTIMATED_ORE, GRANTED_ORE, INVOICED_ORE, RegularCase, decide_refund,
+            recommend_refund,
+        },
+        requests,
+        waits::until,
+    },
+    services::with_bearer,
+};
 use ekb_tests::{
-    EMPLOYER_ORGNR, LILLEHAMMER, SUPPLIER_ORGNR, case_facts,
+    EMPLOYER_ORGNR, LILLEHAMMER, case_facts,
     ledger::{
         assert_money_kept, assert_no_fodselsnummer, finished_reservation, reservation_in,
         set_appropriation,
     },
     people::{iso, oslo_today, parse_iso, synthetic_fodselsnummer, today},
-    system::{
-        CASEWORKER, DECIDER, RefundsClient, SystemStack, assert_refused, authorised,
-        eventually_state, until_available,
-    },
+    system::{SystemStack, assert_refused},
 };
 use sqlx::Connection as _;
 use tonic::Code;
 
 /// Fifty million kroner, in øre: more than any test asks for.
 const PLENTY_ORE: i64 = 5_000_000_000;
-/// What the employer estimates the assistance costs, gross.
-const ESTIMATED_ORE: i64 = 2_000_000;
-/// What the caseworker recommends granting, gross (below the estimate and the max rate).
-const GRANTED_ORE: i64 = 1_800_000;
-/// What the expert's invoice came to, gross: below the grant, so the rest is released.
-const INVOICED_ORE: i64 = 1_500_000;
 /// How long the consumers get to (not) act on a redelivered event.
 const REDELIVERY_GRACE: Duration = Duration::from_secs(4);
 /// Another employer, which the employer's representative does not act for.
@@ -61,100 +64,27 @@ pub async fn open_regular_case(stack: &SystemStack) -> anyhow::Result<v1::Case> 
         .await
 }
 
-/// A complete, valid application for `case_id` about the employee with `fodselsnummer`.
-pub fn application_request(case_id: &str, fodselsnummer: &str) -> v1::SubmitApplicationRequest {
-    v1::SubmitApplicationRequest {
-        request_id: uuid::Uuid::new_v4().to_string(),
-        case_id: case_id.to_owned(),
-        employee_fodselsnummer: fodselsnummer.to_owned(),
-        employee_name: "Ola Testansatt".to_owned(),
-        details: Some(v1::ApplicationDetails {
-            employer_organisation_number: EMPLOYER_ORGNR.to_owned(),
-            contact_person: Some(v1::ContactPerson {
-                name: "Kari Kontakt".to_owned(),
-                phone_number: "+4791234567".to_owned(),
-                email: "kari.kontakt@example.no".to_owned(),
-            }),
-            competence_area: v1::CompetenceArea::SickLeaveFollowUp as i32,
-            expert: Some(v1::ProposedExpert {
-                name: "Eva Ekspert".to_owned(),
-                profession: v1::Profession::Physiotherapist as i32,
-                authorisation: Some(v1::Authorisation {
-                    kind: v1::AuthorisationKind::HealthPersonnel as i32,
-                    reference: "9100001".to_owned(),
-                }),
-                expert_organisation_number: SUPPLIER_ORGNR.to_owned(),
-                employer_attests_expert_not_employed: true,
-            }),
-            problem_description: "Lang sykefraværshistorikk; trenger vurdering av \
-                                  tilrettelegging på arbeidsplassen."
-                .to_owned(),
-            planned_start_date: today(),
-            estimated_hours: 20,
-            accommodation_tried: "Redusert stilling og endrede arbeidsoppgaver.".to_owned(),
-            confirms_parties_agree: true,
-            confirms_not_treatment_or_excluded_scheme: true,
-            estimated_cost: Some(gross_to_wire(ESTIMATED_ORE)),
-            nav_contact_name: String::new(),
-        }),
-    }
-}
-
-/// Submits an application for `case_id` as the employer, retrying while the case has not
-/// reached applications yet; returns it SUBMITTED.
+/// Submits an application for `case_id` as the employer (the walk's request), retrying while
+/// the case has not reached applications yet; returns it SUBMITTED.
 pub async fn submit_application(
     stack: &SystemStack,
     case_id: &str,
     fodselsnummer: &str,
 ) -> anyhow::Result<v1::Application> {
-    let request = application_request(case_id, fodselsnummer);
-    let token = stack.employer_token(&[EMPLOYER_ORGNR]);
-    let client = stack.applications().await?;
-    let response = until_available("SubmitApplication", || {
-        let mut client = client.clone();
-        let request = authorised(request.clone(), &token);
-        async move { client.submit_application(request).await }
-    })
-    .await?;
-    assert!(response.created);
-    let application = response.application.unwrap_or_default();
-    assert_eq!(application.status(), ApplicationStatus::Submitted);
-    Ok(application)
+    let clients = stack.clients().await?;
+    regular::submit_application(&clients, &stack.people(), case_id, fodselsnummer, &today()).await
 }
 
-/// The application as a caseworker reads it (purpose: case processing).
-pub async fn get_application(
-    stack: &SystemStack,
-    application_id: &str,
-) -> anyhow::Result<v1::Application> {
-    Ok(stack
-        .applications()
-        .await?
-        .get_application(authorised(
-            v1::GetApplicationRequest {
-                application_id: application_id.to_owned(),
-                purpose: v1::AccessPurpose::CaseProcessing as i32,
-            },
-            &stack.caseworker_token(),
-        ))
-        .await?
-        .into_inner()
-        .application
-        .unwrap_or_default())
-}
-
-/// Waits until the application satisfies `done` (it changes on events), and returns it.
-pub async fn application_when(
+/// Waits until the application satisfies `done` (`what`; it changes on events), and returns it.
+async fn application_when(
     stack: &SystemStack,
     application_id: &str,
     what: &str,
     done: impl Fn(&v1::Application) -> bool,
 ) -> anyhow::Result<v1::Application> {
-    eventually_state(what, || async {
-        let application = get_application(stack, application_id).await?;
-        Ok(done(&application).then_some(application))
-    })
-    .await
+    let clients = stack.clients().await?;
+    let caseworker = stack.people().caseworker();
+    regular::application_when(&clients, &caseworker, application_id, what, done).await
 }
 
 /// Waits until the application is in `status`, and returns it.
@@ -163,11 +93,7 @@ async fn application_in(
     application_id: &str,
     status: ApplicationStatus,
 ) -> anyhow::Result<v1::Application> {
-    let name = status.as_str_name();
-    let what = format!(
-        "the application {}",
-        name.strip_prefix("APPLICATION_STATUS_").unwrap_or(name)
-    );
+    let what = format!("the application {}", regular::status_name(status));
     application_when(stack, application_id, &what, |app| app.status() == status).await
 }
 
@@ -195,208 +121,129 @@ fn for_grant(commitment: &Option<v1::Commitment>, grant_id: &str) -> bool {
         .is_some_and(|commitment| commitment.commitment_id == grant_id)
 }
 
-/// The caseworker starts the review, assesses all five conditions as met and recommends a
-/// grant of `amount_ore`; returns the recommendation's version.
-pub async fn recommend_grant(
-    stack: &SystemStack,
-    application_id: &str,
-    amount_ore: i64,
-) -> anyhow::Result<i32> {
-    let token = stack.caseworker_token();
-    let mut client = stack.applications().await?;
-    let reviewed = client
-        .start_review(authorised(
-            v1::StartReviewRequest {
-                application_id: application_id.to_owned(),
-            },
-            &token,
-        ))
-        .await?
-        .into_inner()
-        .application
-        .unwrap_or_default();
-    assert_eq!(reviewed.status(), ApplicationStatus::UnderReview);
-    assert_eq!(reviewed.reviewed_by, CASEWORKER);
-    for condition in [
-        v1::ApplicationCondition::EmploymentRelationship,
-        v1::ApplicationCondition::FilledInJointly,
-        v1::ApplicationCondition::AccommodationTried,
-        v1::ApplicationCondition::SickLeaveHistory,
-        v1::ApplicationCondition::ExpertCompetence,
-    ] {
-        client
-            .assess_condition(authorised(
-                v1::AssessConditionRequest {
-                    application_id: application_id.to_owned(),
-                    condition: condition as i32,
-                    met: true,
-                    note: "Dokumentert i søknaden.".to_owned(),
-                },
-                &token,
-            ))
-            .await?;
-    }
-    let recommended = client
-        .recommend_decision(authorised(
-            v1::RecommendDecisionRequest {
-                application_id: application_id.to_owned(),
-                recommendation: Some(v1::recommend_decision_request::Recommendation::Grant(
-                    v1::GrantRecommendation {
-                        amount: Some(gross_to_wire(amount_ore)),
-                    },
-                )),
-                note: "Alle vilkår oppfylt.".to_owned(),
-            },
-            &token,
-        ))
-        .await?
-        .into_inner()
-        .application
-        .unwrap_or_default();
-    assert_eq!(recommended.status(), ApplicationStatus::Recommended);
-    assert_eq!(recommended.conditions.len(), 5);
-    let current = recommended
-        .recommendations
-        .last()
-        .cloned()
-        .unwrap_or_default();
-    assert_eq!(current.recommended_by, CASEWORKER);
-    Ok(current.version)
-}
-
-/// The decider confirms recommendation `version`; returns the application (a grant:
-/// GRANT_PENDING_FUNDS with its grant id).
-pub async fn confirm(
-    stack: &SystemStack,
-    application_id: &str,
-    version: i32,
-) -> anyhow::Result<v1::Application> {
-    Ok(stack
-        .applications()
-        .await?
-        .decide_application(authorised(
-            confirmation(application_id, version),
-            &stack.decider_token(),
-        ))
-        .await?
-        .into_inner()
-        .application
-        .unwrap_or_default())
-}
-
-/// A decision confirming recommendation `version` of the application, without a note.
-fn confirmation(application_id: &str, version: i32) -> v1::DecideApplicationRequest {
-    v1::DecideApplicationRequest {
-        application_id: application_id.to_owned(),
-        recommendation_version: version,
-        verdict: v1::DeciderVerdict::Confirm as i32,
-        note: String::new(),
-    }
-}
-
-/// The employer's request to cancel the application's grant early.
-fn employer_cancellation(application_id: &str) -> v1::CancelGrantRequest {
-    v1::CancelGrantRequest {
-        application_id: application_id.to_owned(),
-        reason: v1::GrantCancellationReason::EmployerRequest as i32,
-        explanation: String::new(),
-    }
-}
-
-/// Submit → review → recommend → confirm a grant of `amount_ore` for a new REGULAR case;
-/// returns the application as the decision left it (GRANT_PENDING_FUNDS) and its grant id.
+/// Submit → review → recommend → confirm a grant of `amount_ore` for a new REGULAR case, as in
+/// the walk; returns the application as the decision left it (GRANT_PENDING_FUNDS) and its
+/// grant id.
 pub async fn decided_grant(
     stack: &SystemStack,
     fodselsnummer: &str,
     amount_ore: i64,
 ) -> anyhow::Result<(v1::Application, String)> {
+    let clients = stack.clients().await?;
+    let people = stack.people();
     let case = open_regular_case(stack).await?;
     let submitted = submit_application(stack, &case.case_id, fodselsnummer).await?;
-    let version = recommend_grant(stack, &submitted.application_id, amount_ore).await?;
-    let decided = confirm(stack, &submitted.application_id, version).await?;
+    let recommended = regular::recommend_grant(
+        &clients,
+        &people.caseworker(),
+        &submitted.application_id,
+        amount_ore,
+    )
+    .await?;
+    let decided = regular::decide(
+        &clients,
+        &people.decider(),
+        &submitted.application_id,
+        requests::current_version(&recommended.recommendations),
+    )
+    .await?;
     assert_eq!(decided.status(), ApplicationStatus::GrantPendingFunds);
     let grant_id = decided.grant.clone().unwrap_or_default().grant_id;
     assert!(!grant_id.is_empty(), "a confirmed grant has a grant id");
     Ok((decided, grant_id))
 }
 
-/// A refund claim against `grant_id` for an invoice of `invoice_ore`, today's dates.
-fn claim_request(grant_id: &str, invoice_ore: i64) -> v1::SubmitRefundClaimRequest {
-    v1::SubmitRefundClaimRequest {
-        request_id: uuid::Uuid::new_v4().to_string(),
-        grant_id: grant_id.to_owned(),
-        employer_organisation_number: EMPLOYER_ORGNR.to_owned(),
-        invoice_date: today(),
-        invoice_reference: "F-2026-0042".to_owned(),
-        invoice_document_id: uuid::Uuid::new_v4().to_string(),
-        expert_report_document_id: uuid::Uuid::new_v4().to_string(),
-        invoice_amount: Some(gross_to_wire(invoice_ore)),
-        assistance_start_date: today(),
-        assistance_end_date: today(),
+/// What the happy-path test checks at the walk's steps, beyond what the walk itself requires:
+/// who may not do what at that point (another organisation, a second claim, the recommender
+/// deciding), and what each answer records. It also notes the steps, in order.
+struct RegularChecks<'a> {
+    stack: &'a SystemStack,
+    steps: Vec<&'static str>,
+}
+
+impl Narrator for RegularChecks<'_> {
+    fn step(&mut self, step: Step<'_>) -> impl Future<Output = anyhow::Result<()>> {
+        self.steps.push(step.name());
+        let stack = self.stack;
+        async move {
+            let people = stack.people();
+            match step {
+                Step::ApplicationSubmitted { application } => {
+                    assert_eq!(application.county_code, "34");
+                    assert!(!application.employee_pseudonym.is_empty());
+                    // Another organisation's representative cannot read it.
+                    let foreign = stack
+                        .applications()
+                        .await?
+                        .get_application(with_bearer(
+                            v1::GetApplicationRequest {
+                                application_id: application.application_id.clone(),
+                                purpose: v1::AccessPurpose::Unspecified as i32,
+                            },
+                            &people.employer(&[OTHER_EMPLOYER]),
+                        ))
+                        .await;
+                    assert_refused(
+                        foreign,
+                        Code::PermissionDenied,
+                        "ORGANISATION_NOT_REPRESENTED",
+                    );
+                }
+                Step::GrantRecommended { application } => {
+                    assert_eq!(application.reviewed_by, CASEWORKER);
+                    assert_eq!(application.conditions.len(), 5);
+                    let current = application
+                        .recommendations
+                        .last()
+                        .cloned()
+                        .unwrap_or_default();
+                    assert_eq!(current.recommended_by, CASEWORKER);
+                    // Four eyes: the caseworker holding the decider role too may not decide
+                    // their own recommendation.
+                    let own = stack
+                        .applications()
+                        .await?
+                        .decide_application(with_bearer(
+                            requests::confirmation(&application.application_id, current.version),
+                            &people.caseworker_as_decider(),
+                        ))
+                        .await;
+                    assert_refused(own, Code::PermissionDenied, "DECIDER_IS_RECOMMENDER");
+                }
+                Step::ClaimSubmitted { claim } => {
+                    assert_eq!(claim.payable_amount.unwrap_or_default().ore, INVOICED_ORE);
+                    assert!(!claim.late, "claimed on the grant day: on time");
+                    // A second claim on the same grant is refused while this one lives.
+                    let second = stack
+                        .refunds()
+                        .await?
+                        .submit_refund_claim(with_bearer(
+                            requests::refund_claim(&claim.grant_id, INVOICED_ORE, &today()),
+                            &people.employer(&[EMPLOYER_ORGNR]),
+                        ))
+                        .await;
+                    assert_refused(second, Code::FailedPrecondition, "CLAIM_EXISTS");
+                }
+                Step::ClaimRecommended { claim } => {
+                    assert_eq!(claim.status(), RefundClaimStatus::Recommended);
+                    let confirm = requests::refund_verdict(claim, v1::DeciderVerdict::Confirm, "");
+                    let own = stack
+                        .refunds()
+                        .await?
+                        .decide_refund_claim(with_bearer(confirm, &people.caseworker_as_decider()))
+                        .await;
+                    assert_refused(own, Code::PermissionDenied, "DECIDER_IS_RECOMMENDER");
+                }
+                Step::ClaimApproved { claim } => {
+                    assert_eq!(claim.decided_by, DECIDER);
+                    assert_eq!(claim.recommended_by, CASEWORKER);
+                    assert_eq!(claim.payout_amount.unwrap_or_default().ore, INVOICED_ORE);
+                }
+                _ => {}
+            }
+            Ok(())
+        }
     }
-}
-
-/// The claim as a caseworker reads it.
-async fn get_claim(stack: &SystemStack, claim_id: &str) -> anyhow::Result<v1::RefundClaim> {
-    Ok(stack
-        .refunds()
-        .await?
-        .get_refund_claim(authorised(
-            v1::GetRefundClaimRequest {
-                claim_id: claim_id.to_owned(),
-                purpose: v1::AccessPurpose::CaseProcessing as i32,
-            },
-            &stack.caseworker_token(),
-        ))
-        .await?
-        .into_inner()
-        .claim
-        .unwrap_or_default())
-}
-
-/// The employer submits a claim for `INVOICED_ORE` against `grant_id` (today's dates), retrying
-/// while refunds has not the grant yet; returns refunds' answer.
-async fn submit_claim_when_known(
-    stack: &SystemStack,
-    grant_id: &str,
-) -> anyhow::Result<v1::SubmitRefundClaimResponse> {
-    let employer = stack.employer_token(&[EMPLOYER_ORGNR]);
-    let refunds = stack.refunds().await?;
-    let request = claim_request(grant_id, INVOICED_ORE);
-    until_available("SubmitRefundClaim", || {
-        let mut refunds = refunds.clone();
-        let request = authorised(request.clone(), &employer);
-        async move { refunds.submit_refund_claim(request).await }
-    })
-    .await
-}
-
-/// The caseworker (`token`) recommends `request`; returns the claim as refunds left it.
-async fn recommend_refund(
-    refunds: &mut RefundsClient,
-    request: v1::RecommendRefundDecisionRequest,
-    token: &str,
-) -> anyhow::Result<v1::RefundClaim> {
-    Ok(refunds
-        .recommend_refund_decision(authorised(request, token))
-        .await?
-        .into_inner()
-        .claim
-        .unwrap_or_default())
-}
-
-/// The decider (`token`) decides with `request`; returns the claim as refunds left it.
-async fn decide_refund(
-    refunds: &mut RefundsClient,
-    request: v1::DecideRefundClaimRequest,
-    token: &str,
-) -> anyhow::Result<v1::RefundClaim> {
-    Ok(refunds
-        .decide_refund_claim(authorised(request, token))
-        .await?
-        .into_inner()
-        .claim
-        .unwrap_or_default())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -405,55 +252,56 @@ async fn a_regular_case_goes_from_application_to_payment() -> anyhow::Result<()>
     set_appropriation(&stack, PLENTY_ORE).await?;
     let fodselsnummer = synthetic_fodselsnummer(15, 3, 85, 0);
 
-    // OpenCase (REGULAR) → SubmitApplication, once applications has the case.
-    let case = open_regular_case(&stack).await?;
-    let submitted = submit_application(&stack, &case.case_id, &fodselsnummer).await?;
-    let application_id = submitted.application_id.clone();
-    assert_eq!(submitted.case_id, case.case_id);
-    assert_eq!(submitted.county_code, "34");
-    assert!(!submitted.employee_pseudonym.is_empty());
+    // make run's walk: OpenCase (REGULAR) → SubmitApplication → StartReview, AssessCondition ×5,
+    // RecommendDecision (caseworker A) → DecideApplication (decider B) → budget's FundsReserved
+    // → GRANTED → SubmitRefundClaim → RecommendRefundDecision (A) → DecideRefundClaim (B) →
+    // budget settles → the payment system pays; checked at each step by `RegularChecks`.
+    let today = today();
+    let mut checks = RegularChecks {
+        stack: &stack,
+        steps: Vec::new(),
+    };
+    let paid = regular::walk(
+        &stack.clients().await?,
+        &stack.people(),
+        RegularCase {
+            employee: &fodselsnummer,
+            today: &today,
+        },
+        &mut checks,
+    )
+    .await?;
+    assert_eq!(
+        checks.steps,
+        [
+            "CaseOpened",
+            "ApplicationSubmitted",
+            "GrantRecommended",
+            "ApplicationDecided",
+            "Granted",
+            "ClaimSubmitted",
+            "ClaimRecommended",
+            "ClaimApproved",
+            "Settled",
+            "RefundPaid",
+        ]
+    );
+    let case = &paid.case;
+    let application_id = paid.application.application_id.clone();
+    let grant_id = paid.grant_id().to_owned();
+    let claim_id = paid.claim.claim_id.clone();
+    assert_eq!(paid.application.case_id, case.case_id);
+
+    // The events of the application and the grant.
     let event = stack
         .events
         .wait_for(|event: &v1::ApplicationSubmitted| event.application_id == application_id)
         .await?;
-    assert_eq!(event.employee_pseudonym, submitted.employee_pseudonym);
-    assert_eq!(event.estimated_cost_ore, ESTIMATED_ORE);
-
-    // Another organisation's representative cannot read it.
-    let foreign = stack
-        .applications()
-        .await?
-        .get_application(authorised(
-            v1::GetApplicationRequest {
-                application_id: application_id.clone(),
-                purpose: v1::AccessPurpose::Unspecified as i32,
-            },
-            &stack.employer_token(&[OTHER_EMPLOYER]),
-        ))
-        .await;
-    assert_refused(
-        foreign,
-        Code::PermissionDenied,
-        "ORGANISATION_NOT_REPRESENTED",
+    assert_eq!(
+        event.employee_pseudonym,
+        paid.application.employee_pseudonym
     );
-
-    // StartReview → AssessCondition ×5 → RecommendDecision (caseworker A).
-    let version = recommend_grant(&stack, &application_id, GRANTED_ORE).await?;
-    // Four eyes: A holding the decider role too may not decide A's own recommendation.
-    let own = stack
-        .applications()
-        .await?
-        .decide_application(authorised(
-            confirmation(&application_id, version),
-            &stack.caseworker_as_decider_token(),
-        ))
-        .await;
-    assert_refused(own, Code::PermissionDenied, "DECIDER_IS_RECOMMENDER");
-
-    // DecideApplication (decider B) → GrantRequested → budget's FundsReserved → GRANTED.
-    let decided = confirm(&stack, &application_id, version).await?;
-    assert_eq!(decided.status(), ApplicationStatus::GrantPendingFunds);
-    let grant_id = decided.grant.clone().unwrap_or_default().grant_id;
+    assert_eq!(event.estimated_cost_ore, ESTIMATED_ORE);
     let requested = stack
         .events
         .wait_for(|event: &v1::GrantRequested| event.grant_id == grant_id)
@@ -478,10 +326,11 @@ async fn a_regular_case_goes_from_application_to_payment() -> anyhow::Result<()>
     assert_eq!(approved.granted_amount_ore, GRANTED_ORE);
     assert_eq!(approved.reservation_id, reserved.reservation_id);
     assert_eq!(approved.employer_organisation_number, EMPLOYER_ORGNR);
-    assert_eq!(approved.grant_date, today());
+    assert_eq!(approved.grant_date, today);
     assert!(!approved.refund_deadline_date.is_empty());
-    assert!(approved.refund_deadline_date >= today());
-    let granted = application_in(&stack, &application_id, ApplicationStatus::Granted).await?;
+    assert!(approved.refund_deadline_date >= today);
+    let granted = &paid.application;
+    assert_eq!(granted.status(), ApplicationStatus::Granted);
     let decision = granted.decision.clone().unwrap_or_default();
     assert_eq!(
         (
@@ -500,71 +349,24 @@ async fn a_regular_case_goes_from_application_to_payment() -> anyhow::Result<()>
         "the max rate is frozen into the grant"
     );
 
-    // SubmitRefundClaim (employer), once refunds has the grant.
-    let employer = stack.employer_token(&[EMPLOYER_ORGNR]);
-    let mut refunds = stack.refunds().await?;
-    let claim = submit_claim_when_known(&stack, &grant_id)
-        .await?
-        .claim
-        .unwrap_or_default();
-    let claim_id = claim.claim_id.clone();
-    assert_eq!(claim.status(), RefundClaimStatus::Submitted);
-    assert_eq!(claim.payable_amount.unwrap_or_default().ore, INVOICED_ORE);
-    assert!(!claim.late, "claimed on the grant day: on time");
+    // The claim.
     let claimed = stack
         .events
         .wait_for(|event: &v1::RefundClaimSubmitted| event.claim_id == claim_id)
         .await?;
     assert_eq!(claimed.payable_amount_ore, INVOICED_ORE);
     assert_eq!(claimed.days_from_case_opened_to_expert_start, 0);
-    // A second claim on the same grant is refused while this one lives.
-    let second = refunds
-        .submit_refund_claim(authorised(
-            claim_request(&grant_id, INVOICED_ORE),
-            &employer,
-        ))
-        .await;
-    assert_refused(second, Code::FailedPrecondition, "CLAIM_EXISTS");
-
-    // RecommendRefundDecision (A) → DecideRefundClaim (B, not A) → APPROVED.
-    let recommended = recommend_refund(
-        &mut refunds,
-        refund_approval(&claim_id, INVOICED_ORE),
-        &stack.caseworker_token(),
-    )
-    .await?;
-    assert_eq!(recommended.status(), RefundClaimStatus::Recommended);
-    let confirm = refund_verdict(&recommended, v1::DeciderVerdict::Confirm, "");
-    let own = refunds
-        .decide_refund_claim(authorised(
-            confirm.clone(),
-            &stack.caseworker_as_decider_token(),
-        ))
-        .await;
-    assert_refused(own, Code::PermissionDenied, "DECIDER_IS_RECOMMENDER");
-    let decided = decide_refund(&mut refunds, confirm, &stack.decider_token()).await?;
-    assert_eq!(decided.status(), RefundClaimStatus::Approved);
-    assert_eq!(decided.decided_by, DECIDER);
-    assert_eq!(decided.recommended_by, CASEWORKER);
-    assert_eq!(decided.payout_amount.unwrap_or_default().ore, INVOICED_ORE);
 
     // RefundApproved → budget: FundsDisbursed (the payout) + FundsReleased (the remainder);
     // the payment system pays and PaymentCompleted is published; the grant's reservation is
     // settled — disbursed + released = reserved.
-    let (_, source, paid) = assert_paid_out(&stack, &application_id, &grant_id, &claim_id).await?;
+    let (_, source, completed) =
+        assert_paid_out(&stack, &application_id, &grant_id, &claim_id).await?;
     assert_eq!(source.kind(), v1::DisbursementSourceKind::RefundClaim);
-    assert!(!paid.payment_reference.is_empty());
-    let claim = eventually_state("the claim's payment PAID", || async {
-        let claim = get_claim(&stack, &claim_id).await?;
-        let paid = claim.payment.as_ref().map(|payment| payment.status())
-            == Some(RefundPaymentStatus::Paid);
-        Ok(paid.then_some(claim))
-    })
-    .await?;
-    assert_eq!(
-        claim.payment.unwrap_or_default().payment_reference,
-        paid.payment_reference
-    );
+    assert!(!completed.payment_reference.is_empty());
+    assert_eq!(paid.payment.status(), RefundPaymentStatus::Paid);
+    assert_eq!(paid.payment.payment_reference, completed.payment_reference);
+    assert_eq!(paid.reservation.disbursed_ore, INVOICED_ORE);
 
     // Redelivery at the money hops is applied once: the same envelopes again (same event ids)
     // move no money and publish nothing new.
@@ -718,7 +520,7 @@ async fn withdrawal_funds_denial_and_cancellation_give_the_money_back() -> anyho
     let people: Vec<String> = (0..3)
         .map(|nth| synthetic_fodselsnummer(2, 11, 79, nth))
         .collect();
-    let employer = stack.employer_token(&[EMPLOYER_ORGNR]);
+    let employer = stack.people().employer(&[EMPLOYER_ORGNR]);
     let mut applications = stack.applications().await?;
 
     // Withdrawal while budget has not answered: no appropriation for the year yet, so the
@@ -732,7 +534,7 @@ async fn withdrawal_funds_denial_and_cancellation_give_the_money_back() -> anyho
     )
     .await?;
     let withdraw = |token: &str| {
-        authorised(
+        with_bearer(
             v1::WithdrawApplicationRequest {
                 application_id: waiting.application_id.clone(),
                 reason: "Arbeidstakeren er tilbake i full jobb.".to_owned(),
@@ -741,7 +543,7 @@ async fn withdrawal_funds_denial_and_cancellation_give_the_money_back() -> anyho
         )
     };
     let foreign = applications
-        .withdraw_application(withdraw(&stack.employer_token(&[OTHER_EMPLOYER])))
+        .withdraw_application(withdraw(&stack.people().employer(&[OTHER_EMPLOYER])))
         .await;
     assert_refused(
         foreign,
@@ -814,12 +616,12 @@ async fn withdrawal_funds_denial_and_cancellation_give_the_money_back() -> anyho
     }
     // One is made final by a decider: REJECTED, ApplicationRejected (FUNDS_DENIED).
     let rejected = applications
-        .reject_for_lack_of_funds(authorised(
+        .reject_for_lack_of_funds(with_bearer(
             v1::RejectForLackOfFundsRequest {
                 application_id: final_case.application_id.clone(),
                 explanation: "Ingen midler igjen i år.".to_owned(),
             },
-            &stack.decider_token(),
+            &stack.people().decider(),
         ))
         .await?
         .into_inner()
@@ -837,11 +639,11 @@ async fn withdrawal_funds_denial_and_cancellation_give_the_money_back() -> anyho
     // The other is asked again after the appropriation is raised: a new grant id, reserved.
     set_appropriation(&stack, PLENTY_ORE).await?;
     let again = applications
-        .request_funds_again(authorised(
+        .request_funds_again(with_bearer(
             v1::RequestFundsAgainRequest {
                 application_id: denied.application_id.clone(),
             },
-            &stack.caseworker_token(),
+            &stack.people().caseworker(),
         ))
         .await?
         .into_inner()
@@ -870,13 +672,13 @@ async fn withdrawal_funds_denial_and_cancellation_give_the_money_back() -> anyho
     // Early cancellation of the unused grant (employer): refunds accepts, applications
     // publishes GrantCancelled, budget releases all of it.
     let mut refunds = stack.refunds().await?;
-    eventually_state("refunds to know the grant", || async {
+    until("refunds to know the grant", || async {
         Ok(claimable_grant(&stack, &new_grant).await.ok().map(|_| ()))
     })
     .await?;
     let cancelling = applications
-        .cancel_grant(authorised(
-            employer_cancellation(&denied.application_id),
+        .cancel_grant(with_bearer(
+            requests::employer_cancellation(&denied.application_id),
             &employer,
         ))
         .await?
@@ -907,8 +709,8 @@ async fn withdrawal_funds_denial_and_cancellation_give_the_money_back() -> anyho
     );
     grant_in(&stack, &denied.application_id, GrantStatus::Cancelled).await?;
     let late_claim = refunds
-        .submit_refund_claim(authorised(
-            claim_request(&new_grant, INVOICED_ORE),
+        .submit_refund_claim(with_bearer(
+            requests::refund_claim(&new_grant, INVOICED_ORE, &today()),
             &employer,
         ))
         .await;
@@ -942,21 +744,19 @@ async fn approved_claim(
         ApplicationStatus::Granted,
     )
     .await?;
-    let claim = submit_claim_when_known(stack, &grant_id)
-        .await?
-        .claim
-        .unwrap_or_default();
-    let mut refunds = stack.refunds().await?;
+    let claim = submit_claim(stack, &grant_id).await?;
+    let clients = stack.clients().await?;
+    let people = stack.people();
     let recommended = recommend_refund(
-        &mut refunds,
-        refund_approval(&claim.claim_id, INVOICED_ORE),
-        &stack.caseworker_token(),
+        &clients,
+        &people.caseworker(),
+        requests::refund_approval(&claim.claim_id, INVOICED_ORE),
     )
     .await?;
     let approved = decide_refund(
-        &mut refunds,
-        refund_verdict(&recommended, v1::DeciderVerdict::Confirm, ""),
-        &stack.decider_token(),
+        &clients,
+        &people.decider(),
+        requests::refund_verdict(&recommended, v1::DeciderVerdict::Confirm, ""),
     )
     .await?;
     assert_eq!(approved.status(), RefundClaimStatus::Approved);
@@ -991,10 +791,10 @@ async fn a_payment_that_fails_is_retried_and_its_outcome_reported_later() -> any
     )
     .await?;
 
-    let payment_system = stack.nav_token("payment-system", &["refund-payment-system"]);
+    let payment_system = stack.people().payment_system();
     let mut refunds = stack.refunds().await?;
     let outcome = |attempt: i32, outcome: v1::record_payment_outcome_request::Outcome| {
-        authorised(
+        with_bearer(
             v1::RecordPaymentOutcomeRequest {
                 claim_id: claim_id.clone(),
                 attempt,
@@ -1046,12 +846,12 @@ async fn a_payment_that_fails_is_retried_and_its_outcome_reported_later() -> any
 
     // A caseworker retries once the account is registered: attempt 2, then paid.
     let retried = refunds
-        .retry_payment(authorised(
+        .retry_payment(with_bearer(
             v1::RetryPaymentRequest {
                 claim_id: claim_id.clone(),
                 note: "Kontonummer registrert.".to_owned(),
             },
-            &stack.caseworker_token(),
+            &stack.people().caseworker(),
         ))
         .await?
         .into_inner()
@@ -1131,7 +931,7 @@ async fn claimable_grant_for(
         ApplicationStatus::Granted,
     )
     .await?;
-    let grant = eventually_state("refunds to know the grant", || async {
+    let grant = until("refunds to know the grant", || async {
         Ok(claimable_grant(stack, &grant_id).await.ok())
     })
     .await?;
@@ -1152,12 +952,9 @@ async fn claimable_grant(
     stack
         .refunds()
         .await?
-        .get_claimable_grant(authorised(
-            v1::GetClaimableGrantRequest {
-                grant_id: grant_id.to_owned(),
-                purpose: v1::AccessPurpose::CaseProcessing as i32,
-            },
-            &stack.caseworker_token(),
+        .get_claimable_grant(with_bearer(
+            requests::get_claimable_grant(grant_id),
+            &stack.people().caseworker(),
         ))
         .await?
         .into_inner()
@@ -1166,7 +963,7 @@ async fn claimable_grant(
 }
 
 /// The days after its deadline that refunds still accepts a claim against `grant` (its
-/// `refunds.late_claim_grace_days`): last claim date − deadline.
+/// `refunds.late_claim_grace`): last claim date − deadline.
 fn grace_days(grant: &v1::ClaimableGrant) -> anyhow::Result<i64> {
     Ok((parse_iso(&grant.last_claim_date)? - parse_iso(&grant.refund_deadline_date)?).whole_days())
 }
@@ -1183,7 +980,7 @@ async fn move_refund_deadline(
     let mut db = sqlx::PgConnection::connect(stack.database_url("refunds")?).await?;
     let moved = sqlx::query(
         "UPDATE grants SET refund_deadline = $2, original_deadline = $2 \
-         WHERE grant_id = $1 AND status = 'CLAIMABLE_GRANT_STATUS_ACTIVE' \
+         WHERE grant_id = $1 AND status = 'ACTIVE' \
            AND refund_deadline = original_deadline",
     )
     .bind(uuid::Uuid::parse_str(grant_id)?)
@@ -1198,66 +995,11 @@ async fn move_refund_deadline(
     Ok(())
 }
 
-/// The employer submits a claim for `INVOICED_ORE` against `grant_id` (today's dates); returns
-/// it as refunds accepted it.
+/// The employer claims `INVOICED_ORE` against `grant_id` (today's dates), as in the walk;
+/// returns the claim as refunds accepted it (SUBMITTED).
 async fn submit_claim(stack: &SystemStack, grant_id: &str) -> anyhow::Result<v1::RefundClaim> {
-    let response = submit_claim_when_known(stack, grant_id).await?;
-    assert!(response.created);
-    let claim = response.claim.unwrap_or_default();
-    assert_eq!(claim.status(), RefundClaimStatus::Submitted);
-    Ok(claim)
-}
-
-/// A recommendation to reject claim `claim_id` for `reason`.
-fn refund_rejection(
-    claim_id: &str,
-    reason: RefundRejectionReason,
-) -> v1::RecommendRefundDecisionRequest {
-    v1::RecommendRefundDecisionRequest {
-        claim_id: claim_id.to_owned(),
-        recommendation: Some(
-            v1::recommend_refund_decision_request::Recommendation::Rejection(v1::RefundRejection {
-                reason: reason as i32,
-                explanation: String::new(),
-            }),
-        ),
-        note: String::new(),
-    }
-}
-
-/// A recommendation to approve claim `claim_id` with a payout of `payout_ore`, unreduced.
-fn refund_approval(claim_id: &str, payout_ore: i64) -> v1::RecommendRefundDecisionRequest {
-    v1::RecommendRefundDecisionRequest {
-        claim_id: claim_id.to_owned(),
-        recommendation: Some(
-            v1::recommend_refund_decision_request::Recommendation::Approval(
-                v1::RefundApprovalRecommendation {
-                    payout: Some(gross_to_wire(payout_ore)),
-                    reduction_reason: v1::PayoutReductionReason::Unspecified as i32,
-                    reduction_explanation: String::new(),
-                },
-            ),
-        ),
-        note: String::new(),
-    }
-}
-
-/// The decider's `verdict` on the current recommendation of `claim`.
-fn refund_verdict(
-    claim: &v1::RefundClaim,
-    verdict: v1::DeciderVerdict,
-    note: &str,
-) -> v1::DecideRefundClaimRequest {
-    v1::DecideRefundClaimRequest {
-        claim_id: claim.claim_id.clone(),
-        recommendation_version: claim
-            .recommendations
-            .last()
-            .map(|recommendation| recommendation.version)
-            .unwrap_or_default(),
-        verdict: verdict as i32,
-        note: note.to_owned(),
-    }
+    let clients = stack.clients().await?;
+    regular::submit_claim(&clients, &stack.people(), grant_id, &today()).await
 }
 
 /// The expiry path. A grant is made through the real flow (application → decision →
@@ -1332,12 +1074,12 @@ async fn an_unclaimed_grant_expires_and_its_money_is_released() -> anyhow::Resul
 
     // Nothing reaches the expired grant any more: no claim, no cancellation (which would release
     // the money a second time).
-    let employer = stack.employer_token(&[EMPLOYER_ORGNR]);
+    let employer = stack.people().employer(&[EMPLOYER_ORGNR]);
     let claim = stack
         .refunds()
         .await?
-        .submit_refund_claim(authorised(
-            claim_request(&grant_id, INVOICED_ORE),
+        .submit_refund_claim(with_bearer(
+            requests::refund_claim(&grant_id, INVOICED_ORE, &today()),
             &employer,
         ))
         .await;
@@ -1345,8 +1087,8 @@ async fn an_unclaimed_grant_expires_and_its_money_is_released() -> anyhow::Resul
     let cancellation = stack
         .applications()
         .await?
-        .cancel_grant(authorised(
-            employer_cancellation(&application.application_id),
+        .cancel_grant(with_bearer(
+            requests::employer_cancellation(&application.application_id),
             &employer,
         ))
         .await;
@@ -1406,30 +1148,31 @@ async fn a_late_claim_is_accepted_flagged_and_paid() -> anyhow::Result<()> {
         grace > LATE_DAYS,
         "the test needs more than {LATE_DAYS} grace days: {grant:?}"
     );
+    let clients = stack.clients().await?;
     let mut refunds = stack.refunds().await?;
-    let caseworker = stack.caseworker_token();
-    let decider = stack.decider_token();
+    let caseworker = stack.people().caseworker();
+    let decider = stack.people().decider();
 
     // On time: LATE_CLAIM is not a reason for this claim; rejected for an invalid invoice.
     let on_time = submit_claim(&stack, &grant_id).await?;
     assert_eq!((on_time.late, on_time.days_late), (false, 0));
     let refused = refunds
-        .recommend_refund_decision(authorised(
-            refund_rejection(&on_time.claim_id, RefundRejectionReason::LateClaim),
+        .recommend_refund_decision(with_bearer(
+            requests::refund_rejection(&on_time.claim_id, RefundRejectionReason::LateClaim),
             &caseworker,
         ))
         .await;
     assert_refused(refused, Code::FailedPrecondition, "CLAIM_NOT_LATE");
     let recommended = recommend_refund(
-        &mut refunds,
-        refund_rejection(&on_time.claim_id, RefundRejectionReason::InvoiceInvalid),
+        &clients,
         &caseworker,
+        requests::refund_rejection(&on_time.claim_id, RefundRejectionReason::InvoiceInvalid),
     )
     .await?;
     let rejected = decide_refund(
-        &mut refunds,
-        refund_verdict(&recommended, v1::DeciderVerdict::Confirm, ""),
+        &clients,
         &decider,
+        requests::refund_verdict(&recommended, v1::DeciderVerdict::Confirm, ""),
     )
     .await?;
     assert_eq!(rejected.status(), RefundClaimStatus::Rejected);
@@ -1489,34 +1232,34 @@ async fn a_late_claim_is_accepted_flagged_and_paid() -> anyhow::Result<()> {
 
     // LATE_CLAIM may be recommended for it; the decider returns that, and confirms an approval.
     let recommended = recommend_refund(
-        &mut refunds,
-        refund_rejection(&claim_id, RefundRejectionReason::LateClaim),
+        &clients,
         &caseworker,
+        requests::refund_rejection(&claim_id, RefundRejectionReason::LateClaim),
     )
     .await?;
     assert_eq!(recommended.status(), RefundClaimStatus::Recommended);
     let returned = decide_refund(
-        &mut refunds,
-        refund_verdict(
+        &clients,
+        &decider,
+        requests::refund_verdict(
             &recommended,
             v1::DeciderVerdict::Return,
             "Forsinkelsen er kort og begrunnet.",
         ),
-        &decider,
     )
     .await?;
     assert_eq!(returned.status(), RefundClaimStatus::Submitted);
     let recommended = recommend_refund(
-        &mut refunds,
-        refund_approval(&claim_id, INVOICED_ORE),
+        &clients,
         &caseworker,
+        requests::refund_approval(&claim_id, INVOICED_ORE),
     )
     .await?;
     assert_eq!(recommended.recommendations.len(), 2, "{recommended:?}");
     let approved = decide_refund(
-        &mut refunds,
-        refund_verdict(&recommended, v1::DeciderVerdict::Confirm, ""),
+        &clients,
         &decider,
+        requests::refund_verdict(&recommended, v1::DeciderVerdict::Confirm, ""),
     )
     .await?;
     assert_eq!(approved.status(), RefundClaimStatus::Approved);

@@ -174,7 +174,10 @@ impl EventConsumer {
             .set("enable.auto.offset.store", "false")
             .set("auto.commit.interval.ms", "1000")
             .set("auto.offset.reset", "earliest")
-            .set("session.timeout.ms", kafka.session_timeout.as_millis().to_string())
+            .set(
+                "session.timeout.ms",
+                kafka.session_timeout.as_millis().to_string(),
+            )
             .set(
                 "heartbeat.interval.ms",
                 (kafka.session_timeout.as_millis() / 4).max(100).to_string(),

@@ -8,6 +8,7 @@ pub mod envelope;
 pub mod fields;
 pub mod kafka;
 pub mod outbox;
+pub mod parts;
 pub mod producer;
 pub mod relay;
 pub mod router;

@@ -5,7 +5,7 @@
 //! grant id that is not the application's current one, or when nothing waits for it, changes
 //! nothing.
 
-use ekb_domain::oslo_date;
+use ekb_domain::{Account, CalendarMonths, oslo_date};
 use ekb_platform::{
     ApiError,
     change::{Decision, Effects},
@@ -18,7 +18,7 @@ use uuid::Uuid;
 use crate::{
     config::Policy,
     events,
-    model::{self, day, refund_deadline, stamp},
+    model::{self, day, stamp},
     store::Stored,
 };
 
@@ -27,7 +27,7 @@ use crate::{
 #[derive(Debug, Clone, Copy)]
 pub struct FundsTerms {
     /// The account grants are charged to.
-    pub account: v1::BudgetAccount,
+    pub account: Account,
     /// The first wait before a re-send.
     pub resend_after: std::time::Duration,
 }
@@ -55,7 +55,10 @@ impl Stored {
         let request = v1::GrantFundsRequest {
             grant_id: Uuid::now_v7().to_string(),
             budget_year: oslo_date(now).year(),
-            account: Some(terms.account),
+            account: Some(v1::BudgetAccount {
+                chapter: terms.account.chapter(),
+                post: terms.account.post(),
+            }),
             amount: grant.granted_amount,
             requested_at: stamp(now),
             last_sent_at: stamp(now),
@@ -127,13 +130,13 @@ impl Stored {
     }
 
     /// Budget's FundsReserved on `grant_id` (`reservation_id`): GRANTED with the grant date and
-    /// the refund deadline (`deadline_months` after the later of the planned start and the
+    /// the refund deadline (`refund_deadline` after the later of the planned start and the
     /// grant date); publishes GrantApproved.
     pub fn funds_reserved(
         &mut self,
         grant_id: Uuid,
         reservation_id: String,
-        deadline_months: u32,
+        refund_deadline: CalendarMonths,
         now: OffsetDateTime,
     ) -> Decision {
         if !self.waits_for(grant_id) {
@@ -154,7 +157,8 @@ impl Stored {
         grant.reservation_id = reservation_id;
         grant.granted_at = stamp(now);
         grant.grant_date = day(grant_date);
-        grant.refund_deadline_date = day(refund_deadline(planned, grant_date, deadline_months));
+        grant.refund_deadline_date =
+            day(model::refund_deadline(planned, grant_date, refund_deadline));
         grant.status = GrantStatus::Active as i32;
         application.status = Status::Granted as i32;
         self.resend_at = None;
@@ -207,13 +211,13 @@ impl Stored {
 mod tests {
     use super::*;
     use crate::decisions::fixtures::{
-        NOW, current_grant, events, granted, is_changed, pending_funds, reason, terms,
+        NOW, SIX_MONTHS, current_grant, events, granted, is_changed, pending_funds, reason, terms,
     };
 
     #[test]
     fn reserved_funds_grant_the_application_with_its_refund_deadline_once() {
         let (mut stored, grant_id) = pending_funds();
-        let reserved = stored.funds_reserved(grant_id, "r-1".to_owned(), 6, NOW);
+        let reserved = stored.funds_reserved(grant_id, "r-1".to_owned(), SIX_MONTHS, NOW);
         assert_eq!(events(&reserved), ["GrantApproved"]);
         let application = &stored.application;
         assert_eq!(application.status(), Status::Granted);
@@ -225,10 +229,10 @@ mod tests {
         assert_eq!(grant.reservation_id, "r-1");
         assert_eq!(stored.resend_at, None);
         // A redelivery, or an answer for another grant id, changes nothing.
-        let again = stored.funds_reserved(grant_id, "r-1".to_owned(), 6, NOW);
+        let again = stored.funds_reserved(grant_id, "r-1".to_owned(), SIX_MONTHS, NOW);
         assert!(!is_changed(&again));
         let (mut waiting, _) = pending_funds();
-        let other = waiting.funds_reserved(Uuid::now_v7(), "r-2".to_owned(), 6, NOW);
+        let other = waiting.funds_reserved(Uuid::now_v7(), "r-2".to_owned(), SIX_MONTHS, NOW);
         assert!(!is_changed(&other));
         assert_eq!(waiting.application.status(), Status::GrantPendingFunds);
     }
@@ -275,7 +279,7 @@ mod tests {
         assert!(!is_changed(&stored.funds_reserved(
             grant_id,
             "r".to_owned(),
-            6,
+            SIX_MONTHS,
             NOW
         )));
     }

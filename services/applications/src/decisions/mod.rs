@@ -6,8 +6,9 @@
 //! repeat of a change that already took effect (or an answer that is not for the application's
 //! current grant), `Changed` with the events the change publishes. It never reads a clock or
 //! the database: "now", the max rate in force and the funds terms are arguments. The handlers
-//! (`handlers.rs`, `saga.rs`) apply it with `ekb_platform::change` — load locked, decide, save
-//! and publish in one unit of work — and write the audit entry of the change beside it.
+//! (`handlers.rs`, `saga.rs`) apply it with `ekb_platform::change` — load locked, decide, save,
+//! audit and publish in one unit of work — adding to its effects the audit entry of who made
+//! the change (the caller, or the service for an event), which the method does not know.
 //!
 //! - [`review`]: start review, assess, recommend, decide (four eyes);
 //! - [`funds`]: the money saga with budget (request, reserved, denied, asked again, final);
@@ -74,6 +75,7 @@ impl Stored {
 /// Applications in each state, for the decisions' unit tests.
 #[cfg(test)]
 pub(crate) mod fixtures {
+    use ekb_domain::{Account, CalendarMonths};
     use ekb_platform::change::Decision;
     use ekb_proto::convert::gross_to_wire;
     use ekb_proto::v1::{self, ApplicationStatus as Status};
@@ -148,6 +150,9 @@ pub(crate) mod fixtures {
         stored
     }
 
+    /// The refund deadline rule of the defaults.
+    pub const SIX_MONTHS: CalendarMonths = CalendarMonths::new(6);
+
     /// The max rate of 2024: 24 000 kr.
     pub fn rate() -> MaxRate {
         MaxRate {
@@ -160,10 +165,7 @@ pub(crate) mod fixtures {
     /// A funds request charged to 2650.76, re-sent after 15 minutes.
     pub fn terms() -> FundsTerms {
         FundsTerms {
-            account: v1::BudgetAccount {
-                chapter: 2650,
-                post: 76,
-            },
+            account: Account::SCHEME,
             resend_after: std::time::Duration::from_secs(15 * 60),
         }
     }
@@ -188,7 +190,7 @@ pub(crate) mod fixtures {
     /// A granted application (funds reserved) with its grant id.
     pub fn granted() -> (Stored, Uuid) {
         let (mut stored, grant_id) = pending_funds();
-        let reserved = stored.funds_reserved(grant_id, "r-1".to_owned(), 6, NOW);
+        let reserved = stored.funds_reserved(grant_id, "r-1".to_owned(), SIX_MONTHS, NOW);
         assert!(is_changed(&reserved));
         (stored, grant_id)
     }

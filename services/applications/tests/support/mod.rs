@@ -121,6 +121,14 @@ impl Stack {
                     county_code: COUNTY.to_owned(),
                     case_date: "2026-11-01".to_owned(),
                     flow: flow as i32,
+                    // A PILOT case always names its framework-agreement area (the contract).
+                    expert_choice: (flow == v1::Flow::Pilot).then_some(v1::ExpertChoice {
+                        choice: Some(v1::expert_choice::Choice::FrameworkAgreement(
+                            v1::FrameworkAgreementChoice {
+                                competence_area: v1::CompetenceArea::WorkplaceRelations as i32,
+                            },
+                        )),
+                    }),
                     opened_at: Some(prost_types::Timestamp {
                         seconds: 1_793_000_000,
                         nanos: 0,

@@ -1,9 +1,10 @@
 //! The agreement and expert read models (from the registry): an older version never overwrites a newer one.
 
-use ekb_proto::v1::OrderStatus;
 use sqlx::PgConnection;
 use time::{Date, OffsetDateTime};
 use uuid::Uuid;
+
+use crate::codes::OrderStatus;
 
 /// An agreement's full state from a registry event.
 #[derive(Debug, Clone)]
@@ -108,8 +109,8 @@ pub async fn stopped_agreements_with_open_orders(
          WHERE o.status IN ($2, $3) AND (a.valid_to < $1 OR a.valid_from > $1 OR a.ended_on < $1)",
     )
     .bind(today)
-    .bind(OrderStatus::FundsPending as i32)
-    .bind(OrderStatus::Placed as i32)
+    .bind(OrderStatus::FundsPending)
+    .bind(OrderStatus::Placed)
     .fetch_all(db)
     .await
 }

@@ -141,7 +141,7 @@ pub async fn uncovered_pilot_cases(
          ORDER BY c.opened_at",
     )
     .bind(today)
-    .bind(crate::model::numbers(&HOLDING))
+    .bind(HOLDING.as_slice())
     .bind(agreement)
     .fetch_all(db)
     .await

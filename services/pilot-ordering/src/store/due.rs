@@ -2,12 +2,14 @@
 //! and payments not answered (the dispatcher). Each finds only what is still to do, so a job
 //! can be repeated or interrupted.
 
-use ekb_proto::v1::{InvoicePaymentStatus, InvoiceStatus, OrderStatus};
 use sqlx::PgConnection;
 use time::{Date, OffsetDateTime};
 use uuid::Uuid;
 
-use crate::suppliers::SupplierOrder;
+use crate::{
+    codes::{InvoicePaymentStatus, InvoiceStatus, OrderStatus},
+    suppliers::SupplierOrder,
+};
 
 /// Orders in `status` for more than `days` days as of `today`: PLACED counted from the day it
 /// was placed (the supplier did not answer), ACCEPTED from the day of the acceptance (the
@@ -26,7 +28,7 @@ pub async fn orders_overdue(
     sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
         "SELECT order_id FROM orders WHERE status = $1 AND {since} + $2::int < $3 ORDER BY sequence"
     )))
-    .bind(status as i32)
+    .bind(status)
     .bind(i32::try_from(days).unwrap_or(i32::MAX))
     .bind(today)
     .fetch_all(db)
@@ -44,12 +46,12 @@ pub async fn orders_not_invoiced(
          AND NOT EXISTS (SELECT 1 FROM invoices i WHERE i.order_id = o.order_id \
            AND i.status IN ($4, $5, $6)) ORDER BY o.sequence",
     )
-    .bind(OrderStatus::Completed as i32)
-    .bind(OrderStatus::Aborted as i32)
+    .bind(OrderStatus::Completed)
+    .bind(OrderStatus::Aborted)
     .bind(today)
-    .bind(InvoiceStatus::Submitted as i32)
-    .bind(InvoiceStatus::Attested as i32)
-    .bind(InvoiceStatus::Approved as i32)
+    .bind(InvoiceStatus::Submitted)
+    .bind(InvoiceStatus::Attested)
+    .bind(InvoiceStatus::Approved)
     .fetch_all(db)
     .await
 }
@@ -73,7 +75,7 @@ pub async fn orders_to_send(db: &mut PgConnection) -> Result<Vec<SupplierOrder>,
          WHERE supplier_notified_at IS NULL AND placed_at IS NOT NULL AND status = $1 \
          ORDER BY placed_at LIMIT 100",
     )
-    .bind(OrderStatus::Placed as i32)
+    .bind(OrderStatus::Placed)
     .fetch_all(db)
     .await?;
     Ok(rows
@@ -113,7 +115,7 @@ pub async fn payments_unanswered(
         "SELECT invoice_id FROM invoices WHERE payment_status = $1 \
          AND (payment_handed_at IS NULL OR payment_handed_at < $2) ORDER BY sequence LIMIT 100",
     )
-    .bind(InvoicePaymentStatus::Pending as i32)
+    .bind(InvoicePaymentStatus::Pending)
     .bind(before)
     .fetch_all(db)
     .await

@@ -6,13 +6,16 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::HOLDING;
-use crate::model::{ORDER_COLUMNS, Order, numbers};
+use crate::{
+    codes::{OrderCancellationReason, OrderStatus},
+    model::{ORDER_COLUMNS, Order},
+};
 
-/// Orders in `statuses` (numbers), of `county` if given, after sequence `after`, at most
+/// Orders in `statuses`, of `county` if given, after sequence `after`, at most
 /// `limit`.
 pub async fn orders_page(
     db: &mut PgConnection,
-    statuses: &[i32],
+    statuses: &[OrderStatus],
     county: Option<&str>,
     after: i64,
     limit: i64,
@@ -46,10 +49,10 @@ pub struct AwaitingRow {
     pub order_count: i64,
     /// The last of them.
     pub last_order_id: Option<Uuid>,
-    /// Its OrderStatus number.
-    pub last_status: Option<i32>,
-    /// Its cancellation reason number.
-    pub last_cancellation: Option<i32>,
+    /// Its status.
+    pub last_status: Option<OrderStatus>,
+    /// Why it was cancelled, if it was.
+    pub last_cancellation: Option<OrderCancellationReason>,
 }
 
 /// PILOT cases with no order holding them, of `county` if given, after sequence `after`, at
@@ -74,7 +77,7 @@ pub async fn cases_awaiting_order(
     )
     .bind(county)
     .bind(after)
-    .bind(numbers(&HOLDING))
+    .bind(HOLDING.as_slice())
     .bind(limit)
     .fetch_all(db)
     .await

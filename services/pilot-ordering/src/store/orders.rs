@@ -2,12 +2,12 @@
 
 use ekb_domain::{month_start, oslo_date};
 use ekb_platform::{ApiError, change::Record, messaging::UnitOfWork};
-use ekb_proto::v1::OrderStatus;
 use sqlx::{AssertSqlSafe, PgConnection};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::{
+    codes::OrderStatus,
     model::{ORDER_COLUMNS, Order},
     selection,
     transitions::{Ending, FollowUp, Successor},
@@ -85,7 +85,7 @@ pub async fn orders_of_agreement(
     );
     sqlx::query_as(AssertSqlSafe(sql))
         .bind(agreement_id)
-        .bind(crate::model::numbers(statuses))
+        .bind(statuses)
         .fetch_all(db)
         .await
 }
@@ -231,7 +231,7 @@ async fn successor(
     let holding = orders_of_case(db, case.case_id, false)
         .await?
         .iter()
-        .any(|other| other.order_id != order.order_id && HOLDING.contains(&other.status()));
+        .any(|other| other.order_id != order.order_id && HOLDING.contains(&other.status));
     if holding {
         return Ok(Successor::Nothing);
     }

@@ -9,12 +9,15 @@ use ekb_platform::{
 };
 use ekb_proto::{
     convert::{date_to_wire, timestamp_to_wire},
-    v1::{self, OrderStatus, SupplierDeclineReason},
+    v1,
 };
 use time::{Date, OffsetDateTime};
 
 use super::{Ending, audit, subject};
-use crate::model::Order;
+use crate::{
+    codes::{OrderStatus, SupplierDeclineReason},
+    model::Order,
+};
 
 /// The audit action of an answer.
 const ACTION: &str = "RecordSupplierResponse";
@@ -27,11 +30,11 @@ impl Order {
         actor: &AuditActor,
         now: OffsetDateTime,
     ) -> Result<Decision, ApiError> {
-        if self.status() == OrderStatus::Accepted && self.supplier_responded_date == Some(on) {
+        if self.status == OrderStatus::Accepted && self.supplier_responded_date == Some(on) {
             return Ok(Decision::Unchanged);
         }
         self.require_placed()?;
-        self.status = OrderStatus::Accepted as i32;
+        self.status = OrderStatus::Accepted;
         self.supplier_responded_date = Some(on);
         self.accepted_at = Some(now);
         self.updated_at = now;
@@ -51,7 +54,7 @@ impl Order {
 
     /// Only a placed order can be answered.
     fn require_placed(&self) -> Result<(), ApiError> {
-        if self.status() == OrderStatus::Placed {
+        if self.status == OrderStatus::Placed {
             Ok(())
         } else {
             Err(ApiError::refused(
@@ -75,16 +78,16 @@ impl Ending {
         now: OffsetDateTime,
     ) -> Result<Decision, ApiError> {
         let order = &mut self.order;
-        if order.status() == OrderStatus::Declined
-            && order.decline_reason_code == reason as i32
+        if order.status == OrderStatus::Declined
+            && order.decline_reason_code == Some(reason)
             && order.supplier_responded_date == Some(on)
         {
             return Ok(Decision::Unchanged);
         }
         order.require_placed()?;
-        order.status = OrderStatus::Declined as i32;
+        order.status = OrderStatus::Declined;
         order.supplier_responded_date = Some(on);
-        order.decline_reason_code = reason as i32;
+        order.decline_reason_code = Some(reason);
         order.decline_reason = text.to_owned();
         order.updated_at = now;
         let follow_up = self.follow(account, now);
@@ -99,7 +102,7 @@ impl Ending {
             next_order_id: follow_up.next_order_id(),
             declined_date: date_to_wire(on),
             declined_at: Some(timestamp_to_wire(now)),
-            decline_reason: reason as i32,
+            decline_reason: reason.into(),
             fallback_reason: follow_up.fallback_reason() as i32,
         };
         let effects = Effects::new()
@@ -112,7 +115,7 @@ impl Ending {
 #[cfg(test)]
 mod tests {
     use ekb_platform::change::Decision;
-    use ekb_proto::v1::{FlowChangeReason, OrderStatus, SupplierDeclineReason};
+    use ekb_proto::v1::FlowChangeReason;
     use time::macros::date;
 
     use super::*;
@@ -133,7 +136,7 @@ mod tests {
         let mut placed = order(OrderStatus::Placed);
         let decision = placed.accept(date!(2027 - 03 - 10), &supplier(), NOW);
         assert!(matches!(decision, Ok(Decision::Changed(_))));
-        assert_eq!(placed.status(), OrderStatus::Accepted);
+        assert_eq!(placed.status, OrderStatus::Accepted);
         assert_eq!(placed.accepted_at, Some(NOW));
         let repeat = placed.accept(date!(2027 - 03 - 10), &supplier(), NOW);
         assert!(matches!(repeat, Ok(Decision::Unchanged)));
@@ -198,14 +201,14 @@ mod tests {
             NOW,
         );
         assert!(matches!(decision, Ok(Decision::Changed(_))));
-        assert_eq!(ending.order.status(), OrderStatus::Declined);
+        assert_eq!(ending.order.status, OrderStatus::Declined);
         let FollowUp::Next(next) = &ending.follow_up else {
             panic!("a follow-up: {:?}", ending.follow_up);
         };
         assert_eq!(ending.order.next_order_id, Some(next.order_id));
         assert_eq!(next.previous_order_id, Some(placed.order_id));
         assert_eq!(next.agreement_id, next_agreement.agreement_id);
-        assert_eq!(next.status(), OrderStatus::FundsPending);
+        assert_eq!(next.status, OrderStatus::FundsPending);
         assert_eq!(next.assignment(), placed.assignment());
         let repeat = ending.decline(
             SupplierDeclineReason::NoCapacity,

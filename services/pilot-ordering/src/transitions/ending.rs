@@ -18,13 +18,17 @@ use ekb_platform::{
 };
 use ekb_proto::{
     convert::timestamp_to_wire,
-    v1::{self, FlowChangeReason, OrderCancellationReason, OrderExpiryReason, OrderStatus},
+    v1::{self, FlowChangeReason},
 };
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::{audit, subject};
 use crate::{
+    codes::{
+        FundsDeniedReason, OrderCancellationReason, OrderExpiryReason, OrderStatus,
+        wire_or_unspecified,
+    },
     model::Order,
     selection::{Agreement, NoCandidate},
     store::Case,
@@ -115,7 +119,7 @@ pub fn fallback_event(
 ) -> v1::PilotFallbackRequested {
     v1::PilotFallbackRequested {
         case_id: case_id.to_string(),
-        reason: reason as i32,
+        reason: reason.into(),
         county_code: county.to_owned(),
         last_order_id: last_order_id.map(|id| id.to_string()).unwrap_or_default(),
         agreement_id: agreement_id.map(|id| id.to_string()).unwrap_or_default(),
@@ -171,15 +175,13 @@ impl Ending {
     /// up; any other is left as it is.
     pub fn end_agreement(&mut self, account: &v1::BudgetAccount, now: OffsetDateTime) -> Decision {
         if !matches!(
-            self.order.status(),
+            self.order.status,
             OrderStatus::FundsPending | OrderStatus::Placed
         ) {
             return Decision::Unchanged;
         }
         let reason = OrderCancellationReason::AgreementEnded;
-        let cancelled = self
-            .order
-            .cancelled(reason, v1::FundsDeniedReason::Unspecified, "", now);
+        let cancelled = self.order.cancelled(reason, None, "", now);
         let follow_up = self.follow(account, now);
         let order = &self.order;
         let event = v1::OrderCancelled {
@@ -204,7 +206,7 @@ impl Ending {
         account: &v1::BudgetAccount,
         now: OffsetDateTime,
     ) -> Decision {
-        if self.order.status() != OrderStatus::Placed {
+        if self.order.status != OrderStatus::Placed {
             return Decision::Unchanged;
         }
         let expired = self
@@ -244,8 +246,8 @@ impl Order {
         actor: &AuditActor,
         now: OffsetDateTime,
     ) -> Result<Decision, ApiError> {
-        match self.status() {
-            OrderStatus::Cancelled if self.cancellation_reason == reason as i32 => {
+        match self.status {
+            OrderStatus::Cancelled if self.cancellation_reason == Some(reason) => {
                 return Ok(Decision::Unchanged);
             }
             OrderStatus::FundsPending | OrderStatus::Placed | OrderStatus::Accepted => {}
@@ -257,7 +259,7 @@ impl Order {
             }
             _ => return Err(ApiError::refused("ORDER_CLOSED", "the order is closed")),
         }
-        let event = self.cancelled(reason, v1::FundsDeniedReason::Unspecified, explanation, now);
+        let event = self.cancelled(reason, None, explanation, now);
         Ok(Effects::new()
             .audited(audit(self, self.order_id, "CancelOrder", actor))
             .publishing(subject(self), &event)
@@ -266,8 +268,12 @@ impl Order {
 
     /// Budget denied the funds for a FUNDS_PENDING order (`denied`): it is cancelled. An order
     /// no longer pending is left as it is.
-    pub fn deny_funds(&mut self, denied: v1::FundsDeniedReason, now: OffsetDateTime) -> Decision {
-        if self.status() != OrderStatus::FundsPending {
+    pub fn deny_funds(
+        &mut self,
+        denied: Option<FundsDeniedReason>,
+        now: OffsetDateTime,
+    ) -> Decision {
+        if self.status != OrderStatus::FundsPending {
             return Decision::Unchanged;
         }
         self.cancelled_by_service(
@@ -282,14 +288,14 @@ impl Order {
     /// cancelled; any other is left as it is.
     pub fn leave_pilot(&mut self, now: OffsetDateTime) -> Decision {
         if !matches!(
-            self.status(),
+            self.status,
             OrderStatus::FundsPending | OrderStatus::Placed | OrderStatus::Accepted
         ) {
             return Decision::Unchanged;
         }
         self.cancelled_by_service(
             OrderCancellationReason::CaseLeftPilot,
-            v1::FundsDeniedReason::Unspecified,
+            None,
             "CaseFlowChanged",
             now,
         )
@@ -300,11 +306,11 @@ impl Order {
     pub fn expire(&mut self, overdue: OverdueExpiry, now: OffsetDateTime) -> Decision {
         let (due, reason) = match overdue {
             OverdueExpiry::NotStarted => (
-                self.status() == OrderStatus::Accepted,
+                self.status == OrderStatus::Accepted,
                 OrderExpiryReason::NotStartedInTime,
             ),
             OverdueExpiry::NotInvoiced => (
-                matches!(self.status(), OrderStatus::Completed | OrderStatus::Aborted),
+                matches!(self.status, OrderStatus::Completed | OrderStatus::Aborted),
                 OrderExpiryReason::InvoiceDeadlinePassed,
             ),
         };
@@ -322,7 +328,7 @@ impl Order {
     fn cancelled_by_service(
         &mut self,
         reason: OrderCancellationReason,
-        denied: v1::FundsDeniedReason,
+        denied: Option<FundsDeniedReason>,
         action: &'static str,
         now: OffsetDateTime,
     ) -> Decision {
@@ -337,14 +343,14 @@ impl Order {
     fn cancelled(
         &mut self,
         reason: OrderCancellationReason,
-        denied: v1::FundsDeniedReason,
+        denied: Option<FundsDeniedReason>,
         explanation: &str,
         now: OffsetDateTime,
     ) -> v1::OrderCancelled {
-        let previous = self.status();
-        self.status = OrderStatus::Cancelled as i32;
-        self.cancellation_reason = reason as i32;
-        self.funds_denied_reason = denied as i32;
+        let previous = self.status;
+        self.status = OrderStatus::Cancelled;
+        self.cancellation_reason = Some(reason);
+        self.funds_denied_reason = denied;
         self.cancellation_explanation = explanation.to_owned();
         self.cancelled_at = Some(now);
         self.updated_at = now;
@@ -353,9 +359,9 @@ impl Order {
             case_id: self.case_id.to_string(),
             county_code: self.county_code.clone(),
             agreement_id: self.agreement_id.to_string(),
-            previous_status: previous as i32,
-            reason: reason as i32,
-            funds_denied_reason: denied as i32,
+            previous_status: previous.into(),
+            reason: reason.into(),
+            funds_denied_reason: wire_or_unspecified(denied),
             cancelled_at: Some(timestamp_to_wire(now)),
             next_order_id: String::new(),
         }
@@ -363,9 +369,9 @@ impl Order {
 
     /// Moves the order to EXPIRED; returns its OrderExpired (no follow-up named yet).
     fn expired(&mut self, reason: OrderExpiryReason, now: OffsetDateTime) -> v1::OrderExpired {
-        let previous = self.status();
-        self.status = OrderStatus::Expired as i32;
-        self.expiry_reason = reason as i32;
+        let previous = self.status;
+        self.status = OrderStatus::Expired;
+        self.expiry_reason = Some(reason);
         self.expired_at = Some(now);
         self.updated_at = now;
         v1::OrderExpired {
@@ -374,9 +380,9 @@ impl Order {
             county_code: self.county_code.clone(),
             agreement_id: self.agreement_id.to_string(),
             amount_ore: self.price_ore,
-            reason: reason as i32,
+            reason: reason.into(),
             expired_at: Some(timestamp_to_wire(now)),
-            previous_status: previous as i32,
+            previous_status: previous.into(),
             next_order_id: String::new(),
         }
     }
@@ -399,7 +405,7 @@ mod tests {
             placed.cancel(reason, "", &caseworker(), NOW),
             Ok(Decision::Changed(_))
         ));
-        assert_eq!(placed.status(), OrderStatus::Cancelled);
+        assert_eq!(placed.status, OrderStatus::Cancelled);
         assert_eq!(placed.cancelled_at, Some(NOW));
         assert!(matches!(
             placed.cancel(reason, "", &caseworker(), NOW),
@@ -437,12 +443,12 @@ mod tests {
     #[test]
     fn the_service_cancels_only_orders_its_event_is_about() {
         let mut pending = order(OrderStatus::FundsPending);
-        let denied = v1::FundsDeniedReason::InsufficientFunds;
+        let denied = Some(FundsDeniedReason::InsufficientFunds);
         assert!(matches!(
             pending.deny_funds(denied, NOW),
             Decision::Changed(_)
         ));
-        assert_eq!(pending.funds_denied_reason, denied as i32);
+        assert_eq!(pending.funds_denied_reason, denied);
         assert!(matches!(
             pending.deny_funds(denied, NOW),
             Decision::Unchanged
@@ -455,7 +461,7 @@ mod tests {
         assert!(matches!(placed.leave_pilot(NOW), Decision::Changed(_)));
         assert_eq!(
             placed.cancellation_reason,
-            OrderCancellationReason::CaseLeftPilot as i32
+            Some(OrderCancellationReason::CaseLeftPilot)
         );
         let mut started = order(OrderStatus::Started);
         assert!(matches!(started.leave_pilot(NOW), Decision::Unchanged));
@@ -476,7 +482,7 @@ mod tests {
         ));
         assert_eq!(
             ending.order.cancellation_reason,
-            OrderCancellationReason::AgreementEnded as i32
+            Some(OrderCancellationReason::AgreementEnded)
         );
         assert!(matches!(ending.follow_up, FollowUp::Next(_)));
         assert!(matches!(
@@ -500,7 +506,7 @@ mod tests {
             ending.expire_unanswered(&account(), NOW),
             Decision::Changed(_)
         ));
-        assert_eq!(ending.order.status(), OrderStatus::Expired);
+        assert_eq!(ending.order.status, OrderStatus::Expired);
         assert!(matches!(
             ending.follow_up,
             FollowUp::Fallback(FlowChangeReason::AgreementsFull)
@@ -520,7 +526,7 @@ mod tests {
         ));
         assert_eq!(
             accepted.expiry_reason,
-            OrderExpiryReason::NotStartedInTime as i32
+            Some(OrderExpiryReason::NotStartedInTime)
         );
         assert!(matches!(
             accepted.expire(OverdueExpiry::NotStarted, NOW),

@@ -10,13 +10,17 @@ use ekb_platform::{
 };
 use ekb_proto::{
     convert::{date_to_wire, timestamp_to_wire},
-    v1::{self, InvoicePaymentStatus, InvoiceRejectionReason, InvoiceStatus, OrderStatus},
+    v1,
 };
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::{audit, subject};
 use crate::{
+    codes::{
+        InvoicePaymentStatus, InvoiceRejectionReason, InvoiceStatus, OrderStatus,
+        wire_or_unspecified,
+    },
     commands::SubmitInvoice,
     model::{Invoice, Order},
 };
@@ -77,7 +81,7 @@ impl InvoicedOrder {
             return Ok(Decision::Unchanged);
         }
         let order = &self.order;
-        match order.status() {
+        match order.status {
             OrderStatus::Completed | OrderStatus::Aborted => {}
             OrderStatus::Expired => {
                 return Err(ApiError::refused("ORDER_EXPIRED", "the order has expired"));
@@ -101,7 +105,7 @@ impl InvoicedOrder {
         if self
             .invoices
             .iter()
-            .any(|invoice| invoice.status() == InvoiceStatus::Approved)
+            .any(|invoice| invoice.status == InvoiceStatus::Approved)
         {
             return Err(ApiError::refused(
                 "ORDER_ALREADY_INVOICED",
@@ -110,7 +114,7 @@ impl InvoicedOrder {
         }
         if self.invoices.iter().any(|invoice| {
             matches!(
-                invoice.status(),
+                invoice.status,
                 InvoiceStatus::Submitted | InvoiceStatus::Attested
             )
         }) {
@@ -130,22 +134,18 @@ impl InvoicedOrder {
             amount_ore: command.amount_ore,
             invoice_document_id: command.document_id,
             status: if above {
-                InvoiceStatus::Rejected as i32
+                InvoiceStatus::Rejected
             } else {
-                InvoiceStatus::Submitted as i32
+                InvoiceStatus::Submitted
             },
-            rejection_reason: if above {
-                InvoiceRejectionReason::PriceAboveAgreement as i32
-            } else {
-                0
-            },
+            rejection_reason: above.then_some(InvoiceRejectionReason::PriceAboveAgreement),
             rejection_explanation: String::new(),
             submitted_at: now,
             decided_at: above.then_some(now),
             decided_by: if above { SERVICE } else { "" }.to_owned(),
             attested_by: String::new(),
             attested_at: None,
-            payment_status: 0,
+            payment_status: None,
             payment_reference: String::new(),
             payment_recorded_at: None,
             payment_attempt: 0,
@@ -185,13 +185,13 @@ impl Invoice {
         if !self.attested_by.is_empty() && self.attested_by == by {
             return Ok(Decision::Unchanged);
         }
-        if self.status() != InvoiceStatus::Submitted {
+        if self.status != InvoiceStatus::Submitted {
             return Err(ApiError::refused(
                 "INVOICE_NOT_SUBMITTED",
                 "only a submitted invoice can be attested",
             ));
         }
-        self.status = InvoiceStatus::Attested as i32;
+        self.status = InvoiceStatus::Attested;
         self.attested_by = by.to_owned();
         self.attested_at = Some(now);
         Ok(Effects::new()
@@ -208,10 +208,10 @@ impl Invoice {
         actor: &AuditActor,
         now: OffsetDateTime,
     ) -> Result<Decision, ApiError> {
-        if self.status() == InvoiceStatus::Approved && self.decided_by == by {
+        if self.status == InvoiceStatus::Approved && self.decided_by == by {
             return Ok(Decision::Unchanged);
         }
-        if self.status() != InvoiceStatus::Attested {
+        if self.status != InvoiceStatus::Attested {
             return Err(ApiError::refused(
                 "INVOICE_NOT_ATTESTED",
                 "only an attested invoice can be approved",
@@ -223,10 +223,10 @@ impl Invoice {
                 reason: "SAME_PERSON_AS_ATTESTANT",
                 message: "the attestant cannot also approve the invoice".to_owned(),
             })?;
-        self.status = InvoiceStatus::Approved as i32;
+        self.status = InvoiceStatus::Approved;
         self.decided_by = by.to_owned();
         self.decided_at = Some(now);
-        self.payment_status = InvoicePaymentStatus::Pending as i32;
+        self.payment_status = Some(InvoicePaymentStatus::Pending);
         self.payment_attempt = 1;
         self.payment_handed_at = Some(now);
         let approved = v1::InvoiceApproved {
@@ -256,11 +256,11 @@ impl Invoice {
         actor: &AuditActor,
         now: OffsetDateTime,
     ) -> Result<Decision, ApiError> {
-        if self.status() == InvoiceStatus::Rejected && self.rejection_reason == reason as i32 {
+        if self.status == InvoiceStatus::Rejected && self.rejection_reason == Some(reason) {
             return Ok(Decision::Unchanged);
         }
         if !matches!(
-            self.status(),
+            self.status,
             InvoiceStatus::Submitted | InvoiceStatus::Attested
         ) {
             return Err(ApiError::refused(
@@ -268,8 +268,8 @@ impl Invoice {
                 "the invoice is approved or rejected already",
             ));
         }
-        self.status = InvoiceStatus::Rejected as i32;
-        self.rejection_reason = reason as i32;
+        self.status = InvoiceStatus::Rejected;
+        self.rejection_reason = Some(reason);
         self.rejection_explanation = explanation.to_owned();
         self.decided_at = Some(now);
         self.decided_by = by.to_owned();
@@ -286,7 +286,7 @@ impl Invoice {
             order_id: order.order_id.to_string(),
             case_id: order.case_id.to_string(),
             county_code: order.county_code.clone(),
-            reason: self.rejection_reason,
+            reason: wire_or_unspecified(self.rejection_reason),
             rejected_at: Some(timestamp_to_wire(now)),
         }
     }
@@ -345,7 +345,7 @@ pub(crate) mod tests {
             Ok(Decision::Changed(_))
         ));
         let invoice = order.submitted.clone().expect("an invoice");
-        assert_eq!(invoice.status(), InvoiceStatus::Submitted);
+        assert_eq!(invoice.status, InvoiceStatus::Submitted);
         order.registered = Some(invoice);
         assert!(matches!(
             order.submit(&request, &caseworker(), NOW),
@@ -369,10 +369,10 @@ pub(crate) mod tests {
             .submit(&request, &caseworker(), NOW)
             .expect("registered");
         let invoice = order.submitted.expect("an invoice");
-        assert_eq!(invoice.status(), InvoiceStatus::Rejected);
+        assert_eq!(invoice.status, InvoiceStatus::Rejected);
         assert_eq!(
             invoice.rejection_reason,
-            InvoiceRejectionReason::PriceAboveAgreement as i32
+            Some(InvoiceRejectionReason::PriceAboveAgreement)
         );
         assert_eq!(invoice.decided_by, SERVICE);
     }
@@ -463,7 +463,7 @@ pub(crate) mod tests {
             invoice.approve(&order, "Z222222", &caseworker(), NOW),
             Ok(Decision::Changed(_))
         ));
-        assert_eq!(invoice.payment_status, InvoicePaymentStatus::Pending as i32);
+        assert_eq!(invoice.payment_status, Some(InvoicePaymentStatus::Pending));
         assert_eq!(invoice.payment_attempt, 1);
         assert!(matches!(
             invoice.approve(&order, "Z222222", &caseworker(), NOW),

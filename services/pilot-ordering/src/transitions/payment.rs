@@ -7,14 +7,14 @@ use ekb_platform::{
     audit::AuditActor,
     change::{Decision, Effects},
 };
-use ekb_proto::{
-    convert::timestamp_to_wire,
-    v1::{self, InvoicePaymentStatus, InvoiceStatus},
-};
+use ekb_proto::{convert::timestamp_to_wire, v1};
 use time::OffsetDateTime;
 
 use super::{audit, subject};
-use crate::model::{Invoice, Order};
+use crate::{
+    codes::{InvoicePaymentStatus, InvoiceStatus},
+    model::{Invoice, Order},
+};
 
 /// What became of a payment, as recorded on the invoice.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,10 +45,10 @@ impl Outcome {
     pub fn is_recorded_on(&self, invoice: &Invoice) -> bool {
         match self {
             Outcome::Paid { reference } => {
-                invoice.payment_status == InvoicePaymentStatus::Paid as i32
+                invoice.payment_status == Some(InvoicePaymentStatus::Paid)
                     && invoice.payment_reference == *reference
             }
-            Outcome::Failed { .. } => invoice.payment_status == InvoicePaymentStatus::Failed as i32,
+            Outcome::Failed { .. } => invoice.payment_status == Some(InvoicePaymentStatus::Failed),
         }
     }
 }
@@ -66,10 +66,10 @@ impl Invoice {
         action: &'static str,
         now: OffsetDateTime,
     ) -> Result<Decision, ApiError> {
-        if self.status() != InvoiceStatus::Approved {
+        if self.status != InvoiceStatus::Approved {
             return Err(ApiError::refused(
                 "INVOICE_NOT_APPROVED",
-                format!("the invoice is {}", self.status().as_str_name()),
+                format!("the invoice is {}", self.status.to_wire().as_str_name()),
             ));
         }
         if attempt != self.payment_attempt {
@@ -81,7 +81,7 @@ impl Invoice {
                 ),
             ));
         }
-        if self.payment_status != InvoicePaymentStatus::Pending as i32 {
+        if self.payment_status != Some(InvoicePaymentStatus::Pending) {
             if outcome.is_recorded_on(self) {
                 return Ok(Decision::Unchanged);
             }
@@ -91,7 +91,7 @@ impl Invoice {
             ));
         }
         let status = outcome.status();
-        self.payment_status = status as i32;
+        self.payment_status = Some(status);
         self.payment_reference = match outcome {
             Outcome::Paid { reference } => reference.clone(),
             Outcome::Failed { .. } => String::new(),
@@ -102,7 +102,7 @@ impl Invoice {
             order_id: order.order_id.to_string(),
             case_id: order.case_id.to_string(),
             county_code: order.county_code.clone(),
-            status: status as i32,
+            status: status.into(),
             amount_ore: self.amount_ore,
             payment_reference: self.payment_reference.clone(),
             recorded_at: Some(timestamp_to_wire(now)),
@@ -173,7 +173,7 @@ mod tests {
             record(invoice, &order, 1, &paid("P-1")),
             Ok(Decision::Changed(_))
         ));
-        assert_eq!(invoice.payment_status, InvoicePaymentStatus::Paid as i32);
+        assert_eq!(invoice.payment_status, Some(InvoicePaymentStatus::Paid));
         assert_eq!(invoice.payment_reference, "P-1");
         assert!(matches!(
             record(invoice, &order, 1, &paid("P-1")),

@@ -1,6 +1,6 @@
 //! An order at work: budget reserved its price (PLACED, sent to the supplier), the expert
 //! started, the work was completed, or it was aborted once accepted or started. Completion and
-//! abort open the invoicing window (`invoice_deadline_days`).
+//! abort open the invoicing window (`invoice_deadline`).
 
 use ekb_domain::oslo_date;
 use ekb_platform::{
@@ -10,22 +10,25 @@ use ekb_platform::{
 };
 use ekb_proto::{
     convert::{date_to_wire, timestamp_to_wire},
-    v1::{self, OrderAbortReason, OrderStatus},
+    v1,
 };
 use time::{Date, Duration, OffsetDateTime};
 use uuid::Uuid;
 
 use super::{audit, subject};
-use crate::model::Order;
+use crate::{
+    codes::{OrderAbortReason, OrderStatus},
+    model::Order,
+};
 
 impl Order {
     /// Budget reserved the order's price (`reservation_id`): a FUNDS_PENDING order is placed
     /// with the supplier. An order no longer pending is left as it is.
     pub fn place(&mut self, reservation_id: &str, now: OffsetDateTime) -> Decision {
-        if self.status() != OrderStatus::FundsPending {
+        if self.status != OrderStatus::FundsPending {
             return Decision::Unchanged;
         }
-        self.status = OrderStatus::Placed as i32;
+        self.status = OrderStatus::Placed;
         self.reservation_id = reservation_id.to_owned();
         self.placed_at = Some(now);
         self.updated_at = now;
@@ -60,13 +63,13 @@ impl Order {
         actor: &AuditActor,
         now: OffsetDateTime,
     ) -> Result<Decision, ApiError> {
-        if self.status() == OrderStatus::Started
+        if self.status == OrderStatus::Started
             && self.started_date == Some(on)
             && self.expert_id == expert_id
         {
             return Ok(Decision::Unchanged);
         }
-        if self.status() != OrderStatus::Accepted {
+        if self.status != OrderStatus::Accepted {
             return Err(ApiError::refused(
                 "ORDER_NOT_ACCEPTED",
                 format!("order {} is not accepted", self.order_id),
@@ -79,7 +82,7 @@ impl Order {
                 "must not be before the case was opened",
             ));
         }
-        self.status = OrderStatus::Started as i32;
+        self.status = OrderStatus::Started;
         self.started_date = Some(on);
         self.expert_id = expert_id;
         self.updated_at = now;
@@ -112,13 +115,13 @@ impl Order {
         actor: &AuditActor,
         now: OffsetDateTime,
     ) -> Result<Decision, ApiError> {
-        if self.status() == OrderStatus::Completed
+        if self.status == OrderStatus::Completed
             && self.completed_date == Some(on)
             && self.report_document_id == Some(report_document_id)
         {
             return Ok(Decision::Unchanged);
         }
-        if self.status() != OrderStatus::Started {
+        if self.status != OrderStatus::Started {
             return Err(ApiError::refused(
                 "ORDER_NOT_STARTED",
                 format!("order {} is not started", self.order_id),
@@ -131,7 +134,7 @@ impl Order {
                 "must not be before the started date",
             ));
         }
-        self.status = OrderStatus::Completed as i32;
+        self.status = OrderStatus::Completed;
         self.completed_date = Some(on);
         self.report_document_id = Some(report_document_id);
         self.invoice_deadline_date = Some(on + Duration::days(invoice_days));
@@ -162,13 +165,13 @@ impl Order {
         actor: &AuditActor,
         now: OffsetDateTime,
     ) -> Result<Decision, ApiError> {
-        if self.status() == OrderStatus::Aborted
-            && self.abort_reason == reason as i32
+        if self.status == OrderStatus::Aborted
+            && self.abort_reason == Some(reason)
             && self.aborted_date == Some(on)
         {
             return Ok(Decision::Unchanged);
         }
-        let previous = self.status();
+        let previous = self.status;
         if !matches!(previous, OrderStatus::Accepted | OrderStatus::Started) {
             return Err(ApiError::refused(
                 "ORDER_NOT_ACCEPTED_OR_STARTED",
@@ -185,10 +188,10 @@ impl Order {
             ));
         }
         let deadline = on + Duration::days(invoice_days);
-        self.status = OrderStatus::Aborted as i32;
-        self.abort_reason = reason as i32;
+        self.status = OrderStatus::Aborted;
+        self.abort_reason = Some(reason);
         self.abort_explanation = explanation.to_owned();
-        self.abort_previous_status = previous as i32;
+        self.abort_previous_status = Some(previous);
         self.aborted_date = Some(on);
         self.aborted_at = Some(now);
         self.invoice_deadline_date = Some(deadline);
@@ -198,8 +201,8 @@ impl Order {
             case_id: self.case_id.to_string(),
             county_code: self.county_code.clone(),
             agreement_id: self.agreement_id.to_string(),
-            previous_status: previous as i32,
-            reason: reason as i32,
+            previous_status: previous.into(),
+            reason: reason.into(),
             amount_ore: self.price_ore,
             aborted_date: date_to_wire(on),
             invoice_deadline_date: date_to_wire(deadline),
@@ -227,7 +230,7 @@ mod tests {
     fn funds_reserved_places_a_pending_order_once() {
         let mut pending = order(OrderStatus::FundsPending);
         assert!(matches!(pending.place("R-1", NOW), Decision::Changed(_)));
-        assert_eq!(pending.status(), OrderStatus::Placed);
+        assert_eq!(pending.status, OrderStatus::Placed);
         assert_eq!(pending.reservation_id, "R-1");
         assert!(matches!(pending.place("R-1", NOW), Decision::Unchanged));
     }
@@ -319,7 +322,7 @@ mod tests {
             accepted.abort(reason, "", date!(2027 - 03 - 09), 90, &caseworker(), NOW),
             Ok(Decision::Changed(_))
         ));
-        assert_eq!(accepted.abort_previous_status, OrderStatus::Accepted as i32);
+        assert_eq!(accepted.abort_previous_status, Some(OrderStatus::Accepted));
         assert!(matches!(
             accepted.abort(reason, "", date!(2027 - 03 - 09), 90, &caseworker(), NOW),
             Ok(Decision::Unchanged)

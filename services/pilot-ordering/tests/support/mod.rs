@@ -73,7 +73,7 @@ impl Stack {
             overrides.iter().fold(
                 settings
                     .with_auth(&issuer)
-                    .with("pilot_ordering.dispatch_interval_ms", "100")
+                    .with("pilot_ordering.dispatch_interval", "100ms")
                     .with("database.max_connections", "12"),
                 |settings, (key, value)| settings.with(key, *value),
             )

@@ -13,8 +13,9 @@ use uuid::Uuid;
 
 use super::{Claim, DECIDER_IS_RECOMMENDER};
 use crate::{
+    codes::{ClaimStatus, FailureReason, GrantStatus, PaymentStatus, RejectionReason},
     commands::{Decide, Outcome, Recommend, Recommendation, RecordOutcome},
-    model::{ClaimRow, GrantRow, claim_status, grant_status, payment_status},
+    model::{ClaimRow, GrantRow},
 };
 
 const NOW: OffsetDateTime = datetime!(2027-03-01 10:00 UTC);
@@ -48,9 +49,9 @@ fn grant() -> GrantRow {
         original_deadline: date!(2027 - 06 - 30),
         refund_deadline: date!(2027 - 06 - 30),
         granted_at: datetime!(2027-01-04 09:00 UTC),
-        competence_area: String::new(),
+        competence_area: None,
         expert: Vec::new(),
-        status: grant_status::CLAIM_PENDING.to_owned(),
+        status: GrantStatus::ClaimPending,
         expired_at: None,
         cancelled_at: None,
         had_rejected_claim: false,
@@ -83,16 +84,14 @@ fn submitted() -> Claim {
             refund_deadline_date: grant.refund_deadline,
             late: false,
             days_late: 0,
-            status: claim_status::SUBMITTED.to_owned(),
+            status: ClaimStatus::Submitted,
             rejection_reason: None,
             rejection_explanation: String::new(),
             decided_at: None,
             decided_by: String::new(),
             recommended_by: String::new(),
             payout_amount_ore: None,
-            payout_reduction_reason: v1::PayoutReductionReason::Unspecified
-                .as_str_name()
-                .to_owned(),
+            payout_reduction_reason: None,
             payout_reduction_explanation: String::new(),
             payment_status: None,
             payment_attempt: 0,
@@ -115,14 +114,14 @@ fn approve(claim: &Claim, payout_ore: i64) -> Recommend {
         claim_id: claim.row.claim_id,
         recommendation: Recommendation::Approve {
             payout_ore,
-            reduction_reason: v1::PayoutReductionReason::Unspecified,
+            reduction_reason: None,
             explanation: String::new(),
         },
         note: "ok".to_owned(),
     }
 }
 
-fn reject(claim: &Claim, reason: v1::RefundRejectionReason) -> Recommend {
+fn reject(claim: &Claim, reason: RejectionReason) -> Recommend {
     Recommend {
         claim_id: claim.row.claim_id,
         recommendation: Recommendation::Reject {
@@ -183,7 +182,7 @@ fn paid(reference: &str) -> Outcome {
 
 fn failed() -> Outcome {
     Outcome::Failed {
-        reason: v1::RefundPaymentFailureReason::NoRefundAccount,
+        reason: FailureReason::NoRefundAccount,
         detail: "ingen konto".to_owned(),
     }
 }
@@ -216,7 +215,7 @@ fn a_caseworker_recommends_a_submitted_claim_once() {
     let command = approve(&claim, 800_000);
     let effects = changed(claim.recommend(&person(CASEWORKER), &command, NOW));
     assert!(effects.contains("RecommendRefundDecision"), "{effects}");
-    assert_eq!(claim.row.status(), v1::RefundClaimStatus::Recommended);
+    assert_eq!(claim.row.status, ClaimStatus::Recommended);
     assert_eq!(claim.recommendations.len(), 1);
     assert_eq!(claim.recommendations[0].version, 1);
     assert_eq!(claim.recommendations[0].recommended_by, CASEWORKER);
@@ -224,7 +223,7 @@ fn a_caseworker_recommends_a_submitted_claim_once() {
 
     unchanged(claim.recommend(&person(CASEWORKER), &command, NOW));
     assert_eq!(claim.recommendations.len(), 1, "a repeat adds nothing");
-    let other = reject(&claim, v1::RefundRejectionReason::Other);
+    let other = reject(&claim, RejectionReason::Other);
     assert_eq!(
         reason(claim.recommend(&person(CASEWORKER), &other, NOW)),
         "CLAIM_NOT_SUBMITTED"
@@ -244,12 +243,12 @@ fn a_recommendation_is_refused_for_a_wrong_payout_or_lateness_of_a_timely_claim(
         claim.recommend(&person(CASEWORKER), &below_without_reason, NOW),
         Err(ApiError::InvalidArgument(_))
     ));
-    let late = reject(&claim, v1::RefundRejectionReason::LateClaim);
+    let late = reject(&claim, RejectionReason::LateClaim);
     assert_eq!(
         reason(claim.recommend(&person(CASEWORKER), &late, NOW)),
         "CLAIM_NOT_LATE"
     );
-    assert_eq!(claim.row.status(), v1::RefundClaimStatus::Submitted);
+    assert_eq!(claim.row.status, ClaimStatus::Submitted);
     assert!(claim.recommendations.is_empty());
 
     claim.row.late = true;
@@ -266,16 +265,16 @@ fn a_confirmed_approval_settles_the_grant_and_starts_the_payment() {
         effects.contains("ekspertbistand.v1.RefundApproved"),
         "{effects}"
     );
-    assert_eq!(claim.row.status(), v1::RefundClaimStatus::Approved);
+    assert_eq!(claim.row.status, ClaimStatus::Approved);
     assert_eq!(claim.row.payout_amount_ore, Some(800_000));
     assert_eq!(
         (claim.row.decided_by.as_str(), claim.row.decided_at),
         (DECIDER, Some(NOW))
     );
     assert_eq!(claim.row.recommended_by, CASEWORKER);
-    assert_eq!(claim.row.payment_status(), v1::RefundPaymentStatus::Pending);
+    assert_eq!(claim.row.payment_status, Some(PaymentStatus::Pending));
     assert_eq!(claim.row.payment_attempt, 1);
-    assert_eq!(claim.grant.status(), v1::ClaimableGrantStatus::Settled);
+    assert_eq!(claim.grant.status, GrantStatus::Settled);
 
     unchanged(claim.decide(&person(DECIDER), &command, GRACE_DAYS, NOW));
     let other_decider = person("Z990009");
@@ -288,19 +287,16 @@ fn a_confirmed_approval_settles_the_grant_and_starts_the_payment() {
 #[test]
 fn a_confirmed_rejection_opens_the_grant_again() {
     let mut claim = submitted();
-    let command = reject(&claim, v1::RefundRejectionReason::Other);
+    let command = reject(&claim, RejectionReason::Other);
     changed(claim.recommend(&person(CASEWORKER), &command, NOW));
     let effects = changed(claim.decide(&person(DECIDER), &confirm(&claim, 1), GRACE_DAYS, NOW));
     assert!(
         effects.contains("ekspertbistand.v1.RefundRejected"),
         "{effects}"
     );
-    assert_eq!(claim.row.status(), v1::RefundClaimStatus::Rejected);
-    assert_eq!(
-        claim.row.rejection_reason.as_deref(),
-        Some(v1::RefundRejectionReason::Other.as_str_name())
-    );
-    assert_eq!(claim.grant.status(), v1::ClaimableGrantStatus::Active);
+    assert_eq!(claim.row.status, ClaimStatus::Rejected);
+    assert_eq!(claim.row.rejection_reason, Some(RejectionReason::Other));
+    assert_eq!(claim.grant.status, GrantStatus::Active);
     assert!(claim.grant.had_rejected_claim);
     assert_eq!(claim.row.payment_status, None);
 }
@@ -310,7 +306,7 @@ fn a_returned_recommendation_goes_back_to_the_caseworker_once() {
     let mut claim = recommended();
     let command = verdict(&claim, 1, v1::DeciderVerdict::Return, "check the invoice");
     changed(claim.decide(&person(DECIDER), &command, GRACE_DAYS, NOW));
-    assert_eq!(claim.row.status(), v1::RefundClaimStatus::Submitted);
+    assert_eq!(claim.row.status, ClaimStatus::Submitted);
     let returned = &claim.recommendations[0];
     assert_eq!(
         (
@@ -341,7 +337,7 @@ fn a_decision_on_a_stale_version_is_refused() {
         reason(submitted.decide(&person(DECIDER), &confirm(&submitted, 1), GRACE_DAYS, NOW)),
         "CLAIM_NOT_RECOMMENDED"
     );
-    assert_eq!(claim.row.status(), v1::RefundClaimStatus::Recommended);
+    assert_eq!(claim.row.status, ClaimStatus::Recommended);
 }
 
 #[test]
@@ -356,7 +352,7 @@ fn nobody_who_recommended_in_any_round_may_decide() {
             ..
         })
     ));
-    assert_eq!(claim.row.status(), v1::RefundClaimStatus::Recommended);
+    assert_eq!(claim.row.status, ClaimStatus::Recommended);
 
     // Returned, then recommended by another caseworker: the first may still not decide.
     let returned = verdict(&claim, 1, v1::DeciderVerdict::Return, "again");
@@ -381,7 +377,7 @@ fn a_reported_outcome_is_recorded_once_for_the_current_attempt() {
         "{effects}"
     );
     assert!(effects.contains("RecordPaymentOutcome"), "{effects}");
-    assert_eq!(claim.row.payment_status(), v1::RefundPaymentStatus::Paid);
+    assert_eq!(claim.row.payment_status, Some(PaymentStatus::Paid));
     assert_eq!(claim.row.payment_reference, "P-1");
     assert_eq!(claim.row.payment_outcome_at, Some(NOW));
     assert_eq!(
@@ -412,7 +408,11 @@ fn a_reported_outcome_is_recorded_once_for_the_current_attempt() {
 #[test]
 fn a_failed_payment_is_retried_as_the_next_attempt() {
     let mut claim = approved();
-    assert_eq!(reason(claim.retry_payment()), "PAYMENT_NOT_FAILED");
+    let caseworker = person(CASEWORKER);
+    assert_eq!(
+        reason(claim.retry_payment(&caseworker)),
+        "PAYMENT_NOT_FAILED"
+    );
     let failure = outcome(&claim, 1, failed());
     let effects = changed(claim.record_outcome(&person("payment-adapter"), &failure, NOW));
     assert!(
@@ -422,12 +422,11 @@ fn a_failed_payment_is_retried_as_the_next_attempt() {
     claim.row.payment_sent_at = Some(NOW);
     claim.row.payment_handed_at = Some(NOW);
 
-    changed(claim.retry_payment());
+    let effects = changed(claim.retry_payment(&caseworker));
+    assert!(effects.contains("RetryPayment"), "{effects}");
+    assert!(effects.contains("Change"), "audited as a change: {effects}");
     assert_eq!(claim.row.payment_attempt, 2);
-    assert_eq!(
-        claim.row.payment_status.as_deref(),
-        Some(payment_status::PENDING)
-    );
+    assert_eq!(claim.row.payment_status, Some(PaymentStatus::Pending));
     assert_eq!(claim.row.failure_reason, None);
     assert_eq!(claim.row.failure_detail, "");
     assert_eq!(
@@ -439,7 +438,10 @@ fn a_failed_payment_is_retried_as_the_next_attempt() {
         (None, None, None),
         "the next attempt is handed over afresh"
     );
-    assert_eq!(reason(claim.retry_payment()), "PAYMENT_NOT_FAILED");
+    assert_eq!(
+        reason(claim.retry_payment(&caseworker)),
+        "PAYMENT_NOT_FAILED"
+    );
 }
 
 #[test]
@@ -478,7 +480,7 @@ fn the_payment_system_s_answer_is_recorded_for_the_current_pending_attempt_only(
         effects.contains("ekspertbistand.v1.PaymentCompleted"),
         "{effects}"
     );
-    assert_eq!(claim.row.payment_status(), v1::RefundPaymentStatus::Paid);
+    assert_eq!(claim.row.payment_status, Some(PaymentStatus::Paid));
     assert_eq!(
         claim.row.paid_date,
         Some(Date::from_calendar_date(2027, time::Month::March, 2).expect("date"))
@@ -502,11 +504,8 @@ fn a_refused_payment_records_the_failure_with_its_detail_cut_to_the_contract_s_b
         effects.contains("ekspertbistand.v1.PaymentFailed"),
         "{effects}"
     );
-    assert_eq!(claim.row.payment_status(), v1::RefundPaymentStatus::Failed);
-    assert_eq!(
-        claim.row.failure_reason.as_deref(),
-        Some(v1::RefundPaymentFailureReason::Rejected.as_str_name())
-    );
+    assert_eq!(claim.row.payment_status, Some(PaymentStatus::Failed));
+    assert_eq!(claim.row.failure_reason, Some(FailureReason::Rejected));
     assert_eq!(
         claim.row.failure_detail.chars().count(),
         crate::commands::MAX_DETAIL

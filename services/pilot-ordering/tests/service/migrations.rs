@@ -1,0 +1,329 @@
+//! Migration 102 moves every stored enum from the contract's number to its code: rows stored
+//! before it read the same after it, a number the contract does not know stops it, and the
+//! CHECK constraints it adds accept exactly the codes `ekb_pilot_ordering::codes` writes.
+
+use ekb_pilot_ordering::codes::{
+    FundsDeniedReason, InvoicePaymentStatus, InvoiceRejectionReason, InvoiceStatus,
+    OrderAbortReason, OrderCancellationReason, OrderExpiryReason, OrderStatus,
+    SupplierDeclineReason,
+};
+use ekb_testkit::postgres::{connect, drop_database, fresh_database};
+use sqlx::{AssertSqlSafe, Connection, PgConnection};
+use uuid::Uuid;
+
+/// The migrations before the codes.
+const BEFORE: [&str; 2] = [
+    include_str!("../../migrations/100_cases_agreements_orders_invoices.sql"),
+    include_str!("../../migrations/101_order_fingerprint_is_a_hash.sql"),
+];
+
+/// The migration under test.
+const CODES: &str = include_str!("../../migrations/102_enums_are_stored_as_codes.sql");
+
+/// A database at the schema before migration 102, with one case; returns its name and a
+/// connection.
+async fn before_codes(purpose: &str) -> anyhow::Result<(String, PgConnection, Uuid)> {
+    let database = fresh_database(purpose).await?;
+    let mut db = connect(&database.url).await?;
+    for migration in BEFORE {
+        sqlx::raw_sql(migration).execute(&mut db).await?;
+    }
+    let case_id = Uuid::now_v7();
+    sqlx::query(
+        "INSERT INTO cases (case_id, county_code, employer_organisation_number, competence_area, \
+         flow, opened_at) VALUES ($1, '34', '974760673', 3, 'PILOT', now())",
+    )
+    .bind(case_id)
+    .execute(&mut db)
+    .await?;
+    Ok((database.name, db, case_id))
+}
+
+/// Inserts an order of `case_id` with the enum columns set to `numbers` (status,
+/// decline_reason_code, cancellation_reason, funds_denied_reason, abort_reason,
+/// abort_previous_status, expiry_reason), as the schema before 102 stored them.
+async fn insert_order(
+    db: &mut PgConnection,
+    case_id: Uuid,
+    numbers: [i32; 7],
+) -> anyhow::Result<Uuid> {
+    let order_id = Uuid::now_v7();
+    let mut insert = sqlx::query(
+        "INSERT INTO orders (order_id, case_id, county_code, competence_area, agreement_id, \
+         agreement_reference, supplier_organisation_number, supplier_name, price_ore, budget_year, \
+         account_chapter, account_post, usage_month, contact_name, contact_phone, contact_email, \
+         assignment_description, employee_fodselsnummer_sealed, employee_pseudonym, \
+         case_opened_at, requested_at, status, decline_reason_code, cancellation_reason, \
+         funds_denied_reason, abort_reason, abort_previous_status, expiry_reason) \
+         VALUES ($1, $2, '34', 3, $3, 'RA-1', '923609016', 'Supplier', 2400000, 2027, 2650, 76, \
+         '2027-03-01', 'Kari', '12345678', 'kari@example.no', 'x', 'sealed', 'p', now(), now(), \
+         $4, $5, $6, $7, $8, $9, $10)",
+    )
+    .bind(order_id)
+    .bind(case_id)
+    .bind(Uuid::now_v7());
+    for number in numbers {
+        insert = insert.bind(number);
+    }
+    insert.execute(db).await?;
+    Ok(order_id)
+}
+
+#[tokio::test]
+async fn stored_numbers_become_codes_and_unset_reasons_become_null() -> anyhow::Result<()> {
+    let (name, mut db, case_id) = before_codes("po_codes").await?;
+    // Aborted (8) for SUPPLIER_BREACH (4) once ACCEPTED (3); cancelled (7) for FUNDS_DENIED (3)
+    // with INVALID_REQUEST (3); declined (4) for CONFLICT_OF_INTEREST (3); expired (9) as
+    // NOT_STARTED_IN_TIME (2).
+    let aborted = insert_order(&mut db, case_id, [8, 0, 0, 0, 4, 3, 0]).await?;
+    let cancelled = insert_order(&mut db, case_id, [7, 0, 3, 3, 0, 0, 0]).await?;
+    let declined = insert_order(&mut db, case_id, [4, 3, 0, 0, 0, 0, 0]).await?;
+    let expired = insert_order(&mut db, case_id, [9, 0, 0, 0, 0, 0, 2]).await?;
+    let invoice_id = Uuid::now_v7();
+    sqlx::query(
+        "INSERT INTO invoices (invoice_id, request_id, request_fingerprint, order_id, \
+         invoice_number, invoice_date, amount_ore, invoice_document_id, status, rejection_reason, \
+         submitted_at, payment_status) \
+         VALUES ($1, $2, 'f', $3, 'F-1', '2027-03-10', 100, $4, 2, 0, now(), 1)",
+    )
+    .bind(invoice_id)
+    .bind(Uuid::now_v7())
+    .bind(aborted)
+    .bind(Uuid::now_v7())
+    .execute(&mut db)
+    .await?;
+
+    sqlx::raw_sql(CODES).execute(&mut db).await?;
+
+    type Row = (
+        OrderStatus,
+        Option<SupplierDeclineReason>,
+        Option<OrderCancellationReason>,
+        Option<FundsDeniedReason>,
+        Option<OrderAbortReason>,
+        Option<OrderStatus>,
+        Option<OrderExpiryReason>,
+    );
+    let order = |order_id: Uuid| {
+        sqlx::query_as::<_, Row>(
+            "SELECT status, decline_reason_code, cancellation_reason, funds_denied_reason, \
+             abort_reason, abort_previous_status, expiry_reason FROM orders WHERE order_id = $1",
+        )
+        .bind(order_id)
+    };
+    assert_eq!(
+        order(aborted).fetch_one(&mut db).await?,
+        (
+            OrderStatus::Aborted,
+            None,
+            None,
+            None,
+            Some(OrderAbortReason::SupplierBreach),
+            Some(OrderStatus::Accepted),
+            None
+        )
+    );
+    assert_eq!(
+        order(cancelled).fetch_one(&mut db).await?,
+        (
+            OrderStatus::Cancelled,
+            None,
+            Some(OrderCancellationReason::FundsDenied),
+            Some(FundsDeniedReason::InvalidRequest),
+            None,
+            None,
+            None
+        )
+    );
+    assert_eq!(
+        order(declined).fetch_one(&mut db).await?,
+        (
+            OrderStatus::Declined,
+            Some(SupplierDeclineReason::ConflictOfInterest),
+            None,
+            None,
+            None,
+            None,
+            None
+        )
+    );
+    assert_eq!(
+        order(expired).fetch_one(&mut db).await?.6,
+        Some(OrderExpiryReason::NotStartedInTime)
+    );
+    let invoice: (
+        InvoiceStatus,
+        Option<InvoiceRejectionReason>,
+        Option<InvoicePaymentStatus>,
+    ) = sqlx::query_as(
+        "SELECT status, rejection_reason, payment_status FROM invoices WHERE invoice_id = $1",
+    )
+    .bind(invoice_id)
+    .fetch_one(&mut db)
+    .await?;
+    assert_eq!(
+        invoice,
+        (
+            InvoiceStatus::Approved,
+            None,
+            Some(InvoicePaymentStatus::Pending)
+        )
+    );
+    // The pending-payment index compares with the code now.
+    let pending: Option<String> = sqlx::query_scalar(
+        "SELECT indexdef FROM pg_indexes WHERE indexname = 'invoices_payment_pending'",
+    )
+    .fetch_optional(&mut db)
+    .await?;
+    assert!(
+        pending.is_some_and(|definition| definition.contains("'PENDING'::text")),
+        "the partial index is recreated with the code"
+    );
+
+    db.close().await?;
+    drop_database(&name).await
+}
+
+#[tokio::test]
+async fn the_checks_accept_exactly_the_codes_the_service_writes() -> anyhow::Result<()> {
+    let (name, mut db, case_id) = before_codes("po_checks").await?;
+    sqlx::raw_sql(CODES).execute(&mut db).await?;
+    let order_id = Uuid::now_v7();
+    sqlx::query(
+        "INSERT INTO orders (order_id, case_id, county_code, competence_area, agreement_id, \
+         agreement_reference, supplier_organisation_number, supplier_name, price_ore, budget_year, \
+         account_chapter, account_post, usage_month, contact_name, contact_phone, contact_email, \
+         assignment_description, employee_fodselsnummer_sealed, employee_pseudonym, \
+         case_opened_at, requested_at, status) \
+         VALUES ($1, $2, '34', 3, $3, 'RA-1', '923609016', 'Supplier', 2400000, 2027, 2650, 76, \
+         '2027-03-01', 'Kari', '12345678', 'kari@example.no', 'x', 'sealed', 'p', now(), now(), \
+         'FUNDS_PENDING')",
+    )
+    .bind(order_id)
+    .bind(case_id)
+    .bind(Uuid::now_v7())
+    .execute(&mut db)
+    .await?;
+    let invoice_id = Uuid::now_v7();
+    sqlx::query(
+        "INSERT INTO invoices (invoice_id, request_id, request_fingerprint, order_id, \
+         invoice_number, invoice_date, amount_ore, invoice_document_id, status, submitted_at) \
+         VALUES ($1, $2, 'f', $3, 'F-1', '2027-03-10', 100, $4, 'SUBMITTED', now())",
+    )
+    .bind(invoice_id)
+    .bind(Uuid::now_v7())
+    .bind(order_id)
+    .bind(Uuid::now_v7())
+    .execute(&mut db)
+    .await?;
+    let columns: [(&str, &str, Uuid, Vec<&str>); 10] = [
+        (
+            "invoices",
+            "status",
+            invoice_id,
+            InvoiceStatus::ALL.iter().map(|v| v.code()).collect(),
+        ),
+        (
+            "invoices",
+            "rejection_reason",
+            invoice_id,
+            InvoiceRejectionReason::ALL
+                .iter()
+                .map(|v| v.code())
+                .collect(),
+        ),
+        (
+            "invoices",
+            "payment_status",
+            invoice_id,
+            InvoicePaymentStatus::ALL.iter().map(|v| v.code()).collect(),
+        ),
+        (
+            "orders",
+            "status",
+            order_id,
+            OrderStatus::ALL.iter().map(|v| v.code()).collect(),
+        ),
+        (
+            "orders",
+            "decline_reason_code",
+            order_id,
+            SupplierDeclineReason::ALL
+                .iter()
+                .map(|v| v.code())
+                .collect(),
+        ),
+        (
+            "orders",
+            "cancellation_reason",
+            order_id,
+            OrderCancellationReason::ALL
+                .iter()
+                .map(|v| v.code())
+                .collect(),
+        ),
+        (
+            "orders",
+            "funds_denied_reason",
+            order_id,
+            FundsDeniedReason::ALL.iter().map(|v| v.code()).collect(),
+        ),
+        (
+            "orders",
+            "abort_reason",
+            order_id,
+            OrderAbortReason::ALL.iter().map(|v| v.code()).collect(),
+        ),
+        (
+            "orders",
+            "abort_previous_status",
+            order_id,
+            OrderStatus::ALL.iter().map(|v| v.code()).collect(),
+        ),
+        (
+            "orders",
+            "expiry_reason",
+            order_id,
+            OrderExpiryReason::ALL.iter().map(|v| v.code()).collect(),
+        ),
+    ];
+    for (table, column, id, codes) in columns {
+        let key = if table == "orders" {
+            "order_id"
+        } else {
+            "invoice_id"
+        };
+        let update = format!("UPDATE {table} SET {column} = $1 WHERE {key} = $2");
+        for code in codes {
+            sqlx::query(AssertSqlSafe(update.clone()))
+                .bind(code)
+                .bind(id)
+                .execute(&mut db)
+                .await
+                .map_err(|error| anyhow::anyhow!("{column} = {code}: {error}"))?;
+        }
+        let unknown = sqlx::query(AssertSqlSafe(update))
+            .bind("2")
+            .bind(id)
+            .execute(&mut db)
+            .await;
+        assert!(unknown.is_err(), "{column} refuses a number");
+    }
+
+    db.close().await?;
+    drop_database(&name).await
+}
+
+#[tokio::test]
+async fn a_number_the_contract_does_not_know_stops_the_migration() -> anyhow::Result<()> {
+    let (name, mut db, case_id) = before_codes("po_unknown").await?;
+    insert_order(&mut db, case_id, [5, 0, 0, 0, 0, 0, 0]).await?;
+    insert_order(&mut db, case_id, [7, 0, 42, 0, 0, 0, 0]).await?;
+    let refused = sqlx::raw_sql(CODES).execute(&mut db).await;
+    assert!(
+        refused.is_err(),
+        "cancellation_reason 42 must not become NULL"
+    );
+    db.close().await?;
+    drop_database(&name).await
+}
