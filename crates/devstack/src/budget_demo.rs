@@ -15,12 +15,12 @@ use ekb_platform::clock::Clock;
 use ekb_proto::v1::{
     self, BudgetAccount, UsageFigures, budget_service_client::BudgetServiceClient,
 };
+use ekb_testkit::scenarios::clients::channel;
 use ekb_testkit::services::ServiceProcess;
 use time::{Duration, OffsetDateTime, UtcOffset};
 use tonic::{Code, transport::Channel};
 
 use crate::{
-    demo::connect,
     sample_cases::{FRESH_HINT, flow_name},
     table::{self, Align},
 };
@@ -59,7 +59,7 @@ pub fn account_label(account: &BudgetAccount) -> String {
 
 /// Sets (or finds) the appropriation and prints it, then prints the year's usage.
 pub async fn run(services: &[ServiceProcess], clock: &dyn Clock) -> anyhow::Result<()> {
-    let mut budget = BudgetServiceClient::new(connect(services, BUDGET).await?);
+    let mut budget = BudgetServiceClient::new(channel(services, BUDGET).await?);
     let year = budget_year_now(clock);
     println!(
         "\nBudget {year}, account {} (SetAppropriation, GetUsage):",

@@ -11,13 +11,12 @@
 
 use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use ekb_proto::v1::{
     expert_registry_service_client::ExpertRegistryServiceClient,
     routing_service_client::RoutingServiceClient,
 };
-use ekb_testkit::services::ServiceProcess;
-use tonic::transport::Channel;
+use ekb_testkit::{scenarios::clients::channel, services::ServiceProcess};
 
 use crate::{fixture, sample_cases};
 
@@ -32,30 +31,11 @@ const READ_MODEL_TIMEOUT: Duration = Duration::from_secs(30);
 /// still in the registry's outbox are outstanding then.
 const KEPT_READ_MODEL_TIMEOUT: Duration = Duration::from_secs(15);
 
-/// The running service `name` among `services`.
-pub fn service<'a>(
-    services: &'a [ServiceProcess],
-    name: &str,
-) -> anyhow::Result<&'a ServiceProcess> {
-    services
-        .iter()
-        .find(|service| service.name == name)
-        .with_context(|| format!("the demo needs {name}, but the launcher did not start it"))
-}
-
-/// A channel to the running service `name` among `services`, for any of its clients.
-pub async fn connect(services: &[ServiceProcess], name: &str) -> anyhow::Result<Channel> {
-    Channel::from_shared(service(services, name)?.url())?
-        .connect()
-        .await
-        .with_context(|| format!("connecting to {name}"))
-}
-
 /// Loads the fixture, waits for routing's read model and routes the sample cases, printing as
 /// it goes.
 pub async fn run(services: &[ServiceProcess]) -> anyhow::Result<()> {
-    let mut registry = ExpertRegistryServiceClient::new(connect(services, REGISTRY).await?);
-    let mut routing = RoutingServiceClient::new(connect(services, ROUTING).await?);
+    let mut registry = ExpertRegistryServiceClient::new(channel(services, REGISTRY).await?);
+    let mut routing = RoutingServiceClient::new(channel(services, ROUTING).await?);
     let loaded = fixture::load(&mut registry).await?;
     println!(
         "\nFixture (RegisterAgreement/RegisterExpert): framework agreements in county {} \

@@ -34,35 +34,6 @@ pub struct Submit {
     pub planned_start: Date,
 }
 
-fn phone(check: &mut Violations, field: &str, text: &str) -> Option<String> {
-    let digits = text.strip_prefix('+').unwrap_or(text);
-    let ok = (8..=20).contains(&text.chars().count())
-        && digits.chars().all(|c| c.is_ascii_digit() || c == ' ')
-        && digits.chars().any(|c| c.is_ascii_digit());
-    if !ok {
-        check.add(
-            field,
-            "must be 8–20 characters of digits and spaces, with an optional leading +",
-        );
-        return None;
-    }
-    Some(text.to_owned())
-}
-
-fn email(check: &mut Violations, field: &str, text: &str) -> Option<String> {
-    let text = text.trim();
-    let ok = (3..=254).contains(&text.chars().count())
-        && text.split_once('@').is_some_and(|(local, domain)| {
-            !local.is_empty() && !domain.is_empty() && !domain.contains('@')
-        })
-        && !text.chars().any(|c| c.is_whitespace() || c.is_control());
-    if !ok {
-        check.add(field, "must be an e-mail address of 3–254 characters");
-        return None;
-    }
-    Some(text.to_owned())
-}
-
 fn must_be_true(check: &mut Violations, field: &str, value: bool, what: &str) {
     if !value {
         check.add(field, format!("must be true: {what}"));
@@ -110,22 +81,8 @@ impl Submit {
             "details.employer_organisation_number",
             &details.employer_organisation_number,
         );
-        let contact = check
-            .required("details.contact_person", details.contact_person.as_ref())
-            .and_then(|contact| {
-                let name = check.text("details.contact_person.name", &contact.name, NAME);
-                let phone = phone(
-                    check,
-                    "details.contact_person.phone_number",
-                    &contact.phone_number,
-                );
-                let email = email(check, "details.contact_person.email", &contact.email);
-                Some(v1::ContactPerson {
-                    name: name?,
-                    phone_number: phone?,
-                    email: email?,
-                })
-            });
+        let contact =
+            check.contact_person("details.contact_person", details.contact_person.as_ref());
         let area: Option<v1::CompetenceArea> =
             check.enumeration("details.competence_area", details.competence_area);
         let expert = check

@@ -67,19 +67,7 @@ impl PlaceOrder {
         let mut check = Violations::new();
         let request_id = check.uuid("request_id", &request.request_id);
         let case_id = check.uuid("case_id", &request.case_id);
-        let contact = check.required("contact_person", request.contact_person.as_ref());
-        let (name, phone, email) = match contact {
-            Some(contact) => (
-                check.text("contact_person.name", &contact.name, 200),
-                phone(
-                    &mut check,
-                    "contact_person.phone_number",
-                    &contact.phone_number,
-                ),
-                email(&mut check, "contact_person.email", &contact.email),
-            ),
-            None => (None, None, None),
-        };
+        let contact = check.contact_person("contact_person", request.contact_person.as_ref());
         let assignment = check.text(
             "assignment_description",
             &request.assignment_description,
@@ -91,53 +79,18 @@ impl PlaceOrder {
             synthetic,
         );
         check.finish_with(|| {
+            let contact = contact?;
             Some(PlaceOrder {
                 request_id: request_id?,
                 case_id: case_id?,
-                contact_name: name?,
-                contact_phone: phone?,
-                contact_email: email?,
+                contact_name: contact.name,
+                contact_phone: contact.phone_number,
+                contact_email: contact.email,
                 assignment: assignment?,
                 fodselsnummer: fodselsnummer?,
             })
         })
     }
-}
-
-/// A phone number: 8–20 characters of digits, spaces and a leading `+`.
-fn phone(check: &mut Violations, field: &str, text: &str) -> Option<String> {
-    let length = text.chars().count();
-    let shaped = (8..=20).contains(&length)
-        && text.chars().enumerate().all(|(index, character)| {
-            character.is_ascii_digit() || character == ' ' || (index == 0 && character == '+')
-        })
-        && text.chars().any(|character| character.is_ascii_digit());
-    if !shaped {
-        check.add(
-            field,
-            "must be 8-20 characters of digits, spaces and a leading +",
-        );
-        return None;
-    }
-    Some(text.to_owned())
-}
-
-/// An e-mail address: 3–254 characters containing `@`, no spaces or control characters.
-fn email(check: &mut Violations, field: &str, text: &str) -> Option<String> {
-    let length = text.chars().count();
-    let shaped = (3..=254).contains(&length)
-        && text.contains('@')
-        && !text
-            .chars()
-            .any(|character| character.is_whitespace() || character.is_control());
-    if !shaped {
-        check.add(
-            field,
-            "must be an e-mail address of 3-254 characters containing @",
-        );
-        return None;
-    }
-    Some(text.to_owned())
 }
 
 /// An order id or invoice id parameter.
