@@ -148,6 +148,49 @@ pub async fn list_for_case(
     ))
 }
 
+/// One read of a case's personal data: what was read, by whom, why.
+#[derive(Debug, Clone)]
+pub struct Read<'a> {
+    /// The case.
+    pub case_id: Uuid,
+    /// What was read (an application, grant, claim or order id).
+    pub subject_id: Uuid,
+    /// The RPC.
+    pub action: &'a str,
+    /// Who read it.
+    pub actor: AuditActor,
+    /// Why.
+    pub purpose: v1::AccessPurpose,
+}
+
+/// Records `reads` (kind READ), all at the service clock's now, in one unit of work committed
+/// before the caller answers: the one policy for reads of personal data in every service. A
+/// read that cannot be recorded is not answered.
+pub async fn record_reads(db: &Db, reads: &[Read<'_>]) -> Result<(), ApiError> {
+    if reads.is_empty() {
+        return Ok(());
+    }
+    let mut work = db.begin().await?;
+    let at = work.now();
+    for read in reads {
+        record(
+            work.db(),
+            &AuditEvent {
+                case_id: read.case_id,
+                subject_id: read.subject_id,
+                kind: v1::AuditEntryKind::Read,
+                action: read.action,
+                actor: &read.actor,
+                purpose: read.purpose,
+                at,
+            },
+        )
+        .await?;
+    }
+    work.commit().await?;
+    Ok(())
+}
+
 /// ListAuditEntries, the same in every service that keeps a trail: one page of the case's
 /// trail, and the read itself recorded (purpose CONTROL) in the same unit of work, so an
 /// auditor's read is audited wherever it happens.

@@ -268,26 +268,17 @@ async fn record_reads(
     action: &str,
     read: &[&Stored],
 ) -> Result<(), ApiError> {
-    if read.is_empty() {
-        return Ok(());
-    }
-    let mut work = api.db.begin().await?;
-    let now = work.now();
-    for stored in read {
-        let actor = actor(caller, stored.employer());
-        stored
-            .audit(
-                work.db(),
-                AuditEntryKind::Read,
-                action,
-                &actor,
-                purpose,
-                now,
-            )
-            .await?;
-    }
-    work.commit().await?;
-    Ok(())
+    let reads: Vec<audit::Read<'_>> = read
+        .iter()
+        .map(|stored| audit::Read {
+            case_id: stored.case_id(),
+            subject_id: stored.id(),
+            action,
+            actor: actor(caller, stored.employer()),
+            purpose,
+        })
+        .collect();
+    audit::record_reads(&api.db, &reads).await
 }
 
 async fn get_application(

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use ekb_domain::oslo_date;
 use ekb_platform::{
     ApiError,
-    audit::{self, AuditActor, AuditEvent},
+    audit::{self, AuditActor},
     auth::Caller,
     change::{self, Applied},
     grpc::Call,
@@ -18,9 +18,7 @@ use ekb_platform::{
 };
 use ekb_proto::{
     convert::timestamp_to_wire,
-    v1::{
-        self, AccessPurpose, AuditEntryKind, pilot_ordering_service_server::PilotOrderingService,
-    },
+    v1::{self, AccessPurpose, pilot_ordering_service_server::PilotOrderingService},
 };
 use sqlx::PgConnection;
 use uuid::Uuid;
@@ -178,22 +176,21 @@ async fn get_order(
         .ok_or_else(|| ApiError::NotFound(format!("no order {order_id}")))?;
     scope_supplier(&call.caller, &order)?;
     let wire = full(&mut db, &order).await?;
+    drop(db);
     let supplier = only_supplier(&call.caller);
-    audit::record(
-        &mut db,
-        &AuditEvent {
+    audit::record_reads(
+        &api.db,
+        &[audit::Read {
             case_id: order.case_id,
             subject_id: order.order_id,
-            kind: AuditEntryKind::Read,
             action: "GetOrder",
-            actor: &actor(&call.caller, &order),
+            actor: actor(&call.caller, &order),
             purpose: if supplier {
                 AccessPurpose::EmployerSelfService
             } else {
                 AccessPurpose::CaseProcessing
             },
-            at: api.db.clock().now(),
-        },
+        }],
     )
     .await?;
     Ok(v1::GetOrderResponse { order: Some(wire) })

@@ -302,8 +302,23 @@ fn read_request(
     check.finish_with(|| Some((id?, purpose?)))
 }
 
-/// Records `entry` as the caller's: an employer's representative acting for `organisation` in
-/// self-service (`purpose` `None`), or a NAV employee for `purpose`.
+/// Who `caller` is on the trail and why they act: an employer's representative acting for
+/// `organisation` in self-service (`purpose` `None`), or a NAV employee for `purpose`.
+fn caller_on_trail(
+    caller: &Caller,
+    purpose: Option<v1::AccessPurpose>,
+    organisation: &str,
+) -> (AuditActor, v1::AccessPurpose) {
+    match purpose {
+        None => (
+            AuditActor::organisation(caller, organisation),
+            v1::AccessPurpose::EmployerSelfService,
+        ),
+        Some(purpose) => (AuditActor::nav_employee(caller), purpose),
+    }
+}
+
+/// Records `entry` as the caller's change, in `work` (see [`caller_on_trail`]).
 async fn audit_caller(
     work: &mut UnitOfWork,
     caller: &Caller,
@@ -312,15 +327,29 @@ async fn audit_caller(
     organisation: &str,
 ) -> Result<(), ApiError> {
     let at = work.now();
-    let (actor, purpose) = match purpose {
-        None => (
-            AuditActor::organisation(caller, organisation),
-            v1::AccessPurpose::EmployerSelfService,
-        ),
-        Some(purpose) => (AuditActor::nav_employee(caller), purpose),
-    };
+    let (actor, purpose) = caller_on_trail(caller, purpose, organisation);
     trail::record(work.db(), entry, &actor, purpose, at).await?;
     Ok(())
+}
+
+/// Records the caller's read `entry` by the platform's one policy for reads
+/// ([`audit::record_reads`]).
+async fn record_read(
+    api: &RefundsApi,
+    caller: &Caller,
+    purpose: Option<v1::AccessPurpose>,
+    entry: Entry<'_>,
+    organisation: &str,
+) -> Result<(), ApiError> {
+    let (actor, purpose) = caller_on_trail(caller, purpose, organisation);
+    let read = audit::Read {
+        case_id: entry.case_id,
+        subject_id: entry.subject_id,
+        action: entry.action,
+        actor,
+        purpose,
+    };
+    audit::record_reads(&api.db, &[read]).await
 }
 
 async fn get_refund_claim(
@@ -330,27 +359,27 @@ async fn get_refund_claim(
 ) -> Result<v1::GetRefundClaimResponse, ApiError> {
     let (claim_id, purpose) =
         read_request(&call.caller, "claim_id", &request.claim_id, request.purpose)?;
-    let mut work = api.db.begin().await?;
-    let claim = claim_or_not_found(work.db(), claim_id).await?;
+    let mut db = api.db.read().await?;
+    let claim = claim_or_not_found(&mut db, claim_id).await?;
     if purpose.is_none() {
         call.caller
             .require_represents(&claim.employer_organisation_number)?;
     }
-    let grant = grant_of_claim(work.db(), &claim).await?;
+    let grant = grant_of_claim(&mut db, &claim).await?;
+    let response = v1::GetRefundClaimResponse {
+        claim: Some(claim_wire(&mut db, &claim).await?),
+        grant: Some(api.grant_wire(&mut db, &grant).await?),
+    };
+    drop(db);
     let entry = Entry::of_claim(&claim, v1::AuditEntryKind::Read, "GetRefundClaim");
-    audit_caller(
-        &mut work,
+    record_read(
+        api,
         &call.caller,
         purpose,
         entry,
         &claim.employer_organisation_number,
     )
     .await?;
-    let response = v1::GetRefundClaimResponse {
-        claim: Some(claim_wire(work.db(), &claim).await?),
-        grant: Some(api.grant_wire(work.db(), &grant).await?),
-    };
-    work.commit().await?;
     Ok(response)
 }
 
@@ -361,17 +390,26 @@ async fn get_claimable_grant(
 ) -> Result<v1::GetClaimableGrantResponse, ApiError> {
     let (grant_id, purpose) =
         read_request(&call.caller, "grant_id", &request.grant_id, request.purpose)?;
-    let mut work = api.db.begin().await?;
-    let grant = grant_or_not_found(work.db(), grant_id).await?;
+    let mut db = api.db.read().await?;
+    let grant = grant_or_not_found(&mut db, grant_id).await?;
     if purpose.is_none() {
         call.caller
             .require_represents(&grant.employer_organisation_number)?;
     }
-    let claims = store::claims_of_grant(work.db(), grant_id).await?;
+    let claims = store::claims_of_grant(&mut db, grant_id).await?;
+    let mut wire_claims = Vec::with_capacity(claims.len());
+    for claim in &claims {
+        wire_claims.push(claim_wire(&mut db, claim).await?);
+    }
+    let response = v1::GetClaimableGrantResponse {
+        grant: Some(api.grant_wire(&mut db, &grant).await?),
+        claims: wire_claims,
+    };
+    drop(db);
     if !claims.is_empty() {
         let entry = Entry::of_grant(&grant, v1::AuditEntryKind::Read, "GetClaimableGrant");
-        audit_caller(
-            &mut work,
+        record_read(
+            api,
             &call.caller,
             purpose,
             entry,
@@ -379,15 +417,6 @@ async fn get_claimable_grant(
         )
         .await?;
     }
-    let mut wire_claims = Vec::with_capacity(claims.len());
-    for claim in &claims {
-        wire_claims.push(claim_wire(work.db(), claim).await?);
-    }
-    let response = v1::GetClaimableGrantResponse {
-        grant: Some(api.grant_wire(work.db(), &grant).await?),
-        claims: wire_claims,
-    };
-    work.commit().await?;
     Ok(response)
 }
 
