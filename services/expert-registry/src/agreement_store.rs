@@ -2,7 +2,7 @@
 //! versioned, with the early end date kept beside the validity period.
 
 use ekb_domain::{CompetenceArea, CountyCode, DateRange, OrganisationNumber};
-use ekb_platform::ApiError;
+use ekb_platform::{ApiError, change, messaging::UnitOfWork};
 use ekb_proto::{
     convert::{competence_areas_to_wire, date_to_wire},
     v1,
@@ -30,13 +30,15 @@ struct AgreementRow {
     valid_from: Date,
     valid_to: Date,
     ended_on: Option<Date>,
+    end_reason: Option<String>,
     version: i64,
 }
 
 macro_rules! agreement_columns {
     () => {
         "agreement_id, agreement_reference, supplier_organisation_number, supplier_name, county_code, \
-         competence_areas, price_per_assignment_ore, ranking, monthly_capacity, valid_from, valid_to, ended_on, version"
+         competence_areas, price_per_assignment_ore, ranking, monthly_capacity, valid_from, valid_to, ended_on, \
+         end_reason, version"
     };
 }
 
@@ -57,6 +59,8 @@ pub struct StoredAgreement {
     pub terms: ValidTerms,
     /// Set once ended early.
     pub ended_on: Option<Date>,
+    /// Why it was ended early (empty while it has not ended).
+    pub end_reason: String,
     /// Incremented by every change.
     pub version: i64,
 }
@@ -85,6 +89,7 @@ impl TryFrom<AgreementRow> for StoredAgreement {
             reference: row.agreement_reference,
             supplier_name: row.supplier_name,
             ended_on: row.ended_on,
+            end_reason: row.end_reason.unwrap_or_default(),
             version: row.version,
         })
     }
@@ -193,52 +198,38 @@ async fn fetch_by_id(
     row.map(StoredAgreement::try_from).transpose()
 }
 
-/// Replaces the terms and bumps the version.
-pub async fn update_terms(
-    connection: &mut PgConnection,
-    agreement_id: Uuid,
-    terms: &ValidTerms,
-    now: OffsetDateTime,
-) -> Result<StoredAgreement, ApiError> {
-    let row: AgreementRow = sqlx::query_as(concat!(
-        "UPDATE agreements SET competence_areas = $2, price_per_assignment_ore = $3, ranking = $4, \
-         monthly_capacity = $5, valid_from = $6, valid_to = $7, version = version + 1, updated_at = $8 \
-         WHERE agreement_id = $1 RETURNING ",
-        agreement_columns!()
-    ))
-    .bind(agreement_id)
-    .bind(codes(&terms.areas))
-    .bind(terms.price_ore)
-    .bind(terms.ranking)
-    .bind(terms.monthly_capacity)
-    .bind(terms.validity.from())
-    .bind(terms.validity.to())
-    .bind(now)
-    .fetch_one(connection)
-    .await?;
-    row.try_into()
-}
+impl change::Record for StoredAgreement {
+    type Key = Uuid;
 
-/// Ends the agreement on `end_date` and bumps the version.
-pub async fn end(
-    connection: &mut PgConnection,
-    agreement_id: Uuid,
-    end_date: Date,
-    reason: &str,
-    now: OffsetDateTime,
-) -> Result<StoredAgreement, ApiError> {
-    let row: AgreementRow = sqlx::query_as(concat!(
-        "UPDATE agreements SET ended_on = $2, end_reason = $3, version = version + 1, updated_at = $4 \
-         WHERE agreement_id = $1 RETURNING ",
-        agreement_columns!()
-    ))
-    .bind(agreement_id)
-    .bind(end_date)
-    .bind(reason)
-    .bind(now)
-    .fetch_one(connection)
-    .await?;
-    row.try_into()
+    async fn load_locked(work: &mut UnitOfWork, agreement_id: &Uuid) -> Result<Self, ApiError> {
+        find_for_update(work.db(), *agreement_id)
+            .await?
+            .ok_or_else(|| ApiError::NotFound(format!("no agreement {agreement_id}")))
+    }
+
+    async fn save(&self, work: &mut UnitOfWork) -> Result<(), ApiError> {
+        let now = work.now();
+        let terms = &self.terms;
+        sqlx::query(
+            "UPDATE agreements SET competence_areas = $2, price_per_assignment_ore = $3, ranking = $4, \
+             monthly_capacity = $5, valid_from = $6, valid_to = $7, ended_on = $8, end_reason = $9, \
+             version = $10, updated_at = $11 WHERE agreement_id = $1",
+        )
+        .bind(self.agreement_id)
+        .bind(codes(&terms.areas))
+        .bind(terms.price_ore)
+        .bind(terms.ranking)
+        .bind(terms.monthly_capacity)
+        .bind(terms.validity.from())
+        .bind(terms.validity.to())
+        .bind(self.ended_on)
+        .bind((!self.end_reason.is_empty()).then_some(&self.end_reason))
+        .bind(self.version)
+        .bind(now)
+        .execute(work.db())
+        .await?;
+        Ok(())
+    }
 }
 
 /// Agreements covering `area` in `county` on `date`, best ranking first.

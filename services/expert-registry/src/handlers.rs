@@ -3,7 +3,7 @@
 //! one unit of work.
 
 use ekb_platform::{
-    ApiError,
+    ApiError, change,
     grpc::Call,
     messaging::{Db, EventSubject},
 };
@@ -11,7 +11,8 @@ use ekb_proto::v1::{self, expert_registry_service_server::ExpertRegistryService}
 use uuid::Uuid;
 
 use crate::{
-    ExpertRegistry, agreement_store,
+    ExpertRegistry,
+    agreement_store::{self, StoredAgreement},
     commands::{
         ById, EndAgreement, FindAgreements, RegisterAgreement, RegisterExpert, UpdateAgreement,
         UpdateExpert,
@@ -149,26 +150,13 @@ async fn update_agreement(
         agreement_id,
         terms,
     } = request.try_into()?;
-    let mut work = api.db.begin().await?;
-    let current = agreement_store::find_for_update(work.db(), agreement_id)
-        .await?
-        .ok_or_else(|| unknown_agreement(agreement_id))?;
-    if current.ended_on.is_some() {
-        return Err(ApiError::refused(
-            "AGREEMENT_ENDED",
-            "the agreement has ended; its terms cannot change",
-        ));
-    }
-    let now = work.now();
-    let stored = agreement_store::update_terms(work.db(), agreement_id, &terms, now)
-        .await?
-        .to_wire();
-    let event = v1::AgreementUpdated {
-        agreement: Some(stored.clone()),
-    };
-    work.publish(&EventSubject::aggregate(&stored.agreement_id), &event)
-        .await?;
-    work.commit().await?;
+    let changed = change::apply(
+        &api.db,
+        &agreement_id,
+        |agreement: &mut StoredAgreement, _| agreement.change_terms(terms),
+    )
+    .await?;
+    let stored = changed.record.to_wire();
     Ok(v1::UpdateAgreementResponse {
         agreement: Some(stored),
     })
@@ -184,33 +172,13 @@ async fn end_agreement(
         end_date,
         reason,
     } = request.try_into()?;
-    let mut work = api.db.begin().await?;
-    let current = agreement_store::find_for_update(work.db(), agreement_id)
-        .await?
-        .ok_or_else(|| unknown_agreement(agreement_id))?;
-    if current.ended_on.is_some() {
-        return Err(ApiError::refused(
-            "AGREEMENT_ENDED",
-            "the agreement has already ended",
-        ));
-    }
-    if !current.terms.validity.contains(end_date) {
-        return Err(ApiError::invalid(
-            "end_date",
-            "must lie within the agreement's validity period",
-        ));
-    }
-    let now = work.now();
-    let stored = agreement_store::end(work.db(), agreement_id, end_date, &reason, now)
-        .await?
-        .to_wire();
-    let event = v1::AgreementEnded {
-        agreement: Some(stored.clone()),
-        reason,
-    };
-    work.publish(&EventSubject::aggregate(&stored.agreement_id), &event)
-        .await?;
-    work.commit().await?;
+    let changed = change::apply(
+        &api.db,
+        &agreement_id,
+        |agreement: &mut StoredAgreement, _| agreement.end(end_date, reason),
+    )
+    .await?;
+    let stored = changed.record.to_wire();
     tracing::info!(agreement_id = %stored.agreement_id, "framework agreement ended");
     Ok(v1::EndAgreementResponse {
         agreement: Some(stored),

@@ -4,7 +4,8 @@
 //!
 //! [`ExpertRegistry`] describes the service to the platform; `main.rs` is one line.
 
-pub mod agreement_store;
+mod agreement_changes;
+mod agreement_store;
 pub mod commands;
 pub mod expert_store;
 pub mod handlers;
