@@ -20,7 +20,6 @@ use ekb_platform::{
     messaging::{EventFields, HandlerError, Handles, UnitOfWork, parts},
 };
 use ekb_proto::{
-    convert::competence_area_to_wire,
     events::CarriesAgreement,
     v1::{self, EventEnvelope},
 };
@@ -57,9 +56,7 @@ impl Handles<v1::CaseRouted> for OrderingEvents {
             case_id: routed.case_id,
             county: routed.county.as_str(),
             employer: &routed.employer_organisation_number,
-            area: routed
-                .framework_area
-                .map_or(0, |area| competence_area_to_wire(area) as i32),
+            area: routed.framework_area,
             opened_at: routed.opened_at,
             received_at: work.now(),
         };
@@ -86,7 +83,7 @@ impl Handles<v1::CaseFlowChanged> for OrderingEvents {
             case_id,
             county: county.as_str(),
             employer: &event.employer_organisation_number,
-            area: 0,
+            area: None,
             opened_at,
             received_at: work.now(),
         };
@@ -136,11 +133,7 @@ fn agreement_state<E: AgreementEvent>(event: &E) -> Result<AgreementState, Handl
         supplier: agreement.supplier_organisation_number,
         supplier_name: agreement.supplier_name,
         county: agreement.county.as_str().to_owned(),
-        areas: agreement
-            .areas
-            .iter()
-            .map(|area| competence_area_to_wire(*area) as i32)
-            .collect(),
+        areas: agreement.areas,
         price_ore: agreement.price.ore(),
         ranking: agreement.ranking,
         capacity: agreement.monthly_capacity,

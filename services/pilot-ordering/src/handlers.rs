@@ -17,10 +17,10 @@ use ekb_platform::{
     payment::PaymentPort,
 };
 use ekb_proto::{
-    convert::timestamp_to_wire,
+    convert::{competence_area_to_wire, timestamp_to_wire},
     v1::{self, AccessPurpose, pilot_ordering_service_server::PilotOrderingService},
 };
-use sqlx::PgConnection;
+use sqlx::{PgConnection, types::Text};
 use uuid::Uuid;
 
 use crate::{
@@ -256,7 +256,9 @@ async fn list_cases_awaiting_order(
             .map(|row| v1::CaseAwaitingOrder {
                 case_id: row.case_id.to_string(),
                 county_code: row.county_code,
-                competence_area: row.competence_area,
+                competence_area: row
+                    .competence_area
+                    .map_or(0, |Text(area)| competence_area_to_wire(area) as i32),
                 case_opened_at: Some(timestamp_to_wire(row.opened_at)),
                 order_count: i32::try_from(row.order_count).unwrap_or(i32::MAX),
                 last_order_id: row

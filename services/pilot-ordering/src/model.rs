@@ -1,11 +1,13 @@
 //! Orders and invoices as stored, and how they read on the wire. Enum columns hold codes
-//! ([`crate::codes`]); a reason not set is `None` and UNSPECIFIED on the wire.
+//! ([`crate::codes`], and `ekb_domain::CompetenceArea`'s for the competence area); a reason not
+//! set is `None` and UNSPECIFIED on the wire.
 
-use ekb_domain::{month_start, oslo_date};
+use ekb_domain::{CompetenceArea, month_start, oslo_date};
 use ekb_proto::{
-    convert::{date_to_wire, timestamp_to_wire},
+    convert::{competence_area_to_wire, date_to_wire, timestamp_to_wire},
     v1,
 };
+use sqlx::types::Text;
 use time::{Date, OffsetDateTime};
 use uuid::Uuid;
 
@@ -38,8 +40,8 @@ pub struct Order {
     pub case_id: Uuid,
     /// County.
     pub county_code: String,
-    /// Competence area number.
-    pub competence_area: i32,
+    /// The case's competence area (an order is always under an agreement for it).
+    pub competence_area: Text<CompetenceArea>,
     /// Agreement.
     pub agreement_id: Uuid,
     /// Agreement reference.
@@ -160,10 +162,12 @@ pub struct Assignment {
 }
 
 impl Order {
-    /// A new order of `case` under `agreement`, requested at `now` (FUNDS_PENDING), charged to
-    /// `account` in `now`'s year; `previous_order_id` when it follows up an order.
+    /// A new order of `case` in its competence area `area` under `agreement`, requested at
+    /// `now` (FUNDS_PENDING), charged to `account` in `now`'s year; `previous_order_id` when it
+    /// follows up an order.
     pub fn requested(
         case: &Case,
+        area: CompetenceArea,
         agreement: &Agreement,
         account: &v1::BudgetAccount,
         assignment: Assignment,
@@ -175,7 +179,7 @@ impl Order {
             sequence: 0,
             case_id: case.case_id,
             county_code: case.county_code.clone(),
-            competence_area: case.competence_area,
+            competence_area: Text(area),
             agreement_id: agreement.agreement_id,
             agreement_reference: agreement.agreement_reference.clone(),
             supplier_organisation_number: agreement.supplier_organisation_number.clone(),
@@ -244,13 +248,18 @@ impl Order {
         }
     }
 
+    /// The contract's number of the order's competence area.
+    pub fn wire_area(&self) -> i32 {
+        competence_area_to_wire(self.competence_area.0) as i32
+    }
+
     /// The contract's order; `full` adds the contact person and the assignment (GetOrder).
     pub fn to_wire(&self, invoices: &[Invoice], full: bool) -> v1::Order {
         v1::Order {
             order_id: self.order_id.to_string(),
             case_id: self.case_id.to_string(),
             county_code: self.county_code.clone(),
-            competence_area: self.competence_area,
+            competence_area: self.wire_area(),
             agreement_id: self.agreement_id.to_string(),
             agreement_reference: self.agreement_reference.clone(),
             supplier_organisation_number: self.supplier_organisation_number.clone(),
@@ -310,7 +319,7 @@ impl Order {
             order_id: self.order_id.to_string(),
             case_id: self.case_id.to_string(),
             county_code: self.county_code.clone(),
-            competence_area: self.competence_area,
+            competence_area: self.wire_area(),
             agreement_id: self.agreement_id.to_string(),
             supplier_organisation_number: self.supplier_organisation_number.clone(),
             amount_ore: self.price_ore,

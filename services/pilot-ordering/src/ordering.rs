@@ -82,12 +82,20 @@ pub async fn place(
         .ok_or_else(|| ApiError::not_arrived_yet(format!("case {}", command.case_id)))?;
     let orders = store::orders_of_case(work.db(), case.case_id, false).await?;
     may_order(&case, &orders)?;
+    let not_arrived = || {
+        ApiError::not_arrived_yet(format!(
+            "the framework agreements for county {} and the case's competence area",
+            case.county_code
+        ))
+    };
+    // A PILOT case always has its area; one without is covered by no agreement known here.
+    let area = case.area().ok_or_else(not_arrived)?;
     let now = work.now();
     let today = oslo_date(now);
     let wanted = selection::Wanted {
         case_id: case.case_id,
         county: &case.county_code,
-        area: case.competence_area,
+        area,
         date: today,
         month: month_start(today),
         also_failed: None,
@@ -95,17 +103,9 @@ pub async fn place(
     let agreement = match selection::choose(work.db(), &wanted).await? {
         Ok(agreement) => agreement,
         Err(NoCandidate::NoActiveAgreement)
-            if !selection::knows_any_agreement(
-                work.db(),
-                &case.county_code,
-                case.competence_area,
-            )
-            .await? =>
+            if !selection::knows_any_agreement(work.db(), &case.county_code, area).await? =>
         {
-            return Err(ApiError::not_arrived_yet(format!(
-                "the framework agreements for county {} and the case's competence area",
-                case.county_code
-            )));
+            return Err(not_arrived());
         }
         Err(none) => return Err(ApiError::refused(none.reason(), none.message())),
     };
@@ -116,7 +116,15 @@ pub async fn place(
         description: command.assignment.clone(),
         employee_pseudonym: request.pseudonym.clone(),
     };
-    let order = Order::requested(&case, &agreement, &account(policy), assignment, None, now);
+    let order = Order::requested(
+        &case,
+        area,
+        &agreement,
+        &account(policy),
+        assignment,
+        None,
+        now,
+    );
     store::insert_order(
         work.db(),
         &order,

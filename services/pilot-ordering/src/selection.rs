@@ -10,6 +10,7 @@
 
 use std::cmp::Ordering;
 
+use ekb_domain::CompetenceArea;
 use sqlx::{AssertSqlSafe, PgConnection};
 use time::Date;
 use uuid::Uuid;
@@ -117,7 +118,7 @@ const ACTIVE_ON: &str =
 pub async fn active_agreements(
     db: &mut PgConnection,
     county: &str,
-    area: i32,
+    area: CompetenceArea,
     date: Date,
 ) -> Result<Vec<Agreement>, sqlx::Error> {
     sqlx::query_as(AssertSqlSafe(format!(
@@ -126,7 +127,7 @@ pub async fn active_agreements(
          WHERE a.county_code = $1 AND $2 = ANY(a.competence_areas) AND {ACTIVE_ON}"
     )))
     .bind(county)
-    .bind(area)
+    .bind(area.code())
     .bind(date)
     .fetch_all(db)
     .await
@@ -138,14 +139,14 @@ pub async fn active_agreements(
 pub async fn knows_any_agreement(
     db: &mut PgConnection,
     county: &str,
-    area: i32,
+    area: CompetenceArea,
 ) -> Result<bool, sqlx::Error> {
     sqlx::query_scalar(
         "SELECT EXISTS (SELECT 1 FROM agreements WHERE county_code = $1 \
          AND $2 = ANY(competence_areas))",
     )
     .bind(county)
-    .bind(area)
+    .bind(area.code())
     .fetch_one(db)
     .await
 }
@@ -229,8 +230,8 @@ pub struct Wanted<'a> {
     pub case_id: Uuid,
     /// Its county.
     pub county: &'a str,
-    /// Its competence area number.
-    pub area: i32,
+    /// Its competence area.
+    pub area: CompetenceArea,
     /// The order date.
     pub date: Date,
     /// The month whose capacity is counted.

@@ -57,7 +57,9 @@ fn subject(order: &Order) -> EventSubject {
 pub(crate) mod fixtures {
     //! An order as the unit tests start from.
 
+    use ekb_domain::CompetenceArea;
     use ekb_proto::v1;
+    use sqlx::types::Text;
     use time::{OffsetDateTime, macros::datetime};
     use uuid::Uuid;
 
@@ -77,7 +79,7 @@ pub(crate) mod fixtures {
             case_id: Uuid::now_v7(),
             sequence: 1,
             county_code: "34".to_owned(),
-            competence_area: 1,
+            competence_area: Some(Text(CompetenceArea::WorkplaceRelations)),
             flow: "PILOT".to_owned(),
             opened_at: datetime!(2027-03-03 09:00 UTC),
         }
@@ -108,6 +110,7 @@ pub(crate) mod fixtures {
     pub fn order(status: OrderStatus) -> Order {
         let mut order = Order::requested(
             &case(),
+            CompetenceArea::WorkplaceRelations,
             &agreement(1),
             &account(),
             Assignment {

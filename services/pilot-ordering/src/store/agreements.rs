@@ -1,5 +1,6 @@
 //! The agreement and expert read models (from the registry): an older version never overwrites a newer one.
 
+use ekb_domain::CompetenceArea;
 use sqlx::PgConnection;
 use time::{Date, OffsetDateTime};
 use uuid::Uuid;
@@ -19,8 +20,8 @@ pub struct AgreementState {
     pub supplier_name: String,
     /// County.
     pub county: String,
-    /// Area numbers.
-    pub areas: Vec<i32>,
+    /// The areas it covers (at least one).
+    pub areas: Vec<CompetenceArea>,
     /// Price.
     pub price_ore: i64,
     /// Ranking.
@@ -63,7 +64,13 @@ pub async fn upsert_agreement(
     .bind(&agreement.supplier)
     .bind(&agreement.supplier_name)
     .bind(&agreement.county)
-    .bind(&agreement.areas)
+    .bind(
+        agreement
+            .areas
+            .iter()
+            .map(CompetenceArea::code)
+            .collect::<Vec<_>>(),
+    )
     .bind(agreement.price_ore)
     .bind(agreement.ranking)
     .bind(agreement.capacity)

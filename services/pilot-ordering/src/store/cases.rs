@@ -1,6 +1,7 @@
 //! The case read model (from routing), the fallback noted on a case, and the PILOT cases no agreement covers any more.
 
-use sqlx::{AssertSqlSafe, PgConnection};
+use ekb_domain::CompetenceArea;
+use sqlx::{AssertSqlSafe, PgConnection, types::Text};
 use time::{Date, OffsetDateTime};
 
 use super::HOLDING;
@@ -15,8 +16,8 @@ pub struct Case {
     pub sequence: i64,
     /// County.
     pub county_code: String,
-    /// CompetenceArea number.
-    pub competence_area: i32,
+    /// The framework-agreement area; None when the employer chose its own expert.
+    pub competence_area: Option<Text<CompetenceArea>>,
     /// `PILOT` or `REGULAR`.
     pub flow: String,
     /// Opened.
@@ -24,6 +25,11 @@ pub struct Case {
 }
 
 impl Case {
+    /// The framework-agreement area; None when the employer chose its own expert.
+    pub fn area(&self) -> Option<CompetenceArea> {
+        self.competence_area.map(|Text(area)| area)
+    }
+
     /// Whether the case is in the pilot flow.
     pub fn is_pilot(&self) -> bool {
         self.flow == "PILOT"
@@ -39,8 +45,8 @@ pub struct RoutedCase<'a> {
     pub county: &'a str,
     /// The employer.
     pub employer: &'a str,
-    /// CompetenceArea number (0 when the employer chose no framework-agreement area).
-    pub area: i32,
+    /// The framework-agreement area; None when the employer chose its own expert.
+    pub area: Option<CompetenceArea>,
     /// Opened.
     pub opened_at: OffsetDateTime,
     /// When this service received it (the service clock).
@@ -61,7 +67,7 @@ pub async fn insert_case(
     .bind(case.case_id)
     .bind(case.county)
     .bind(case.employer)
-    .bind(case.area)
+    .bind(case.area.map(Text))
     .bind(flow)
     .bind(case.opened_at)
     .bind(case.received_at)
@@ -83,7 +89,7 @@ pub async fn set_case_regular(
     .bind(case.case_id)
     .bind(case.county)
     .bind(case.employer)
-    .bind(case.area)
+    .bind(case.area.map(Text))
     .bind(case.opened_at)
     .bind(case.received_at)
     .execute(db)

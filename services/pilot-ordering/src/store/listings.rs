@@ -1,7 +1,8 @@
 //! The listings: orders by status and county (ListOrders) and the PILOT cases with no order
 //! holding them (ListCasesAwaitingOrder), both paged by sequence.
 
-use sqlx::{AssertSqlSafe, PgConnection};
+use ekb_domain::CompetenceArea;
+use sqlx::{AssertSqlSafe, PgConnection, types::Text};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -41,8 +42,8 @@ pub struct AwaitingRow {
     pub case_id: Uuid,
     /// County.
     pub county_code: String,
-    /// CompetenceArea number.
-    pub competence_area: i32,
+    /// The framework-agreement area; None when the employer chose its own expert.
+    pub competence_area: Option<Text<CompetenceArea>>,
     /// Opened.
     pub opened_at: OffsetDateTime,
     /// Orders the case has had.

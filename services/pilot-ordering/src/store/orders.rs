@@ -241,7 +241,8 @@ async fn successor(
         &selection::Wanted {
             case_id: case.case_id,
             county: &case.county_code,
-            area: case.competence_area,
+            // The case's area, as its order carries it.
+            area: order.competence_area.0,
             date: today,
             month: month_start(today),
             also_failed: Some(order.agreement_id),

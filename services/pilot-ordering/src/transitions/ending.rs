@@ -154,8 +154,10 @@ impl Ending {
         self.follow_up = match &self.successor {
             Successor::Nothing => FollowUp::Nothing,
             Successor::Candidate { case, agreement } => {
+                // A follow-up is for the same case, so in the same area.
                 let next = Order::requested(
                     case,
+                    self.order.competence_area.0,
                     agreement,
                     account,
                     self.order.assignment(),

@@ -42,7 +42,7 @@ impl Order {
             reservation_id: self.reservation_id.clone(),
             placed_at: Some(timestamp_to_wire(now)),
             employee_pseudonym: self.employee_pseudonym.clone(),
-            competence_area: self.competence_area,
+            competence_area: self.wire_area(),
         };
         Effects::new()
             .audited_change(audit(
@@ -91,7 +91,7 @@ impl Order {
             order_id: self.order_id.to_string(),
             case_id: self.case_id.to_string(),
             county_code: self.county_code.clone(),
-            competence_area: self.competence_area,
+            competence_area: self.wire_area(),
             agreement_id: self.agreement_id.to_string(),
             expert_id: expert_id.map(|id| id.to_string()).unwrap_or_default(),
             case_opened_date: date_to_wire(opened),
