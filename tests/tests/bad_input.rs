@@ -1,6 +1,12 @@
 //! The bad-input corpus: bad checksums, unknown enums, empty fields, wrong dates, oversize
 //! strings. Each request must fail with INVALID_ARGUMENT naming the field (in the message and in
-//! the `BadRequest` details), and nothing may be stored or published.
+//! the `BadRequest` details), and nothing may be stored or published. A request that is valid but
+//! refused carries a reason from its service's contract: [`bad_input::refusal_reasons`] holds the
+//! reasons in the code and the contracts' refusal enums together.
+
+mod bad_input {
+    pub mod refusal_reasons;
+}
 
 use ekb_proto::v1::{self, CompetenceArea};
 use ekb_testkit::services::with_bearer;
