@@ -14,7 +14,10 @@ use ekb_platform::{
     ApiError,
     audit::AuditActor,
     change::{self, Audit, Decision},
-    messaging::{EventFields, HandlerError, Handles, UnitOfWork, parts::RoutedCase},
+    messaging::{
+        EventFields, HandlerError, Handles, UnitOfWork,
+        parts::{FlowChanged, RoutedCase},
+    },
 };
 use ekb_proto::v1::{self, EventEnvelope, GrantStatus};
 use prost::Name;
@@ -23,7 +26,6 @@ use uuid::Uuid;
 
 use crate::{
     config::Policy,
-    model,
     store::{self, Case, Stored},
 };
 
@@ -107,16 +109,16 @@ impl Handles<v1::CaseFlowChanged> for ApplicationsState {
         event: v1::CaseFlowChanged,
         _envelope: &EventEnvelope,
     ) -> Result<(), HandlerError> {
-        let fields = EventFields::of(&event);
+        let change = FlowChanged::read(&event)?;
         let case = Case {
-            case_id: fields.uuid("case_id", &event.case_id)?,
-            flow: fields.enumeration("to_flow", event.to_flow)?,
-            county_code: event.county_code,
-            employer_organisation_number: event.employer_organisation_number,
-            opened_at: model::instant(event.opened_at.as_ref()),
+            case_id: change.case_id,
+            flow: ekb_proto::convert::flow_to_wire(change.to_flow),
+            county_code: change.county.as_str().to_owned(),
+            employer_organisation_number: change.employer_organisation_number,
+            opened_at: change.opened_at,
         };
         let now = work.now();
-        store::change_flow(work.db(), &case, event.sequence.max(1), now).await?;
+        store::change_flow(work.db(), &case, change.sequence, now).await?;
         Ok(())
     }
 }

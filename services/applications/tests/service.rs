@@ -825,6 +825,10 @@ async fn only_regular_cases_that_arrived_take_applications_for_represented_emplo
                 sequence: 1,
                 county_code: "34".to_owned(),
                 employer_organisation_number: EMPLOYER.to_owned(),
+                opened_at: Some(prost_types::Timestamp {
+                    seconds: 1_793_000_000,
+                    nanos: 0,
+                }),
                 ..Default::default()
             },
         )

@@ -72,19 +72,17 @@ impl Handles<v1::CaseFlowChanged> for OrderingEvents {
         event: v1::CaseFlowChanged,
         _envelope: &EventEnvelope,
     ) -> Result<(), HandlerError> {
-        let fields = EventFields::of(&event);
-        let case_id = fields.uuid("case_id", &event.case_id)?;
-        if fields.enumeration::<v1::Flow>("to_flow", event.to_flow)? != v1::Flow::Regular {
-            return Err(fields.refuse("to_flow", "must be REGULAR"));
+        let change = parts::FlowChanged::read(&event)?;
+        if change.to_flow != ekb_domain::Flow::Regular {
+            return Err(EventFields::of(&event).refuse("to_flow", "must be REGULAR"));
         }
-        let opened_at = fields.instant("opened_at", event.opened_at.as_ref())?;
-        let county = fields.county("county_code", &event.county_code)?;
+        let case_id = change.case_id;
         let case = RoutedCase {
             case_id,
-            county: county.as_str(),
-            employer: &event.employer_organisation_number,
+            county: change.county.as_str(),
+            employer: &change.employer_organisation_number,
             area: None,
-            opened_at,
+            opened_at: change.opened_at,
             received_at: work.now(),
         };
         store::set_case_regular(work.db(), &case).await?;
@@ -99,21 +97,23 @@ impl Handles<v1::CaseFlowChanged> for OrderingEvents {
     }
 }
 
-/// The registry events that carry an agreement's full state.
-pub trait AgreementEvent: CarriesAgreement + prost::Name + Send + 'static {}
+ekb_platform::handle_with!(
+    OrderingEvents,
+    apply_agreement: v1::AgreementActivated,
+    v1::AgreementUpdated,
+    v1::AgreementEnded,
+);
 
-impl AgreementEvent for v1::AgreementActivated {}
-impl AgreementEvent for v1::AgreementUpdated {}
-impl AgreementEvent for v1::AgreementEnded {}
-
-impl<E: AgreementEvent> Handles<E> for OrderingEvents {
-    async fn handle(
+impl OrderingEvents {
+    /// Applies the agreement state any of the registry's agreement events carries; an agreement
+    /// that stopped moves its orders on.
+    async fn apply_agreement<E: CarriesAgreement + prost::Name>(
         &self,
         work: &mut UnitOfWork,
-        event: E,
+        event: &E,
         _envelope: &EventEnvelope,
     ) -> Result<(), HandlerError> {
-        let state = agreement_state(&event)?;
+        let state = agreement_state(event)?;
         let now = self.clock.now();
         let stored = store::upsert_agreement(work.db(), &state, now).await?;
         let today = oslo_date(now);
@@ -125,7 +125,9 @@ impl<E: AgreementEvent> Handles<E> for OrderingEvents {
     }
 }
 
-fn agreement_state<E: AgreementEvent>(event: &E) -> Result<AgreementState, HandlerError> {
+fn agreement_state<E: CarriesAgreement + prost::Name>(
+    event: &E,
+) -> Result<AgreementState, HandlerError> {
     let agreement = parts::AgreementState::read(event)?;
     Ok(AgreementState {
         agreement_id: agreement.agreement_id,

@@ -6,11 +6,12 @@
 use std::collections::HashSet;
 
 use ekb_domain::{AgreementCoverage, CompetenceArea, CountyCode};
-use ekb_platform::messaging::{HandlerError, Handles, UnitOfWork, parts::AgreementState};
+use ekb_platform::messaging::{HandlerError, UnitOfWork, parts::AgreementState};
 use ekb_proto::{
     events::CarriesAgreement,
     v1::{self, EventEnvelope},
 };
+use prost::Name;
 use time::Date;
 
 use crate::RoutingEvents;
@@ -36,23 +37,22 @@ impl AgreementCoverage for CoveredAreas {
     }
 }
 
-/// The registry events routing's read model applies alike, each carrying the agreement's full
-/// state: AgreementActivated, AgreementUpdated and AgreementEnded. (A trait of routing's own, so
-/// the one generic handler below can sit beside the handlers of other events.)
-pub trait AgreementEvent: CarriesAgreement + prost::Name + Send + 'static {}
+ekb_platform::handle_with!(
+    RoutingEvents,
+    apply_agreement: v1::AgreementActivated,
+    v1::AgreementUpdated,
+    v1::AgreementEnded,
+);
 
-impl AgreementEvent for v1::AgreementActivated {}
-impl AgreementEvent for v1::AgreementUpdated {}
-impl AgreementEvent for v1::AgreementEnded {}
-
-impl<E: AgreementEvent> Handles<E> for RoutingEvents {
-    async fn handle(
+impl RoutingEvents {
+    /// Applies the agreement state any of the registry's agreement events carries.
+    async fn apply_agreement<E: CarriesAgreement + Name>(
         &self,
         work: &mut UnitOfWork,
-        event: E,
+        event: &E,
         _envelope: &EventEnvelope,
     ) -> Result<(), HandlerError> {
-        store(work, &AgreementState::read(&event)?).await
+        store(work, &AgreementState::read(event)?).await
     }
 }
 

@@ -1,6 +1,7 @@
 //! Parts of the contract's events that several services read, read once: the routed case that
-//! CaseRouted carries (applications, pilot-ordering) and the agreement state the registry's
-//! agreement events carry (routing, pilot-ordering). Each is checked field by field with
+//! CaseRouted carries and the flow change CaseFlowChanged carries (applications,
+//! pilot-ordering), and the agreement state the registry's agreement events carry (routing,
+//! pilot-ordering). Each is checked field by field with
 //! [`EventFields`], so a part that breaks the contract is a permanent error naming the event, the
 //! field and the rule, the same in every consumer.
 
@@ -62,6 +63,42 @@ impl RoutedCase {
             employer_organisation_number: event.employer_organisation_number.clone(),
             opened_at: fields.instant("opened_at", event.opened_at.as_ref())?,
             framework_area,
+        })
+    }
+}
+
+/// A case's move to another flow, as CaseFlowChanged carries it, checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FlowChanged {
+    /// The case.
+    pub case_id: Uuid,
+    /// The flow it moved to.
+    pub to_flow: Flow,
+    /// The county of the workplace.
+    pub county: CountyCode,
+    /// The employer, as routing received it.
+    pub employer_organisation_number: String,
+    /// When the case was opened.
+    pub opened_at: OffsetDateTime,
+    /// The case's flow-change count (1 for its first change): a later change wins.
+    pub sequence: i32,
+}
+
+impl FlowChanged {
+    /// Reads `event`.
+    pub fn read(event: &v1::CaseFlowChanged) -> Result<Self, HandlerError> {
+        let fields = EventFields::of(event);
+        let to_flow = match fields.enumeration::<v1::Flow>("to_flow", event.to_flow)? {
+            v1::Flow::Pilot => Flow::Pilot,
+            _ => Flow::Regular,
+        };
+        Ok(FlowChanged {
+            case_id: fields.uuid("case_id", &event.case_id)?,
+            to_flow,
+            county: fields.county("county_code", &event.county_code)?,
+            employer_organisation_number: event.employer_organisation_number.clone(),
+            opened_at: fields.instant("opened_at", event.opened_at.as_ref())?,
+            sequence: event.sequence.max(1),
         })
     }
 }
