@@ -254,9 +254,7 @@ async fn bring_up_and_serve(stack: &mut Stack, options: &Options) -> anyhow::Res
             "data kept from earlier runs; --fresh starts empty"
         }
     );
-    let issuer = TestIssuer::start()
-        .await
-        .context("starting the local token issuer")?;
+    let issuer = start_issuer(&options.services).await?;
     println!(
         "Auth        OFF for the other services (auth.mode=disabled): no bearer token needed, no \
          role checks.\n            ON for {} (four eyes needs two people): tokens from a local \
@@ -399,6 +397,32 @@ fn local(port: u16) -> SocketAddr {
 }
 
 /// Fails if a port of `service` cannot be bound now, naming the flag that moves it.
+/// The local token issuer, on a port no service was given: the issuer takes an ephemeral port,
+/// which can be one a caller chose for a service (a free port found earlier is not held), so a
+/// port that collides is given back and another taken.
+async fn start_issuer(services: &[ServiceOptions]) -> anyhow::Result<TestIssuer> {
+    let taken: Vec<String> = services
+        .iter()
+        .flat_map(|service| [service.ports.grpc, service.ports.metrics])
+        .map(|port| format!(":{port}/"))
+        .collect();
+    for _ in 0..20 {
+        let issuer = TestIssuer::start()
+            .await
+            .context("starting the local token issuer")?;
+        if !taken
+            .iter()
+            .any(|port| issuer.jwks_url().contains(port.as_str()))
+        {
+            return Ok(issuer);
+        }
+        // Dropping it aborts its server task; let the runtime close the listener.
+        drop(issuer);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    bail!("the local token issuer found no port that no service was given")
+}
+
 fn ensure_free(service: &ServiceOptions) -> anyhow::Result<()> {
     let name = service.entry.name;
     for (port, what, flag) in [
