@@ -138,6 +138,20 @@ pub async fn connect(url: &str) -> anyhow::Result<PgConnection> {
     Ok(PgConnection::connect(url).await?)
 }
 
+/// A fresh database for `purpose` with `migrations` (SQL texts, in order) applied, as a schema
+/// stood before a migration under test; its name (for [`drop_database`]) and a connection.
+pub async fn database_at(
+    purpose: &str,
+    migrations: &[&'static str],
+) -> anyhow::Result<(String, PgConnection)> {
+    let database = fresh_database(purpose).await?;
+    let mut db = connect(&database.url).await?;
+    for migration in migrations {
+        sqlx::raw_sql(*migration).execute(&mut db).await?;
+    }
+    Ok((database.name, db))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

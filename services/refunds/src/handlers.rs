@@ -30,7 +30,7 @@ use crate::{
     },
     config::Rules,
     grant::Grant,
-    model::{ClaimRow, GrantRow, payable_amount},
+    model::{ClaimRow, GrantRow},
     payment::{Payments, log_outcome},
     published::{self, subject},
     store,
@@ -225,48 +225,7 @@ async fn submit_refund_claim(
         }
         _ => {}
     }
-    let days_late = (today - grant.refund_deadline).whole_days().max(0);
-    let claim = ClaimRow {
-        claim_id: Uuid::now_v7(),
-        grant_id: grant.grant_id,
-        case_id: grant.case_id,
-        request_id: command.request_id,
-        request_digest: digest,
-        employer_organisation_number: employer.clone(),
-        county_code: grant.county_code.clone(),
-        invoice_date: command.invoice_date,
-        invoice_reference: command.invoice_reference,
-        invoice_document_id: command.invoice_document_id,
-        expert_report_document_id: command.expert_report_document_id,
-        invoice_amount_ore: command.invoice_amount_ore,
-        payable_amount_ore: payable_amount(command.invoice_amount_ore, grant.granted_amount_ore),
-        assistance_start_date: command.start,
-        assistance_end_date: command.end,
-        submitted_at: now,
-        submitted_date: today,
-        refund_deadline_date: grant.refund_deadline,
-        late: days_late > 0,
-        days_late: i32::try_from(days_late).unwrap_or(i32::MAX),
-        status: ClaimStatus::Submitted,
-        rejection_reason: None,
-        rejection_explanation: String::new(),
-        decided_at: None,
-        decided_by: String::new(),
-        recommended_by: String::new(),
-        payout_amount_ore: None,
-        payout_reduction_reason: None,
-        payout_reduction_explanation: String::new(),
-        payment_status: None,
-        payment_attempt: 0,
-        payment_reference: String::new(),
-        paid_date: None,
-        failure_reason: None,
-        failure_detail: String::new(),
-        payment_sent_at: None,
-        payment_outcome_at: None,
-        payment_handed_at: None,
-        sequence: 0,
-    };
+    let claim = ClaimRow::submitted(&grant, command, digest, now, today);
     store::insert_claim(work.db(), &claim).await?;
     store::set_grant_status(work.db(), grant.grant_id, GrantStatus::ClaimPending).await?;
     work.publish(

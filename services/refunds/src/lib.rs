@@ -20,6 +20,8 @@ pub mod model;
 pub mod payment;
 pub mod published;
 pub mod store;
+#[cfg(test)]
+mod test_fixtures;
 pub mod trail;
 
 use std::sync::Arc;

@@ -15,6 +15,7 @@ use crate::codes::{
     ClaimStatus, ExtensionReason, FailureReason, GrantStatus, PaymentStatus, ReductionReason,
     RejectionReason, wire_or_unspecified,
 };
+use crate::commands::SubmitClaim;
 
 fn ts(at: Option<OffsetDateTime>) -> Option<prost_types::Timestamp> {
     at.map(timestamp_to_wire)
@@ -222,6 +223,63 @@ pub struct ClaimRow {
 }
 
 impl ClaimRow {
+    /// The claim `command` submits against `grant` at `now` (`today` in Oslo), its request
+    /// fingerprinted as `request_digest`: SUBMITTED, payable at most the granted amount, and late
+    /// by the days after the grant's refund deadline.
+    pub fn submitted(
+        grant: &GrantRow,
+        command: SubmitClaim,
+        request_digest: String,
+        now: OffsetDateTime,
+        today: Date,
+    ) -> Self {
+        let days_late = (today - grant.refund_deadline).whole_days().max(0);
+        ClaimRow {
+            claim_id: Uuid::now_v7(),
+            grant_id: grant.grant_id,
+            case_id: grant.case_id,
+            request_id: command.request_id,
+            request_digest,
+            employer_organisation_number: command.employer.as_str().to_owned(),
+            county_code: grant.county_code.clone(),
+            invoice_date: command.invoice_date,
+            invoice_reference: command.invoice_reference,
+            invoice_document_id: command.invoice_document_id,
+            expert_report_document_id: command.expert_report_document_id,
+            invoice_amount_ore: command.invoice_amount_ore,
+            payable_amount_ore: payable_amount(
+                command.invoice_amount_ore,
+                grant.granted_amount_ore,
+            ),
+            assistance_start_date: command.start,
+            assistance_end_date: command.end,
+            submitted_at: now,
+            submitted_date: today,
+            refund_deadline_date: grant.refund_deadline,
+            late: days_late > 0,
+            days_late: i32::try_from(days_late).unwrap_or(i32::MAX),
+            status: ClaimStatus::Submitted,
+            rejection_reason: None,
+            rejection_explanation: String::new(),
+            decided_at: None,
+            decided_by: String::new(),
+            recommended_by: String::new(),
+            payout_amount_ore: None,
+            payout_reduction_reason: None,
+            payout_reduction_explanation: String::new(),
+            payment_status: None,
+            payment_attempt: 0,
+            payment_reference: String::new(),
+            paid_date: None,
+            failure_reason: None,
+            failure_detail: String::new(),
+            payment_sent_at: None,
+            payment_outcome_at: None,
+            payment_handed_at: None,
+            sequence: 0,
+        }
+    }
+
     /// Calendar days from the case's opening to the assistance's start (0 when unknown).
     pub fn days_from_case_opened(&self, grant: &GrantRow) -> i32 {
         grant

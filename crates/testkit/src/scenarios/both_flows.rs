@@ -5,7 +5,7 @@ use anyhow::Context;
 use ekb_proto::v1;
 
 use super::{
-    Clients, People,
+    Clients, Narrator, People, Step,
     requests::get_reservation,
     waits::{answer, until},
 };
@@ -62,4 +62,23 @@ pub async fn reservation_in(
         Ok(found.filter(|found| found.status() == status))
     })
     .await
+}
+
+/// Waits until budget's reservation for `id` is SETTLED (the money disbursed, the rest released)
+/// and tells `narrator` ([`Step::Settled`]): the same last money step of both walks.
+pub async fn settled(
+    clients: &Clients,
+    narrator: &mut impl Narrator,
+    token: &str,
+    kind: v1::CommitmentKind,
+    id: &str,
+) -> anyhow::Result<v1::Reservation> {
+    let reservation =
+        reservation_in(clients, token, kind, id, v1::ReservationStatus::Settled).await?;
+    narrator
+        .step(Step::Settled {
+            reservation: &reservation,
+        })
+        .await?;
+    Ok(reservation)
 }

@@ -14,7 +14,7 @@ use ekb_proto::v1::{self, CompetenceArea, InvoicePaymentStatus, InvoiceStatus, O
 
 use super::{
     Clients, Narrator, People, Step,
-    both_flows::{open_case, reservation_in},
+    both_flows::{open_case, settled},
     requests,
     waits::{answer, until, when_known},
 };
@@ -240,19 +240,14 @@ pub async fn walk(
         .step(Step::InvoiceApproved { invoice: &approved })
         .await?;
 
-    let reservation = reservation_in(
+    let reservation = settled(
         clients,
+        narrator,
         &caseworker,
         v1::CommitmentKind::PilotOrder,
         &order_id,
-        v1::ReservationStatus::Settled,
     )
     .await?;
-    narrator
-        .step(Step::Settled {
-            reservation: &reservation,
-        })
-        .await?;
 
     let paid = until(
         "the payment system's answer (InvoicePaymentRecorded)",

@@ -12,7 +12,7 @@ use ekb_proto::v1::{self, ApplicationStatus, RefundClaimStatus, RefundPaymentSta
 
 use super::{
     Clients, Narrator, People, Step,
-    both_flows::{open_case, reservation_in},
+    both_flows::{open_case, settled},
     requests,
     waits::{answer, until, when_known},
 };
@@ -174,19 +174,14 @@ pub async fn walk(
         .step(Step::ClaimApproved { claim: &approved })
         .await?;
 
-    let reservation = reservation_in(
+    let reservation = settled(
         clients,
+        narrator,
         &caseworker,
         v1::CommitmentKind::Grant,
         &grant_id,
-        v1::ReservationStatus::Settled,
     )
     .await?;
-    narrator
-        .step(Step::Settled {
-            reservation: &reservation,
-        })
-        .await?;
 
     let claim_id = approved.claim_id.clone();
     let payment = until("the payment system's answer (PaymentCompleted)", || async {

@@ -4,7 +4,7 @@
 
 use ekb_applications::{codes::ApplicationStatus, store};
 use ekb_proto::v1;
-use ekb_testkit::postgres::{connect, drop_database, fresh_database};
+use ekb_testkit::postgres::{database_at, drop_database};
 use prost::Message as _;
 use sqlx::{Connection, PgConnection};
 use uuid::Uuid;
@@ -49,9 +49,7 @@ async fn insert(db: &mut PgConnection, status: &str) -> anyhow::Result<Uuid> {
 #[tokio::test]
 async fn stored_status_names_become_codes_the_work_list_finds_and_the_check_keeps()
 -> anyhow::Result<()> {
-    let database = fresh_database("applications_codes").await?;
-    let mut db = connect(&database.url).await?;
-    sqlx::raw_sql(BEFORE).execute(&mut db).await?;
+    let (name, mut db) = database_at("applications_codes", &[BEFORE]).await?;
     let mut stored = Vec::new();
     for status in ApplicationStatus::ALL {
         let name = status.to_wire().as_str_name();
@@ -83,5 +81,5 @@ async fn stored_status_names_become_codes_the_work_list_finds_and_the_check_keep
     );
 
     db.close().await?;
-    drop_database(&database.name).await
+    drop_database(&name).await
 }

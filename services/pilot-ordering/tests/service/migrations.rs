@@ -9,7 +9,7 @@ use ekb_pilot_ordering::codes::{
     OrderAbortReason, OrderCancellationReason, OrderExpiryReason, OrderStatus,
     SupplierDeclineReason,
 };
-use ekb_testkit::postgres::{connect, drop_database, fresh_database};
+use ekb_testkit::postgres::{database_at, drop_database};
 use sqlx::{AssertSqlSafe, Connection, PgConnection, types::Text};
 use uuid::Uuid;
 
@@ -25,11 +25,7 @@ const CODES: &str = include_str!("../../migrations/102_enums_are_stored_as_codes
 /// A database at the schema before migration 102, with one case; returns its name and a
 /// connection.
 async fn before_codes(purpose: &str) -> anyhow::Result<(String, PgConnection, Uuid)> {
-    let database = fresh_database(purpose).await?;
-    let mut db = connect(&database.url).await?;
-    for migration in BEFORE {
-        sqlx::raw_sql(migration).execute(&mut db).await?;
-    }
+    let (name, mut db) = database_at(purpose, &BEFORE).await?;
     let case_id = Uuid::now_v7();
     sqlx::query(
         "INSERT INTO cases (case_id, county_code, employer_organisation_number, competence_area, \
@@ -38,7 +34,7 @@ async fn before_codes(purpose: &str) -> anyhow::Result<(String, PgConnection, Uu
     .bind(case_id)
     .execute(&mut db)
     .await?;
-    Ok((database.name, db, case_id))
+    Ok((name, db, case_id))
 }
 
 /// Inserts an order of `case_id` with the enum columns set to `numbers` (status,
@@ -335,12 +331,8 @@ const AREAS: &str = include_str!("../../migrations/103_competence_areas_are_code
 
 /// A database at the schema before migration 103; returns its name and a connection.
 async fn before_areas(purpose: &str) -> anyhow::Result<(String, PgConnection)> {
-    let database = fresh_database(purpose).await?;
-    let mut db = connect(&database.url).await?;
-    for migration in BEFORE.into_iter().chain([CODES]) {
-        sqlx::raw_sql(migration).execute(&mut db).await?;
-    }
-    Ok((database.name, db))
+    let [initial, fingerprint] = BEFORE;
+    database_at(purpose, &[initial, fingerprint, CODES]).await
 }
 
 /// Inserts a case with competence area `number`, as the schema before 103 stored it.

@@ -1,12 +1,7 @@
 //! The claim's decisions without a database: each allowed change, each refusal with its
 //! contract reason, repeats that change nothing, and four eyes.
 
-use ekb_platform::{
-    ApiError,
-    auth::{Caller, Organisations},
-    change::Decision,
-    payment::PaymentOutcome,
-};
+use ekb_platform::{ApiError, change::Decision, payment::PaymentOutcome};
 use ekb_proto::v1;
 use time::{Date, OffsetDateTime, macros::date, macros::datetime};
 use uuid::Uuid;
@@ -14,8 +9,9 @@ use uuid::Uuid;
 use super::{Claim, DECIDER_IS_RECOMMENDER};
 use crate::{
     codes::{ClaimStatus, FailureReason, GrantStatus, PaymentStatus, RejectionReason},
-    commands::{Decide, Outcome, Recommend, Recommendation, RecordOutcome},
-    model::{ClaimRow, GrantRow},
+    commands::{Decide, Outcome, Recommend, Recommendation, RecordOutcome, SubmitClaim},
+    model::ClaimRow,
+    test_fixtures::{grant_row, person},
 };
 
 const NOW: OffsetDateTime = datetime!(2027-03-01 10:00 UTC);
@@ -24,86 +20,36 @@ const CASEWORKER: &str = "Z990001";
 const OTHER_CASEWORKER: &str = "Z990003";
 const DECIDER: &str = "Z990002";
 
-fn person(subject: &str) -> Caller {
-    Caller {
-        subject: subject.to_owned(),
-        client_id: None,
-        roles: Vec::new(),
-        organisations: Organisations::Listed(Vec::new()),
-    }
-}
-
-fn grant() -> GrantRow {
-    GrantRow {
-        grant_id: Uuid::now_v7(),
-        application_id: Uuid::now_v7(),
-        case_id: Uuid::now_v7(),
-        employer_organisation_number: "974760673".to_owned(),
-        county_code: "34".to_owned(),
-        employee_pseudonym: String::new(),
-        granted_amount_ore: 1_000_000,
-        grant_date: date!(2027 - 01 - 04),
-        application_submitted_date: None,
-        planned_start_date: None,
-        case_opened_date: None,
-        original_deadline: date!(2027 - 06 - 30),
-        refund_deadline: date!(2027 - 06 - 30),
-        granted_at: datetime!(2027-01-04 09:00 UTC),
-        competence_area: None,
-        expert: Vec::new(),
-        status: GrantStatus::ClaimPending,
-        expired_at: None,
-        cancelled_at: None,
-        had_rejected_claim: false,
-        ended_at: None,
-    }
-}
-
 /// A SUBMITTED claim of 800 000 øre against a grant of 1 000 000 øre.
 fn submitted() -> Claim {
-    let grant = grant();
+    let grant = grant_row(GrantStatus::ClaimPending);
+    let command = SubmitClaim {
+        request_id: Uuid::now_v7(),
+        grant_id: grant.grant_id,
+        employer: grant
+            .employer_organisation_number
+            .parse()
+            .expect("a valid organisation number"),
+        invoice_date: date!(2027 - 02 - 20),
+        invoice_reference: "F-1".to_owned(),
+        invoice_document_id: Uuid::now_v7(),
+        expert_report_document_id: Uuid::now_v7(),
+        invoice_amount_ore: 800_000,
+        start: date!(2027 - 01 - 10),
+        end: date!(2027 - 02 - 15),
+    };
+    let row = ClaimRow {
+        sequence: 1,
+        ..ClaimRow::submitted(
+            &grant,
+            command,
+            String::new(),
+            datetime!(2027-02-25 08:00 UTC),
+            date!(2027 - 02 - 25),
+        )
+    };
     Claim {
-        row: ClaimRow {
-            claim_id: Uuid::now_v7(),
-            grant_id: grant.grant_id,
-            case_id: grant.case_id,
-            request_id: Uuid::now_v7(),
-            request_digest: String::new(),
-            employer_organisation_number: grant.employer_organisation_number.clone(),
-            county_code: grant.county_code.clone(),
-            invoice_date: date!(2027 - 02 - 20),
-            invoice_reference: "F-1".to_owned(),
-            invoice_document_id: Uuid::now_v7(),
-            expert_report_document_id: Uuid::now_v7(),
-            invoice_amount_ore: 800_000,
-            payable_amount_ore: 800_000,
-            assistance_start_date: date!(2027 - 01 - 10),
-            assistance_end_date: date!(2027 - 02 - 15),
-            submitted_at: datetime!(2027-02-25 08:00 UTC),
-            submitted_date: date!(2027 - 02 - 25),
-            refund_deadline_date: grant.refund_deadline,
-            late: false,
-            days_late: 0,
-            status: ClaimStatus::Submitted,
-            rejection_reason: None,
-            rejection_explanation: String::new(),
-            decided_at: None,
-            decided_by: String::new(),
-            recommended_by: String::new(),
-            payout_amount_ore: None,
-            payout_reduction_reason: None,
-            payout_reduction_explanation: String::new(),
-            payment_status: None,
-            payment_attempt: 0,
-            payment_reference: String::new(),
-            paid_date: None,
-            failure_reason: None,
-            failure_detail: String::new(),
-            payment_sent_at: None,
-            payment_outcome_at: None,
-            payment_handed_at: None,
-            sequence: 1,
-        },
+        row,
         recommendations: Vec::new(),
         grant,
     }

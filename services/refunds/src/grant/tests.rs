@@ -1,61 +1,26 @@
 //! The grant's decisions without a database: deadline extensions (allowed, refused with their
 //! contract reasons, repeated) and applications' cancellations.
 
-use ekb_platform::{
-    ApiError,
-    auth::{Caller, Organisations},
-    change::Decision,
-};
+use ekb_platform::{ApiError, auth::Caller, change::Decision};
 use time::{Duration, OffsetDateTime, macros::date, macros::datetime};
-use uuid::Uuid;
 
 use super::Grant;
 use crate::{
     codes::{ExtensionReason, GrantStatus},
     commands::Extend,
-    model::GrantRow,
+    test_fixtures::{grant_row, person},
 };
 
 const NOW: OffsetDateTime = datetime!(2027-03-01 10:00 UTC);
 const MAX_EXTENSION_DAYS: i64 = 180;
 
 fn caseworker() -> Caller {
-    Caller {
-        subject: "Z990001".to_owned(),
-        client_id: None,
-        roles: Vec::new(),
-        organisations: Organisations::Listed(Vec::new()),
-    }
+    person("Z990001")
 }
 
 /// A grant in `status`, deadline 2027-06-30, with no extension.
 fn grant(status: GrantStatus) -> Grant {
-    Grant::new(
-        GrantRow {
-            grant_id: Uuid::now_v7(),
-            application_id: Uuid::now_v7(),
-            case_id: Uuid::now_v7(),
-            employer_organisation_number: "974760673".to_owned(),
-            county_code: "34".to_owned(),
-            employee_pseudonym: String::new(),
-            granted_amount_ore: 1_000_000,
-            grant_date: date!(2027 - 01 - 04),
-            application_submitted_date: None,
-            planned_start_date: None,
-            case_opened_date: None,
-            original_deadline: date!(2027 - 06 - 30),
-            refund_deadline: date!(2027 - 06 - 30),
-            granted_at: datetime!(2027-01-04 09:00 UTC),
-            competence_area: None,
-            expert: Vec::new(),
-            status,
-            expired_at: None,
-            cancelled_at: None,
-            had_rejected_claim: false,
-            ended_at: None,
-        },
-        Vec::new(),
-    )
+    Grant::new(grant_row(status), Vec::new())
 }
 
 fn extend(grant: &Grant, days_after_original: i64) -> Extend {

@@ -10,7 +10,7 @@ use ekb_refunds::{
     },
     store,
 };
-use ekb_testkit::postgres::{connect, drop_database, fresh_database};
+use ekb_testkit::postgres::{database_at, drop_database};
 use sqlx::{Connection, PgConnection, types::Text};
 use uuid::Uuid;
 
@@ -25,12 +25,7 @@ const CODES: &str = include_str!("../../migrations/102_enums_as_short_codes.sql"
 
 /// A database at the schema before migration 102; its name and a connection.
 async fn before_codes(purpose: &str) -> anyhow::Result<(String, PgConnection)> {
-    let database = fresh_database(purpose).await?;
-    let mut db = connect(&database.url).await?;
-    for migration in BEFORE {
-        sqlx::raw_sql(migration).execute(&mut db).await?;
-    }
-    Ok((database.name, db))
+    database_at(purpose, &BEFORE).await
 }
 
 /// Inserts a grant as the schema before 102 stored it: `status` and `area` contract names.
