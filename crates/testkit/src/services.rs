@@ -190,8 +190,25 @@ pub async fn wait_until_serving(addr: SocketAddr, timeout: Duration) -> anyhow::
     }
 }
 
-/// A free TCP port on 127.0.0.1 (bound and released; tiny race accepted in tests).
+/// A free TCP port on 127.0.0.1 for a process to listen on later (bound and released), chosen at
+/// random below the kernel's ephemeral range: a port from that range (what binding port 0
+/// gives) can be taken meanwhile as the local port of any outgoing connection on the machine —
+/// to PostgreSQL, to the broker — and a service then fails to start with "address in use".
 pub fn free_local_addr() -> anyhow::Result<SocketAddr> {
+    use std::hash::BuildHasher as _;
+    const LOWEST: u16 = 10_000;
+    let ephemeral_start = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32_768);
+    let span = ephemeral_start.saturating_sub(LOWEST).max(1);
+    for attempt in 0..500u32 {
+        let random = std::collections::hash_map::RandomState::new().hash_one(attempt);
+        let port = LOWEST + u16::try_from(random % u64::from(span)).unwrap_or(0);
+        if let Ok(listener) = std::net::TcpListener::bind(("127.0.0.1", port)) {
+            return Ok(listener.local_addr()?);
+        }
+    }
     let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
     Ok(listener.local_addr()?)
 }
