@@ -3,14 +3,18 @@
 //! Deadlines, expiry and retention jobs, resends and sweeps all depend on the time; their tests
 //! must cross midnight in Oslo, a DST switch and the year boundary without waiting. So services
 //! never call `OffsetDateTime::now_utc()` in domain code: they ask a [`Clock`], which is the
-//! [`SystemClock`] in production and a [`ManualClock`] that tests set and advance.
+//! [`SystemClock`] in production, a [`ManualClock`] that tests set and advance, an
+//! [`OffsetClock`] for a development run on another day, and a [`FileClock`] that a simulation
+//! moves for every service at once ([`ClockFile`]).
 
 use std::{
     fmt,
+    path::{Path, PathBuf},
     sync::{Arc, Mutex},
 };
 
-use time::{Duration, OffsetDateTime};
+use anyhow::Context;
+use time::{Duration, OffsetDateTime, format_description::well_known::Rfc3339};
 
 /// A source of the current instant.
 pub trait Clock: Send + Sync + fmt::Debug {
@@ -92,10 +96,136 @@ impl Clock for OffsetClock {
     }
 }
 
+/// A clock that shows what a clock file says: the simulator's shared time (ADR 0031). Every
+/// service of a simulation reads the same file, so one write moves the whole system's "now" —
+/// RPC validation, stored timestamps, deadlines, jobs and event times alike. The file is read on
+/// every call (a few microseconds; the simulator's next call must see the new day), and the time
+/// never goes back within a process: a read that fails or shows an earlier instant keeps the
+/// last one.
+#[derive(Debug)]
+pub struct FileClock {
+    path: PathBuf,
+    last: Mutex<OffsetDateTime>,
+}
+
+impl FileClock {
+    /// A clock reading `path`, which must hold an instant already.
+    pub fn open(path: &Path) -> anyhow::Result<Self> {
+        let now = read_instant(path)?;
+        Ok(FileClock {
+            path: path.to_owned(),
+            last: Mutex::new(now),
+        })
+    }
+}
+
+impl Clock for FileClock {
+    fn now(&self) -> OffsetDateTime {
+        let read = read_instant(&self.path);
+        let mut last = self
+            .last
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match read {
+            Ok(at) if at > *last => *last = at,
+            Ok(_) => {}
+            Err(error) => {
+                tracing::warn!(error = %format!("{error:#}"), "clock file unreadable; time stands still")
+            }
+        }
+        *last
+    }
+}
+
+/// The simulator's side of a [`FileClock`]: sets the instant every service of the simulation
+/// reads. A write is a new file renamed over the old one, so a reader sees the old instant or
+/// the new one, never half of either.
+#[derive(Debug, Clone)]
+pub struct ClockFile {
+    path: PathBuf,
+}
+
+impl ClockFile {
+    /// A clock file at `path` (its directory is created); nothing is written until [`set`](Self::set).
+    pub fn create(path: &Path) -> anyhow::Result<Self> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
+        Ok(ClockFile {
+            path: path.to_owned(),
+        })
+    }
+
+    /// Where the file is (what the services' `clock.file` names).
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Makes every reader's now `at`.
+    pub fn set(&self, at: OffsetDateTime) -> anyhow::Result<()> {
+        let text = to_micros(at)
+            .format(&Rfc3339)
+            .context("formatting the clock's instant")?;
+        let temporary = self.path.with_extension("next");
+        std::fs::write(&temporary, text)
+            .with_context(|| format!("writing {}", temporary.display()))?;
+        std::fs::rename(&temporary, &self.path)
+            .with_context(|| format!("moving the clock file to {}", self.path.display()))
+    }
+}
+
+/// The instant in clock file `path`.
+fn read_instant(path: &Path) -> anyhow::Result<OffsetDateTime> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading the clock file {}", path.display()))?;
+    let at = OffsetDateTime::parse(text.trim(), &Rfc3339).with_context(|| {
+        format!(
+            "the clock file {} must hold one RFC 3339 instant",
+            path.display()
+        )
+    })?;
+    Ok(to_micros(at))
+}
+
 /// `at` cut to whole microseconds, so what a service returns equals what it stored.
 fn to_micros(at: OffsetDateTime) -> OffsetDateTime {
     at.replace_nanosecond(at.nanosecond() / 1_000 * 1_000)
         .unwrap_or(at)
+}
+
+#[cfg(test)]
+mod file_tests {
+    use time::macros::datetime;
+
+    use super::*;
+
+    #[test]
+    fn every_reader_of_a_clock_file_shows_what_was_last_written_and_never_goes_back() {
+        let dir = std::env::temp_dir().join(format!("ekb-clock-{}", uuid::Uuid::new_v4()));
+        let writer = ClockFile::create(&dir.join("clock")).expect("created");
+        assert!(
+            FileClock::open(writer.path()).is_err(),
+            "nothing written yet"
+        );
+        writer
+            .set(datetime!(2027-03-01 08:00:00.1234567 UTC))
+            .expect("set");
+        let first = FileClock::open(writer.path()).expect("opens");
+        let second = FileClock::open(writer.path()).expect("opens");
+        assert_eq!(first.now(), datetime!(2027-03-01 08:00:00.123456 UTC));
+        writer.set(datetime!(2027-03-02 08:00 UTC)).expect("set");
+        assert_eq!(first.now(), datetime!(2027-03-02 08:00 UTC));
+        assert_eq!(second.now(), datetime!(2027-03-02 08:00 UTC));
+        writer.set(datetime!(2027-01-01 08:00 UTC)).expect("set");
+        assert_eq!(first.now(), datetime!(2027-03-02 08:00 UTC), "never back");
+        std::fs::remove_file(writer.path()).expect("removed");
+        assert_eq!(
+            first.now(),
+            datetime!(2027-03-02 08:00 UTC),
+            "unreadable: stands"
+        );
+        let _ = std::fs::remove_dir_all(dir);
+    }
 }
 
 #[cfg(test)]

@@ -91,15 +91,21 @@ pub struct PlatformConfig {
     pub clock: ClockConfig,
 }
 
-/// Where a service's "now" comes from (ADR 0029): the system clock, unless `start` is set, when
-/// the service's time starts at that instant and runs on at the system clock's pace — for a
-/// development run or a simulation on a chosen day. Refused with `auth.mode = "jwt"` unless
-/// `allow_with_jwt` says so on purpose; the chart's values never set it.
+/// Where a service's "now" comes from (ADRs 0029 and 0031): the system clock, unless `start` is
+/// set, when the service's time starts at that instant and runs on at the system clock's pace —
+/// for a development run on a chosen day — or `file` is set, when the service's time is what
+/// that file says, moved by the simulator for every service at once. Either is refused with
+/// `auth.mode = "jwt"` unless `allow_with_jwt` says so on purpose; the chart's values never set
+/// them.
 #[derive(Debug, Clone, Deserialize)]
 pub struct ClockConfig {
     /// The instant the service's time starts at, RFC 3339 (e.g. `2027-06-01T08:00:00Z`).
     #[serde(default, with = "time::serde::rfc3339::option")]
     pub start: Option<time::OffsetDateTime>,
+    /// A shared clock file (one RFC 3339 instant) the service reads its time from, written by
+    /// the simulator (`ekb_platform::clock::ClockFile`).
+    #[serde(default)]
+    pub file: Option<std::path::PathBuf>,
     /// Allows `start` with JWT authentication (a simulation against a real identity provider).
     pub allow_with_jwt: bool,
 }
@@ -598,12 +604,22 @@ impl PlatformConfig {
                 }
             }
         }
-        if self.clock.start.is_some()
+        if self.clock.start.is_some() && self.clock.file.is_some() {
+            return Err(ConfigError::invalid(
+                "clock.file",
+                "cannot be set together with clock.start (one source of simulated time)",
+            ));
+        }
+        let simulated = [
+            ("clock.start", self.clock.start.is_some()),
+            ("clock.file", self.clock.file.is_some()),
+        ];
+        if let Some((key, _)) = simulated.into_iter().find(|(_, set)| *set)
             && self.auth.mode == AuthMode::Jwt
             && !self.clock.allow_with_jwt
         {
             return Err(ConfigError::invalid(
-                "clock.start",
+                key,
                 "is refused with auth.mode jwt (a service on simulated time must not serve real \
                  callers); set clock.allow_with_jwt = true only for a simulation on purpose",
             ));
@@ -660,6 +676,16 @@ mod tests {
         assert!(refused.to_string().contains("clock.start"), "{refused}");
         let allowed = [jwt.as_slice(), &[("clock.allow_with_jwt", "true")]].concat();
         assert!(load(&allowed).is_ok());
+        let shared = [&jwt[..3], &[("clock.file", "/tmp/ekb-sim/clock")]].concat();
+        let refused = load(&shared).expect_err("a shared clock file with jwt");
+        assert!(refused.to_string().contains("clock.file"), "{refused}");
+        let both = load(&[
+            ("auth.mode", "disabled"),
+            ("clock.start", start),
+            ("clock.file", "/tmp/ekb-sim/clock"),
+        ])
+        .expect_err("two sources of simulated time");
+        assert!(both.to_string().contains("clock.start"), "{both}");
         assert_eq!(
             load(&[("auth.mode", "disabled")])
                 .expect("loads")

@@ -19,7 +19,7 @@ use tonic::{server::NamedService, service::Routes};
 
 use crate::{
     auth::RpcRoles,
-    clock::{OffsetClock, SharedClock, SystemClock},
+    clock::{Clock, FileClock, OffsetClock, SharedClock, SystemClock},
     config::{ConfigError, ConfigLoader, ServiceConfig},
     error::ConstraintMessages,
     grpc::{
@@ -135,15 +135,27 @@ pub async fn run<S: ServiceDescription>(
     listeners: Listeners,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let clock: SharedClock = match config.platform.clock.start {
-        None => Arc::new(SystemClock),
-        Some(start) => {
+    let clock: SharedClock = match (&config.platform.clock.start, &config.platform.clock.file) {
+        (None, None) => Arc::new(SystemClock),
+        (Some(start), _) => {
             tracing::warn!(
                 service = S::NAME,
                 %start,
                 "this service runs on SIMULATED TIME (clock.start): its now started at {start}"
             );
-            Arc::new(OffsetClock::starting_at(start))
+            Arc::new(OffsetClock::starting_at(*start))
+        }
+        (None, Some(file)) => {
+            let clock = FileClock::open(file)?;
+            tracing::warn!(
+                service = S::NAME,
+                file = %file.display(),
+                now = %clock.now(),
+                "this service runs on SIMULATED TIME (clock.file): its now is what the \
+                 simulator writes to {}",
+                file.display()
+            );
+            Arc::new(clock)
         }
     };
     run_with_clock::<S>(config, listeners, shutdown, clock).await
