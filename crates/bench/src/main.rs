@@ -35,9 +35,7 @@ mod idle_cpu;
 mod load;
 mod machine;
 mod options;
-mod pgbench;
 mod postgres;
-mod process_stats;
 mod results;
 mod run_guard;
 mod stack;
@@ -47,6 +45,8 @@ mod throughput;
 mod workload;
 
 use std::process::ExitCode;
+
+use ekb_bench::{pgbench, process_stats};
 
 use clap::Parser;
 

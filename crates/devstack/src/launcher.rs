@@ -91,22 +91,59 @@ impl Signals {
 }
 
 /// What has been started so far, so that whatever happens — an error, a signal at any step —
-/// exactly that gets stopped.
+/// exactly that gets stopped. The simulator starts the same stack ([`start_system`]) and
+/// restarts its services when its fault schedule kills them ([`Stack::restart`]).
 #[derive(Default)]
-struct Stack {
-    broker: Option<TestBroker>,
+pub struct Stack {
+    /// The broker (embedded, or the external cluster's address).
+    pub broker: Option<TestBroker>,
     /// The services spawned so far, in catalog order.
-    services: Vec<ServiceProcess>,
+    pub services: Vec<ServiceProcess>,
+    /// The settings each service was spawned with (same order), to start it again.
+    pub settings: Vec<TestSettings>,
     /// The local token issuer the four-eyes services trust (`demo_callers`).
-    issuer: Option<TestIssuer>,
+    pub issuer: Option<TestIssuer>,
+    /// Where the services' logs go.
+    pub log_dir: PathBuf,
     /// Set once the demo table has been printed.
     up: bool,
 }
 
 impl Stack {
+    /// Starts service `index` again on its ports with its settings (after it died or was
+    /// killed), logging to a new file beside the first (`<name>-<n>.log`), and waits until it
+    /// serves.
+    pub async fn restart(&mut self, index: usize) -> anyhow::Result<()> {
+        let service = self
+            .services
+            .get(index)
+            .context("no service at that index")?;
+        let name = service.name.clone();
+        let (grpc, metrics) = (service.grpc_addr, service.metrics_addr);
+        let settings = self.settings.get(index).context("no settings")?.clone();
+        let starts = 1 + std::fs::read_dir(&self.log_dir)
+            .map(|dir| {
+                dir.filter_map(Result::ok)
+                    .filter(|entry| {
+                        entry
+                            .file_name()
+                            .to_string_lossy()
+                            .starts_with(&format!("{name}-"))
+                    })
+                    .count()
+            })
+            .unwrap_or(0);
+        let log = self.log_dir.join(format!("{name}-{starts}.log"));
+        let mut process =
+            ServiceProcess::spawn_at(&name, &settings, grpc, metrics, &log, ProcessGroup::Own)?;
+        process.wait_until_serving(SERVING_TIMEOUT).await?;
+        self.services[index] = process;
+        Ok(())
+    }
+
     /// SIGTERM to every service, waits for all of them, then stops the broker. Fails if a
     /// service that had reached SERVING did not exit cleanly.
-    async fn stop(&mut self) -> anyhow::Result<()> {
+    pub async fn stop(&mut self) -> anyhow::Result<()> {
         let mut stopped: Vec<String> = self
             .services
             .iter()
@@ -193,6 +230,49 @@ async fn bring_up_and_serve(stack: &mut Stack, options: &Options) -> anyhow::Res
             Arc::new(OffsetClock::starting_at(start))
         }
     };
+    start_system(stack, options).await?;
+    demo::run(&stack.services).await?;
+    budget_demo::run(&stack.services, clock.as_ref()).await?;
+    if let Some(issuer) = &stack.issuer {
+        regular_flow_demo::run(&stack.services, issuer, options.fresh, clock.as_ref()).await?;
+        pilot_flow_demo::run(&stack.services, issuer, options.fresh, clock.as_ref()).await?;
+    }
+    stack.up = true;
+    if options.exit_after_demo {
+        println!("\n--exit-after-demo: stopping…");
+        return Ok(());
+    }
+    println!(
+        "\n{}",
+        instructions::how_to_call(
+            &stack.services,
+            stack
+                .broker
+                .as_ref()
+                .map_or("", TestBroker::bootstrap_servers),
+            &options.topic_prefix,
+            budget_demo::budget_year_now(clock.as_ref())
+        )
+    );
+    if let Some(issuer) = &stack.issuer {
+        println!(
+            "{}",
+            demo_callers::token_instructions(issuer, &stack.services)
+        );
+    }
+    println!("Press Ctrl-C to stop.");
+    loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        for service in &mut stack.services {
+            service.ensure_running()?;
+        }
+    }
+}
+
+/// Starts the broker (or uses `EKB__KAFKA__BROKERS`'s), the topics, the databases, the local
+/// token issuer and every service of `options` into `stack`, and waits until all serve: the
+/// system as `make run` and `make simulate` run it.
+pub async fn start_system(stack: &mut Stack, options: &Options) -> anyhow::Result<()> {
     let clock_start = options
         .clock_start
         .map(|start| start.format(&time::format_description::well_known::Rfc3339))
@@ -203,6 +283,7 @@ async fn bring_up_and_serve(stack: &mut Stack, options: &Options) -> anyhow::Res
         Some(dir) => dir.clone(),
         None => default_log_dir()?,
     };
+    stack.log_dir = log_dir.clone();
     let broker_options = BrokerOptions {
         process_group: ProcessGroup::Own,
         log_path: Some(log_dir.join(format!("{MOCK_BROKER_BIN_NAME}.log"))),
@@ -285,6 +366,11 @@ async fn bring_up_and_serve(stack: &mut Stack, options: &Options) -> anyhow::Res
                 .with("clock.start", start.clone())
                 .with("clock.allow_with_jwt", "true");
         }
+        if let Some(file) = &options.clock_file {
+            settings = settings
+                .with("clock.file", file.display().to_string())
+                .with("clock.allow_with_jwt", "true");
+        }
         for setting in options
             .settings
             .iter()
@@ -296,6 +382,7 @@ async fn bring_up_and_serve(stack: &mut Stack, options: &Options) -> anyhow::Res
         stack
             .services
             .push(spawn_service(service, &settings, &log_dir)?);
+        stack.settings.push(settings);
     }
     let mut logs: Vec<&str> = options.services.iter().map(|s| s.entry.name).collect();
     if !stack.broker.as_ref().is_some_and(TestBroker::is_external) {
@@ -308,40 +395,7 @@ async fn bring_up_and_serve(stack: &mut Stack, options: &Options) -> anyhow::Res
     );
 
     stack.issuer = Some(issuer);
-    wait_until_serving(&mut stack.services).await?;
-    demo::run(&stack.services).await?;
-    budget_demo::run(&stack.services, clock.as_ref()).await?;
-    if let Some(issuer) = &stack.issuer {
-        regular_flow_demo::run(&stack.services, issuer, options.fresh, clock.as_ref()).await?;
-        pilot_flow_demo::run(&stack.services, issuer, options.fresh, clock.as_ref()).await?;
-    }
-    stack.up = true;
-    if options.exit_after_demo {
-        println!("\n--exit-after-demo: stopping…");
-        return Ok(());
-    }
-    println!(
-        "\n{}",
-        instructions::how_to_call(
-            &stack.services,
-            &brokers,
-            &options.topic_prefix,
-            budget_demo::budget_year_now(clock.as_ref())
-        )
-    );
-    if let Some(issuer) = &stack.issuer {
-        println!(
-            "{}",
-            demo_callers::token_instructions(issuer, &stack.services)
-        );
-    }
-    println!("Press Ctrl-C to stop.");
-    loop {
-        tokio::time::sleep(Duration::from_secs(1)).await;
-        for service in &mut stack.services {
-            service.ensure_running()?;
-        }
-    }
+    wait_until_serving(&mut stack.services).await
 }
 
 /// Waits until every service reports SERVING (all at once), printing where each listens.

@@ -52,6 +52,9 @@ pub struct Options {
     pub settings: Vec<ServiceSetting>,
     /// Runs every service and the walks on simulated time from this instant (`--clock-start`).
     pub clock_start: Option<time::OffsetDateTime>,
+    /// Runs every service on the shared clock file a simulation moves (ADR 0031; set by
+    /// `ekb-simulate`, not a flag of `ekb-dev`).
+    pub clock_file: Option<PathBuf>,
 }
 
 impl Default for Options {
@@ -74,6 +77,7 @@ impl Default for Options {
             log_dir: None,
             settings: Vec::new(),
             clock_start: None,
+            clock_file: None,
         }
     }
 }

@@ -123,6 +123,16 @@ impl MunicipalityStructure {
         codes.iter().filter_map(|code| CountyCode::parse(code).ok())
     }
 
+    /// The structure's municipalities in `county`, in code order (a simulation spreads its
+    /// cases over them).
+    pub fn municipalities_in(&self, county: CountyCode) -> Vec<MunicipalityNumber> {
+        self.municipalities()
+            .iter()
+            .filter(|(code, _)| code.starts_with(county.as_str()))
+            .filter_map(|(code, _)| MunicipalityNumber::parse(code).ok())
+            .collect()
+    }
+
     /// `(code, name)` for every municipality, sorted by code.
     fn municipalities(&self) -> &'static [(&'static str, &'static str)] {
         match self {
@@ -220,6 +230,19 @@ mod tests {
         assert_eq!(hamar.county(), CountyCode::INNLANDET);
         let oslo: MunicipalityNumber = "0301".parse().expect("valid");
         assert_eq!(oslo.county().as_str(), "03");
+    }
+
+    #[test]
+    fn every_2024_county_has_its_municipalities_and_only_them() {
+        let structure = MunicipalityStructure::Y2024;
+        let mut total = 0;
+        for county in CountyCode::all_2024() {
+            let municipalities = structure.municipalities_in(county);
+            assert!(!municipalities.is_empty(), "{county}");
+            assert!(municipalities.iter().all(|m| m.county() == county));
+            total += municipalities.len();
+        }
+        assert_eq!(total, 357);
     }
 
     #[test]

@@ -14,8 +14,14 @@
 //!
 //! ```text
 //! ekb-mock-broker [--brokers N] [--partitions N] [--topics a,b,c] [--port-file PATH]
-//!                 [--exit-on-stdin-eof]
+//!                 [--control-file PATH] [--exit-on-stdin-eof]
 //! ```
+//!
+//! With `--control-file`, the broker looks for that file every 100 ms and obeys the commands in
+//! it, one per line, then removes it (the writer's acknowledgement): `down ID` and `up ID` take
+//! broker ID (1-based) down and up again, `produce-errors N` makes the next N produce requests
+//! fail with a retriable error, `rtt ID MS` delays broker ID's responses. This is how the year
+//! simulator injects broker faults (librdkafka's mock cluster can, the Kafka protocol cannot).
 //!
 //! Once the cluster listens, the process prints one line `bootstrap_servers=<servers>` on
 //! stdout and, with `--port-file`, writes the bare servers string to that file atomically
@@ -47,7 +53,7 @@ const MOCK_AUTO_CREATE_PARTITIONS: i32 = 4;
 
 /// Command-line usage, printed for `--help` and after an argument error.
 const USAGE: &str = "usage: ekb-mock-broker [--brokers N] [--partitions N] [--topics a,b,c] \
-                     [--port-file PATH] [--exit-on-stdin-eof]";
+                     [--port-file PATH] [--control-file PATH] [--exit-on-stdin-eof]";
 
 /// What the command line asked for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,6 +66,8 @@ struct Options {
     topics: Vec<String>,
     /// Where to write the bootstrap servers string once ready.
     port_file: Option<PathBuf>,
+    /// Where to look for fault commands.
+    control_file: Option<PathBuf>,
     /// Exit when stdin reaches end-of-file (the parent process is gone).
     exit_on_stdin_eof: bool,
 }
@@ -71,6 +79,7 @@ impl Default for Options {
             partitions: MOCK_AUTO_CREATE_PARTITIONS,
             topics: Vec::new(),
             port_file: None,
+            control_file: None,
             exit_on_stdin_eof: false,
         }
     }
@@ -115,6 +124,7 @@ where
                     .collect();
             }
             "--port-file" => options.port_file = Some(PathBuf::from(value()?)),
+            "--control-file" => options.control_file = Some(PathBuf::from(value()?)),
             "--exit-on-stdin-eof" => options.exit_on_stdin_eof = true,
             "-h" | "--help" => return Ok(Command::Help),
             other => return Err(format!("unknown argument `{other}`")),
@@ -174,6 +184,86 @@ async fn shutdown_requested(exit_on_stdin_eof: bool) -> anyhow::Result<&'static 
     Ok(reason)
 }
 
+/// A fault command of the control file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Control {
+    /// Takes a broker down.
+    Down(i32),
+    /// Brings it up again.
+    Up(i32),
+    /// The next N produce requests fail with a retriable error.
+    ProduceErrors(usize),
+    /// Delays a broker's responses by this many milliseconds.
+    RoundTrip(i32, u64),
+}
+
+/// Parses one command line of the control file.
+fn parse_control(line: &str) -> Result<Control, String> {
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let number = |index: usize| -> Result<i64, String> {
+        words
+            .get(index)
+            .and_then(|word| word.parse::<i64>().ok())
+            .filter(|value| *value >= 0)
+            .ok_or_else(|| format!("`{line}`: argument {index} must be a number"))
+    };
+    let broker = |index| number(index).and_then(|id| i32::try_from(id).map_err(|e| e.to_string()));
+    match words.first().copied() {
+        Some("down") => Ok(Control::Down(broker(1)?)),
+        Some("up") => Ok(Control::Up(broker(1)?)),
+        Some("produce-errors") => Ok(Control::ProduceErrors(
+            usize::try_from(number(1)?).map_err(|e| e.to_string())?,
+        )),
+        Some("rtt") => Ok(Control::RoundTrip(
+            broker(1)?,
+            u64::try_from(number(2)?).map_err(|e| e.to_string())?,
+        )),
+        _ => Err(format!(
+            "`{line}`: unknown command (down, up, produce-errors, rtt)"
+        )),
+    }
+}
+
+/// Obeys the commands written to `path` (if any) until the process stops; never returns.
+async fn obey_control_file(
+    cluster: &MockCluster<'static, rdkafka::producer::DefaultProducerContext>,
+    path: Option<&Path>,
+) {
+    let Some(path) = path else {
+        return std::future::pending().await;
+    };
+    loop {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        let Ok(text) = std::fs::read_to_string(path) else {
+            continue;
+        };
+        for line in text.lines().filter(|line| !line.trim().is_empty()) {
+            let result = parse_control(line).and_then(|command| {
+                let outcome = match command {
+                    Control::Down(id) => cluster.broker_down(id),
+                    Control::Up(id) => cluster.broker_up(id),
+                    Control::ProduceErrors(count) => {
+                        let errors = vec![
+                            rdkafka::types::RDKafkaRespErr::RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION;
+                            count
+                        ];
+                        cluster.request_errors(rdkafka::types::RDKafkaApiKey::Produce, &errors);
+                        Ok(())
+                    }
+                    Control::RoundTrip(id, millis) => cluster
+                        .broker_round_trip_time(id, std::time::Duration::from_millis(millis)),
+                };
+                outcome.map_err(|error| error.to_string())
+            });
+            match result {
+                Ok(()) => eprintln!("ekb-mock-broker: control: {line}"),
+                Err(error) => eprintln!("ekb-mock-broker: control: {error}"),
+            }
+        }
+        let _ = std::fs::remove_file(path);
+    }
+}
+
 /// Starts the cluster, announces it and serves until asked to stop.
 fn run(options: &Options) -> anyhow::Result<()> {
     let cluster = MockCluster::new(options.brokers).context("creating librdkafka mock cluster")?;
@@ -203,7 +293,12 @@ fn run(options: &Options) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("building tokio runtime")?;
-    let reason = runtime.block_on(shutdown_requested(options.exit_on_stdin_eof))?;
+    let reason = runtime.block_on(async {
+        tokio::select! {
+            reason = shutdown_requested(options.exit_on_stdin_eof) => reason,
+            () = obey_control_file(&cluster, options.control_file.as_deref()) => Ok("control"),
+        }
+    })?;
     eprintln!("ekb-mock-broker: {reason}, shutting down");
     if let Some(path) = &options.port_file {
         // A stale address would send the next reader to a dead port.
@@ -256,6 +351,7 @@ mod tests {
             partitions: 8,
             topics: vec!["a".into(), "b".into()],
             port_file: Some(PathBuf::from("/tmp/x")),
+            control_file: None,
             exit_on_stdin_eof: true,
         };
         let spaced = parse(&[
@@ -278,6 +374,19 @@ mod tests {
             "--exit-on-stdin-eof",
         ]);
         assert_eq!(inline, Ok(Command::Run(expected)));
+    }
+
+    #[test]
+    fn control_commands_parse_and_bad_ones_say_why() {
+        assert_eq!(parse_control("down 1"), Ok(Control::Down(1)));
+        assert_eq!(parse_control(" up 2 "), Ok(Control::Up(2)));
+        assert_eq!(
+            parse_control("produce-errors 5"),
+            Ok(Control::ProduceErrors(5))
+        );
+        assert_eq!(parse_control("rtt 1 250"), Ok(Control::RoundTrip(1, 250)));
+        assert!(matches!(parse_control("down"), Err(m) if m.contains("argument 1")));
+        assert!(matches!(parse_control("explode 1"), Err(m) if m.contains("unknown command")));
     }
 
     #[test]

@@ -37,6 +37,9 @@ pub const MOCK_BROKER_BIN_ENV: &str = "EKB_MOCK_BROKER_BIN";
 /// launcher's log directory).
 pub const MOCK_BROKER_BIN_NAME: &str = "ekb-mock-broker";
 
+/// The mock broker's control file, in its scratch directory ([`TestBroker::control`]).
+const CONTROL_FILE: &str = "control";
+
 /// How long [`TestBroker::start`] waits for a spawned broker to announce its address.
 const START_TIMEOUT: Duration = Duration::from_secs(20);
 
@@ -117,6 +120,27 @@ impl TestBroker {
     /// The `bootstrap.servers` string to give clients, e.g. `127.0.0.1:40123`.
     pub fn bootstrap_servers(&self) -> &str {
         &self.bootstrap_servers
+    }
+
+    /// Tells the mock broker to obey `commands` (`down 1`, `up 1`, `produce-errors 5`,
+    /// `rtt 1 250`; see `ekb-mock-broker`), and waits until it has read them. Fails for an
+    /// external cluster, whose faults are its operator's.
+    pub async fn control(&self, commands: &[&str]) -> anyhow::Result<()> {
+        let process = self
+            .process
+            .as_ref()
+            .context("an external cluster takes no fault commands")?;
+        let path = process.dir.join(CONTROL_FILE);
+        let next = process.dir.join(format!("{CONTROL_FILE}.next"));
+        std::fs::write(&next, commands.join("\n"))?;
+        std::fs::rename(&next, &path)?;
+        for _ in 0..100 {
+            if !path.exists() {
+                return Ok(());
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        anyhow::bail!("the mock broker did not read its control file within 5 s")
     }
 
     /// True when this is an external cluster from `EKB__KAFKA__BROKERS`, not a child process.
@@ -225,6 +249,8 @@ fn spawn_mock_broker(
     command
         .arg("--port-file")
         .arg(&port_file)
+        .arg("--control-file")
+        .arg(dir.join(CONTROL_FILE))
         .arg("--exit-on-stdin-eof")
         .stdin(Stdio::piped())
         .stdout(stdout)

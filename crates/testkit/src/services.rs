@@ -297,13 +297,19 @@ impl ServiceProcess {
     /// Sends SIGTERM, which starts the service's graceful shutdown (health NOT_SERVING, drain,
     /// finish in-flight work, flush the producer). See [`Self::stop`] for the whole sequence.
     pub fn terminate(&self) -> anyhow::Result<()> {
+        self.signal("TERM")
+    }
+
+    /// Sends signal `name` (`TERM`, `KILL`, `STOP`, `CONT`): a simulation's faults kill a
+    /// service without warning or freeze it for a while.
+    pub fn signal(&self, name: &str) -> anyhow::Result<()> {
         // std can only SIGKILL, and the workspace has no libc binding; kill(1) is everywhere.
         let status = Command::new("kill")
-            .arg("-TERM")
+            .arg(format!("-{name}"))
             .arg(self.child.id().to_string())
             .status()
-            .context("running kill -TERM")?;
-        anyhow::ensure!(status.success(), "kill -TERM failed: {status}");
+            .with_context(|| format!("running kill -{name}"))?;
+        anyhow::ensure!(status.success(), "kill -{name} failed: {status}");
         Ok(())
     }
 
