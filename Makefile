@@ -1,11 +1,14 @@
 # The README's two commands: `make run` runs the system, `make test` runs every test.
-.PHONY: run test bench helm-check lint fmt build
+.PHONY: run test simulate bench helm-check lint fmt build
 
 run: ## Start PostgreSQL (if needed), the broker, both services; load fixtures; route samples; serve until Ctrl-C
 	scripts/run.sh
 
 test: ## Unit, service, end-to-end and broker-conformance tests, then the Helm chart checks
 	scripts/test.sh
+
+simulate: ## A synthetic national year through the whole system on simulated time; ARGS="--seed 7 --faults 3" etc.
+	scripts/simulate.sh $(ARGS)
 
 bench: ## Open-loop OpenCase load vs a pgbench baseline; writes target/bench/open_case.json
 	scripts/bench.sh

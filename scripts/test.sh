@@ -7,7 +7,9 @@
 #   3. unit, service, end-to-end and broker-conformance tests (cargo nextest when installed,
 #      else cargo test) against a real PostgreSQL and the broker process — or a real Kafka
 #      when EKB__KAFKA__BROKERS is set;
-#   4. the Helm chart checks (scripts/helm-check.sh), unless EKB_SKIP_HELM_CHECK=1.
+#   4. one short year simulation with one fault seed (scripts/simulate.sh), unless
+#      EKB_SKIP_SIMULATION=1;
+#   5. the Helm chart checks (scripts/helm-check.sh), unless EKB_SKIP_HELM_CHECK=1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -27,6 +29,13 @@ if cargo nextest --version >/dev/null 2>&1; then
   cargo test --workspace --locked --doc
 else
   cargo test --workspace --locked --no-fail-fast -- --test-threads 4
+fi
+
+if [ "${EKB_SKIP_SIMULATION:-0}" != 1 ]; then
+  echo "test: a short simulated year with a fault schedule (ekb-simulate)"
+  target="${CARGO_TARGET_DIR:-$PWD/target}"
+  "$target/debug/ekb-simulate" --cases 300 --seed 1 --faults 1 --quiet --no-pgbench \
+    --out-dir "$target/simulate-ci"
 fi
 
 if [ "${EKB_SKIP_HELM_CHECK:-0}" != 1 ]; then

@@ -1,0 +1,65 @@
+//! The system a simulation runs against: every service of the catalog started the way `make run`
+//! starts it (`ekb_devstack::launcher::start_system`), on fresh databases of its own, free ports,
+//! topics of its own, and the shared clock file — so a simulation never touches `make run`'s
+//! data and can run beside it.
+
+use std::path::Path;
+
+use anyhow::Context;
+use ekb_devstack::{
+    launcher::{Stack, start_system},
+    options::{Options, ServicePorts, ServiceSetting},
+};
+use ekb_platform::clock::ClockFile;
+use ekb_testkit::services::free_local_addr;
+
+/// Database names of a simulation start with this (then the service's name).
+pub const DATABASE_PREFIX: &str = "ekb_sim_";
+
+/// The launcher's options for a simulation writing under `run_dir`, on `clock`, with `settings`
+/// `(service, key, value)` beyond each service's `make run` settings.
+pub fn options(
+    run_dir: &Path,
+    clock: &ClockFile,
+    settings: &[(&'static str, &str, &str)],
+) -> anyhow::Result<Options> {
+    let mut options = Options {
+        fresh: true,
+        db_prefix: DATABASE_PREFIX.to_owned(),
+        topic_prefix: format!("ekb-sim-{}", uuid::Uuid::new_v4().simple()),
+        log_dir: Some(run_dir.join("logs")),
+        clock_file: Some(clock.path().to_owned()),
+        ..Options::default()
+    };
+    for service in &mut options.services {
+        service.ports = ServicePorts {
+            grpc: free_local_addr()?.port(),
+            metrics: free_local_addr()?.port(),
+        };
+    }
+    for (service, key, value) in settings {
+        let service = options
+            .services
+            .iter()
+            .find(|known| known.entry.name == *service)
+            .with_context(|| format!("no service {service} for setting {key}"))?
+            .entry
+            .name;
+        options.settings.push(ServiceSetting {
+            service,
+            key: (*key).to_owned(),
+            value: (*value).to_owned(),
+        });
+    }
+    Ok(options)
+}
+
+/// Starts the system of `options`; on failure, whatever started is stopped.
+pub async fn start(options: &Options) -> anyhow::Result<Stack> {
+    let mut stack = Stack::default();
+    if let Err(error) = start_system(&mut stack, options).await {
+        let _ = stack.stop().await;
+        return Err(error);
+    }
+    Ok(stack)
+}
