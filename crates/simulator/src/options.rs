@@ -30,13 +30,17 @@ pub struct Options {
     /// prints the seeds that failed with the command that reproduces each.
     #[arg(long)]
     pub campaign: Option<u32>,
+    /// Campaign: how many runs go side by side (each holds about 35 PostgreSQL connections;
+    /// the server's default max_connections is 100).
+    #[arg(long, default_value_t = 2)]
+    pub parallel: usize,
     /// Where the services' logs, the clock file and the run's summary go.
     #[arg(long, default_value = "target/simulate")]
     pub out_dir: PathBuf,
     /// No progress bar (CI logs).
     #[arg(long)]
     pub quiet: bool,
-    /// Skips the pgbench comparison.
+    /// Skips the pgbench comparison (a campaign always does).
     #[arg(long)]
     pub no_pgbench: bool,
 }

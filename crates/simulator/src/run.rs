@@ -59,7 +59,9 @@ pub async fn simulate(
         .chain(pilot::SETTINGS)
         .copied()
         .collect();
-    let launcher = system::options(&run_dir, &clock, &settings)?;
+    let database_prefix =
+        system::database_prefix(options.campaign.is_some().then_some(faults).flatten());
+    let launcher = system::options(&run_dir, &clock, &database_prefix, &settings)?;
     let mut stack = system::start(&launcher).await?;
     let schedule = faults.map_or_else(Schedule::default, |faults| {
         Schedule::from_seed(faults, first_day, 365, stack.services.len())
@@ -72,7 +74,7 @@ pub async fn simulate(
         timeline,
         options,
         &mut injector,
-        faults.is_some(),
+        &database_prefix,
     )
     .await;
     let stopped_replicas = injector.stop().await;
@@ -85,10 +87,13 @@ pub async fn simulate(
         })
         .collect();
     let stopped = stack.stop().await;
+    if options.campaign.is_some() {
+        system::drop_databases(&database_prefix).await?;
+    }
     let year_run = year_run?;
     stopped_replicas?;
     stopped?;
-    let pgbench = if options.no_pgbench {
+    let pgbench = if options.no_pgbench || options.campaign.is_some() {
         None
     } else {
         let commits_per_second = baseline::commits_per_second(&run_dir).await?;
@@ -139,7 +144,7 @@ async fn run_year(
     timeline: Arc<Timeline>,
     options: &Options,
     injector: &mut Injector,
-    faults_injected: bool,
+    database_prefix: &str,
 ) -> anyhow::Result<YearRun> {
     let clients = Clients::connect(&stack.services).await?;
     let issuer = stack
@@ -147,7 +152,7 @@ async fn run_year(
         .take()
         .context("the launcher started no token issuer")?;
     let sim = Arc::new(Sim::new(clients, issuer, timeline.clone()));
-    let commits_before = Commits::read(system::DATABASE_PREFIX).await?;
+    let commits_before = Commits::read(database_prefix).await?;
     set_up_year(&sim, plans, year).await?;
     let budget_years = [year.year, year.year + 1];
     let sampler = BudgetSampler::start(
@@ -221,9 +226,7 @@ async fn run_year(
         })
         .collect();
     settle(&database_urls, SETTLE_QUIET, SETTLE_TIMEOUT).await?;
-    let commits = Commits::read(system::DATABASE_PREFIX)
-        .await?
-        .since(&commits_before);
+    let commits = Commits::read(database_prefix).await?.since(&commits_before);
     outcomes.sort_by_key(|outcome| outcome.number);
     failures.sort_by_key(|failure| failure.number);
     let employees: Vec<String> = plans.iter().map(|plan| plan.employee.clone()).collect();
@@ -237,7 +240,8 @@ async fn run_year(
             brokers: broker.bootstrap_servers(),
             topic_prefix: topic_prefix(stack)?,
             log_dir: Some(&stack.log_dir),
-            faults_injected,
+            // The fault schedule injects no malformed events (faults are not poison).
+            poison_injected: false,
             employees: &employees,
             outcomes: &outcomes,
             payments: &payments,

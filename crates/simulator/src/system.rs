@@ -16,16 +16,35 @@ use ekb_testkit::services::free_local_addr;
 /// Database names of a simulation start with this (then the service's name).
 pub const DATABASE_PREFIX: &str = "ekb_sim_";
 
-/// The launcher's options for a simulation writing under `run_dir`, on `clock`, with `settings`
-/// `(service, key, value)` beyond each service's `make run` settings.
+/// The database prefix of a run: [`DATABASE_PREFIX`], or for one of a campaign's runs side by
+/// side, one of its own (`ekb_sim_f<fault seed>_`).
+pub fn database_prefix(campaign_faults: Option<u64>) -> String {
+    match campaign_faults {
+        Some(faults) => format!("{DATABASE_PREFIX}f{faults}_"),
+        None => DATABASE_PREFIX.to_owned(),
+    }
+}
+
+/// Drops the databases of a run with `prefix` (a campaign's run, once it is judged).
+pub async fn drop_databases(prefix: &str) -> anyhow::Result<()> {
+    for entry in ekb_testkit::catalog::SERVICES {
+        ekb_testkit::postgres::drop_database(&entry.database_name(prefix)).await?;
+    }
+    Ok(())
+}
+
+/// The launcher's options for a simulation writing under `run_dir`, on `clock`, its databases
+/// named with `database_prefix`, with `settings` `(service, key, value)` beyond each service's
+/// `make run` settings.
 pub fn options(
     run_dir: &Path,
     clock: &ClockFile,
+    database_prefix: &str,
     settings: &[(&'static str, &str, &str)],
 ) -> anyhow::Result<Options> {
     let mut options = Options {
         fresh: true,
-        db_prefix: DATABASE_PREFIX.to_owned(),
+        db_prefix: database_prefix.to_owned(),
         topic_prefix: format!("ekb-sim-{}", uuid::Uuid::new_v4().simple()),
         log_dir: Some(run_dir.join("logs")),
         clock_file: Some(clock.path().to_owned()),

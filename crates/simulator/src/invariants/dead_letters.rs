@@ -37,9 +37,9 @@ pub async fn check(
     brokers: &str,
     topic_prefix: &str,
     database_urls: &[(String, String)],
-    faults_injected: bool,
+    poison_injected: bool,
 ) -> anyhow::Result<Vec<Violation>> {
-    if faults_injected {
+    if poison_injected {
         return Ok(Vec::new());
     }
     let mut violations = Vec::new();

@@ -101,9 +101,11 @@ pub struct Context<'a> {
     pub topic_prefix: &'a str,
     /// The directory of the services' log files (every file in it is read), if any.
     pub log_dir: Option<&'a Path>,
-    /// True when the run injected faults on purpose (`--faults`): dead letters are then not a
-    /// violation.
-    pub faults_injected: bool,
+    /// True when the run fed malformed events on purpose: dead letters are then not a
+    /// violation. The fault schedule (`--faults`) feeds none — a crash, a frozen service, a lost
+    /// connection or a broker outage is not a poison message (ADR 0026) — so a dead letter is a
+    /// violation under faults too.
+    pub poison_injected: bool,
     /// Every employee's fødselsnummer the simulation sent to the services.
     pub employees: &'a [String],
     /// What each case task saw.
@@ -133,7 +135,7 @@ pub async fn check(ctx: &Context<'_>) -> anyhow::Result<Vec<Violation>> {
             ctx.brokers,
             ctx.topic_prefix,
             ctx.database_urls,
-            ctx.faults_injected,
+            ctx.poison_injected,
         )
         .await?,
     );
