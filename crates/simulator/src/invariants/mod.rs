@@ -14,7 +14,8 @@
 //! - [`money`]: refund payouts and paid invoices = budget's disbursements = the payment
 //!   system's records ([`PaymentRecord`]), to the øre;
 //! - [`applied_once`]: no event applied twice by any consumer (read from the databases);
-//! - [`dead_letters`]: dead-letter topics empty unless a fault was injected on purpose;
+//! - [`dead_letters`]: dead-letter topics empty unless malformed events were fed on purpose
+//!   (the fault schedule feeds none: a fault is not poison);
 //! - [`personal_data`]: no fødselsnummer on any topic, in any log or in clear in any database
 //!   ([`fnr_detector`] finds them; [`protobuf_strings`] opens what the broker carries).
 //!
