@@ -12,8 +12,6 @@
 use anyhow::{Context, bail, ensure};
 use ekb_domain::parse_iso_date;
 use ekb_proto::v1::{self, CompetenceArea, InvoiceRejectionReason, InvoiceStatus, OrderStatus};
-use ekb_testkit::scenarios::waits::answer;
-use ekb_testkit::services::with_bearer;
 use time::{Date, Duration, Month};
 
 use super::{
@@ -25,8 +23,8 @@ use super::{
 };
 use crate::{
     plan::{CaseMoney, CasePlan},
-    regular::requests::case_facts,
-    timeline::{Caller, Sim},
+    regular::steps,
+    timeline::Sim,
 };
 
 /// Days after acceptance the expert must start by: pilot-ordering's `pilot_ordering.start`
@@ -70,7 +68,7 @@ pub async fn walk(sim: &Sim, case: &CasePlan, path: PilotPath) -> anyhow::Result
         .area
         .with_context(|| format!("pilot case {} has no framework area", case.number))?;
     sim.on(case.opened_on).await;
-    let case_id = open_case(sim, case).await?;
+    let case_id = steps::open_case(sim, case, v1::Flow::Pilot).await?.case_id;
     let mut walk = Walk {
         sim,
         case,
@@ -84,31 +82,6 @@ pub async fn walk(sim: &Sim, case: &CasePlan, path: PilotPath) -> anyhow::Result
     };
     walk.carry_out().await?;
     Ok(walk.walked)
-}
-
-/// Opens `case` today as the NAV system that takes in cases; fails unless routing sent it to
-/// the pilot.
-async fn open_case(sim: &Sim, case: &CasePlan) -> anyhow::Result<String> {
-    let request = with_bearer(
-        ekb_testkit::fixtures::open_case(case_facts(case, sim.today())),
-        &sim.token(&Caller::System),
-    );
-    let opened = answer(
-        "OpenCase",
-        sim.clients.routing.clone().open_case(request).await,
-    )?
-    .case
-    .context("OpenCase answered without the case")?;
-    let decision = opened.decision.unwrap_or_default();
-    ensure!(
-        decision.flow() == v1::Flow::Pilot,
-        "routing sent pilot case {} to {:?} ({}): check the pilot's agreements and routing's \
-         pilot counties and period",
-        case.number,
-        decision.flow(),
-        decision.reason().as_str_name()
-    );
-    Ok(opened.case_id)
 }
 
 impl Walk<'_> {

@@ -162,7 +162,7 @@ pub struct Walked {
 pub async fn run(sim: &Sim, case: &CasePlan, path: RegularPath) -> anyhow::Result<CaseOutcome> {
     sim.on(case.opened_on).await;
     let outcome = async {
-        let opened = steps::open_case(sim, case).await?;
+        let opened = steps::open_case(sim, case, v1::Flow::Regular).await?;
         let walked = walk(sim, case, &opened.case_id, path).await?;
         Ok::<_, anyhow::Error>(CaseOutcome {
             number: case.number,

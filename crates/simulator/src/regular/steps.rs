@@ -49,8 +49,8 @@ pub enum Funds {
 }
 
 /// Opens `case` at routing on the simulated day, as the NAV system that takes in cases, and
-/// checks routing sent it to the regular flow.
-pub async fn open_case(sim: &Sim, case: &CasePlan) -> anyhow::Result<v1::Case> {
+/// checks that routing sent it to `flow` (either flow's walk starts here).
+pub async fn open_case(sim: &Sim, case: &CasePlan, flow: v1::Flow) -> anyhow::Result<v1::Case> {
     let request = with_bearer(
         ekb_testkit::fixtures::open_case(requests::case_facts(case, sim.today())),
         &sim.token(&Caller::System),
@@ -61,10 +61,14 @@ pub async fn open_case(sim: &Sim, case: &CasePlan) -> anyhow::Result<v1::Case> {
     )?
     .case
     .context("OpenCase answered without the case")?;
-    let flow = opened.decision.unwrap_or_default().flow();
+    let decision = opened.decision.unwrap_or_default();
     ensure!(
-        flow == v1::Flow::Regular,
-        "routing sent the case to {flow:?}, not REGULAR"
+        decision.flow() == flow,
+        "routing sent case {} to {:?} ({}), not {flow:?}: check the pilot's agreements and \
+         routing's pilot counties and period",
+        case.number,
+        decision.flow(),
+        decision.reason().as_str_name()
     );
     Ok(opened)
 }
