@@ -25,6 +25,9 @@
 //!    without committing; librdkafka still sends LeaveGroup, so the group learns of it at once
 //!    rather than after `session.timeout.ms` as it would for a killed process — the offsets
 //!    outcome is the same.
+//! 6. **Every record is answered across broker outages** — the relay's own producer reports
+//!    every record, delivered or failed, within its message timeout, however the outage falls
+//!    (mock broker only: it takes the broker down and up).
 //!
 //! Every wait is bounded: a broker that does not conform fails the test with a message naming
 //! what was missing; it never hangs. The mock broker makes a new group wait 3 s before its first
@@ -578,5 +581,82 @@ async fn uncommitted_messages_are_redelivered_after_a_crash() -> anyhow::Result<
         "redelivery differs: first {first_read:?}, then {second_read:?}"
     );
     expect_no_more(&successor, "after the redelivered messages").await?;
+    Ok(())
+}
+
+/// 6. **Every record is answered across broker outages** — with the outbox relay's own producer
+/// ([`ekb_platform::messaging::kafka::idempotent_producer`]), records sent before, during and
+/// after the broker goes down and comes back, cycle after cycle, each get a delivery report
+/// within `message.timeout.ms` (30 s) plus a margin: delivered or failed, never silence. The
+/// relay awaits these reports before it marks rows published; a record never answered would
+/// stall it (fault seed 12 of the year simulation's campaign). Mock broker only: an external
+/// cluster takes no fault commands.
+#[tokio::test]
+async fn every_record_is_answered_across_broker_outages() -> anyhow::Result<()> {
+    use ekb_platform::{config::KafkaConfig, messaging::kafka::idempotent_producer};
+
+    /// How long a record may wait for its report: the producer's message timeout and a margin.
+    const ANSWER_WITHIN: Duration = Duration::from_secs(45);
+    /// Outages, each falling elsewhere in the batch in flight.
+    const OUTAGES: usize = 4;
+    let (broker, topic, _) = broker_with_topic("outage", 1).await?;
+    if broker.is_external() {
+        eprintln!("skipped: an external cluster takes no fault commands");
+        return Ok(());
+    }
+    let producer = idempotent_producer(&KafkaConfig {
+        brokers: broker.bootstrap_servers().to_owned(),
+        security_protocol: "plaintext".to_owned(),
+        topic_prefix: "conformance".to_owned(),
+        session_timeout: Duration::from_secs(6),
+        auto_create_topics: true,
+        ssl_ca_location: None,
+        ssl_certificate_location: None,
+        ssl_key_location: None,
+        sasl_mechanism: None,
+        sasl_username: None,
+        sasl_password: None,
+    })?;
+    let send = |cycle: usize, phase: &str, count: usize| {
+        (0..count)
+            .map(|i| {
+                let payload = format!("{cycle}-{phase}-{i}");
+                producer.send(
+                    &topic,
+                    Some(b"case".as_slice()),
+                    Some(payload.as_bytes()),
+                    OwnedHeaders::new(),
+                )
+            })
+            .collect::<Result<Vec<_>, _>>()
+    };
+    let (mut delivered, mut failed) = (0, 0);
+    for cycle in 0..OUTAGES {
+        if cycle % 2 == 1 {
+            // Produce requests failing just before the outage, as the simulation's faults can.
+            broker.control(&["produce-errors 5"]).await?;
+        }
+        let mut deliveries = send(cycle, "before", 20)?;
+        // Vary where the outage falls relative to the batch in flight.
+        tokio::time::sleep(Duration::from_millis((cycle as u64 * 7) % 30)).await;
+        broker.control(&["down 1"]).await?;
+        deliveries.extend(send(cycle, "during", 5)?);
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        broker.control(&["up 1"]).await?;
+        deliveries.extend(send(cycle, "after", 5)?);
+        let reports = tokio::time::timeout(ANSWER_WITHIN, futures::future::join_all(deliveries))
+            .await
+            .with_context(|| {
+                format!("cycle {cycle}: a record got no delivery report within {ANSWER_WITHIN:?}")
+            })?;
+        for report in reports {
+            match report.context("delivery report dropped")? {
+                Ok(()) => delivered += 1,
+                Err(_) => failed += 1,
+            }
+        }
+    }
+    eprintln!("across {OUTAGES} outages: {delivered} delivered, {failed} failed");
+    ensure!(delivered > 0, "nothing was delivered across the outages");
     Ok(())
 }

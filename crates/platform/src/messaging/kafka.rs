@@ -33,6 +33,10 @@ pub fn client_config(config: &KafkaConfig) -> ClientConfig {
     client
 }
 
+/// How long the producer tries to deliver a record before it reports a failure
+/// (`message.timeout.ms`).
+pub const MESSAGE_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// An idempotent producer (`enable.idempotence`, `acks=all`): retries never duplicate or
 /// reorder messages within a partition.
 pub fn idempotent_producer(config: &KafkaConfig) -> anyhow::Result<EventProducer> {
@@ -41,7 +45,10 @@ pub fn idempotent_producer(config: &KafkaConfig) -> anyhow::Result<EventProducer
             .set("enable.idempotence", "true")
             .set("acks", "all")
             .set("linger.ms", "5")
-            .set("message.timeout.ms", "30000"),
+            .set(
+                "message.timeout.ms",
+                MESSAGE_TIMEOUT.as_millis().to_string(),
+            ),
     )?)
 }
 

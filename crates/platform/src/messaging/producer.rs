@@ -62,6 +62,8 @@ impl Drop for Poller {
 #[derive(Clone)]
 pub struct EventProducer {
     producer: Arc<BaseProducer<DeliveryReports>>,
+    /// The settings it was made with, so that [`EventProducer::renewed`] can make another.
+    config: ClientConfig,
     _poller: Arc<Poller>,
 }
 
@@ -89,8 +91,15 @@ impl EventProducer {
             .map_err(|error| KafkaError::ClientCreation(error.to_string()))?;
         Ok(EventProducer {
             producer,
+            config: config.clone(),
             _poller: Arc::new(Poller { stop }),
         })
+    }
+
+    /// A new producer (a new librdkafka client and producer id) with the same settings: the way
+    /// out when this one stopped answering (the outbox relay's overdue delivery reports).
+    pub fn renewed(&self) -> KafkaResult<Self> {
+        EventProducer::new(&self.config)
     }
 
     /// Queues one record; the returned [`Delivery`] resolves when Kafka acknowledged it or gave
@@ -114,6 +123,11 @@ impl EventProducer {
             .send(record)
             .map(|()| delivery)
             .map_err(|(error, _)| error)
+    }
+
+    /// Whether `other` is a handle of this same producer.
+    pub fn is_same(&self, other: &EventProducer) -> bool {
+        Arc::ptr_eq(&self.producer, &other.producer)
     }
 
     /// Waits (blocking) until every queued record was delivered or `timeout` passed.

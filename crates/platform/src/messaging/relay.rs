@@ -23,6 +23,11 @@
 //!   relay publishes at once, and a burst of commits costs one more round, not one per commit.
 //!   `outbox.poll_interval` is only the safety net for a lost notification or a lease to take
 //!   over, so an idle service does almost nothing.
+//! - **Never waits without end.** A round waits for its delivery reports at most
+//!   [`REPORTS_WITHIN`] (the producer's message timeout and a margin) and for the lease session
+//!   at most 10 s; past that the round fails, is logged and retried, and a producer whose reports
+//!   are overdue is replaced by a new one. A stalled relay with unpublished rows and nothing in
+//!   its log was found by the simulation campaign (fault seed 12).
 //! - **Traceable.** Each row is sent inside a PRODUCER span (`<topic> publish`) that is a child
 //!   of the context stored with the row, and that span's context travels in the Kafka headers.
 //!
@@ -40,7 +45,9 @@ use sqlx::{Connection, PgConnection, PgPool, postgres::PgListener};
 use tokio::sync::{Mutex, Notify};
 use tokio_util::sync::CancellationToken;
 
-use super::{EventProducer, envelope::EVENT_TYPE_HEADER};
+use super::{
+    EventProducer, envelope::EVENT_TYPE_HEADER, kafka::MESSAGE_TIMEOUT, producer::Delivery,
+};
 use crate::{
     config::OutboxConfig,
     metrics::{
@@ -60,6 +67,19 @@ pub const RELAY_LOCK_KEY: i64 = 0x656b_625f_7265_6c61; // "ekb_rela"
 /// rows committed before the holder died are published within about this long.
 pub const FOLLOWER_ROUND: Duration = Duration::from_secs(1);
 
+/// How long a round waits for the delivery reports of what it sent: the producer's own message
+/// timeout and a margin. The producer answers every record within its message timeout, delivered
+/// or failed; a report later than this means the producer is stuck, and the round fails instead
+/// of waiting on it forever (fault seed 12 of the simulation campaign, docs/benchmarks.md).
+pub const REPORTS_WITHIN: Duration = Duration::from_secs(MESSAGE_TIMEOUT.as_secs() + 3);
+
+/// How long the lease session may take to take or renew the lease (two one-row statements); a
+/// session that does not answer is dropped and made anew next round.
+const LEASE_ANSWER_WITHIN: Duration = Duration::from_secs(10);
+
+/// A round slower than this is logged, so a slow or stuck relay shows in the service's log.
+const SLOW_ROUND: Duration = Duration::from_secs(10);
+
 const METRICS_INTERVAL: Duration = Duration::from_secs(15);
 const CLEANUP_INTERVAL: Duration = Duration::from_secs(600);
 
@@ -77,7 +97,8 @@ struct OutboxRow {
 #[derive(Clone)]
 pub struct OutboxRelay {
     pool: PgPool,
-    producer: EventProducer,
+    /// The producer it publishes with; replaced by a new one when reports are overdue.
+    producer: Arc<std::sync::Mutex<EventProducer>>,
     config: OutboxConfig,
     /// This relay's identity in the lease row.
     holder: uuid::Uuid,
@@ -105,7 +126,7 @@ impl OutboxRelay {
     pub fn new(pool: PgPool, producer: EventProducer, config: OutboxConfig) -> Self {
         OutboxRelay {
             pool,
-            producer,
+            producer: Arc::new(std::sync::Mutex::new(producer)),
             config,
             holder: uuid::Uuid::now_v7(),
             session: Arc::new(Mutex::new(None)),
@@ -129,7 +150,12 @@ impl OutboxRelay {
         let mut last_cleanup = Instant::now();
         let mut failures: u32 = 0;
         while !stop.is_cancelled() {
-            let delay = match self.publish_batch().await {
+            let started = Instant::now();
+            let round = self.publish_batch().await;
+            if started.elapsed() >= SLOW_ROUND {
+                tracing::warn!(took = ?started.elapsed(), "outbox relay round was slow");
+            }
+            let delay = match round {
                 Ok(Round::Published(published)) if published as i64 >= self.config.batch_size => {
                     failures = 0;
                     Duration::ZERO
@@ -186,7 +212,7 @@ impl OutboxRelay {
             }
         }
         self.release_lease().await;
-        let producer = self.producer.clone();
+        let producer = self.current_producer();
         let remaining = deadline.saturating_duration_since(Instant::now());
         tokio::task::spawn_blocking(move || producer.flush(remaining)).await??;
         tracing::info!("outbox relay stopped");
@@ -198,7 +224,14 @@ impl OutboxRelay {
     /// session is dropped (its lock with it) and reconnected next round.
     async fn hold_lease(&self) -> Result<bool, sqlx::Error> {
         let mut slot = self.session.lock().await;
-        let outcome = self.hold_lease_on(&mut slot).await;
+        let outcome = tokio::time::timeout(LEASE_ANSWER_WITHIN, self.hold_lease_on(&mut slot))
+            .await
+            .unwrap_or_else(|_| {
+                Err(sqlx::Error::Io(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!("the lease session did not answer within {LEASE_ANSWER_WITHIN:?}"),
+                )))
+            });
         if outcome.is_err() {
             *slot = None;
         }
@@ -277,6 +310,7 @@ impl OutboxRelay {
         if rows.is_empty() {
             return Ok(Round::Published(0));
         }
+        let producer = self.current_producer();
 
         let mut deliveries = Vec::with_capacity(rows.len());
         for row in &rows {
@@ -301,7 +335,7 @@ impl OutboxRelay {
                     value: Some(value.as_bytes()),
                 });
             }
-            let sent = self.producer.send(
+            let sent = producer.send(
                 &row.topic,
                 Some(row.message_key.as_bytes()),
                 Some(row.payload.as_slice()),
@@ -316,22 +350,14 @@ impl OutboxRelay {
             }
         }
 
-        let mut delivered_ids = Vec::with_capacity(deliveries.len());
-        let mut first_failure = None;
-        for (row, (delivery, span)) in rows.iter().zip(deliveries) {
-            let failure = match delivery.await {
-                Ok(Ok(())) => None,
-                Ok(Err(error)) => Some(error.to_string()),
-                Err(_) => Some("delivery report lost".to_owned()),
-            };
-            match failure {
-                None if first_failure.is_none() => delivered_ids.push(row.id),
-                None => {}
-                Some(error) => {
-                    span.in_scope(|| tracing::warn!(%error, "delivery failed"));
-                    first_failure.get_or_insert(error);
-                }
-            }
+        let ids: Vec<i64> = rows.iter().map(|row| row.id).collect();
+        let Reports {
+            delivered_ids,
+            first_failure,
+            overdue,
+        } = await_reports(&ids, deliveries, Instant::now() + REPORTS_WITHIN).await;
+        if overdue {
+            self.renew_producer(&producer);
         }
         if !delivered_ids.is_empty() {
             sqlx::query("UPDATE outbox SET published_at = now() WHERE id = ANY($1)")
@@ -342,10 +368,48 @@ impl OutboxRelay {
         let published = delivered_ids.len();
         metrics::counter!(OUTBOX_PUBLISHED).increment(published as u64);
         if let Some(error) = first_failure {
-            metrics::counter!(OUTBOX_FAILURES, "reason" => "delivery").increment(1);
+            let reason = if overdue { "overdue" } else { "delivery" };
+            metrics::counter!(OUTBOX_FAILURES, "reason" => reason).increment(1);
             anyhow::bail!("delivery failed after {published} published: {error}");
         }
         Ok(Round::Published(published))
+    }
+
+    /// The producer rounds publish with now.
+    fn current_producer(&self) -> EventProducer {
+        self.producer
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Replaces `stuck` (if it is still the current producer) with a new one of the same
+    /// settings. The old one is dropped on a blocking thread: librdkafka's destroy may wait for
+    /// its broker threads. If no new producer can be made, the old one stays and the next
+    /// overdue round tries again.
+    fn renew_producer(&self, stuck: &EventProducer) {
+        let renewed = match stuck.renewed() {
+            Ok(renewed) => renewed,
+            Err(error) => {
+                tracing::warn!(%error, "could not make a new producer; keeping the one whose reports are overdue");
+                return;
+            }
+        };
+        let old = {
+            let mut current = self
+                .producer
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if !current.is_same(stuck) {
+                return;
+            }
+            std::mem::replace(&mut *current, renewed)
+        };
+        tracing::warn!(
+            within = ?REPORTS_WITHIN,
+            "outbox relay: delivery reports overdue; publishing with a new producer from now on"
+        );
+        tokio::task::spawn_blocking(move || drop(old));
     }
 
     async fn record_backlog(&self) -> anyhow::Result<()> {
@@ -363,6 +427,52 @@ impl OutboxRelay {
     async fn delete_old_rows(&self) -> Result<u64, sqlx::Error> {
         prune_outbox(&self.pool, self.config.retention).await
     }
+}
+
+/// What the delivery reports of one round said.
+#[derive(Debug, PartialEq, Eq)]
+struct Reports {
+    /// Rows acknowledged before the first failure, in id order: the ones to mark published.
+    delivered_ids: Vec<i64>,
+    /// The first failure, if any.
+    first_failure: Option<String>,
+    /// Some report did not arrive by the deadline.
+    overdue: bool,
+}
+
+/// Awaits the reports of `deliveries` (sent for the rows `ids`, in order) until `deadline`.
+/// Rows are marked only up to the first failure, so per-key order holds when the rest are sent
+/// again; a report missing at the deadline is a failure (`overdue`), never a wait without end.
+async fn await_reports(
+    ids: &[i64],
+    deliveries: Vec<(Delivery, tracing::Span)>,
+    deadline: Instant,
+) -> Reports {
+    let mut reports = Reports {
+        delivered_ids: Vec::with_capacity(deliveries.len()),
+        first_failure: None,
+        overdue: false,
+    };
+    for (id, (delivery, span)) in ids.iter().zip(deliveries) {
+        let failure = match tokio::time::timeout_at(deadline.into(), delivery).await {
+            Ok(Ok(Ok(()))) => None,
+            Ok(Ok(Err(error))) => Some(error.to_string()),
+            Ok(Err(_)) => Some("delivery report lost".to_owned()),
+            Err(_) => {
+                reports.overdue = true;
+                Some(format!("no delivery report within {REPORTS_WITHIN:?}"))
+            }
+        };
+        match failure {
+            None if reports.first_failure.is_none() => reports.delivered_ids.push(*id),
+            None => {}
+            Some(error) => {
+                span.in_scope(|| tracing::warn!(%error, "delivery failed"));
+                reports.first_failure.get_or_insert(error);
+            }
+        }
+    }
+    reports
 }
 
 /// Deletes outbox rows published more than `retention` ago; returns how many. Unpublished rows
@@ -420,5 +530,88 @@ async fn forward_commits(
             () = stop.cancelled() => return,
             () = tokio::time::sleep(retry) => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+    use tokio::sync::oneshot;
+
+    use super::{Reports, await_reports};
+
+    /// A delivery already answered with `outcome`.
+    fn answered(outcome: Result<(), KafkaError>) -> (super::Delivery, tracing::Span) {
+        let (reply, delivery) = oneshot::channel();
+        reply.send(outcome).expect("the receiver waits");
+        (delivery, tracing::Span::none())
+    }
+
+    #[tokio::test]
+    async fn rows_are_marked_up_to_the_first_failure() {
+        let failed = KafkaError::MessageProduction(RDKafkaErrorCode::MessageTimedOut);
+        let reports = await_reports(
+            &[1, 2, 3],
+            vec![answered(Ok(())), answered(Err(failed)), answered(Ok(()))],
+            Instant::now() + Duration::from_secs(5),
+        )
+        .await;
+        assert_eq!(reports.delivered_ids, vec![1]);
+        assert!(!reports.overdue);
+        assert!(
+            reports
+                .first_failure
+                .is_some_and(|e| e.contains("timed out"))
+        );
+    }
+
+    /// A report that never comes (the producer kept the record and went silent) fails the round
+    /// at the deadline; the rows acknowledged before it are still marked.
+    #[tokio::test]
+    async fn a_report_that_never_comes_fails_the_round_at_the_deadline() {
+        let (_silent_sender, silent) = oneshot::channel();
+        let started = Instant::now();
+        let Reports {
+            delivered_ids,
+            first_failure,
+            overdue,
+        } = await_reports(
+            &[7, 8, 9],
+            vec![
+                answered(Ok(())),
+                (silent, tracing::Span::none()),
+                answered(Ok(())),
+            ],
+            started + Duration::from_millis(200),
+        )
+        .await;
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "it waited past the deadline"
+        );
+        assert_eq!(delivered_ids, vec![7]);
+        assert!(overdue);
+        assert!(first_failure.is_some_and(|e| e.contains("no delivery report within")));
+    }
+
+    /// A producer that dropped a record's reply is a failure too, not a success.
+    #[tokio::test]
+    async fn a_lost_report_is_a_failure() {
+        let (reply, lost) = oneshot::channel::<Result<(), KafkaError>>();
+        drop(reply);
+        let reports = await_reports(
+            &[1],
+            vec![(lost, tracing::Span::none())],
+            Instant::now() + Duration::from_secs(5),
+        )
+        .await;
+        assert!(reports.delivered_ids.is_empty());
+        assert!(!reports.overdue);
+        assert_eq!(
+            reports.first_failure.as_deref(),
+            Some("delivery report lost")
+        );
     }
 }
