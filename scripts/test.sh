@@ -2,7 +2,8 @@
 # The README's test command (`make test`, run by .ci/run): everything the tests need is started
 # or installed here, so it passes on a fresh machine.
 #   1. PostgreSQL answering on 127.0.0.1:5432 (scripts/ensure-postgres.sh), leftover test
-#      databases dropped;
+#      databases dropped; Chromium for the evaluation report's browser test
+#      (scripts/ensure-chromium.sh);
 #   2. all binaries built (the end-to-end tests start the services and the broker process);
 #   3. unit, service, end-to-end and broker-conformance tests (cargo nextest when installed,
 #      else cargo test) against a real PostgreSQL and the broker process — or a real Kafka
@@ -14,6 +15,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/ensure-postgres.sh
+scripts/ensure-chromium.sh
 admin_url="${EKB_TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
 leftovers="$(psql "$admin_url" -Atc "SELECT datname FROM pg_database WHERE datname LIKE 'ekbtest\_%'" || true)"
 for database in $leftovers; do

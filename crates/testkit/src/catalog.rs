@@ -99,6 +99,14 @@ pub const SERVICES: &[ServiceEntry] = &[
         dev_settings: &[],
         test_settings: &[],
     },
+    ServiceEntry {
+        name: "evaluation",
+        dev_grpc_port: 50057,
+        dev_metrics_port: 9097,
+        dev_auth: false,
+        dev_settings: &[],
+        test_settings: &[],
+    },
 ];
 
 /// Accepting synthetic (Tenor: month + 80) test fødselsnumre, which the walks' employees have
