@@ -7,9 +7,12 @@
 //! (application → grant → refund → payment; withdrawal, lack of funds, early cancellation,
 //! expiry, a late claim and a failed payment) and
 //! [`end_to_end::pilot_flow`] (order → supplier → invoice → payment, and the fallback to the regular
-//! flow). One test binary for the whole suite.
+//! flow). [`end_to_end::evaluation`] drives a known set of cases through both flows and compares
+//! the evaluation's every figure with its own, then rebuilds the read model from the topics.
+//! One test binary for the whole suite.
 
 mod end_to_end {
+    pub mod evaluation;
     pub mod pilot_flow;
     pub mod regular_flow;
 }

@@ -61,6 +61,7 @@ max_attempts = 5
 initial_backoff = "100ms"
 max_backoff = "5s"
 inbox_retention = "60days"
+group_suffix = ""
 "#;
 
 /// The environment variable that names an optional configuration file (TOML).
@@ -271,6 +272,24 @@ pub struct ConsumerConfig {
     /// retention, so a redelivered event always finds its row.
     #[serde(with = "humantime_serde")]
     pub inbox_retention: Duration,
+    /// Appended to the consumer group's name (`<prefix>.<service>.<suffix>`; empty: the group
+    /// is `<prefix>.<service>`). A process with a suffix of its own reads the topics from their
+    /// start in a group of its own, without taking partitions or offsets from the service's
+    /// running replicas: how a read model is rebuilt beside the one in use (docs/evaluation.md).
+    pub group_suffix: String,
+}
+
+impl ConsumerConfig {
+    /// The consumer group of `service` under topic prefix `prefix`: `<prefix>.<service>`,
+    /// followed by `.<group_suffix>` when one is set.
+    pub fn group(&self, prefix: &str, service: &str) -> String {
+        let suffix = self.group_suffix.trim();
+        if suffix.is_empty() {
+            format!("{prefix}.{service}")
+        } else {
+            format!("{prefix}.{service}.{suffix}")
+        }
+    }
 }
 
 /// A configuration value that failed to load or validate.
@@ -736,6 +755,24 @@ mod tests {
             Some(90)
         );
         assert!(whole_days("k", Duration::from_secs(36 * 3_600)).is_err());
+    }
+
+    #[test]
+    fn the_consumer_group_is_prefix_and_service_and_a_suffix_makes_a_group_of_its_own() {
+        let config = load(&[("auth.mode", "disabled")]).expect("loads");
+        assert_eq!(
+            config.consumer.group("ekspertbistand", "evaluation"),
+            "ekspertbistand.evaluation"
+        );
+        let rebuild = load(&[
+            ("auth.mode", "disabled"),
+            ("consumer.group_suffix", "rebuild-1"),
+        ])
+        .expect("loads");
+        assert_eq!(
+            rebuild.consumer.group("ekspertbistand", "evaluation"),
+            "ekspertbistand.evaluation.rebuild-1"
+        );
     }
 
     #[test]

@@ -105,7 +105,12 @@ pub const SERVICES: &[ServiceEntry] = &[
         dev_metrics_port: 9097,
         dev_auth: false,
         dev_settings: &[],
-        test_settings: &[],
+        test_settings: &[
+            // Every figure shown, from one case up (default 5), so the end-to-end test compares
+            // exact figures with its own; it checks the default's suppression on a second
+            // evaluation of its own.
+            ("evaluation.min_cases", "1"),
+        ],
     },
 ];
 

@@ -46,18 +46,24 @@ const PLENTY_ORE: i64 = 5_000_000_000;
 const REDELIVERY_GRACE: std::time::Duration = std::time::Duration::from_secs(4);
 
 /// One framework agreement of these tests.
-struct TestAgreement {
-    reference: &'static str,
-    supplier: String,
-    ranking: i32,
-    price_ore: i64,
-    monthly_capacity: i32,
-    areas: &'static [CompetenceArea],
+pub struct TestAgreement {
+    /// Its reference.
+    pub reference: &'static str,
+    /// The supplier's organisation number.
+    pub supplier: String,
+    /// Its rank (1 first).
+    pub ranking: i32,
+    /// Its price per assignment, gross.
+    pub price_ore: i64,
+    /// Orders it takes per month.
+    pub monthly_capacity: i32,
+    /// The areas it covers.
+    pub areas: &'static [CompetenceArea],
 }
 
 /// The suppliers' organisation numbers: the fixture's first, and two more with valid check
 /// digits.
-fn suppliers() -> anyhow::Result<[String; 3]> {
+pub fn suppliers() -> anyhow::Result<[String; 3]> {
     let complete = |first8: &str| {
         with_valid_check_digit(first8)
             .map(|orgnr| orgnr.as_str().to_owned())
@@ -72,7 +78,7 @@ fn suppliers() -> anyhow::Result<[String; 3]> {
 
 /// Registers `agreements` in county 34, valid through the pilot period, and waits until routing
 /// routes a Hamar case in each of their areas to the pilot.
-async fn register(stack: &SystemStack, agreements: &[TestAgreement]) -> anyhow::Result<()> {
+pub async fn register(stack: &SystemStack, agreements: &[TestAgreement]) -> anyhow::Result<()> {
     let token = stack.people().system();
     let mut registry = stack.registry().await?;
     for agreement in agreements {
@@ -815,7 +821,7 @@ async fn a_pilot_case_nobody_can_take_falls_back_to_the_regular_flow_on_the_same
 
 /// Submits an application for a case that left the pilot, retrying while applications has not
 /// seen the flow change yet (CASE_IN_PILOT_FLOW) or the case at all (UNAVAILABLE).
-async fn submit_after_fallback(
+pub async fn submit_after_fallback(
     stack: &SystemStack,
     case_id: &str,
     fodselsnummer: &str,

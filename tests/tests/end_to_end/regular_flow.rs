@@ -903,14 +903,14 @@ async fn a_payment_that_fails_is_retried_and_its_outcome_reported_later() -> any
 }
 
 /// How many days before today a late claim's deadline lies (within the grace days).
-const LATE_DAYS: i64 = 3;
+pub const LATE_DAYS: i64 = 3;
 /// How long a test lets refunds' expiry job (every second in the stack) run over a grant.
 const EXPIRY_JOB_RUNS: Duration = Duration::from_secs(3);
 
 /// Submit → review → recommend → confirm a grant of `GRANTED_ORE` for a new REGULAR case, and
 /// wait until budget has reserved it (FundsReserved read back), applications shows it GRANTED and
 /// refunds has it ACTIVE; returns the application and refunds' view of the grant.
-async fn claimable_grant_for(
+pub async fn claimable_grant_for(
     stack: &SystemStack,
     fodselsnummer: &str,
 ) -> anyhow::Result<(v1::Application, v1::ClaimableGrant)> {
@@ -964,7 +964,7 @@ async fn claimable_grant(
 
 /// The days after its deadline that refunds still accepts a claim against `grant` (its
 /// `refunds.late_claim_grace`): last claim date − deadline.
-fn grace_days(grant: &v1::ClaimableGrant) -> anyhow::Result<i64> {
+pub fn grace_days(grant: &v1::ClaimableGrant) -> anyhow::Result<i64> {
     Ok((parse_iso(&grant.last_claim_date)? - parse_iso(&grant.refund_deadline_date)?).whole_days())
 }
 
@@ -972,7 +972,7 @@ fn grace_days(grant: &v1::ClaimableGrant) -> anyhow::Result<i64> {
 /// from GrantApproved to `deadline`, in refunds' own database, as if the days between had passed.
 /// The original deadline moves with it (no extension was made, so the two are the same date);
 /// the last claim date is not stored but derived from the deadline. Only an ACTIVE grant is moved.
-async fn move_refund_deadline(
+pub async fn move_refund_deadline(
     stack: &SystemStack,
     grant_id: &str,
     deadline: time::Date,

@@ -146,10 +146,11 @@ impl Drop for EventConsumer {
 }
 
 impl EventConsumer {
-    /// A consumer in group `<prefix>.<service>` subscribed to the topics of the services
-    /// `events` consumes from (and the service's replay topic), applying events into `pool` with
-    /// units of work publishing through `outbox`, dead-lettering with `producer` (the service's
-    /// one producer: each librdkafka client has threads that wake even when idle).
+    /// A consumer in group `<prefix>.<service>` (`.<suffix>` after it when
+    /// `consumer.group_suffix` is set: [`ConsumerConfig::group`]) subscribed to the topics of the
+    /// services `events` consumes from (and the service's replay topic), applying events into
+    /// `pool` with units of work publishing through `outbox`, dead-lettering with `producer` (the
+    /// service's one producer: each librdkafka client has threads that wake even when idle).
     pub fn new(
         service: &'static str,
         kafka: &KafkaConfig,
@@ -167,7 +168,7 @@ impl EventConsumer {
             .map(|producer| super::topic_for(&kafka.topic_prefix, producer))
             .chain([dead_letters::replay_topic_for(&kafka.topic_prefix, service)])
             .collect();
-        let group = format!("{}.{service}", kafka.topic_prefix);
+        let group = config.group(&kafka.topic_prefix, service);
         let consumer: StreamConsumer = super::kafka::client_config(kafka)
             .set("group.id", &group)
             .set("enable.auto.commit", "true")
