@@ -1,15 +1,15 @@
 //! The launcher's sequence: broker → topics and databases → local token issuer → services →
-//! demo (fixture, sample cases, budget, a walk through each flow) → serve until a signal → stop
-//! everything in order.
+//! demo (fixture, sample cases, budget, a walk through each flow, the evaluation's table) →
+//! serve until a signal → stop everything in order.
 //!
 //! Every service of the catalog (`ekb_testkit::catalog::SERVICES`) is started, waited for and
 //! stopped the same way; nothing here names a service. What is particular to routing and the
 //! registry — the fixture and the sample cases — is in `demo`, budget's appropriation and
-//! usage report in `budget_demo`, and the walks through both flows in `regular_flow_demo` and
-//! `pilot_flow_demo`; all find their services by name. What differs per service under
-//! `make run` — whether it checks tokens (four eyes needs two people; `demo_callers` says why),
-//! trusting a local issuer, and its settings beyond the defaults — is in its catalog entry
-//! (`dev_auth`, `dev_settings`).
+//! usage report in `budget_demo`, the walks through both flows in `regular_flow_demo` and
+//! `pilot_flow_demo`, and the evaluation's table of the month in `evaluation_demo`; all find
+//! their services by name. What differs per service under `make run` — whether it checks tokens
+//! (four eyes needs two people; `demo_callers` says why), trusting a local issuer, and its
+//! settings beyond the defaults — is in its catalog entry (`dev_auth`, `dev_settings`).
 //!
 //! The pieces are testkit's (`TestBroker`, `ServiceProcess`, `postgres`), as in the end-to-end
 //! tests; what the launcher adds is fixed ports and log paths, and process groups of their own
@@ -51,7 +51,7 @@ use tokio::signal::unix::{Signal, SignalKind, signal};
 use crate::{
     budget_demo, databases, demo,
     demo_callers::{self, authenticated_services},
-    instructions,
+    evaluation_demo, instructions,
     options::{METRICS_PORT_FLAG, Options, PORT_FLAG, ServiceOptions},
     pilot_flow_demo, regular_flow_demo,
 };
@@ -233,10 +233,14 @@ async fn bring_up_and_serve(stack: &mut Stack, options: &Options) -> anyhow::Res
     start_system(stack, options).await?;
     demo::run(&stack.services).await?;
     budget_demo::run(&stack.services, clock.as_ref()).await?;
+    let mut walked = evaluation_demo::Walked::default();
     if let Some(issuer) = &stack.issuer {
-        regular_flow_demo::run(&stack.services, issuer, options.fresh, clock.as_ref()).await?;
-        pilot_flow_demo::run(&stack.services, issuer, options.fresh, clock.as_ref()).await?;
+        walked.regular_paid =
+            regular_flow_demo::run(&stack.services, issuer, options.fresh, clock.as_ref()).await?;
+        walked.pilot_paid =
+            pilot_flow_demo::run(&stack.services, issuer, options.fresh, clock.as_ref()).await?;
     }
+    evaluation_demo::run(&stack.services, clock.as_ref(), walked).await?;
     stack.up = true;
     if options.exit_after_demo {
         println!("\n--exit-after-demo: stopping…");

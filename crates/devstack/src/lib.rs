@@ -20,6 +20,7 @@ pub mod compose_file;
 pub mod databases;
 pub mod demo;
 pub mod demo_callers;
+pub mod evaluation_demo;
 pub mod fixture;
 pub mod instructions;
 pub mod launcher;

@@ -32,14 +32,14 @@ use crate::{
 /// The area of the walk: two fixture suppliers cover it, ranked 2 and 3.
 pub const AREA: CompetenceArea = CompetenceArea::ConflictHandling;
 
-/// Prints the suppliers for [`AREA`] by rank and walks one pilot case to payment. `fresh`: the
-/// databases were empty when this run started.
+/// Prints the suppliers for [`AREA`] by rank and walks one pilot case to payment; true when the
+/// invoice was paid. `fresh`: the databases were empty when this run started.
 pub async fn run(
     services: &[ServiceProcess],
     issuer: &TestIssuer,
     fresh: bool,
     clock: &dyn Clock,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<bool> {
     let clients = Clients::connect(services).await?;
     println!(
         "\nPilot flow (§ 9a), one case to payment (caseworker {CASEWORKER} orders and attests, \
@@ -62,10 +62,10 @@ pub async fn run(
         Ok(PilotOutcome::NotPilot) => {
             println!("  The case went to the regular flow (routing's settings): nothing to walk.")
         }
-        Ok(PilotOutcome::Paid(_)) => {}
-        Err(error) => return stopped("pilot-flow", error, fresh),
+        Ok(PilotOutcome::Paid(_)) => return Ok(true),
+        Err(error) => return stopped("pilot-flow", error, fresh).map(|()| false),
     }
-    Ok(())
+    Ok(false)
 }
 
 /// Prints the pilot walk's steps as `make run` shows them: the suppliers, then numbered 1 to 9.

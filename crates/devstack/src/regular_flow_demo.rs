@@ -28,14 +28,15 @@ use crate::demo_callers::{
     case_opened, oslo_today, settled, step, stopped, synthetic_fodselsnummer,
 };
 
-/// Walks one regular case to payment, printing each step. `fresh`: the databases were empty
-/// when this run started (a walk that stops is then a fault, otherwise a note).
+/// Walks one regular case to payment, printing each step; true when the refund was paid.
+/// `fresh`: the databases were empty when this run started (a walk that stops is then a fault,
+/// otherwise a note).
 pub async fn run(
     services: &[ServiceProcess],
     issuer: &TestIssuer,
     fresh: bool,
     clock: &dyn Clock,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<bool> {
     let clients = Clients::connect(services).await?;
     println!(
         "\nRegular flow, one case to payment (caseworker {CASEWORKER} recommends, decider \
@@ -48,8 +49,8 @@ pub async fn run(
         today: &today,
     };
     match regular::walk(&clients, &People::new(issuer), case, &mut Printer).await {
-        Ok(_) => Ok(()),
-        Err(error) => stopped("regular-flow", error, fresh),
+        Ok(_) => Ok(true),
+        Err(error) => stopped("regular-flow", error, fresh).map(|()| false),
     }
 }
 

@@ -13,7 +13,8 @@
 //!   every case task waits for a later day;
 //! - [`regular`] and [`pilot`] carry out each path as employers, caseworkers, deciders,
 //!   suppliers and the payment system would;
-//! - [`invariants`] checks the money, the events and the personal data at the end;
+//! - [`invariants`] checks the money, the events, the personal data and the evaluation's
+//!   figures at the end;
 //! - [`faults`] derives a fault schedule from `--faults SEED` and injects it;
 //! - [`run`] puts one simulation together, [`campaign`] runs many fault seeds, [`summary`]
 //!   prints the result with [`commits`] and the [`baseline`] (pgbench) it is measured against.

@@ -78,6 +78,9 @@ pub struct CaseOutcome {
     pub observed: Path,
     /// The case id routing gave.
     pub case_id: String,
+    /// True when the case left the pilot for the regular flow (routing holds it REGULAR at its
+    /// end after opening it PILOT): a fallback, whatever its reason.
+    pub fell_back: bool,
     /// The money the case moved.
     pub money: CaseMoney,
 }

@@ -21,7 +21,7 @@ use crate::{
     baseline,
     commits::Commits,
     faults::{Injector, Schedule},
-    invariants::{self, BudgetSampler, Violation, settle::settle},
+    invariants::{self, BudgetSampler, Violation, evaluation::Headline, settle::settle},
     options::Options,
     pilot,
     plan::{CaseOutcome, CasePlan, Path},
@@ -114,6 +114,7 @@ pub async fn simulate(
         peak_rss_mib,
         pgbench,
         violations: year_run.violations,
+        evaluation: Some(year_run.evaluation),
         injected: injector.injected,
         run_dir,
     })
@@ -126,6 +127,7 @@ struct YearRun {
     violations: Vec<Violation>,
     commits: u64,
     wall: Duration,
+    evaluation: Headline,
 }
 
 /// Where a run writes: `<out>/seed-<seed>[-faults-<faults>]`.
@@ -248,12 +250,21 @@ async fn run_year(
         })
         .await?,
     );
+    // The evaluation read every topic into its read model while the year ran; settled, its
+    // figures must be what the simulator did (and give the summary its headline).
+    let table = invariants::evaluation::read(&stack.services, &sim, year.year).await?;
+    let model = invariants::evaluation::model(plans, &outcomes);
+    violations.extend(invariants::capped(invariants::evaluation::judge(
+        &table, &model,
+    )));
+    let evaluation = invariants::evaluation::headline(&table, year.year);
     Ok(YearRun {
         outcomes,
         failures,
         violations,
         commits,
         wall,
+        evaluation,
     })
 }
 

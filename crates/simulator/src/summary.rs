@@ -1,11 +1,12 @@
 //! What a simulation prints at the end: cases per path (planned by the model, observed in the
-//! services), cases that failed on the way, the run's time and commits against pgbench, each
-//! service's peak memory, and every invariant violated.
+//! services), cases that failed on the way, the evaluation's headline figures of the year, the
+//! run's time and commits against pgbench, each service's peak memory, and every invariant
+//! violated.
 
 use std::{collections::BTreeMap, fmt, path::PathBuf, time::Duration};
 
 use crate::{
-    invariants::Violation,
+    invariants::{Violation, evaluation::Headline},
     plan::{CaseOutcome, Path},
 };
 
@@ -54,6 +55,8 @@ pub struct Report {
     pub pgbench: Option<Baseline>,
     /// Every invariant violated.
     pub violations: Vec<Violation>,
+    /// The evaluation's headline figures of the year, if it was read.
+    pub evaluation: Option<Headline>,
     /// The faults injected, by day.
     pub injected: Vec<String>,
     /// Where the logs are.
@@ -113,6 +116,9 @@ impl fmt::Display for Report {
                 failure.planned.name(),
                 failure.error
             )?;
+        }
+        if let Some(evaluation) = &self.evaluation {
+            write!(f, "{evaluation}")?;
         }
         let seconds = self.year_wall.as_secs_f64().max(f64::EPSILON);
         writeln!(

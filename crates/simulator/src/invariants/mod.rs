@@ -17,9 +17,13 @@
 //! - [`dead_letters`]: dead-letter topics empty unless malformed events were fed on purpose
 //!   (the fault schedule feeds none: a fault is not poison);
 //! - [`personal_data`]: no fødselsnummer on any topic, in any log or in clear in any database
-//!   ([`fnr_detector`] finds them; [`protobuf_strings`] opens what the broker carries).
+//!   ([`fnr_detector`] finds them; [`protobuf_strings`] opens what the broker carries);
+//! - [`evaluation`]: the evaluation's published figures (cases opened, fallbacks, lack of
+//!   funds, the pilot's employer steps) agree with what the simulator did to each case.
 //!
-//! [`check`] runs them all (call [`settle::settle`] first, so trailing events are applied).
+//! [`check`] runs them all but the evaluation's, which `run` checks beside them since it also
+//! gives the summary its headline (call [`settle::settle`] first, so trailing events are
+//! applied).
 //! A [`Violation`] never carries a fødselsnummer: it names the case by its plan number, a
 //! record by topic, partition and offset, a column by table and name.
 
@@ -27,6 +31,7 @@ pub mod applied_once;
 pub mod appropriations;
 pub mod databases;
 pub mod dead_letters;
+pub mod evaluation;
 pub mod fnr_detector;
 pub mod grpc;
 pub mod money;

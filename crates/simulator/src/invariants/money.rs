@@ -415,6 +415,7 @@ mod tests {
             planned: path,
             observed: path,
             case_id: "c1".to_owned(),
+            fell_back: false,
             money: crate::plan::CaseMoney {
                 paid_ore: 700,
                 ..Default::default()

@@ -288,6 +288,7 @@ mod tests {
             planned: path,
             observed: path,
             case_id: case.to_owned(),
+            fell_back: false,
             money: CaseMoney {
                 commitment: commitment.map(|(kind, id)| (kind, id.to_owned())),
                 reserved_ore: reserved,

@@ -46,6 +46,7 @@ pub(super) async fn outcome(
         planned: Path::Pilot(planned),
         observed: Path::Pilot(observed),
         case_id: walked.case_id,
+        fell_back: routed.current_flow() == v1::Flow::Regular,
         money,
     })
 }

@@ -169,6 +169,7 @@ pub async fn run(sim: &Sim, case: &CasePlan, path: RegularPath) -> anyhow::Resul
             planned: case.path,
             observed: Path::Regular(walked.observed),
             case_id: opened.case_id,
+            fell_back: false,
             money: walked.money,
         })
     };
