@@ -14,7 +14,7 @@
 # ekb-dev uses the Kafka named by EKB__KAFKA__BROKERS, or else starts the embedded mock broker;
 # starts every service of the catalog (crates/testkit/src/catalog.rs: routing on gRPC
 # 127.0.0.1:50051, expert-registry 50052, applications 50053, refunds 50054, pilot-ordering
-# 50055, budget 50056) with authentication OFF except for the four-eyes flow services
+# 50055, budget 50056, evaluation 50057) with authentication OFF except for the four-eyes flow services
 # (applications, refunds, pilot-ordering: a local token issuer, a developer token printed),
 # sets the year's appropriation if none is set, loads Innlandet framework agreements, routes
 # sample cases, walks one regular and one pilot case to payment, prints where everything

@@ -374,6 +374,11 @@ fn describe(
             service.grpc_addr
         );
     }
+    let _ = writeln!(
+        out,
+        "    or, while this serves: make evaluation-report ARGS=\"--from {month} --to {month} \
+         --csv target/cohorts.csv\""
+    );
     out
 }
 
