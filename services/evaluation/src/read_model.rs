@@ -9,7 +9,9 @@
 //! registry id.
 
 use ekb_domain::oslo_date;
-use ekb_platform::messaging::{EventFields, HandlerError, UnitOfWork, parts::AgreementState};
+use ekb_platform::messaging::{
+    EventFields, HandlerError, Handles, UnitOfWork, parts::AgreementState,
+};
 use ekb_proto::{
     events::CarriesAgreement,
     v1::{self, EventEnvelope},
@@ -90,33 +92,379 @@ async fn record(work: &mut UnitOfWork, fact: Fact) -> Result<(), HandlerError> {
     Ok(())
 }
 
-ekb_platform::handle_with!(EvaluationEvents, case_routed: v1::CaseRouted);
-ekb_platform::handle_with!(EvaluationEvents, flow_changed: v1::CaseFlowChanged);
-ekb_platform::handle_with!(EvaluationEvents, application_submitted: v1::ApplicationSubmitted);
-ekb_platform::handle_with!(EvaluationEvents, grant_requested: v1::GrantRequested);
-ekb_platform::handle_with!(EvaluationEvents, grant_approved: v1::GrantApproved);
-ekb_platform::handle_with!(EvaluationEvents, application_rejected: v1::ApplicationRejected);
-ekb_platform::handle_with!(EvaluationEvents, application_withdrawn: v1::ApplicationWithdrawn);
-ekb_platform::handle_with!(EvaluationEvents, cancellation_requested: v1::GrantCancellationRequested);
-ekb_platform::handle_with!(EvaluationEvents, grant_cancelled: v1::GrantCancelled);
-ekb_platform::handle_with!(EvaluationEvents, claim_submitted: v1::RefundClaimSubmitted);
-ekb_platform::handle_with!(EvaluationEvents, refund_approved: v1::RefundApproved);
-ekb_platform::handle_with!(EvaluationEvents, refund_rejected: v1::RefundRejected);
-ekb_platform::handle_with!(EvaluationEvents, grant_expired: v1::GrantExpired);
-ekb_platform::handle_with!(EvaluationEvents, deadline_extended: v1::RefundDeadlineExtended);
+/// What one event says about its case: the [`Fact`] it is stored as, read from the event's
+/// fields (`fields` names them in errors) and fingerprinted under `facts`' key. An event type
+/// implements only this; the one [`Handles`] below records the fact for all of them.
+trait IntoFact: Name + Send + 'static {
+    fn fact(&self, facts: &EvaluationEvents, fields: EventFields) -> Result<Fact, HandlerError>;
+}
+
+/// Every event type with an [`IntoFact`]: its fact, stored once. The payment and agreement
+/// events and `FundsReleased` do not implement it and keep their own handlers (below).
+impl<E: IntoFact> Handles<E> for EvaluationEvents {
+    async fn handle(
+        &self,
+        work: &mut UnitOfWork,
+        event: E,
+        _envelope: &EventEnvelope,
+    ) -> Result<(), HandlerError> {
+        let fact = event.fact(self, EventFields::of(&event))?;
+        record(work, fact).await
+    }
+}
+
+// Routing: the flow a case opened in, and each change of it.
+impl IntoFact for v1::CaseRouted {
+    fn fact(&self, facts: &EvaluationEvents, fields: EventFields) -> Result<Fact, HandlerError> {
+        Ok(Fact {
+            county_code: fields
+                .county("county_code", &self.county_code)?
+                .as_str()
+                .to_owned(),
+            code: code::<v1::Flow>(fields, "flow", self.flow)?,
+            detail: code::<v1::RoutingReason>(fields, "reason", self.reason)?,
+            on_date: Some(oslo_date(
+                fields.instant("opened_at", self.opened_at.as_ref())?,
+            )),
+            ..facts.fact(fields, &self.case_id, kind::CASE_ROUTED, "", "")?
+        })
+    }
+}
+
+impl IntoFact for v1::CaseFlowChanged {
+    fn fact(&self, facts: &EvaluationEvents, fields: EventFields) -> Result<Fact, HandlerError> {
+        let mut fact = Fact {
+            code: code::<v1::FlowChangeReason>(fields, "reason", self.reason)?,
+            detail: code::<v1::FlowChangeSource>(fields, "source", self.source)?,
+            on_date: Some(oslo_date(
+                fields.instant("changed_at", self.changed_at.as_ref())?,
+            )),
+            ..facts.fact(fields, &self.case_id, kind::FLOW_CHANGED, "", "")?
+        };
+        // The sequence is the change's key on its case, and orders the changes.
+        fact.subject = self.sequence.max(1).to_string();
+        Ok(fact)
+    }
+}
+
+// Applications and grants.
+impl IntoFact for v1::ApplicationSubmitted {
+    fn fact(&self, facts: &EvaluationEvents, fields: EventFields) -> Result<Fact, HandlerError> {
+        Ok(Fact {
+            on_date: Some(fields.date("submitted_date", &self.submitted_date)?),
+            ..facts.fact(
+                fields,
+                &self.case_id,
+                kind::APPLICATION_SUBMITTED,
+                "application",
+                &self.application_id,
+            )?
+        })
+    }
+}
+
+impl IntoFact for v1::GrantRequested {
+    fn fact(&self, facts: &EvaluationEvents, fields: EventFields) -> Result<Fact, HandlerError> {
+        Ok(Fact {
+            parent: facts.key.of("application", &self.application_id),
+            on_date: Some(oslo_date(
+                fields.instant("requested_at", self.requested_at.as_ref())?,
+            )),
+            amount_ore: Some(self.amount_ore),
+            ..facts.fact(
+                fields,
+                &self.case_id,
+                kind::GRANT_REQUESTED,
+                "grant",
+                &self.grant_id,
+            )?
+        })
+    }
+}
+
+impl IntoFact for v1::GrantApproved {
+    fn fact(&self, facts: &EvaluationEvents, fields: EventFields) -> Result<Fact, HandlerError> {
+        Ok(Fact {
+            on_date: Some(fields.date("decision_date", &self.decision_date)?),
+            amount_ore: Some(
+                fields
+                    .case_amount("granted_amount_ore", self.granted_amount_ore)?
+                    .ore(),
+            ),
+            limit_ore: (self.max_rate_ore > 0).then_some(self.max_rate_ore),
+            ..facts.fact(
+                fields,
+                &self.case_id,
+                kind::GRANT_APPROVED,
+                "grant",
+                &self.grant_id,
+            )?
+        })
+    }
+}
+
+impl IntoFact for v1::ApplicationRejected {
+    fn fact(&self, facts: &EvaluationEvents, fields: EventFields) -> Result<Fact, HandlerError> {
+        Ok(Fact {
+            code: code::<v1::ApplicationRejectionReason>(fields, "reason", self.reason)?,
+            on_date: Some(oslo_date(
+                fields.instant("rejected_at", self.rejected_at.as_ref())?,
+            )),
+            ..facts.fact(
+                fields,
+                &self.case_id,
+                kind::APPLICATION_REJECTED,
+                "application",
+                &self.application_id,
+            )?
+        })
+    }
+}
+
+impl IntoFact for v1::GrantCancellationRequested {
+    fn fact(&self, facts: &EvaluationEvents, fields: EventFields) -> Result<Fact, HandlerError> {
+        // A repeat of the request carries the same `requested_at`: grant and time identify it.
+        let at = fields.instant("requested_at", self.requested_at.as_ref())?;
+        let request = format!("{}@{}", self.grant_id, at.unix_timestamp_nanos());
+        Ok(Fact {
+            flag: self.requested_by_employer,
+            ..facts.fact(
+                fields,
+                &self.case_id,
+                kind::CANCELLATION_REQUESTED,
+                "cancellation",
+                &request,
+            )?
+        })
+    }
+}
+
+impl IntoFact for v1::GrantCancelled {
+    fn fact(&self, facts: &EvaluationEvents, fields: EventFields) -> Result<Fact, HandlerError> {
+        Ok(Fact {
+            flag: self.requested_by_employer,
+            ..facts.fact(
+                fields,
+                &self.case_id,
+                kind::GRANT_CANCELLED,
+                "grant",
+                &self.grant_id,
+            )?
+        })
+    }
+}
+
+// Refund claims and their deadlines.
+impl IntoFact for v1::RefundClaimSubmitted {
+    fn fact(&self, facts: &EvaluationEvents, fields: EventFields) -> Result<Fact, HandlerError> {
+        Ok(Fact {
+            on_date: Some(fields.date("submitted_date", &self.submitted_date)?),
+            second_date: Some(fields.date("assistance_start_date", &self.assistance_start_date)?),
+            flag: self.late,
+            ..facts.fact(
+                fields,
+                &self.case_id,
+                kind::CLAIM_SUBMITTED,
+                "claim",
+                &self.claim_id,
+            )?
+        })
+    }
+}
+
+impl IntoFact for v1::RefundApproved {
+    fn fact(&self, facts: &EvaluationEvents, fields: EventFields) -> Result<Fact, HandlerError> {
+        Ok(Fact {
+            on_date: Some(oslo_date(
+                fields.instant("approved_at", self.approved_at.as_ref())?,
+            )),
+            ..facts.fact(
+                fields,
+                &self.case_id,
+                kind::REFUND_APPROVED,
+                "claim",
+                &self.claim_id,
+            )?
+        })
+    }
+}
+
+impl IntoFact for v1::RefundDeadlineExtended {
+    fn fact(&self, facts: &EvaluationEvents, fields: EventFields) -> Result<Fact, HandlerError> {
+        let extension = format!("{}@{}", self.grant_id, self.new_deadline_date);
+        facts.fact(
+            fields,
+            &self.case_id,
+            kind::DEADLINE_EXTENDED,
+            "extension",
+            &extension,
+        )
+    }
+}
+
+// Orders.
+impl IntoFact for v1::OrderRequested {
+    fn fact(&self, facts: &EvaluationEvents, fields: EventFields) -> Result<Fact, HandlerError> {
+        Ok(Fact {
+            // A follow-up order is placed by the service; the first by a caseworker.
+            flag: !self.previous_order_id.is_empty(),
+            ..facts.fact(
+                fields,
+                &self.case_id,
+                kind::ORDER_REQUESTED,
+                "order",
+                &self.order_id,
+            )?
+        })
+    }
+}
+
+impl IntoFact for v1::OrderPlaced {
+    fn fact(&self, facts: &EvaluationEvents, fields: EventFields) -> Result<Fact, HandlerError> {
+        Ok(Fact {
+            on_date: Some(oslo_date(
+                fields.instant("placed_at", self.placed_at.as_ref())?,
+            )),
+            amount_ore: Some(fields.case_amount("amount_ore", self.amount_ore)?.ore()),
+            ..facts.fact(
+                fields,
+                &self.case_id,
+                kind::ORDER_PLACED,
+                "order",
+                &self.order_id,
+            )?
+        })
+    }
+}
+
+impl IntoFact for v1::OrderAccepted {
+    fn fact(&self, facts: &EvaluationEvents, fields: EventFields) -> Result<Fact, HandlerError> {
+        Ok(Fact {
+            on_date: Some(fields.date("accepted_date", &self.accepted_date)?),
+            agreement_id: Some(fields.uuid("agreement_id", &self.agreement_id)?),
+            ..facts.fact(
+                fields,
+                &self.case_id,
+                kind::ORDER_ACCEPTED,
+                "order",
+                &self.order_id,
+            )?
+        })
+    }
+}
+
+impl IntoFact for v1::OrderStarted {
+    fn fact(&self, facts: &EvaluationEvents, fields: EventFields) -> Result<Fact, HandlerError> {
+        Ok(Fact {
+            on_date: Some(fields.date("started_date", &self.started_date)?),
+            ..facts.fact(
+                fields,
+                &self.case_id,
+                kind::ORDER_STARTED,
+                "order",
+                &self.order_id,
+            )?
+        })
+    }
+}
+
+impl IntoFact for v1::OrderCompleted {
+    fn fact(&self, facts: &EvaluationEvents, fields: EventFields) -> Result<Fact, HandlerError> {
+        Ok(Fact {
+            on_date: Some(fields.date("completed_date", &self.completed_date)?),
+            ..facts.fact(
+                fields,
+                &self.case_id,
+                kind::ORDER_COMPLETED,
+                "order",
+                &self.order_id,
+            )?
+        })
+    }
+}
+
+impl IntoFact for v1::OrderCancelled {
+    fn fact(&self, facts: &EvaluationEvents, fields: EventFields) -> Result<Fact, HandlerError> {
+        Ok(Fact {
+            code: code::<v1::OrderCancellationReason>(fields, "reason", self.reason)?,
+            ..facts.fact(
+                fields,
+                &self.case_id,
+                kind::ORDER_CANCELLED,
+                "order",
+                &self.order_id,
+            )?
+        })
+    }
+}
+
+// Invoices and the budget's disbursements.
+impl IntoFact for v1::InvoiceRejected {
+    fn fact(&self, facts: &EvaluationEvents, fields: EventFields) -> Result<Fact, HandlerError> {
+        Ok(Fact {
+            code: code::<v1::InvoiceRejectionReason>(fields, "reason", self.reason)?,
+            ..facts.fact(
+                fields,
+                &self.case_id,
+                kind::INVOICE_REJECTED,
+                "invoice",
+                &self.invoice_id,
+            )?
+        })
+    }
+}
+
+impl IntoFact for v1::FundsDisbursed {
+    fn fact(&self, facts: &EvaluationEvents, fields: EventFields) -> Result<Fact, HandlerError> {
+        let source = fields.required("source", self.source.as_ref())?;
+        // One disbursement per reservation and paid claim or invoice.
+        let disbursement = format!("{}/{}", self.reservation_id, source.source_id);
+        Ok(Fact {
+            amount_ore: Some(fields.case_amount("amount_ore", self.amount_ore)?.ore()),
+            ..facts.fact(
+                fields,
+                &self.case_id,
+                kind::DISBURSED,
+                "disbursement",
+                &disbursement,
+            )?
+        })
+    }
+}
+
+/// Events whose fact is only its kind and the fingerprint of one id field:
+/// `event => kind, what the id names, id field`.
+macro_rules! plain_facts {
+    ($($event:ty => $kind:ident, $what:literal, $id:ident;)+) => {
+        $(impl IntoFact for $event {
+            fn fact(
+                &self,
+                facts: &EvaluationEvents,
+                fields: EventFields,
+            ) -> Result<Fact, HandlerError> {
+                facts.fact(fields, &self.case_id, kind::$kind, $what, &self.$id)
+            }
+        })+
+    };
+}
+
+plain_facts! {
+    // An application withdrawn; a grant expired.
+    v1::ApplicationWithdrawn => APPLICATION_WITHDRAWN, "application", application_id;
+    v1::GrantExpired => GRANT_EXPIRED, "grant", grant_id;
+    // A refund claim rejected.
+    v1::RefundRejected => REFUND_REJECTED, "claim", claim_id;
+    // An order declined or aborted.
+    v1::OrderDeclined => ORDER_DECLINED, "order", order_id;
+    v1::OrderAborted => ORDER_ABORTED, "order", order_id;
+    // An invoice approved.
+    v1::InvoiceApproved => INVOICE_APPROVED, "invoice", invoice_id;
+}
+
+// Payments record a retry besides (or instead of) their fact, a release is keyed by its
+// envelope, and the agreement events upsert agreements: their own handlers.
 ekb_platform::handle_with!(EvaluationEvents, payment_completed: v1::PaymentCompleted);
 ekb_platform::handle_with!(EvaluationEvents, payment_failed: v1::PaymentFailed);
-ekb_platform::handle_with!(EvaluationEvents, order_requested: v1::OrderRequested);
-ekb_platform::handle_with!(EvaluationEvents, order_placed: v1::OrderPlaced);
-ekb_platform::handle_with!(EvaluationEvents, order_accepted: v1::OrderAccepted);
-ekb_platform::handle_with!(EvaluationEvents, order_declined: v1::OrderDeclined);
-ekb_platform::handle_with!(EvaluationEvents, order_started: v1::OrderStarted);
-ekb_platform::handle_with!(EvaluationEvents, order_completed: v1::OrderCompleted);
-ekb_platform::handle_with!(EvaluationEvents, order_cancelled: v1::OrderCancelled);
-ekb_platform::handle_with!(EvaluationEvents, order_aborted: v1::OrderAborted);
-ekb_platform::handle_with!(EvaluationEvents, invoice_approved: v1::InvoiceApproved);
-ekb_platform::handle_with!(EvaluationEvents, invoice_rejected: v1::InvoiceRejected);
-ekb_platform::handle_with!(EvaluationEvents, funds_disbursed: v1::FundsDisbursed);
 ekb_platform::handle_with!(EvaluationEvents, funds_released: v1::FundsReleased);
 ekb_platform::handle_with!(
     EvaluationEvents,
@@ -126,297 +474,6 @@ ekb_platform::handle_with!(
 );
 
 impl EvaluationEvents {
-    async fn case_routed(
-        &self,
-        work: &mut UnitOfWork,
-        event: &v1::CaseRouted,
-        _envelope: &EventEnvelope,
-    ) -> Result<(), HandlerError> {
-        let fields = EventFields::of(event);
-        let fact = Fact {
-            county_code: fields
-                .county("county_code", &event.county_code)?
-                .as_str()
-                .to_owned(),
-            code: code::<v1::Flow>(fields, "flow", event.flow)?,
-            detail: code::<v1::RoutingReason>(fields, "reason", event.reason)?,
-            on_date: Some(oslo_date(
-                fields.instant("opened_at", event.opened_at.as_ref())?,
-            )),
-            ..self.fact(fields, &event.case_id, kind::CASE_ROUTED, "", "")?
-        };
-        record(work, fact).await
-    }
-
-    async fn flow_changed(
-        &self,
-        work: &mut UnitOfWork,
-        event: &v1::CaseFlowChanged,
-        _envelope: &EventEnvelope,
-    ) -> Result<(), HandlerError> {
-        let fields = EventFields::of(event);
-        let mut fact = Fact {
-            code: code::<v1::FlowChangeReason>(fields, "reason", event.reason)?,
-            detail: code::<v1::FlowChangeSource>(fields, "source", event.source)?,
-            on_date: Some(oslo_date(
-                fields.instant("changed_at", event.changed_at.as_ref())?,
-            )),
-            ..self.fact(fields, &event.case_id, kind::FLOW_CHANGED, "", "")?
-        };
-        // The sequence is the change's key on its case, and orders the changes.
-        fact.subject = event.sequence.max(1).to_string();
-        record(work, fact).await
-    }
-
-    async fn application_submitted(
-        &self,
-        work: &mut UnitOfWork,
-        event: &v1::ApplicationSubmitted,
-        _envelope: &EventEnvelope,
-    ) -> Result<(), HandlerError> {
-        let fields = EventFields::of(event);
-        let fact = Fact {
-            on_date: Some(fields.date("submitted_date", &event.submitted_date)?),
-            ..self.fact(
-                fields,
-                &event.case_id,
-                kind::APPLICATION_SUBMITTED,
-                "application",
-                &event.application_id,
-            )?
-        };
-        record(work, fact).await
-    }
-
-    async fn grant_requested(
-        &self,
-        work: &mut UnitOfWork,
-        event: &v1::GrantRequested,
-        _envelope: &EventEnvelope,
-    ) -> Result<(), HandlerError> {
-        let fields = EventFields::of(event);
-        let fact = Fact {
-            parent: self.key.of("application", &event.application_id),
-            on_date: Some(oslo_date(
-                fields.instant("requested_at", event.requested_at.as_ref())?,
-            )),
-            amount_ore: Some(event.amount_ore),
-            ..self.fact(
-                fields,
-                &event.case_id,
-                kind::GRANT_REQUESTED,
-                "grant",
-                &event.grant_id,
-            )?
-        };
-        record(work, fact).await
-    }
-
-    async fn grant_approved(
-        &self,
-        work: &mut UnitOfWork,
-        event: &v1::GrantApproved,
-        _envelope: &EventEnvelope,
-    ) -> Result<(), HandlerError> {
-        let fields = EventFields::of(event);
-        let fact = Fact {
-            on_date: Some(fields.date("decision_date", &event.decision_date)?),
-            amount_ore: Some(
-                fields
-                    .case_amount("granted_amount_ore", event.granted_amount_ore)?
-                    .ore(),
-            ),
-            limit_ore: (event.max_rate_ore > 0).then_some(event.max_rate_ore),
-            ..self.fact(
-                fields,
-                &event.case_id,
-                kind::GRANT_APPROVED,
-                "grant",
-                &event.grant_id,
-            )?
-        };
-        record(work, fact).await
-    }
-
-    async fn application_rejected(
-        &self,
-        work: &mut UnitOfWork,
-        event: &v1::ApplicationRejected,
-        _envelope: &EventEnvelope,
-    ) -> Result<(), HandlerError> {
-        let fields = EventFields::of(event);
-        let fact = Fact {
-            code: code::<v1::ApplicationRejectionReason>(fields, "reason", event.reason)?,
-            on_date: Some(oslo_date(
-                fields.instant("rejected_at", event.rejected_at.as_ref())?,
-            )),
-            ..self.fact(
-                fields,
-                &event.case_id,
-                kind::APPLICATION_REJECTED,
-                "application",
-                &event.application_id,
-            )?
-        };
-        record(work, fact).await
-    }
-
-    async fn application_withdrawn(
-        &self,
-        work: &mut UnitOfWork,
-        event: &v1::ApplicationWithdrawn,
-        _envelope: &EventEnvelope,
-    ) -> Result<(), HandlerError> {
-        let fields = EventFields::of(event);
-        let fact = self.fact(
-            fields,
-            &event.case_id,
-            kind::APPLICATION_WITHDRAWN,
-            "application",
-            &event.application_id,
-        )?;
-        record(work, fact).await
-    }
-
-    async fn cancellation_requested(
-        &self,
-        work: &mut UnitOfWork,
-        event: &v1::GrantCancellationRequested,
-        _envelope: &EventEnvelope,
-    ) -> Result<(), HandlerError> {
-        let fields = EventFields::of(event);
-        // A repeat of the request carries the same `requested_at`: grant and time identify it.
-        let at = fields.instant("requested_at", event.requested_at.as_ref())?;
-        let request = format!("{}@{}", event.grant_id, at.unix_timestamp_nanos());
-        let fact = Fact {
-            flag: event.requested_by_employer,
-            ..self.fact(
-                fields,
-                &event.case_id,
-                kind::CANCELLATION_REQUESTED,
-                "cancellation",
-                &request,
-            )?
-        };
-        record(work, fact).await
-    }
-
-    async fn grant_cancelled(
-        &self,
-        work: &mut UnitOfWork,
-        event: &v1::GrantCancelled,
-        _envelope: &EventEnvelope,
-    ) -> Result<(), HandlerError> {
-        let fields = EventFields::of(event);
-        let fact = Fact {
-            flag: event.requested_by_employer,
-            ..self.fact(
-                fields,
-                &event.case_id,
-                kind::GRANT_CANCELLED,
-                "grant",
-                &event.grant_id,
-            )?
-        };
-        record(work, fact).await
-    }
-
-    async fn claim_submitted(
-        &self,
-        work: &mut UnitOfWork,
-        event: &v1::RefundClaimSubmitted,
-        _envelope: &EventEnvelope,
-    ) -> Result<(), HandlerError> {
-        let fields = EventFields::of(event);
-        let fact = Fact {
-            on_date: Some(fields.date("submitted_date", &event.submitted_date)?),
-            second_date: Some(fields.date("assistance_start_date", &event.assistance_start_date)?),
-            flag: event.late,
-            ..self.fact(
-                fields,
-                &event.case_id,
-                kind::CLAIM_SUBMITTED,
-                "claim",
-                &event.claim_id,
-            )?
-        };
-        record(work, fact).await
-    }
-
-    async fn refund_approved(
-        &self,
-        work: &mut UnitOfWork,
-        event: &v1::RefundApproved,
-        _envelope: &EventEnvelope,
-    ) -> Result<(), HandlerError> {
-        let fields = EventFields::of(event);
-        let fact = Fact {
-            on_date: Some(oslo_date(
-                fields.instant("approved_at", event.approved_at.as_ref())?,
-            )),
-            ..self.fact(
-                fields,
-                &event.case_id,
-                kind::REFUND_APPROVED,
-                "claim",
-                &event.claim_id,
-            )?
-        };
-        record(work, fact).await
-    }
-
-    async fn refund_rejected(
-        &self,
-        work: &mut UnitOfWork,
-        event: &v1::RefundRejected,
-        _envelope: &EventEnvelope,
-    ) -> Result<(), HandlerError> {
-        let fields = EventFields::of(event);
-        let fact = self.fact(
-            fields,
-            &event.case_id,
-            kind::REFUND_REJECTED,
-            "claim",
-            &event.claim_id,
-        )?;
-        record(work, fact).await
-    }
-
-    async fn grant_expired(
-        &self,
-        work: &mut UnitOfWork,
-        event: &v1::GrantExpired,
-        _envelope: &EventEnvelope,
-    ) -> Result<(), HandlerError> {
-        let fields = EventFields::of(event);
-        let fact = self.fact(
-            fields,
-            &event.case_id,
-            kind::GRANT_EXPIRED,
-            "grant",
-            &event.grant_id,
-        )?;
-        record(work, fact).await
-    }
-
-    async fn deadline_extended(
-        &self,
-        work: &mut UnitOfWork,
-        event: &v1::RefundDeadlineExtended,
-        _envelope: &EventEnvelope,
-    ) -> Result<(), HandlerError> {
-        let fields = EventFields::of(event);
-        let extension = format!("{}@{}", event.grant_id, event.new_deadline_date);
-        let fact = self.fact(
-            fields,
-            &event.case_id,
-            kind::DEADLINE_EXTENDED,
-            "extension",
-            &extension,
-        )?;
-        record(work, fact).await
-    }
-
     async fn payment_completed(
         &self,
         work: &mut UnitOfWork,
@@ -461,225 +518,6 @@ impl EvaluationEvents {
         }
         let retry = format!("{claim_id}#{attempt}");
         let fact = self.fact(fields, case_id, kind::PAYMENT_RETRIED, "payment", &retry)?;
-        record(work, fact).await
-    }
-
-    async fn order_requested(
-        &self,
-        work: &mut UnitOfWork,
-        event: &v1::OrderRequested,
-        _envelope: &EventEnvelope,
-    ) -> Result<(), HandlerError> {
-        let fields = EventFields::of(event);
-        let fact = Fact {
-            // A follow-up order is placed by the service; the first by a caseworker.
-            flag: !event.previous_order_id.is_empty(),
-            ..self.fact(
-                fields,
-                &event.case_id,
-                kind::ORDER_REQUESTED,
-                "order",
-                &event.order_id,
-            )?
-        };
-        record(work, fact).await
-    }
-
-    async fn order_placed(
-        &self,
-        work: &mut UnitOfWork,
-        event: &v1::OrderPlaced,
-        _envelope: &EventEnvelope,
-    ) -> Result<(), HandlerError> {
-        let fields = EventFields::of(event);
-        let fact = Fact {
-            on_date: Some(oslo_date(
-                fields.instant("placed_at", event.placed_at.as_ref())?,
-            )),
-            amount_ore: Some(fields.case_amount("amount_ore", event.amount_ore)?.ore()),
-            ..self.fact(
-                fields,
-                &event.case_id,
-                kind::ORDER_PLACED,
-                "order",
-                &event.order_id,
-            )?
-        };
-        record(work, fact).await
-    }
-
-    async fn order_accepted(
-        &self,
-        work: &mut UnitOfWork,
-        event: &v1::OrderAccepted,
-        _envelope: &EventEnvelope,
-    ) -> Result<(), HandlerError> {
-        let fields = EventFields::of(event);
-        let fact = Fact {
-            on_date: Some(fields.date("accepted_date", &event.accepted_date)?),
-            agreement_id: Some(fields.uuid("agreement_id", &event.agreement_id)?),
-            ..self.fact(
-                fields,
-                &event.case_id,
-                kind::ORDER_ACCEPTED,
-                "order",
-                &event.order_id,
-            )?
-        };
-        record(work, fact).await
-    }
-
-    async fn order_declined(
-        &self,
-        work: &mut UnitOfWork,
-        event: &v1::OrderDeclined,
-        _envelope: &EventEnvelope,
-    ) -> Result<(), HandlerError> {
-        let fields = EventFields::of(event);
-        let fact = self.fact(
-            fields,
-            &event.case_id,
-            kind::ORDER_DECLINED,
-            "order",
-            &event.order_id,
-        )?;
-        record(work, fact).await
-    }
-
-    async fn order_started(
-        &self,
-        work: &mut UnitOfWork,
-        event: &v1::OrderStarted,
-        _envelope: &EventEnvelope,
-    ) -> Result<(), HandlerError> {
-        let fields = EventFields::of(event);
-        let fact = Fact {
-            on_date: Some(fields.date("started_date", &event.started_date)?),
-            ..self.fact(
-                fields,
-                &event.case_id,
-                kind::ORDER_STARTED,
-                "order",
-                &event.order_id,
-            )?
-        };
-        record(work, fact).await
-    }
-
-    async fn order_completed(
-        &self,
-        work: &mut UnitOfWork,
-        event: &v1::OrderCompleted,
-        _envelope: &EventEnvelope,
-    ) -> Result<(), HandlerError> {
-        let fields = EventFields::of(event);
-        let fact = Fact {
-            on_date: Some(fields.date("completed_date", &event.completed_date)?),
-            ..self.fact(
-                fields,
-                &event.case_id,
-                kind::ORDER_COMPLETED,
-                "order",
-                &event.order_id,
-            )?
-        };
-        record(work, fact).await
-    }
-
-    async fn order_cancelled(
-        &self,
-        work: &mut UnitOfWork,
-        event: &v1::OrderCancelled,
-        _envelope: &EventEnvelope,
-    ) -> Result<(), HandlerError> {
-        let fields = EventFields::of(event);
-        let fact = Fact {
-            code: code::<v1::OrderCancellationReason>(fields, "reason", event.reason)?,
-            ..self.fact(
-                fields,
-                &event.case_id,
-                kind::ORDER_CANCELLED,
-                "order",
-                &event.order_id,
-            )?
-        };
-        record(work, fact).await
-    }
-
-    async fn order_aborted(
-        &self,
-        work: &mut UnitOfWork,
-        event: &v1::OrderAborted,
-        _envelope: &EventEnvelope,
-    ) -> Result<(), HandlerError> {
-        let fields = EventFields::of(event);
-        let fact = self.fact(
-            fields,
-            &event.case_id,
-            kind::ORDER_ABORTED,
-            "order",
-            &event.order_id,
-        )?;
-        record(work, fact).await
-    }
-
-    async fn invoice_approved(
-        &self,
-        work: &mut UnitOfWork,
-        event: &v1::InvoiceApproved,
-        _envelope: &EventEnvelope,
-    ) -> Result<(), HandlerError> {
-        let fields = EventFields::of(event);
-        let fact = self.fact(
-            fields,
-            &event.case_id,
-            kind::INVOICE_APPROVED,
-            "invoice",
-            &event.invoice_id,
-        )?;
-        record(work, fact).await
-    }
-
-    async fn invoice_rejected(
-        &self,
-        work: &mut UnitOfWork,
-        event: &v1::InvoiceRejected,
-        _envelope: &EventEnvelope,
-    ) -> Result<(), HandlerError> {
-        let fields = EventFields::of(event);
-        let fact = Fact {
-            code: code::<v1::InvoiceRejectionReason>(fields, "reason", event.reason)?,
-            ..self.fact(
-                fields,
-                &event.case_id,
-                kind::INVOICE_REJECTED,
-                "invoice",
-                &event.invoice_id,
-            )?
-        };
-        record(work, fact).await
-    }
-
-    async fn funds_disbursed(
-        &self,
-        work: &mut UnitOfWork,
-        event: &v1::FundsDisbursed,
-        _envelope: &EventEnvelope,
-    ) -> Result<(), HandlerError> {
-        let fields = EventFields::of(event);
-        let source = fields.required("source", event.source.as_ref())?;
-        // One disbursement per reservation and paid claim or invoice.
-        let disbursement = format!("{}/{}", event.reservation_id, source.source_id);
-        let fact = Fact {
-            amount_ore: Some(fields.case_amount("amount_ore", event.amount_ore)?.ore()),
-            ..self.fact(
-                fields,
-                &event.case_id,
-                kind::DISBURSED,
-                "disbursement",
-                &disbursement,
-            )?
-        };
         record(work, fact).await
     }
 
