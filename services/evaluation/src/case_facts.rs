@@ -150,6 +150,7 @@ pub struct CapacityUse {
     pub month: Date,
     /// Orders the agreement may take that month.
     pub capacity: u32,
-    /// Orders it accepted that month.
+    /// Orders counted against it that month, as pilot-ordering counts them: accepted and not
+    /// cancelled, in the month the order was placed.
     pub used: u32,
 }

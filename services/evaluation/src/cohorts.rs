@@ -43,8 +43,8 @@
 //! | `share_of_max_rate` | committed divided by the most the regulation allowed (frozen max rate × hours), summed over the cases where that is known | fraction | cases with a known max |
 //! | `uptake_per_10000_employees` | cases opened × 10,000 / employees (the configured statistic); for `OtherCounties` and `All`, cases of and employees summed over the counties that have an employee count | cases per 10,000 employees | cases counted |
 //! | `uptake_per_10000_employees_year_earlier` | the same for the same month a year earlier, with the same employee counts; only when the cases reach back that far (the earliest case was opened in or before that month) | cases per 10,000 employees | cases counted |
-//! | `capacity_orders_available` | pilot only, per agreement and the month orders were accepted in: orders the agreement may take | orders | 0 (contract terms, no case) |
-//! | `capacity_orders_used` | pilot only, per agreement and month: orders it accepted | orders | the orders (one case each) |
+//! | `capacity_orders_available` | pilot only, per agreement and the month orders were placed in: orders the agreement may take | orders | 0 (contract terms, no case) |
+//! | `capacity_orders_used` | pilot only, per agreement and month: orders counted against it as pilot-ordering counts them (accepted, not cancelled, by the month placed) | orders | the orders (one case each) |
 //! | `capacity_share_used` | pilot only, per agreement and month: used divided by available | fraction | the orders |
 //!
 //! Percentiles interpolate between closest ranks (R's and NumPy's default, type 7).
@@ -306,7 +306,7 @@ fn uptake(
     Some((f64::from(cases) * 10_000.0 / total as f64, cases))
 }
 
-/// Capacity use per agreement and month (the month orders were accepted in), for the months of
+/// Capacity use per agreement and month (the month orders were placed in), for the months of
 /// the period; several rows for one agreement and month are added up.
 fn capacity_cells(capacity: &[CapacityUse], months: &[Date]) -> Vec<Cell> {
     let mut per_agreement: BTreeMap<(&str, &str, Date), (u32, u32)> = BTreeMap::new();

@@ -6,7 +6,7 @@
 //! Columns, in order:
 //! - `county`: a county code ("34"), `other_counties` (every county but the pilot's) or `all`;
 //! - `flow`: `regular`, `pilot` or `all`;
-//! - `month`: the cohort month as `YYYY-MM` (for capacity, the month orders were accepted in);
+//! - `month`: the cohort month as `YYYY-MM` (for capacity, the month orders were placed in);
 //! - `agreement`: the framework agreement's reference for per-agreement figures, else empty;
 //! - `figure`: the figure's name (documented in the `cohorts` module and docs/evaluation.md);
 //! - `value`: the value with a `.` decimal point and no thousands separator (money in øre),

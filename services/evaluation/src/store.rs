@@ -250,8 +250,9 @@ struct CapacityRow {
 }
 
 /// Capacity use per agreement and month from `from` to the end of month `to`: every month an
-/// agreement covered at least one day of, with the orders it accepted that month. Orders
-/// accepted under an agreement the registry's events have not described yet are counted once
+/// agreement covered at least one day of, with the orders counted against it that month as
+/// pilot-ordering counts them (accepted, not cancelled, in the month the order was placed).
+/// Orders under an agreement the registry's events have not described yet are counted once
 /// they have.
 pub async fn load_capacity(
     connection: &mut PgConnection,
@@ -268,10 +269,21 @@ pub async fn load_capacity(
     .bind(last)
     .fetch_all(&mut *connection)
     .await?;
+    // Pilot-ordering's own rule (selection::month_use): an order counts against the month it
+    // was placed in, unless it was declined, cancelled or expired unanswered. Once an order's
+    // events are in, that is: accepted and not cancelled, in its placement's month.
     let accepted: Vec<AcceptedRow> = sqlx::query_as(
-        "SELECT agreement_id, date_trunc('month', on_date)::date AS month, count(*) AS accepted \
-         FROM case_facts WHERE kind = 'ORDER_ACCEPTED' AND agreement_id IS NOT NULL \
-           AND on_date BETWEEN $1 AND $2 \
+        "SELECT accepted.agreement_id, date_trunc('month', placed.on_date)::date AS month, \
+                count(*) AS accepted \
+         FROM case_facts accepted \
+         JOIN case_facts placed ON placed.case_key = accepted.case_key \
+           AND placed.subject = accepted.subject AND placed.kind = 'ORDER_PLACED' \
+         WHERE accepted.kind = 'ORDER_ACCEPTED' AND accepted.agreement_id IS NOT NULL \
+           AND placed.on_date BETWEEN $1 AND $2 \
+           AND NOT EXISTS (SELECT 1 FROM case_facts cancelled \
+                           WHERE cancelled.case_key = accepted.case_key \
+                             AND cancelled.subject = accepted.subject \
+                             AND cancelled.kind = 'ORDER_CANCELLED') \
          GROUP BY 1, 2",
     )
     .bind(from)

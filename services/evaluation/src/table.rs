@@ -43,7 +43,7 @@ pub struct Cell {
     /// The flows it covers.
     pub flow: FlowScope,
     /// The cohort month (the first day of the month cases were opened in); for capacity, the
-    /// month orders were accepted in.
+    /// month orders were placed in.
     pub month: Date,
     /// The agreement, for per-agreement figures only.
     pub agreement: Option<String>,

@@ -1071,6 +1071,97 @@ async fn events_in_any_order_and_twice_give_the_figures_worked_out_by_hand() -> 
     stack.stop().await
 }
 
+/// Capacity use counts orders as pilot-ordering does when it chooses a supplier: in the month
+/// the order was placed (an order placed on 31 March and accepted on 1 April is March's), and
+/// not an order the supplier declined or one cancelled after acceptance.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn capacity_counts_orders_in_their_placement_month_and_not_cancelled_ones()
+-> anyhow::Result<()> {
+    let stack = ServiceUnderTest::start::<Evaluation>("evaluation-capacity").await?;
+    let pool = PgPool::connect(stack.database_url()).await?;
+    let (case, x) = (id(), id());
+    let (late_march, cancelled, declined) = (id(), id(), id());
+    let mut s = Script::default();
+    s.add("expert-registry", &x, agreement(&x, SUPPLIER_X, 3));
+    let accepted = |order: &str, day: &str| v1::OrderAccepted {
+        order_id: order.to_owned(),
+        case_id: case.clone(),
+        county_code: "34".into(),
+        agreement_id: x.clone(),
+        accepted_date: day.to_owned(),
+        accepted_at: at(datetime!(2026-04-01 10:00 UTC)),
+    };
+    s.add(
+        "pilot-ordering",
+        &case,
+        order_placed(&case, &late_march, &x, SUPPLIER_X, date!(2026 - 03 - 31)),
+    );
+    s.add("pilot-ordering", &case, accepted(&late_march, "2026-04-01"));
+    s.add(
+        "pilot-ordering",
+        &case,
+        order_placed(&case, &cancelled, &x, SUPPLIER_X, date!(2026 - 03 - 10)),
+    );
+    s.add("pilot-ordering", &case, accepted(&cancelled, "2026-03-11"));
+    s.add(
+        "pilot-ordering",
+        &case,
+        v1::OrderCancelled {
+            order_id: cancelled.clone(),
+            case_id: case.clone(),
+            county_code: "34".into(),
+            reason: v1::OrderCancellationReason::EmployerWithdrew as i32,
+            ..Default::default()
+        },
+    );
+    s.add(
+        "pilot-ordering",
+        &case,
+        order_placed(&case, &declined, &x, SUPPLIER_X, date!(2026 - 03 - 12)),
+    );
+    s.add(
+        "pilot-ordering",
+        &case,
+        v1::OrderDeclined {
+            order_id: declined.clone(),
+            case_id: case.clone(),
+            county_code: "34".into(),
+            agreement_id: x.clone(),
+            declined_date: "2026-03-13".into(),
+            ..Default::default()
+        },
+    );
+    let published = i64::try_from(s.events.len())?;
+    for event in s.events.iter().rev() {
+        stack
+            .feed
+            .publish_envelope(event.producer, event.subject.key(), &event.envelope)
+            .await?;
+    }
+    eventually("every event in the inbox", WAIT, || async {
+        Ok((count(&pool, "SELECT count(*) FROM inbox").await? >= published).then_some(()))
+    })
+    .await?;
+
+    let mut connection = pool.acquire().await?;
+    let used: Vec<(Date, u32, u32)> = store::load_capacity(
+        &mut connection,
+        date!(2026 - 03 - 01),
+        date!(2026 - 04 - 01),
+    )
+    .await?
+    .into_iter()
+    .filter(|use_of| use_of.agreement == x)
+    .map(|use_of| (use_of.month, use_of.capacity, use_of.used))
+    .collect();
+    assert_eq!(
+        used,
+        vec![(date!(2026 - 03 - 01), 3, 1), (date!(2026 - 04 - 01), 3, 0)],
+        "March holds the order placed on 31 March; the cancelled and the declined count nowhere"
+    );
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bad_period_is_invalid_argument_naming_the_field_and_only_readers_may_ask()
 -> anyhow::Result<()> {

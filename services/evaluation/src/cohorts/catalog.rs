@@ -100,7 +100,8 @@ pub const UPTAKE_PER_10000_EMPLOYEES_YEAR_EARLIER: &str = "uptake_per_10000_empl
 
 /// `capacity_orders_available`: orders an agreement may take in the month.
 pub const CAPACITY_ORDERS_AVAILABLE: &str = "capacity_orders_available";
-/// `capacity_orders_used`: orders the agreement accepted in the month.
+/// `capacity_orders_used`: orders counted against the agreement in the month (accepted, not
+/// cancelled, in the month the order was placed: pilot-ordering's rule).
 pub const CAPACITY_ORDERS_USED: &str = "capacity_orders_used";
 /// `capacity_share_used`: used divided by available.
 pub const CAPACITY_SHARE_USED: &str = "capacity_share_used";
