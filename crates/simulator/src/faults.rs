@@ -22,7 +22,7 @@ use ekb_devstack::launcher::Stack;
 use ekb_testkit::{
     faults::terminate_backends,
     process::ProcessGroup,
-    services::{ServiceProcess, free_local_addr},
+    services::{ServiceProcess, TestSettings, free_local_addr},
 };
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -204,15 +204,7 @@ impl Injector {
                 Fault::StartReplica(index) => {
                     let settings = stack.settings.get(index).context("no settings")?.clone();
                     let log = stack.log_dir.join(format!("{service_name}-replica.log"));
-                    let mut replica = ServiceProcess::spawn_at(
-                        &service_name,
-                        &settings,
-                        free_local_addr()?,
-                        free_local_addr()?,
-                        &log,
-                        ProcessGroup::Own,
-                    )?;
-                    replica.wait_until_serving(SERVING_TIMEOUT).await?;
+                    let replica = start_replica(&service_name, &settings, &log).await?;
                     self.replicas.insert(index, replica);
                     self.injected
                         .push(format!("{day}: a second replica of {service_name} started"));
@@ -263,6 +255,39 @@ impl Injector {
             replica.stop(Duration::from_secs(30)).await?;
         }
         Ok(())
+    }
+}
+
+/// Starts a second replica of `service` on free ports and waits until it serves. A port found
+/// free can be taken by another process before the replica binds it (campaign runs side by
+/// side pick ports at the same time), so a replica that could not bind is started again on
+/// other ports, a few times; any other failure is the run's.
+async fn start_replica(
+    service: &str,
+    settings: &TestSettings,
+    log: &std::path::Path,
+) -> anyhow::Result<ServiceProcess> {
+    const ATTEMPTS: u32 = 3;
+    let mut attempt = 1;
+    loop {
+        let mut replica = ServiceProcess::spawn_at(
+            service,
+            settings,
+            free_local_addr()?,
+            free_local_addr()?,
+            log,
+            ProcessGroup::Own,
+        )?;
+        match replica.wait_until_serving(SERVING_TIMEOUT).await {
+            Ok(()) => return Ok(replica),
+            Err(error)
+                if attempt < ATTEMPTS
+                    && format!("{error:#}").contains("Address already in use") =>
+            {
+                attempt += 1;
+            }
+            Err(error) => return Err(error),
+        }
     }
 }
 
