@@ -145,7 +145,11 @@ impl Timeline {
     }
 
     fn finished(&self) {
-        self.state().acting -= 1;
+        // A task ends while acting, except when a whole run is dropped (an interrupted
+        // campaign): then parked tasks end too, and the count must not go below zero.
+        let mut state = self.state();
+        state.acting = state.acting.saturating_sub(1);
+        drop(state);
         self.idle.notify_one();
     }
 }
