@@ -5,7 +5,7 @@
 use ekb_proto::v1::{self, CompetenceArea};
 use ekb_testkit::{
     broker::TestBroker,
-    issuer::TestIssuer,
+    issuer::{TEST_AUDIENCE, TEST_ISSUER, TestIssuer},
     postgres::fresh_database,
     services::{InProcessService, TestSettings, start_in_process, with_bearer},
 };
@@ -19,16 +19,22 @@ struct RoutingWithAuth {
     routing: InProcessService,
 }
 
-async fn routing_with_auth(purpose: &str) -> anyhow::Result<RoutingWithAuth> {
+async fn routing_with_auth(
+    purpose: &str,
+    settings_over: &[(&str, &str)],
+) -> anyhow::Result<RoutingWithAuth> {
     let broker = TestBroker::start()?;
     let issuer = TestIssuer::start().await?;
     let database = fresh_database(purpose).await?;
-    let settings = TestSettings::new(
+    let mut settings = TestSettings::new(
         &database.url,
         broker.bootstrap_servers(),
         &unique_topic_prefix(),
     )
     .with_auth(&issuer);
+    for (key, value) in settings_over {
+        settings = settings.with(key, *value);
+    }
     let routing = start_in_process::<ekb_routing::Routing>(&settings).await?;
     Ok(RoutingWithAuth {
         _broker: broker,
@@ -43,7 +49,7 @@ async fn tokens_and_roles_are_enforced_and_health_stays_open() -> anyhow::Result
         _broker,
         issuer,
         routing,
-    } = routing_with_auth("auth").await?;
+    } = routing_with_auth("auth", &[]).await?;
     let mut client =
         v1::routing_service_client::RoutingServiceClient::connect(routing.url()).await?;
     let request = || {
@@ -119,6 +125,49 @@ async fn tokens_and_roles_are_enforced_and_health_stays_open() -> anyhow::Result
     routing.stop().await
 }
 
+/// A token verified once is remembered, so a client reusing it costs one signature check —
+/// but never past its own expiry: forty concurrent calls with one token all pass the check, and
+/// once the token has expired the same token is refused.
+#[tokio::test]
+async fn a_remembered_token_is_refused_once_it_has_expired() -> anyhow::Result<()> {
+    let RoutingWithAuth {
+        _broker,
+        issuer,
+        routing,
+    } = routing_with_auth("auth_remembered", &[("auth.clock_skew", "0s")]).await?;
+    let client = v1::routing_service_client::RoutingServiceClient::connect(routing.url()).await?;
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let short_lived = issuer.sign(&serde_json::json!({
+        "iss": TEST_ISSUER, "aud": TEST_AUDIENCE, "sub": "short-lived",
+        "roles": ["case-reader"], "iat": now, "exp": now + 3,
+    }));
+    let get_unknown_case = |token: &str| {
+        let mut client = client.clone();
+        let call = with_bearer(
+            v1::GetCaseRequest {
+                case_id: uuid::Uuid::new_v4().to_string(),
+            },
+            token,
+        );
+        async move { client.get_case(call).await }
+    };
+    let answers = futures::future::join_all((0..40).map(|_| get_unknown_case(&short_lived))).await;
+    for answer in answers {
+        let status = answer.expect_err("an unknown case is not found");
+        assert_eq!(
+            status.code(),
+            Code::NotFound,
+            "past the token check: {status:?}"
+        );
+    }
+    tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+    let status = get_unknown_case(&short_lived)
+        .await
+        .expect_err("expired token");
+    assert_eq!(status.code(), Code::Unauthenticated, "{status:?}");
+    routing.stop().await
+}
+
 /// Reflection, as other teams' tools meet it: both protocol versions answer (grpcio's client,
 /// older grpcurl and several GUI clients speak only v1alpha), without a token, and list only
 /// what this server serves — not the other services of the shared contract.
@@ -128,7 +177,7 @@ async fn reflection_answers_v1_and_v1alpha_and_lists_only_this_service() -> anyh
 
     let RoutingWithAuth {
         _broker, routing, ..
-    } = routing_with_auth("reflection").await?;
+    } = routing_with_auth("reflection", &[]).await?;
     let expected = [
         "ekspertbistand.v1.RoutingService",
         "grpc.health.v1.Health",

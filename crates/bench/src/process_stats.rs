@@ -1,10 +1,10 @@
 //! What the processes cost, read from Linux's `/proc`: each service's peak resident set
 //! (`VmHWM`, the high-water mark the kernel keeps, so no sampling can miss the peak), each
-//! service's CPU time (for idle CPU), and how much of the whole machine's CPU went to anything
+//! service's CPU time (for idle CPU) or each command's (where a simulated year's CPU went), and how much of the whole machine's CPU went to anything
 //! but this run. The figures come from a shared machine, and the last one says how shared it
 //! was while they were measured.
 
-use std::{fs, path::Path, process::Command};
+use std::{collections::BTreeMap, fs, path::Path, process::Command};
 
 use anyhow::{Context, bail};
 
@@ -99,21 +99,7 @@ impl CpuSnapshot {
         let per_second = ticks_per_second();
         let me = std::process::id();
         let mut run_ticks = 0;
-        for entry in fs::read_dir("/proc").context("listing /proc")?.flatten() {
-            let Some(pid) = entry
-                .file_name()
-                .to_str()
-                .and_then(|n| n.parse::<u32>().ok())
-            else {
-                continue;
-            };
-            // Processes come and go while we read; a vanished one simply does not count.
-            let Some(stat) = fs::read_to_string(entry.path().join("stat"))
-                .ok()
-                .and_then(|text| parse_stat(&text))
-            else {
-                continue;
-            };
+        for (pid, stat) in processes()? {
             if pid == me || stat.comm == "postgres" {
                 run_ticks += stat.ticks + stat.reaped_children_ticks;
             } else if stat.parent == me {
@@ -158,6 +144,48 @@ impl CpuSnapshot {
     fn share(&self, seconds: f64) -> f64 {
         100.0 * seconds / self.machine_total.max(f64::MIN_POSITIVE)
     }
+}
+
+/// Every process now, with its `/proc/<pid>/stat`. Processes come and go while /proc is read;
+/// a vanished one is simply left out.
+fn processes() -> anyhow::Result<Vec<(u32, ProcStat)>> {
+    let mut found = Vec::new();
+    for entry in fs::read_dir("/proc").context("listing /proc")?.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if let Some(stat) = fs::read_to_string(entry.path().join("stat"))
+            .ok()
+            .and_then(|text| parse_stat(&text))
+        {
+            found.push((pid, stat));
+        }
+    }
+    Ok(found)
+}
+
+/// CPU seconds used so far by the running processes of each command name (`comm`, at most 15
+/// characters), summed. `postgres` processes add their exited children (the postmaster reaps
+/// every backend), so PostgreSQL's figure keeps the CPU of backends that have gone.
+pub fn cpu_seconds_by_command() -> anyhow::Result<BTreeMap<String, f64>> {
+    let per_second = ticks_per_second();
+    let mut ticks: BTreeMap<String, u64> = BTreeMap::new();
+    for (_, stat) in processes()? {
+        let own = if stat.comm == "postgres" {
+            stat.ticks + stat.reaped_children_ticks
+        } else {
+            stat.ticks
+        };
+        *ticks.entry(stat.comm).or_default() += own;
+    }
+    Ok(ticks
+        .into_iter()
+        .map(|(comm, ticks)| (comm, ticks as f64 / per_second))
+        .collect())
 }
 
 /// CPU seconds of the whole machine by state.

@@ -10,6 +10,8 @@ use ekb_bench::pgbench;
 use ekb_testkit::postgres::{create_database, drop_database, url_for};
 use sqlx::{Connection, Executor};
 
+use crate::cpu::{CpuMeter, CpuUse};
+
 /// The scratch database (outside the simulation's prefix, so its commits are not counted).
 const DATABASE: &str = "ekb_simulate_pgbench";
 /// How long pgbench runs.
@@ -17,8 +19,19 @@ const SECONDS: u64 = 10;
 /// Its clients: about as many connections as the services keep busy.
 const CLIENTS: usize = 4;
 
-/// pgbench's transactions per second for a one-row commit on this machine now.
-pub async fn commits_per_second(scratch: &Path) -> anyhow::Result<f64> {
+/// What pgbench did.
+#[derive(Debug, Clone, Copy)]
+pub struct PgbenchRun {
+    /// One-row commits per second on this machine now.
+    pub commits_per_second: f64,
+    /// The commits it made.
+    pub commits: u64,
+    /// The CPU PostgreSQL and pgbench used for them.
+    pub cpu: CpuUse,
+}
+
+/// pgbench doing one-row commits on this machine now.
+pub async fn measure(scratch: &Path) -> anyhow::Result<PgbenchRun> {
     let binary = pgbench::find(None)?;
     drop_database(DATABASE).await?;
     create_database(DATABASE)
@@ -35,11 +48,17 @@ pub async fn commits_per_second(scratch: &Path) -> anyhow::Result<f64> {
         &script,
         "INSERT INTO commits (payload) VALUES (repeat('x', 300));\n",
     )?;
+    let meter = CpuMeter::start()?;
     let result = pgbench::run(&binary, &url, &script, CLIENTS, SECONDS).await;
+    let cpu = meter.stop(&[])?;
     drop_database(DATABASE).await?;
     let result = result?;
     anyhow::ensure!(result.tps > 0.0, "pgbench reported no transactions");
-    Ok(result.tps)
+    Ok(PgbenchRun {
+        commits_per_second: result.tps,
+        commits: (result.tps * SECONDS as f64).round() as u64,
+        cpu,
+    })
 }
 
 /// The time PostgreSQL alone needs for `commits` at `per_second`.

@@ -22,6 +22,7 @@
 pub mod baseline;
 pub mod campaign;
 pub mod commits;
+pub mod cpu;
 pub mod faults;
 pub mod invariants;
 pub mod options;

@@ -20,6 +20,7 @@ use tokio::task::JoinSet;
 use crate::{
     baseline,
     commits::Commits,
+    cpu::{CpuMeter, CpuSplit, CpuUse},
     faults::{Injector, Schedule},
     invariants::{self, BudgetSampler, Violation, evaluation::Headline, settle::settle},
     options::Options,
@@ -96,12 +97,17 @@ pub async fn simulate(
     let pgbench = if options.no_pgbench || options.campaign.is_some() {
         None
     } else {
-        let commits_per_second = baseline::commits_per_second(&run_dir).await?;
-        Some(Baseline {
-            commits_per_second,
-            time_for_run: baseline::time_for(year_run.commits, commits_per_second),
-        })
+        Some(baseline::measure(&run_dir).await?)
     };
+    let cpu = CpuSplit {
+        year: year_run.cpu,
+        commits: year_run.commits,
+        baseline: pgbench.map(|run| (run.cpu, run.commits)),
+    };
+    let pgbench = pgbench.map(|run| Baseline {
+        commits_per_second: run.commits_per_second,
+        time_for_run: baseline::time_for(year_run.commits, run.commits_per_second),
+    });
     Ok(Report {
         seed,
         faults,
@@ -113,6 +119,7 @@ pub async fn simulate(
         wall: started.elapsed(),
         peak_rss_mib,
         pgbench,
+        cpu,
         violations: year_run.violations,
         evaluation: Some(year_run.evaluation),
         injected: injector.injected,
@@ -126,6 +133,8 @@ struct YearRun {
     failures: Vec<Failure>,
     violations: Vec<Violation>,
     commits: u64,
+    /// The CPU from the year's set-up to the settled system (the span of `commits`).
+    cpu: CpuUse,
     wall: Duration,
     evaluation: Headline,
 }
@@ -155,6 +164,7 @@ async fn run_year(
         .context("the launcher started no token issuer")?;
     let sim = Arc::new(Sim::new(clients, issuer, timeline.clone()));
     let commits_before = Commits::read(database_prefix).await?;
+    let cpu_meter = CpuMeter::start()?;
     set_up_year(&sim, plans, year).await?;
     let budget_years = [year.year, year.year + 1];
     let sampler = BudgetSampler::start(
@@ -229,6 +239,8 @@ async fn run_year(
         .collect();
     settle(&database_urls, SETTLE_QUIET, SETTLE_TIMEOUT).await?;
     let commits = Commits::read(database_prefix).await?.since(&commits_before);
+    let service_names: Vec<String> = stack.services.iter().map(|s| s.name.clone()).collect();
+    let cpu = cpu_meter.stop(&service_names)?;
     outcomes.sort_by_key(|outcome| outcome.number);
     failures.sort_by_key(|failure| failure.number);
     let employees: Vec<String> = plans.iter().map(|plan| plan.employee.clone()).collect();
@@ -263,6 +275,7 @@ async fn run_year(
         failures,
         violations,
         commits,
+        cpu,
         wall,
         evaluation,
     })

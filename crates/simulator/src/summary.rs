@@ -6,6 +6,7 @@
 use std::{collections::BTreeMap, fmt, path::PathBuf, time::Duration};
 
 use crate::{
+    cpu::CpuSplit,
     invariants::{Violation, evaluation::Headline},
     plan::{CaseOutcome, Path},
 };
@@ -53,6 +54,8 @@ pub struct Report {
     pub peak_rss_mib: Vec<(String, f64)>,
     /// pgbench's figure, unless skipped.
     pub pgbench: Option<Baseline>,
+    /// Where the CPU went in the year (and in pgbench's run).
+    pub cpu: CpuSplit,
     /// Every invariant violated.
     pub violations: Vec<Violation>,
     /// The evaluation's headline figures of the year, if it was read.
@@ -140,6 +143,7 @@ impl fmt::Display for Report {
                 seconds / baseline.time_for_run.as_secs_f64().max(f64::EPSILON)
             )?;
         }
+        write!(f, "{}", self.cpu)?;
         let memory: Vec<String> = self
             .peak_rss_mib
             .iter()

@@ -1,6 +1,8 @@
 //! Bearer JWT validation against the issuer's published keys (JWKS). Keys are fetched on
 //! first use and again when a token names an unknown key id (the issuer rotated), at most once
-//! per refresh interval so a flood of bad tokens cannot hammer the issuer.
+//! per refresh interval so a flood of bad tokens cannot hammer the issuer. A token verified once
+//! is remembered for a few minutes ([`super::verified_tokens`]), so a client that reuses its
+//! token costs one signature check.
 
 use std::{
     collections::HashMap,
@@ -11,7 +13,10 @@ use std::{
 use jsonwebtoken::{Algorithm, DecodingKey, Validation, jwk::JwkSet};
 use tokio::sync::RwLock;
 
-use super::{Caller, Organisations};
+use super::{
+    Caller, Organisations,
+    verified_tokens::{ValidWindow, VerifiedTokens},
+};
 use crate::config::AuthConfig;
 
 const MIN_REFRESH_INTERVAL: Duration = Duration::from_secs(30);
@@ -41,6 +46,7 @@ pub struct JwtValidator {
     config: Arc<AuthConfig>,
     http: reqwest::Client,
     cache: Arc<RwLock<KeyCache>>,
+    verified: Arc<VerifiedTokens>,
 }
 
 impl std::fmt::Debug for JwtValidator {
@@ -66,6 +72,7 @@ impl JwtValidator {
                 keys: HashMap::new(),
                 fetched_at: None,
             })),
+            verified: Arc::new(VerifiedTokens::default()),
         })
     }
 
@@ -85,6 +92,12 @@ impl JwtValidator {
 
     /// Validates a compact JWT and returns the caller.
     pub async fn validate(&self, token: &str) -> Result<Caller, TokenError> {
+        if let Some(caller) = self
+            .verified
+            .get(token, jsonwebtoken::get_current_timestamp())
+        {
+            return Ok(caller);
+        }
         let header = jsonwebtoken::decode_header(token)
             .map_err(|error| TokenError::Invalid(error.to_string()))?;
         let key_id = header
@@ -124,12 +137,24 @@ impl JwtValidator {
                 })
                 .unwrap_or_default()
         };
-        Ok(Caller {
+        let seconds = |name: &str| claims.get(name).and_then(serde_json::Value::as_u64);
+        let caller = Caller {
             subject: text("sub").unwrap_or_default(),
             client_id: text("azp"),
             roles: strings(&self.config.roles_claim),
             organisations: Organisations::Listed(strings(&self.config.organisations_claim)),
-        })
+        };
+        // The same window `decode` just checked, so a remembered token is refused when a fresh
+        // check would refuse it (an `exp` that is not a whole number is not remembered).
+        if let Some(expires) = seconds("exp") {
+            let leeway = validation.leeway;
+            let window = ValidWindow {
+                from: seconds("nbf").unwrap_or(0).saturating_sub(leeway),
+                until: expires.saturating_add(leeway),
+            };
+            self.verified.remember(token, &caller, window);
+        }
+        Ok(caller)
     }
 
     async fn key(&self, key_id: &str) -> Result<(DecodingKey, Algorithm), TokenError> {
@@ -146,6 +171,8 @@ impl JwtValidator {
         if may_refresh {
             cache.keys = self.fetch_keys().await?;
             cache.fetched_at = Some(Instant::now());
+            // A key the issuer no longer publishes must not keep its tokens trusted.
+            self.verified.forget_all();
         }
         cache
             .keys

@@ -7,6 +7,7 @@
 
 mod jwt;
 mod role_table;
+mod verified_tokens;
 
 pub use jwt::{JwtValidator, TokenError};
 pub use role_table::{RoleTable, RpcRoles};
