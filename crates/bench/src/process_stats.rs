@@ -168,19 +168,28 @@ fn processes() -> anyhow::Result<Vec<(u32, ProcStat)>> {
     Ok(found)
 }
 
+/// Added to a command name for the CPU of its children that have exited (and were waited for).
+pub const EXITED_CHILDREN: &str = " (exited children)";
+
 /// CPU seconds used so far by the running processes of each command name (`comm`, at most 15
-/// characters), summed. `postgres` processes add their exited children (the postmaster reaps
-/// every backend), so PostgreSQL's figure keeps the CPU of backends that have gone.
+/// characters), summed; and, under the name followed by [`EXITED_CHILDREN`], by their children
+/// that have exited. `postgres` processes count their exited children as their own (the
+/// postmaster reaps every backend), so PostgreSQL's figure keeps the CPU of backends that have
+/// gone.
 pub fn cpu_seconds_by_command() -> anyhow::Result<BTreeMap<String, f64>> {
     let per_second = ticks_per_second();
     let mut ticks: BTreeMap<String, u64> = BTreeMap::new();
     for (_, stat) in processes()? {
-        let own = if stat.comm == "postgres" {
-            stat.ticks + stat.reaped_children_ticks
-        } else {
-            stat.ticks
-        };
-        *ticks.entry(stat.comm).or_default() += own;
+        if stat.comm == "postgres" {
+            *ticks.entry(stat.comm).or_default() += stat.ticks + stat.reaped_children_ticks;
+            continue;
+        }
+        if stat.reaped_children_ticks > 0 {
+            *ticks
+                .entry(format!("{}{EXITED_CHILDREN}", stat.comm))
+                .or_default() += stat.reaped_children_ticks;
+        }
+        *ticks.entry(stat.comm).or_default() += stat.ticks;
     }
     Ok(ticks
         .into_iter()

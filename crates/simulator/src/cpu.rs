@@ -6,11 +6,12 @@
 //!
 //! Read from `/proc` by command name, so it counts every process of that name on the machine
 //! (run it on a quiet machine, as any benchmark); the machine's busy time beside it shows what
-//! went elsewhere. A service killed during the year (a fault run) takes its CPU with it.
+//! went elsewhere. A service killed during the year (a fault run) is counted once the simulator
+//! has reaped it, as pgbench is in the baseline.
 
 use std::{collections::BTreeMap, fmt};
 
-use ekb_bench::process_stats::{CpuSnapshot, cpu_seconds_by_command};
+use ekb_bench::process_stats::{CpuSnapshot, EXITED_CHILDREN, cpu_seconds_by_command};
 
 /// The command name of PostgreSQL's processes.
 const POSTGRES: &str = "postgres";
@@ -54,7 +55,8 @@ impl CpuMeter {
         })
     }
 
-    /// The CPU used since [`Self::start`]; `services` are the services' names.
+    /// The CPU used since [`Self::start`]; `services` are the services' names (none for the
+    /// baseline, whose exited children are pgbench).
     pub fn stop(&self, services: &[String]) -> anyhow::Result<CpuUse> {
         let now = cpu_seconds_by_command()?;
         let machine = CpuSnapshot::take()?.since(&self.machine);
@@ -68,13 +70,19 @@ impl CpuMeter {
                 path.file_name()
                     .map(|name| name.to_string_lossy().into_owned())
             })
-            .map_or(0.0, |name| used(comm(&name)));
+            .map(|name| comm(&name).to_owned())
+            .unwrap_or_default();
+        // The simulator's children that exited in the span: services killed by a fault run
+        // (in the year), or pgbench (in the baseline, where no service is named).
+        let exited = used(&format!("{simulator}{EXITED_CHILDREN}"));
+        let baseline = services.is_empty();
+        let services = services.iter().map(|name| used(comm(name))).sum::<f64>();
         Ok(CpuUse {
             postgres: used(POSTGRES),
-            services: services.iter().map(|name| used(comm(name))).sum(),
+            services: if baseline { 0.0 } else { services + exited },
             broker: used(BROKER),
-            simulator,
-            pgbench: used(PGBENCH),
+            simulator: used(&simulator),
+            pgbench: used(PGBENCH) + if baseline { exited } else { 0.0 },
             machine_busy: machine.machine_busy,
         })
     }

@@ -34,3 +34,4 @@ pub mod run;
 pub mod summary;
 pub mod system;
 pub mod timeline;
+pub mod vacuum;

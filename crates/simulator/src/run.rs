@@ -31,6 +31,7 @@ use crate::{
     summary::{Baseline, Failure, Report},
     system,
     timeline::{Caller, Sim, Timeline},
+    vacuum::{Vacuumer, Vacuums},
 };
 
 /// How often the appropriation is compared with what is committed during the year.
@@ -120,6 +121,7 @@ pub async fn simulate(
         peak_rss_mib,
         pgbench,
         cpu,
+        vacuums: year_run.vacuums,
         violations: year_run.violations,
         evaluation: Some(year_run.evaluation),
         injected: injector.injected,
@@ -135,6 +137,8 @@ struct YearRun {
     commits: u64,
     /// The CPU from the year's set-up to the settled system (the span of `commits`).
     cpu: CpuUse,
+    /// What autovacuum's stand-in did, if the server runs without autovacuum.
+    vacuums: Option<Vacuums>,
     wall: Duration,
     evaluation: Headline,
 }
@@ -165,6 +169,20 @@ async fn run_year(
     let sim = Arc::new(Sim::new(clients, issuer, timeline.clone()));
     let commits_before = Commits::read(database_prefix).await?;
     let cpu_meter = CpuMeter::start()?;
+    let database_urls: Vec<(String, String)> = stack
+        .services
+        .iter()
+        .zip(&stack.settings)
+        .filter_map(|(service, settings)| {
+            Some((
+                service.name.clone(),
+                settings.get("database.url")?.to_owned(),
+            ))
+        })
+        .collect();
+    let vacuumer =
+        Vacuumer::start_if_needed(database_urls.iter().map(|(_, url)| url.clone()).collect())
+            .await?;
     set_up_year(&sim, plans, year).await?;
     let budget_years = [year.year, year.year + 1];
     let sampler = BudgetSampler::start(
@@ -226,18 +244,11 @@ async fn run_year(
     let wall = started.elapsed();
     injector.stop().await?;
     let mut violations = sampler.finish().await;
-    let database_urls: Vec<(String, String)> = stack
-        .services
-        .iter()
-        .zip(&stack.settings)
-        .filter_map(|(service, settings)| {
-            Some((
-                service.name.clone(),
-                settings.get("database.url")?.to_owned(),
-            ))
-        })
-        .collect();
     settle(&database_urls, SETTLE_QUIET, SETTLE_TIMEOUT).await?;
+    let vacuums = match vacuumer {
+        Some(vacuumer) => Some(vacuumer.stop().await),
+        None => None,
+    };
     let commits = Commits::read(database_prefix).await?.since(&commits_before);
     let service_names: Vec<String> = stack.services.iter().map(|s| s.name.clone()).collect();
     let cpu = cpu_meter.stop(&service_names)?;
@@ -276,6 +287,7 @@ async fn run_year(
         violations,
         commits,
         cpu,
+        vacuums,
         wall,
         evaluation,
     })

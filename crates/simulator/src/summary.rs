@@ -9,6 +9,7 @@ use crate::{
     cpu::CpuSplit,
     invariants::{Violation, evaluation::Headline},
     plan::{CaseOutcome, Path},
+    vacuum::Vacuums,
 };
 
 /// A case task that ended with an error instead of an outcome.
@@ -56,6 +57,8 @@ pub struct Report {
     pub pgbench: Option<Baseline>,
     /// Where the CPU went in the year (and in pgbench's run).
     pub cpu: CpuSplit,
+    /// What the simulator's stand-in for autovacuum did, when the server runs without it.
+    pub vacuums: Option<Vacuums>,
     /// Every invariant violated.
     pub violations: Vec<Violation>,
     /// The evaluation's headline figures of the year, if it was read.
@@ -144,6 +147,16 @@ impl fmt::Display for Report {
             )?;
         }
         write!(f, "{}", self.cpu)?;
+        if let Some(vacuums) = &self.vacuums {
+            writeln!(
+                f,
+                "PostgreSQL runs with autovacuum off: the simulator vacuumed and analyzed the \
+                 services' databases every {} s instead ({} done, {} skipped)",
+                crate::vacuum::EVERY.as_secs(),
+                vacuums.done,
+                vacuums.skipped
+            )?;
+        }
         let memory: Vec<String> = self
             .peak_rss_mib
             .iter()

@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use futures::TryStreamExt;
 use sqlx::PgConnection;
 use time::{Date, Month};
 use uuid::Uuid;
@@ -206,13 +207,15 @@ pub fn a_year_before(day: Date) -> Date {
 
 /// Every case opened from `from` (a month's first day) to the end of month `to`, and the year
 /// before `from` (for the year-earlier comparison), folded from its facts. Cases whose
-/// CaseRouted has not arrived are not counted yet: their cohort is unknown.
+/// CaseRouted has not arrived are not counted yet: their cohort is unknown. The facts are
+/// streamed and folded one case at a time: a national year holds some 140,000 of them, and
+/// holding them all at once took the service to 89 MiB.
 pub async fn load_cases(
     connection: &mut PgConnection,
     from: Date,
     to: Date,
 ) -> Result<Vec<CaseFacts>, sqlx::Error> {
-    let facts: Vec<Fact> = sqlx::query_as(
+    let mut facts = sqlx::query_as::<_, Fact>(
         "SELECT case_key, kind, subject, parent, county_code, code, detail, on_date, \
            second_date, amount_ore, limit_ore, flag, agreement_id \
          FROM case_facts WHERE case_key IN ( \
@@ -222,14 +225,20 @@ pub async fn load_cases(
     )
     .bind(a_year_before(from))
     .bind(month_end(to))
-    .fetch_all(connection)
-    .await?;
+    .fetch(connection);
     let mut cases = Vec::new();
-    for group in facts.chunk_by(|a, b| a.case_key == b.case_key) {
-        if let Some(case) = fold_case(group) {
-            cases.push(case);
+    let mut one_case: Vec<Fact> = Vec::new();
+    while let Some(fact) = facts.try_next().await? {
+        if one_case
+            .last()
+            .is_some_and(|last| last.case_key != fact.case_key)
+        {
+            cases.extend(fold_case(&one_case));
+            one_case.clear();
         }
+        one_case.push(fact);
     }
+    cases.extend(fold_case(&one_case));
     Ok(cases)
 }
 
