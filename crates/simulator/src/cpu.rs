@@ -13,6 +13,8 @@ use std::{collections::BTreeMap, fmt};
 
 use ekb_bench::process_stats::{CpuSnapshot, EXITED_CHILDREN, cpu_seconds_by_command};
 
+use crate::baseline::Baselines;
+
 /// The command name of PostgreSQL's processes.
 const POSTGRES: &str = "postgres";
 /// The embedded broker's command name.
@@ -100,8 +102,8 @@ pub struct CpuSplit {
     pub year: CpuUse,
     /// The commits the services made in the year.
     pub commits: u64,
-    /// pgbench's run, and the commits it made, if it ran.
-    pub baseline: Option<(CpuUse, u64)>,
+    /// pgbench's runs, if they ran.
+    pub baselines: Option<Baselines>,
 }
 
 fn per_commit_ms(seconds: f64, commits: u64) -> f64 {
@@ -126,16 +128,21 @@ impl fmt::Display for CpuSplit {
             year.simulator,
             (year.machine_busy - counted).max(0.0),
         )?;
-        if let Some((baseline, commits)) = &self.baseline {
-            writeln!(
-                f,
-                "CPU of pgbench's one-row commits: PostgreSQL {:.3} ms per commit, pgbench {:.3} ms; \
-                 the year's commits cost PostgreSQL {:.1}× as much each",
-                per_commit_ms(baseline.postgres, *commits),
-                per_commit_ms(baseline.pgbench, *commits),
-                per_commit_ms(year.postgres, self.commits)
-                    / per_commit_ms(baseline.postgres, *commits).max(f64::EPSILON),
-            )?;
+        if let Some(baselines) = &self.baselines {
+            let year_ms = per_commit_ms(year.postgres, self.commits);
+            let mut line = String::from("PostgreSQL's CPU per commit:");
+            for (name, run) in [
+                ("with the year's shape", &baselines.same_shape),
+                ("with one-row commits", &baselines.one_row),
+            ] {
+                let ms = per_commit_ms(run.cpu.postgres, run.commits);
+                line.push_str(&format!(
+                    " pgbench {name} {ms:.3} ms (pgbench itself {:.3} ms), the year's {:.1}× as much;",
+                    per_commit_ms(run.cpu.pgbench, run.commits),
+                    year_ms / ms.max(f64::EPSILON),
+                ));
+            }
+            writeln!(f, "{}", line.trim_end_matches(';'))?;
         }
         Ok(())
     }
@@ -144,6 +151,7 @@ impl fmt::Display for CpuSplit {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{baseline::PgbenchRun, commits::CommitShape};
 
     #[test]
     fn command_names_are_cut_as_linux_cuts_them() {
@@ -164,14 +172,32 @@ mod tests {
                 machine_busy: 300.0,
             },
             commits: 100_000,
-            baseline: Some((
-                CpuUse {
-                    postgres: 10.0,
-                    pgbench: 5.0,
-                    ..CpuUse::default()
+            baselines: Some(Baselines {
+                shape: CommitShape {
+                    inserted: 1.0,
+                    updated: 0.5,
+                    deleted: 0.0,
+                    read: 2.0,
                 },
-                50_000,
-            )),
+                same_shape: PgbenchRun {
+                    commits_per_second: 2_000.0,
+                    commits: 20_000,
+                    cpu: CpuUse {
+                        postgres: 10.0,
+                        pgbench: 2.0,
+                        ..CpuUse::default()
+                    },
+                },
+                one_row: PgbenchRun {
+                    commits_per_second: 5_000.0,
+                    commits: 50_000,
+                    cpu: CpuUse {
+                        postgres: 10.0,
+                        pgbench: 5.0,
+                        ..CpuUse::default()
+                    },
+                },
+            }),
         };
         let text = split.to_string();
         assert!(
@@ -184,9 +210,16 @@ mod tests {
         );
         assert!(text.contains("elsewhere 20 s"), "{text}");
         assert!(
-            text.contains("PostgreSQL 0.200 ms per commit, pgbench 0.100 ms"),
+            text.contains(
+                "pgbench with the year's shape 0.500 ms (pgbench itself 0.100 ms), the year's 2.0× as much"
+            ),
             "{text}"
         );
-        assert!(text.contains("5.0× as much each"), "{text}");
+        assert!(
+            text.contains(
+                "with one-row commits 0.200 ms (pgbench itself 0.100 ms), the year's 5.0× as much"
+            ),
+            "{text}"
+        );
     }
 }

@@ -19,7 +19,7 @@ use tokio::task::JoinSet;
 
 use crate::{
     baseline,
-    commits::Commits,
+    commits::DatabaseWork,
     cpu::{CpuMeter, CpuSplit, CpuUse},
     faults::{Injector, Schedule},
     invariants::{self, BudgetSampler, Violation, evaluation::Headline, settle::settle},
@@ -28,7 +28,7 @@ use crate::{
     plan::{CaseOutcome, CasePlan, Path},
     population::{self, YearConfig},
     regular,
-    summary::{Baseline, Failure, Report},
+    summary::{Failure, Report},
     system,
     timeline::{Caller, Sim, Timeline},
     vacuum::{Vacuumer, Vacuums},
@@ -98,24 +98,28 @@ pub async fn simulate(
     let pgbench = if options.no_pgbench || options.campaign.is_some() {
         None
     } else {
-        Some(baseline::measure(&run_dir).await?)
+        // A failed baseline costs the ratio, not the year's verdict.
+        baseline::measure(&run_dir, year_run.work.shape(), baseline::SECONDS)
+            .await
+            .map_err(|error| {
+                eprintln!(
+                    "ekb-simulate: the pgbench baseline failed, so there is no ratio: {error:#}"
+                )
+            })
+            .ok()
     };
     let cpu = CpuSplit {
         year: year_run.cpu,
-        commits: year_run.commits,
-        baseline: pgbench.map(|run| (run.cpu, run.commits)),
+        commits: year_run.work.commits,
+        baselines: pgbench,
     };
-    let pgbench = pgbench.map(|run| Baseline {
-        commits_per_second: run.commits_per_second,
-        time_for_run: baseline::time_for(year_run.commits, run.commits_per_second),
-    });
     Ok(Report {
         seed,
         faults,
         planned: plans.iter().map(|plan| plan.path).collect(),
         outcomes: year_run.outcomes,
         failures: year_run.failures,
-        commits: year_run.commits,
+        commits: year_run.work.commits,
         year_wall: year_run.wall,
         wall: started.elapsed(),
         peak_rss_mib,
@@ -134,8 +138,9 @@ struct YearRun {
     outcomes: Vec<CaseOutcome>,
     failures: Vec<Failure>,
     violations: Vec<Violation>,
-    commits: u64,
-    /// The CPU from the year's set-up to the settled system (the span of `commits`).
+    /// What PostgreSQL did for the services in the year.
+    work: DatabaseWork,
+    /// The CPU from the year's set-up to the settled system (the span of `work`).
     cpu: CpuUse,
     /// What autovacuum's stand-in did, if the server runs without autovacuum.
     vacuums: Option<Vacuums>,
@@ -167,7 +172,7 @@ async fn run_year(
         .take()
         .context("the launcher started no token issuer")?;
     let sim = Arc::new(Sim::new(clients, issuer, timeline.clone()));
-    let commits_before = Commits::read(database_prefix).await?;
+    let work_before = DatabaseWork::read(database_prefix).await?;
     let cpu_meter = CpuMeter::start()?;
     let database_urls: Vec<(String, String)> = stack
         .services
@@ -249,7 +254,9 @@ async fn run_year(
         Some(vacuumer) => Some(vacuumer.stop().await),
         None => None,
     };
-    let commits = Commits::read(database_prefix).await?.since(&commits_before);
+    let work = DatabaseWork::read(database_prefix)
+        .await?
+        .since(&work_before);
     let service_names: Vec<String> = stack.services.iter().map(|s| s.name.clone()).collect();
     let cpu = cpu_meter.stop(&service_names)?;
     outcomes.sort_by_key(|outcome| outcome.number);
@@ -285,7 +292,7 @@ async fn run_year(
         outcomes,
         failures,
         violations,
-        commits,
+        work,
         cpu,
         vacuums,
         wall,

@@ -6,6 +6,7 @@
 use std::{collections::BTreeMap, fmt, path::PathBuf, time::Duration};
 
 use crate::{
+    baseline::Baselines,
     cpu::CpuSplit,
     invariants::{Violation, evaluation::Headline},
     plan::{CaseOutcome, Path},
@@ -21,15 +22,6 @@ pub struct Failure {
     pub planned: Path,
     /// What went wrong (no personal data: the steps name the case by number).
     pub error: String,
-}
-
-/// pgbench's figure in the same run.
-#[derive(Debug, Clone, Copy)]
-pub struct Baseline {
-    /// One-row commits per second, PostgreSQL alone.
-    pub commits_per_second: f64,
-    /// The time PostgreSQL alone needs for the run's commits.
-    pub time_for_run: Duration,
 }
 
 /// A finished simulation.
@@ -53,8 +45,8 @@ pub struct Report {
     pub wall: Duration,
     /// Peak resident memory per service, MiB (of its last process).
     pub peak_rss_mib: Vec<(String, f64)>,
-    /// pgbench's figure, unless skipped.
-    pub pgbench: Option<Baseline>,
+    /// pgbench's figures, unless skipped.
+    pub pgbench: Option<Baselines>,
     /// Where the CPU went in the year (and in pgbench's run).
     pub cpu: CpuSplit,
     /// What the simulator's stand-in for autovacuum did, when the server runs without it.
@@ -135,16 +127,30 @@ impl fmt::Display for Report {
             self.commits,
             self.commits as f64 / seconds
         )?;
-        if let Some(baseline) = &self.pgbench {
-            writeln!(
-                f,
-                "pgbench: {:.0} one-row commits/s on this machine now; the same {} commits take \
-                 it {:.1} s; ratio {:.1}× (target ≤ 3×)",
-                baseline.commits_per_second,
-                self.commits,
-                baseline.time_for_run.as_secs_f64(),
-                seconds / baseline.time_for_run.as_secs_f64().max(f64::EPSILON)
-            )?;
+        if let Some(baselines) = &self.pgbench {
+            let shape = &baselines.shape;
+            for (what, run, target) in [
+                (
+                    format!(
+                        "commits of the year's shape ({:.2} rows inserted, {:.2} updated, {:.2} \
+                         deleted, {:.2} read by key per commit)",
+                        shape.inserted, shape.updated, shape.deleted, shape.read
+                    ),
+                    &baselines.same_shape,
+                    " (target ≤ 3×, ADR 0036)",
+                ),
+                ("one-row commits".to_owned(), &baselines.one_row, ""),
+            ] {
+                let time = run.time_for(self.commits).as_secs_f64();
+                writeln!(
+                    f,
+                    "pgbench, {what}: {:.0}/s on this machine now; the same {} commits take it \
+                     {time:.1} s; ratio {:.1}×{target}",
+                    run.commits_per_second,
+                    self.commits,
+                    seconds / time.max(f64::EPSILON),
+                )?;
+            }
         }
         write!(f, "{}", self.cpu)?;
         if let Some(vacuums) = &self.vacuums {

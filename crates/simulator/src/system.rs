@@ -73,8 +73,47 @@ pub fn options(
     Ok(options)
 }
 
-/// Starts the system of `options`; on failure, whatever started is stopped.
+/// Refuses a run whose databases (prefix `prefix`) another process is connected to. The
+/// launcher drops and recreates them, and a service still connected by name — one of an
+/// interrupted simulation whose simulator was killed alone, say — reconnects to the new ones and
+/// takes part in the run: it takes relay leases and consumes events, and the run's figures and
+/// invariants are no longer this run's.
+pub async fn refuse_databases_in_use(prefix: &str) -> anyhow::Result<()> {
+    let names: Vec<String> = ekb_testkit::catalog::SERVICES
+        .iter()
+        .map(|entry| entry.database_name(prefix))
+        .collect();
+    let mut connection = ekb_testkit::postgres::connect(&ekb_testkit::postgres::admin_url())
+        .await
+        .context("connecting to PostgreSQL to see who uses the simulation's databases")?;
+    let in_use: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT datname::text, count(*) FROM pg_stat_activity \
+         WHERE datname = ANY($1) AND pid <> pg_backend_pid() GROUP BY datname ORDER BY datname",
+    )
+    .bind(&names)
+    .fetch_all(&mut connection)
+    .await
+    .context("reading pg_stat_activity")?;
+    if in_use.is_empty() {
+        return Ok(());
+    }
+    let listed: Vec<String> = in_use
+        .iter()
+        .map(|(name, connections)| format!("{name} ({connections} connected)"))
+        .collect();
+    anyhow::bail!(
+        "the simulation's databases are in use: {}. Another simulation with the same databases \
+         is running, or the services of an interrupted one are still alive \
+         (`ps -eo pid,args | grep target/`); stop them first — they would reconnect to the fresh \
+         databases and take part in this run",
+        listed.join(", ")
+    )
+}
+
+/// Starts the system of `options` (refusing databases in use, [`refuse_databases_in_use`]);
+/// on failure, whatever started is stopped.
 pub async fn start(options: &Options) -> anyhow::Result<Stack> {
+    refuse_databases_in_use(&options.db_prefix).await?;
     let mut stack = Stack::default();
     if let Err(error) = start_system(&mut stack, options).await {
         let _ = stack.stop().await;

@@ -1,6 +1,8 @@
 //! The database side of the end-of-run invariants against a real PostgreSQL: the scanner finds
 //! a fødselsnummer planted in a column and in a protobuf payload, and the applied-once check
-//! finds an event booked twice in budget's ledger — on the platform's and budget's own schema.
+//! finds an event booked twice in budget's ledger — on the platform's and budget's own schema;
+//! a run refuses databases another process is still connected to; and pgbench runs both
+//! baselines.
 
 use ekb_domain::{Fodselsnummer, SyntheticPolicy};
 use ekb_simulator::invariants::{
@@ -191,5 +193,70 @@ async fn every_record_of_the_prefixed_topics_is_read_and_judged() -> anyhow::Res
             .starts_with(&format!("{domain}: 1 record(s) hold an employee's"))
     );
     drop(broker);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_run_refuses_databases_another_process_is_connected_to() -> anyhow::Result<()> {
+    let prefix = format!("ekb_simtest_{}_", uuid::Uuid::new_v4().simple());
+    let routing = ekb_testkit::catalog::SERVICES
+        .iter()
+        .find(|entry| entry.name == "routing")
+        .expect("routing is in the catalog")
+        .database_name(&prefix);
+    ekb_testkit::postgres::create_database(&routing).await?;
+    ekb_simulator::system::refuse_databases_in_use(&prefix).await?;
+
+    let orphan = ekb_testkit::postgres::connect(&ekb_testkit::postgres::url_for(&routing)).await?;
+    let refused = ekb_simulator::system::refuse_databases_in_use(&prefix)
+        .await
+        .expect_err("a database in use is refused");
+    let message = refused.to_string();
+    assert!(
+        message.contains(&format!("{routing} (1 connected)")),
+        "{message}"
+    );
+    assert!(message.contains("stop them first"), "{message}");
+
+    drop(orphan);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while ekb_simulator::system::refuse_databases_in_use(&prefix)
+        .await
+        .is_err()
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the closed connection still counts"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    ekb_testkit::postgres::drop_database(&routing).await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn pgbench_runs_the_year_s_commit_shape_and_one_row_commits() -> anyhow::Result<()> {
+    let scratch = std::env::temp_dir().join(format!(
+        "ekb-simulator-baseline-{}",
+        uuid::Uuid::new_v4().simple()
+    ));
+    std::fs::create_dir_all(&scratch)?;
+    let shape = ekb_simulator::commits::CommitShape {
+        inserted: 2.4,
+        updated: 1.3,
+        deleted: 0.2,
+        read: 3.7,
+    };
+    let baselines = ekb_simulator::baseline::measure(&scratch, shape, 1).await?;
+    for run in [&baselines.same_shape, &baselines.one_row] {
+        assert!(run.commits_per_second > 0.0 && run.commits > 0, "{run:?}");
+        assert!(run.time_for(run.commits).as_secs_f64() > 0.5, "{run:?}");
+    }
+    // Writing several rows a commit is slower than writing one.
+    assert!(
+        baselines.same_shape.commits_per_second < baselines.one_row.commits_per_second,
+        "{baselines:?}"
+    );
+    std::fs::remove_dir_all(&scratch)?;
     Ok(())
 }
