@@ -132,7 +132,8 @@ async fn run_on_fresh_table(
     })
 }
 
-/// One small insert per transaction.
+/// One small insert: the one-row baseline's whole transaction, and each inserted row of the
+/// year's shape.
 fn one_row_script() -> String {
     format!("INSERT INTO rows (payload) VALUES (repeat('x', {PAYLOAD_BYTES}));\n")
 }
@@ -160,22 +161,26 @@ fn shape_script(shape: &CommitShape) -> String {
     let _ = writeln!(script, "\\set first random(1, {})", ROWS - 1_000);
     script.push_str("\\set last :first + :reads - 1\n");
     script.push_str("BEGIN;\n");
-    let statements = |script: &mut String, name: &str, mean: f64, sql: &dyn Fn() -> String| {
+    let one_by_one = [
+        ("inserts", shape.inserted, one_row_script()),
+        (
+            "updates",
+            shape.updated,
+            format!(
+                "\\set row random(1, {ROWS})\nUPDATE rows SET version = version + 1 WHERE id = :row;\n"
+            ),
+        ),
+        (
+            "deletes",
+            shape.deleted,
+            format!("\\set row random(1, {ROWS})\nDELETE FROM rows WHERE id = :row;\n"),
+        ),
+    ];
+    for (name, mean, statement) in one_by_one {
         for k in 1..=(mean.ceil() as u64) {
-            let _ = write!(script, "\\if :{name} >= {k}\n{}\\endif\n", sql());
+            let _ = write!(script, "\\if :{name} >= {k}\n{statement}\\endif\n");
         }
-    };
-    statements(&mut script, "inserts", shape.inserted, &|| {
-        format!("INSERT INTO rows (payload) VALUES (repeat('x', {PAYLOAD_BYTES}));\n")
-    });
-    statements(&mut script, "updates", shape.updated, &|| {
-        format!(
-            "\\set row random(1, {ROWS})\nUPDATE rows SET version = version + 1 WHERE id = :row;\n"
-        )
-    });
-    statements(&mut script, "deletes", shape.deleted, &|| {
-        format!("\\set row random(1, {ROWS})\nDELETE FROM rows WHERE id = :row;\n")
-    });
+    }
     if shape.read > 0.0 {
         script.push_str(
             "\\if :reads >= 1\nSELECT id, version, payload FROM rows \

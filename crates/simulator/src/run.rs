@@ -95,7 +95,7 @@ pub async fn simulate(
     let year_run = year_run?;
     stopped_replicas?;
     stopped?;
-    let pgbench = if options.no_pgbench || options.campaign.is_some() {
+    let baselines = if options.no_pgbench || options.campaign.is_some() {
         None
     } else {
         // A failed baseline costs the ratio, not the year's verdict.
@@ -111,7 +111,7 @@ pub async fn simulate(
     let cpu = CpuSplit {
         year: year_run.cpu,
         commits: year_run.work.commits,
-        baselines: pgbench,
+        baselines,
     };
     Ok(Report {
         seed,
@@ -123,7 +123,6 @@ pub async fn simulate(
         year_wall: year_run.wall,
         wall: started.elapsed(),
         peak_rss_mib,
-        pgbench,
         cpu,
         vacuums: year_run.vacuums,
         violations: year_run.violations,

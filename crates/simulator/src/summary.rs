@@ -6,7 +6,6 @@
 use std::{collections::BTreeMap, fmt, path::PathBuf, time::Duration};
 
 use crate::{
-    baseline::Baselines,
     cpu::CpuSplit,
     invariants::{Violation, evaluation::Headline},
     plan::{CaseOutcome, Path},
@@ -45,9 +44,7 @@ pub struct Report {
     pub wall: Duration,
     /// Peak resident memory per service, MiB (of its last process).
     pub peak_rss_mib: Vec<(String, f64)>,
-    /// pgbench's figures, unless skipped.
-    pub pgbench: Option<Baselines>,
-    /// Where the CPU went in the year (and in pgbench's run).
+    /// Where the CPU went in the year, and pgbench's runs (unless skipped).
     pub cpu: CpuSplit,
     /// What the simulator's stand-in for autovacuum did, when the server runs without it.
     pub vacuums: Option<Vacuums>,
@@ -127,7 +124,7 @@ impl fmt::Display for Report {
             self.commits,
             self.commits as f64 / seconds
         )?;
-        if let Some(baselines) = &self.pgbench {
+        if let Some(baselines) = &self.cpu.baselines {
             let shape = &baselines.shape;
             for (what, run, target) in [
                 (
